@@ -1,0 +1,370 @@
+//! `sluice-dataplane client`: open one or many sessions against a gateway,
+//! report each outcome, optionally carry a TUN device for real traffic.
+
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::Ipv4Net;
+use sluice_ppp::{AuthProto, ClientConfig, EncryptionPolicy, KeyLengths, MppePolicy};
+use tokio::sync::watch;
+
+use crate::client::{Client, Outcome, SessionParams, run_connection};
+use crate::datapath::{DataPath, gre_rx_loop, timer_loop, tun_rx_loop};
+use crate::metrics::Metrics;
+use crate::netcfg;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum AuthArg {
+    Pap,
+    Chap,
+    Mschapv1,
+    Mschapv2,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum EncryptionArg {
+    Deny,
+    Allow,
+    Prefer,
+    Require,
+}
+
+/// Options of the in-repo client.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Gateway address, HOST[:PORT] (default port 1723).
+    #[arg(long)]
+    pub server: String,
+    #[arg(long)]
+    pub user: String,
+    /// Password (or use --password-file).
+    #[arg(long, conflicts_with = "password_file")]
+    pub password: Option<String>,
+    #[arg(long)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Sessions to open.
+    #[arg(long, default_value_t = 1)]
+    pub sessions: u32,
+    /// Calls per PPTP control connection.
+    #[arg(long, default_value_t = 1)]
+    pub calls_per_connection: u16,
+    /// Session setups in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: u32,
+    /// Carry the (single) session's traffic on this TUN device.
+    #[arg(long)]
+    pub tun: Option<String>,
+    /// Networks to route into the tunnel (with --tun).
+    #[arg(long)]
+    pub route: Vec<Ipv4Net>,
+    /// Authentication methods the client accepts.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "mschapv2")]
+    pub auth: Vec<AuthArg>,
+    #[arg(long, value_enum, default_value = "require")]
+    pub encryption: EncryptionArg,
+    /// MPPE key lengths the client accepts.
+    #[arg(long, value_delimiter = ',', default_value = "128")]
+    pub mppe_bits: Vec<u16>,
+    /// Ask for stateful MPPE instead of stateless.
+    #[arg(long)]
+    pub mppe_stateful: bool,
+    /// Keep sessions up this many seconds (default: until SIGINT/SIGTERM; 0: close at once).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Give up on setups after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+    /// Local address for the GRE socket.
+    #[arg(long)]
+    pub bind: Option<Ipv4Addr>,
+    /// Print only the summary, not a line per session.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl ClientArgs {
+    pub fn server_addr(&self) -> Result<SocketAddr, String> {
+        let with_port = if self.server.contains(':') {
+            self.server.clone()
+        } else {
+            format!("{}:1723", self.server)
+        };
+        with_port
+            .to_socket_addrs()
+            .map_err(|e| format!("--server {}: {e}", self.server))?
+            .find(SocketAddr::is_ipv4)
+            .ok_or_else(|| format!("--server {}: no IPv4 address", self.server))
+    }
+
+    pub fn ppp_config(&self) -> Result<ClientConfig, String> {
+        let password = match (&self.password, &self.password_file) {
+            (Some(p), _) => p.clone().into_bytes(),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map_err(|e| format!("--password-file {}: {e}", f.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .as_bytes()
+                .to_vec(),
+            (None, None) => return Err("--password or --password-file is required".into()),
+        };
+        Ok(ClientConfig {
+            username: self.user.clone(),
+            password,
+            auth: self
+                .auth
+                .iter()
+                .map(|a| match a {
+                    AuthArg::Pap => AuthProto::Pap,
+                    AuthArg::Chap => AuthProto::ChapMd5,
+                    AuthArg::Mschapv1 => AuthProto::MsChapV1,
+                    AuthArg::Mschapv2 => AuthProto::MsChapV2,
+                })
+                .collect(),
+            mppe: MppePolicy {
+                policy: match self.encryption {
+                    EncryptionArg::Deny => EncryptionPolicy::Deny,
+                    EncryptionArg::Allow => EncryptionPolicy::Allow,
+                    EncryptionArg::Prefer => EncryptionPolicy::Prefer,
+                    EncryptionArg::Require => EncryptionPolicy::Require,
+                },
+                key_lengths: KeyLengths {
+                    bits40: self.mppe_bits.contains(&40),
+                    bits56: self.mppe_bits.contains(&56),
+                    bits128: self.mppe_bits.contains(&128),
+                },
+                stateful_allowed: self.mppe_stateful,
+            },
+            // IP MTU 1400 plus MPPE's 4 bytes, as the gateway does.
+            mru: 1400 + crate::control::mppe_overhead(EncryptionPolicy::Require),
+            mtu: 1400 + crate::control::mppe_overhead(EncryptionPolicy::Require),
+            request_dns: true,
+            keepalive: None,
+            request_stateless: !self.mppe_stateful,
+        })
+    }
+}
+
+/// What a batch of setups achieved.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub up: u32,
+    pub failed: u32,
+    pub elapsed: Duration,
+    pub setup_times: Vec<Duration>,
+    pub first_failure: Option<String>,
+}
+
+/// A running client: its hooks, threads and stop switch.
+pub struct Running {
+    pub client: Arc<Client>,
+    pub stop: watch::Sender<bool>,
+    pub tasks: tokio::task::JoinSet<Result<(), String>>,
+    outcomes: tokio::sync::mpsc::UnboundedReceiver<(u16, Outcome)>,
+    pub tun: Option<String>,
+    pub routes: Vec<Ipv4Net>,
+}
+
+/// Starts the client's data path threads.
+pub fn start(args: &ClientArgs) -> Result<Running, String> {
+    let tun = match &args.tun {
+        Some(name) => Some(Arc::new(
+            netcfg::create_tun(name, 1400, None).map_err(|e| e.to_string())?,
+        )),
+        None => None,
+    };
+    let dp = DataPath::new(args.bind, tun, Arc::new(Metrics::new()))
+        .map_err(|e| format!("opening the raw GRE socket: {e} (needs CAP_NET_RAW)"))?;
+    let (client, outcomes) = Client::new(dp);
+    for (name, f) in [
+        ("gre-rx", gre_rx_loop::<Client> as fn(Arc<Client>)),
+        ("tun-rx", tun_rx_loop::<Client>),
+    ] {
+        let c = client.clone();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || f(c))
+            .map_err(|e| e.to_string())?;
+    }
+    let c = client.clone();
+    std::thread::Builder::new()
+        .name("timers".into())
+        .spawn(move || timer_loop(c, Duration::from_millis(20)))
+        .map_err(|e| e.to_string())?;
+    let (stop, _) = watch::channel(false);
+    Ok(Running {
+        client,
+        stop,
+        tasks: tokio::task::JoinSet::new(),
+        outcomes,
+        tun: args.tun.clone(),
+        routes: args.route.clone(),
+    })
+}
+
+impl Running {
+    /// Opens `args.sessions` sessions, `args.concurrency` setups at a time,
+    /// and waits for every outcome (or the timeout).
+    pub async fn open(&mut self, args: &ClientArgs) -> Result<Report, String> {
+        let params = SessionParams {
+            server: args.server_addr()?,
+            ppp: args.ppp_config()?,
+            calls: args.calls_per_connection.max(1),
+        };
+        let per_conn = u32::from(params.calls);
+        let total = args.sessions;
+        let mut report = Report::default();
+        let start = Instant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
+        let mut spawned = 0u32;
+        let mut done = 0u32;
+        while done < total {
+            while spawned < total && spawned - done < args.concurrency.max(per_conn) {
+                let mut p = params.clone();
+                p.calls = (total - spawned).min(per_conn) as u16;
+                spawned += u32::from(p.calls);
+                self.tasks.spawn(run_connection(
+                    self.client.clone(),
+                    p,
+                    self.stop.subscribe(),
+                ));
+            }
+            tokio::select! {
+                Some((call, outcome)) = self.outcomes.recv() => {
+                    done += 1;
+                    self.report(call, &outcome, args.quiet, &mut report).await;
+                }
+                Some(joined) = self.tasks.join_next() => {
+                    if let Ok(Err(e)) = joined {
+                        // A connection that failed before any call: count its calls.
+                        done += per_conn.min(total - done);
+                        report.failed += per_conn;
+                        if !args.quiet { println!("FAILED reason={e:?}"); }
+                        report.first_failure.get_or_insert(e);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    let missing = total - done;
+                    report.failed += missing;
+                    report.first_failure.get_or_insert(format!("{missing} setups timed out"));
+                    break;
+                }
+            }
+        }
+        report.elapsed = start.elapsed();
+        Ok(report)
+    }
+
+    async fn report(&mut self, call: u16, outcome: &Outcome, quiet: bool, report: &mut Report) {
+        match outcome {
+            Outcome::Up {
+                address,
+                gateway,
+                dns,
+                encoding,
+                setup,
+            } => {
+                report.up += 1;
+                report.setup_times.push(*setup);
+                if !quiet {
+                    let dns: Vec<String> = dns.iter().map(|d| d.to_string()).collect();
+                    println!(
+                        "UP call={call} address={address} gateway={gateway} dns={} encoding=\"{encoding}\" setup_ms={}",
+                        dns.join(","),
+                        setup.as_millis()
+                    );
+                }
+                if let Some(tun) = self.tun.clone()
+                    && let Err(e) = self.configure_tun(&tun, *address, *gateway)
+                {
+                    println!("TUN-ERROR {e}");
+                }
+            }
+            Outcome::Failed(reason) => {
+                report.failed += 1;
+                if !quiet {
+                    println!("FAILED call={call} reason={reason:?}");
+                }
+                report.first_failure.get_or_insert(reason.clone());
+            }
+            Outcome::Down(reason) => {
+                if !quiet {
+                    println!("DOWN call={call} reason={reason:?}");
+                }
+            }
+        }
+    }
+
+    fn configure_tun(&self, tun: &str, address: Ipv4Addr, gateway: Ipv4Addr) -> Result<(), String> {
+        netcfg::set_address(tun, address).map_err(|e| e.to_string())?;
+        netcfg::route_replace(tun, Ipv4Net::from(gateway)).map_err(|e| e.to_string())?;
+        for r in &self.routes {
+            netcfg::route_replace(tun, *r).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Prints later outcomes (sessions dropped by the gateway) until `until`.
+    pub async fn hold(&mut self, until: Option<Duration>) {
+        let sleep = async {
+            match until {
+                Some(d) => tokio::time::sleep(d).await,
+                None => {
+                    let mut term =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                            .ok();
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                    }
+                }
+            }
+        };
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return,
+                Some((call, outcome)) = self.outcomes.recv() => {
+                    let mut r = Report::default();
+                    self.report(call, &outcome, false, &mut r).await;
+                }
+            }
+        }
+    }
+
+    /// Closes every session gracefully and waits (bounded) for the connections to end.
+    pub async fn shutdown(&mut self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        self.tasks.abort_all();
+        self.client
+            .dp
+            .stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Entry point of `sluice-dataplane client`.
+pub async fn run(args: ClientArgs) -> Result<(), String> {
+    let mut running = start(&args)?;
+    let report = running.open(&args).await?;
+    println!(
+        "SUMMARY up={} failed={} elapsed_ms={}",
+        report.up,
+        report.failed,
+        report.elapsed.as_millis()
+    );
+    if report.failed == 0 {
+        running.hold(args.duration.map(Duration::from_secs)).await;
+    }
+    running.shutdown().await;
+    match report.first_failure {
+        None => Ok(()),
+        Some(e) => Err(format!(
+            "{} of {} sessions failed; first failure: {e}",
+            report.failed, args.sessions
+        )),
+    }
+}

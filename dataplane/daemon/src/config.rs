@@ -1,0 +1,263 @@
+//! Loading manifests into the runtime configuration the data plane applies.
+//!
+//! The manifests go through `sluice_api::compile` — the same function the
+//! operator uses — and the resulting `GatewayConfig` is turned into typed
+//! values here once, so the hot path never parses strings.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use sluice_ppp::{AuthProto, EncryptionPolicy, KeyLengths, MppePolicy};
+use sluice_proto::v1 as pb;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A password that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// One user as the data plane needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    pub username: String,
+    pub password: Secret,
+    pub pptp: bool,
+    pub l2tp: bool,
+    pub remote_address: Option<Ipv4Addr>,
+    pub routes: Vec<Ipv4Net>,
+    /// 0 = unlimited.
+    pub max_sessions: u32,
+    pub source: String,
+}
+
+/// Typed, validated gateway configuration.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub gateway: String,
+    pub version: String,
+    pub pptp_enabled: bool,
+    pub pptp_port: u16,
+    pub auth: Vec<AuthProto>,
+    pub mppe: MppePolicy,
+    pub mtu: u16,
+    pub mru: u16,
+    pub keepalive: Option<Duration>,
+    pub local_address: Ipv4Addr,
+    pub pool: Ipv4Net,
+    pub dns: Vec<Ipv4Addr>,
+    pub static_ranges: Vec<Ipv4Net>,
+    pub masquerade: bool,
+    /// 0 = unlimited.
+    pub max_sessions: u32,
+    pub users: HashMap<String, UserEntry>,
+}
+
+fn bad(what: &str, value: &str) -> LoadError {
+    LoadError::Invalid(format!("compiled config has invalid {what} {value:?}"))
+}
+
+fn ip(what: &str, s: &str) -> Result<Ipv4Addr, LoadError> {
+    s.parse().map_err(|_| bad(what, s))
+}
+
+fn net(what: &str, s: &str) -> Result<Ipv4Net, LoadError> {
+    s.parse().map_err(|_| bad(what, s))
+}
+
+impl Runtime {
+    /// Converts a compiled `GatewayConfig` (from `compile` or from the operator).
+    pub fn from_proto(c: &pb::GatewayConfig) -> Result<Runtime, LoadError> {
+        let pptp = c.pptp.clone().unwrap_or_default();
+        let ppp = c
+            .ppp
+            .clone()
+            .ok_or_else(|| LoadError::Invalid("compiled config has no ppp settings".into()))?;
+        let auth = pptp
+            .authentication()
+            .filter_map(|m| match m {
+                pb::AuthMethod::Pap => Some(AuthProto::Pap),
+                pb::AuthMethod::ChapMd5 => Some(AuthProto::ChapMd5),
+                pb::AuthMethod::MschapV1 => Some(AuthProto::MsChapV1),
+                pb::AuthMethod::MschapV2 => Some(AuthProto::MsChapV2),
+                pb::AuthMethod::Unspecified => None,
+            })
+            .collect::<Vec<_>>();
+        if auth.is_empty() {
+            return Err(LoadError::Invalid(
+                "compiled config has no authentication method".into(),
+            ));
+        }
+        let policy = match pptp.encryption() {
+            pb::EncryptionPolicy::Deny => EncryptionPolicy::Deny,
+            pb::EncryptionPolicy::Allow => EncryptionPolicy::Allow,
+            pb::EncryptionPolicy::Prefer => EncryptionPolicy::Prefer,
+            pb::EncryptionPolicy::Require | pb::EncryptionPolicy::Unspecified => {
+                EncryptionPolicy::Require
+            }
+        };
+        let key_lengths = KeyLengths {
+            bits40: pptp.mppe_key_lengths.contains(&40),
+            bits56: pptp.mppe_key_lengths.contains(&56),
+            bits128: pptp.mppe_key_lengths.contains(&128),
+        };
+        let mut users = HashMap::new();
+        for u in &c.users {
+            let mut entry = UserEntry {
+                username: u.username.clone(),
+                password: Secret(u.password.clone()),
+                pptp: u.services.iter().any(|s| s == "pptp"),
+                l2tp: u.services.iter().any(|s| s == "l2tp"),
+                remote_address: None,
+                routes: Vec::new(),
+                max_sessions: u.max_sessions,
+                source: u.source.clone(),
+            };
+            if !u.remote_address.is_empty() {
+                entry.remote_address = Some(ip("remote address", &u.remote_address)?);
+            }
+            for r in &u.routes {
+                entry.routes.push(net("route", r)?);
+            }
+            users.insert(u.username.clone(), entry);
+        }
+        let port = u16::try_from(pptp.port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| bad("pptp port", &pptp.port.to_string()))?;
+        let clamp16 = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        Ok(Runtime {
+            gateway: c.gateway.clone(),
+            version: c.version.clone(),
+            pptp_enabled: pptp.enabled,
+            pptp_port: port,
+            auth,
+            mppe: MppePolicy {
+                policy,
+                key_lengths,
+                stateful_allowed: pptp.mppe_stateful,
+            },
+            mtu: clamp16(ppp.mtu),
+            mru: clamp16(ppp.mru),
+            keepalive: (ppp.keepalive_timeout_seconds > 0)
+                .then(|| Duration::from_secs(u64::from(ppp.keepalive_timeout_seconds))),
+            local_address: ip("local address", &ppp.local_address)?,
+            pool: net("address pool", &ppp.address_pool)?,
+            dns: ppp
+                .dns_servers
+                .iter()
+                .map(|d| ip("dns server", d))
+                .collect::<Result<_, _>>()?,
+            static_ranges: ppp
+                .static_addresses
+                .iter()
+                .map(|d| net("static address range", d))
+                .collect::<Result<_, _>>()?,
+            masquerade: c.nat.as_ref().is_some_and(|n| n.masquerade),
+            max_sessions: c.max_sessions,
+            users,
+        })
+    }
+
+    /// Addresses the pool must never hand out dynamically.
+    pub fn reserved_addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        std::iter::once(self.local_address)
+            .chain(self.users.values().filter_map(|u| u.remote_address))
+    }
+}
+
+/// Reads, parses and compiles a manifest file into a runtime config.
+pub fn load_file(path: &Path, gateway: Option<&str>) -> Result<Runtime, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    load_str(&text, gateway)
+}
+
+/// Parses and compiles manifest text into a runtime config.
+pub fn load_str(text: &str, gateway: Option<&str>) -> Result<Runtime, LoadError> {
+    let manifests =
+        sluice_api::parse_manifests(text).map_err(|e| LoadError::Invalid(e.to_string()))?;
+    let compiled = sluice_api::compile_from_manifests(&manifests, gateway)
+        .map_err(|e| LoadError::Invalid(e.to_string()))?;
+    Runtime::from_proto(&compiled)
+}
+
+/// A human-readable summary of a runtime config, without secrets.
+pub fn summary(c: &Runtime) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "gateway:        {}", c.gateway);
+    let _ = writeln!(s, "version:        {}", c.version);
+    let _ = writeln!(
+        s,
+        "pptp:           {} on tcp/{}",
+        if c.pptp_enabled {
+            "enabled"
+        } else {
+            "disabled"
+        },
+        c.pptp_port
+    );
+    let _ = writeln!(s, "authentication: {:?}", c.auth);
+    let _ = writeln!(s, "encryption:     {:?}", c.mppe);
+    let _ = writeln!(s, "mtu/mru:        {}/{}", c.mtu, c.mru);
+    let _ = writeln!(s, "keepalive:      {:?}", c.keepalive);
+    let _ = writeln!(s, "local address:  {}", c.local_address);
+    let _ = writeln!(s, "address pool:   {}", c.pool);
+    let _ = writeln!(s, "dns:            {:?}", c.dns);
+    let _ = writeln!(s, "masquerade:     {}", c.masquerade);
+    let _ = writeln!(
+        s,
+        "max sessions:   {}",
+        if c.max_sessions == 0 {
+            "unlimited".to_owned()
+        } else {
+            c.max_sessions.to_string()
+        }
+    );
+    let mut users: Vec<_> = c.users.values().collect();
+    users.sort_by(|a, b| a.username.cmp(&b.username));
+    let _ = writeln!(s, "users:          {}", users.len());
+    for u in users {
+        let _ = writeln!(
+            s,
+            "  {} (password set; pptp={} l2tp={} address={} routes={:?} maxSessions={})",
+            u.username,
+            u.pptp,
+            u.l2tp,
+            u.remote_address
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "pool".into()),
+            u.routes.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+            u.max_sessions
+        );
+    }
+    s
+}

@@ -1,0 +1,226 @@
+//! One task per PPTP control connection (RFC 2637 §3): drives the PAC engine
+//! with TCP bytes and timers, creates a link per accepted call, and carries
+//! call teardown between the data path and the peer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_ppp::{EncryptionPolicy, Ppp, ServerConfig};
+use sluice_pptp::{ControlConnection, ControlEvent, GreChannel, OcrpResult, PacConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tracing::{debug, info, warn};
+
+use crate::config::Runtime;
+use crate::gateway::Gateway;
+use crate::link::{CtlCmd, Link};
+use crate::metrics::{Layer, SetupResult};
+
+/// How long a new call waits for the client to speak first.
+const PASSIVE_START: Duration = Duration::from_millis(250);
+
+/// PPP settings for a new server-side session.
+///
+/// `spec.ppp.mtu`/`mru` are IP packet sizes (the tunnel interface MTU); when
+/// MPPE may be used, the PPP MRU/MTU carry its 4 bytes of overhead on top so
+/// a full-size IP packet still fits.
+pub fn ppp_server_config(cfg: &Runtime) -> ServerConfig {
+    let overhead = mppe_overhead(cfg.mppe.policy);
+    ServerConfig {
+        auth: cfg.auth.clone(),
+        mppe: cfg.mppe,
+        mru: cfg.mru.saturating_add(overhead),
+        mtu: cfg.mtu.saturating_add(overhead),
+        local_addr: cfg.local_address,
+        dns: cfg.dns.clone(),
+        keepalive: cfg.keepalive,
+        max_auth_attempts: 3,
+        auth_timeout: Duration::from_secs(30),
+        name: "sluice".into(),
+    }
+}
+
+/// Bytes MPPE adds inside the PPP information field (RFC 3078 §3: header and
+/// the encrypted protocol field), or 0 when MPPE is never negotiated.
+pub fn mppe_overhead(policy: EncryptionPolicy) -> u16 {
+    match policy {
+        EncryptionPolicy::Deny => 0,
+        _ => (sluice_ppp::mppe::HEADER_LEN + 2) as u16,
+    }
+}
+
+/// PAC settings for a new control connection.
+pub fn pac_config() -> PacConfig {
+    PacConfig {
+        hostname: hostname(),
+        vendor: "Sluice".into(),
+        // Stock clients use one call per connection; the in-repo client and
+        // multi-call PNSs may open more.
+        max_calls: 256,
+        ..PacConfig::default()
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "sluice".into())
+}
+
+/// 32 bytes from the OS for an engine's CSPRNG.
+pub fn seed() -> [u8; 32] {
+    let mut s = [0u8; 32];
+    if getrandom::fill(&mut s).is_err() {
+        // getrandom only fails on exotic platforms; mix in the clock rather than abort.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        s[..16].copy_from_slice(&t.to_le_bytes());
+    }
+    s
+}
+
+/// Serves one control connection until it closes.
+pub async fn serve(
+    gw: Arc<Gateway>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    _permit: OwnedSemaphorePermit,
+) {
+    let SocketAddr::V4(peer4) = peer else {
+        debug!(%peer, "PPTP over IPv6 is not supported; closing");
+        return;
+    };
+    let peer_ip = *peer4.ip();
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<CtlCmd>();
+    let mut pac = ControlConnection::new(pac_config(), Instant::now());
+    let mut calls: HashMap<u16, Arc<Link>> = HashMap::new();
+    let mut buf = vec![0u8; 2048];
+    gw.dp.metrics.control_connections.inc();
+    debug!(%peer, "control connection opened");
+    let reason = 'conn: loop {
+        let mut closed = None;
+        while let Some(ev) = pac.poll_event() {
+            let now = Instant::now();
+            match ev {
+                ControlEvent::Established {
+                    peer_hostname,
+                    peer_vendor,
+                } => {
+                    debug!(%peer, host = %peer_hostname, vendor = %peer_vendor, "control connection established");
+                }
+                ControlEvent::CallRequested {
+                    peer_call_id,
+                    peer_recv_window,
+                    ..
+                } => {
+                    let cfg = gw.config();
+                    let limit =
+                        cfg.max_sessions > 0 && gw.dp.links.len() >= cfg.max_sessions as usize;
+                    let id = if limit || !cfg.pptp_enabled {
+                        None
+                    } else {
+                        gw.call_ids
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .allocate()
+                    };
+                    let Some(id) = id else {
+                        gw.dp.metrics.setup(SetupResult::Limit);
+                        info!(%peer, "call refused: gateway session limit");
+                        pac.reject_call(now, peer_call_id, OcrpResult::Busy, None);
+                        continue;
+                    };
+                    let ppp = Ppp::server(ppp_server_config(&cfg), now, seed());
+                    let gre = GreChannel::new(peer_call_id, peer_recv_window, now);
+                    let link = Arc::new(Link::new(
+                        id,
+                        peer_call_id,
+                        peer_ip,
+                        now,
+                        tx.clone(),
+                        ppp,
+                        gre,
+                    ));
+                    gw.dp.links.insert(link.clone());
+                    if let Err(e) = pac.accept_call(now, peer_call_id, id) {
+                        warn!(%peer, error = %e, "accepting call failed");
+                        gw.abort(&link, "call setup failed");
+                        continue;
+                    }
+                    calls.insert(id, link.clone());
+                    // Passive start: the engine's first Configure-Request goes
+                    // out when the client's first GRE packet arrives (it is then
+                    // ready to receive) or after a short grace period, so it is
+                    // not lost to the race between our OCRP and the client
+                    // setting up its side (which would cost a 3 s restart).
+                    let grace = now + PASSIVE_START;
+                    link.deadline.store(
+                        gw.dp.clock.encode(Some(grace)),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                }
+                ControlEvent::CallCleared { local_call_id } => {
+                    if let Some(link) = calls.remove(&local_call_id) {
+                        gw.abort(&link, "peer cleared the call");
+                    }
+                }
+                ControlEvent::Closed { reason } => closed = Some(reason),
+                _ => {}
+            }
+        }
+        while let Some(bytes) = pac.poll_transmit() {
+            if let Err(e) = wr.write_all(&bytes).await {
+                break 'conn format!("write failed: {e}");
+            }
+        }
+        if let Some(reason) = closed {
+            break reason;
+        }
+        let deadline = pac.poll_timeout();
+        tokio::select! {
+            r = rd.read(&mut buf) => match r {
+                Ok(0) => break "peer closed the TCP connection".to_owned(),
+                Ok(n) => {
+                    let data = buf.get(..n).unwrap_or_default();
+                    if let Err(e) = pac.handle_input(Instant::now(), data) {
+                        gw.dp.metrics.malformed(Layer::Pptp);
+                        info!(%peer, error = %e, "bad control message; closing connection");
+                        while let Some(bytes) = pac.poll_transmit() {
+                            let _ = wr.write_all(&bytes).await;
+                        }
+                        break e.to_string();
+                    }
+                }
+                Err(e) => break format!("read failed: {e}"),
+            },
+            Some(cmd) = rx.recv() => match cmd {
+                CtlCmd::CallDown { local_call_id, cause } => {
+                    if calls.remove(&local_call_id).is_some() {
+                        pac.disconnect_call(Instant::now(), local_call_id, &cause);
+                    }
+                }
+            },
+            _ = sleep_until(deadline) => pac.handle_timeout(Instant::now()),
+        }
+    };
+    for link in calls.values() {
+        gw.abort(link, "control connection closed");
+    }
+    let _ = wr.shutdown().await;
+    gw.dp.metrics.control_connections.dec();
+    debug!(%peer, %reason, "control connection closed");
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}

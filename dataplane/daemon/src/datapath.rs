@@ -1,0 +1,311 @@
+//! The per-node fast path. GRE datagrams are read in batches from the one raw
+//! socket, demultiplexed by Call ID and pushed through the session's GRE
+//! sequencing, PPP/MPPE decapsulation and the TUN write on the same thread —
+//! no task or channel hop per packet. The TUN reader does the reverse. A timer
+//! thread runs the engines' timeouts. Gateway and in-repo client share all of
+//! this; they differ only in their [`Hooks`].
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sluice_ppp::Event;
+use sluice_pptp::{GrePacket, GreRepr, RxVerdict};
+use tracing::warn;
+
+use crate::link::{Clock, Link, LinkState, LinkTable, due};
+use crate::metrics::{Layer, Metrics};
+use crate::rawsock::{IPPROTO_GRE, RawSocket, RecvBatch};
+
+/// Shared data-path resources.
+pub struct DataPath {
+    pub gre: RawSocket,
+    pub links: LinkTable,
+    pub tun: Option<Arc<tun_rs::SyncDevice>>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
+    pub stop: AtomicBool,
+}
+
+impl DataPath {
+    pub fn new(
+        bind: Option<Ipv4Addr>,
+        tun: Option<Arc<tun_rs::SyncDevice>>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<DataPath> {
+        Ok(DataPath {
+            gre: RawSocket::open(IPPROTO_GRE, bind, Duration::from_millis(200))?,
+            links: LinkTable::default(),
+            tun,
+            metrics,
+            clock: Clock {
+                epoch: Instant::now(),
+            },
+            stop: AtomicBool::new(false),
+        })
+    }
+}
+
+/// What distinguishes the gateway from the client.
+pub trait Hooks: Send + Sync + 'static {
+    fn dp(&self) -> &DataPath;
+    /// Handles one PPP engine event; the link is locked by the caller.
+    fn on_event(&self, link: &Arc<Link>, st: &mut LinkState, ev: Event, now: Instant);
+    /// Picks the link for an IP packet read from the TUN device.
+    fn route(&self, ip: &[u8]) -> Option<Arc<Link>>;
+    /// Receives decapsulated IP when there is no TUN device (load generator).
+    fn deliver(&self, _link: &Link, _ip: &[u8]) {}
+}
+
+/// Drains the engines of a locked link: control frames to GRE, events to the
+/// hooks, a pending GRE acknowledgement, and the next timer deadline.
+pub fn drive<H: Hooks>(h: &H, link: &Arc<Link>, st: &mut LinkState, now: Instant) {
+    let dp = h.dp();
+    // Events may produce frames and frames events; bounded so a confused
+    // engine can never spin here.
+    for _ in 0..64 {
+        let mut progressed = false;
+        while let Some(frame) = st.ppp.poll_transmit() {
+            send_frame(dp, link, st, &frame, now);
+            progressed = true;
+        }
+        while let Some(ev) = st.ppp.poll_event() {
+            h.on_event(link, st, ev, now);
+            progressed = true;
+        }
+        if !progressed {
+            break;
+        }
+    }
+    if let Some(ack) = st.gre.poll_ack_only(now) {
+        let mut out = Vec::with_capacity(16);
+        ack.emit_vec(&mut out);
+        if let Err(e) = dp.gre.send_to(&out, link.peer) {
+            warn!(call = link.local_call_id, error = %e, "GRE send failed");
+        }
+    }
+    let next = match (st.ppp.poll_timeout(), st.gre.poll_timeout()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    link.deadline
+        .store(dp.clock.encode(next), Ordering::Relaxed);
+}
+
+/// Sends one PPP frame over the link's GRE channel.
+pub fn send_frame(dp: &DataPath, link: &Link, st: &mut LinkState, frame: &[u8], now: Instant) {
+    let Ok(len) = u16::try_from(frame.len()) else {
+        dp.metrics.dropped("oversize");
+        return;
+    };
+    let mut out = Vec::with_capacity(16 + frame.len());
+    if st.gre.write_header(now, len, &mut out).is_err() {
+        dp.metrics.dropped("gre_window_full");
+        return;
+    }
+    out.extend_from_slice(frame);
+    if let Err(e) = dp.gre.send_to(&out, link.peer) {
+        warn!(call = link.local_call_id, error = %e, "GRE send failed");
+    }
+}
+
+/// Per-thread buffers for the transmit path.
+#[derive(Default)]
+pub struct TxScratch {
+    ppp: Vec<u8>,
+    out: Vec<u8>,
+}
+
+/// Encapsulates one IP packet (PPP, MPPE, GRE) and sends it to the link's peer.
+pub fn send_ip(
+    dp: &DataPath,
+    link: &Link,
+    st: &mut LinkState,
+    ip: &[u8],
+    now: Instant,
+    scratch: &mut TxScratch,
+) -> bool {
+    scratch.ppp.clear();
+    if st.ppp.encapsulate_ip(ip, &mut scratch.ppp).is_err() {
+        dp.metrics.dropped("link_not_ready");
+        return false;
+    }
+    let Ok(len) = u16::try_from(scratch.ppp.len()) else {
+        dp.metrics.dropped("oversize");
+        return false;
+    };
+    scratch.out.clear();
+    if st.gre.write_header(now, len, &mut scratch.out).is_err() {
+        dp.metrics.dropped("gre_window_full");
+        return false;
+    }
+    scratch.out.extend_from_slice(&scratch.ppp);
+    match dp.gre.send_to(&scratch.out, link.peer) {
+        Ok(_) => {
+            link.stats.tx_packets.fetch_add(1, Ordering::Relaxed);
+            link.stats
+                .tx_bytes
+                .fetch_add(ip.len() as u64, Ordering::Relaxed);
+            dp.metrics.tx_packets.inc();
+            dp.metrics.tx_bytes.inc_by(ip.len() as u64);
+            true
+        }
+        Err(_) => {
+            dp.metrics.dropped("gre_send_error");
+            false
+        }
+    }
+}
+
+/// Splits a raw-socket IPv4 datagram into source address and GRE bytes.
+fn ipv4_split(buf: &mut [u8]) -> Option<(Ipv4Addr, &mut [u8])> {
+    let first = *buf.first()?;
+    let ihl = usize::from(first & 0x0f) * 4;
+    if first >> 4 != 4 || ihl < 20 || buf.len() < ihl {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]));
+    let src = Ipv4Addr::new(*buf.get(12)?, *buf.get(13)?, *buf.get(14)?, *buf.get(15)?);
+    // Linux may report total length in host order on some raw paths; trust the
+    // smaller of the two.
+    let end = total.clamp(ihl, buf.len());
+    buf.get_mut(ihl..end).map(|gre| (src, gre))
+}
+
+/// Handles one datagram from the raw GRE socket.
+pub fn handle_datagram<H: Hooks>(h: &H, buf: &mut [u8], now: Instant) {
+    let dp = h.dp();
+    let Some((src, gre)) = ipv4_split(buf) else {
+        dp.metrics.malformed(Layer::Ip);
+        return;
+    };
+    let repr = match GrePacket::new_checked(&*gre).and_then(|p| GreRepr::parse(&p)) {
+        Ok(r) => r,
+        Err(_) => {
+            dp.metrics.malformed(Layer::Gre);
+            return;
+        }
+    };
+    let Some(link) = dp.links.get(repr.call_id) else {
+        dp.metrics.dropped("unknown_call_id");
+        return;
+    };
+    if link.peer != src {
+        dp.metrics.dropped("wrong_gre_source");
+        return;
+    }
+    let mut st = link.lock();
+    if st.closed {
+        return;
+    }
+    match st.gre.on_receive(now, &repr) {
+        RxVerdict::Accept => {
+            let start = repr.header_len();
+            let end = start + usize::from(repr.payload_len);
+            if let Some(payload) = gre.get_mut(start..end) {
+                match st.ppp.handle_input(now, payload) {
+                    Ok(Some(ip)) => {
+                        link.stats.rx_packets.fetch_add(1, Ordering::Relaxed);
+                        link.stats
+                            .rx_bytes
+                            .fetch_add(ip.len() as u64, Ordering::Relaxed);
+                        dp.metrics.rx_packets.inc();
+                        dp.metrics.rx_bytes.inc_by(ip.len() as u64);
+                        match &dp.tun {
+                            Some(tun) => {
+                                if tun.send(ip).is_err() {
+                                    dp.metrics.dropped("tun_write_error");
+                                }
+                            }
+                            None => h.deliver(&link, ip),
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(_) => dp.metrics.malformed(Layer::Ppp),
+                }
+            }
+        }
+        RxVerdict::AckOnly => {}
+        RxVerdict::Duplicate => dp.metrics.dropped("gre_duplicate"),
+        RxVerdict::OutOfWindow => dp.metrics.dropped("gre_out_of_order"),
+    }
+    drive(h, &link, &mut st, now);
+}
+
+/// Reads the raw GRE socket until stopped.
+pub fn gre_rx_loop<H: Hooks>(h: Arc<H>) {
+    let mut batch = RecvBatch::new(32);
+    while !h.dp().stop.load(Ordering::Relaxed) {
+        let n = match h.dp().gre.recv_batch(&mut batch) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "GRE receive failed");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let now = Instant::now();
+        for i in 0..n {
+            if let Some(buf) = batch.get_mut(i) {
+                handle_datagram(&*h, buf, now);
+            }
+        }
+    }
+}
+
+/// Reads the TUN device until stopped and sends each packet into its link.
+pub fn tun_rx_loop<H: Hooks>(h: Arc<H>) {
+    let Some(tun) = h.dp().tun.clone() else {
+        return;
+    };
+    let mut buf = vec![0u8; 65536];
+    let mut scratch = TxScratch::default();
+    while !h.dp().stop.load(Ordering::Relaxed) {
+        let n = match tun.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                warn!(error = %e, "TUN read failed");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let Some(ip) = buf.get(..n) else { continue };
+        if ip.first().map(|b| b >> 4) != Some(4) {
+            h.dp().metrics.dropped("not_ipv4");
+            continue;
+        }
+        let Some(link) = h.route(ip) else {
+            h.dp().metrics.dropped("no_route_to_session");
+            continue;
+        };
+        let now = Instant::now();
+        let mut st = link.lock();
+        if st.closed {
+            continue;
+        }
+        send_ip(h.dp(), &link, &mut st, ip, now, &mut scratch);
+    }
+}
+
+/// Runs due engine timers until stopped.
+pub fn timer_loop<H: Hooks>(h: Arc<H>, tick: Duration) {
+    while !h.dp().stop.load(Ordering::Relaxed) {
+        std::thread::sleep(tick);
+        let now = Instant::now();
+        let now_nanos = h.dp().clock.now_nanos(now);
+        for link in h.dp().links.all() {
+            if !due(&link, now_nanos) {
+                continue;
+            }
+            let mut st = link.lock();
+            if st.closed {
+                continue;
+            }
+            st.ppp.handle_timeout(now);
+            st.gre.handle_timeout(now);
+            drive(&*h, &link, &mut st, now);
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The gateway's side of the data path: admission (who may log in, limits),
+//! address assignment, routes, accounting, teardown and live reload.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime};
+
+use ipnet::Ipv4Net;
+use sluice_ppp::{AuthProto, DownReason, Event};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::callid::CallIds;
+use crate::config::{Runtime, UserEntry};
+use crate::datapath::{DataPath, Hooks, drive};
+use crate::link::{CtlCmd, Link, LinkState};
+use crate::metrics::{MethodLabels, ProtoLabels, Protocol, SetupResult};
+use crate::netcfg::RouteCmd;
+use crate::pool::Pool;
+
+/// Shared state of one running gateway.
+pub struct Gateway {
+    pub dp: DataPath,
+    cfg: RwLock<Arc<Runtime>>,
+    pool: Mutex<Pool>,
+    pub call_ids: Mutex<CallIds>,
+    user_sessions: Mutex<HashMap<String, u32>>,
+    routes: Option<mpsc::UnboundedSender<RouteCmd>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Name of an authentication method for logs and metric labels.
+pub fn method_name(m: AuthProto) -> &'static str {
+    match m {
+        AuthProto::Pap => "pap",
+        AuthProto::ChapMd5 => "chap",
+        AuthProto::MsChapV1 => "mschapv1",
+        AuthProto::MsChapV2 => "mschapv2",
+    }
+}
+
+fn classify(reason: &DownReason) -> SetupResult {
+    match reason {
+        DownReason::AuthFailed => SetupResult::AuthFailed,
+        DownReason::EncryptionRequired => SetupResult::EncryptionRequired,
+        DownReason::NegotiationFailed(_) => SetupResult::NegotiationFailed,
+        DownReason::KeepaliveTimeout | DownReason::AuthTimeout => SetupResult::Timeout,
+        DownReason::PeerTerminated => SetupResult::PeerClosed,
+        _ => SetupResult::Error,
+    }
+}
+
+impl Gateway {
+    pub fn new(
+        dp: DataPath,
+        cfg: Runtime,
+        routes: Option<mpsc::UnboundedSender<RouteCmd>>,
+        call_id_start: u16,
+    ) -> Gateway {
+        let pool = Pool::new(cfg.pool, cfg.reserved_addresses());
+        dp.metrics.set_config(&cfg.gateway, &cfg.version);
+        let gw = Gateway {
+            dp,
+            pool: Mutex::new(pool),
+            cfg: RwLock::new(Arc::new(cfg)),
+            call_ids: Mutex::new(CallIds::new(call_id_start)),
+            user_sessions: Mutex::new(HashMap::new()),
+            routes,
+        };
+        gw.update_pool_metrics();
+        gw
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Runtime> {
+        self.cfg.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn update_pool_metrics(&self) {
+        let pool = lock(&self.pool);
+        let used = pool.leased() as i64;
+        self.dp.metrics.pool_used.set(used);
+        self.dp
+            .metrics
+            .pool_free
+            .set(i64::from(pool.capacity()).saturating_sub(used).max(0));
+    }
+
+    /// Whether `user` may start one more session now (checked again, and
+    /// counted, once authenticated).
+    fn admissible<'a>(&self, cfg: &'a Runtime, username: &str) -> Result<&'a UserEntry, String> {
+        let user = cfg
+            .users
+            .get(username)
+            .ok_or_else(|| "unknown or disabled user".to_owned())?;
+        if !user.pptp {
+            return Err("user may not use pptp".into());
+        }
+        let current = lock(&self.user_sessions)
+            .get(username)
+            .copied()
+            .unwrap_or(0);
+        if user.max_sessions > 0 && current >= user.max_sessions {
+            return Err(format!(
+                "user already has {current} session(s) (maxSessions)"
+            ));
+        }
+        Ok(user)
+    }
+
+    fn count_user(&self, user: &UserEntry) -> Result<(), String> {
+        let mut map = lock(&self.user_sessions);
+        let n = map.entry(user.username.clone()).or_insert(0);
+        if user.max_sessions > 0 && *n >= user.max_sessions {
+            return Err(format!("user already has {n} session(s) (maxSessions)"));
+        }
+        *n += 1;
+        Ok(())
+    }
+
+    fn uncount_user(&self, username: &str) {
+        let mut map = lock(&self.user_sessions);
+        if let Some(n) = map.get_mut(username) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(username);
+            }
+        }
+    }
+
+    fn record_setup(&self, st: &mut LinkState, result: SetupResult) {
+        if !st.setup_recorded {
+            st.setup_recorded = true;
+            self.dp.metrics.setup(result);
+        }
+    }
+
+    fn route(&self, cmd: RouteCmd) {
+        if let Some(tx) = &self.routes {
+            let _ = tx.send(cmd);
+        }
+    }
+
+    /// Routes a session needs beyond the pool route.
+    fn session_routes(cfg: &Runtime, addr: Ipv4Addr, user_routes: &[Ipv4Net]) -> Vec<Ipv4Net> {
+        let mut routes = Vec::new();
+        if !cfg.pool.contains(&addr) {
+            routes.push(Ipv4Net::from(addr));
+        }
+        routes.extend_from_slice(user_routes);
+        routes
+    }
+
+    /// Releases everything a link holds. Idempotent.
+    pub fn teardown(&self, link: &Arc<Link>, st: &mut LinkState, cause: &str, result: SetupResult) {
+        if st.closed {
+            return;
+        }
+        st.closed = true;
+        st.down_reason = Some(cause.to_owned());
+        link.dead.store(true, Ordering::Relaxed);
+        if let Some(addr) = st.address.take() {
+            self.dp.links.unbind_address(addr, link.local_call_id);
+            lock(&self.pool).release(addr);
+        }
+        if st.up_at.is_some() {
+            self.dp.links.unbind_nets(link.local_call_id);
+            for r in std::mem::take(&mut st.routes) {
+                self.route(RouteCmd::Del(r));
+            }
+        }
+        if st.counted {
+            st.counted = false;
+            if let Some(u) = &st.username {
+                self.uncount_user(u);
+            }
+        }
+        if let Some((up, _)) = st.up_at {
+            self.dp
+                .metrics
+                .sessions_active
+                .get_or_create(&ProtoLabels {
+                    protocol: Protocol::Pptp,
+                })
+                .dec();
+            info!(
+                user = st.username.as_deref().unwrap_or(""),
+                caller = %link.peer,
+                call_id = link.local_call_id,
+                duration_s = up.elapsed().as_secs(),
+                rx_bytes = link.stats.rx_bytes.load(Ordering::Relaxed),
+                tx_bytes = link.stats.tx_bytes.load(Ordering::Relaxed),
+                %cause,
+                "session down"
+            );
+        } else {
+            self.record_setup(st, result);
+            info!(
+                user = st.username.as_deref().unwrap_or(""),
+                caller = %link.peer,
+                call_id = link.local_call_id,
+                %cause,
+                "session setup failed"
+            );
+        }
+        self.dp.links.remove(link.local_call_id);
+        lock(&self.call_ids).release(link.local_call_id);
+        let _ = link.ctl.send(CtlCmd::CallDown {
+            local_call_id: link.local_call_id,
+            cause: cause.to_owned(),
+        });
+        self.update_pool_metrics();
+    }
+
+    /// Ends a link gracefully: LCP Terminate-Request; teardown follows on the
+    /// engine's Down event (or its terminate timer).
+    pub fn close(self: &Arc<Self>, link: &Arc<Link>, reason: &str) {
+        let now = Instant::now();
+        let mut st = link.lock();
+        if st.closed {
+            return;
+        }
+        st.ppp.close(now, reason);
+        drive(&**self, link, &mut st, now);
+    }
+
+    /// Ends a link at once (its control connection is gone or cleared it).
+    pub fn abort(self: &Arc<Self>, link: &Arc<Link>, reason: &str) {
+        let now = Instant::now();
+        let mut st = link.lock();
+        if st.closed {
+            return;
+        }
+        st.ppp.close(now, reason);
+        drive(&**self, link, &mut st, now);
+        self.teardown(link, &mut st, reason, SetupResult::PeerClosed);
+    }
+
+    /// Applies a new configuration: new logins use it at once; sessions of
+    /// users that were removed, disabled or lost the pptp service are closed;
+    /// every other session is left alone.
+    pub fn apply(self: &Arc<Self>, new: Runtime) {
+        let new = Arc::new(new);
+        let old = {
+            let mut guard = self.cfg.write().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *guard, new.clone())
+        };
+        lock(&self.pool).reconfigure(new.pool, new.reserved_addresses());
+        self.update_pool_metrics();
+        self.dp.metrics.set_config(&new.gateway, &new.version);
+        if old.pptp_port != new.pptp_port {
+            warn!(
+                old = old.pptp_port,
+                new = new.pptp_port,
+                "spec.pptp.port changed: the listener keeps the old port until restart"
+            );
+        }
+        let mut closed = 0;
+        for link in self.dp.links.all() {
+            let user = link.lock().username.clone();
+            let Some(user) = user else { continue };
+            let keep = new.users.get(&user).is_some_and(|u| {
+                u.pptp && old.users.get(&user).map(|o| o.remote_address) == Some(u.remote_address)
+            });
+            if !keep {
+                info!(%user, call_id = link.local_call_id, "user removed, disabled or changed address: disconnecting");
+                self.close(&link, "user removed or disabled by configuration");
+                closed += 1;
+            }
+        }
+        info!(version = %new.version, users = new.users.len(), closed, "configuration applied");
+    }
+}
+
+impl Hooks for Gateway {
+    fn dp(&self) -> &DataPath {
+        &self.dp
+    }
+
+    fn on_event(&self, link: &Arc<Link>, st: &mut LinkState, ev: Event, now: Instant) {
+        match ev {
+            Event::AuthRequest { username, method } => {
+                let cfg = self.config();
+                let secret = match self.admissible(&cfg, &username) {
+                    Ok(user) => Some(user.password.expose().to_vec()),
+                    Err(why) => {
+                        info!(user = %username, caller = %link.peer, reason = %why, "login refused");
+                        None
+                    }
+                };
+                st.username = Some(username);
+                st.auth_method = Some(method);
+                st.ppp.provide_secret(now, secret.as_deref());
+            }
+            Event::Authenticated { username, method } => {
+                let cfg = self.config();
+                st.username = Some(username.clone());
+                st.auth_method = Some(method);
+                let Some(user) = cfg.users.get(&username) else {
+                    st.ppp.close(now, "user removed");
+                    return;
+                };
+                if let Err(why) = self.count_user(user) {
+                    info!(user = %username, reason = %why, "session limit reached");
+                    self.record_setup(st, SetupResult::Limit);
+                    st.ppp.close(now, &why);
+                    return;
+                }
+                st.counted = true;
+                let leased = {
+                    let mut pool = lock(&self.pool);
+                    match user.remote_address {
+                        Some(a) => pool.claim(a),
+                        None => pool.allocate(),
+                    }
+                };
+                match leased {
+                    Ok(addr) => {
+                        st.address = Some(addr);
+                        st.address_from_pool = user.remote_address.is_none();
+                        st.routes = Self::session_routes(&cfg, addr, &user.routes);
+                        st.ppp.set_peer_address(addr);
+                        self.update_pool_metrics();
+                    }
+                    Err(e) => {
+                        warn!(user = %username, error = %e, "no address for session");
+                        self.record_setup(st, SetupResult::PoolExhausted);
+                        st.ppp.close(now, &e.to_string());
+                    }
+                }
+            }
+            Event::AuthFailed {
+                username,
+                method,
+                reason,
+            } => {
+                self.dp
+                    .metrics
+                    .auth_failures
+                    .get_or_create(&MethodLabels {
+                        method: method_name(method),
+                    })
+                    .inc();
+                self.record_setup(st, SetupResult::AuthFailed);
+                info!(user = %username, method = method_name(method), caller = %link.peer, %reason, "authentication failed");
+            }
+            Event::Up {
+                local: _,
+                peer,
+                dns: _,
+                encoding,
+            } => {
+                st.encoding = encoding;
+                st.up_at = Some((now, SystemTime::now()));
+                self.dp.links.bind_address(peer, link.clone());
+                for r in &st.routes {
+                    if r.prefix_len() < 32 || r.addr() != peer {
+                        self.dp.links.bind_net(*r, link.clone());
+                    }
+                    self.route(RouteCmd::Add(*r));
+                }
+                self.dp
+                    .metrics
+                    .sessions_active
+                    .get_or_create(&ProtoLabels {
+                        protocol: Protocol::Pptp,
+                    })
+                    .inc();
+                self.record_setup(st, SetupResult::Ok);
+                self.dp
+                    .metrics
+                    .setup_duration
+                    .get_or_create(&ProtoLabels {
+                        protocol: Protocol::Pptp,
+                    })
+                    .observe(now.saturating_duration_since(link.created).as_secs_f64());
+                info!(
+                    user = st.username.as_deref().unwrap_or(""),
+                    address = %peer,
+                    caller = %link.peer,
+                    call_id = link.local_call_id,
+                    encoding = %encoding,
+                    "session up"
+                );
+            }
+            Event::Down { reason } => {
+                let result = classify(&reason);
+                self.teardown(link, st, &reason.to_string(), result);
+            }
+        }
+    }
+
+    fn route(&self, ip: &[u8]) -> Option<Arc<Link>> {
+        let dst = ip.get(16..20)?;
+        let dst = Ipv4Addr::new(*dst.first()?, *dst.get(1)?, *dst.get(2)?, *dst.get(3)?);
+        if let Some(link) = self.dp.links.by_address(dst) {
+            return Some(link);
+        }
+        // Networks behind clients (spec.routes): longest prefix wins.
+        self.dp.links.by_net(dst)
+    }
+}

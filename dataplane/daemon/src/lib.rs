@@ -1,0 +1,19 @@
+//! Sluice data plane: the standalone/daemon PPTP gateway and the in-repo
+//! client and load generator that drive the same sans-IO engines.
+
+pub mod bench;
+pub mod callid;
+pub mod client;
+pub mod client_cli;
+pub mod config;
+pub mod control;
+pub mod datapath;
+pub mod gateway;
+pub mod http;
+pub mod link;
+pub mod metrics;
+pub mod netcfg;
+pub mod pool;
+pub mod rawsock;
+pub mod server;
+pub mod sessions_cmd;

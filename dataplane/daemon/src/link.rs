@@ -1,0 +1,216 @@
+//! A link is one PPP session carried by one PPTP call over enhanced GRE —
+//! on the gateway (PAC role) or in the in-repo client (PNS role). The link
+//! table demultiplexes GRE by our Call ID and TUN traffic by tunnel address.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Instant, SystemTime};
+
+use ipnet::Ipv4Net;
+use sluice_ppp::{AuthProto, Encoding, Ppp};
+use sluice_pptp::GreChannel;
+use tokio::sync::mpsc;
+
+/// Commands from the data path to the control connection that owns a call.
+#[derive(Debug)]
+pub enum CtlCmd {
+    /// The PPP session of this call ended: tell the peer (Call-Disconnect-Notify).
+    CallDown { local_call_id: u16, cause: String },
+}
+
+/// Byte and packet counters of one link (IP payload, both directions).
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    pub rx_bytes: AtomicU64,
+    pub rx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    pub tx_packets: AtomicU64,
+}
+
+/// Mutable state of a link, behind its lock.
+pub struct LinkState {
+    pub ppp: Ppp,
+    pub gre: GreChannel,
+    pub username: Option<String>,
+    pub auth_method: Option<AuthProto>,
+    /// The peer's tunnel address once assigned.
+    pub address: Option<Ipv4Addr>,
+    /// Whether `address` came from the dynamic pool (else it is a static one).
+    pub address_from_pool: bool,
+    /// Routes installed toward the client while it is up.
+    pub routes: Vec<Ipv4Net>,
+    /// Whether the user was counted against its session limit.
+    pub counted: bool,
+    /// Whether this setup's outcome was already counted in the metrics.
+    pub setup_recorded: bool,
+    pub up_at: Option<(Instant, SystemTime)>,
+    pub encoding: Encoding,
+    pub closed: bool,
+    /// Reason the link went down, once it did.
+    pub down_reason: Option<String>,
+}
+
+/// One PPP-over-GRE session.
+pub struct Link {
+    pub local_call_id: u16,
+    pub peer_call_id: u16,
+    /// The peer's public address: GRE destination and the only accepted GRE source.
+    pub peer: Ipv4Addr,
+    pub created: Instant,
+    pub ctl: mpsc::UnboundedSender<CtlCmd>,
+    pub stats: LinkStats,
+    /// Next timer deadline in nanoseconds since `epoch` (u64::MAX: none).
+    pub deadline: AtomicU64,
+    /// Set once the link is torn down (lock-free check for the hot path).
+    pub dead: AtomicBool,
+    state: Mutex<LinkState>,
+}
+
+impl Link {
+    pub fn new(
+        local_call_id: u16,
+        peer_call_id: u16,
+        peer: Ipv4Addr,
+        now: Instant,
+        ctl: mpsc::UnboundedSender<CtlCmd>,
+        ppp: Ppp,
+        gre: GreChannel,
+    ) -> Link {
+        Link {
+            local_call_id,
+            peer_call_id,
+            peer,
+            created: now,
+            ctl,
+            stats: LinkStats::default(),
+            deadline: AtomicU64::new(u64::MAX),
+            dead: AtomicBool::new(false),
+            state: Mutex::new(LinkState {
+                ppp,
+                gre,
+                username: None,
+                auth_method: None,
+                address: None,
+                address_from_pool: false,
+                routes: Vec::new(),
+                counted: false,
+                setup_recorded: false,
+                up_at: None,
+                encoding: Encoding::None,
+                closed: false,
+                down_reason: None,
+            }),
+        }
+    }
+
+    /// Locks the link state; a poisoned lock (a panic elsewhere) still yields the state.
+    pub fn lock(&self) -> MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Demultiplexing tables shared by all data-path threads.
+#[derive(Default)]
+pub struct LinkTable {
+    by_call: RwLock<HashMap<u16, Arc<Link>>>,
+    by_addr: RwLock<HashMap<Ipv4Addr, Arc<Link>>>,
+    /// Networks behind clients (spec.routes), longest prefix first.
+    nets: RwLock<Vec<(Ipv4Net, Arc<Link>)>>,
+}
+
+impl LinkTable {
+    pub fn insert(&self, link: Arc<Link>) {
+        write(&self.by_call).insert(link.local_call_id, link);
+    }
+
+    pub fn get(&self, call_id: u16) -> Option<Arc<Link>> {
+        read(&self.by_call).get(&call_id).cloned()
+    }
+
+    pub fn remove(&self, call_id: u16) -> Option<Arc<Link>> {
+        write(&self.by_call).remove(&call_id)
+    }
+
+    pub fn bind_address(&self, addr: Ipv4Addr, link: Arc<Link>) {
+        write(&self.by_addr).insert(addr, link);
+    }
+
+    pub fn unbind_address(&self, addr: Ipv4Addr, call_id: u16) {
+        let mut map = write(&self.by_addr);
+        if map.get(&addr).is_some_and(|l| l.local_call_id == call_id) {
+            map.remove(&addr);
+        }
+    }
+
+    pub fn by_address(&self, addr: Ipv4Addr) -> Option<Arc<Link>> {
+        read(&self.by_addr).get(&addr).cloned()
+    }
+
+    /// Routes `net` to `link` (networks behind a client).
+    pub fn bind_net(&self, net: Ipv4Net, link: Arc<Link>) {
+        let mut nets = write(&self.nets);
+        nets.push((net, link));
+        nets.sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
+    }
+
+    /// Drops every network routed to `call_id`.
+    pub fn unbind_nets(&self, call_id: u16) {
+        write(&self.nets).retain(|(_, l)| l.local_call_id != call_id);
+    }
+
+    /// Longest-prefix match over the networks behind clients.
+    pub fn by_net(&self, addr: Ipv4Addr) -> Option<Arc<Link>> {
+        read(&self.nets)
+            .iter()
+            .find(|(n, _)| n.contains(&addr))
+            .map(|(_, l)| l.clone())
+    }
+
+    /// A snapshot of every link.
+    pub fn all(&self) -> Vec<Arc<Link>> {
+        read(&self.by_call).values().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        read(&self.by_call).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Converts deadlines to and from the `u64` kept in `Link::deadline`.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    pub epoch: Instant,
+}
+
+impl Clock {
+    pub fn encode(&self, t: Option<Instant>) -> u64 {
+        match t {
+            None => u64::MAX,
+            Some(t) => u64::try_from(t.saturating_duration_since(self.epoch).as_nanos())
+                .unwrap_or(u64::MAX - 1),
+        }
+    }
+
+    pub fn now_nanos(&self, now: Instant) -> u64 {
+        self.encode(Some(now))
+    }
+}
+
+/// Loads `deadline` for a lock-free "is anything due" check.
+pub fn due(link: &Link, now_nanos: u64) -> bool {
+    link.deadline.load(Ordering::Relaxed) <= now_nanos
+}

@@ -1,0 +1,309 @@
+//! Prometheus metrics of the data plane (text exposition via prometheus-client).
+
+use std::fmt::Write;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Tunnel protocol label.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Protocol {
+    Pptp,
+}
+
+/// Outcome of a session setup attempt.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum SetupResult {
+    Ok,
+    AuthFailed,
+    NegotiationFailed,
+    EncryptionRequired,
+    Timeout,
+    Limit,
+    PoolExhausted,
+    PeerClosed,
+    Error,
+}
+
+/// Packet direction relative to the tunnel.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Direction {
+    /// From clients, decapsulated toward the network.
+    Rx,
+    /// From the network, encapsulated toward clients.
+    Tx,
+}
+
+/// Protocol layer a malformed packet was dropped at.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Layer {
+    Ip,
+    Pptp,
+    Gre,
+    Ppp,
+    Tun,
+}
+
+/// Label values are the snake_case names Prometheus users expect.
+macro_rules! label_values {
+    ($($ty:ident { $($variant:ident => $name:literal),* $(,)? })*) => {$(
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $name),* }
+            }
+        }
+        impl EncodeLabelValue for $ty {
+            fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+                encoder.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+label_values! {
+    Protocol { Pptp => "pptp" }
+    SetupResult {
+        Ok => "ok",
+        AuthFailed => "auth_failed",
+        NegotiationFailed => "negotiation_failed",
+        EncryptionRequired => "encryption_required",
+        Timeout => "timeout",
+        Limit => "limit",
+        PoolExhausted => "pool_exhausted",
+        PeerClosed => "peer_closed",
+        Error => "error",
+    }
+    Direction { Rx => "rx", Tx => "tx" }
+    Layer { Ip => "ip", Pptp => "pptp", Gre => "gre", Ppp => "ppp", Tun => "tun" }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtoLabels {
+    pub protocol: Protocol,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SetupLabels {
+    pub protocol: Protocol,
+    pub result: SetupResult,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirLabels {
+    pub direction: Direction,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LayerLabels {
+    pub layer: Layer,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    pub method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConfigLabels {
+    pub gateway: String,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+/// All data-plane metrics.
+pub struct Metrics {
+    pub sessions_active: Family<ProtoLabels, Gauge>,
+    pub setups: Family<SetupLabels, Counter>,
+    pub auth_failures: Family<MethodLabels, Counter>,
+    pub setup_duration: Family<ProtoLabels, Histogram>,
+    pub bytes: Family<DirLabels, Counter>,
+    pub packets: Family<DirLabels, Counter>,
+    pub malformed: Family<LayerLabels, Counter>,
+    pub dropped: Family<ReasonLabels, Counter>,
+    pub control_connections: Gauge,
+    pub reloads: Family<ResultLabels, Counter>,
+    pub config: Family<ConfigLabels, Gauge>,
+    pub pool_used: Gauge,
+    pub pool_free: Gauge,
+    /// Pre-resolved hot-path counters (one atomic add per packet).
+    pub rx_bytes: Counter,
+    pub rx_packets: Counter,
+    pub tx_bytes: Counter,
+    pub tx_packets: Counter,
+    registry: Registry,
+}
+
+fn setup_histogram() -> Histogram {
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ])
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("sluice");
+        let m = Metrics {
+            sessions_active: Family::default(),
+            setups: Family::default(),
+            auth_failures: Family::default(),
+            setup_duration: Family::new_with_constructor(setup_histogram),
+            bytes: Family::default(),
+            packets: Family::default(),
+            malformed: Family::default(),
+            dropped: Family::default(),
+            control_connections: Gauge::default(),
+            reloads: Family::default(),
+            config: Family::default(),
+            pool_used: Gauge::default(),
+            pool_free: Gauge::default(),
+            rx_bytes: Counter::default(),
+            rx_packets: Counter::default(),
+            tx_bytes: Counter::default(),
+            tx_packets: Counter::default(),
+            registry: Registry::default(),
+        };
+        let rx = DirLabels {
+            direction: Direction::Rx,
+        };
+        let tx = DirLabels {
+            direction: Direction::Tx,
+        };
+        let (rx_bytes, rx_packets) = (
+            m.bytes.get_or_create(&rx).clone(),
+            m.packets.get_or_create(&rx).clone(),
+        );
+        let (tx_bytes, tx_packets) = (
+            m.bytes.get_or_create(&tx).clone(),
+            m.packets.get_or_create(&tx).clone(),
+        );
+        let m = Metrics {
+            rx_bytes,
+            rx_packets,
+            tx_bytes,
+            tx_packets,
+            ..m
+        };
+        registry.register(
+            "sessions_active",
+            "Sessions whose network phase is up",
+            m.sessions_active.clone(),
+        );
+        registry.register(
+            "session_setups",
+            "Session setup attempts by result",
+            m.setups.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Failed PPP authentications by method",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "session_setup_duration_seconds",
+            "Time from call request to network phase up",
+            m.setup_duration.clone(),
+        );
+        registry.register(
+            "tunnel_bytes",
+            "IP payload bytes carried through tunnels",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "tunnel_packets",
+            "IP packets carried through tunnels",
+            m.packets.clone(),
+        );
+        registry.register(
+            "malformed_packets",
+            "Malformed packets dropped, by protocol layer",
+            m.malformed.clone(),
+        );
+        registry.register(
+            "dropped_packets",
+            "Well-formed packets dropped, by reason",
+            m.dropped.clone(),
+        );
+        registry.register(
+            "control_connections",
+            "Open PPTP control connections",
+            m.control_connections.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads by result",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "config_info",
+            "The configuration applied (value 1), labelled with its version",
+            m.config.clone(),
+        );
+        registry.register(
+            "pool_addresses_used",
+            "Tunnel addresses leased",
+            m.pool_used.clone(),
+        );
+        registry.register(
+            "pool_addresses_free",
+            "Tunnel addresses free in the dynamic pool",
+            m.pool_free.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Records the configuration now applied.
+    pub fn set_config(&self, gateway: &str, version: &str) {
+        self.config.clear();
+        self.config
+            .get_or_create(&ConfigLabels {
+                gateway: gateway.to_owned(),
+                version: version.to_owned(),
+            })
+            .set(1);
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    pub fn malformed(&self, layer: Layer) {
+        self.malformed.get_or_create(&LayerLabels { layer }).inc();
+    }
+
+    pub fn dropped(&self, reason: &'static str) {
+        self.dropped.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn setup(&self, result: SetupResult) {
+        self.setups
+            .get_or_create(&SetupLabels {
+                protocol: Protocol::Pptp,
+                result,
+            })
+            .inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

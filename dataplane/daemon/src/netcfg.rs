@@ -1,0 +1,136 @@
+//! Host network configuration around the TUN device: its address, the pool
+//! route, per-session routes, forwarding and optional masquerade. Uses the
+//! `ip` and `nft` tools (iproute2, nftables); session routes are applied by one
+//! background task so the data path never waits for them.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use ipnet::Ipv4Net;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+/// Errors preparing the host network.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("running `{cmd}`: {error}")]
+    Spawn { cmd: String, error: std::io::Error },
+    #[error("`{cmd}` failed: {stderr}")]
+    Failed { cmd: String, stderr: String },
+    #[error("creating TUN device {name}: {error}")]
+    Tun { name: String, error: std::io::Error },
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), NetError> {
+    let cmd = format!("{program} {}", args.join(" "));
+    debug!(%cmd, "net config");
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|error| NetError::Spawn {
+            cmd: cmd.clone(),
+            error,
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(NetError::Failed {
+            cmd,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+}
+
+/// Creates the TUN device, addresses it (when `local` is given) and brings it up.
+pub fn create_tun(
+    name: &str,
+    mtu: u16,
+    local: Option<Ipv4Addr>,
+) -> Result<tun_rs::SyncDevice, NetError> {
+    let dev = tun_rs::DeviceBuilder::new()
+        .name(name)
+        .mtu(mtu)
+        .build_sync()
+        .map_err(|error| NetError::Tun {
+            name: name.to_owned(),
+            error,
+        })?;
+    if let Some(local) = local {
+        set_address(name, local)?;
+    }
+    run("ip", &["link", "set", "dev", name, "up"])?;
+    Ok(dev)
+}
+
+/// Gives the TUN device its (point-to-point style) /32 address.
+pub fn set_address(dev: &str, addr: Ipv4Addr) -> Result<(), NetError> {
+    run(
+        "ip",
+        &["addr", "replace", &format!("{addr}/32"), "dev", dev],
+    )
+}
+
+/// Routes `net` into the TUN device (replacing any existing route).
+pub fn route_replace(dev: &str, net: Ipv4Net) -> Result<(), NetError> {
+    run("ip", &["route", "replace", &net.to_string(), "dev", dev])
+}
+
+/// Removes a route into the TUN device; a missing route is not an error.
+pub fn route_delete(dev: &str, net: Ipv4Net) {
+    if let Err(e) = run("ip", &["route", "del", &net.to_string(), "dev", dev]) {
+        debug!(error = %e, "route delete");
+    }
+}
+
+/// Turns on IPv4 forwarding in this network namespace.
+pub fn enable_forwarding() -> Result<(), NetError> {
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|error| NetError::Spawn {
+        cmd: "write /proc/sys/net/ipv4/ip_forward".into(),
+        error,
+    })
+}
+
+/// nftables table owned by Sluice (replaced as a whole on every change).
+const NFT_TABLE: &str = "sluice";
+
+/// Installs (or removes, with `enabled = false`) masquerade of `pool` toward
+/// every interface but the TUN device.
+pub fn set_masquerade(dev: &str, pool: Ipv4Net, enabled: bool) -> Result<(), NetError> {
+    // Deleting a table that is not there fails; that is fine.
+    let _ = run("nft", &["delete", "table", "ip", NFT_TABLE]);
+    if !enabled {
+        return Ok(());
+    }
+    let script = format!(
+        "table ip {NFT_TABLE} {{ chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; ip saddr {pool} oifname != \"{dev}\" masquerade; }} }}"
+    );
+    run("nft", &[&script])
+}
+
+/// A route change for the background route task.
+#[derive(Debug)]
+pub enum RouteCmd {
+    Add(Ipv4Net),
+    Del(Ipv4Net),
+}
+
+/// Spawns the task that applies session routes in order.
+pub fn spawn_route_task(dev: String) -> mpsc::UnboundedSender<RouteCmd> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<RouteCmd>();
+    std::thread::Builder::new()
+        .name("sluice-routes".into())
+        .spawn(move || {
+            while let Some(cmd) = rx.blocking_recv() {
+                match cmd {
+                    RouteCmd::Add(net) => {
+                        if let Err(e) = route_replace(&dev, net) {
+                            warn!(route = %net, error = %e, "installing session route failed");
+                        }
+                    }
+                    RouteCmd::Del(net) => route_delete(&dev, net),
+                }
+            }
+        })
+        .ok();
+    tx
+}

@@ -1,0 +1,513 @@
+//! Client ↔ server engine-pair tests with a simulated clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sluice_ppp::*;
+
+use AuthProto::*;
+use EncryptionPolicy::*;
+
+fn mppe128() -> Encoding {
+    Encoding::Mppe {
+        bits: 128,
+        stateful: false,
+    }
+}
+
+fn assert_up(p: &Pair, enc: Encoding) {
+    let (sl, sp, sdns, senc) = up_of(&p.server_events).expect("server Up");
+    let (cl, cp, cdns, cenc) = up_of(&p.client_events).expect("client Up");
+    assert_eq!((senc, cenc), (enc, enc));
+    assert_eq!((sl, sp), (LOCAL_IP, PEER_IP));
+    assert_eq!((cl, cp), (PEER_IP, LOCAL_IP));
+    assert_eq!(sdns, cdns);
+    assert_eq!(p.server.encoding(), enc);
+    assert_eq!(p.client.encoding(), enc);
+    assert!(!enc.to_string().is_empty());
+}
+
+#[test]
+fn every_auth_and_policy_combination_comes_up() {
+    let ms = [MsChapV1, MsChapV2];
+    let cases: &[(EncryptionPolicy, EncryptionPolicy, bool)] = &[
+        (Require, Require, true),
+        (Require, Prefer, true),
+        (Require, Allow, true),
+        (Prefer, Require, true),
+        (Prefer, Prefer, true),
+        (Prefer, Allow, true),
+        (Allow, Prefer, true),
+        (Allow, Require, true),
+        (Allow, Allow, false),
+        (Deny, Allow, false),
+        (Deny, Prefer, false),
+        (Prefer, Deny, false),
+        (Deny, Deny, false),
+    ];
+    let mut seed = 1;
+    for auth in [Pap, ChapMd5, MsChapV1, MsChapV2] {
+        for &(sp, cp, encrypted) in cases {
+            let keys = ms.contains(&auth);
+            if !keys && (sp == Require || cp == Require) {
+                continue;
+            }
+            seed += 1;
+            let mut p = Pair::new(
+                server_cfg(vec![auth], sp),
+                client_cfg(vec![auth], cp, "s3cret"),
+                seed,
+            );
+            assert!(
+                p.bring_up(),
+                "{auth} {sp:?}/{cp:?}: {:?} {:?}",
+                p.server_events,
+                p.client_events
+            );
+            let enc = if encrypted && keys {
+                mppe128()
+            } else {
+                Encoding::None
+            };
+            assert_up(&p, enc);
+            assert!(matches!(
+                p.server_events.iter().find(|e| matches!(e, Event::Authenticated { .. })),
+                Some(Event::Authenticated { method, .. }) if *method == auth
+            ));
+            assert!(
+                p.client_events
+                    .iter()
+                    .any(|e| matches!(e, Event::Authenticated { .. }))
+            );
+            assert_eq!(p.server.username(), Some("alice"));
+            let (sent, got) = p.exchange(50, 1000);
+            assert_eq!(sent, got, "{auth} {sp:?}/{cp:?}");
+            assert_eq!(p.got_at_server[0][0], 0x45);
+        }
+    }
+}
+
+#[test]
+fn require_with_non_ms_auth_is_encryption_required() {
+    for auth in [Pap, ChapMd5] {
+        let mut p = Pair::new(
+            server_cfg(vec![auth], Require),
+            client_cfg(vec![auth], Prefer, "s3cret"),
+            3,
+        );
+        p.run_until(Duration::from_secs(60), |p| p.server_down().is_some());
+        assert_eq!(p.server_down(), Some(&DownReason::EncryptionRequired));
+        p.run_until(Duration::from_secs(60), |p| p.client_down().is_some());
+        assert!(p.client_down().is_some());
+    }
+}
+
+#[test]
+fn wrong_password_fails_on_both_sides() {
+    for auth in [Pap, ChapMd5, MsChapV1, MsChapV2] {
+        let mut s = server_cfg(vec![auth], Prefer);
+        s.max_auth_attempts = 1;
+        let mut p = Pair::new(s, client_cfg(vec![auth], Prefer, "wrong"), 9);
+        p.run_until(Duration::from_secs(60), |p| {
+            p.server_down().is_some() && p.client_down().is_some()
+        });
+        assert_eq!(p.server_down(), Some(&DownReason::AuthFailed), "{auth}");
+        assert!(
+            p.server_events
+                .iter()
+                .any(|e| matches!(e, Event::AuthFailed { .. }))
+        );
+        let reason = p.client_events.iter().find_map(|e| match e {
+            Event::AuthFailed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        });
+        let reason = reason.expect("client AuthFailed");
+        if matches!(auth, MsChapV1 | MsChapV2) {
+            assert!(reason.contains("E=691"), "{reason}");
+        }
+        assert!(p.client_down().is_some());
+        assert!(!p.client.is_up() && !p.server.is_up());
+    }
+}
+
+#[test]
+fn unknown_user_fails_like_wrong_password() {
+    let mut p = Pair::new(
+        server_cfg(vec![MsChapV2], Require),
+        client_cfg(vec![MsChapV2], Require, "s3cret"),
+        4,
+    );
+    p.users.clear();
+    p.run_until(Duration::from_secs(60), |p| {
+        p.server_down().is_some() && p.client_down().is_some()
+    });
+    assert_eq!(p.server_down(), Some(&DownReason::AuthFailed));
+    // Default 3 attempts with R=1: the client gives up after the first (it has no other
+    // password), so exactly one attempt is counted by the server.
+    let fails = p
+        .server_events
+        .iter()
+        .filter(|e| matches!(e, Event::AuthFailed { .. }))
+        .count();
+    assert!(fails >= 1);
+}
+
+#[test]
+fn client_refusing_mppe_with_server_require_goes_down() {
+    let mut p = Pair::new(
+        server_cfg(vec![MsChapV2], Require),
+        client_cfg(vec![MsChapV2], Deny, "s3cret"),
+        5,
+    );
+    p.run_until(Duration::from_secs(120), |p| p.server_down().is_some());
+    assert_eq!(p.server_down(), Some(&DownReason::EncryptionRequired));
+    assert!(!p.client.is_up());
+}
+
+#[test]
+fn key_length_selection() {
+    // 40-bit only on the server, client allows all: 40-bit.
+    let mut s = server_cfg(vec![MsChapV2], Require);
+    s.mppe.key_lengths = KeyLengths {
+        bits40: true,
+        bits56: false,
+        bits128: false,
+    };
+    let mut p = Pair::new(s, client_cfg(vec![MsChapV2], Require, "s3cret"), 6);
+    assert!(p.bring_up());
+    assert_up(
+        &p,
+        Encoding::Mppe {
+            bits: 40,
+            stateful: false,
+        },
+    );
+    assert_eq!(p.exchange(20, 300), (40, 40));
+    // 56-bit common.
+    let mut s = server_cfg(vec![MsChapV1], Require);
+    s.mppe.key_lengths = KeyLengths {
+        bits40: true,
+        bits56: true,
+        bits128: false,
+    };
+    let mut c = client_cfg(vec![MsChapV1], Require, "s3cret");
+    c.mppe.key_lengths = KeyLengths {
+        bits40: false,
+        bits56: true,
+        bits128: true,
+    };
+    let mut p = Pair::new(s, c, 7);
+    assert!(p.bring_up());
+    assert_up(
+        &p,
+        Encoding::Mppe {
+            bits: 56,
+            stateful: false,
+        },
+    );
+    assert_eq!(p.exchange(20, 300), (40, 40));
+    // No common key length: encryption required fails.
+    let mut s = server_cfg(vec![MsChapV2], Require);
+    s.mppe.key_lengths = KeyLengths {
+        bits40: false,
+        bits56: false,
+        bits128: true,
+    };
+    let mut c = client_cfg(vec![MsChapV2], Require, "s3cret");
+    c.mppe.key_lengths = KeyLengths {
+        bits40: true,
+        bits56: false,
+        bits128: false,
+    };
+    let mut p = Pair::new(s, c, 8);
+    p.run_until(Duration::from_secs(200), |p| p.server_down().is_some());
+    assert_eq!(p.server_down(), Some(&DownReason::EncryptionRequired));
+}
+
+fn stateful_pair(seed: u8) -> Pair {
+    let mut s = server_cfg(vec![MsChapV2], Require);
+    s.mppe.stateful_allowed = true;
+    let mut c = client_cfg(vec![MsChapV2], Require, "s3cret");
+    c.mppe.stateful_allowed = true;
+    c.request_stateless = false;
+    Pair::new(s, c, seed)
+}
+
+#[test]
+fn stateful_negotiated_only_when_allowed() {
+    let mut p = stateful_pair(10);
+    assert!(p.bring_up());
+    assert_up(
+        &p,
+        Encoding::Mppe {
+            bits: 128,
+            stateful: true,
+        },
+    );
+    // Server forbids stateful: client asking for it ends up stateless.
+    let mut c = client_cfg(vec![MsChapV2], Require, "s3cret");
+    c.mppe.stateful_allowed = true;
+    c.request_stateless = false;
+    let mut p = Pair::new(server_cfg(vec![MsChapV2], Require), c, 11);
+    assert!(p.bring_up());
+    assert_up(&p, mppe128());
+}
+
+#[test]
+fn stateless_recovers_from_loss_reorder_duplication() {
+    let mut p = Pair::new(
+        server_cfg(vec![MsChapV2], Require),
+        client_cfg(vec![MsChapV2], Require, "s3cret"),
+        12,
+    );
+    assert!(p.bring_up());
+    p.impair = Impair {
+        loss_ctrl: 0,
+        loss_data: 100,
+        dup_data: 50,
+        reorder_data: 50,
+    };
+    let (sent, got) = p.exchange(2000, 200);
+    // Lost ~10% and late (reordered) packets are dropped; duplicates are dropped; the rest decrypt.
+    assert!(got > sent * 7 / 10, "{got}/{sent}");
+    assert!(got <= sent);
+    p.impair = Impair::default();
+    assert_eq!(p.exchange(100, 200), (200, 200));
+    assert!(p.got_at_server.iter().all(|ip| ip[0] == 0x45 && ip[1] == 0));
+    assert!(p.got_at_client.iter().all(|ip| ip[0] == 0x45 && ip[1] == 1));
+}
+
+#[test]
+fn stateful_recovers_via_reset_request() {
+    let mut p = stateful_pair(13);
+    assert!(p.bring_up());
+    p.impair = Impair {
+        loss_ctrl: 0,
+        loss_data: 30,
+        dup_data: 20,
+        reorder_data: 20,
+    };
+    let (sent, got) = p.exchange(3000, 100);
+    assert!(got > sent / 2, "{got}/{sent}");
+    p.impair = Impair::default();
+    // Clean traffic after impairments: the first packet may still be discarded until a
+    // flushed one arrives; afterwards everything gets through.
+    p.exchange(5, 100);
+    assert_eq!(p.exchange(300, 100), (600, 600));
+    assert!(p.got_at_server.iter().all(|ip| ip[0] == 0x45 && ip[1] == 0));
+}
+
+#[test]
+fn lost_control_frames_recover_via_restart_timer() {
+    for seed in 20..30 {
+        let mut p = Pair::new(
+            server_cfg(vec![MsChapV2], Require),
+            client_cfg(vec![MsChapV2], Require, "s3cret"),
+            seed,
+        );
+        p.impair.loss_ctrl = 250;
+        assert!(
+            p.bring_up(),
+            "seed {seed}: {:?} / {:?}",
+            p.server_events,
+            p.client_events
+        );
+        p.impair = Impair::default();
+        assert_eq!(p.exchange(10, 100), (20, 20));
+    }
+}
+
+#[test]
+fn keepalive_timeout_after_twice_the_interval() {
+    let mut p = Pair::new(
+        server_cfg(vec![MsChapV2], Require),
+        client_cfg(vec![MsChapV2], Require, "s3cret"),
+        31,
+    );
+    assert!(p.bring_up());
+    // Echoes keep a healthy link up for a long time.
+    let t0 = p.now;
+    p.run_until(Duration::from_secs(100), |_| false);
+    assert!(p.both_up());
+    assert!(p.now >= t0 + Duration::from_secs(100));
+    p.cut_client_to_server = true;
+    let cut = p.now;
+    p.run_until(Duration::from_secs(60), |p| p.server_down().is_some());
+    assert_eq!(p.server_down(), Some(&DownReason::KeepaliveTimeout));
+    let elapsed = p.now - cut;
+    assert!(
+        elapsed >= Duration::from_secs(19) && elapsed <= Duration::from_secs(21),
+        "{elapsed:?}"
+    );
+}
+
+#[test]
+fn terminate_from_either_side() {
+    let mut p = Pair::new(
+        server_cfg(vec![MsChapV2], Require),
+        client_cfg(vec![MsChapV2], Require, "s3cret"),
+        32,
+    );
+    assert!(p.bring_up());
+    let now = p.now;
+    p.client.close(now, "user hangup");
+    assert!(!p.client.is_up());
+    let mut out = Vec::new();
+    assert_eq!(
+        p.client.encapsulate_ip(&[0x45; 20], &mut out),
+        Err(SendError::NotReady)
+    );
+    p.run_until(Duration::from_secs(30), |p| {
+        p.server_down().is_some() && p.client_down().is_some()
+    });
+    assert_eq!(p.server_down(), Some(&DownReason::PeerTerminated));
+    assert_eq!(
+        p.client_down(),
+        Some(&DownReason::LocalClose("user hangup".into()))
+    );
+    assert_eq!(p.client.phase(), Phase::Dead);
+    assert_eq!(p.client.poll_timeout(), None);
+
+    let mut p = Pair::new(
+        server_cfg(vec![MsChapV2], Require),
+        client_cfg(vec![MsChapV2], Require, "s3cret"),
+        33,
+    );
+    assert!(p.bring_up());
+    let now = p.now;
+    p.server.close(now, "admin");
+    p.run_until(Duration::from_secs(30), |p| {
+        p.server_down().is_some() && p.client_down().is_some()
+    });
+    assert_eq!(p.client_down(), Some(&DownReason::PeerTerminated));
+    assert_eq!(
+        p.server_down(),
+        Some(&DownReason::LocalClose("admin".into()))
+    );
+
+    // Close with the peer gone: bounded Terminate-Requests, then Down.
+    let mut p = Pair::new(
+        server_cfg(vec![MsChapV2], Require),
+        client_cfg(vec![MsChapV2], Require, "s3cret"),
+        34,
+    );
+    assert!(p.bring_up());
+    p.impair.loss_ctrl = 1000;
+    let now = p.now;
+    p.server.close(now, "gone");
+    p.run_until(Duration::from_secs(30), |p| p.server_down().is_some());
+    assert_eq!(
+        p.server_down(),
+        Some(&DownReason::LocalClose("gone".into()))
+    );
+    assert!(p.now - now <= Duration::from_secs(7));
+}
+
+#[test]
+fn server_walks_auth_list_to_client_choice() {
+    let mut p = Pair::new(
+        server_cfg(vec![MsChapV2, MsChapV1, ChapMd5, Pap], Prefer),
+        client_cfg(vec![ChapMd5], Prefer, "s3cret"),
+        40,
+    );
+    assert!(p.bring_up());
+    assert_eq!(p.server.auth_method(), Some(ChapMd5));
+    // Nothing in common: LCP fails.
+    let mut p = Pair::new(
+        server_cfg(vec![MsChapV2], Prefer),
+        client_cfg(vec![Pap], Prefer, "s3cret"),
+        41,
+    );
+    p.run_until(Duration::from_secs(120), |p| p.server_down().is_some());
+    assert!(matches!(
+        p.server_down(),
+        Some(DownReason::NegotiationFailed(_))
+    ));
+}
+
+#[test]
+fn ip_before_up_and_plaintext_under_mppe_are_dropped() {
+    let mut p = Pair::new(
+        server_cfg(vec![MsChapV2], Require),
+        client_cfg(vec![MsChapV2], Require, "s3cret"),
+        42,
+    );
+    let now = p.now;
+    let mut f = vec![0xFF, 0x03, 0x00, 0x21, 0x45, 0, 0, 20];
+    assert_eq!(p.server.handle_input(now, &mut f), Ok(None));
+    let mut out = Vec::new();
+    assert_eq!(
+        p.server.encapsulate_ip(&[0x45; 20], &mut out),
+        Err(SendError::NotReady)
+    );
+    assert!(p.bring_up());
+    let now = p.now;
+    let mut f = vec![0x21, 0x45, 0, 0, 20];
+    assert_eq!(p.server.handle_input(now, &mut f), Ok(None));
+    // Too big for the peer's MRU (1400) with MPPE overhead.
+    assert!(matches!(
+        p.server.encapsulate_ip(&vec![0x45; 1400], &mut out),
+        Err(SendError::TooBig { max: 1396, .. })
+    ));
+    assert!(p.server.encapsulate_ip(&vec![0x45; 1396], &mut out).is_ok());
+}
+
+#[test]
+fn server_ignores_ipcp_until_address_is_set() {
+    let mut p = Pair::new(
+        server_cfg(vec![MsChapV2], Require),
+        client_cfg(vec![MsChapV2], Require, "s3cret"),
+        43,
+    );
+    // Intercept: don't auto-assign the address.
+    p.run_until(Duration::from_secs(10), |p| {
+        p.server_events
+            .iter()
+            .any(|e| matches!(e, Event::Authenticated { .. }))
+    });
+    assert!(p.server.phase() == Phase::Network || p.server.is_up());
+    assert!(p.bring_up());
+}
+
+#[test]
+fn mschapv2_retry_with_new_challenge_counts_attempts() {
+    // Wrong password with 3 attempts: our client gives up at the first failure (it has no other
+    // password); the server must still close the link after the client's terminate.
+    let mut p = Pair::new(
+        server_cfg(vec![MsChapV2], Require),
+        client_cfg(vec![MsChapV2], Require, "bad"),
+        44,
+    );
+    p.run_until(Duration::from_secs(60), |p| {
+        p.client_down().is_some() && p.server_down().is_some()
+    });
+    assert_eq!(p.client_down(), Some(&DownReason::AuthFailed));
+    assert!(p.server_down().is_some());
+    let reason = p.client_events.iter().find_map(|e| match e {
+        Event::AuthFailed { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(reason.unwrap().starts_with("E=691 R=1 C="));
+}
+
+#[test]
+fn auth_timeout_when_secret_never_provided() {
+    let mut p = Pair::new(
+        server_cfg(vec![MsChapV2], Require),
+        client_cfg(vec![MsChapV2], Require, "s3cret"),
+        45,
+    );
+    p.answer_auth = false;
+    let t0 = p.now;
+    p.run_until(Duration::from_secs(120), |p| p.server_down().is_some());
+    assert!(
+        p.server_events
+            .iter()
+            .any(|e| matches!(e, Event::AuthRequest { .. }))
+    );
+    assert_eq!(p.server_down(), Some(&DownReason::AuthTimeout));
+    assert!(p.now - t0 <= Duration::from_secs(31));
+}

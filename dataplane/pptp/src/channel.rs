@@ -1,0 +1,232 @@
+//! Per-call enhanced GRE data channel state (RFC 2637 §4.2–§4.4), sans-IO.
+//!
+//! Sequence and acknowledgement numbers are 32-bit and compared with serial-number arithmetic.
+//! Receive: a packet is accepted when its sequence number is newer than the last accepted one
+//! (gaps are fine: PPP/MPPE copes with loss); equal → duplicate, older → out of window.
+//! Transmit: sequence numbers start at 0; data is refused with [`TxError::WindowFull`] while the
+//! number of unacknowledged packets reaches the peer's receive window (a window of 0 is treated
+//! as 1). Acknowledgements ride on the next data packet or, after [`ACK_DELAY`], an ack-only
+//! packet from [`GreChannel::poll_ack_only`].
+
+use std::time::{Duration, Instant};
+
+use crate::error::TxError;
+use crate::gre::GreRepr;
+
+/// How long a pending acknowledgement waits for a data packet to ride on before an ack-only
+/// packet is due (§4.4 leaves the policy to the implementation; 100 ms keeps peers' windows open).
+pub const ACK_DELAY: Duration = Duration::from_millis(100);
+
+/// How long the send window may stay full without any acknowledgement progress before the
+/// channel assumes the acknowledgements were lost and reopens the window. Ack-only packets are
+/// unreliable, so without this a single lost ack could stall a full window forever.
+pub const WINDOW_STALL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `a` is newer than `b` in 32-bit serial-number arithmetic.
+pub fn seq_gt(a: u32, b: u32) -> bool {
+    // Reinterpreting the difference as signed is the serial-number comparison.
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+/// What to do with a received GRE packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxVerdict {
+    /// New data: deliver the payload to PPP.
+    Accept,
+    /// Same sequence number as the last accepted packet: drop.
+    Duplicate,
+    /// Older than the last accepted packet (late or replayed): drop.
+    OutOfWindow,
+    /// No payload; only the acknowledgement was processed.
+    AckOnly,
+}
+
+/// Counters of one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChannelStats {
+    /// Data packets accepted.
+    pub rx_accepted: u64,
+    /// Duplicates dropped.
+    pub rx_duplicate: u64,
+    /// Late packets dropped.
+    pub rx_out_of_window: u64,
+    /// Ack-only packets received.
+    pub rx_ack_only: u64,
+    /// Data packets sent.
+    pub tx_data: u64,
+    /// Ack-only packets sent.
+    pub tx_ack_only: u64,
+    /// Data packets refused because the peer's window was full.
+    pub tx_window_full: u64,
+    /// Window reopened after [`WINDOW_STALL_TIMEOUT`].
+    pub window_resets: u64,
+}
+
+/// GRE state of one call.
+#[derive(Debug, Clone)]
+pub struct GreChannel {
+    peer_call_id: u16,
+    peer_recv_window: u16,
+    next_tx_seq: u32,
+    /// Highest of our sequence numbers the peer acknowledged (initially "one before the first").
+    peer_acked: u32,
+    window_full_since: Option<Instant>,
+    rx_last: Option<u32>,
+    /// Set while an acknowledgement of `rx_last` is owed.
+    ack_due: Option<Instant>,
+    stats: ChannelStats,
+}
+
+impl GreChannel {
+    /// A channel sending to `peer_call_id` with the peer's advertised receive window.
+    pub fn new(peer_call_id: u16, peer_recv_window: u16, now: Instant) -> Self {
+        let _ = now;
+        Self {
+            peer_call_id,
+            peer_recv_window,
+            next_tx_seq: 0,
+            peer_acked: u32::MAX,
+            window_full_since: None,
+            rx_last: None,
+            ack_due: None,
+            stats: ChannelStats::default(),
+        }
+    }
+
+    /// The call id put into outgoing headers.
+    pub fn peer_call_id(&self) -> u16 {
+        self.peer_call_id
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ChannelStats {
+        &self.stats
+    }
+
+    /// Effective send window (the advertised one, at least 1).
+    pub fn window(&self) -> u32 {
+        u32::from(self.peer_recv_window.max(1))
+    }
+
+    /// Packets sent and not yet acknowledged.
+    pub fn unacked(&self) -> u32 {
+        self.next_tx_seq
+            .wrapping_sub(1)
+            .wrapping_sub(self.peer_acked)
+    }
+
+    /// Highest sequence number accepted from the peer.
+    pub fn last_received(&self) -> Option<u32> {
+        self.rx_last
+    }
+
+    /// Processes a received header; the caller has matched its call id to this channel.
+    pub fn on_receive(&mut self, now: Instant, repr: &GreRepr) -> RxVerdict {
+        if let Some(ack) = repr.ack {
+            self.process_ack(ack);
+        }
+        let Some(seq) = repr.seq else {
+            self.stats.rx_ack_only += 1;
+            return RxVerdict::AckOnly;
+        };
+        match self.rx_last {
+            Some(last) if seq == last => {
+                self.stats.rx_duplicate += 1;
+                RxVerdict::Duplicate
+            }
+            Some(last) if !seq_gt(seq, last) => {
+                self.stats.rx_out_of_window += 1;
+                RxVerdict::OutOfWindow
+            }
+            _ => {
+                self.rx_last = Some(seq);
+                if self.ack_due.is_none() {
+                    self.ack_due = Some(now.checked_add(ACK_DELAY).unwrap_or(now));
+                }
+                self.stats.rx_accepted += 1;
+                RxVerdict::Accept
+            }
+        }
+    }
+
+    fn process_ack(&mut self, ack: u32) {
+        let highest_sent = self.next_tx_seq.wrapping_sub(1);
+        // Ignore stale acks and acks for packets never sent.
+        if seq_gt(ack, self.peer_acked) && !seq_gt(ack, highest_sent) {
+            self.peer_acked = ack;
+            self.window_full_since = None;
+        }
+    }
+
+    /// Appends the header of the next data packet (sequence number, piggybacked ack) to `out`.
+    ///
+    /// The caller appends `payload_len` payload bytes after it. On `Err(WindowFull)` nothing is
+    /// written; the caller drops the packet.
+    pub fn write_header(
+        &mut self,
+        now: Instant,
+        payload_len: u16,
+        out: &mut Vec<u8>,
+    ) -> Result<GreRepr, TxError> {
+        if self.unacked() >= self.window() {
+            match self.window_full_since {
+                Some(since) if now.saturating_duration_since(since) >= WINDOW_STALL_TIMEOUT => {
+                    self.peer_acked = self.next_tx_seq.wrapping_sub(1);
+                    self.window_full_since = None;
+                    self.stats.window_resets += 1;
+                }
+                Some(_) => {
+                    self.stats.tx_window_full += 1;
+                    return Err(TxError::WindowFull);
+                }
+                None => {
+                    self.window_full_since = Some(now);
+                    self.stats.tx_window_full += 1;
+                    return Err(TxError::WindowFull);
+                }
+            }
+        }
+        let ack = if self.ack_due.take().is_some() {
+            self.rx_last
+        } else {
+            None
+        };
+        let repr = GreRepr {
+            call_id: self.peer_call_id,
+            seq: Some(self.next_tx_seq),
+            ack,
+            payload_len,
+        };
+        self.next_tx_seq = self.next_tx_seq.wrapping_add(1);
+        self.stats.tx_data += 1;
+        repr.emit_vec(out);
+        Ok(repr)
+    }
+
+    /// When [`GreChannel::poll_ack_only`] next has something to send.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.ack_due
+    }
+
+    /// Timer hook for symmetry with the other engines; the due ack is taken by `poll_ack_only`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let _ = now;
+    }
+
+    /// An ack-only header (no payload) when an acknowledgement has waited [`ACK_DELAY`].
+    pub fn poll_ack_only(&mut self, now: Instant) -> Option<GreRepr> {
+        let due = self.ack_due?;
+        if now < due {
+            return None;
+        }
+        self.ack_due = None;
+        let ack = self.rx_last?;
+        self.stats.tx_ack_only += 1;
+        Some(GreRepr {
+            call_id: self.peer_call_id,
+            seq: None,
+            ack: Some(ack),
+            payload_len: 0,
+        })
+    }
+}

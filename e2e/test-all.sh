@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole Sluice test suite: formatting, lints, unit/engine/known-answer
+# tests, a bounded fuzz run of every fuzz target, and the network-namespace
+# end-to-end tests. This is what the README's test command and CI run.
+# Needs root (network namespaces, TUN, raw GRE sockets).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "e2e/test-all.sh needs root (network namespaces, TUN, raw sockets); run it with sudo" >&2
+  exit 2
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (deny warnings)"
+cargo clippy --workspace --all-targets --release -- -D warnings
+
+step "cargo build (release)"
+cargo build --workspace --release --bins
+
+step "fuzz smoke run (${FUZZ_SECONDS}s per target)"
+e2e/fuzz-smoke.sh "$FUZZ_SECONDS"
+
+step "network-namespace end-to-end tests"
+SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/pptp.sh
+
+step "cargo test (unit, known-answer, engine-pair, robustness)"
+cargo test --workspace --release

@@ -1,0 +1,600 @@
+//! `compile()`: the one place where manifests become data-plane configuration.
+//!
+//! Pure: no I/O, no clock, deterministic output (including `version`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use sluice_proto::v1::{
+    AuthMethod, EncryptionPolicy, GatewayConfig, NatSettings, PppSettings, PptpSettings, User,
+};
+
+use crate::duration::parse_go_duration;
+use crate::error::{ConfigError, FieldError, object_name};
+use crate::gateway::{AuthenticationMethod, Encryption, MAX_MTU, MIN_MTU, VpnGateway};
+use crate::manifest::Manifests;
+use crate::user::VpnUser;
+
+/// Longest user name or password: PAP/CHAP carry them with a one-octet length (RFC 1334 §2.2.1).
+pub const MAX_CREDENTIAL_BYTES: usize = 255;
+/// Longest keepalive timeout, in seconds.
+pub const MAX_KEEPALIVE_SECONDS: u64 = 3600;
+/// Most DNS servers IPCP can offer (RFC 1877: primary and secondary).
+pub const MAX_DNS_SERVERS: usize = 2;
+/// Longest pool prefix: a /30 leaves two assignable addresses.
+pub const MAX_POOL_PREFIX: u8 = 30;
+
+const MPPE_KEY_LENGTHS: [u32; 3] = [40, 56, 128];
+
+/// Compiles one gateway, its users and their Secrets into a [`GatewayConfig`].
+///
+/// * Only users with `gatewayRef.name` equal to the gateway's name in the same
+///   namespace and not `disabled` are included, sorted by username.
+/// * Every default is filled in explicitly; `version` is the SHA-256 (hex) of the
+///   encoded config with an empty `version`.
+/// * All validation errors are collected (gateway first, then users by username).
+///
+/// Address rules: the pool's network and broadcast addresses and `localAddress`
+/// (which may lie inside the pool) are never assigned; a static `remoteAddress`
+/// must lie in the pool or in `staticAddresses`, and implies `maxSessions: 1`.
+pub fn compile(
+    gateway: &VpnGateway,
+    users: &[VpnUser],
+    secrets: &[Secret],
+) -> Result<GatewayConfig, ConfigError> {
+    let gw_name = gateway.metadata.name.as_deref().unwrap_or("");
+    let gw_ns = namespace(&gateway.metadata);
+    let mut errs = Errors {
+        list: Vec::new(),
+        object: object_name("VpnGateway", Some(gw_ns), gw_name),
+    };
+    let spec = &gateway.spec;
+
+    // --- spec.pptp
+    let pptp = &spec.pptp;
+    if pptp.port == 0 {
+        errs.push("spec.pptp.port", "must be between 1 and 65535");
+    }
+    if pptp.authentication.is_empty() {
+        errs.push("spec.pptp.authentication", "must list at least one method");
+    }
+    let mut seen_auth = HashSet::new();
+    for (i, m) in pptp.authentication.iter().enumerate() {
+        if !seen_auth.insert(*m) {
+            errs.push(
+                format!("spec.pptp.authentication[{i}]"),
+                format!("{} is listed twice", auth_name(*m)),
+            );
+        }
+    }
+    let has_mschap = pptp.authentication.iter().any(|m| m.is_mschap());
+    if matches!(pptp.encryption, Encryption::Require | Encryption::Prefer)
+        && !has_mschap
+        && !pptp.authentication.is_empty()
+    {
+        errs.push(
+            "spec.pptp.encryption",
+            format!(
+                "{} needs mschapv1 or mschapv2 in spec.pptp.authentication (MPPE keys come from MS-CHAP)",
+                encryption_name(pptp.encryption)
+            ),
+        );
+    }
+    if pptp.mppe.key_lengths.is_empty() {
+        errs.push(
+            "spec.pptp.mppe.keyLengths",
+            "must list at least one of 40, 56, 128",
+        );
+    }
+    let mut key_lengths = Vec::new();
+    for (i, &len) in pptp.mppe.key_lengths.iter().enumerate() {
+        let field = format!("spec.pptp.mppe.keyLengths[{i}]");
+        if !MPPE_KEY_LENGTHS.contains(&len) {
+            errs.push(field, format!("{len} is not one of 40, 56, 128"));
+        } else if key_lengths.contains(&len) {
+            errs.push(field, format!("{len} is listed twice"));
+        } else {
+            key_lengths.push(len);
+        }
+    }
+    key_lengths.sort_unstable_by(|a, b| b.cmp(a));
+
+    // --- spec.ppp
+    let ppp = &spec.ppp;
+    for (field, value) in [("spec.ppp.mtu", ppp.mtu), ("spec.ppp.mru", ppp.mru)] {
+        if !(MIN_MTU..=MAX_MTU).contains(&value) {
+            errs.push(field, format!("{value} is outside {MIN_MTU}..={MAX_MTU}"));
+        }
+    }
+    let keepalive = match parse_go_duration(&ppp.keepalive_timeout) {
+        Err(why) => {
+            errs.push(
+                "spec.ppp.keepaliveTimeout",
+                format!(
+                    "{:?} {why} (expected a duration such as 30s or 1m30s)",
+                    ppp.keepalive_timeout
+                ),
+            );
+            0
+        }
+        Ok(d) if d.subsec_nanos() != 0 => {
+            errs.push(
+                "spec.ppp.keepaliveTimeout",
+                format!(
+                    "{:?} must be a whole number of seconds",
+                    ppp.keepalive_timeout
+                ),
+            );
+            0
+        }
+        Ok(d) if d.as_secs() > MAX_KEEPALIVE_SECONDS => {
+            errs.push(
+                "spec.ppp.keepaliveTimeout",
+                format!("{:?} is longer than 1h", ppp.keepalive_timeout),
+            );
+            0
+        }
+        Ok(d) => u32::try_from(d.as_secs()).unwrap_or(0),
+    };
+    let local = parse_ip(&mut errs, "spec.ppp.localAddress", &ppp.local_address);
+    let pool = parse_net(&mut errs, "spec.ppp.addressPool", &ppp.address_pool);
+    let pool = pool.filter(|p| {
+        if p.prefix_len() > MAX_POOL_PREFIX {
+            errs.push(
+                "spec.ppp.addressPool",
+                format!("{p} is too small (the prefix must be /{MAX_POOL_PREFIX} or shorter)"),
+            );
+            false
+        } else {
+            true
+        }
+    });
+    if let (Some(local), Some(pool)) = (local, pool)
+        && (local == pool.network() || local == pool.broadcast())
+    {
+        errs.push(
+            "spec.ppp.localAddress",
+            format!("{local} is the network or broadcast address of pool {pool}"),
+        );
+    }
+    if ppp.dns_servers.len() > MAX_DNS_SERVERS {
+        errs.push(
+            "spec.ppp.dnsServers",
+            format!(
+                "lists {} servers, at most {MAX_DNS_SERVERS} are allowed",
+                ppp.dns_servers.len()
+            ),
+        );
+    }
+    for (i, dns) in ppp.dns_servers.iter().enumerate() {
+        parse_ip(&mut errs, &format!("spec.ppp.dnsServers[{i}]"), dns);
+    }
+    let mut static_nets = Vec::new();
+    for (i, s) in ppp.static_addresses.iter().enumerate() {
+        let field = format!("spec.ppp.staticAddresses[{i}]");
+        if let Some(net) = parse_net(&mut errs, &field, s) {
+            if let Some(pool) = pool
+                && overlaps(net, pool)
+            {
+                errs.push(field, format!("{net} overlaps pool {pool}"));
+            } else {
+                static_nets.push(net);
+            }
+        }
+    }
+    if spec.replicas < 0 {
+        errs.push(
+            "spec.replicas",
+            format!("{} must not be negative", spec.replicas),
+        );
+    }
+
+    // --- users
+    let mut mine: Vec<(String, &VpnUser)> = users
+        .iter()
+        .filter(|u| {
+            namespace(&u.metadata) == gw_ns
+                && u.spec.gateway_ref.name == gw_name
+                && !u.spec.disabled
+        })
+        .map(|u| {
+            let username = u
+                .spec
+                .username
+                .clone()
+                .unwrap_or_else(|| u.metadata.name.clone().unwrap_or_default());
+            (username, u)
+        })
+        .collect();
+    mine.sort_by(|(a, ua), (b, ub)| {
+        a.cmp(b)
+            .then_with(|| ua.metadata.name.cmp(&ub.metadata.name))
+    });
+
+    let mut out_users = Vec::with_capacity(mine.len());
+    let mut usernames: BTreeMap<&str, String> = BTreeMap::new();
+    let mut statics: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+    for (username, user) in &mine {
+        let name = user.metadata.name.as_deref().unwrap_or("");
+        errs.object = object_name("VpnUser", Some(gw_ns), name);
+        let s = &user.spec;
+
+        if username.is_empty() {
+            errs.push("spec.username", "must not be empty");
+        } else if username.len() > MAX_CREDENTIAL_BYTES {
+            errs.push(
+                "spec.username",
+                format!(
+                    "is {} bytes long, at most {MAX_CREDENTIAL_BYTES} are allowed",
+                    username.len()
+                ),
+            );
+        } else if username.contains('\0') {
+            errs.push("spec.username", "must not contain NUL");
+        } else if let Some(other) = usernames.get(username.as_str()) {
+            errs.push(
+                "spec.username",
+                format!("{username:?} is also used by {other}"),
+            );
+        } else {
+            usernames.insert(username, errs.object.clone());
+        }
+
+        let password = password(&mut errs, user, gw_ns, secrets);
+
+        if s.services.is_empty() {
+            errs.push(
+                "spec.services",
+                "must list at least one service (use spec.disabled to disable a user)",
+            );
+        }
+        let mut services: Vec<String> = Vec::new();
+        for svc in &s.services {
+            let svc = svc.as_str().to_owned();
+            if !services.contains(&svc) {
+                services.push(svc);
+            }
+        }
+
+        let mut max_sessions = s.max_sessions.unwrap_or(0);
+        let mut remote_address = String::new();
+        if let Some(ra) = &s.remote_address {
+            if let Some(ip) = parse_ip(&mut errs, "spec.remoteAddress", ra) {
+                check_static(&mut errs, ip, local, pool, &static_nets, &mut statics);
+                remote_address = ip.to_string();
+            }
+            match s.max_sessions {
+                None => max_sessions = 1,
+                Some(1) => {}
+                Some(n) => errs.push(
+                    "spec.maxSessions",
+                    format!("is {n} but must be 1 with a static spec.remoteAddress (one address serves one session)"),
+                ),
+            }
+        }
+
+        let mut routes = Vec::new();
+        for (i, r) in s.routes.iter().enumerate() {
+            let field = format!("spec.routes[{i}]");
+            if let Some(net) = parse_net(&mut errs, &field, r) {
+                if let Some(pool) = pool
+                    && overlaps(net, pool)
+                {
+                    errs.push(field, format!("{net} overlaps pool {pool}"));
+                } else if let Some(local) = local
+                    && net.contains(&local)
+                {
+                    errs.push(
+                        field,
+                        format!(
+                            "{net} contains spec.ppp.localAddress {local} of {}",
+                            object_name("VpnGateway", Some(gw_ns), gw_name)
+                        ),
+                    );
+                } else {
+                    routes.push(net.to_string());
+                }
+            }
+        }
+
+        out_users.push(User {
+            username: username.clone(),
+            password,
+            services,
+            remote_address,
+            routes,
+            max_sessions,
+            source: format!("{gw_ns}/{name}"),
+        });
+    }
+
+    if !errs.list.is_empty() {
+        return Err(ConfigError { errors: errs.list });
+    }
+
+    let mut config = GatewayConfig {
+        gateway: format!("{gw_ns}/{gw_name}"),
+        version: String::new(),
+        pptp: Some(PptpSettings {
+            enabled: pptp.enabled,
+            port: u32::from(pptp.port),
+            authentication: pptp
+                .authentication
+                .iter()
+                .map(|m| auth_method(*m) as i32)
+                .collect(),
+            encryption: encryption_policy(pptp.encryption) as i32,
+            mppe_key_lengths: key_lengths,
+            mppe_stateful: pptp.mppe.stateful,
+        }),
+        ppp: Some(PppSettings {
+            mtu: ppp.mtu,
+            mru: ppp.mru,
+            keepalive_timeout_seconds: keepalive,
+            local_address: local.map(|a| a.to_string()).unwrap_or_default(),
+            address_pool: pool.map(|p| p.to_string()).unwrap_or_default(),
+            dns_servers: ppp
+                .dns_servers
+                .iter()
+                .filter_map(|d| d.trim().parse::<Ipv4Addr>().ok())
+                .map(|a| a.to_string())
+                .collect(),
+            static_addresses: static_nets.iter().map(|n| n.to_string()).collect(),
+        }),
+        nat: Some(NatSettings {
+            masquerade: spec.nat.masquerade,
+        }),
+        max_sessions: spec.max_sessions,
+        users: out_users,
+    };
+    config.version = config_version(&config);
+    Ok(config)
+}
+
+/// Picks a gateway from parsed manifests and compiles it with all users and Secrets.
+///
+/// `gateway` is `name` or `namespace/name`; `None` picks the only gateway.
+pub fn compile_from_manifests(
+    m: &Manifests,
+    gateway: Option<&str>,
+) -> Result<GatewayConfig, ConfigError> {
+    let input_err = |msg: String| ConfigError::single(FieldError::new("input", "", msg));
+    let chosen: Vec<&VpnGateway> = match gateway {
+        None => m.gateways.iter().collect(),
+        Some(want) => m
+            .gateways
+            .iter()
+            .filter(|g| {
+                let name = g.metadata.name.as_deref().unwrap_or("");
+                match want.split_once('/') {
+                    Some((ns, n)) => namespace(&g.metadata) == ns && name == n,
+                    None => name == want,
+                }
+            })
+            .collect(),
+    };
+    match chosen.as_slice() {
+        [gw] => compile(gw, &m.users, &m.secrets),
+        [] => Err(input_err(match gateway {
+            Some(want) => format!("has no VpnGateway named {want:?}"),
+            None => "has no VpnGateway".to_owned(),
+        })),
+        many => {
+            let names: Vec<String> = many
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{}/{}",
+                        namespace(&g.metadata),
+                        g.metadata.name.as_deref().unwrap_or("")
+                    )
+                })
+                .collect();
+            Err(input_err(format!(
+                "has {} matching VpnGateways ({}); name one as namespace/name",
+                many.len(),
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// A copy of `config` with every password replaced by an empty value, safe to `Debug`-print.
+///
+/// `GatewayConfig`'s derived `Debug` shows passwords: never print it directly.
+pub fn redacted(config: &GatewayConfig) -> GatewayConfig {
+    let mut c = config.clone();
+    for u in &mut c.users {
+        u.password.clear();
+    }
+    c
+}
+
+/// SHA-256 (hex) of the encoded config with an empty `version`.
+fn config_version(config: &GatewayConfig) -> String {
+    let mut c = config.clone();
+    c.version.clear();
+    let digest = Sha256::digest(c.encode_to_vec());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct Errors {
+    list: Vec<FieldError>,
+    object: String,
+}
+
+impl Errors {
+    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.list
+            .push(FieldError::new(self.object.clone(), field, message));
+    }
+}
+
+fn namespace(meta: &ObjectMeta) -> &str {
+    match meta.namespace.as_deref() {
+        None | Some("") => "default",
+        Some(ns) => ns,
+    }
+}
+
+fn parse_ip(errs: &mut Errors, field: &str, s: &str) -> Option<Ipv4Addr> {
+    match s.parse::<Ipv4Addr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            errs.push(field, format!("{s:?} is not an IPv4 address"));
+            None
+        }
+    }
+}
+
+fn parse_net(errs: &mut Errors, field: &str, s: &str) -> Option<Ipv4Net> {
+    match s.parse::<Ipv4Net>() {
+        Ok(net) if net.trunc() == net => Some(net),
+        Ok(net) => {
+            errs.push(
+                field,
+                format!("{s} has host bits set (did you mean {}?)", net.trunc()),
+            );
+            None
+        }
+        Err(_) => {
+            errs.push(
+                field,
+                format!("{s:?} is not an IPv4 CIDR such as 10.0.0.0/24"),
+            );
+            None
+        }
+    }
+}
+
+fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+fn check_static(
+    errs: &mut Errors,
+    ip: Ipv4Addr,
+    local: Option<Ipv4Addr>,
+    pool: Option<Ipv4Net>,
+    static_nets: &[Ipv4Net],
+    statics: &mut BTreeMap<Ipv4Addr, String>,
+) {
+    const F: &str = "spec.remoteAddress";
+    if local == Some(ip) {
+        errs.push(F, format!("{ip} is the gateway's spec.ppp.localAddress"));
+        return;
+    }
+    match pool {
+        Some(pool) if ip == pool.network() || ip == pool.broadcast() => {
+            errs.push(
+                F,
+                format!("{ip} is the network or broadcast address of pool {pool}"),
+            );
+            return;
+        }
+        Some(pool) if !pool.contains(&ip) && !static_nets.iter().any(|n| n.contains(&ip)) => {
+            errs.push(
+                F,
+                format!("{ip} is outside pool {pool} and not listed in spec.ppp.staticAddresses"),
+            );
+            return;
+        }
+        // Inside the pool or a static range; or the pool is invalid and already reported.
+        _ => {}
+    }
+    if let Some(other) = statics.get(&ip) {
+        errs.push(F, format!("{ip} is also assigned to {other}"));
+    } else {
+        statics.insert(ip, errs.object.clone());
+    }
+}
+
+/// Reads the user's password from its Secret; errors never show the value.
+fn password(errs: &mut Errors, user: &VpnUser, ns: &str, secrets: &[Secret]) -> Vec<u8> {
+    const F: &str = "spec.passwordSecretRef";
+    let r = &user.spec.password_secret_ref;
+    let Some(secret) = secrets.iter().find(|s| {
+        namespace(&s.metadata) == ns && s.metadata.name.as_deref() == Some(r.name.as_str())
+    }) else {
+        errs.push(F, format!("Secret {:?} not found", r.name));
+        return Vec::new();
+    };
+    // stringData wins over data, as on the apiserver.
+    let value = secret
+        .string_data
+        .as_ref()
+        .and_then(|d| d.get(&r.key))
+        .map(|s| s.as_bytes().to_vec())
+        .or_else(|| {
+            secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(&r.key))
+                .map(|b| b.0.clone())
+        });
+    let Some(value) = value else {
+        errs.push(F, format!("Secret {:?} has no key {:?}", r.name, r.key));
+        return Vec::new();
+    };
+    let what = format!("password in Secret {:?} key {:?}", r.name, r.key);
+    if value.is_empty() {
+        errs.push(F, format!("{what} is empty"));
+    } else if value.len() > MAX_CREDENTIAL_BYTES {
+        errs.push(
+            F,
+            format!(
+                "{what} is {} bytes long, at most {MAX_CREDENTIAL_BYTES} are allowed",
+                value.len()
+            ),
+        );
+    } else if value.contains(&0) {
+        errs.push(F, format!("{what} contains NUL"));
+    } else if std::str::from_utf8(&value).is_err() {
+        errs.push(
+            F,
+            format!("{what} is not valid UTF-8 (MS-CHAP hashes the Unicode password)"),
+        );
+    }
+    value
+}
+
+fn auth_method(m: AuthenticationMethod) -> AuthMethod {
+    match m {
+        AuthenticationMethod::Pap => AuthMethod::Pap,
+        AuthenticationMethod::Chap => AuthMethod::ChapMd5,
+        AuthenticationMethod::Mschapv1 => AuthMethod::MschapV1,
+        AuthenticationMethod::Mschapv2 => AuthMethod::MschapV2,
+    }
+}
+
+fn auth_name(m: AuthenticationMethod) -> &'static str {
+    match m {
+        AuthenticationMethod::Pap => "pap",
+        AuthenticationMethod::Chap => "chap",
+        AuthenticationMethod::Mschapv1 => "mschapv1",
+        AuthenticationMethod::Mschapv2 => "mschapv2",
+    }
+}
+
+fn encryption_policy(e: Encryption) -> EncryptionPolicy {
+    match e {
+        Encryption::Deny => EncryptionPolicy::Deny,
+        Encryption::Allow => EncryptionPolicy::Allow,
+        Encryption::Prefer => EncryptionPolicy::Prefer,
+        Encryption::Require => EncryptionPolicy::Require,
+    }
+}
+
+fn encryption_name(e: Encryption) -> &'static str {
+    match e {
+        Encryption::Deny => "deny",
+        Encryption::Allow => "allow",
+        Encryption::Prefer => "prefer",
+        Encryption::Require => "require",
+    }
+}

@@ -1,0 +1,238 @@
+//! The `VpnGateway` custom resource (`sluice.dev/v1alpha1`).
+
+// kube's repeated `printcolumn(...)` arguments look like duplicated attributes to clippy.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Default PPTP control port (RFC 2637 §1.3 uses TCP 1723).
+pub const DEFAULT_PPTP_PORT: u16 = 1723;
+/// Default PPP MTU and MRU.
+pub const DEFAULT_MTU: u32 = 1400;
+/// Largest MTU/MRU that fits PPTP's GRE + IP overhead in a 1500-byte path.
+pub const MAX_MTU: u32 = 1436;
+/// Smallest MTU/MRU accepted (IPv4's minimum reassembly size).
+pub const MIN_MTU: u32 = 576;
+/// Default keepalive timeout.
+pub const DEFAULT_KEEPALIVE: &str = "30s";
+
+/// A VPN gateway: the PPTP (later L2TP/IPsec) service and its PPP address plan.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "VpnGateway",
+    namespaced,
+    status = "VpnGatewayStatus",
+    shortname = "vgw",
+    derive = "PartialEq",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
+    printcolumn(name = "Sessions", type_ = "integer", json_path = ".status.sessions"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct VpnGatewaySpec {
+    /// Number of data-plane pods (at most one per node).
+    #[serde(default = "default_replicas")]
+    pub replicas: i32,
+    /// Gateway-wide session limit; 0 means unlimited.
+    #[serde(default)]
+    pub max_sessions: u32,
+    /// PPTP service settings.
+    #[serde(default)]
+    pub pptp: PptpSpec,
+    /// PPP link and address settings.
+    pub ppp: PppSpec,
+    /// NAT settings.
+    #[serde(default)]
+    pub nat: NatSpec,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// PPTP service settings.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PptpSpec {
+    /// Whether PPTP is served.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// TCP port of the control connection.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Accepted authentication methods, most preferred first.
+    #[serde(default = "default_authentication")]
+    pub authentication: Vec<AuthenticationMethod>,
+    /// MPPE policy.
+    #[serde(default)]
+    pub encryption: Encryption,
+    /// MPPE settings.
+    #[serde(default)]
+    pub mppe: MppeSpec,
+}
+
+impl Default for PptpSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: DEFAULT_PPTP_PORT,
+            authentication: default_authentication(),
+            encryption: Encryption::default(),
+            mppe: MppeSpec::default(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_port() -> u16 {
+    DEFAULT_PPTP_PORT
+}
+
+fn default_authentication() -> Vec<AuthenticationMethod> {
+    vec![AuthenticationMethod::Mschapv2]
+}
+
+/// A PPP authentication method.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthenticationMethod {
+    // Password Authentication Protocol (RFC 1334): cleartext.
+    Pap,
+    // CHAP with MD5 (RFC 1994).
+    Chap,
+    // MS-CHAP v1 (RFC 2433).
+    Mschapv1,
+    // MS-CHAP v2 (RFC 2759); the only method that yields strong MPPE keys.
+    Mschapv2,
+}
+
+impl AuthenticationMethod {
+    /// Whether this method derives MPPE keys (RFC 3079).
+    pub fn is_mschap(self) -> bool {
+        matches!(self, Self::Mschapv1 | Self::Mschapv2)
+    }
+}
+
+/// MPPE policy (MikroTik's `use-encryption`).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Encryption {
+    // Never negotiate MPPE.
+    Deny,
+    // Do not ask for MPPE, accept it when the peer asks.
+    Allow,
+    // Ask for MPPE, fall back to none when the peer refuses.
+    Prefer,
+    // MPPE or no session.
+    #[default]
+    Require,
+}
+
+/// MPPE settings (RFC 3078).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MppeSpec {
+    /// Accepted key lengths in bits (40, 56, 128); the strongest both sides accept is used.
+    #[serde(default = "default_key_lengths")]
+    pub key_lengths: Vec<u32>,
+    /// Allow stateful MPPE when the peer asks for it.
+    #[serde(default = "default_true")]
+    pub stateful: bool,
+}
+
+impl Default for MppeSpec {
+    fn default() -> Self {
+        Self {
+            key_lengths: default_key_lengths(),
+            stateful: true,
+        }
+    }
+}
+
+fn default_key_lengths() -> Vec<u32> {
+    vec![128]
+}
+
+/// PPP link and address settings.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PppSpec {
+    /// Maximum transmit unit (576..=1436).
+    #[serde(default = "default_mtu")]
+    pub mtu: u32,
+    /// Maximum receive unit (576..=1436).
+    #[serde(default = "default_mtu")]
+    pub mru: u32,
+    /// Silence before LCP echoes start, as a Go duration (`30s`, `1m30s`; `0s` disables; at most `1h`).
+    #[serde(default = "default_keepalive")]
+    pub keepalive_timeout: String,
+    /// The gateway's own IPv4 address inside the tunnel.
+    pub local_address: String,
+    /// Dynamic IPv4 address pool (CIDR).
+    pub address_pool: String,
+    /// DNS servers offered to clients (at most two IPv4 addresses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_servers: Vec<String>,
+    /// IPv4 CIDRs outside the pool where users' static addresses may live.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub static_addresses: Vec<String>,
+}
+
+fn default_mtu() -> u32 {
+    DEFAULT_MTU
+}
+
+fn default_keepalive() -> String {
+    DEFAULT_KEEPALIVE.to_owned()
+}
+
+/// NAT settings.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NatSpec {
+    /// Masquerade traffic from the pool toward the node's egress.
+    #[serde(default)]
+    pub masquerade: bool,
+}
+
+/// Observed state of a `VpnGateway` (filled by the operator).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VpnGatewayStatus {
+    /// Generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Data-plane pods that exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Data-plane pods that are ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Label selector of the data-plane pods (for the scale subresource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Live sessions across all pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<u32>,
+    /// Standard conditions (`Ready`, `ConfigValid`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,24 @@
+//! Manifest types (`VpnGateway`, `VpnUser`), manifest loading, and the pure
+//! [`compile`] that turns them into the data plane's [`GatewayConfig`].
+//!
+//! `compile` is the one place where manifests become data-plane
+//! configuration: the operator calls it with objects from the apiserver, the
+//! standalone data plane with objects from [`parse_manifests`].
+
+mod compile;
+mod duration;
+mod error;
+mod gateway;
+mod manifest;
+mod user;
+
+pub use compile::{
+    MAX_CREDENTIAL_BYTES, MAX_DNS_SERVERS, MAX_KEEPALIVE_SECONDS, MAX_POOL_PREFIX, compile,
+    compile_from_manifests, redacted,
+};
+pub use duration::parse_go_duration;
+pub use error::{ConfigError, FieldError, object_name};
+pub use gateway::*;
+pub use manifest::{MAX_DOCUMENTS, MAX_INPUT_BYTES, Manifests, parse_manifests};
+pub use sluice_proto::v1::GatewayConfig;
+pub use user::*;

@@ -1,0 +1,129 @@
+//! The `VpnUser` custom resource (`sluice.dev/v1alpha1`).
+
+// kube's repeated `printcolumn(...)` arguments look like duplicated attributes to clippy.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Secret key read when `passwordSecretRef.key` is absent.
+pub const DEFAULT_PASSWORD_KEY: &str = "password";
+
+/// A VPN user of one gateway.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "VpnUser",
+    namespaced,
+    status = "VpnUserStatus",
+    shortname = "vuser",
+    derive = "PartialEq",
+    printcolumn(
+        name = "Gateway",
+        type_ = "string",
+        json_path = ".spec.gatewayRef.name"
+    ),
+    printcolumn(name = "Connected", type_ = "boolean", json_path = ".status.connected"),
+    printcolumn(name = "Address", type_ = "string", json_path = ".status.address"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct VpnUserSpec {
+    /// The `VpnGateway` (same namespace) this user belongs to.
+    pub gateway_ref: GatewayRef,
+    /// PPP user name; defaults to `metadata.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Secret (same namespace) holding the cleartext password.
+    pub password_secret_ref: SecretKeyRef,
+    /// Services this user may use.
+    #[serde(default = "default_services")]
+    pub services: Vec<Service>,
+    /// Static IPv4 address; absent means one from the pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_address: Option<String>,
+    /// IPv4 networks behind the client, routed to it while connected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
+    /// Concurrent session limit; absent or 0 means unlimited (1 with a static address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sessions: Option<u32>,
+    /// A disabled user is left out of the gateway's configuration.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+fn default_services() -> Vec<Service> {
+    vec![Service::Pptp, Service::L2tp]
+}
+
+/// Reference to a `VpnGateway` in the same namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct GatewayRef {
+    /// Name of the `VpnGateway`.
+    pub name: String,
+}
+
+/// Reference to one key of a Secret in the same namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    pub name: String,
+    /// Key inside the Secret.
+    #[serde(default = "default_key")]
+    pub key: String,
+}
+
+fn default_key() -> String {
+    DEFAULT_PASSWORD_KEY.to_owned()
+}
+
+/// A VPN service a user may be allowed to use.
+#[derive(
+    Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    // PPTP (RFC 2637).
+    Pptp,
+    // L2TP over IPsec (RFC 2661, RFC 3193).
+    L2tp,
+}
+
+impl Service {
+    /// The name used in manifests and in the compiled configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pptp => "pptp",
+            Self::L2tp => "l2tp",
+        }
+    }
+}
+
+/// Observed state of a `VpnUser` (filled by the operator).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VpnUserStatus {
+    /// Generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Whether the user has at least one live session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected: Option<bool>,
+    /// Number of live sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<u32>,
+    /// Tunnel address of the (first) live session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Standard conditions (`Ready`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
