@@ -12,7 +12,7 @@ repo=$(cd "$here/../.." && pwd)
 SLUICE_BIN=${SLUICE_BIN:-$repo/target/release/sluice-dataplane}
 source "$repo/e2e/netns/lib.sh"
 trap netns_cleanup EXIT
-ulimit -n 1048576 2>/dev/null || ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"
 
 SETUPS=${SETUPS:-5000}
 IDLE=${IDLE:-10000}
@@ -57,13 +57,14 @@ echo "## machine: $(nproc) cores, $(uname -r)"
 echo "## in-memory data path"
 "$SLUICE_BIN" bench engine --seconds 1
 
+echo "## concurrent idle sessions (fresh gateway)"
+ip netns exec "$CL" "$SLUICE_BIN" bench idle "${common[@]}" --sessions "$IDLE" --concurrency "$CONCURRENCY" --gateway-pid "$GW_PID"
+
 echo "## full PPTP session setups (client and gateway share this machine's cores)"
 ip netns exec "$CL" "$SLUICE_BIN" bench setups "${common[@]}" --sessions "$SETUPS" --concurrency "$CONCURRENCY"
 
-echo "## concurrent idle sessions"
-ip netns exec "$CL" "$SLUICE_BIN" bench idle "${common[@]}" --sessions "$IDLE" --concurrency "$CONCURRENCY" --gateway-pid "$GW_PID"
-
 echo "## tunnel throughput, one session, MPPE-128 stateless"
-for size in 64 1400; do
+for size in ${SIZES:-64 1400}; do
   ip netns exec "$CL" "$SLUICE_BIN" bench throughput "${common[@]}" --size "$size" --seconds 3 --gateway-http "$EP"
+  if [ -n "${SHOW_METRICS:-}" ]; then http "$GW" "http://$EP/metrics" | grep -E "dropped|malformed" || true; fi
 done

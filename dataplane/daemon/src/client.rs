@@ -20,6 +20,9 @@ use crate::control::seed;
 use crate::datapath::{DataPath, Hooks, drive};
 use crate::link::{CtlCmd, Link, LinkState};
 
+/// GRE receive window the client advertises in its Outgoing-Call-Requests.
+const RECV_WINDOW: u16 = 64;
+
 /// How one session attempt ended (or that it came up).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -201,7 +204,7 @@ pub async fn run_connection(
                         let Some(id) = id else {
                             break 'conn Err("out of call IDs".to_owned());
                         };
-                        if let Err(e) = pns.open_call(now, id, 64) {
+                        if let Err(e) = pns.open_call(now, id, RECV_WINDOW) {
                             break 'conn Err(format!("opening a call: {e}"));
                         }
                         pending.insert(id, ());
@@ -216,7 +219,8 @@ pub async fn run_connection(
                         continue;
                     }
                     let ppp = Ppp::client(params.ppp.clone(), now, seed());
-                    let gre = GreChannel::new(peer_call_id, peer_recv_window, now);
+                    let mut gre = GreChannel::new(peer_call_id, peer_recv_window, now);
+                    gre.set_recv_window(RECV_WINDOW);
                     let link = Arc::new(Link::new(
                         local_call_id,
                         peer_call_id,

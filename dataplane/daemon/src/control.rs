@@ -99,7 +99,9 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<CtlCmd>();
-    let mut pac = ControlConnection::new(pac_config(), Instant::now());
+    let pac_cfg = pac_config();
+    let recv_window = pac_cfg.recv_window;
+    let mut pac = ControlConnection::new(pac_cfg, Instant::now());
     let mut calls: HashMap<u16, Arc<Link>> = HashMap::new();
     let mut buf = vec![0u8; 2048];
     gw.dp.metrics.control_connections.inc();
@@ -138,7 +140,8 @@ pub async fn serve(
                         continue;
                     };
                     let ppp = Ppp::server(ppp_server_config(&cfg), now, seed());
-                    let gre = GreChannel::new(peer_call_id, peer_recv_window, now);
+                    let mut gre = GreChannel::new(peer_call_id, peer_recv_window, now);
+                    gre.set_recv_window(recv_window);
                     let link = Arc::new(Link::new(
                         id,
                         peer_call_id,

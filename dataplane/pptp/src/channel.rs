@@ -17,6 +17,11 @@ use crate::gre::GreRepr;
 /// packet is due (§4.4 leaves the policy to the implementation; 100 ms keeps peers' windows open).
 pub const ACK_DELAY: Duration = Duration::from_millis(100);
 
+/// Default number of accepted packets after which an acknowledgement is sent at once: half of
+/// the receive window we advertise by default (64), so a peer honouring that window never stalls
+/// waiting for [`ACK_DELAY`].
+pub const DEFAULT_ACK_EVERY: u32 = 32;
+
 /// How long the send window may stay full without any acknowledgement progress before the
 /// channel assumes the acknowledgements were lost and reopens the window. Ack-only packets are
 /// unreliable, so without this a single lost ack could stall a full window forever.
@@ -74,6 +79,10 @@ pub struct GreChannel {
     rx_last: Option<u32>,
     /// Set while an acknowledgement of `rx_last` is owed.
     ack_due: Option<Instant>,
+    /// Packets accepted since the last acknowledgement went out.
+    rx_unacked: u32,
+    /// Acknowledge at once after this many accepted packets.
+    ack_every: u32,
     stats: ChannelStats,
 }
 
@@ -89,8 +98,17 @@ impl GreChannel {
             window_full_since: None,
             rx_last: None,
             ack_due: None,
+            rx_unacked: 0,
+            ack_every: DEFAULT_ACK_EVERY,
             stats: ChannelStats::default(),
         }
+    }
+
+    /// Tells the channel the receive window we advertised (OCRP/OCRQ), so acknowledgements go
+    /// out after half of it at the latest: the peer's window never fills while we have data
+    /// for it to send (§4.4 leaves acknowledgement timing to the implementation).
+    pub fn set_recv_window(&mut self, window: u16) {
+        self.ack_every = u32::from(window / 2).max(1);
     }
 
     /// The call id put into outgoing headers.
@@ -140,7 +158,10 @@ impl GreChannel {
             }
             _ => {
                 self.rx_last = Some(seq);
-                if self.ack_due.is_none() {
+                self.rx_unacked = self.rx_unacked.saturating_add(1);
+                if self.rx_unacked >= self.ack_every {
+                    self.ack_due = Some(now);
+                } else if self.ack_due.is_none() {
                     self.ack_due = Some(now.checked_add(ACK_DELAY).unwrap_or(now));
                 }
                 self.stats.rx_accepted += 1;
@@ -187,6 +208,7 @@ impl GreChannel {
             }
         }
         let ack = if self.ack_due.take().is_some() {
+            self.rx_unacked = 0;
             self.rx_last
         } else {
             None
@@ -220,6 +242,7 @@ impl GreChannel {
             return None;
         }
         self.ack_due = None;
+        self.rx_unacked = 0;
         let ack = self.rx_last?;
         self.stats.tx_ack_only += 1;
         Some(GreRepr {

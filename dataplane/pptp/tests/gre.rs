@@ -479,3 +479,40 @@ fn channel_pair_lossy_link() {
     assert!(sa.tx_window_full > 0 || sa.window_resets == 0);
     assert!(a.unacked() <= 16);
 }
+
+#[test]
+fn acks_go_out_after_half_the_advertised_window() {
+    let t0 = std::time::Instant::now();
+    let mut rx = GreChannel::new(7, 64, t0);
+    rx.set_recv_window(8);
+    for seq in 0..3u32 {
+        let v = rx.on_receive(
+            t0,
+            &GreRepr {
+                call_id: 1,
+                seq: Some(seq),
+                ack: None,
+                payload_len: 10,
+            },
+        );
+        assert_eq!(v, RxVerdict::Accept);
+        assert!(
+            rx.poll_ack_only(t0).is_none(),
+            "ack delayed below the threshold"
+        );
+    }
+    rx.on_receive(
+        t0,
+        &GreRepr {
+            call_id: 1,
+            seq: Some(3),
+            ack: None,
+            payload_len: 10,
+        },
+    );
+    let ack = rx
+        .poll_ack_only(t0)
+        .expect("ack due at once after window/2 packets");
+    assert_eq!(ack.ack, Some(3));
+    assert!(rx.poll_ack_only(t0).is_none());
+}
