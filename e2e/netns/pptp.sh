@@ -23,8 +23,10 @@ ip -n "$CB" route add default via 10.99.2.1
 ip -n "$CC" route add default via 10.99.3.1
 
 M="$WORK/manifests.yaml"
+ALICE_PW=alice-secret
+MASQUERADE=false
 write_manifests() {  # $1: extra users block
-  cat >"$M" <<YAML
+  cat >"$M.new" <<YAML
 apiVersion: sluice.dev/v1alpha1
 kind: VpnGateway
 metadata: { name: office, namespace: default }
@@ -37,12 +39,13 @@ spec:
     localAddress: 10.200.0.1
     addressPool: 10.200.0.0/24
     dnsServers: [10.200.0.1, 192.168.77.53]
+  nat: { masquerade: $MASQUERADE }
 ---
 apiVersion: v1
 kind: Secret
 metadata: { name: passwords, namespace: default }
 stringData:
-  alice: alice-secret
+  alice: $ALICE_PW
   bob: bob-secret
   dave: dave-secret
 ---
@@ -55,8 +58,9 @@ spec:
   routes: [10.77.0.0/24]
 $1
 YAML
+  mv "$M.new" "$M"   # atomic: the file watcher never sees half a file
 }
-user_yaml() {  # name
+user_yaml() {  # name [extra spec line]
   cat <<YAML
 ---
 apiVersion: sluice.dev/v1alpha1
@@ -65,8 +69,10 @@ metadata: { name: $1, namespace: default }
 spec:
   gatewayRef: { name: office }
   passwordSecretRef: { name: passwords, key: $1 }
+  ${2:-}
 YAML
 }
+applied() { grep -c "configuration applied" "$WORK/gateway.log" || true; }
 write_manifests "$(user_yaml bob)"
 
 EP=10.99.1.1:9810
@@ -112,9 +118,11 @@ check "alice unaffected by the failed login" ip netns exec "$CA" ping -c 2 -i 0.
 check "40-bit MPPE negotiated when the manifest allows it" bash -c \
   "ip netns exec $CC $SLUICE_BIN client --server 10.99.3.1 --user bob --password bob-secret --mppe-bits 40 --duration 0 --timeout 15 >$WORK/forty.log 2>&1; grep -E '^UP .*encoding=\"MPPE 40 bit, stateless\"' $WORK/forty.log"
 
-# 5. Reload: add dave, remove bob; alice's session must not be touched.
+# 5. Reload (SIGHUP): add dave (maxSessions 1), remove bob, change alice's password;
+#    alice's live session must not be touched.
 a_call=$(ip netns exec "$GW" "$SLUICE_BIN" sessions --endpoint "$EP" --json | python3 -c 'import json,sys;print([s["call_id"] for s in json.load(sys.stdin) if s["user"]=="alice"][0])')
-write_manifests "$(user_yaml dave)"
+ALICE_PW=alice-new
+write_manifests "$(user_yaml dave 'maxSessions: 1')"
 kill -HUP "$GW_PID"
 wait_for "$WORK/bob.log" "^DOWN" 10 || true
 check "removed user bob is disconnected on reload" grep -q '^DOWN' "$WORK/bob.log"
@@ -125,15 +133,33 @@ check "alice's session survived the reload (same call, still up)" bash -c \
   "ip netns exec $GW $SLUICE_BIN sessions --endpoint $EP --json | python3 -c 'import json,sys;s=[s for s in json.load(sys.stdin) if s[\"user\"]==\"alice\"];assert s and s[0][\"call_id\"]==$a_call and s[0][\"state\"]==\"up\", s'"
 check "alice still passes traffic after the reload" ip netns exec "$CA" ping -c 2 -i 0.2 -W 2 192.168.77.2
 check "alice's client saw no disconnect" bash -c "! grep -q '^DOWN' $WORK/alice.log"
+check "alice's old password no longer works for a new login" bash -c \
+  "! ip netns exec $CC $SLUICE_BIN client --server 10.99.3.1 --user alice --password alice-secret --duration 0 --timeout 15 >/dev/null 2>&1"
+check "alice's new password works for a new login" \
+  ip netns exec "$CC" "$SLUICE_BIN" client --server 10.99.3.1 --user alice --password alice-new --duration 0 --timeout 15
+check "dave's second session is refused (maxSessions: 1)" bash -c \
+  "! ip netns exec $CC $SLUICE_BIN client --server 10.99.3.1 --user dave --password dave-secret --duration 0 --timeout 15 >$WORK/dave2.log 2>&1"
+check "gateway counted the limit refusal" bash -c \
+  "test \$(metric $GW $EP 'sluice_session_setups_total{protocol=\"pptp\",result=\"limit\"}' | cut -d. -f1) -ge 1"
 
-# 6. A bad manifest on reload is rejected; the running config stays.
-echo "kind: VpnGateway
-apiVersion: sluice.dev/v1alpha1
-metadata: {name: office}
-spec: {ppp: {localAddress: nope}}" >"$M"
+# 6. Reload by file change alone (no signal): masquerade the pool; the LAN host
+#    loses its route back to the pool, so only masquerade lets alice reach it.
+n=$(applied)
+MASQUERADE=true
+write_manifests "$(user_yaml dave 'maxSessions: 1')"
+for _ in $(seq 50); do [ "$(applied)" -gt "$n" ] && break; sleep 0.1; done
+ip -n "$LAN" route del 10.200.0.0/24
+check "file change reloads the configuration without a signal" test "$(applied)" -gt "$n"
+check "masquerade: alice reaches the LAN host with no route back to the pool" \
+  ip netns exec "$CA" ping -c 2 -i 0.2 -W 2 192.168.77.2
+
+# 7. A bad manifest on reload is rejected; the running config stays.
+printf '%s\n' "kind: VpnGateway" "apiVersion: sluice.dev/v1alpha1" "metadata: {name: office}" \
+  "spec: {ppp: {localAddress: nope, addressPool: 10.200.0.0/24}}" >"$M.new"
+mv "$M.new" "$M"
 kill -HUP "$GW_PID"
 wait_for "$WORK/gateway.log" "configuration rejected" 10 || true
-check "bad manifest rejected with a message naming the field" grep -q 'spec.ppp' "$WORK/gateway.log"
+check "bad manifest rejected with a message naming the field" grep -q 'VpnGateway/office: spec.ppp.localAddress' "$WORK/gateway.log"
 check "alice still up after the rejected reload" ip netns exec "$CA" ping -c 2 -i 0.2 -W 2 10.200.0.1
 check "reload counters: ok and rejected" bash -c \
   "test \$(metric $GW $EP 'sluice_config_reloads_total{result=\"rejected\"}' | cut -d. -f1) -ge 1"

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sluice_ppp::Event;
-use sluice_pptp::{GrePacket, GreRepr, RxVerdict};
+use sluice_pptp::{GrePacket, GreRepr, RxVerdict, ipv4_payload_range};
 use tracing::warn;
 
 use crate::link::{Clock, Link, LinkState, LinkTable, due};
@@ -158,25 +158,13 @@ pub fn send_ip(
     }
 }
 
-/// Splits a raw-socket IPv4 datagram into source address and GRE bytes.
-fn ipv4_split(buf: &mut [u8]) -> Option<(Ipv4Addr, &mut [u8])> {
-    let first = *buf.first()?;
-    let ihl = usize::from(first & 0x0f) * 4;
-    if first >> 4 != 4 || ihl < 20 || buf.len() < ihl {
-        return None;
-    }
-    let total = usize::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]));
-    let src = Ipv4Addr::new(*buf.get(12)?, *buf.get(13)?, *buf.get(14)?, *buf.get(15)?);
-    // Linux may report total length in host order on some raw paths; trust the
-    // smaller of the two.
-    let end = total.clamp(ihl, buf.len());
-    buf.get_mut(ihl..end).map(|gre| (src, gre))
-}
-
 /// Handles one datagram from the raw GRE socket.
 pub fn handle_datagram<H: Hooks>(h: &H, buf: &mut [u8], now: Instant) {
     let dp = h.dp();
-    let Some((src, gre)) = ipv4_split(buf) else {
+    let Some((src, gre)) = ipv4_payload_range(buf)
+        .ok()
+        .and_then(|(src, range)| buf.get_mut(range).map(|gre| (src, gre)))
+    else {
         dp.metrics.malformed(Layer::Ip);
         return;
     };
@@ -222,7 +210,7 @@ pub fn handle_datagram<H: Hooks>(h: &H, buf: &mut [u8], now: Instant) {
                         }
                     }
                     Ok(None) => {}
-                    Err(_) => dp.metrics.malformed(Layer::Ppp),
+                    Err(e) => dp.metrics.malformed(Layer::from(e.layer())),
                 }
             }
         }

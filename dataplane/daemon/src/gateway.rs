@@ -91,23 +91,28 @@ impl Gateway {
             .set(i64::from(pool.capacity()).saturating_sub(used).max(0));
     }
 
-    /// Whether `user` may start one more session now (checked again, and
-    /// counted, once authenticated).
-    fn admissible<'a>(&self, cfg: &'a Runtime, username: &str) -> Result<&'a UserEntry, String> {
-        let user = cfg
-            .users
-            .get(username)
-            .ok_or_else(|| "unknown or disabled user".to_owned())?;
+    /// Whether `username` may start one more session now (checked again, and
+    /// counted, once authenticated). Refusals carry how they are counted.
+    fn admissible<'a>(
+        &self,
+        cfg: &'a Runtime,
+        username: &str,
+    ) -> Result<&'a UserEntry, (SetupResult, String)> {
+        let user = cfg.users.get(username).ok_or((
+            SetupResult::AuthFailed,
+            "unknown or disabled user".to_owned(),
+        ))?;
         if !user.pptp {
-            return Err("user may not use pptp".into());
+            return Err((SetupResult::Limit, "user may not use pptp".into()));
         }
         let current = lock(&self.user_sessions)
             .get(username)
             .copied()
             .unwrap_or(0);
         if user.max_sessions > 0 && current >= user.max_sessions {
-            return Err(format!(
-                "user already has {current} session(s) (maxSessions)"
+            return Err((
+                SetupResult::Limit,
+                format!("user already has {current} session(s) (maxSessions)"),
             ));
         }
         Ok(user)
@@ -288,8 +293,13 @@ impl Hooks for Gateway {
                 let cfg = self.config();
                 let secret = match self.admissible(&cfg, &username) {
                     Ok(user) => Some(user.password.expose().to_vec()),
-                    Err(why) => {
+                    Err((result, why)) => {
                         info!(user = %username, caller = %link.peer, reason = %why, "login refused");
+                        if result != SetupResult::AuthFailed {
+                            // Refused by policy: count it as such, not as a bad password.
+                            st.policy_refused = true;
+                            self.record_setup(st, result);
+                        }
                         None
                     }
                 };
@@ -339,13 +349,15 @@ impl Hooks for Gateway {
                 method,
                 reason,
             } => {
-                self.dp
-                    .metrics
-                    .auth_failures
-                    .get_or_create(&MethodLabels {
-                        method: method_name(method),
-                    })
-                    .inc();
+                if !st.policy_refused {
+                    self.dp
+                        .metrics
+                        .auth_failures
+                        .get_or_create(&MethodLabels {
+                            method: method_name(method),
+                        })
+                        .inc();
+                }
                 self.record_setup(st, SetupResult::AuthFailed);
                 info!(user = %username, method = method_name(method), caller = %link.peer, %reason, "authentication failed");
             }

@@ -45,6 +45,8 @@ pub struct LinkState {
     pub counted: bool,
     /// Whether this setup's outcome was already counted in the metrics.
     pub setup_recorded: bool,
+    /// The login was refused by policy (service, limits), not by a wrong password.
+    pub policy_refused: bool,
     pub up_at: Option<(Instant, SystemTime)>,
     pub encoding: Encoding,
     pub closed: bool,
@@ -97,6 +99,7 @@ impl Link {
                 routes: Vec::new(),
                 counted: false,
                 setup_recorded: false,
+                policy_refused: false,
                 up_at: None,
                 encoding: Encoding::None,
                 closed: false,

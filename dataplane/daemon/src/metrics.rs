@@ -45,7 +45,25 @@ pub enum Layer {
     Pptp,
     Gre,
     Ppp,
+    Lcp,
+    Ipcp,
+    Ccp,
+    Mppe,
+    Auth,
     Tun,
+}
+
+impl From<sluice_ppp::Layer> for Layer {
+    fn from(l: sluice_ppp::Layer) -> Layer {
+        match l {
+            sluice_ppp::Layer::Lcp => Layer::Lcp,
+            sluice_ppp::Layer::Ipcp => Layer::Ipcp,
+            sluice_ppp::Layer::Ccp => Layer::Ccp,
+            sluice_ppp::Layer::Mppe => Layer::Mppe,
+            sluice_ppp::Layer::Auth => Layer::Auth,
+            _ => Layer::Ppp,
+        }
+    }
 }
 
 /// Label values are the snake_case names Prometheus users expect.
@@ -78,7 +96,18 @@ label_values! {
         Error => "error",
     }
     Direction { Rx => "rx", Tx => "tx" }
-    Layer { Ip => "ip", Pptp => "pptp", Gre => "gre", Ppp => "ppp", Tun => "tun" }
+    Layer {
+        Ip => "ip",
+        Pptp => "pptp",
+        Gre => "gre",
+        Ppp => "ppp",
+        Lcp => "lcp",
+        Ipcp => "ipcp",
+        Ccp => "ccp",
+        Mppe => "mppe",
+        Auth => "auth",
+        Tun => "tun",
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -94,17 +94,45 @@ pub fn enable_forwarding() -> Result<(), NetError> {
 const NFT_TABLE: &str = "sluice";
 
 /// Installs (or removes, with `enabled = false`) masquerade of `pool` toward
-/// every interface but the TUN device.
+/// every interface but the TUN device. One nft transaction replaces Sluice's
+/// table as a whole, so the rules are never half applied.
 pub fn set_masquerade(dev: &str, pool: Ipv4Net, enabled: bool) -> Result<(), NetError> {
-    // Deleting a table that is not there fails; that is fine.
-    let _ = run("nft", &["delete", "table", "ip", NFT_TABLE]);
-    if !enabled {
-        return Ok(());
+    let mut script = format!("add table ip {NFT_TABLE}\ndelete table ip {NFT_TABLE}\n");
+    if enabled {
+        script.push_str(&format!(
+            "table ip {NFT_TABLE} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {pool} oifname != \"{dev}\" masquerade\n  }}\n}}\n"
+        ));
     }
-    let script = format!(
-        "table ip {NFT_TABLE} {{ chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; ip saddr {pool} oifname != \"{dev}\" masquerade; }} }}"
-    );
-    run("nft", &[&script])
+    run_with_stdin("nft", &["-f", "-"], &script)
+}
+
+fn run_with_stdin(program: &str, args: &[&str], input: &str) -> Result<(), NetError> {
+    use std::io::Write;
+    let cmd = format!("{program} {}", args.join(" "));
+    debug!(%cmd, "net config");
+    let spawn_err = |error| NetError::Spawn {
+        cmd: cmd.clone(),
+        error,
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(spawn_err)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).map_err(spawn_err)?;
+    }
+    let out = child.wait_with_output().map_err(spawn_err)?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(NetError::Failed {
+            cmd,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
 }
 
 /// A route change for the background route task.

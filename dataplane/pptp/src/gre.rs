@@ -230,9 +230,9 @@ impl GreRepr {
     }
 }
 
-/// Validates an IPv4 header carrying GRE and returns the source address and the GRE bytes
+/// Validates an IPv4 header carrying GRE and returns the source address and the range of the GRE bytes
 /// (up to the IPv4 Total Length; link-layer padding is dropped).
-pub fn ipv4_payload(packet: &[u8]) -> Result<(Ipv4Addr, &[u8]), Ipv4Error> {
+pub fn ipv4_payload_range(packet: &[u8]) -> Result<(Ipv4Addr, core::ops::Range<usize>), Ipv4Error> {
     let hdr = packet.first_chunk::<20>().ok_or(Ipv4Error::Truncated)?;
     let [
         vihl,
@@ -272,6 +272,12 @@ pub fn ipv4_payload(packet: &[u8]) -> Result<(Ipv4Addr, &[u8]), Ipv4Error> {
     if proto != IPPROTO_GRE {
         return Err(Ipv4Error::NotGre(proto));
     }
-    let gre = packet.get(ihl..total).ok_or(Ipv4Error::Truncated)?;
-    Ok((Ipv4Addr::new(s0, s1, s2, s3), gre))
+    Ok((Ipv4Addr::new(s0, s1, s2, s3), ihl..total))
+}
+
+/// Like [`ipv4_payload_range`], returning the GRE bytes themselves.
+pub fn ipv4_payload(packet: &[u8]) -> Result<(Ipv4Addr, &[u8]), Ipv4Error> {
+    let (src, range) = ipv4_payload_range(packet)?;
+    let gre = packet.get(range).ok_or(Ipv4Error::Truncated)?;
+    Ok((src, gre))
 }

@@ -25,7 +25,7 @@ pub use control::{
 };
 pub use error::{Error, GreError, Ipv4Error, ParseError, TxError};
 pub use framer::Framer;
-pub use gre::{GrePacket, GreRepr, ipv4_payload};
+pub use gre::{GrePacket, GreRepr, ipv4_payload, ipv4_payload_range};
 pub use link::MAX_OUTPUT_BYTES;
 pub use pac::{CallInfo, CallState, ControlConnection, ControlEvent, PacConfig};
 pub use pns::{Pns, PnsConfig, PnsEvent};
