@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole Sluice test suite: formatting, lints, unit/engine/known-answer
-# tests, a bounded fuzz run of every fuzz target, and the network-namespace
-# end-to-end tests. This is what the README's test command and CI run.
-# Needs root (network namespaces, TUN, raw GRE sockets).
+# tests, a bounded fuzz run of every fuzz target, the network-namespace
+# end-to-end tests, and the real-client interoperability suite (stock pppd +
+# pptp-linux in qemu guests). This is what the README's test command and CI run.
+# Needs root (network namespaces, TUN, raw GRE sockets, tap devices) and
+# qemu-system-x86 + debootstrap (see .ci/run for the packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +30,9 @@ e2e/fuzz-smoke.sh "$FUZZ_SECONDS"
 
 step "network-namespace end-to-end tests"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/pptp.sh
+
+step "real-client interoperability suite (qemu guests)"
+SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/qemu/run.sh
 
 step "cargo test (unit, known-answer, engine-pair, robustness)"
 cargo test --workspace --release

@@ -18,6 +18,7 @@ link "$GW" 10.99.2.1/24 "$CB" 10.99.2.2/24
 link "$GW" 10.99.3.1/24 "$CC" 10.99.3.2/24
 link "$GW" 192.168.77.1/24 "$LAN" 192.168.77.2/24
 ip -n "$LAN" route add 10.200.0.0/24 via 192.168.77.1
+ip -n "$LAN" route add 10.77.0.0/24 via 192.168.77.1
 ip -n "$CA" route add default via 10.99.1.1
 ip -n "$CB" route add default via 10.99.2.1
 ip -n "$CC" route add default via 10.99.3.1
@@ -34,7 +35,7 @@ spec:
   pptp:
     authentication: [mschapv2, mschapv1]
     encryption: require
-    mppe: { keyLengths: [128, 40], stateful: true }
+    mppe: { keyLengths: [128, 40], stateful: allow }
   ppp:
     localAddress: 10.200.0.1
     addressPool: 10.200.0.0/24
@@ -96,6 +97,19 @@ check "alice: ping the gateway's tunnel address" ip netns exec "$CA" ping -c 3 -
 check "alice: ping a host behind the gateway" ip netns exec "$CA" ping -c 3 -i 0.2 -W 2 192.168.77.2
 check "alice: 1400-byte ping with DF set" ip netns exec "$CA" ping -c 2 -i 0.2 -W 2 -M do -s 1372 192.168.77.2
 check "gateway: routes alice's spec.routes into the tunnel" bash -c "ip -n $GW route show 10.77.0.0/24 | grep -q sluice0"
+
+# Anti-spoofing: only the session's address and its spec.routes may appear as sources.
+ip -n "$CA" addr add 10.200.0.250/32 dev slc0
+ip -n "$CA" addr add 10.77.0.1/32 dev slc0
+before=$(metric "$GW" "$EP" 'sluice_dropped_packets_total{reason="spoofed_source"}')
+check "a foreign source address through alice's tunnel is not forwarded" bash -c \
+  "! ip netns exec $CA ping -c 2 -i 0.2 -W 1 -I 10.200.0.250 192.168.77.2"
+after=$(metric "$GW" "$EP" 'sluice_dropped_packets_total{reason="spoofed_source"}')
+check "gateway counted the spoofed packets ($before -> $after)" test "${after%.*}" -ge "$(( ${before%.*} + 2 ))"
+check "a source inside alice's spec.routes is forwarded" \
+  ip netns exec "$CA" ping -c 2 -i 0.2 -W 2 -I 10.77.0.1 192.168.77.2
+ip -n "$CA" addr del 10.200.0.250/32 dev slc0
+ip -n "$CA" addr del 10.77.0.1/32 dev slc0
 
 # 2. Stateful MPPE for bob at the same time.
 client "$CB" bob bob bob-secret --mppe-stateful --tun slc0 --route 192.168.77.0/24

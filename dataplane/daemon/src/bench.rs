@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use sluice_ppp::{
     AuthProto, ClientConfig, EncryptionPolicy, Event, KeyLengths, MppePolicy, Ppp, ServerConfig,
+    StatefulMode,
 };
 
 use crate::client_cli::{self, ClientArgs};
@@ -243,7 +244,11 @@ pub fn engine_pair(bits: u16, stateful: bool) -> Option<(Ppp, Ppp)> {
     let mppe = MppePolicy {
         policy: EncryptionPolicy::Require,
         key_lengths: keys,
-        stateful_allowed: true,
+        stateful: if stateful {
+            StatefulMode::Prefer
+        } else {
+            StatefulMode::Refuse
+        },
     };
     let now = Instant::now();
     let mut server = Ppp::server(
@@ -272,7 +277,6 @@ pub fn engine_pair(bits: u16, stateful: bool) -> Option<(Ppp, Ppp)> {
             mtu: 1500,
             request_dns: false,
             keepalive: None,
-            request_stateless: !stateful,
         },
         now,
         [2; 32],

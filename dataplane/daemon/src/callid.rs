@@ -1,24 +1,35 @@
 //! Node-wide PPTP Call ID allocation (RFC 2637 §2.7: the PAC's Call ID is the
 //! GRE key clients use to reach a session). One data-plane process owns GRE for
-//! the node, so a process-wide allocator is a node-wide one. IDs are handed out
-//! from a moving cursor so a just-freed ID is not reused while stale GRE
-//! packets for it may still be in flight; 0 is never used.
+//! the node, so a process-wide allocator is a node-wide one. Each allocation
+//! starts at a random point, so IDs are not predictable from one another (an
+//! off-path attacker must not guess the key of the next session) and a
+//! just-freed ID is almost never reused while stale GRE packets for it may still
+//! be in flight; 0 is never used.
 
 /// Bitmap of the 65,535 usable Call IDs.
 pub struct CallIds {
     used: Box<[u64; 1024]>,
-    cursor: u16,
+    /// xorshift64* state: cheap, seeded from the OS; unpredictability here only needs to
+    /// defeat guessing from outside, the IDs are not secrets.
+    rng: u64,
     in_use: u32,
 }
 
 impl CallIds {
-    /// A fresh allocator starting at `start` (pass a random value).
-    pub fn new(start: u16) -> Self {
+    /// A fresh allocator; pass a random `seed`.
+    pub fn new(seed: u64) -> Self {
         CallIds {
             used: Box::new([0; 1024]),
-            cursor: start.max(1),
+            rng: seed | 1,
             in_use: 0,
         }
+    }
+
+    fn next_random(&mut self) -> u16 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 48) as u16
     }
 
     fn bit(id: u16) -> (usize, u64) {
@@ -35,9 +46,8 @@ impl CallIds {
         if self.in_use >= u32::from(u16::MAX) {
             return None;
         }
+        let mut id = self.next_random().max(1);
         loop {
-            let id = self.cursor;
-            self.cursor = self.cursor.wrapping_add(1).max(1);
             if !self.is_used(id) {
                 let (w, b) = Self::bit(id);
                 if let Some(word) = self.used.get_mut(w) {
@@ -46,6 +56,7 @@ impl CallIds {
                 self.in_use += 1;
                 return Some(id);
             }
+            id = id.wrapping_add(1).max(1);
         }
     }
 
@@ -74,6 +85,7 @@ mod tests {
     #[test]
     fn never_collides_and_never_zero() {
         let mut ids = CallIds::new(65530);
+        // Filling the space exercises the scan from a random start past used IDs.
         let mut seen = HashSet::new();
         for _ in 0..65535 {
             let id = ids.allocate().unwrap();
@@ -86,10 +98,17 @@ mod tests {
     }
 
     #[test]
-    fn freed_ids_are_not_reused_at_once() {
-        let mut ids = CallIds::new(1);
+    fn ids_are_spread_and_not_reused_at_once() {
+        let mut ids = CallIds::new(0x1234_5678_9abc_def0);
         let a = ids.allocate().unwrap();
         ids.release(a);
-        assert_ne!(ids.allocate().unwrap(), a);
+        let next: Vec<u16> = (0..64).map(|_| ids.allocate().unwrap()).collect();
+        assert!(!next.contains(&a));
+        // Not a sequence: consecutive allocations are far apart on average.
+        let gaps: u64 = next
+            .windows(2)
+            .map(|w| u64::from(w[0].abs_diff(w[1])))
+            .sum();
+        assert!(gaps / 63 > 1000, "{next:?}");
     }
 }

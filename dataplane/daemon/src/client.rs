@@ -50,11 +50,10 @@ pub struct Client {
 impl Client {
     pub fn new(dp: DataPath) -> (Arc<Client>, mpsc::UnboundedReceiver<(u16, Outcome)>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let start = u16::from_le_bytes([seed()[0], seed()[1]]);
         (
             Arc::new(Client {
                 dp,
-                call_ids: Mutex::new(CallIds::new(start)),
+                call_ids: Mutex::new(CallIds::new(crate::control::seed_u64())),
                 outcomes: tx,
                 sink_packets: AtomicU64::new(0),
                 sink_bytes: AtomicU64::new(0),
@@ -145,10 +144,15 @@ impl Hooks for Client {
     }
 
     fn route(&self, ip: &[u8]) -> Option<Arc<Link>> {
-        // Packets from the TUN device leave through the session owning their source.
+        // Packets from the TUN device leave through the session owning their source; with a
+        // single session (a client routing a network behind it) every source uses it, and
+        // the gateway decides what it accepts.
         let src = ip.get(12..16)?;
         let src = Ipv4Addr::new(*src.first()?, *src.get(1)?, *src.get(2)?, *src.get(3)?);
-        self.dp.links.by_address(src)
+        self.dp
+            .links
+            .by_address(src)
+            .or_else(|| self.dp.links.sole_bound())
     }
 
     fn deliver(&self, _link: &Link, ip: &[u8]) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
-use sluice_ppp::{AuthProto, ClientConfig, EncryptionPolicy, KeyLengths, MppePolicy};
+use sluice_ppp::{AuthProto, ClientConfig, EncryptionPolicy, KeyLengths, MppePolicy, StatefulMode};
 use tokio::sync::watch;
 
 use crate::client::{Client, Outcome, SessionParams, run_connection};
@@ -132,14 +132,17 @@ impl ClientArgs {
                     bits56: self.mppe_bits.contains(&56),
                     bits128: self.mppe_bits.contains(&128),
                 },
-                stateful_allowed: self.mppe_stateful,
+                stateful: if self.mppe_stateful {
+                    StatefulMode::Prefer
+                } else {
+                    StatefulMode::Refuse
+                },
             },
             // IP MTU 1400 plus MPPE's 4 bytes, as the gateway does.
             mru: 1400 + crate::control::mppe_overhead(EncryptionPolicy::Require),
             mtu: 1400 + crate::control::mppe_overhead(EncryptionPolicy::Require),
             request_dns: true,
             keepalive: None,
-            request_stateless: !self.mppe_stateful,
         })
     }
 }
@@ -218,9 +221,9 @@ impl Running {
         let mut spawned = 0u32;
         let mut done = 0u32;
         while done < total {
-            while spawned < total && spawned - done < args.concurrency.max(per_conn) {
+            while spawned < total && spawned.saturating_sub(done) < args.concurrency.max(per_conn) {
                 let mut p = params.clone();
-                p.calls = (total - spawned).min(per_conn) as u16;
+                p.calls = total.saturating_sub(spawned).min(per_conn) as u16;
                 spawned += u32::from(p.calls);
                 self.tasks.spawn(run_connection(
                     self.client.clone(),
@@ -230,20 +233,24 @@ impl Running {
             }
             tokio::select! {
                 Some((call, outcome)) = self.outcomes.recv() => {
-                    done += 1;
+                    // A setup ends once, Up or Failed; a later Down of an Up session is no
+                    // second outcome.
+                    if !matches!(outcome, Outcome::Down(_)) {
+                        done = done.saturating_add(1);
+                    }
                     self.report(call, &outcome, args.quiet, &mut report).await;
                 }
                 Some(joined) = self.tasks.join_next() => {
                     if let Ok(Err(e)) = joined {
                         // A connection that failed before any call: count its calls.
-                        done += per_conn.min(total - done);
+                        done = done.saturating_add(per_conn.min(total.saturating_sub(done)));
                         report.failed += per_conn;
                         if !args.quiet { println!("FAILED reason={e:?}"); }
                         report.first_failure.get_or_insert(e);
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    let missing = total - done;
+                    let missing = total.saturating_sub(done);
                     report.failed += missing;
                     report.first_failure.get_or_insert(format!("{missing} setups timed out"));
                     break;

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
-use sluice_ppp::{AuthProto, EncryptionPolicy, KeyLengths, MppePolicy};
+use sluice_ppp::{AuthProto, EncryptionPolicy, KeyLengths, MppePolicy, StatefulMode};
 use sluice_proto::v1 as pb;
 
 /// Why a configuration could not be loaded.
@@ -160,7 +160,11 @@ impl Runtime {
             mppe: MppePolicy {
                 policy,
                 key_lengths,
-                stateful_allowed: pptp.mppe_stateful,
+                stateful: match pptp.mppe_stateful() {
+                    pb::StatefulMppe::Refuse => StatefulMode::Refuse,
+                    pb::StatefulMppe::Unspecified | pb::StatefulMppe::Allow => StatefulMode::Allow,
+                    pb::StatefulMppe::Prefer => StatefulMode::Prefer,
+                },
             },
             mtu: clamp16(ppp.mtu),
             mru: clamp16(ppp.mru),

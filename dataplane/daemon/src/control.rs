@@ -53,13 +53,11 @@ pub fn mppe_overhead(policy: EncryptionPolicy) -> u16 {
 }
 
 /// PAC settings for a new control connection.
-pub fn pac_config() -> PacConfig {
+pub fn pac_config(max_calls: u16) -> PacConfig {
     PacConfig {
         hostname: hostname(),
         vendor: "Sluice".into(),
-        // Stock clients use one call per connection; the in-repo client and
-        // multi-call PNSs may open more.
-        max_calls: 256,
+        max_calls,
         ..PacConfig::default()
     }
 }
@@ -68,6 +66,12 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "sluice".into())
+}
+
+/// 64 random bits (see [`seed`]).
+pub fn seed_u64() -> u64 {
+    let s = seed();
+    u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
 }
 
 /// 32 bytes from the OS for an engine's CSPRNG.
@@ -99,7 +103,7 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<CtlCmd>();
-    let pac_cfg = pac_config();
+    let pac_cfg = pac_config(gw.max_calls_per_connection);
     let recv_window = pac_cfg.recv_window;
     let mut pac = ControlConnection::new(pac_cfg, Instant::now());
     let mut calls: HashMap<u16, Arc<Link>> = HashMap::new();

@@ -56,6 +56,10 @@ pub trait Hooks: Send + Sync + 'static {
     fn route(&self, ip: &[u8]) -> Option<Arc<Link>>;
     /// Receives decapsulated IP when there is no TUN device (load generator).
     fn deliver(&self, _link: &Link, _ip: &[u8]) {}
+    /// Whether decapsulated IP from this link may enter the TUN device (anti-spoofing).
+    fn accept_source(&self, _st: &LinkState, _ip: &[u8]) -> bool {
+        true
+    }
 }
 
 /// Drains the engines of a locked link: control frames to GRE, events to the
@@ -158,6 +162,17 @@ pub fn send_ip(
     }
 }
 
+/// Anti-spoofing for the gateway: a session may only send from its assigned address or from
+/// the networks routed to it (`VpnUser.spec.routes`); anything else would let one user
+/// impersonate another or the gateway side.
+pub fn source_allowed(st: &LinkState, ip: &[u8]) -> bool {
+    let Some(src) = ip.get(12..16).and_then(|b| <[u8; 4]>::try_from(b).ok()) else {
+        return false;
+    };
+    let src = Ipv4Addr::from(src);
+    st.address == Some(src) || st.routes.iter().any(|n| n.contains(&src))
+}
+
 /// Handles one datagram from the raw GRE socket.
 pub fn handle_datagram<H: Hooks>(h: &H, buf: &mut [u8], now: Instant) {
     let dp = h.dp();
@@ -193,6 +208,9 @@ pub fn handle_datagram<H: Hooks>(h: &H, buf: &mut [u8], now: Instant) {
             let end = start + usize::from(repr.payload_len);
             if let Some(payload) = gre.get_mut(start..end) {
                 match st.ppp.handle_input(now, payload) {
+                    Ok(Some(ip)) if !h.accept_source(&st, ip) => {
+                        dp.metrics.dropped("spoofed_source");
+                    }
                     Ok(Some(ip)) => {
                         link.stats.rx_packets.fetch_add(1, Ordering::Relaxed);
                         link.stats

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::callid::CallIds;
 use crate::config::{Runtime, UserEntry};
-use crate::datapath::{DataPath, Hooks, drive};
+use crate::datapath::{self, DataPath, Hooks, drive};
 use crate::link::{CtlCmd, Link, LinkState};
 use crate::metrics::{MethodLabels, ProtoLabels, Protocol, SetupResult};
 use crate::netcfg::RouteCmd;
@@ -28,7 +28,13 @@ pub struct Gateway {
     pub call_ids: Mutex<CallIds>,
     user_sessions: Mutex<HashMap<String, u32>>,
     routes: Option<mpsc::UnboundedSender<RouteCmd>>,
+    /// Calls one PPTP control connection may hold (stock clients use one; each call costs a
+    /// Call ID and a PPP engine before anyone has authenticated).
+    pub max_calls_per_connection: u16,
 }
+
+/// Default for [`Gateway::max_calls_per_connection`].
+pub const DEFAULT_MAX_CALLS_PER_CONNECTION: u16 = 16;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -60,7 +66,7 @@ impl Gateway {
         dp: DataPath,
         cfg: Runtime,
         routes: Option<mpsc::UnboundedSender<RouteCmd>>,
-        call_id_start: u16,
+        call_id_seed: u64,
     ) -> Gateway {
         let pool = Pool::new(cfg.pool, cfg.reserved_addresses());
         dp.metrics.set_config(&cfg.gateway, &cfg.version);
@@ -68,9 +74,10 @@ impl Gateway {
             dp,
             pool: Mutex::new(pool),
             cfg: RwLock::new(Arc::new(cfg)),
-            call_ids: Mutex::new(CallIds::new(call_id_start)),
+            call_ids: Mutex::new(CallIds::new(call_id_seed)),
             user_sessions: Mutex::new(HashMap::new()),
             routes,
+            max_calls_per_connection: DEFAULT_MAX_CALLS_PER_CONNECTION,
         };
         gw.update_pool_metrics();
         gw
@@ -168,6 +175,13 @@ impl Gateway {
         }
         st.closed = true;
         st.down_reason = Some(cause.to_owned());
+        // A peer that hangs up (or goes silent) after a failed attempt failed authentication.
+        let result = match result {
+            SetupResult::PeerClosed | SetupResult::Timeout if st.auth_failed => {
+                SetupResult::AuthFailed
+            }
+            r => r,
+        };
         link.dead.store(true, Ordering::Relaxed);
         if let Some(addr) = st.address.take() {
             self.dp.links.unbind_address(addr, link.local_call_id);
@@ -287,6 +301,10 @@ impl Hooks for Gateway {
         &self.dp
     }
 
+    fn accept_source(&self, st: &LinkState, ip: &[u8]) -> bool {
+        datapath::source_allowed(st, ip)
+    }
+
     fn on_event(&self, link: &Arc<Link>, st: &mut LinkState, ev: Event, now: Instant) {
         match ev {
             Event::AuthRequest { username, method } => {
@@ -308,6 +326,7 @@ impl Hooks for Gateway {
                 st.ppp.provide_secret(now, secret.as_deref());
             }
             Event::Authenticated { username, method } => {
+                st.auth_failed = false;
                 let cfg = self.config();
                 st.username = Some(username.clone());
                 st.auth_method = Some(method);
@@ -358,7 +377,8 @@ impl Hooks for Gateway {
                         })
                         .inc();
                 }
-                self.record_setup(st, SetupResult::AuthFailed);
+                // Recorded when the setup ends: MS-CHAP peers may retry and succeed.
+                st.auth_failed = true;
                 info!(user = %username, method = method_name(method), caller = %link.peer, %reason, "authentication failed");
             }
             Event::Up {

@@ -47,6 +47,9 @@ pub struct LinkState {
     pub setup_recorded: bool,
     /// The login was refused by policy (service, limits), not by a wrong password.
     pub policy_refused: bool,
+    /// The last authentication attempt failed (MS-CHAP lets the peer retry; a setup that
+    /// ends before a later success counts as an authentication failure).
+    pub auth_failed: bool,
     pub up_at: Option<(Instant, SystemTime)>,
     pub encoding: Encoding,
     pub closed: bool,
@@ -100,6 +103,7 @@ impl Link {
                 counted: false,
                 setup_recorded: false,
                 policy_refused: false,
+                auth_failed: false,
                 up_at: None,
                 encoding: Encoding::None,
                 closed: false,
@@ -149,6 +153,16 @@ impl LinkTable {
 
     pub fn by_address(&self, addr: Ipv4Addr) -> Option<Arc<Link>> {
         read(&self.by_addr).get(&addr).cloned()
+    }
+
+    /// The only address-bound link, when there is exactly one.
+    pub fn sole_bound(&self) -> Option<Arc<Link>> {
+        let map = read(&self.by_addr);
+        if map.len() == 1 {
+            map.values().next().cloned()
+        } else {
+            None
+        }
     }
 
     /// Routes `net` to `link` (networks behind a client).

@@ -63,6 +63,9 @@ struct ServeArgs {
     /// Bound on concurrent PPTP control connections.
     #[arg(long, default_value_t = 20000)]
     max_control_connections: usize,
+    /// Bound on calls per PPTP control connection (stock clients use one).
+    #[arg(long, default_value_t = sluice_dataplane::gateway::DEFAULT_MAX_CALLS_PER_CONNECTION)]
+    max_calls_per_connection: u16,
     /// How often the manifest file is checked for changes (seconds).
     #[arg(long, default_value_t = 2)]
     watch_interval: u64,
@@ -128,6 +131,7 @@ fn main() -> ExitCode {
                 http: cli.serve.http,
                 forwarding: !cli.serve.no_forwarding,
                 max_control_connections: cli.serve.max_control_connections,
+                max_calls_per_connection: cli.serve.max_calls_per_connection,
                 watch_interval: Duration::from_secs(cli.serve.watch_interval.max(1)),
             };
             runtime().and_then(|rt| rt.block_on(server::run(opts)))

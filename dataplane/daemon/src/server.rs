@@ -29,6 +29,8 @@ pub struct ServeOptions {
     pub http: SocketAddr,
     pub forwarding: bool,
     pub max_control_connections: usize,
+    /// Calls per PPTP control connection.
+    pub max_calls_per_connection: u16,
     /// How often the manifest file is checked for changes.
     pub watch_interval: Duration,
 }
@@ -56,9 +58,11 @@ pub async fn run(opts: ServeOptions) -> Result<(), String> {
     let dp = DataPath::new(opts.bind, Some(Arc::new(tun)), metrics.clone())
         .map_err(|e| format!("opening the raw GRE socket: {e} (needs CAP_NET_RAW)"))?;
     let routes = netcfg::spawn_route_task(opts.tun.clone());
-    let start = u16::from_le_bytes([control::seed()[0], control::seed()[1]]);
+    let call_id_seed = control::seed_u64();
     let port = cfg.pptp_port;
-    let gw = Arc::new(Gateway::new(dp, cfg, Some(routes), start));
+    let mut gw = Gateway::new(dp, cfg, Some(routes), call_id_seed);
+    gw.max_calls_per_connection = opts.max_calls_per_connection.max(1);
+    let gw = Arc::new(gw);
 
     for (name, f) in [
         ("sluice-gre-rx", gre_rx_loop::<Gateway> as fn(Arc<Gateway>)),

@@ -135,7 +135,27 @@ pub struct MppePolicy {
     /// Which key lengths are acceptable.
     pub key_lengths: KeyLengths,
     /// Whether stateful (history) mode may be agreed; stateless is always acceptable.
-    pub stateful_allowed: bool,
+    pub stateful: StatefulMode,
+}
+
+/// Stateful MPPE (RFC 3078 §2, H bit clear) policy. Stateless mode is always acceptable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StatefulMode {
+    /// Only stateless mode: a request without the H bit is Nak'ed.
+    #[default]
+    Refuse,
+    /// Ask for stateless; agree to stateful when the peer asks for it.
+    Allow,
+    /// Ask for stateful and Nak the peer's stateless request once towards stateful; accept
+    /// stateless when the peer insists (pppd's `mppe-stateful` only goes stateful this way).
+    Prefer,
+}
+
+impl StatefulMode {
+    /// Whether stateful mode may be agreed at all.
+    pub fn allowed(self) -> bool {
+        self != StatefulMode::Refuse
+    }
 }
 
 /// Data encoding agreed for the link.
@@ -226,8 +246,6 @@ pub struct ClientConfig {
     pub request_dns: bool,
     /// Keepalive, as for the server.
     pub keepalive: Option<Duration>,
-    /// Ask for stateless MPPE (H bit); false asks for stateful.
-    pub request_stateless: bool,
 }
 
 impl Default for ClientConfig {
@@ -241,7 +259,6 @@ impl Default for ClientConfig {
             mtu: 1400,
             request_dns: true,
             keepalive: None,
-            request_stateless: true,
         }
     }
 }

@@ -121,6 +121,9 @@ const ECHO_INTERVAL: Duration = Duration::from_secs(1);
 const PROTO_REJ_PER_SEC: u8 = 10;
 /// Minimum interval between repeated CCP Reset-Requests while discarding.
 const RESET_REQ_INTERVAL: Duration = Duration::from_secs(1);
+/// Bound on link establishment (LCP, authentication, CCP, IPCP): a peer that never converges,
+/// or keeps renegotiating, cannot hold a session and its address forever.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CcpMode {
@@ -151,6 +154,11 @@ pub struct Ppp {
     ccp: Ccp,
     ccp_mode: CcpMode,
     ccp_failed: bool,
+    /// Our IPCP waits for CCP (encryption required), as pppd does: a peer that requires MPPE
+    /// Terminate-Acks NCP requests until its CCP is open, which would cost a restart period.
+    ipcp_deferred: bool,
+    /// The link must be Up by then, whatever the peer keeps (re)negotiating.
+    setup_deadline: Instant,
     policy: EncryptionPolicy,
     server_auth: Option<ServerAuth>,
     client_auth: Option<ClientAuth>,
@@ -189,7 +197,7 @@ impl Ppp {
             peer: None,
             dns: cfg.dns.iter().take(2).copied().collect(),
         };
-        let ccp = Ccp::new(cfg.mppe, true, true);
+        let ccp = Ccp::new(cfg.mppe);
         let (policy, keepalive, mtu) = (cfg.mppe.policy, cfg.keepalive, cfg.mtu);
         Self::build(
             Role::Server(cfg),
@@ -220,7 +228,7 @@ impl Ppp {
             dns,
             remote: None,
         };
-        let ccp = Ccp::new(cfg.mppe, false, cfg.request_stateless);
+        let ccp = Ccp::new(cfg.mppe);
         let (policy, keepalive, mtu) = (cfg.mppe.policy, cfg.keepalive, cfg.mtu);
         Self::build(
             Role::Client(cfg),
@@ -262,6 +270,7 @@ impl Ppp {
             ccp,
             ccp_mode: CcpMode::Disabled,
             ccp_failed: false,
+            ipcp_deferred: false,
             policy,
             server_auth: None,
             client_auth: None,
@@ -272,6 +281,7 @@ impl Ppp {
             mppe_rx: None,
             encoding: Encoding::None,
             up: false,
+            setup_deadline: now + SETUP_TIMEOUT,
             down_reason: None,
             keepalive,
             last_rx: now,
@@ -391,6 +401,15 @@ impl Ppp {
             self.on_auth_result(now, r);
         }
         self.keepalive_tick(now);
+        if !self.up && now >= self.setup_deadline {
+            self.close_link(
+                now,
+                DownReason::NegotiationFailed(format!(
+                    "link not up within {} s",
+                    SETUP_TIMEOUT.as_secs()
+                )),
+            );
+        }
     }
 
     /// Earliest pending timer.
@@ -409,6 +428,7 @@ impl Ppp {
             self.ccp_fsm.poll_timeout(),
             auth,
             self.keepalive_deadline(),
+            (!self.up && !matches!(self.phase, Phase::Terminate)).then_some(self.setup_deadline),
         ]
         .into_iter()
         .flatten()
@@ -632,6 +652,7 @@ impl Ppp {
             self.code_reject(proto::IPCP, info);
             return Err(Error::unexpected(Layer::Ipcp, "unknown code"));
         }
+        self.open_deferred_ipcp(now);
         let ev = self
             .ipcp_fsm
             .handle_packet(now, &pkt, &mut self.ipcp, &mut self.tx)?;
@@ -832,9 +853,20 @@ impl Ppp {
             (EncryptionPolicy::Allow, true) => CcpMode::Passive,
             (EncryptionPolicy::Prefer | EncryptionPolicy::Require, true) => CcpMode::Active,
         };
-        self.ipcp_fsm.open(now, &mut self.ipcp, &mut self.tx);
+        if self.ccp_mode == CcpMode::Active && self.policy == EncryptionPolicy::Require {
+            self.ipcp_deferred = true;
+        } else {
+            self.ipcp_fsm.open(now, &mut self.ipcp, &mut self.tx);
+        }
         if self.ccp_mode == CcpMode::Active {
             self.ccp_fsm.open(now, &mut self.ccp, &mut self.tx);
+        }
+    }
+
+    /// Opens a deferred IPCP: once CCP is up, or as soon as the peer starts IPCP itself.
+    fn open_deferred_ipcp(&mut self, now: Instant) {
+        if std::mem::take(&mut self.ipcp_deferred) {
+            self.ipcp_fsm.open(now, &mut self.ipcp, &mut self.tx);
         }
     }
 
@@ -873,6 +905,7 @@ impl Ppp {
                     bits: choice.bits.bits(),
                     stateful,
                 };
+                self.open_deferred_ipcp(now);
                 self.check_up(now);
             }
             Some(LayerEvent::Down) => self.close_link(

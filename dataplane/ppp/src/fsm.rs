@@ -72,6 +72,11 @@ impl Judge {
     pub fn nak(&mut self, kind: u8, data: &[u8]) {
         frame::push_option(&mut self.nak, kind, data);
     }
+    /// The options Nak'ed so far.
+    #[cfg(test)]
+    pub(crate) fn nak_options(&self) -> &[u8] {
+        &self.nak
+    }
     /// Whether anything was Nak'ed or rejected.
     pub fn is_clean(&self) -> bool {
         self.nak.is_empty() && self.rej.is_empty()
@@ -173,6 +178,9 @@ pub struct Fsm {
     last_acked_peer: Option<Vec<u8>>,
     restart_count: u8,
     naks_sent: u8,
+    /// Identifier of the last request we Nak'ed or rejected: its retransmission (same Identifier,
+    /// our reply was lost) is answered again without counting towards Max-Failure.
+    last_naked_id: Option<u8>,
     naks_received: u8,
     timer: Option<Instant>,
     term_id: u8,
@@ -192,6 +200,7 @@ impl Fsm {
             last_acked_peer: None,
             restart_count: 0,
             naks_sent: 0,
+            last_naked_id: None,
             naks_received: 0,
             timer: None,
             term_id: 0,
@@ -224,6 +233,7 @@ impl Fsm {
         self.restart_count = MAX_CONFIGURE;
         self.naks_received = 0;
         self.naks_sent = 0;
+        self.last_naked_id = None;
         self.send_request(now, neg, tx);
         self.state = State::ReqSent;
     }
@@ -414,6 +424,7 @@ impl Fsm {
         match verdict {
             Verdict::Ack => {
                 self.naks_sent = 0;
+                self.last_naked_id = None;
                 tx.control(self.protocol, code::CONF_ACK, pkt.id, &reply);
                 neg.peer_acked(pkt.data);
                 self.last_acked_peer = Some(pkt.data.to_vec());
@@ -428,7 +439,10 @@ impl Fsm {
                 }
             }
             Verdict::Nak | Verdict::Reject => {
-                self.naks_sent = self.naks_sent.saturating_add(1);
+                if self.last_naked_id != Some(pkt.id) {
+                    self.naks_sent = self.naks_sent.saturating_add(1);
+                }
+                self.last_naked_id = Some(pkt.id);
                 let c = if verdict == Verdict::Nak {
                     code::CONF_NAK
                 } else {
@@ -685,5 +699,29 @@ mod tests {
         }
         assert_eq!(&codes[..5], &[code::CONF_NAK; 5]);
         assert_eq!(&codes[5..], &[code::CONF_REJ; 3]);
+    }
+
+    /// A retransmitted request (same Identifier: our Nak was lost) is Nak'ed again without
+    /// counting towards Max-Failure.
+    #[test]
+    fn retransmissions_do_not_count_towards_max_failure() {
+        let now = Instant::now();
+        let mut b = Fsm::new(0xC021, Layer::Lcp, 1);
+        let mut nb = Simple { want: 7 };
+        let mut tb = Tx::default();
+        b.open(now, &mut nb, &mut tb);
+        let _ = tb.pop();
+        for _ in 0..12 {
+            let req = [1u8, 3, 3];
+            let pkt = frame::ControlPacket {
+                code: code::CONF_REQ,
+                id: 9,
+                data: &req,
+            };
+            b.handle_packet(now, &pkt, &mut nb, &mut tb).unwrap();
+            let mut f = tb.pop().unwrap();
+            let (_, info) = frame::parse(&mut f).unwrap();
+            assert_eq!(info[0], code::CONF_NAK);
+        }
     }
 }

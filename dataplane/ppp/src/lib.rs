@@ -24,6 +24,7 @@ pub mod pap;
 
 pub use config::{
     AuthProto, ClientConfig, Encoding, EncryptionPolicy, KeyLengths, MppePolicy, ServerConfig,
+    StatefulMode,
 };
-pub use engine::{DownReason, Event, Phase, Ppp};
+pub use engine::{DownReason, Event, Phase, Ppp, SETUP_TIMEOUT};
 pub use error::{Error, Layer, SendError};

@@ -229,10 +229,9 @@ fn key_length_selection() {
 
 fn stateful_pair(seed: u8) -> Pair {
     let mut s = server_cfg(vec![MsChapV2], Require);
-    s.mppe.stateful_allowed = true;
+    s.mppe.stateful = StatefulMode::Allow;
     let mut c = client_cfg(vec![MsChapV2], Require, "s3cret");
-    c.mppe.stateful_allowed = true;
-    c.request_stateless = false;
+    c.mppe.stateful = StatefulMode::Prefer;
     Pair::new(s, c, seed)
 }
 
@@ -249,11 +248,62 @@ fn stateful_negotiated_only_when_allowed() {
     );
     // Server forbids stateful: client asking for it ends up stateless.
     let mut c = client_cfg(vec![MsChapV2], Require, "s3cret");
-    c.mppe.stateful_allowed = true;
-    c.request_stateless = false;
+    c.mppe.stateful = StatefulMode::Prefer;
     let mut p = Pair::new(server_cfg(vec![MsChapV2], Require), c, 11);
     assert!(p.bring_up());
     assert_up(&p, mppe128());
+}
+
+/// A gateway that prefers stateful mode gets it from a client that merely allows it (pppd's
+/// `mppe-stateful`), and stateless from a client that refuses it.
+#[test]
+fn server_preferring_stateful() {
+    for (client_mode, stateful) in [(StatefulMode::Allow, true), (StatefulMode::Refuse, false)] {
+        let mut s = server_cfg(vec![MsChapV2], Require);
+        s.mppe.stateful = StatefulMode::Prefer;
+        let mut c = client_cfg(vec![MsChapV2], Require, "s3cret");
+        c.mppe.stateful = client_mode;
+        let mut p = Pair::new(s, c, 13);
+        assert!(p.bring_up());
+        assert_up(
+            &p,
+            Encoding::Mppe {
+                bits: 128,
+                stateful,
+            },
+        );
+    }
+}
+
+/// A server allowing every key length agrees on the only one a client supports (pppd
+/// `require-mppe-40`), and on the strongest when the client supports several.
+#[test]
+fn key_length_follows_the_client() {
+    for (client_keys, bits) in [
+        (
+            KeyLengths {
+                bits40: true,
+                bits56: false,
+                bits128: false,
+            },
+            40,
+        ),
+        (KeyLengths::ALL, 128),
+    ] {
+        let mut s = server_cfg(vec![MsChapV2], Require);
+        s.mppe.key_lengths = KeyLengths::ALL;
+        let mut c = client_cfg(vec![MsChapV2], Require, "s3cret");
+        c.mppe.key_lengths = client_keys;
+        let mut p = Pair::new(s, c, 14);
+        assert!(p.bring_up());
+        assert_up(
+            &p,
+            Encoding::Mppe {
+                bits,
+                stateful: false,
+            },
+        );
+    }
 }
 
 #[test]
@@ -510,4 +560,44 @@ fn auth_timeout_when_secret_never_provided() {
     );
     assert_eq!(p.server_down(), Some(&DownReason::AuthTimeout));
     assert!(p.now - t0 <= Duration::from_secs(31));
+}
+
+/// A peer that keeps renegotiating (here: the same unacceptable LCP request, retransmitted
+/// every second with the same Identifier, so Max-Failure never trips) cannot hold the
+/// server's session beyond the setup bound.
+#[test]
+fn setup_is_bounded() {
+    let start = std::time::Instant::now();
+    let mut s = Ppp::server(server_cfg(vec![MsChapV2], Require), start, [7; 32]);
+    // LCP Configure-Request id 1 with MRU 32 (below the minimum: always Nak'ed).
+    let req = [0xff, 0x03, 0xc0, 0x21, 1, 1, 0, 8, 1, 4, 0, 32];
+    let mut down = None;
+    for t in 0..200 {
+        let now = start + Duration::from_secs(t);
+        let mut f = req.to_vec();
+        let _ = s.handle_input(now, &mut f);
+        s.handle_timeout(now);
+        while let Some(mut out) = s.poll_transmit() {
+            // Acknowledge our own LCP requests, so only the peer's side never converges.
+            if out.starts_with(&[0xff, 0x03, 0xc0, 0x21, 1]) {
+                out[4] = 2;
+                let _ = s.handle_input(now, &mut out);
+            }
+        }
+        while let Some(ev) = s.poll_event() {
+            if let Event::Down { reason } = ev {
+                down = Some((t, reason));
+            }
+        }
+        if down.is_some() {
+            break;
+        }
+    }
+    let (t, reason) = down.expect("session never torn down");
+    // Down follows the orderly LCP termination (Terminate-Requests for a few restart periods).
+    assert!(t <= SETUP_TIMEOUT.as_secs() + 10, "{t}");
+    assert!(
+        matches!(&reason, DownReason::NegotiationFailed(w) if w.contains("not up within")),
+        "{reason:?}"
+    );
 }

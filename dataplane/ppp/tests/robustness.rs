@@ -163,9 +163,10 @@ fn random_frames_into_both_roles_in_every_phase() {
             for to_server in [true, false] {
                 let mut s = server_cfg(vec![auth], sp);
                 let mut c = client_cfg(vec![auth], cp, "s3cret");
-                s.mppe.stateful_allowed = stateful;
-                c.mppe.stateful_allowed = stateful;
-                c.request_stateless = !stateful;
+                if stateful {
+                    s.mppe.stateful = StatefulMode::Allow;
+                    c.mppe.stateful = StatefulMode::Prefer;
+                }
                 c.keepalive = Some(Duration::from_secs(5));
                 let mut p = Pair::new(s, c, (k * 10 + ph) as u8);
                 p.run_until(Duration::from_secs(60), reach);

@@ -11,12 +11,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use sluice_proto::v1::{
-    AuthMethod, EncryptionPolicy, GatewayConfig, NatSettings, PppSettings, PptpSettings, User,
+    AuthMethod, EncryptionPolicy, GatewayConfig, NatSettings, PppSettings, PptpSettings,
+    StatefulMppe as WireStateful, User,
 };
 
 use crate::duration::parse_go_duration;
 use crate::error::{ConfigError, FieldError, object_name};
-use crate::gateway::{AuthenticationMethod, Encryption, MAX_MTU, MIN_MTU, VpnGateway};
+use crate::gateway::{
+    AuthenticationMethod, Encryption, MAX_MTU, MIN_MTU, StatefulMppe, VpnGateway,
+};
 use crate::manifest::Manifests;
 use crate::user::VpnUser;
 
@@ -330,7 +333,7 @@ pub fn compile(
                 .collect(),
             encryption: encryption_policy(pptp.encryption) as i32,
             mppe_key_lengths: key_lengths,
-            mppe_stateful: pptp.mppe.stateful,
+            mppe_stateful: stateful_mppe(pptp.mppe.stateful) as i32,
         }),
         ppp: Some(PppSettings {
             mtu: ppp.mtu,
@@ -587,6 +590,14 @@ fn encryption_policy(e: Encryption) -> EncryptionPolicy {
         Encryption::Allow => EncryptionPolicy::Allow,
         Encryption::Prefer => EncryptionPolicy::Prefer,
         Encryption::Require => EncryptionPolicy::Require,
+    }
+}
+
+fn stateful_mppe(s: StatefulMppe) -> WireStateful {
+    match s {
+        StatefulMppe::Refuse => WireStateful::Refuse,
+        StatefulMppe::Allow => WireStateful::Allow,
+        StatefulMppe::Prefer => WireStateful::Prefer,
     }
 }
 

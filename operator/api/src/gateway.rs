@@ -36,7 +36,12 @@ pub const DEFAULT_KEEPALIVE: &str = "30s";
     ),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
-    printcolumn(name = "Sessions", type_ = "integer", json_path = ".status.sessions"),
+    printcolumn(
+        name = "Sessions",
+        type_ = "integer",
+        json_path = ".status.sessions.total"
+    ),
+    printcolumn(name = "Endpoints", type_ = "string", json_path = ".status.endpoints"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -153,18 +158,36 @@ pub struct MppeSpec {
     /// Accepted key lengths in bits (40, 56, 128); the strongest both sides accept is used.
     #[serde(default = "default_key_lengths")]
     pub key_lengths: Vec<u32>,
-    /// Allow stateful MPPE when the peer asks for it.
-    #[serde(default = "default_true")]
-    pub stateful: bool,
+    /// Stateful MPPE: `refuse` (stateless only), `allow` (when the client asks for it) or
+    /// `prefer` (ask for it; stateless when the client insists).
+    #[serde(default)]
+    pub stateful: StatefulMppe,
 }
 
 impl Default for MppeSpec {
     fn default() -> Self {
         Self {
             key_lengths: default_key_lengths(),
-            stateful: true,
+            stateful: StatefulMppe::default(),
         }
     }
+}
+
+/// Stateful MPPE policy (RFC 3078 §2). Stateless mode (a new key every packet) is always
+/// acceptable; stateful mode is cheaper per packet but loses packets until the next re-key
+/// after any loss.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StatefulMppe {
+    // Plain comments, not doc comments: documented variants become a non-structural `oneOf`.
+    // Stateless only.
+    Refuse,
+    // Agree to stateful when the client asks for it.
+    #[default]
+    Allow,
+    // Ask for stateful; stateless when the client insists (pppd's `mppe-stateful` only goes
+    // stateful when the server asks).
+    Prefer,
 }
 
 fn default_key_lengths() -> Vec<u32> {
@@ -223,16 +246,72 @@ pub struct VpnGatewayStatus {
     /// Data-plane pods that exist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
-    /// Data-plane pods that are ready.
+    /// Data-plane pods that are ready (have applied a configuration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
     /// Label selector of the data-plane pods (for the scale subresource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// Node addresses clients dial: ExternalIP of ready pods' nodes, else InternalIP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
     /// Live sessions across all pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sessions: Option<u32>,
-    /// Standard conditions (`Ready`, `ConfigValid`).
+    pub sessions: Option<SessionCounts>,
+    /// Version (content hash) of the configuration compiled for this gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_version: Option<String>,
+    /// What a firewall in front of the nodes must let through for the enabled protocols.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub firewall: Vec<FirewallRule>,
+    /// `Ready`, `Progressing` and `Degraded`, each with a reason and a message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// Live session counts.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionCounts {
+    /// All sessions.
+    pub total: u32,
+    /// PPTP sessions.
+    #[serde(default)]
+    pub pptp: u32,
+    /// L2TP sessions.
+    #[serde(default)]
+    pub l2tp: u32,
+}
+
+/// One inbound flow a firewall must allow to the gateway's nodes.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FirewallRule {
+    /// IP protocol: `tcp`, `udp`, `gre` (47) or `esp` (50).
+    pub protocol: String,
+    /// Destination port (TCP and UDP only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// What the flow carries.
+    pub purpose: String,
+}
+
+impl VpnGatewaySpec {
+    /// The inbound flows the enabled protocols need (RFC 2637 §1.3: TCP 1723 and GRE).
+    pub fn firewall_rules(&self) -> Vec<FirewallRule> {
+        let mut rules = Vec::new();
+        if self.pptp.enabled {
+            rules.push(FirewallRule {
+                protocol: "tcp".into(),
+                port: Some(self.pptp.port),
+                purpose: "PPTP control connection".into(),
+            });
+            rules.push(FirewallRule {
+                protocol: "gre".into(),
+                port: None,
+                purpose: "PPTP data (IP protocol 47, both directions)".into(),
+            });
+        }
+        rules
+    }
 }

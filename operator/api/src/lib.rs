@@ -6,6 +6,7 @@
 //! standalone data plane with objects from [`parse_manifests`].
 
 mod compile;
+pub mod crdgen;
 mod duration;
 mod error;
 mod gateway;

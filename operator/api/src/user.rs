@@ -28,6 +28,7 @@ pub const DEFAULT_PASSWORD_KEY: &str = "password";
     ),
     printcolumn(name = "Connected", type_ = "boolean", json_path = ".status.connected"),
     printcolumn(name = "Address", type_ = "string", json_path = ".status.address"),
+    printcolumn(name = "Protocol", type_ = "string", json_path = ".status.protocol"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -117,13 +118,58 @@ pub struct VpnUserStatus {
     /// Whether the user has at least one live session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connected: Option<bool>,
-    /// Number of live sessions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sessions: Option<u32>,
-    /// Tunnel address of the (first) live session.
+    /// Tunnel address of the first live session (for `kubectl get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    /// Standard conditions (`Ready`).
+    /// Protocol of the first live session (for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Live sessions, across all data-plane pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<UserSession>,
+    /// When the user last logged in successfully (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_login: Option<String>,
+    /// The last failed login: when, from where and why (never the password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_auth_failure: Option<AuthFailure>,
+    /// `Ready`; `SecretMissing` when the password Secret or key is absent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// One live session of a user.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSession {
+    /// `pptp` or `l2tp`.
+    pub protocol: String,
+    /// Node whose data-plane pod carries the session.
+    pub node: String,
+    /// Tunnel address assigned to the client.
+    pub address: String,
+    /// The client's public address.
+    pub caller_address: String,
+    /// When the session came up (RFC 3339).
+    pub since: String,
+    /// Bytes received from the client.
+    #[serde(default)]
+    pub bytes_in: u64,
+    /// Bytes sent to the client.
+    #[serde(default)]
+    pub bytes_out: u64,
+    /// Data encoding, e.g. `MPPE 128 bit, stateless`.
+    pub encoding: String,
+}
+
+/// A failed login.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthFailure {
+    /// When (RFC 3339).
+    pub time: String,
+    /// The client's public address.
+    pub caller_address: String,
+    /// Why, e.g. `wrong password` or `service not allowed`.
+    pub reason: String,
 }

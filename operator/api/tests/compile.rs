@@ -37,7 +37,7 @@ fn defaults_are_filled_explicitly() {
     assert_eq!(pptp.authentication, [AuthMethod::MschapV2 as i32]);
     assert_eq!(pptp.encryption, EncryptionPolicy::Require as i32);
     assert_eq!(pptp.mppe_key_lengths, [128]);
-    assert!(pptp.mppe_stateful);
+    assert_eq!(pptp.mppe_stateful(), sluice_proto::v1::StatefulMppe::Allow);
     let ppp = c.ppp.as_ref().unwrap();
     assert_eq!((ppp.mtu, ppp.mru), (1400, 1400));
     assert_eq!(ppp.keepalive_timeout_seconds, 30);

@@ -69,7 +69,7 @@ pub fn server_cfg(auth: Vec<AuthProto>, policy: EncryptionPolicy) -> ServerConfi
         mppe: MppePolicy {
             policy,
             key_lengths: KeyLengths::ALL,
-            stateful_allowed: false,
+            stateful: StatefulMode::Refuse,
         },
         mru: 1400,
         mtu: 1400,
@@ -90,13 +90,12 @@ pub fn client_cfg(auth: Vec<AuthProto>, policy: EncryptionPolicy, password: &str
         mppe: MppePolicy {
             policy,
             key_lengths: KeyLengths::ALL,
-            stateful_allowed: false,
+            stateful: StatefulMode::Refuse,
         },
         mru: 1400,
         mtu: 1400,
         request_dns: true,
         keepalive: None,
-        request_stateless: true,
     }
 }
 

@@ -1,0 +1,87 @@
+# Guest-side helpers for scenario scripts (shipped in every scenario archive as
+# /scenario/lib.sh). Scenario scripts run under bash as root in the lab guest.
+
+SERVER=$(ip -4 route show default | awk '{print $3; exit}')   # the gateway (10.99.0.1)
+LAN_HOST=192.168.77.2                                         # a host behind the gateway
+TUNNEL_GW=10.200.0.1                                          # the gateway's tunnel address
+PASSED=0
+FAILED=0
+
+log() { echo "[guest] $*"; }
+# mark NAME: tell host hooks (wait_mark) that the scenario reached a point.
+mark() { echo "SLUICE-MARK: $1"; }
+
+# check NAME CMD...: one assertion; output shown only on failure.
+check() {
+  local name=$1; shift
+  if "$@" >/tmp/check.out 2>&1; then PASSED=$((PASSED + 1)); log "ok   - $name"
+  else FAILED=$((FAILED + 1)); log "FAIL - $name"; sed 's/^/    /' /tmp/check.out; fi
+}
+
+# summary: last line of every guest.sh.
+summary() { log "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ]; }
+
+# pptp_start UNIT USER PASSWORD [pppd options...]: stock pppd + pptp-linux, as the
+# README tells users to, on interface pppUNIT, debug log in /tmp/pppd-UNIT.log.
+# Without options the client allows only MS-CHAPv2 and requires MPPE-128 (stateless).
+# Debian's /etc/ppp/options.pptp is not used because it refuses PAP, CHAP-MD5 and
+# MS-CHAPv1 for good; its other settings (lock nobsdcomp nodeflate) are passed.
+# (Client side, methods are restricted with refuse-*; require-* would demand that
+# the *gateway* authenticates to us.)
+pptp_start() {
+  local unit=$1 user=$2 pw=$3; shift 3
+  local opts=("$@")
+  [ ${#opts[@]} -eq 0 ] && opts=(require-mppe-128 refuse-pap refuse-eap refuse-chap refuse-mschap)
+  : >"/tmp/pppd-$unit.log"
+  pppd pty "pptp $SERVER --nolaunchpppd --loglevel 1" \
+    name "$user" password "$pw" remotename sluice usepeerdns nodefaultroute noipdefault \
+    lock nobsdcomp nodeflate unit "$unit" linkname "u$unit" ipparam "u$unit" \
+    nodetach debug logfile "/tmp/pppd-$unit.log" "${opts[@]}" noauth >"/tmp/pppd-$unit.stdout.log" 2>&1 &
+  eval "PPPD_$unit=$!"
+  # pptp-linux shares one call manager (one control connection) per server between
+  # all its calls, and two pptp processes starting at once race for its socket:
+  # start calls one after another, each once the gateway has answered the call.
+  local i=0 pid=$!
+  while [ $i -lt 200 ] && kill -0 "$pid" 2>/dev/null && ! grep -q '^rcvd \[' "/tmp/pppd-$unit.log"; do
+    sleep 0.1; i=$((i + 1))
+  done
+}
+
+# pptp_wait UNIT [SECONDS]: wait until pppUNIT is up with its address (0) or pppd exits (1).
+pptp_wait() {
+  local unit=$1 t=${2:-30} i=0 pid
+  eval "pid=\$PPPD_$unit"
+  while [ $i -lt $((t * 10)) ]; do
+    grep -q "^Script /etc/ppp/ip-up finished" "/tmp/pppd-$unit.log" && return 0   # address set, link up
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1; i=$((i + 1))
+  done
+  return 1
+}
+
+# pptp_exit UNIT [SECONDS]: wait for pppd UNIT to exit; prints its exit status.
+pptp_exit() {
+  local unit=$1 t=${2:-30} i=0 pid rc
+  eval "pid=\$PPPD_$unit"
+  while kill -0 "$pid" 2>/dev/null && [ $i -lt $((t * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+  if kill -0 "$pid" 2>/dev/null; then echo running; return 1; fi
+  wait "$pid"; rc=$?
+  echo "$rc"
+}
+
+# pptp_stop UNIT: hang up cleanly (SIGTERM to pppd) and wait for it.
+pptp_stop() {
+  local pid; eval "pid=\$PPPD_$1"
+  kill "$pid" 2>/dev/null; pptp_exit "$1" 10 >/dev/null || true
+}
+
+ppp_addr() { ip -4 -o addr show dev "ppp$1" 2>/dev/null | awk '{print $4; exit}' | cut -d/ -f1; }
+ppp_peer() { ip -4 -o addr show dev "ppp$1" 2>/dev/null | awk '{print $6; exit}' | cut -d/ -f1; }
+ppp_mtu() { cat "/sys/class/net/ppp$1/mtu"; }
+in_pool() { case "$1" in 10.200.0.*) [ "$1" != 10.200.0.0 ] && [ "$1" != 10.200.0.1 ] && [ "$1" != 10.200.0.255 ];; *) false;; esac; }
+# not CMD...: negate (for check).
+not() { ! "$@"; }
+# pptp_gone UNIT [SECONDS]: true once pppd UNIT has exited.
+pptp_gone() { [ "$(pptp_exit "$@")" != running ]; }
+# acked UNIT TEXT: pppd acknowledged an LCP ConfReq containing TEXT (e.g. "<auth chap MS>").
+acked() { grep -F "sent [LCP ConfAck" "/tmp/pppd-$1.log" | grep -qF "$2"; }

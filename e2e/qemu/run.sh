@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Real-client interoperability suite: stock Debian clients (pppd + pptp-linux, later
+# xl2tpd + strongSwan) in qemu guests against sluice-dataplane running on the host
+# in a network namespace this script creates. Needs root, qemu-system-x86 and
+# debootstrap (the guest image is built once and cached, see build-image.sh).
+#
+#   e2e/qemu/run.sh [SCENARIO...]     # default: every directory in e2e/qemu/scenarios
+#
+# A scenario is a directory scenarios/NN-name/ with
+#   guest.sh       bash run as root in the guest (sources ./lib.sh = guest/lib.sh);
+#                  exit 0 = pass. A line "# lab-timeout: N" sets its time limit (default 120 s).
+#   manifest.yaml  the gateway's manifests for this scenario
+#   host.sh        optional, sourced on the host in a background subshell while the
+#                  guest runs (helpers from lib.sh: wait_mark, gw_sessions, metric,
+#                  gateway_reload, guest_kill, hcheck ...). A non-zero exit or a failed
+#                  hcheck fails the scenario. If it kills the guest it must `touch
+#                  "$SW/guest-killed"`, and then the guest's verdict is not required.
+#   any other files are shipped to the guest next to guest.sh.
+# Environment: SLUICE_BIN (default target/release/sluice-dataplane), SLUICE_E2E_CACHE,
+# SLUICE_E2E_KEEP=1 keeps the logs (kept anyway when a scenario fails).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, tap devices)"
+if [ $# -gt 0 ]; then
+  SCENARIOS=()
+  for s in "$@"; do
+    if [ -d "$s" ]; then SCENARIOS+=("$(cd "$s" && pwd)")
+    else SCENARIOS+=("$(cd "$here/scenarios" && ls -d "$here"/scenarios/*"$s"* | head -n 1)"); fi
+  done
+else
+  SCENARIOS=("$here"/scenarios/[0-9]*)
+fi
+[ -e "${SCENARIOS[0]}" ] || die "no scenarios found"
+
+PASS=0; FAIL=0; RESULTS=()
+trap 'lab_teardown' EXIT
+trap 'exit 130' INT TERM
+
+t0=$(date +%s)
+lab_image
+log "guest image: $IMAGE (ready after $(( $(date +%s) - t0 ))s)"
+
+show() {  # FILE TITLE [LINES]
+  [ -s "$1" ] || return 0
+  printf '\n----- %s (%s)\n' "$2" "$1"
+  if [ -n "${3:-}" ]; then tail -n "$3" "$1"; else cat "$1"; fi
+}
+
+run_scenario() {
+  local dir=$1 name; name=$(basename "$dir")
+  local sw="$LAB_WORK/$name" timeout start rc=0 verdict host_rc=0 why=""
+  timeout=$(sed -n 's/^# lab-timeout: *\([0-9]*\).*/\1/p' "$dir/guest.sh" | head -n 1)
+  timeout=${timeout:-120}
+  start=$(date +%s)
+  lab_up "$sw"
+  if ! gateway_start "$dir/manifest.yaml"; then
+    why="gateway did not start"
+  else
+    guest_tar "$SW/scenario.tar" "$dir"
+    guest_boot guest 1 "$SW/scenario.tar" "$timeout"
+    local qemu_pid=$GUEST_PID host_pid=""
+    if [ -f "$dir/host.sh" ]; then
+      ( set -euo pipefail; source "$dir/host.sh" ) >"$SW/host.log" 2>&1 &
+      host_pid=$!
+    fi
+    wait "$qemu_pid" || rc=$?
+    if [ -n "$host_pid" ]; then
+      for _ in $(seq 1200); do kill -0 "$host_pid" 2>/dev/null || break; sleep 0.1; done
+      kill "$host_pid" 2>/dev/null && { why="host hook timed out; "; }
+      wait "$host_pid" || host_rc=$?
+      [ "$host_rc" -eq 0 ] || why+="host hook exited $host_rc; "
+      [ -s "$SW/host.failed" ] && why+="host checks failed: $(paste -sd, "$SW/host.failed"); "
+    fi
+    verdict=$(guest_verdict guest)
+    if [ -f "$SW/guest-killed" ]; then :
+    elif [ "$verdict" != PASS ]; then
+      why+="guest verdict $verdict"
+      [ "$rc" -eq 0 ] || why+=" (qemu exit $rc)"
+    fi
+  fi
+  local dur=$(( $(date +%s) - start ))
+  if [ -z "$why" ]; then
+    PASS=$((PASS + 1)); RESULTS+=("ok   $name (${dur}s)")
+    printf '\033[32mok\033[0m   %-34s %4ss\n' "$name" "$dur"
+  else
+    FAIL=$((FAIL + 1)); RESULTS+=("FAIL $name (${dur}s): $why")
+    printf '\033[31mFAIL\033[0m %-34s %4ss  %s\n' "$name" "$dur" "$why"
+    show "$SW/guest.serial.log" "guest serial console: scenario output, pppd debug logs"
+    show "$SW/guest.qemu.log" "qemu"
+    show "$SW/host.log" "host hook"
+    show "$SW/gateway.log" "gateway log (last 150 lines)" 150
+  fi
+  lab_teardown
+}
+
+for dir in "${SCENARIOS[@]}"; do run_scenario "$dir"; done
+
+printf '\n'
+for r in "${RESULTS[@]}"; do echo "$r"; done
+if [ "$FAIL" -eq 0 ] && [ -z "${SLUICE_E2E_KEEP:-}" ]; then rm -rf "$LAB_WORK"
+else log "logs in $LAB_WORK"; fi
+log "total $(( $(date +%s) - t0 ))s"
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
