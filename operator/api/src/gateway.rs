@@ -4,7 +4,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -19,8 +19,11 @@ pub const MIN_MTU: u32 = 576;
 /// Default keepalive timeout.
 pub const DEFAULT_KEEPALIVE: &str = "30s";
 
+/// Most entries of a list field the schema accepts (CEL cost estimation needs a bound).
+pub const MAX_LIST_ITEMS: u32 = 64;
+
 /// A VPN gateway: the PPTP (later L2TP/IPsec) service and its PPP address plan.
-#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
     group = "sluice.dev",
     version = "v1alpha1",
@@ -52,6 +55,7 @@ pub const DEFAULT_KEEPALIVE: &str = "30s";
 pub struct VpnGatewaySpec {
     /// Number of data-plane pods (at most one per node).
     #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0))]
     pub replicas: i32,
     /// Gateway-wide session limit; 0 means unlimited.
     #[serde(default)]
@@ -71,7 +75,7 @@ fn default_replicas() -> i32 {
 }
 
 /// PPTP service settings.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PptpSpec {
     /// Whether PPTP is served.
@@ -79,9 +83,15 @@ pub struct PptpSpec {
     pub enabled: bool,
     /// TCP port of the control connection.
     #[serde(default = "default_port")]
+    #[schemars(range(min = 1))]
     pub port: u16,
     /// Accepted authentication methods, most preferred first.
     #[serde(default = "default_authentication")]
+    #[schemars(length(min = 1, max = 4))]
+    #[x_kube(
+        validation = Rule::new("self.all(m, self.exists_one(n, n == m))")
+            .message("spec.pptp.authentication must not list a method twice")
+    )]
     pub authentication: Vec<AuthenticationMethod>,
     /// MPPE policy.
     #[serde(default)]
@@ -152,11 +162,16 @@ pub enum Encryption {
 }
 
 /// MPPE settings (RFC 3078).
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MppeSpec {
     /// Accepted key lengths in bits (40, 56, 128); the strongest both sides accept is used.
     #[serde(default = "default_key_lengths")]
+    #[schemars(length(min = 1, max = 3))]
+    #[x_kube(
+        validation = Rule::new("self.all(k, k == 40 || k == 56 || k == 128)")
+            .message("spec.pptp.mppe.keyLengths may only contain 40, 56 and 128")
+    )]
     pub key_lengths: Vec<u32>,
     /// Stateful MPPE: `refuse` (stateless only), `allow` (when the client asks for it) or
     /// `prefer` (ask for it; stateless when the client insists).
@@ -195,27 +210,71 @@ fn default_key_lengths() -> Vec<u32> {
 }
 
 /// PPP link and address settings.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new(
+        "!isIP(self.localAddress) || !isCIDR(self.addressPool) || \
+         ip(self.localAddress) != cidr(self.addressPool).masked().ip()"
+    )
+    .message("spec.ppp.localAddress must not be the network address of spec.ppp.addressPool"),
+    validation = Rule::new(
+        "!has(self.staticAddresses) || !isCIDR(self.addressPool) || \
+         self.staticAddresses.all(c, !isCIDR(c) || \
+           (!cidr(self.addressPool).containsCIDR(c) && !cidr(c).containsCIDR(self.addressPool)))"
+    )
+    .message("spec.ppp.staticAddresses must not overlap spec.ppp.addressPool")
+)]
 pub struct PppSpec {
     /// Maximum transmit unit (576..=1436).
     #[serde(default = "default_mtu")]
+    #[schemars(range(min = MIN_MTU, max = MAX_MTU))]
     pub mtu: u32,
     /// Maximum receive unit (576..=1436).
     #[serde(default = "default_mtu")]
+    #[schemars(range(min = MIN_MTU, max = MAX_MTU))]
     pub mru: u32,
     /// Silence before LCP echoes start, as a Go duration (`30s`, `1m30s`; `0s` disables; at most `1h`).
     #[serde(default = "default_keepalive")]
+    #[schemars(length(max = 32))]
+    #[x_kube(
+        validation = Rule::new(
+            "self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) <= duration('1h')"
+        )
+        .message("spec.ppp.keepaliveTimeout must be a duration of at most 1h, such as 30s or 1m30s")
+    )]
     pub keepalive_timeout: String,
     /// The gateway's own IPv4 address inside the tunnel.
+    #[schemars(length(max = 15))]
+    #[x_kube(
+        validation = Rule::new("isIP(self) && ip(self).family() == 4")
+            .message("spec.ppp.localAddress must be an IPv4 address")
+    )]
     pub local_address: String,
-    /// Dynamic IPv4 address pool (CIDR).
+    /// Dynamic IPv4 address pool (CIDR, /30 or larger).
+    #[schemars(length(max = 18))]
+    #[x_kube(
+        validation = Rule::new(
+            "isCIDR(self) && cidr(self).ip().family() == 4 && cidr(self).prefixLength() <= 30"
+        )
+        .message("spec.ppp.addressPool must be an IPv4 CIDR of /30 or larger, such as 10.200.0.0/24")
+    )]
     pub address_pool: String,
     /// DNS servers offered to clients (at most two IPv4 addresses).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 2), inner(length(max = 15)))]
+    #[x_kube(
+        validation = Rule::new("self.all(a, isIP(a) && ip(a).family() == 4)")
+            .message("spec.ppp.dnsServers must be IPv4 addresses")
+    )]
     pub dns_servers: Vec<String>,
     /// IPv4 CIDRs outside the pool where users' static addresses may live.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_LIST_ITEMS), inner(length(max = 18)))]
+    #[x_kube(
+        validation = Rule::new("self.all(c, isCIDR(c) && cidr(c).ip().family() == 4)")
+            .message("spec.ppp.staticAddresses must be IPv4 CIDRs")
+    )]
     pub static_addresses: Vec<String>,
 }
 

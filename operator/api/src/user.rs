@@ -4,7 +4,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_PASSWORD_KEY: &str = "password";
 
 /// A VPN user of one gateway.
-#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
     group = "sluice.dev",
     version = "v1alpha1",
@@ -38,20 +38,40 @@ pub const DEFAULT_PASSWORD_KEY: &str = "password";
 #[serde(rename_all = "camelCase")]
 pub struct VpnUserSpec {
     /// The `VpnGateway` (same namespace) this user belongs to.
+    #[x_kube(
+        validation = Rule::new("self == oldSelf")
+            .message("spec.gatewayRef is immutable: create a new VpnUser for another gateway")
+    )]
     pub gateway_ref: GatewayRef,
     /// PPP user name; defaults to `metadata.name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
     pub username: Option<String>,
     /// Secret (same namespace) holding the cleartext password.
     pub password_secret_ref: SecretKeyRef,
     /// Services this user may use.
     #[serde(default = "default_services")]
+    #[schemars(length(max = 2))]
+    #[x_kube(
+        validation = Rule::new("self.all(m, self.exists_one(n, n == m))")
+            .message("spec.services must not list a service twice")
+    )]
     pub services: Vec<Service>,
     /// Static IPv4 address; absent means one from the pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 15))]
+    #[x_kube(
+        validation = Rule::new("isIP(self) && ip(self).family() == 4")
+            .message("spec.remoteAddress must be an IPv4 address")
+    )]
     pub remote_address: Option<String>,
     /// IPv4 networks behind the client, routed to it while connected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::MAX_LIST_ITEMS), inner(length(max = 18)))]
+    #[x_kube(
+        validation = Rule::new("self.all(c, isCIDR(c) && cidr(c).ip().family() == 4)")
+            .message("spec.routes must be IPv4 CIDRs")
+    )]
     pub routes: Vec<String>,
     /// Concurrent session limit; absent or 0 means unlimited (1 with a static address).
     #[serde(default, skip_serializing_if = "Option::is_none")]

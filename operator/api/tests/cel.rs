@@ -1,0 +1,179 @@
+//! The CRDs' CEL rules (`x-kubernetes-validations`), evaluated client-side with kube's CEL
+//! implementation of the Kubernetes extension libraries: what the apiserver rejects at
+//! `kubectl apply`, with a message naming the field.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use kube::core::cel::{validate_cel, validate_cel_update};
+use serde_json::{Value, json};
+use sluice_api::{VpnGateway, VpnUser};
+
+fn gateway(patch: Value) -> VpnGateway {
+    let mut v = json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "VpnGateway",
+        "metadata": {"name": "office", "namespace": "vpn"},
+        "spec": {
+            "ppp": {
+                "localAddress": "10.200.0.1",
+                "addressPool": "10.200.0.0/24",
+                "dnsServers": ["10.200.0.53"],
+                "staticAddresses": ["10.201.0.0/24"],
+                "keepaliveTimeout": "1m30s"
+            },
+            "pptp": {"authentication": ["mschapv2"], "mppe": {"keyLengths": [128, 40]}}
+        }
+    });
+    merge(&mut v["spec"], patch);
+    serde_json::from_value(v).unwrap()
+}
+
+fn user(patch: Value) -> VpnUser {
+    let mut v = json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "VpnUser",
+        "metadata": {"name": "jack", "namespace": "vpn"},
+        "spec": {
+            "gatewayRef": {"name": "office"},
+            "passwordSecretRef": {"name": "jack"},
+            "remoteAddress": "10.201.0.7",
+            "routes": ["192.168.50.0/24"]
+        }
+    });
+    merge(&mut v["spec"], patch);
+    serde_json::from_value(v).unwrap()
+}
+
+fn merge(into: &mut Value, patch: Value) {
+    match (into, patch) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn messages<E: std::fmt::Display>(r: Result<(), E>) -> String {
+    match r {
+        Ok(()) => String::new(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn valid_objects_pass() {
+    assert_eq!(messages(validate_cel(&gateway(json!({})))), "");
+    assert_eq!(messages(validate_cel(&user(json!({})))), "");
+    // The example manifests pass as well.
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/standalone.yaml"),
+    )
+    .unwrap();
+    let m = sluice_api::parse_manifests(&text).unwrap();
+    for g in &m.gateways {
+        assert_eq!(messages(validate_cel(g)), "");
+    }
+    for u in &m.users {
+        assert_eq!(messages(validate_cel(u)), "");
+    }
+}
+
+#[test]
+fn gateway_rules_name_the_field() {
+    let cases = [
+        (
+            json!({"ppp": {"localAddress": "10.200.0.300"}}),
+            "spec.ppp.localAddress must be an IPv4 address",
+        ),
+        (
+            json!({"ppp": {"localAddress": "fd00::1"}}),
+            "spec.ppp.localAddress must be an IPv4 address",
+        ),
+        (
+            json!({"ppp": {"addressPool": "10.200.0.0"}}),
+            "spec.ppp.addressPool must be an IPv4 CIDR",
+        ),
+        (
+            json!({"ppp": {"addressPool": "10.200.0.0/31"}}),
+            "spec.ppp.addressPool must be an IPv4 CIDR",
+        ),
+        (
+            json!({"ppp": {"localAddress": "10.200.0.0"}}),
+            "spec.ppp.localAddress must not be the network address",
+        ),
+        (
+            json!({"ppp": {"dnsServers": ["dns.example"]}}),
+            "spec.ppp.dnsServers must be IPv4 addresses",
+        ),
+        (
+            json!({"ppp": {"staticAddresses": ["10.200.0.128/25"]}}),
+            "spec.ppp.staticAddresses must not overlap",
+        ),
+        (
+            json!({"ppp": {"staticAddresses": ["10.0.0.0/8"]}}),
+            "spec.ppp.staticAddresses must not overlap",
+        ),
+        (
+            json!({"ppp": {"staticAddresses": ["nope"]}}),
+            "spec.ppp.staticAddresses must be IPv4 CIDRs",
+        ),
+        (
+            json!({"ppp": {"keepaliveTimeout": "2h"}}),
+            "spec.ppp.keepaliveTimeout must be a duration",
+        ),
+        (
+            json!({"ppp": {"keepaliveTimeout": "30"}}),
+            "spec.ppp.keepaliveTimeout must be a duration",
+        ),
+        (
+            json!({"pptp": {"mppe": {"keyLengths": [64]}}}),
+            "spec.pptp.mppe.keyLengths may only contain",
+        ),
+        (
+            json!({"pptp": {"authentication": ["mschapv2", "mschapv2"]}}),
+            "spec.pptp.authentication must not list",
+        ),
+    ];
+    for (patch, expected) in cases {
+        let msg = messages(validate_cel(&gateway(patch.clone())));
+        assert!(
+            msg.contains(expected),
+            "{patch}: expected {expected:?}, got {msg:?}"
+        );
+    }
+}
+
+#[test]
+fn user_rules_name_the_field() {
+    let cases = [
+        (
+            json!({"remoteAddress": "10.201.0.300"}),
+            "spec.remoteAddress must be an IPv4 address",
+        ),
+        (
+            json!({"routes": ["192.168.50.0/33"]}),
+            "spec.routes must be IPv4 CIDRs",
+        ),
+        (
+            json!({"services": ["pptp", "pptp"]}),
+            "spec.services must not list",
+        ),
+    ];
+    for (patch, expected) in cases {
+        let msg = messages(validate_cel(&user(patch.clone())));
+        assert!(
+            msg.contains(expected),
+            "{patch}: expected {expected:?}, got {msg:?}"
+        );
+    }
+}
+
+#[test]
+fn gateway_ref_is_immutable() {
+    let old = user(json!({}));
+    assert_eq!(messages(validate_cel_update(&old, &old)), "");
+    let moved = user(json!({"gatewayRef": {"name": "branch"}}));
+    let msg = messages(validate_cel_update(&moved, &old));
+    assert!(msg.contains("spec.gatewayRef is immutable"), "{msg}");
+}
