@@ -57,16 +57,8 @@ bg() {
   PIDS+=("$BG_PID")
 }
 
-# wait_for FILE PATTERN [SECONDS]: wait until a log line matches.
-wait_for() {
-  local f=$1 pat=$2 t=${3:-30} i=0
-  while [ $i -lt $((t * 10)) ]; do
-    grep -qE "$pat" "$f" 2>/dev/null && return 0
-    sleep 0.1; i=$((i + 1))
-  done
-  log "timed out waiting for /$pat/ in $f"
-  return 1
-}
+# wait_for FILE PATTERN [SECONDS]: see ../common.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 
 # check NAME CMD...: run one assertion, record pass/fail, never abort the run.
 check() {

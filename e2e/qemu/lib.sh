@@ -120,16 +120,8 @@ guest_verdict() {
   echo "${v:-NONE}"
 }
 
-# wait_for FILE PATTERN [SECONDS]: wait until a line matches (extended regex).
-wait_for() {
-  local f=$1 pat=$2 t=${3:-30} i=0
-  while [ $i -lt $((t * 10)) ]; do
-    grep -qE "$pat" "$f" 2>/dev/null && return 0
-    sleep 0.1; i=$((i + 1))
-  done
-  log "timed out after ${t}s waiting for /$pat/ in $f"
-  return 1
-}
+# wait_for FILE PATTERN [SECONDS]: see ../common.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 
 # wait_mark NAME MARK [SECONDS]: wait for "SLUICE-MARK: MARK" from guest NAME (or its verdict).
 wait_mark() {

@@ -676,27 +676,33 @@ mod tests {
         assert_eq!(ta.len(), MAX_CONFIGURE as usize);
     }
 
-    #[test]
-    fn naks_become_rejects_after_max_failure() {
+    /// Reply codes to an unacceptable Configure-Request sent with each of `ids`.
+    fn replies_to_bad_requests(ids: impl IntoIterator<Item = u8>) -> Vec<u8> {
         let now = Instant::now();
         let mut b = Fsm::new(0xC021, Layer::Lcp, 1);
         let mut nb = Simple { want: 7 };
         let mut tb = Tx::default();
         b.open(now, &mut nb, &mut tb);
         let _ = tb.pop();
-        let mut codes = Vec::new();
-        for id in 0..8u8 {
-            let req = [1u8, 3, 3];
-            let pkt = frame::ControlPacket {
-                code: code::CONF_REQ,
-                id,
-                data: &req,
-            };
-            b.handle_packet(now, &pkt, &mut nb, &mut tb).unwrap();
-            let mut f = tb.pop().unwrap();
-            let (_, info) = frame::parse(&mut f).unwrap();
-            codes.push(info[0]);
-        }
+        let req = [1u8, 3, 3];
+        ids.into_iter()
+            .map(|id| {
+                let pkt = frame::ControlPacket {
+                    code: code::CONF_REQ,
+                    id,
+                    data: &req,
+                };
+                b.handle_packet(now, &pkt, &mut nb, &mut tb).unwrap();
+                let mut f = tb.pop().unwrap();
+                let (_, info) = frame::parse(&mut f).unwrap();
+                info[0]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn naks_become_rejects_after_max_failure() {
+        let codes = replies_to_bad_requests(0..8);
         assert_eq!(&codes[..5], &[code::CONF_NAK; 5]);
         assert_eq!(&codes[5..], &[code::CONF_REJ; 3]);
     }
@@ -705,23 +711,7 @@ mod tests {
     /// counting towards Max-Failure.
     #[test]
     fn retransmissions_do_not_count_towards_max_failure() {
-        let now = Instant::now();
-        let mut b = Fsm::new(0xC021, Layer::Lcp, 1);
-        let mut nb = Simple { want: 7 };
-        let mut tb = Tx::default();
-        b.open(now, &mut nb, &mut tb);
-        let _ = tb.pop();
-        for _ in 0..12 {
-            let req = [1u8, 3, 3];
-            let pkt = frame::ControlPacket {
-                code: code::CONF_REQ,
-                id: 9,
-                data: &req,
-            };
-            b.handle_packet(now, &pkt, &mut nb, &mut tb).unwrap();
-            let mut f = tb.pop().unwrap();
-            let (_, info) = frame::parse(&mut f).unwrap();
-            assert_eq!(info[0], code::CONF_NAK);
-        }
+        let codes = replies_to_bad_requests(std::iter::repeat_n(9, 12));
+        assert_eq!(codes, [code::CONF_NAK; 12]);
     }
 }

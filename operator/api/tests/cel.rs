@@ -61,6 +61,20 @@ fn messages<E: std::fmt::Display>(r: Result<(), E>) -> String {
     }
 }
 
+/// Every `(patch, message)` case is rejected with a message containing `message`.
+fn assert_rejected<T, const N: usize>(build: fn(Value) -> T, cases: [(Value, &str); N])
+where
+    T: kube::CustomResourceExt + serde::Serialize,
+{
+    for (patch, expected) in cases {
+        let msg = messages(validate_cel(&build(patch.clone())));
+        assert!(
+            msg.contains(expected),
+            "{patch}: expected {expected:?}, got {msg:?}"
+        );
+    }
+}
+
 #[test]
 fn valid_objects_pass() {
     assert_eq!(messages(validate_cel(&gateway(json!({})))), "");
@@ -135,13 +149,7 @@ fn gateway_rules_name_the_field() {
             "spec.pptp.authentication must not list",
         ),
     ];
-    for (patch, expected) in cases {
-        let msg = messages(validate_cel(&gateway(patch.clone())));
-        assert!(
-            msg.contains(expected),
-            "{patch}: expected {expected:?}, got {msg:?}"
-        );
-    }
+    assert_rejected(gateway, cases);
 }
 
 #[test]
@@ -160,13 +168,7 @@ fn user_rules_name_the_field() {
             "spec.services must not list",
         ),
     ];
-    for (patch, expected) in cases {
-        let msg = messages(validate_cel(&user(patch.clone())));
-        assert!(
-            msg.contains(expected),
-            "{patch}: expected {expected:?}, got {msg:?}"
-        );
-    }
+    assert_rejected(user, cases);
 }
 
 #[test]
