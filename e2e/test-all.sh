@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole Sluice test suite: formatting, lints, unit/engine/known-answer
-# tests, a bounded fuzz run of every fuzz target, the network-namespace
+# tests, the Helm chart checks (lint, render, rendered-object checks), a
+# bounded fuzz run of every fuzz target, the network-namespace
 # end-to-end tests, and the real-client interoperability suite (stock pppd +
 # pptp-linux in qemu guests). This is what the README's test command and CI run.
 # Needs root (network namespaces, TUN, raw GRE sockets, tap devices) and
@@ -24,6 +25,9 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 
 step "cargo build (release)"
 cargo build --workspace --release --bins
+
+step "Helm chart checks"
+e2e/helm/check.sh
 
 step "fuzz smoke run (${FUZZ_SECONDS}s per target)"
 e2e/fuzz-smoke.sh "$FUZZ_SECONDS"

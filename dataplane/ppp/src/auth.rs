@@ -1,6 +1,7 @@
 //! Authentication phase state machines (RFC 1661 §3.5): PAP (RFC 1334), CHAP-MD5 (RFC 1994),
 //! MS-CHAPv1 (RFC 2433) and MS-CHAPv2 (RFC 2759), authenticator and peer roles.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
@@ -14,13 +15,68 @@ use crate::frame::{ControlPacket, proto};
 use crate::fsm::{RESTART, Tx};
 use crate::{mppe, mschap, pap};
 
-/// MPPE start keys per direction (16 octets; 40/56-bit use the first 8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A user's secret, given by the daemon after `AuthRequest`.
+///
+/// MS-CHAPv1 (RFC 2433) and MS-CHAPv2 (RFC 2759), MPPE keys included (RFC 3079), need only
+/// the NT hash; PAP (RFC 1334) and CHAP-MD5 (RFC 1994) need the cleartext and fail without it.
+/// `Debug` never prints the secret.
+#[derive(Clone, Copy)]
+pub enum Credential<'a> {
+    /// Cleartext password.
+    Password(&'a [u8]),
+    /// NtPasswordHash (RFC 2759 §8.3, RFC 2433 A.6): MD4 of the UTF-16LE password.
+    NtHash(&'a [u8; 16]),
+}
+
+impl<'a> Credential<'a> {
+    /// The cleartext password, when this credential carries it.
+    pub fn password(&self) -> Option<&'a [u8]> {
+        match self {
+            Credential::Password(p) => Some(p),
+            Credential::NtHash(_) => None,
+        }
+    }
+
+    /// NtPasswordHash (RFC 2759 §8.3), computed from the password when needed.
+    pub fn nt_hash(&self) -> [u8; 16] {
+        match self {
+            Credential::Password(p) => mschap::nt_password_hash(p),
+            Credential::NtHash(h) => **h,
+        }
+    }
+}
+
+impl fmt::Debug for Credential<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Credential::Password(_) => "Password(<redacted>)",
+            Credential::NtHash(_) => "NtHash(<redacted>)",
+        })
+    }
+}
+
+/// A secret value whose `Debug` prints nothing of it.
+struct Redacted<T>(T);
+
+impl<T> fmt::Debug for Redacted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// MPPE start keys per direction (16 octets; 40/56-bit use the first 8). `Debug` redacts them.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct MppeKeys {
     /// Start key for what we send.
     pub send: [u8; 16],
     /// Start key for what we receive.
     pub recv: [u8; 16],
+}
+
+impl fmt::Debug for MppeKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MppeKeys(<redacted>)")
+    }
 }
 
 /// What an authentication step produced.
@@ -45,8 +101,9 @@ fn lossy(name: &[u8]) -> String {
     String::from_utf8_lossy(name.get(..name.len().min(255)).unwrap_or_default()).into_owned()
 }
 
-fn mschap_v2_keys(password: &[u8], nt: &[u8; 24], server: bool) -> MppeKeys {
-    let hh = mschap::hash_nt_password_hash(&mschap::nt_password_hash(password));
+/// MS-CHAPv2 keys (RFC 3079 §3.4) from the NtPasswordHash.
+fn mschap_v2_keys(password_hash: &[u8; 16], nt: &[u8; 24], server: bool) -> MppeKeys {
+    let hh = mschap::hash_nt_password_hash(password_hash);
     let master = mppe::get_master_key(&hh, nt);
     MppeKeys {
         send: mppe::get_asymmetric_start_key(&master, true, server),
@@ -56,18 +113,52 @@ fn mschap_v2_keys(password: &[u8], nt: &[u8; 24], server: bool) -> MppeKeys {
 
 /// MS-CHAPv1 keys (RFC 3079 §2.3 Get_Start_Key, same key both directions). As in pppd and
 /// the Linux kernel, 40/56-bit sessions use the first 8 octets of this NT-hash-based key.
-fn mschap_v1_keys(password: &[u8], challenge: &[u8; 8]) -> MppeKeys {
-    let hh = mschap::hash_nt_password_hash(&mschap::nt_password_hash(password));
+fn mschap_v1_keys(password_hash: &[u8; 16], challenge: &[u8; 8]) -> MppeKeys {
+    let hh = mschap::hash_nt_password_hash(password_hash);
     let k = mppe::mschap_v1_start_key(challenge, &hh);
     MppeKeys { send: k, recv: k }
 }
 
-#[derive(Debug)]
+/// The peer's response, kept while the daemon looks the user up.
 enum Pending {
-    Pap { password: Vec<u8> },
-    Md5 { response: [u8; 16] },
-    V1 { nt: [u8; 24] },
-    V2 { peer: [u8; 16], nt: [u8; 24] },
+    Pap {
+        password: Vec<u8>,
+    },
+    Md5 {
+        response: [u8; 16],
+    },
+    /// `None`: LM-only response (RFC 2433 §5, "use NT" flag clear).
+    V1 {
+        nt: Option<[u8; 24]>,
+    },
+    V2 {
+        peer: [u8; 16],
+        nt: [u8; 24],
+    },
+}
+
+impl fmt::Debug for Pending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Pending::Pap { .. } => "Pap(<redacted>)",
+            Pending::Md5 { .. } => "Md5(<redacted>)",
+            Pending::V1 { .. } => "V1(<redacted>)",
+            Pending::V2 { .. } => "V2(<redacted>)",
+        })
+    }
+}
+
+/// Outcome of checking a response against a credential.
+enum Verdict {
+    /// Proven: MPPE keys (MS-CHAP) and the Success message.
+    Accepted {
+        keys: Option<MppeKeys>,
+        message: Vec<u8>,
+    },
+    /// Wrong password or unknown user.
+    Rejected,
+    /// The credential cannot check this response (e.g. PAP given only the NT hash).
+    Unverifiable(String),
 }
 
 #[derive(Debug)]
@@ -260,11 +351,8 @@ impl ServerAuth {
                     let v: &[u8; 49] = vn.value.try_into().map_err(|_| bad)?;
                     let (_, rest) = v.split_at(24);
                     let (nt, flag) = rest.split_at(24);
-                    if flag != [1] {
-                        return Err(Error::unexpected(Layer::Auth, "MS-CHAPv1 LM-only response"));
-                    }
                     Pending::V1 {
-                        nt: nt.try_into().unwrap_or([0; 24]),
+                        nt: (flag == [1]).then(|| nt.try_into().unwrap_or([0; 24])),
                     }
                 }
                 AuthProto::MsChapV2 | AuthProto::Pap => {
@@ -289,10 +377,10 @@ impl ServerAuth {
     }
 
     /// The daemon's answer to `NeedSecret`. Unknown users (`None`) fail like a wrong password.
-    pub fn provide_secret(
+    pub fn provide_credential(
         &mut self,
         now: Instant,
-        secret: Option<&[u8]>,
+        credential: Option<Credential<'_>>,
         rng: &mut ChaCha20Rng,
         tx: &mut Tx,
     ) -> Option<AuthResult> {
@@ -307,71 +395,30 @@ impl ServerAuth {
         else {
             return None;
         };
-        let known = secret.is_some();
-        let secret = secret.unwrap_or_default();
-        let mut challenge8 = [0u8; 8];
-        challenge8.copy_from_slice(self.challenge.get(..8).unwrap_or(&[0; 8]));
-        let (ok, keys, v2) = match &pending {
-            Pending::Pap { password } => {
-                (bool::from(password.as_slice().ct_eq(secret)), None, None)
-            }
-            Pending::Md5 { response } => {
-                let exp = chap::md5_response(resp_id, secret, &self.challenge);
-                (bool::from(exp.ct_eq(response)), None, None)
-            }
-            Pending::V1 { nt } => {
-                let exp = mschap::nt_challenge_response(&challenge8, secret);
-                (
-                    mschap::responses_equal(&exp, nt),
-                    Some(mschap_v1_keys(secret, &challenge8)),
-                    None,
-                )
-            }
-            Pending::V2 { peer, nt } => {
-                let exp = mschap::generate_nt_response(
-                    &self.challenge,
-                    peer,
-                    username.as_bytes(),
-                    secret,
-                );
-                (
-                    mschap::responses_equal(&exp, nt),
-                    Some(mschap_v2_keys(secret, nt, true)),
-                    Some((*peer, *nt)),
-                )
-            }
+        let verdict = match credential {
+            Some(c) => self.verify(c, resp_id, &username, &pending),
+            None => Verdict::Rejected,
         };
-        let ok = ok && known;
         self.attempts = self.attempts.saturating_add(1);
         let (proto_no, code_ok, code_fail) = if self.method == AuthProto::Pap {
             (proto::PAP, pap::AUTH_ACK, pap::AUTH_NAK)
         } else {
             (proto::CHAP, chap::SUCCESS, chap::FAILURE)
         };
-        if ok {
-            let msg: Vec<u8> = match (self.method, v2) {
-                (AuthProto::MsChapV2, Some((peer, nt))) => {
-                    let ar = mschap::generate_authenticator_response(
-                        secret,
-                        &nt,
-                        &peer,
-                        &self.challenge,
-                        username.as_bytes(),
-                    );
-                    format!(
-                        "{} M=Access granted",
-                        mschap::format_authenticator_response(&ar)
-                    )
-                    .into_bytes()
-                }
-                _ => b"Access granted".to_vec(),
-            };
-            let reply = self.reply_frame(proto_no, code_ok, resp_id, &msg);
-            tx.push(reply.clone());
-            self.state = ServerState::Done { resp_id, reply };
-            return Some(AuthResult::Success { username, keys });
-        }
-        let retry = self.method == AuthProto::MsChapV2 && self.attempts < self.max_attempts;
+        let unverifiable = match verdict {
+            Verdict::Accepted { keys, message } => {
+                let reply = self.reply_frame(proto_no, code_ok, resp_id, &message);
+                tx.push(reply.clone());
+                self.state = ServerState::Done { resp_id, reply };
+                return Some(AuthResult::Success { username, keys });
+            }
+            Verdict::Rejected => None,
+            Verdict::Unverifiable(reason) => Some(reason),
+        };
+        // Retrying cannot help when the credential cannot check the response.
+        let retry = self.method == AuthProto::MsChapV2
+            && self.attempts < self.max_attempts
+            && unverifiable.is_none();
         let msg: Vec<u8> = match self.method {
             AuthProto::MsChapV2 => {
                 self.new_challenge(rng);
@@ -385,7 +432,7 @@ impl ServerAuth {
         };
         let reply = self.reply_frame(proto_no, code_fail, resp_id, &msg);
         tx.push(reply.clone());
-        let reason = String::from_utf8_lossy(&msg).into_owned();
+        let reason = unverifiable.unwrap_or_else(|| String::from_utf8_lossy(&msg).into_owned());
         if retry {
             // RFC 2759 §6: the peer retries with the new challenge from C=.
             self.id = resp_id.wrapping_add(1);
@@ -400,6 +447,85 @@ impl ServerAuth {
             reason,
             fatal: !retry,
         })
+    }
+
+    /// Checks the pending response. MS-CHAP works from the NT hash alone (computed once from a
+    /// password); PAP and CHAP-MD5 need the cleartext.
+    fn verify(
+        &self,
+        credential: Credential<'_>,
+        resp_id: u8,
+        username: &str,
+        pending: &Pending,
+    ) -> Verdict {
+        let no_cleartext = || {
+            Verdict::Unverifiable(format!(
+                "no cleartext password available for {}",
+                self.method
+            ))
+        };
+        let granted = |ok: bool, keys: Option<MppeKeys>| {
+            if ok {
+                Verdict::Accepted {
+                    keys,
+                    message: b"Access granted".to_vec(),
+                }
+            } else {
+                Verdict::Rejected
+            }
+        };
+        match pending {
+            Pending::Pap { password } => match credential.password() {
+                Some(secret) => granted(bool::from(password.as_slice().ct_eq(secret)), None),
+                None => no_cleartext(),
+            },
+            Pending::Md5 { response } => match credential.password() {
+                Some(secret) => {
+                    let exp = chap::md5_response(resp_id, secret, &self.challenge);
+                    granted(bool::from(exp.ct_eq(response)), None)
+                }
+                None => no_cleartext(),
+            },
+            // RFC 2433 §5: an LM-only response needs the LM hash, which we never keep.
+            Pending::V1 { nt: None } => Verdict::Unverifiable(
+                "MS-CHAPv1 LM-only response (use-NT flag clear) cannot be verified".to_owned(),
+            ),
+            Pending::V1 { nt: Some(nt) } => {
+                let hash = credential.nt_hash();
+                let mut challenge8 = [0u8; 8];
+                challenge8.copy_from_slice(self.challenge.get(..8).unwrap_or(&[0; 8]));
+                let exp = mschap::challenge_response(&challenge8, &hash);
+                granted(
+                    mschap::responses_equal(&exp, nt),
+                    Some(mschap_v1_keys(&hash, &challenge8)),
+                )
+            }
+            Pending::V2 { peer, nt } => {
+                let hash = credential.nt_hash();
+                let user = username.as_bytes();
+                let exp =
+                    mschap::generate_nt_response_with_hash(&self.challenge, peer, user, &hash);
+                if !mschap::responses_equal(&exp, nt) {
+                    return Verdict::Rejected;
+                }
+                // RFC 2759 §5: "S=<auth_string> M=<message>".
+                let ar = mschap::generate_authenticator_response_with_hash(
+                    &hash,
+                    nt,
+                    peer,
+                    &self.challenge,
+                    user,
+                );
+                Verdict::Accepted {
+                    keys: Some(mschap_v2_keys(&hash, nt, true)),
+                    message: format!(
+                        "{} M=Access granted",
+                        mschap::format_authenticator_response(&ar)
+                    )
+                    .into_bytes(),
+                }
+            }
+        }
     }
 
     fn reply_frame(&self, protocol: u16, code: u8, id: u8, msg: &[u8]) -> Vec<u8> {
@@ -439,7 +565,10 @@ enum ClientState {
 pub struct ClientAuth {
     method: AuthProto,
     username: Vec<u8>,
-    password: Vec<u8>,
+    /// Cleartext, for PAP and CHAP-MD5.
+    password: Redacted<Vec<u8>>,
+    /// NtPasswordHash (RFC 2759 §8.3), for MS-CHAP and MPPE keys.
+    nt_hash: Redacted<[u8; 16]>,
     deadline: Instant,
     state: ClientState,
 }
@@ -464,7 +593,8 @@ impl ClientAuth {
                 .get(..username.len().min(255))
                 .unwrap_or_default()
                 .to_vec(),
-            password: password.to_vec(),
+            password: Redacted(password.to_vec()),
+            nt_hash: Redacted(mschap::nt_password_hash(password)),
             deadline: now + CLIENT_AUTH_TIMEOUT,
             state: ClientState::AwaitChallenge,
         };
@@ -473,7 +603,7 @@ impl ClientAuth {
             let mut data = Vec::new();
             pap::Request {
                 peer_id: &c.username,
-                password: &c.password,
+                password: &c.password.0,
             }
             .emit(&mut data);
             let frame = crate::frame::control_frame(proto::PAP, pap::AUTH_REQ, id, &data);
@@ -630,8 +760,8 @@ impl ClientAuth {
                 }
                 let keys = match self.method {
                     AuthProto::MsChapV2 => {
-                        if !mschap::check_authenticator_response(
-                            &self.password,
+                        if !mschap::check_authenticator_response_with_hash(
+                            &self.nt_hash.0,
                             &nt,
                             &peer,
                             &challenge,
@@ -640,12 +770,12 @@ impl ClientAuth {
                         ) {
                             return Ok(self.fail("authenticator response mismatch".to_owned()));
                         }
-                        Some(mschap_v2_keys(&self.password, &nt, false))
+                        Some(mschap_v2_keys(&self.nt_hash.0, &nt, false))
                     }
                     AuthProto::MsChapV1 => {
                         let mut c8 = [0u8; 8];
                         c8.copy_from_slice(challenge.get(..8).unwrap_or(&[0; 8]));
-                        Some(mschap_v1_keys(&self.password, &c8))
+                        Some(mschap_v1_keys(&self.nt_hash.0, &c8))
                     }
                     _ => None,
                 };
@@ -677,14 +807,14 @@ impl ClientAuth {
                 if challenge_value.is_empty() {
                     return Err(bad);
                 }
-                value.extend_from_slice(&chap::md5_response(id, &self.password, challenge_value));
+                value.extend_from_slice(&chap::md5_response(id, &self.password.0, challenge_value));
             }
             AuthProto::MsChapV1 => {
                 let c: &[u8; 8] = challenge_value.try_into().map_err(|_| bad)?;
                 if let Some(dst) = challenge.get_mut(..8) {
                     dst.copy_from_slice(c);
                 }
-                nt = mschap::nt_challenge_response(c, &self.password);
+                nt = mschap::challenge_response(c, &self.nt_hash.0);
                 value.extend_from_slice(&[0; 24]);
                 value.extend_from_slice(&nt);
                 value.push(1);
@@ -692,8 +822,12 @@ impl ClientAuth {
             AuthProto::MsChapV2 | AuthProto::Pap => {
                 challenge = challenge_value.try_into().map_err(|_| bad)?;
                 rng.fill_bytes(&mut peer);
-                nt =
-                    mschap::generate_nt_response(&challenge, &peer, &self.username, &self.password);
+                nt = mschap::generate_nt_response_with_hash(
+                    &challenge,
+                    &peer,
+                    &self.username,
+                    &self.nt_hash.0,
+                );
                 value.extend_from_slice(&peer);
                 value.extend_from_slice(&[0; 8]);
                 value.extend_from_slice(&nt);
@@ -718,5 +852,289 @@ impl ClientAuth {
             nt,
         };
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_vectors::*;
+    use rand_chacha::rand_core::SeedableRng as _;
+
+    struct Server {
+        now: Instant,
+        auth: ServerAuth,
+        rng: ChaCha20Rng,
+        tx: Tx,
+    }
+
+    /// An authenticator whose challenge is `challenge` (the RFC's, not a random one).
+    fn server(method: AuthProto, challenge: &[u8]) -> Server {
+        let now = Instant::now();
+        let mut rng = ChaCha20Rng::from_seed([1; 32]);
+        let mut tx = Tx::default();
+        let mut auth = ServerAuth::start(
+            now,
+            method,
+            "sluice",
+            3,
+            Duration::from_secs(30),
+            &mut rng,
+            &mut tx,
+        );
+        while tx.pop().is_some() {}
+        auth.challenge[..challenge.len()].copy_from_slice(challenge);
+        Server { now, auth, rng, tx }
+    }
+
+    impl Server {
+        /// Feeds a PAP Authenticate-Request or CHAP Response and expects `NeedSecret`.
+        fn request(&mut self, value: &[u8], name: &[u8]) {
+            let mut data = Vec::new();
+            let protocol = if self.auth.method == AuthProto::Pap {
+                pap::Request {
+                    peer_id: name,
+                    password: value,
+                }
+                .emit(&mut data);
+                proto::PAP
+            } else {
+                ValueName { value, name }.emit(&mut data);
+                proto::CHAP
+            };
+            let code = if protocol == proto::PAP {
+                pap::AUTH_REQ
+            } else {
+                chap::RESPONSE
+            };
+            let pkt = ControlPacket {
+                code,
+                id: self.auth.id,
+                data: &data,
+            };
+            let r = self.auth.handle_packet(protocol, &pkt, &mut self.tx);
+            assert_eq!(
+                r.unwrap(),
+                Some(AuthResult::NeedSecret {
+                    username: lossy(name)
+                })
+            );
+        }
+
+        /// Answers with `credential`: the result and the reply frame sent to the peer.
+        fn answer(&mut self, credential: Option<Credential<'_>>) -> (AuthResult, Vec<u8>) {
+            let r = self
+                .auth
+                .provide_credential(self.now, credential, &mut self.rng, &mut self.tx)
+                .unwrap();
+            (r, self.tx.pop().unwrap())
+        }
+    }
+
+    /// One RFC 2759 §9.2 exchange answered with `credential`.
+    fn v2_exchange(credential: Credential<'_>) -> (AuthResult, Vec<u8>, u8) {
+        let mut s = server(AuthProto::MsChapV2, &arr::<16>(V2_AUTH_CHALLENGE));
+        // RFC 2759 §4: peer challenge, 8 reserved, NT-Response, flags.
+        let mut value = hex(V2_PEER_CHALLENGE);
+        value.extend_from_slice(&[0; 8]);
+        value.extend_from_slice(&hex(V2_NT_RESPONSE));
+        value.push(0);
+        s.request(&value, V2_USER);
+        let id = s.auth.id;
+        let (r, reply) = s.answer(Some(credential));
+        (r, reply, id)
+    }
+
+    #[test]
+    fn rfc2759_known_answer_from_password_and_nt_hash() {
+        let hash = mschap::nt_password_hash(V2_PASSWORD);
+        let rfc_hash: [u8; 16] = arr(V2_PASSWORD_HASH);
+        // RFC 3079 §3.5.1: the server sends with SendStartKey128 and receives with the other.
+        let keys = MppeKeys {
+            send: arr(V2_SERVER_SEND_START_KEY),
+            recv: mppe::get_asymmetric_start_key(&arr(V2_MASTER_KEY), false, true),
+        };
+        let success = |id| {
+            let msg = format!("{V2_AUTH_RESPONSE} M=Access granted");
+            crate::frame::control_frame(proto::CHAP, chap::SUCCESS, id, msg.as_bytes())
+        };
+        let with_password = v2_exchange(Credential::Password(V2_PASSWORD));
+        for credential in [
+            Credential::Password(V2_PASSWORD),
+            Credential::NtHash(&hash),
+            Credential::NtHash(&rfc_hash),
+        ] {
+            let (r, reply, id) = v2_exchange(credential);
+            assert_eq!(
+                r,
+                AuthResult::Success {
+                    username: "User".to_owned(),
+                    keys: Some(keys),
+                },
+                "{credential:?}"
+            );
+            assert_eq!(reply, success(id), "{credential:?}");
+            assert_eq!((r, reply, id), with_password);
+        }
+        // A different hash is a wrong password (with a retry, RFC 2759 §6).
+        let wrong = mschap::nt_password_hash(b"clientpass");
+        let (r, reply, _) = v2_exchange(Credential::NtHash(&wrong));
+        assert!(
+            matches!(&r, AuthResult::Failure { reason, fatal: false, .. } if reason.starts_with("E=691 R=1")),
+            "{r:?}"
+        );
+        assert_eq!(reply.get(4), Some(&chap::FAILURE));
+    }
+
+    /// One RFC 2433 B.2 exchange (`use_nt` false: LM-only) answered with `credential`.
+    fn v1_exchange(credential: Credential<'_>, use_nt: bool) -> (AuthResult, Vec<u8>) {
+        let mut s = server(AuthProto::MsChapV1, &arr::<8>(V1_CHALLENGE));
+        // RFC 2433 §5: LM response, NT response, "use NT" flag.
+        let mut value = vec![0; 24];
+        value.extend_from_slice(&hex(V1_NT_RESPONSE));
+        value.push(u8::from(use_nt));
+        s.request(&value, b"User");
+        s.answer(Some(credential))
+    }
+
+    #[test]
+    fn rfc2433_known_answer_from_password_and_nt_hash() {
+        let hash = mschap::nt_password_hash(V1_PASSWORD);
+        let rfc_hash: [u8; 16] = arr(V1_PASSWORD_HASH);
+        let key = mppe::mschap_v1_start_key(
+            &arr(V1_CHALLENGE),
+            &mschap::hash_nt_password_hash(&rfc_hash),
+        );
+        let with_password = v1_exchange(Credential::Password(V1_PASSWORD), true);
+        for credential in [
+            Credential::Password(V1_PASSWORD),
+            Credential::NtHash(&hash),
+            Credential::NtHash(&rfc_hash),
+        ] {
+            let (r, reply) = v1_exchange(credential, true);
+            assert_eq!(
+                r,
+                AuthResult::Success {
+                    username: "User".to_owned(),
+                    keys: Some(MppeKeys {
+                        send: key,
+                        recv: key
+                    }),
+                }
+            );
+            assert_eq!(reply.get(4), Some(&chap::SUCCESS));
+            assert_eq!((r, reply), with_password);
+        }
+        let (r, _) = v1_exchange(Credential::NtHash(&[0; 16]), true);
+        assert!(matches!(r, AuthResult::Failure { fatal: true, .. }));
+    }
+
+    #[test]
+    fn mschapv1_lm_only_fails_cleanly() {
+        let hash = mschap::nt_password_hash(V1_PASSWORD);
+        for credential in [Credential::Password(V1_PASSWORD), Credential::NtHash(&hash)] {
+            let (r, reply) = v1_exchange(credential, false);
+            assert!(
+                matches!(&r, AuthResult::Failure { reason, fatal: true, .. } if reason.contains("LM-only")),
+                "{r:?}"
+            );
+            // The peer sees an ordinary failure.
+            assert_eq!(reply.get(4), Some(&chap::FAILURE));
+            assert!(reply.ends_with(b"E=691 R=0"));
+        }
+    }
+
+    #[test]
+    fn pap_and_chap_md5_need_the_cleartext() {
+        let hash = mschap::nt_password_hash(b"s3cret");
+        let cases = [
+            (AuthProto::Pap, "no cleartext password available for PAP"),
+            (
+                AuthProto::ChapMd5,
+                "no cleartext password available for CHAP-MD5",
+            ),
+        ];
+        for (method, expected) in cases {
+            let run = |credential: Option<Credential<'_>>| {
+                let mut s = server(method, &[]);
+                let value = if method == AuthProto::Pap {
+                    b"s3cret".to_vec()
+                } else {
+                    chap::md5_response(s.auth.id, b"s3cret", &s.auth.challenge).to_vec()
+                };
+                s.request(&value, b"alice");
+                let out = s.answer(credential);
+                assert!(s.auth.is_done());
+                out
+            };
+            let (r, reply) = run(Some(Credential::NtHash(&hash)));
+            assert_eq!(
+                r,
+                AuthResult::Failure {
+                    username: "alice".to_owned(),
+                    reason: expected.to_owned(),
+                    fatal: true,
+                }
+            );
+            // The peer sees the same Nak / Failure as for a wrong password.
+            let (wrong, wrong_reply) = run(Some(Credential::Password(b"other")));
+            assert!(matches!(wrong, AuthResult::Failure { fatal: true, .. }));
+            assert_eq!(reply, wrong_reply);
+            let (ok, _) = run(Some(Credential::Password(b"s3cret")));
+            assert!(matches!(ok, AuthResult::Success { keys: None, .. }));
+            let (unknown, _) = run(None);
+            assert!(matches!(unknown, AuthResult::Failure { fatal: true, .. }));
+        }
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let hash = mschap::nt_password_hash(b"s3cret");
+        let bytes = format!("{hash:?}");
+        let hash_list = bytes.trim_start_matches('[').trim_end_matches(']');
+        let cred = format!(
+            "{:?} {:?}",
+            Credential::NtHash(&hash),
+            Credential::Password(b"s3cret")
+        );
+        assert!(
+            !cred.contains(hash_list) && !cred.contains("s3cret"),
+            "{cred}"
+        );
+        let keys = MppeKeys {
+            send: hash,
+            recv: hash,
+        };
+        assert!(!format!("{keys:?}").contains(hash_list));
+
+        let mut s = server(AuthProto::Pap, &[]);
+        s.request(b"s3cret", b"alice");
+        let dbg = format!("{:?}", s.auth);
+        assert!(!dbg.contains("115, 51, 99"), "{dbg}"); // b"s3c"
+
+        let mut tx = Tx::default();
+        let mut rng = ChaCha20Rng::from_seed([2; 32]);
+        let c = ClientAuth::start(
+            Instant::now(),
+            AuthProto::MsChapV2,
+            "alice",
+            b"s3cret",
+            &mut rng,
+            &mut tx,
+        );
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("115, 51, 99") && !dbg.contains(hash_list),
+            "{dbg}"
+        );
+        let cfg = crate::ClientConfig {
+            password: b"s3cret".to_vec(),
+            ..Default::default()
+        };
+        let dbg = format!("{cfg:?}");
+        assert!(
+            !dbg.contains("115, 51, 99") && !dbg.contains("s3cret"),
+            "{dbg}"
+        );
     }
 }

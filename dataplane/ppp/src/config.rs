@@ -227,8 +227,8 @@ impl Default for ServerConfig {
     }
 }
 
-/// Configuration of the client (authenticatee) role.
-#[derive(Debug, Clone)]
+/// Configuration of the client (authenticatee) role. `Debug` redacts the password.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// User name sent in PAP/CHAP.
     pub username: String,
@@ -246,6 +246,21 @@ pub struct ClientConfig {
     pub request_dns: bool,
     /// Keepalive, as for the server.
     pub keepalive: Option<Duration>,
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("auth", &self.auth)
+            .field("mppe", &self.mppe)
+            .field("mru", &self.mru)
+            .field("mtu", &self.mtu)
+            .field("request_dns", &self.request_dns)
+            .field("keepalive", &self.keepalive)
+            .finish()
+    }
 }
 
 impl Default for ClientConfig {

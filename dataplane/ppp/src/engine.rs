@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng as _, SeedableRng as _};
 
-use crate::auth::{AuthResult, ClientAuth, MppeKeys, ServerAuth};
+use crate::auth::{AuthResult, ClientAuth, Credential, MppeKeys, ServerAuth};
 use crate::ccp::Ccp;
 use crate::config::{AuthProto, ClientConfig, Encoding, EncryptionPolicy, ServerConfig};
 use crate::error::{Error, Layer, SendError};
@@ -38,7 +38,8 @@ pub enum Phase {
 /// Why the link went down.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DownReason {
-    /// Authentication failed (wrong password, unknown user, attempts exhausted).
+    /// Authentication failed (wrong password, unknown user, attempts exhausted, or a
+    /// credential that cannot check the method, e.g. PAP given only the NT hash).
     AuthFailed,
     /// Authentication phase exceeded its time bound.
     AuthTimeout,
@@ -71,7 +72,7 @@ impl fmt::Display for DownReason {
 /// Something the daemon should know about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// Server: answer with [`Ppp::provide_secret`].
+    /// Server: answer with [`Ppp::provide_credential`] (or [`Ppp::provide_secret`]).
     AuthRequest {
         /// User name presented by the peer.
         username: String,
@@ -445,12 +446,19 @@ impl Ppp {
         self.events.pop_front()
     }
 
-    /// Server, after `Event::AuthRequest`: the user's password, or `None` for unknown users.
-    pub fn provide_secret(&mut self, now: Instant, secret: Option<&[u8]>) {
+    /// Server, after `Event::AuthRequest`: the user's password or NT hash, or `None` for
+    /// unknown users. PAP and CHAP-MD5 given only the NT hash fail (`AuthFailed`, then `Down`).
+    pub fn provide_credential(&mut self, now: Instant, credential: Option<Credential<'_>>) {
         if let Some(a) = &mut self.server_auth {
-            let r = a.provide_secret(now, secret, &mut self.rng, &mut self.tx);
+            let r = a.provide_credential(now, credential, &mut self.rng, &mut self.tx);
             self.on_auth_result(now, r);
         }
+    }
+
+    /// Server, after `Event::AuthRequest`: the user's cleartext password, or `None` for
+    /// unknown users ([`Ppp::provide_credential`] with [`Credential::Password`]).
+    pub fn provide_secret(&mut self, now: Instant, secret: Option<&[u8]>) {
+        self.provide_credential(now, secret.map(Credential::Password));
     }
 
     /// Server: the address to give the peer in IPCP.

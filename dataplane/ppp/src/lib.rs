@@ -6,6 +6,9 @@
 //! Implemented: LCP (RFC 1661), PAP (RFC 1334), CHAP-MD5 (RFC 1994), MS-CHAPv1 (RFC 2433),
 //! MS-CHAPv2 (RFC 2759), IPCP (RFC 1332, DNS per RFC 1877), CCP (RFC 1962) with MPPE
 //! (RFC 3078, keys per RFC 3079). Crypto is exposed in [`mschap`] and [`mppe`].
+//!
+//! The server answers `AuthRequest` with a [`Credential`]: the cleartext password, or only its
+//! NtPasswordHash (RFC 2759 §8.3), which suffices for MS-CHAPv1/v2 and MPPE.
 #![deny(clippy::indexing_slicing)]
 
 mod auth;
@@ -21,7 +24,10 @@ mod lcp;
 pub mod mppe;
 pub mod mschap;
 pub mod pap;
+#[cfg(test)]
+mod test_vectors;
 
+pub use auth::Credential;
 pub use config::{
     AuthProto, ClientConfig, Encoding, EncryptionPolicy, KeyLengths, MppePolicy, ServerConfig,
     StatefulMode,

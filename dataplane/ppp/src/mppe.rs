@@ -202,12 +202,21 @@ impl Rc4 {
 }
 
 /// Per-direction key material: the start ("master session") key, the current session key, RC4.
-#[derive(Debug, Clone)]
+/// `Debug` shows only the strength.
+#[derive(Clone)]
 struct KeyState {
     bits: KeyBits,
     start: [u8; 16],
     session: [u8; 16],
     rc4: Rc4,
+}
+
+impl core::fmt::Debug for KeyState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("KeyState")
+            .field("bits", &self.bits)
+            .finish_non_exhaustive()
+    }
 }
 
 impl KeyState {
@@ -487,16 +496,7 @@ impl MppeRx {
 mod tests {
     use super::*;
     use crate::mschap;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let clean: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-        let mut out = vec![0u8; clean.len() / 2];
-        assert!(mschap::parse_hex(&clean, &mut out));
-        out
-    }
-    fn arr<const N: usize>(s: &str) -> [u8; N] {
-        hex(s).try_into().unwrap()
-    }
+    use crate::test_vectors::*;
 
     fn rc4_once(key: &[u8], data: &[u8]) -> Vec<u8> {
         let mut v = data.to_vec();
@@ -504,23 +504,20 @@ mod tests {
         v
     }
 
-    const NT_RESPONSE: &str =
-        "82 30 9E CD 8D 70 8B 5E A0 8F AA 39 81 CD 83 54 42 33 11 4A 3D 85 D6 DF";
-
     fn master() -> [u8; 16] {
-        let ph = mschap::nt_password_hash(b"clientPass");
+        let ph = mschap::nt_password_hash(V2_PASSWORD);
         let hh = mschap::hash_nt_password_hash(&ph);
-        get_master_key(&hh, &arr(NT_RESPONSE))
+        get_master_key(&hh, &arr(V2_NT_RESPONSE))
     }
 
     // RFC 3079 §3.5.1-§3.5.3.
     #[test]
     fn rfc3079_mschapv2_keys() {
         let mk = master();
-        assert_eq!(mk, arr("FD EC E3 71 7A 8C 83 8C B3 88 E5 27 AE 3C DD 31"));
+        assert_eq!(mk, arr(V2_MASTER_KEY));
         // The RFC's sample "send" key is the server's (IsSend, IsServer) = Magic3.
         let send = get_asymmetric_start_key(&mk, true, true);
-        assert_eq!(send, arr("8B 7C DC 14 9B 99 3A 1B A1 18 CB 15 3F 56 DC CB"));
+        assert_eq!(send, arr(V2_SERVER_SEND_START_KEY));
         // Client receive key equals server send key; client send equals server receive.
         assert_eq!(get_asymmetric_start_key(&mk, false, false), send);
         assert_eq!(
@@ -555,7 +552,7 @@ mod tests {
     #[test]
     fn rfc3079_mschapv1_keys() {
         // §2.5.1/§2.5.2: Get_Key(LmHash, LmHash, 8) then reduction.
-        let lm = mschap::lm_password_hash(b"clientPass");
+        let lm = mschap::lm_password_hash(V2_PASSWORD);
         let mut lm16 = [0u8; 16];
         lm16[..8].copy_from_slice(&lm[..8]);
         let k = get_new_key_from_sha(&lm16, &lm16, 8);
@@ -568,8 +565,8 @@ mod tests {
         assert_eq!(k56[..8], hex("d1 08 01 53 8c ec 4a 08")[..]);
         // §2.5.3: Get_Start_Key then Get_Key(16). (The RFC's step 3/4 disagree in one octet,
         // "ac ca" vs "ac c1"; we check step 5, which pins the whole chain.)
-        let hh = mschap::hash_nt_password_hash(&mschap::nt_password_hash(b"clientPass"));
-        let start = mschap_v1_start_key(&arr("10 2d b5 df 08 5d 30 41"), &hh);
+        let hh = mschap::hash_nt_password_hash(&mschap::nt_password_hash(V2_PASSWORD));
+        let start = mschap_v1_start_key(&arr(V1_CHALLENGE), &hh);
         assert_eq!(start[..7], hex("a8 94 78 50 cf c0 ac")[..]);
         assert_eq!(start[8..], hex("d1 78 9f b6 2d dc dd b0")[..]);
         assert_eq!(

@@ -123,8 +123,23 @@ pub fn generate_nt_response(
     username: &[u8],
     password: &[u8],
 ) -> [u8; 24] {
+    generate_nt_response_with_hash(
+        authenticator_challenge,
+        peer_challenge,
+        username,
+        &nt_password_hash(password),
+    )
+}
+
+/// GenerateNTResponse (RFC 2759 §8.1) from the NtPasswordHash (§8.3) instead of the password.
+pub fn generate_nt_response_with_hash(
+    authenticator_challenge: &[u8; 16],
+    peer_challenge: &[u8; 16],
+    username: &[u8],
+    password_hash: &[u8; 16],
+) -> [u8; 24] {
     let challenge = challenge_hash(peer_challenge, authenticator_challenge, username);
-    challenge_response(&challenge, &nt_password_hash(password))
+    challenge_response(&challenge, password_hash)
 }
 
 const AUTH_MAGIC1: &[u8; 39] = b"Magic server to client signing constant";
@@ -138,7 +153,24 @@ pub fn generate_authenticator_response(
     authenticator_challenge: &[u8; 16],
     username: &[u8],
 ) -> [u8; 20] {
-    let hh = hash_nt_password_hash(&nt_password_hash(password));
+    generate_authenticator_response_with_hash(
+        &nt_password_hash(password),
+        nt_response,
+        peer_challenge,
+        authenticator_challenge,
+        username,
+    )
+}
+
+/// GenerateAuthenticatorResponse (RFC 2759 §8.7) from the NtPasswordHash (§8.3).
+pub fn generate_authenticator_response_with_hash(
+    password_hash: &[u8; 16],
+    nt_response: &[u8; 24],
+    peer_challenge: &[u8; 16],
+    authenticator_challenge: &[u8; 16],
+    username: &[u8],
+) -> [u8; 20] {
+    let hh = hash_nt_password_hash(password_hash);
     let mut h = Sha1::new();
     h.update(hh);
     h.update(nt_response);
@@ -206,8 +238,27 @@ pub fn check_authenticator_response(
     username: &[u8],
     received: &[u8],
 ) -> bool {
-    let expected = generate_authenticator_response(
-        password,
+    check_authenticator_response_with_hash(
+        &nt_password_hash(password),
+        nt_response,
+        peer_challenge,
+        authenticator_challenge,
+        username,
+        received,
+    )
+}
+
+/// CheckAuthenticatorResponse (RFC 2759 §8.8) from the NtPasswordHash (§8.3).
+pub fn check_authenticator_response_with_hash(
+    password_hash: &[u8; 16],
+    nt_response: &[u8; 24],
+    peer_challenge: &[u8; 16],
+    authenticator_challenge: &[u8; 16],
+    username: &[u8],
+    received: &[u8],
+) -> bool {
+    let expected = generate_authenticator_response_with_hash(
+        password_hash,
         nt_response,
         peer_challenge,
         authenticator_challenge,
@@ -259,61 +310,50 @@ pub fn responses_equal(a: &[u8; 24], b: &[u8; 24]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    pub(crate) fn hex(s: &str) -> Vec<u8> {
-        let clean: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-        let mut out = vec![0u8; clean.len() / 2];
-        assert!(parse_hex(&clean, &mut out), "bad hex {s}");
-        out
-    }
-
-    fn arr<const N: usize>(s: &str) -> [u8; N] {
-        hex(s).try_into().unwrap()
-    }
+    use crate::test_vectors::*;
 
     // RFC 2759 §9.2 Hash Example.
-    const AUTH_CH: &str = "5B 5D 7C 7D 7B 3F 2F 3E 3C 2C 60 21 32 26 26 28";
-    const PEER_CH: &str = "21 40 23 24 25 5E 26 2A 28 29 5F 2B 3A 33 7C 7E";
-
     #[test]
     fn rfc2759_hash_example() {
-        let auth: [u8; 16] = arr(AUTH_CH);
-        let peer: [u8; 16] = arr(PEER_CH);
-        let pw = b"clientPass";
-        assert_eq!(
-            challenge_hash(&peer, &auth, b"User"),
-            arr("D0 2E 43 86 BC E9 12 26")
-        );
+        let auth: [u8; 16] = arr(V2_AUTH_CHALLENGE);
+        let peer: [u8; 16] = arr(V2_PEER_CHALLENGE);
+        let (pw, user) = (V2_PASSWORD, V2_USER);
+        assert_eq!(challenge_hash(&peer, &auth, user), arr(V2_CHALLENGE_HASH));
         let ph = nt_password_hash(pw);
-        assert_eq!(ph, arr("44 EB BA 8D 53 12 B8 D6 11 47 44 11 F5 69 89 AE"));
-        let nt = generate_nt_response(&auth, &peer, b"User", pw);
+        assert_eq!(ph, arr(V2_PASSWORD_HASH));
+        let nt = generate_nt_response(&auth, &peer, user, pw);
+        assert_eq!(nt, arr(V2_NT_RESPONSE));
+        assert_eq!(generate_nt_response_with_hash(&auth, &peer, user, &ph), nt);
+        assert_eq!(hash_nt_password_hash(&ph), arr(V2_PASSWORD_HASH_HASH));
+        let ar = generate_authenticator_response(pw, &nt, &peer, &auth, user);
+        assert_eq!(format_authenticator_response(&ar), V2_AUTH_RESPONSE);
         assert_eq!(
-            nt,
-            arr("82 30 9E CD 8D 70 8B 5E A0 8F AA 39 81 CD 83 54 42 33 11 4A 3D 85 D6 DF")
+            generate_authenticator_response_with_hash(&ph, &nt, &peer, &auth, user),
+            ar
         );
-        assert_eq!(
-            hash_nt_password_hash(&ph),
-            arr("41 C0 0C 58 4B D2 D9 1C 40 17 A2 A1 2F A5 9F 3F")
-        );
-        let ar = generate_authenticator_response(pw, &nt, &peer, &auth, b"User");
-        assert_eq!(
-            format_authenticator_response(&ar),
-            "S=407A5589115FD0D6209F510FE9C04566932CDA56"
-        );
+        let granted = format!("{V2_AUTH_RESPONSE} M=Access granted");
         assert!(check_authenticator_response(
             pw,
             &nt,
             &peer,
             &auth,
-            b"User",
-            b"S=407A5589115FD0D6209F510FE9C04566932CDA56 M=Access granted"
+            user,
+            granted.as_bytes()
+        ));
+        assert!(check_authenticator_response_with_hash(
+            &ph,
+            &nt,
+            &peer,
+            &auth,
+            user,
+            granted.as_bytes()
         ));
         assert!(check_authenticator_response(
             pw,
             &nt,
             &peer,
             &auth,
-            b"User",
+            user,
             b"S=407a5589115fd0d6209f510fe9c04566932cda56"
         ));
         assert!(!check_authenticator_response(
@@ -321,30 +361,28 @@ mod tests {
             &nt,
             &peer,
             &auth,
-            b"User",
+            user,
             b"S=407A5589115FD0D6209F510FE9C04566932CDA57"
         ));
         assert!(!check_authenticator_response(
-            pw, &nt, &peer, &auth, b"User", b"S=12"
+            pw, &nt, &peer, &auth, user, b"S=12"
         ));
         // A domain prefix is not hashed.
         assert_eq!(
             challenge_hash(&peer, &auth, b"CORP\\User"),
-            arr("D0 2E 43 86 BC E9 12 26")
+            arr(V2_CHALLENGE_HASH)
         );
     }
 
     // RFC 2433 B.2 / B.3.
     #[test]
     fn rfc2433_hash_example_and_des_keys() {
-        let ch: [u8; 8] = arr("10 2D B5 DF 08 5D 30 41");
+        let ch: [u8; 8] = arr(V1_CHALLENGE);
+        assert_eq!(nt_password_hash(V1_PASSWORD), arr(V1_PASSWORD_HASH));
+        assert_eq!(nt_challenge_response(&ch, V1_PASSWORD), arr(V1_NT_RESPONSE));
         assert_eq!(
-            nt_password_hash(b"MyPw"),
-            arr("FC 15 6A F7 ED CD 6C 0E DD E3 33 7D 42 7F 4E AC")
-        );
-        assert_eq!(
-            nt_challenge_response(&ch, b"MyPw"),
-            arr("4E 9D 3C 8F 9C FD 38 5D 5B F4 D3 24 67 91 95 6C A4 C3 51 AB 40 9A 3D 61")
+            challenge_response(&ch, &arr(V1_PASSWORD_HASH)),
+            arr(V1_NT_RESPONSE)
         );
         assert_eq!(
             des_key_from_7(&arr("FC 15 6A F7 ED CD 6C")),

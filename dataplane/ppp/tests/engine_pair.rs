@@ -601,3 +601,96 @@ fn setup_is_bounded() {
         "{reason:?}"
     );
 }
+
+/// The operator may hold only the NT hash (RFC 2759 §8.3). MS-CHAPv2 and MS-CHAPv1 with
+/// MPPE-128 come up exactly as with the password: with the same seeds every frame, the
+/// MPPE-encrypted data included, is the same, so the keys are the same.
+#[test]
+fn nt_hash_credential_matches_password_for_ms_chap() {
+    for (auth, seed) in [(MsChapV2, 60), (MsChapV1, 61)] {
+        let run = |with_hash: bool| {
+            let mut p = Pair::new(
+                server_cfg(vec![auth], Require),
+                client_cfg(vec![auth], Require, "s3cret"),
+                seed,
+            );
+            p.answer_with_nt_hash = with_hash;
+            assert!(
+                p.bring_up(),
+                "{auth} hash={with_hash}: {:?} {:?}",
+                p.server_events,
+                p.client_events
+            );
+            assert_up(&p, mppe128());
+            assert_eq!(p.exchange(50, 500), (100, 100), "{auth} hash={with_hash}");
+            p
+        };
+        let (pw, nt) = (run(false), run(true));
+        assert!(
+            nt.server_events
+                .iter()
+                .any(|e| matches!(e, Event::Authenticated { method, .. } if *method == auth))
+        );
+        assert_eq!(pw.server_events, nt.server_events, "{auth}");
+        assert_eq!(pw.client_events, nt.client_events, "{auth}");
+        assert_eq!(pw.log, nt.log, "{auth}: frames differ");
+        assert_eq!(pw.got_at_server, nt.got_at_server);
+        assert_eq!(pw.got_at_client, nt.got_at_client);
+
+        // The hash of another password is a wrong password.
+        let mut s = server_cfg(vec![auth], Require);
+        s.max_auth_attempts = 1;
+        let mut p = Pair::new(s, client_cfg(vec![auth], Require, "wrong"), seed);
+        p.answer_with_nt_hash = true;
+        p.run_until(Duration::from_secs(60), |p| {
+            p.server_down().is_some() && p.client_down().is_some()
+        });
+        assert_eq!(p.server_down(), Some(&DownReason::AuthFailed), "{auth}");
+    }
+}
+
+/// PAP and CHAP-MD5 need the cleartext: given only the NT hash the attempt fails with a clear
+/// reason (AuthFailed, then Down), and the peer sees an ordinary failure.
+#[test]
+fn pap_and_chap_md5_fail_with_only_the_nt_hash() {
+    for auth in [Pap, ChapMd5] {
+        let mut p = Pair::new(
+            server_cfg(vec![auth], Prefer),
+            client_cfg(vec![auth], Prefer, "s3cret"),
+            62,
+        );
+        p.answer_with_nt_hash = true;
+        p.run_until(Duration::from_secs(60), |p| {
+            p.server_down().is_some() && p.client_down().is_some()
+        });
+        let expected = format!("no cleartext password available for {auth}");
+        let failed = p.server_events.iter().position(|e| {
+            matches!(e, Event::AuthFailed { username, method, reason }
+                if username == "alice" && *method == auth && *reason == expected)
+        });
+        let down = p
+            .server_events
+            .iter()
+            .position(|e| matches!(e, Event::Down { .. }));
+        assert!(
+            matches!((failed, down), (Some(f), Some(d)) if f < d),
+            "{auth}: {:?}",
+            p.server_events
+        );
+        assert_eq!(p.server_down(), Some(&DownReason::AuthFailed), "{auth}");
+        assert!(
+            !p.server_events
+                .iter()
+                .any(|e| matches!(e, Event::Authenticated { .. }))
+        );
+        assert!(
+            p.client_events
+                .iter()
+                .any(|e| matches!(e, Event::AuthFailed { .. })),
+            "{auth}: {:?}",
+            p.client_events
+        );
+        assert!(p.client_down().is_some());
+        assert!(!p.client.is_up() && !p.server.is_up());
+    }
+}

@@ -100,14 +100,14 @@ fn hammer(p: &mut Pair, to_server: bool, n: usize, rng: &mut XorShift) {
             };
             side.handle_timeout(now);
             if side.phase() == Phase::Authenticate {
-                side.provide_secret(
-                    now,
-                    if rng.chance(500) {
-                        Some(b"s3cret")
-                    } else {
-                        None
-                    },
-                );
+                match rng.next() % 3 {
+                    0 => side.provide_secret(now, Some(b"s3cret")),
+                    1 => {
+                        let hash = mschap::nt_password_hash(b"s3cret");
+                        side.provide_credential(now, Some(Credential::NtHash(&hash)));
+                    }
+                    _ => side.provide_secret(now, None),
+                }
             }
             side.set_peer_address(PEER_IP);
         }

@@ -313,6 +313,7 @@ pub fn compile(
             routes,
             max_sessions,
             source: format!("{gw_ns}/{name}"),
+            nt_hash: Vec::new(),
         });
     }
 

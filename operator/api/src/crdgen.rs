@@ -6,6 +6,9 @@ use kube::CustomResourceExt;
 
 use crate::{VpnGateway, VpnUser};
 
+/// Where the generated CRDs are committed, relative to the repository root.
+pub const CRD_DIRS: [&str; 2] = ["crds", "charts/sluice/crds"];
+
 /// `(file name, YAML)` for every CRD.
 pub fn crd_files() -> Result<Vec<(&'static str, String)>, String> {
     let header =

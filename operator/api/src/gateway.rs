@@ -3,6 +3,9 @@
 // kube's repeated `printcolumn(...)` arguments look like duplicated attributes to clippy.
 #![allow(clippy::duplicated_attributes)]
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -68,6 +71,16 @@ pub struct VpnGatewaySpec {
     /// NAT settings.
     #[serde(default)]
     pub nat: NatSpec,
+    /// Node labels a data-plane pod's node must have (pod `nodeSelector`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the data-plane pods tolerate (pod `tolerations`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_LIST_ITEMS))]
+    pub tolerations: Vec<Toleration>,
+    /// CPU and memory of the data-plane container (default: requests 100m / 64Mi, limit 512Mi).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 fn default_replicas() -> i32 {

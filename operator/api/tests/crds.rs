@@ -9,13 +9,15 @@ use sluice_api::{VpnGateway, VpnUser, crdgen};
 
 #[test]
 fn committed_crds_match_the_types() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds");
-    for (name, yaml) in crdgen::crd_files().unwrap() {
-        let committed = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-        assert!(
-            committed == yaml,
-            "crds/{name} is stale: run `cargo run -p sluice-api --bin crdgen` and commit the result"
-        );
+    let top = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for dir in crdgen::CRD_DIRS {
+        for (name, yaml) in crdgen::crd_files().unwrap() {
+            let committed = std::fs::read_to_string(top.join(dir).join(name)).unwrap_or_default();
+            assert!(
+                committed == yaml,
+                "{dir}/{name} is stale: run `cargo run -p sluice-api --bin crdgen` and commit the result"
+            );
+        }
     }
 }
 

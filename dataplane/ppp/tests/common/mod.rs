@@ -55,6 +55,8 @@ pub struct Pair {
     pub cut_client_to_server: bool,
     /// Answer AuthRequest events (false: never provide the secret).
     pub answer_auth: bool,
+    /// Answer with the NT hash of the user's password (RFC 2759 §8.3), not the password.
+    pub answer_with_nt_hash: bool,
     /// Received IP datagrams (at client, at server).
     pub got_at_client: Vec<Vec<u8>>,
     pub got_at_server: Vec<Vec<u8>>,
@@ -120,6 +122,7 @@ impl Pair {
             impair: Impair::default(),
             cut_client_to_server: false,
             answer_auth: true,
+            answer_with_nt_hash: false,
             got_at_client: Vec::new(),
             got_at_server: Vec::new(),
             held: None,
@@ -183,7 +186,13 @@ impl Pair {
             match &ev {
                 Event::AuthRequest { username, .. } if self.answer_auth => {
                     let secret = self.users.get(username).cloned();
-                    self.server.provide_secret(now, secret.as_deref());
+                    if self.answer_with_nt_hash {
+                        let hash = secret.as_deref().map(mschap::nt_password_hash);
+                        self.server
+                            .provide_credential(now, hash.as_ref().map(Credential::NtHash));
+                    } else {
+                        self.server.provide_secret(now, secret.as_deref());
+                    }
                 }
                 Event::Authenticated { .. } => self.server.set_peer_address(PEER_IP),
                 _ => {}

@@ -1,0 +1,113 @@
+//! From objects to the configuration pushed to agents: `sluice_api::compile` (the very function
+//! standalone mode uses), with the operator's policy on top:
+//!
+//! * a user whose own fields are invalid (missing Secret, clashing static address, duplicate
+//!   user name…) is left out of the configuration and gets a condition saying why — one bad
+//!   user never blocks the gateway's other users;
+//! * a problem with the gateway itself rejects the whole configuration: the agents keep the
+//!   previous one and the gateway shows `Degraded`;
+//! * passwords are replaced by their NT hashes when every accepted method is MS-CHAP
+//!   (RFC 2759 §8.3), so cleartext passwords do not cross the control channel.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use sluice_api::{ConfigError, GatewayConfig, VpnGateway, VpnUser, compile, object_name};
+use sluice_proto::v1::AuthMethod;
+
+/// A compiled gateway configuration.
+#[derive(Clone, PartialEq)]
+pub struct Compiled {
+    /// What agents receive (passwords replaced by NT hashes where possible).
+    pub config: GatewayConfig,
+    /// Users left out, by `namespace/name`, with every error about them (one per line).
+    pub rejected_users: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("config", &sluice_api::redacted(&self.config))
+            .field("rejected_users", &self.rejected_users)
+            .finish()
+    }
+}
+
+/// Compiles `gateway` with the users that compile, leaving out (and reporting) the others.
+///
+/// `Err` carries the errors about the gateway itself (and nothing is pushed).
+pub fn compile_gateway(
+    gateway: &VpnGateway,
+    users: &[VpnUser],
+    secrets: &[Secret],
+) -> Result<Compiled, ConfigError> {
+    let mut included: Vec<VpnUser> = users.to_vec();
+    let mut rejected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Each round removes at least one user, so this ends; in practice it takes one or two.
+    loop {
+        let err = match compile(gateway, &included, secrets) {
+            Ok(config) => {
+                return Ok(Compiled {
+                    config: for_transport(config),
+                    rejected_users: rejected
+                        .into_iter()
+                        .map(|(k, v)| (k, v.join("\n")))
+                        .collect(),
+                });
+            }
+            Err(e) => e,
+        };
+        let by_object: BTreeMap<String, String> = included
+            .iter()
+            .map(|u| {
+                let ns = u.namespace().unwrap_or_default();
+                (
+                    object_name("VpnUser", Some(&ns), &u.name_any()),
+                    format!("{ns}/{}", u.name_any()),
+                )
+            })
+            .collect();
+        let mut bad_users = BTreeSet::new();
+        let mut gateway_errors = Vec::new();
+        for e in err.errors {
+            match by_object.get(&e.object) {
+                Some(key) => {
+                    rejected.entry(key.clone()).or_default().push(e.to_string());
+                    bad_users.insert(key.clone());
+                }
+                None => gateway_errors.push(e),
+            }
+        }
+        if !gateway_errors.is_empty() || bad_users.is_empty() {
+            return Err(ConfigError {
+                errors: gateway_errors,
+            });
+        }
+        included.retain(|u| {
+            let key = format!("{}/{}", u.namespace().unwrap_or_default(), u.name_any());
+            !bad_users.contains(&key)
+        });
+    }
+}
+
+/// Replaces each password by its NtPasswordHash when every accepted method is MS-CHAP
+/// (v1 or v2), which is all those methods need; PAP and CHAP-MD5 need the cleartext.
+pub fn for_transport(mut config: GatewayConfig) -> GatewayConfig {
+    let methods = config
+        .pptp
+        .as_ref()
+        .map(|p| p.authentication().collect::<Vec<_>>())
+        .unwrap_or_default();
+    let mschap_only = !methods.is_empty()
+        && methods
+            .iter()
+            .all(|m| matches!(m, AuthMethod::MschapV1 | AuthMethod::MschapV2));
+    if mschap_only {
+        for u in &mut config.users {
+            u.nt_hash = sluice_ppp::mschap::nt_password_hash(&u.password).to_vec();
+            u.password.clear();
+        }
+    }
+    config
+}

@@ -1,0 +1,111 @@
+//! What every reconcile gets: the client, the shared hub, the caches, the CA.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use sluice_api::{VpnGateway, VpnUser};
+use tracing::warn;
+
+use crate::hub::{Hub, Key};
+use crate::metrics::Metrics;
+use crate::pki::Ca;
+use crate::workloads::DataplaneSettings;
+
+/// Fewest seconds between two connected/disconnected Events for one user.
+pub const USER_EVENT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Errors of a reconcile (retried with back-off by the controller).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("certificate: {0}")]
+    Pki(#[from] crate::pki::PkiError),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    #[error("object has no {0}")]
+    Missing(&'static str),
+}
+
+/// Caches kept by reflectors.
+#[derive(Clone)]
+pub struct Stores {
+    /// All `VpnGateway`s.
+    pub gateways: Store<VpnGateway>,
+    /// All `VpnUser`s.
+    pub users: Store<VpnUser>,
+    /// All Secrets (user passwords, agent TLS).
+    pub secrets: Store<Secret>,
+    /// Data-plane pods.
+    pub pods: Store<Pod>,
+    /// Nodes (for endpoints).
+    pub nodes: Store<Node>,
+}
+
+/// Shared by all reconciles.
+pub struct Context {
+    /// Apiserver client.
+    pub client: Client,
+    /// Configurations and agent reports.
+    pub hub: Arc<Hub>,
+    /// Operator metrics.
+    pub metrics: Arc<Metrics>,
+    /// Image and URL of the data plane.
+    pub settings: DataplaneSettings,
+    /// The control channel's CA.
+    pub ca: Arc<Ca>,
+    /// Reflector caches.
+    pub stores: Stores,
+    /// Event reporter identity.
+    pub reporter: Reporter,
+    /// Last compile error per gateway (shown in its status).
+    pub compile_errors: Mutex<HashMap<Key, String>>,
+    /// When each user last got a connected/disconnected Event.
+    pub user_events: Mutex<HashMap<Key, Instant>>,
+}
+
+impl Context {
+    /// Publishes an Event about `obj`; failures are logged, never fatal.
+    pub async fn event(
+        &self,
+        obj: &k8s_openapi::api::core::v1::ObjectReference,
+        warning: bool,
+        reason: &str,
+        note: String,
+        action: &str,
+    ) {
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        let ev = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_owned(),
+            note: Some(crate::conditions::truncate_to(note, 1000)),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&ev, obj).await {
+            warn!(error = %e, %reason, "publishing an Event failed");
+        }
+    }
+
+    /// Whether a connected/disconnected Event for `user` may be sent now (and records it).
+    pub fn user_event_allowed(&self, user: &str) -> bool {
+        let mut m = self.user_events.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        match m.get(user) {
+            Some(t) if now.duration_since(*t) < USER_EVENT_INTERVAL => false,
+            _ => {
+                m.insert(user.to_owned(), now);
+                true
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Wiring: reflectors (caches), the two controllers, and the debouncer that turns agent
+//! reports into at most one status reconcile per object per [`STATUS_INTERVAL`].
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use sluice_api::{VpnGateway, VpnUser};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::context::{Context, Stores};
+use crate::hub::Dirty;
+use crate::names::{DATAPLANE_NAME, GATEWAY_LABEL, NAME_LABEL};
+use crate::{gateway, user};
+
+/// Status writes caused by agent reports are batched per this interval.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+fn split(key: &str) -> Option<(&str, &str)> {
+    key.split_once('/')
+}
+
+/// Forwards dirty keys to the controllers, each key at most once per `every`.
+pub async fn debounce(
+    mut dirty: mpsc::UnboundedReceiver<Dirty>,
+    every: Duration,
+    gateways: mpsc::Sender<ObjectRef<VpnGateway>>,
+    users: mpsc::Sender<ObjectRef<VpnUser>>,
+) {
+    let mut pending = BTreeSet::new();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            d = dirty.recv() => match d {
+                Some(d) => { pending.insert(d); }
+                None => break,
+            },
+            _ = tick.tick() => {
+                for d in std::mem::take(&mut pending) {
+                    let sent = match &d {
+                        Dirty::Gateway(k) => match split(k) {
+                            Some((ns, n)) => gateways.send(ObjectRef::new(n).within(ns)).await.is_ok(),
+                            None => true,
+                        },
+                        Dirty::User(k) => match split(k) {
+                            Some((ns, n)) => users.send(ObjectRef::new(n).within(ns)).await.is_ok(),
+                            None => true,
+                        },
+                    };
+                    if !sent {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Everything [`run`] needs besides the caches it builds.
+pub struct Parts {
+    /// Apiserver client.
+    pub client: Client,
+    /// Shared hub.
+    pub hub: Arc<crate::hub::Hub>,
+    /// Its change notifications.
+    pub dirty: mpsc::UnboundedReceiver<Dirty>,
+    /// Metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Data-plane image and operator URL.
+    pub settings: crate::workloads::DataplaneSettings,
+    /// The control channel's CA.
+    pub ca: Arc<crate::pki::Ca>,
+    /// Event reporter.
+    pub reporter: kube::runtime::events::Reporter,
+}
+
+/// Runs both controllers until `shutdown` completes.
+pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static) {
+    let client = parts.client;
+    let wc = watcher::Config::default();
+    let dataplane = watcher::Config::default().labels(&format!("{NAME_LABEL}={DATAPLANE_NAME}"));
+
+    let (gateways, gw_writer) = reflector::store();
+    let (users, user_writer) = reflector::store();
+    let (secrets, secret_writer) = reflector::store();
+    let (pods, pod_writer) = reflector::store();
+    let (nodes, node_writer) = reflector::store();
+
+    let gw_stream = watcher(Api::<VpnGateway>::all(client.clone()), wc.clone())
+        .default_backoff()
+        .reflect(gw_writer)
+        .applied_objects();
+    let user_stream = watcher(Api::<VpnUser>::all(client.clone()), wc.clone())
+        .default_backoff()
+        .reflect(user_writer)
+        .touched_objects();
+    let secret_stream = watcher(Api::<Secret>::all(client.clone()), wc.clone())
+        .default_backoff()
+        .reflect(secret_writer)
+        .touched_objects();
+    let pod_stream = watcher(Api::<Pod>::all(client.clone()), dataplane.clone())
+        .default_backoff()
+        .reflect(pod_writer)
+        .touched_objects();
+    let node_stream = watcher(Api::<Node>::all(client.clone()), wc.clone())
+        .default_backoff()
+        .reflect(node_writer)
+        .touched_objects();
+    tokio::spawn(node_stream.for_each(|_| async {}));
+
+    let (gw_tx, gw_rx) = mpsc::channel(1024);
+    let (user_tx, user_rx) = mpsc::channel(1024);
+    tokio::spawn(debounce(parts.dirty, STATUS_INTERVAL, gw_tx, user_tx));
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        hub: parts.hub,
+        metrics: parts.metrics,
+        settings: parts.settings,
+        ca: parts.ca,
+        stores: Stores {
+            gateways: gateways.clone(),
+            users: users.clone(),
+            secrets,
+            pods,
+            nodes,
+        },
+        reporter: parts.reporter,
+        compile_errors: Default::default(),
+        user_events: Default::default(),
+    });
+
+    let users_for_secrets = users.clone();
+    let gw_controller = Controller::for_stream(gw_stream, gateways)
+        .owns(Api::<Deployment>::all(client.clone()), dataplane)
+        .watches_stream(user_stream, |u: VpnUser| {
+            u.namespace()
+                .map(|ns| ObjectRef::new(&u.spec.gateway_ref.name).within(&ns))
+        })
+        .watches_stream(secret_stream, move |s: Secret| {
+            let ns = s.namespace().unwrap_or_default();
+            let name = s.name_any();
+            users_for_secrets
+                .state()
+                .into_iter()
+                .filter(|u| {
+                    u.namespace().as_deref() == Some(ns.as_str())
+                        && u.spec.password_secret_ref.name == name
+                })
+                .map(|u| ObjectRef::new(&u.spec.gateway_ref.name).within(&ns))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(pod_stream, |p: Pod| {
+            let ns = p.namespace()?;
+            let gw = p.labels().get(GATEWAY_LABEL)?;
+            Some(ObjectRef::new(gw).within(&ns))
+        })
+        .reconcile_on(ReceiverStream::new(gw_rx))
+        .graceful_shutdown_on(shutdown.clone())
+        .run(gateway::reconcile, gateway::error_policy, ctx.clone())
+        .for_each(|_| async {});
+
+    let user_controller = Controller::new(Api::<VpnUser>::all(client), wc)
+        .reconcile_on(ReceiverStream::new(user_rx))
+        .graceful_shutdown_on(shutdown)
+        .run(user::reconcile, user::error_policy, ctx)
+        .for_each(|_| async {});
+
+    tokio::join!(gw_controller, user_controller);
+}

@@ -1,0 +1,283 @@
+//! `VpnGateway` reconcile: dereference → compile → publish → apply workloads → status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sluice_api::{VpnGateway, VpnUser};
+use tracing::{info, warn};
+
+use crate::config::compile_gateway;
+use crate::context::{Context, Error};
+use crate::names::{FIELD_MANAGER, GATEWAY_LABEL, GatewayNames};
+use crate::status::{endpoints, gateway_status};
+use crate::workloads::{self, names_of};
+
+/// Finalizer that lets the operator forget a deleted gateway (its agents' streams, its
+/// compiled configuration); the Kubernetes objects go by owner reference.
+pub const FINALIZER: &str = "sluice.dev/cleanup";
+/// Periodic re-reconcile (drift repair, certificate renewal).
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// Server-side apply of `obj` (force: the operator owns these fields).
+pub async fn apply<K>(ctx: &Context, ns: &str, obj: &K) -> Result<K, Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
+    let name = obj
+        .meta()
+        .name
+        .clone()
+        .ok_or(Error::Missing("metadata.name"))?;
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    Ok(api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(obj),
+        )
+        .await?)
+}
+
+/// Reconciles one gateway (inside the finalizer helper).
+pub async fn reconcile(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = gw.namespace().ok_or(Error::Missing("metadata.namespace"))?;
+    let api: Api<VpnGateway> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, gw, |event| async {
+        match event {
+            Finalizer::Apply(gw) => apply_gateway(gw, ctx.clone()).await,
+            Finalizer::Cleanup(gw) => cleanup(gw, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    ctx.metrics.reconciled("VpnGateway", result.is_ok());
+    result
+}
+
+async fn cleanup(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let names = names_of(&gw);
+    info!(gateway = %names.key(), "gateway deleted: dropping its configuration and agent streams");
+    ctx.hub.remove(&names.key());
+    ctx.compile_errors
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&names.key());
+    Ok(Action::await_change())
+}
+
+/// The users of `gw` (same namespace, `gatewayRef.name`), and the Secrets of its namespace.
+pub fn inputs(ctx: &Context, gw: &VpnGateway) -> (Vec<VpnUser>, Vec<Secret>) {
+    let ns = gw.namespace();
+    let name = gw.name_any();
+    let users = ctx
+        .stores
+        .users
+        .state()
+        .into_iter()
+        .filter(|u| u.namespace() == ns && u.spec.gateway_ref.name == name)
+        .map(|u| (*u).clone())
+        .collect();
+    let secrets = ctx
+        .stores
+        .secrets
+        .state()
+        .into_iter()
+        .filter(|s| s.namespace() == ns)
+        .map(|s| (*s).clone())
+        .collect();
+    (users, secrets)
+}
+
+async fn apply_gateway(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let names = names_of(&gw);
+    let key = names.key();
+    let now_time = Time(jiff::Timestamp::now());
+
+    // Compile and publish (agents pick it up at once).
+    let (users, secrets) = inputs(&ctx, &gw);
+    let compile_error = match compile_gateway(&gw, &users, &secrets) {
+        Ok(compiled) => {
+            let version = compiled.config.version.clone();
+            let included = compiled
+                .config
+                .users
+                .iter()
+                .map(|u| u.source.clone())
+                .collect();
+            let rejected = compiled.rejected_users.len();
+            if ctx
+                .hub
+                .publish(&key, compiled.config, compiled.rejected_users, included)
+            {
+                info!(gateway = %key, %version, rejected_users = rejected, "configuration published");
+            }
+            let was = ctx
+                .compile_errors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            if was.is_some() {
+                ctx.event(
+                    &gw.object_ref(&()),
+                    false,
+                    "ConfigAccepted",
+                    format!("configuration {version} accepted"),
+                    "Compile",
+                )
+                .await;
+            }
+            None
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            let old = ctx
+                .compile_errors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key.clone(), msg.clone());
+            ctx.metrics.configs_rejected.inc();
+            if old.as_deref() != Some(msg.as_str()) {
+                warn!(gateway = %key, error = %msg, "configuration rejected; agents keep the previous one");
+                ctx.event(
+                    &gw.object_ref(&()),
+                    true,
+                    "ConfigRejected",
+                    msg.clone(),
+                    "Compile",
+                )
+                .await;
+            }
+            Some(msg)
+        }
+    };
+
+    // The agents' client certificate.
+    ensure_agent_tls(&gw, &names, &ctx).await?;
+
+    // Workloads.
+    apply(
+        &ctx,
+        &names.namespace,
+        &workloads::service_account(&gw, &names),
+    )
+    .await?;
+    apply(
+        &ctx,
+        &names.namespace,
+        &workloads::metrics_service(&gw, &names),
+    )
+    .await?;
+    apply(&ctx, &names.namespace, &workloads::pdb(&gw, &names)).await?;
+    let deployment = apply(
+        &ctx,
+        &names.namespace,
+        &workloads::deployment(&gw, &names, &ctx.settings),
+    )
+    .await?;
+
+    // Status.
+    write_status(
+        &gw,
+        &names,
+        &ctx,
+        Some(&deployment),
+        compile_error.as_deref(),
+        &now_time,
+    )
+    .await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+async fn ensure_agent_tls(
+    gw: &VpnGateway,
+    names: &GatewayNames,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let existing = ctx
+        .stores
+        .secrets
+        .get(&ObjectRef::new(&names.tls_secret).within(&names.namespace));
+    let now = time::OffsetDateTime::now_utc();
+    let current = existing
+        .as_ref()
+        .and_then(|s| s.data.as_ref()?.get("tls.crt").cloned())
+        .and_then(|b| String::from_utf8(b.0).ok())
+        .is_some_and(|pem| ctx.ca.agent_cert_current(&pem, &names.key(), now));
+    if !current {
+        info!(gateway = %names.key(), secret = %names.tls_secret, "issuing the agents' client certificate");
+        let issued = ctx.ca.issue_agent(&names.key(), now)?;
+        apply(
+            ctx,
+            &names.namespace,
+            &workloads::agent_tls_secret(gw, names, &issued, &ctx.ca.pem().cert_pem),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes `VpnGateway.status` from the Deployment, the pods' nodes and the agents.
+pub async fn write_status(
+    gw: &VpnGateway,
+    names: &GatewayNames,
+    ctx: &Context,
+    deployment: Option<&Deployment>,
+    compile_error: Option<&str>,
+    now: &Time,
+) -> Result<(), Error> {
+    let pods: Vec<_> = ctx
+        .stores
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| {
+            p.namespace().as_deref() == Some(names.namespace.as_str())
+                && p.labels().get(GATEWAY_LABEL) == Some(&names.gateway)
+        })
+        .collect();
+    let nodes = |n: &str| ctx.stores.nodes.get(&ObjectRef::new(n));
+    let eps = endpoints(pods.iter().map(|p| &**p), &nodes);
+    let view = ctx.hub.gateway_view(&names.key());
+    let status = gateway_status(gw, names, deployment, eps, &view, compile_error, now);
+    if gw.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<VpnGateway> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let body = serde_json::json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "VpnGateway",
+        "status": status,
+    });
+    api.patch_status(
+        &names.gateway,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Back-off after a failed reconcile.
+pub fn error_policy(_gw: Arc<VpnGateway>, error: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(%error, "VpnGateway reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}

@@ -1,0 +1,25 @@
+//! Sluice operator: reconciles `VpnGateway` / `VpnUser` (and their Secrets) into data-plane
+//! Deployments and into the configuration it streams to data-plane agents over mTLS gRPC,
+//! and folds the agents' session reports back into the objects' status.
+//!
+//! Pipeline per gateway: dereference (reflector caches) → [`config::compile_gateway`] (the
+//! same `sluice_api::compile` standalone mode uses) → [`hub::Hub::publish`] (agents follow it)
+//! → server-side apply of [`workloads`] → [`status`].
+
+pub mod conditions;
+pub mod config;
+pub mod context;
+pub mod controller;
+pub mod gateway;
+pub mod grpc;
+pub mod http;
+pub mod hub;
+pub mod leader;
+pub mod metrics;
+pub mod names;
+pub mod pki;
+pub mod serve;
+pub mod standalone;
+pub mod status;
+pub mod user;
+pub mod workloads;

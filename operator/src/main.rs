@@ -1,0 +1,426 @@
+//! `sluice-operator`.
+//!
+//! ```text
+//! sluice-operator run ...               in a cluster: leader election, controllers, gRPC
+//! sluice-operator serve-manifests ...   the gRPC control channel from a manifest file
+//! sluice-operator pki ...               write a CA, a server and an agent certificate
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use clap::{Parser, Subcommand};
+use futures::FutureExt;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::runtime::events::Reporter;
+use sluice_operator::controller::{self, Parts};
+use sluice_operator::hub::Hub;
+use sluice_operator::metrics::Metrics;
+use sluice_operator::pki::{Ca, Issued, service_dns_names};
+use sluice_operator::workloads::DataplaneSettings;
+use sluice_operator::{http, leader, serve, standalone};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
+
+/// How long after start-up live-session fields are rewritten even if an agent never reported.
+const SESSION_GRACE: Duration = Duration::from_secs(20);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sluice-operator",
+    version,
+    about = "Sluice VPN gateway operator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run in a cluster (leader election, controllers, gRPC config server).
+    Run(RunArgs),
+    /// Serve the gRPC control channel from a manifest file (no Kubernetes).
+    ServeManifests {
+        /// Multi-document YAML with VpnGateway, VpnUser and v1/Secret objects.
+        #[arg(long, short = 'f')]
+        manifests: PathBuf,
+        /// gRPC listen address.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        grpc_listen: SocketAddr,
+        /// HTTP listen address (/metrics, /healthz, /readyz).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http_listen: SocketAddr,
+        /// Directory with ca.crt, ca.key (as written by `pki`); a server certificate for
+        /// --server-name is issued from it at start.
+        #[arg(long)]
+        tls_dir: PathBuf,
+        /// DNS name agents use to reach this server.
+        #[arg(long, default_value = "localhost")]
+        server_name: String,
+    },
+    /// Write a CA (ca.crt, ca.key) and an agent certificate directory for one gateway.
+    Pki {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Gateway (namespace/name) of the agent certificate (written to OUT/agent/).
+        #[arg(long)]
+        gateway: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Namespace the operator runs in (Lease, CA Secret).
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: String,
+    /// This replica's pod name (leader identity and label).
+    #[arg(long, env = "POD_NAME")]
+    pod_name: String,
+    /// gRPC listen address.
+    #[arg(long, default_value = "0.0.0.0:50051")]
+    grpc_listen: SocketAddr,
+    /// HTTP listen address (/metrics, /healthz, /readyz).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    http_listen: SocketAddr,
+    /// Service agents dial (selects the leader).
+    #[arg(long, default_value = "sluice-grpc")]
+    grpc_service: String,
+    /// Lease used for leader election.
+    #[arg(long, default_value = "sluice-leader")]
+    lease_name: String,
+    /// Secret (in --namespace) holding the control channel's CA; created when absent.
+    #[arg(long, default_value = "sluice-ca")]
+    ca_secret: String,
+    /// Data-plane container image.
+    #[arg(long)]
+    dataplane_image: String,
+    /// Its pull policy.
+    #[arg(long, default_value = "IfNotPresent")]
+    dataplane_image_pull_policy: String,
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => rt.block_on(run(args)),
+        Command::ServeManifests {
+            manifests,
+            grpc_listen,
+            http_listen,
+            tls_dir,
+            server_name,
+        } => rt.block_on(serve_manifests(
+            manifests,
+            grpc_listen,
+            http_listen,
+            &tls_dir,
+            server_name,
+        )),
+        Command::Pki { out, gateway } => write_pki(&out, &gateway),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read(dir: &Path, name: &str) -> Result<String, String> {
+    std::fs::read_to_string(dir.join(name))
+        .map_err(|e| format!("reading {}: {e}", dir.join(name).display()))
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    std::fs::write(dir.join(name), body)
+        .map_err(|e| format!("writing {}: {e}", dir.join(name).display()))
+}
+
+fn write_pki(out: &Path, gateway: &str) -> Result<(), String> {
+    let now = time::OffsetDateTime::now_utc();
+    let ca = Ca::generate(now).map_err(|e| e.to_string())?;
+    let agent = ca.issue_agent(gateway, now).map_err(|e| e.to_string())?;
+    write(out, "ca.crt", &ca.pem().cert_pem)?;
+    write(out, "ca.key", &ca.pem().key_pem)?;
+    let agent_dir = out.join("agent");
+    write(&agent_dir, "ca.crt", &ca.pem().cert_pem)?;
+    write(&agent_dir, "tls.crt", &agent.cert_pem)?;
+    write(&agent_dir, "tls.key", &agent.key_pem)?;
+    println!(
+        "wrote {}/ca.{{crt,key}} and {}/{{ca.crt,tls.crt,tls.key}}",
+        out.display(),
+        agent_dir.display()
+    );
+    Ok(())
+}
+
+async fn terminated() {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+async fn serve_manifests(
+    manifests: PathBuf,
+    grpc_listen: SocketAddr,
+    http_listen: SocketAddr,
+    tls_dir: &Path,
+    server_name: String,
+) -> Result<(), String> {
+    let ca = Ca::from_pem(&read(tls_dir, "ca.crt")?, &read(tls_dir, "ca.key")?)
+        .map_err(|e| e.to_string())?;
+    let server = ca
+        .issue_server(&[server_name], time::OffsetDateTime::now_utc())
+        .map_err(|e| e.to_string())?;
+    let (hub, _dirty) = Hub::new(SESSION_GRACE);
+    let metrics = Metrics::new();
+    let text = std::fs::read_to_string(&manifests)
+        .map_err(|e| format!("reading {}: {e}", manifests.display()))?;
+    standalone::publish_manifests(&hub, &text)?;
+    {
+        let (m, h) = (metrics.clone(), hub.clone());
+        tokio::spawn(async move {
+            if let Err(e) = http::serve(http_listen, m, h).await {
+                error!(error = %e, "HTTP endpoint failed");
+            }
+        });
+    }
+    let (_leader_tx, leader_rx) = watch::channel(true);
+    let grpc = serve::serve_tls(
+        grpc_listen,
+        &server,
+        &ca.pem().cert_pem,
+        hub.clone(),
+        leader_rx,
+        metrics,
+        terminated(),
+    );
+    let reload = async {
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        let mut stamp = file_stamp(&manifests);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {}
+                _ = tick.tick() => {
+                    let now = file_stamp(&manifests);
+                    if now == stamp || now.is_none() { continue; }
+                }
+            }
+            stamp = file_stamp(&manifests);
+            match std::fs::read_to_string(&manifests) {
+                Ok(text) => {
+                    if let Err(e) = standalone::publish_manifests(&hub, &text) {
+                        error!("manifests rejected, keeping the previous configuration:\n{e}");
+                    }
+                }
+                Err(e) => error!(error = %e, "reading manifests failed"),
+            }
+        }
+    };
+    info!(%grpc_listen, "serving the control channel from {}", manifests.display());
+    tokio::select! {
+        r = grpc => r.map_err(|e| e.to_string()),
+        () = reload => Ok(()),
+    }
+}
+
+/// Loads the CA from its Secret, or creates it (a racing replica's Secret wins).
+async fn ensure_ca(client: kube::Client, ns: &str, name: &str) -> Result<Ca, String> {
+    let api: Api<Secret> = Api::namespaced(client, ns);
+    for _ in 0..3 {
+        if let Some(s) = api.get_opt(name).await.map_err(|e| e.to_string())? {
+            let field = |k: &str| {
+                s.data
+                    .as_ref()
+                    .and_then(|d| d.get(k))
+                    .and_then(|b| String::from_utf8(b.0.clone()).ok())
+                    .ok_or_else(|| format!("Secret {ns}/{name} has no {k}"))
+            };
+            return Ca::from_pem(&field("ca.crt")?, &field("ca.key")?)
+                .map_err(|e| format!("Secret {ns}/{name}: {e}"));
+        }
+        let ca = Ca::generate(time::OffsetDateTime::now_utc()).map_err(|e| e.to_string())?;
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(ns.to_owned()),
+                ..ObjectMeta::default()
+            },
+            data: Some(
+                [
+                    (
+                        "ca.crt".to_owned(),
+                        ByteString(ca.pem().cert_pem.clone().into_bytes()),
+                    ),
+                    (
+                        "ca.key".to_owned(),
+                        ByteString(ca.pem().key_pem.clone().into_bytes()),
+                    ),
+                ]
+                .into(),
+            ),
+            ..Secret::default()
+        };
+        match api.create(&PostParams::default(), &secret).await {
+            Ok(_) => {
+                info!(secret = %format!("{ns}/{name}"), "created the control channel CA");
+                return Ok(ca);
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!("could not load or create Secret {ns}/{name}"))
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("connecting to the apiserver: {e}"))?;
+    let metrics = Metrics::new();
+    let (hub, dirty) = Hub::new(SESSION_GRACE);
+    {
+        let (m, h, addr) = (metrics.clone(), hub.clone(), args.http_listen);
+        tokio::spawn(async move {
+            if let Err(e) = http::serve(addr, m, h).await {
+                error!(error = %e, "HTTP endpoint failed");
+            }
+        });
+    }
+    leader::label_pod(client.clone(), &args.namespace, &args.pod_name, false).await;
+    let mut leading = leader::elect(
+        client.clone(),
+        &args.namespace,
+        &args.lease_name,
+        &args.pod_name,
+    )
+    .await
+    .map_err(|e| format!("leader election: {e}"))?;
+    info!(lease = %args.lease_name, "waiting to lead");
+    tokio::select! {
+        r = leading.wait_for(|l| *l) => { r.map_err(|e| e.to_string())?; }
+        () = terminated() => return Ok(()),
+    }
+    info!(pod = %args.pod_name, "leading");
+    metrics.leader.set(1);
+    leader::label_pod(client.clone(), &args.namespace, &args.pod_name, true).await;
+
+    let ca = Arc::new(ensure_ca(client.clone(), &args.namespace, &args.ca_secret).await?);
+    let server: Issued = ca
+        .issue_server(
+            &service_dns_names(&args.grpc_service, &args.namespace),
+            time::OffsetDateTime::now_utc(),
+        )
+        .map_err(|e| e.to_string())?;
+
+    // Ends on SIGTERM or when leadership is lost; every task below stops on it.
+    let stop = {
+        let mut leading = leading.clone();
+        async move {
+            tokio::select! {
+                () = terminated() => {}
+                _ = leading.wait_for(|l| !*l) => warn!("leadership lost"),
+            }
+        }
+        .boxed()
+        .shared()
+    };
+    let grpc = {
+        let (hub, metrics, ca_pem, stop) = (
+            hub.clone(),
+            metrics.clone(),
+            ca.pem().cert_pem.clone(),
+            stop.clone(),
+        );
+        let leading = leading.clone();
+        let addr = args.grpc_listen;
+        tokio::spawn(async move {
+            if let Err(e) =
+                serve::serve_tls(addr, &server, &ca_pem, hub, leading, metrics, stop).await
+            {
+                error!(error = %e, "gRPC server failed");
+            }
+        })
+    };
+    let settings = DataplaneSettings {
+        image: args.dataplane_image.clone(),
+        image_pull_policy: args.dataplane_image_pull_policy.clone(),
+        operator_url: format!(
+            "https://{}.{}.svc:{}",
+            args.grpc_service,
+            args.namespace,
+            args.grpc_listen.port()
+        ),
+    };
+    controller::run(
+        Parts {
+            client: client.clone(),
+            hub,
+            dirty,
+            metrics,
+            settings,
+            ca,
+            reporter: Reporter {
+                controller: "sluice-operator".into(),
+                instance: Some(args.pod_name.clone()),
+            },
+        },
+        stop.clone(),
+    )
+    .await;
+    stop.await;
+    let _ = grpc.await;
+    leader::label_pod(client, &args.namespace, &args.pod_name, false).await;
+    if *leading.borrow() {
+        Ok(())
+    } else {
+        Err("leadership lost; exiting so that a fresh replica takes over".into())
+    }
+}

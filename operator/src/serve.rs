@@ -1,0 +1,37 @@
+//! Serving `sluice.v1.Control` over TLS with client-certificate authentication.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::grpc::{ControlService, PeerAuth};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::pki::Issued;
+
+/// Serves on `addr` until `shutdown`: TLS with `server` as identity; clients must present a
+/// certificate signed by `ca_pem`.
+pub async fn serve_tls(
+    addr: SocketAddr,
+    server: &Issued,
+    ca_pem: &str,
+    hub: Arc<Hub>,
+    leader: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(&server.cert_pem, &server.key_pem))
+        .client_ca_root(Certificate::from_pem(ca_pem));
+    let svc = ControlService::new(hub, leader, PeerAuth::ClientCertificate, metrics);
+    Server::builder()
+        .tls_config(tls)?
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+        .add_service(svc.into_server())
+        .serve_with_shutdown(addr, shutdown)
+        .await
+}

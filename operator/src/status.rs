@@ -1,0 +1,266 @@
+//! Pure status builders: what `VpnGateway.status` and `VpnUser.status` should say, from the
+//! objects and the hub's view of the agents.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use sluice_api::{VpnGateway, VpnGatewayStatus, VpnUser, VpnUserStatus};
+
+use crate::conditions::{Desired, merge};
+use crate::hub::{GatewayView, UserView, timestamp};
+use crate::names::GatewayNames;
+
+/// Node addresses clients dial: for each ready pod of the gateway, its node's ExternalIP,
+/// else its InternalIP. Sorted, without duplicates.
+pub fn endpoints<'a>(
+    pods: impl IntoIterator<Item = &'a Pod>,
+    nodes: &dyn Fn(&str) -> Option<std::sync::Arc<Node>>,
+) -> Vec<String> {
+    let mut out: Vec<String> = pods
+        .into_iter()
+        .filter(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .filter_map(|n| {
+            let node = nodes(&n)?;
+            let addrs = node.status.as_ref()?.addresses.as_ref()?;
+            let pick = |t: &str| {
+                addrs
+                    .iter()
+                    .find(|a| a.type_ == t)
+                    .map(|a| a.address.clone())
+            };
+            pick("ExternalIP").or_else(|| pick("InternalIP"))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `VpnGateway.status`.
+///
+/// * `Ready`: the configuration compiled, every wanted replica is ready and every connected
+///   agent runs the current version.
+/// * `Progressing`: the Deployment is rolling out or agents have not yet ACKed the current
+///   version.
+/// * `Degraded`: the configuration was rejected (the agents keep the previous one), or an
+///   agent NACKed the current version.
+pub fn gateway_status(
+    gw: &VpnGateway,
+    names: &GatewayNames,
+    deployment: Option<&Deployment>,
+    endpoints: Vec<String>,
+    view: &GatewayView,
+    compile_error: Option<&str>,
+    now: &Time,
+) -> VpnGatewayStatus {
+    let wanted = gw.spec.replicas;
+    let ds = deployment.and_then(|d| d.status.as_ref());
+    let replicas = ds.and_then(|s| s.replicas).unwrap_or(0);
+    let ready = ds.and_then(|s| s.ready_replicas).unwrap_or(0);
+    let updated = ds.and_then(|s| s.updated_replicas).unwrap_or(0);
+    let rolled = deployment.is_some_and(|d| {
+        d.status.as_ref().and_then(|s| s.observed_generation) >= d.metadata.generation
+    }) && updated >= wanted;
+
+    let version = view.version.as_deref();
+    let lagging: Vec<&str> = view
+        .agents
+        .iter()
+        .filter(|(_, a)| a.connected && Some(a.applied_version.as_str()) != version)
+        .map(|(pod, _)| pod.as_str())
+        .collect();
+    let nacks: Vec<String> = view
+        .agents
+        .iter()
+        .filter_map(|(pod, a)| {
+            let (v, err) = a.nack.as_ref()?;
+            (Some(v.as_str()) == version).then(|| format!("pod {pod}: {err}"))
+        })
+        .collect();
+
+    let degraded = match (compile_error, nacks.is_empty()) {
+        (Some(e), _) => Desired::new(
+            "Degraded",
+            true,
+            "ConfigRejected",
+            format!("the configuration was rejected; data-plane pods keep the previous one:\n{e}"),
+        ),
+        (None, false) => Desired::new(
+            "Degraded",
+            true,
+            "ConfigNotApplied",
+            format!(
+                "data-plane pods rejected configuration {}:\n{}",
+                version.unwrap_or(""),
+                nacks.join("\n")
+            ),
+        ),
+        (None, true) => Desired::new("Degraded", false, "AsExpected", ""),
+    };
+    let progressing = if !rolled {
+        Desired::new(
+            "Progressing",
+            true,
+            "RollingOut",
+            format!("{updated} of {wanted} data-plane pods updated"),
+        )
+    } else if !lagging.is_empty() {
+        Desired::new(
+            "Progressing",
+            true,
+            "PushingConfig",
+            format!(
+                "waiting for {} to apply configuration {}",
+                lagging.join(", "),
+                version.unwrap_or("")
+            ),
+        )
+    } else {
+        Desired::new("Progressing", false, "Stable", "")
+    };
+    let ready_cond = if version.is_none() {
+        Desired::new(
+            "Ready",
+            false,
+            "NoConfig",
+            "no valid configuration has been compiled for this gateway yet",
+        )
+    } else if wanted == 0 {
+        Desired::new("Ready", false, "ScaledToZero", "spec.replicas is 0")
+    } else if ready < wanted {
+        Desired::new(
+            "Ready",
+            false,
+            "ReplicasNotReady",
+            format!("{ready} of {wanted} data-plane pods ready"),
+        )
+    } else if !lagging.is_empty() || !nacks.is_empty() {
+        Desired::new(
+            "Ready",
+            false,
+            "ConfigNotApplied",
+            "not every data-plane pod runs the current configuration",
+        )
+    } else {
+        Desired::new(
+            "Ready",
+            true,
+            "AllReplicasReady",
+            format!(
+                "{ready} data-plane pods serve configuration {}",
+                version.unwrap_or("")
+            ),
+        )
+    };
+    let existing = gw
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    VpnGatewayStatus {
+        observed_generation: gw.metadata.generation,
+        replicas: Some(replicas),
+        ready_replicas: Some(ready),
+        selector: Some(names.selector_string()),
+        endpoints,
+        sessions: Some(view.sessions.clone()),
+        config_version: view.version.clone(),
+        firewall: gw.spec.firewall_rules(),
+        conditions: merge(
+            existing,
+            vec![ready_cond, progressing, degraded],
+            gw.metadata.generation,
+            now,
+        ),
+    }
+}
+
+/// Why a user is not served, as the user reconciler sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserProblem {
+    /// The user is disabled.
+    Disabled,
+    /// The referenced gateway does not exist.
+    GatewayMissing(String),
+    /// The password Secret (or its key) is absent.
+    SecretMissing(String),
+    /// The gateway's compile left the user out.
+    Rejected(String),
+    /// The gateway has not compiled yet.
+    Pending,
+}
+
+/// The condition part of `VpnUser.status` (`Ready`, `SecretMissing`, `observedGeneration`).
+pub fn user_conditions(user: &VpnUser, problem: Option<&UserProblem>, now: &Time) -> VpnUserStatus {
+    let secret_missing = match problem {
+        Some(UserProblem::SecretMissing(m)) => {
+            Desired::new("SecretMissing", true, "SecretNotFound", m.clone())
+        }
+        _ => Desired::new("SecretMissing", false, "SecretFound", ""),
+    };
+    let ready = match problem {
+        None => Desired::new("Ready", true, "Configured", "the user can log in"),
+        Some(UserProblem::Disabled) => {
+            Desired::new("Ready", false, "Disabled", "spec.disabled is true")
+        }
+        Some(UserProblem::GatewayMissing(m)) => {
+            Desired::new("Ready", false, "GatewayNotFound", m.clone())
+        }
+        Some(UserProblem::SecretMissing(m)) => {
+            Desired::new("Ready", false, "SecretNotFound", m.clone())
+        }
+        Some(UserProblem::Rejected(m)) => Desired::new("Ready", false, "ConfigRejected", m.clone()),
+        Some(UserProblem::Pending) => Desired::new(
+            "Ready",
+            false,
+            "GatewayNotConfigured",
+            "the gateway has no valid configuration yet",
+        ),
+    };
+    let existing = user
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    VpnUserStatus {
+        observed_generation: user.metadata.generation,
+        conditions: merge(
+            existing,
+            vec![ready, secret_missing],
+            user.metadata.generation,
+            now,
+        ),
+        ..VpnUserStatus::default()
+    }
+}
+
+/// The live-session part of `VpnUser.status`. `lastLogin`/`lastAuthFailure` keep what the
+/// status already says when the operator has seen nothing newer (they outlive restarts).
+pub fn user_sessions(user: &VpnUser, view: &UserView) -> VpnUserStatus {
+    let old = user.status.clone().unwrap_or_default();
+    let first = view.sessions.first();
+    let last_login = match (view.last_login.map(timestamp), old.last_login) {
+        (Some(new), Some(old)) => Some(new.max(old)),
+        (new, old) => new.or(old),
+    };
+    let last_auth_failure = match (view.last_failure.clone(), old.last_auth_failure) {
+        (Some(new), Some(old)) => Some(if new.time >= old.time { new } else { old }),
+        (new, old) => new.or(old),
+    };
+    VpnUserStatus {
+        connected: Some(!view.sessions.is_empty()),
+        address: first.map(|s| s.address.clone()),
+        protocol: first.map(|s| s.protocol.clone()),
+        sessions: view.sessions.clone(),
+        last_login,
+        last_auth_failure,
+        ..VpnUserStatus::default()
+    }
+}

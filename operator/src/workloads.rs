@@ -1,0 +1,319 @@
+//! Pure builders of the Kubernetes objects a `VpnGateway` owns: the data-plane Deployment,
+//! its ServiceAccount, a headless metrics Service, a PodDisruptionBudget and the agent's TLS
+//! Secret. Every object carries a controller owner reference to the gateway, so deleting the
+//! gateway deletes them.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    HostPathVolumeSource, ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource,
+    SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource, ResourceExt};
+use sluice_api::VpnGateway;
+
+use crate::names::{AGENT_TLS_DIR, DATAPLANE_HTTP_PORT, DATAPLANE_NAME, GatewayNames, NAME_LABEL};
+use crate::pki::Issued;
+
+/// What the operator knows that the gateway spec does not say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataplaneSettings {
+    /// Image of the data-plane container.
+    pub image: String,
+    /// Its pull policy.
+    pub image_pull_policy: String,
+    /// URL agents dial (`https://<service>.<namespace>.svc:50051`).
+    pub operator_url: String,
+}
+
+fn owner(gw: &VpnGateway) -> Vec<OwnerReference> {
+    gw.controller_owner_ref(&()).into_iter().collect()
+}
+
+fn meta(gw: &VpnGateway, names: &GatewayNames, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(names.namespace.clone()),
+        labels: Some(names.labels()),
+        owner_references: Some(owner(gw)),
+        ..ObjectMeta::default()
+    }
+}
+
+fn env_from_field(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::Int(DATAPLANE_HTTP_PORT),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(2),
+        ..Probe::default()
+    }
+}
+
+fn default_resources() -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), Quantity("100m".into())),
+            ("memory".to_owned(), Quantity("64Mi".into())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_owned(),
+            Quantity("512Mi".into()),
+        )])),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// The data-plane Deployment.
+///
+/// * `hostNetwork` (clients dial the node; GRE has no ports to map), DNS
+///   `ClusterFirstWithHostNet`;
+/// * required pod anti-affinity on `app.kubernetes.io/name=sluice-dataplane` across all
+///   gateways: at most one Sluice data-plane pod per node, the node's only GRE owner; hence
+///   `maxSurge: 0` (a surge pod could never schedule next to the one it replaces);
+/// * capabilities `NET_ADMIN` and `NET_RAW` only (TUN, routes, raw GRE), not privileged, read-only root
+///   filesystem, `/dev/net/tun` from the host, no service-account token (the pod never talks
+///   to the apiserver: its config arrives over the mTLS control channel);
+/// * readiness = "has applied a configuration" (`/readyz`), liveness `/healthz`.
+pub fn deployment(gw: &VpnGateway, names: &GatewayNames, s: &DataplaneSettings) -> Deployment {
+    let spec = &gw.spec;
+    let args = vec![
+        "agent".to_owned(),
+        format!("--operator={}", s.operator_url),
+        format!("--gateway={}", names.key()),
+        format!("--tls-dir={AGENT_TLS_DIR}"),
+        format!("--http=0.0.0.0:{DATAPLANE_HTTP_PORT}"),
+    ];
+    let container = Container {
+        name: "dataplane".into(),
+        image: Some(s.image.clone()),
+        image_pull_policy: Some(s.image_pull_policy.clone()),
+        command: Some(vec!["/usr/local/bin/sluice-dataplane".into()]),
+        args: Some(args),
+        env: Some(vec![
+            env_from_field("NODE_NAME", "spec.nodeName"),
+            env_from_field("POD_NAME", "metadata.name"),
+        ]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("pptp".into()),
+                container_port: i32::from(spec.pptp.port),
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("metrics".into()),
+                container_port: DATAPLANE_HTTP_PORT,
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            },
+        ]),
+        readiness_probe: Some(http_probe("/readyz", 5, 1)),
+        liveness_probe: Some(http_probe("/healthz", 10, 3)),
+        resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
+        security_context: Some(SecurityContext {
+            privileged: Some(false),
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_user: Some(0),
+            capabilities: Some(Capabilities {
+                add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
+                drop: Some(vec!["ALL".into()]),
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..SeccompProfile::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "tun".into(),
+                mount_path: "/dev/net/tun".into(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "agent-tls".into(),
+                mount_path: AGENT_TLS_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    };
+    let anti_affinity = PodAntiAffinity {
+        required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+            label_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    NAME_LABEL.to_owned(),
+                    DATAPLANE_NAME.to_owned(),
+                )])),
+                ..LabelSelector::default()
+            }),
+            namespace_selector: Some(LabelSelector::default()),
+            topology_key: "kubernetes.io/hostname".into(),
+            ..PodAffinityTerm::default()
+        }]),
+        ..PodAntiAffinity::default()
+    };
+    let pod = PodSpec {
+        host_network: Some(true),
+        dns_policy: Some("ClusterFirstWithHostNet".into()),
+        service_account_name: Some(names.service_account.clone()),
+        automount_service_account_token: Some(false),
+        termination_grace_period_seconds: Some(30),
+        containers: vec![container],
+        affinity: Some(Affinity {
+            pod_anti_affinity: Some(anti_affinity),
+            ..Affinity::default()
+        }),
+        node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
+        tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
+        volumes: Some(vec![
+            Volume {
+                name: "tun".into(),
+                host_path: Some(HostPathVolumeSource {
+                    path: "/dev/net/tun".into(),
+                    type_: Some("CharDevice".into()),
+                }),
+                ..Volume::default()
+            },
+            Volume {
+                name: "agent-tls".into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(names.tls_secret.clone()),
+                    default_mode: Some(0o400),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+        ]),
+        ..PodSpec::default()
+    };
+    Deployment {
+        metadata: meta(gw, names, &names.deployment),
+        spec: Some(DeploymentSpec {
+            replicas: Some(spec.replicas),
+            selector: LabelSelector {
+                match_labels: Some(names.selector()),
+                ..LabelSelector::default()
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(0)),
+                    max_unavailable: Some(IntOrString::Int(1)),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(names.labels()),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The data-plane pods' ServiceAccount (no token is mounted).
+pub fn service_account(gw: &VpnGateway, names: &GatewayNames) -> ServiceAccount {
+    ServiceAccount {
+        metadata: meta(gw, names, &names.service_account),
+        automount_service_account_token: Some(false),
+        ..ServiceAccount::default()
+    }
+}
+
+/// Headless Service over the data-plane pods' metrics port (for Prometheus discovery).
+pub fn metrics_service(gw: &VpnGateway, names: &GatewayNames) -> Service {
+    Service {
+        metadata: meta(gw, names, &names.metrics_service),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            selector: Some(names.selector()),
+            ports: Some(vec![ServicePort {
+                name: Some("metrics".into()),
+                port: DATAPLANE_HTTP_PORT,
+                target_port: Some(IntOrString::String("metrics".into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            publish_not_ready_addresses: Some(true),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// At most one data-plane pod down at a time through voluntary disruptions.
+pub fn pdb(gw: &VpnGateway, names: &GatewayNames) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: meta(gw, names, &names.pdb),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(names.selector()),
+                ..LabelSelector::default()
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The agent's TLS Secret: its client certificate and key, and the CA that signs the
+/// operator's server certificate.
+pub fn agent_tls_secret(
+    gw: &VpnGateway,
+    names: &GatewayNames,
+    agent: &Issued,
+    ca_cert_pem: &str,
+) -> Secret {
+    let bytes = |s: &str| ByteString(s.as_bytes().to_vec());
+    Secret {
+        metadata: meta(gw, names, &names.tls_secret),
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(BTreeMap::from([
+            ("tls.crt".to_owned(), bytes(&agent.cert_pem)),
+            ("tls.key".to_owned(), bytes(&agent.key_pem)),
+            ("ca.crt".to_owned(), bytes(ca_cert_pem)),
+        ])),
+        ..Secret::default()
+    }
+}
+
+/// The gateway's `namespace/name` names, from the object.
+pub fn names_of(gw: &VpnGateway) -> GatewayNames {
+    GatewayNames::new(&gw.namespace().unwrap_or_default(), &gw.name_any())
+}
