@@ -1,0 +1,532 @@
+//! Reconcile tests against a mocked apiserver (kube-rs `tower-test` pattern): what is applied
+//! for a gateway, status patches, finalizer, error paths, and the user status writers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use sluice_api::VpnGateway;
+use sluice_operator::context::Error;
+use sluice_operator::{gateway, user};
+use sluice_proto::v1 as pb;
+
+async fn run_gateway(
+    h: Harness,
+    gw: VpnGateway,
+) -> (
+    Result<kube::runtime::controller::Action, Error>,
+    Vec<Call>,
+    Harness2,
+) {
+    let Harness {
+        ctx,
+        hub,
+        writers,
+        server,
+    } = h;
+    let r = tokio::time::timeout(
+        Duration::from_secs(20),
+        gateway::reconcile(Arc::new(gw), ctx.clone()),
+    )
+    .await
+    .expect("reconcile hung");
+    let compile_errors = ctx.compile_errors.lock().unwrap().clone();
+    drop(ctx);
+    drop(writers);
+    let calls = server.await.unwrap();
+    (
+        r,
+        calls,
+        Harness2 {
+            hub,
+            compile_errors,
+        },
+    )
+}
+
+struct Harness2 {
+    hub: Arc<sluice_operator::hub::Hub>,
+    compile_errors: std::collections::HashMap<String, String>,
+}
+
+fn find<'a>(calls: &'a [Call], path_end: &str) -> &'a Call {
+    calls
+        .iter()
+        .find(|c| c.path().ends_with(path_end))
+        .unwrap_or_else(|| {
+            panic!(
+                "no request to …{path_end}; got {:#?}",
+                calls
+                    .iter()
+                    .map(|c| (&c.method, &c.uri))
+                    .collect::<Vec<_>>()
+            )
+        })
+}
+
+#[tokio::test]
+async fn a_new_gateway_gets_the_finalizer_first() {
+    let gw = gateway(false);
+    let h = harness(vec![to_value(&gw)], None);
+    let (r, calls, _) = run_gateway(h, gw).await;
+    r.unwrap();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    let c = &calls[0];
+    assert_eq!(c.method, Method::PATCH);
+    assert_eq!(
+        c.path(),
+        "/apis/sluice.dev/v1alpha1/namespaces/vpn/vpngateways/office"
+    );
+    assert!(
+        c.body.to_string().contains(gateway::FINALIZER),
+        "{}",
+        c.body
+    );
+}
+
+#[tokio::test]
+async fn a_gateway_is_compiled_published_applied_and_reported() {
+    let gw = gateway(true);
+    let mut h = harness(vec![to_value(&gw)], None);
+    apply(&mut h.writers.users, user("alice", "alice-pw"));
+    apply(&mut h.writers.users, user("bob", "no-such-secret"));
+    apply(&mut h.writers.secrets, secret("alice-pw", "alice-password"));
+    let rx = h.hub.subscribe("vpn/office");
+    let (r, calls, h2) = run_gateway(h, gw).await;
+    r.unwrap();
+
+    // Server-side apply of every owned object, with the operator's field manager.
+    let order: Vec<&str> = calls.iter().map(|c| c.path()).collect();
+    assert_eq!(
+        order,
+        [
+            "/api/v1/namespaces/vpn/secrets/office-sluice-agent-tls",
+            "/api/v1/namespaces/vpn/serviceaccounts/office-sluice-dataplane",
+            "/api/v1/namespaces/vpn/services/office-sluice-metrics",
+            "/apis/policy/v1/namespaces/vpn/poddisruptionbudgets/office-sluice",
+            "/apis/apps/v1/namespaces/vpn/deployments/office-sluice",
+            "/apis/sluice.dev/v1alpha1/namespaces/vpn/vpngateways/office/status",
+        ]
+    );
+    for c in &calls {
+        assert_eq!(c.method, Method::PATCH);
+        assert!(
+            c.manager() == "sluice-operator" && c.uri.contains("force=true"),
+            "{}",
+            c.uri
+        );
+        assert!(
+            c.body["apiVersion"].is_string(),
+            "SSA bodies carry apiVersion: {}",
+            c.uri
+        );
+    }
+    for c in &calls[..5] {
+        let owner = &c.body["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["kind"], "VpnGateway");
+        assert_eq!(owner["controller"], true);
+    }
+
+    // The agent TLS Secret.
+    let tls = &find(&calls, "/secrets/office-sluice-agent-tls").body;
+    assert_eq!(tls["type"], "kubernetes.io/tls");
+    for k in ["tls.crt", "tls.key", "ca.crt"] {
+        assert!(tls["data"][k].is_string(), "{k}");
+    }
+
+    // The Deployment: hostNetwork, one per node, least privilege, readiness = config applied.
+    let d = &find(&calls, "/deployments/office-sluice").body;
+    let spec = &d["spec"];
+    assert_eq!(spec["replicas"], 2);
+    assert_eq!(spec["strategy"]["rollingUpdate"]["maxSurge"], 0);
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["serviceAccountName"], "office-sluice-dataplane");
+    assert_eq!(pod["nodeSelector"], json!({"sluice.dev/edge": "true"}));
+    let term =
+        &pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(term["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(
+        term["labelSelector"]["matchLabels"],
+        json!({"app.kubernetes.io/name": "sluice-dataplane"})
+    );
+    assert_eq!(
+        term["namespaceSelector"],
+        json!({}),
+        "across all gateways and namespaces"
+    );
+    let c = &pod["containers"][0];
+    assert_eq!(
+        c["securityContext"]["capabilities"]["add"],
+        json!(["NET_ADMIN", "NET_RAW"])
+    );
+    assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(c["securityContext"]["privileged"], false);
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.contains(&"--gateway=vpn/office"), "{args:?}");
+    assert!(
+        args.contains(&"--operator=https://sluice-grpc.sluice-system.svc:50051"),
+        "{args:?}"
+    );
+    assert!(pod["volumes"].to_string().contains("/dev/net/tun"));
+
+    // The configuration: alice only (bob's Secret is missing), NT hash instead of the password.
+    let config = rx.borrow().clone().expect("a configuration was published");
+    assert_eq!(config.users.len(), 1);
+    let alice = &config.users[0];
+    assert_eq!(alice.username, "alice");
+    assert!(
+        alice.password.is_empty(),
+        "no cleartext password on the wire"
+    );
+    assert_eq!(
+        alice.nt_hash,
+        sluice_ppp::mschap::nt_password_hash(b"alice-password")
+    );
+    let view = h2.hub.user_view("vpn/office", "vpn/bob");
+    let why = view.rejected.expect("bob is reported");
+    assert!(
+        why.contains("VpnUser/vpn/bob") && why.contains("no-such-secret"),
+        "{why}"
+    );
+    assert!(h2.compile_errors.is_empty());
+
+    // Status.
+    let st = &find(&calls, "/vpngateways/office/status").body["status"];
+    assert_eq!(
+        st["selector"],
+        "app.kubernetes.io/name=sluice-dataplane,sluice.dev/gateway=office"
+    );
+    assert_eq!(st["observedGeneration"], 3);
+    assert_eq!(st["configVersion"].as_str(), Some(config.version.as_str()));
+    assert_eq!(
+        st["firewall"][0],
+        json!({"protocol": "tcp", "port": 1723, "purpose": "PPTP control connection"})
+    );
+    assert_eq!(st["firewall"][1]["protocol"], "gre");
+    let cond = |t: &str| {
+        st["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == t)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(cond("Ready")["status"], "False");
+    assert_eq!(cond("Ready")["reason"], "ReplicasNotReady");
+    assert_eq!(cond("Degraded")["status"], "False");
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.body.to_string().contains("alice-password")),
+        "no secret in any request but the TLS one"
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_gateway_keeps_the_previous_config_and_shows_degraded() {
+    let good = gateway(true);
+    let mut h = harness(vec![to_value(&good)], None);
+    apply(&mut h.writers.users, user("alice", "alice-pw"));
+    apply(&mut h.writers.secrets, secret("alice-pw", "alice-password"));
+    let hub = h.hub.clone();
+    let rx = hub.subscribe("vpn/office");
+    let (r, _, _) = run_gateway(h, good.clone()).await;
+    r.unwrap();
+    let v1 = rx.borrow().clone().unwrap().version.clone();
+
+    // Same hub (the operator keeps running), a spec the schema would let through but compile rejects.
+    let mut bad = good.clone();
+    bad.spec.pptp.encryption = sluice_api::Encryption::Require;
+    bad.spec.pptp.authentication = vec![sluice_api::AuthenticationMethod::Pap];
+    let h = harness_with_hub(vec![to_value(&bad)], hub.clone());
+    let (r, calls, h2) = run_gateway(h, bad).await;
+    r.unwrap();
+    assert_eq!(
+        rx.borrow().clone().unwrap().version,
+        v1,
+        "agents keep the previous configuration"
+    );
+    let ev = calls
+        .iter()
+        .find(|c| c.path().ends_with("/events"))
+        .expect("an Event");
+    assert_eq!(ev.body["reason"], "ConfigRejected");
+    assert_eq!(ev.body["type"], "Warning");
+    assert!(
+        ev.body["note"]
+            .as_str()
+            .unwrap()
+            .contains("spec.pptp.encryption")
+    );
+    let st = &find(&calls, "/vpngateways/office/status").body["status"];
+    let degraded = st["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap();
+    assert_eq!(degraded["status"], "True");
+    assert_eq!(degraded["reason"], "ConfigRejected");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains("VpnGateway/vpn/office: spec.pptp.encryption")
+    );
+    assert!(h2.compile_errors.contains_key("vpn/office"));
+}
+
+fn harness_with_hub(base: Vec<Value>, hub: Arc<sluice_operator::hub::Hub>) -> Harness {
+    let mut h = harness(base, None);
+    let ctx = Arc::get_mut(&mut h.ctx).unwrap();
+    ctx.hub = hub.clone();
+    h.hub = hub;
+    h
+}
+
+#[tokio::test]
+async fn apiserver_errors_fail_the_reconcile_before_status() {
+    for code in [500u16, 409] {
+        let gw = gateway(true);
+        let h = harness(
+            vec![to_value(&gw)],
+            Some(Box::new(move |c: &Call| {
+                c.path().contains("/deployments/").then(|| {
+                    (
+                        StatusCode::from_u16(code).unwrap(),
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                               "message": "injected", "reason": "InternalError", "code": code}),
+                    )
+                })
+            })),
+        );
+        let (r, calls, _) = run_gateway(h, gw.clone()).await;
+        match r {
+            Err(Error::Kube(kube::Error::Api(e))) => assert_eq!(e.code, code),
+            other => panic!("expected an API error, got {other:?}"),
+        }
+        assert!(
+            !calls.iter().any(|c| c.path().ends_with("/status")),
+            "no status write after a failed apply"
+        );
+        let h = harness(vec![], None);
+        let action = gateway::error_policy(Arc::new(gw), &Error::Missing("x"), h.ctx.clone());
+        assert_eq!(
+            action,
+            kube::runtime::controller::Action::requeue(Duration::from_secs(5))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_gateway_is_forgotten_and_released() {
+    let mut gw = gateway(true);
+    gw.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        jiff::Timestamp::now(),
+    ));
+    let h = harness(vec![to_value(&gw)], None);
+    h.hub.publish(
+        "vpn/office",
+        pb::GatewayConfig {
+            version: "v1".into(),
+            ..Default::default()
+        },
+        Default::default(),
+        Default::default(),
+    );
+    let mut rx = h.hub.subscribe("vpn/office");
+    let (r, calls, _) = run_gateway(h, gw).await;
+    r.unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].method, Method::PATCH);
+    assert!(
+        calls[0].body.to_string().contains("remove"),
+        "{}",
+        calls[0].body
+    );
+    assert!(
+        rx.changed().await.is_err(),
+        "agent streams of a deleted gateway end"
+    );
+}
+
+async fn run_user(
+    h: Harness,
+    u: sluice_api::VpnUser,
+) -> (Result<kube::runtime::controller::Action, Error>, Vec<Call>) {
+    let Harness {
+        ctx,
+        writers,
+        server,
+        ..
+    } = h;
+    let r = tokio::time::timeout(
+        Duration::from_secs(20),
+        user::reconcile(Arc::new(u), ctx.clone()),
+    )
+    .await
+    .expect("reconcile hung");
+    drop(ctx);
+    drop(writers);
+    (r, server.await.unwrap())
+}
+
+#[tokio::test]
+async fn a_user_without_its_secret_says_so() {
+    let u = user("bob", "no-such-secret");
+    let mut h = harness(vec![to_value(&u)], None);
+    apply(&mut h.writers.gateways, gateway(true));
+    let (r, calls) = run_user(h, u).await;
+    r.unwrap();
+    let c = find(&calls, "/vpnusers/bob/status");
+    assert_eq!(c.manager(), "sluice-operator");
+    let conds = c.body["status"]["conditions"].as_array().unwrap();
+    let get = |t: &str| conds.iter().find(|c| c["type"] == t).unwrap();
+    assert_eq!(get("SecretMissing")["status"], "True");
+    assert!(
+        get("SecretMissing")["message"]
+            .as_str()
+            .unwrap()
+            .contains("vpn/no-such-secret (spec.passwordSecretRef.name)")
+    );
+    assert_eq!(get("Ready")["status"], "False");
+    assert!(
+        c.body["status"].get("connected").is_none(),
+        "session fields belong to the other field manager"
+    );
+}
+
+#[tokio::test]
+async fn a_user_without_a_gateway_says_so() {
+    let u = user("carol", "carol-pw");
+    let mut h = harness(vec![to_value(&u)], None);
+    apply(&mut h.writers.secrets, secret("carol-pw", "x"));
+    let (r, calls) = run_user(h, u).await;
+    r.unwrap();
+    let conds = find(&calls, "/vpnusers/carol/status").body["status"]["conditions"].clone();
+    assert_eq!(conds[0]["type"], "Ready");
+    assert_eq!(conds[0]["reason"], "GatewayNotFound");
+}
+
+fn hello(pod: &str) -> pb::Hello {
+    pb::Hello {
+        gateway: "vpn/office".into(),
+        node: format!("node-{pod}"),
+        pod: pod.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn live_sessions_reach_the_user_status_with_an_event() {
+    let u = user("alice", "alice-pw");
+    let mut h = harness(vec![to_value(&u)], None);
+    apply(&mut h.writers.gateways, gateway(true));
+    apply(&mut h.writers.secrets, secret("alice-pw", "x"));
+    h.hub.publish(
+        "vpn/office",
+        pb::GatewayConfig {
+            version: "v1".into(),
+            ..Default::default()
+        },
+        Default::default(),
+        ["vpn/alice".to_owned()].into(),
+    );
+    let s = h.hub.agent_connected("vpn/office", &hello("p1"));
+    h.hub.agent_report(
+        "vpn/office",
+        "p1",
+        s,
+        pb::SessionReport {
+            has_snapshot: true,
+            sessions: vec![pb::Session {
+                username: "alice".into(),
+                source: "vpn/alice".into(),
+                protocol: "pptp".into(),
+                address: "10.200.0.2".into(),
+                caller_address: "198.51.100.7".into(),
+                since_unix: 1_780_000_000,
+                bytes_in: 10,
+                bytes_out: 20,
+                encoding: "MPPE 128 bit, stateless".into(),
+            }],
+            events: vec![pb::SessionEvent {
+                kind: pb::SessionEventKind::Up as i32,
+                username: "alice".into(),
+                source: "vpn/alice".into(),
+                time_unix: 1_780_000_000,
+                ..Default::default()
+            }],
+            counters: None,
+        },
+    );
+    let (r, calls) = run_user(h, u).await;
+    r.unwrap();
+    let conds = calls
+        .iter()
+        .find(|c| c.manager() == "sluice-operator")
+        .unwrap();
+    assert_eq!(conds.body["status"]["conditions"][0]["status"], "True");
+    let live = calls
+        .iter()
+        .find(|c| c.manager() == "sluice-operator-sessions")
+        .expect("a sessions patch");
+    let st = &live.body["status"];
+    assert_eq!(st["connected"], true);
+    assert_eq!(st["address"], "10.200.0.2");
+    assert_eq!(st["protocol"], "pptp");
+    assert_eq!(st["sessions"][0]["node"], "node-p1");
+    assert_eq!(st["sessions"][0]["encoding"], "MPPE 128 bit, stateless");
+    assert_eq!(st["lastLogin"], "2026-05-28T20:26:40Z");
+    assert!(
+        st.get("conditions").is_none(),
+        "conditions belong to the other field manager"
+    );
+    let ev = calls
+        .iter()
+        .find(|c| c.path().ends_with("/events"))
+        .expect("a Connected event");
+    assert_eq!(ev.body["reason"], "Connected");
+}
+
+#[tokio::test]
+async fn an_operator_restart_does_not_flip_users_to_disconnected() {
+    // The hub of a fresh operator (long grace): an agent connected but has not reported yet.
+    let u = {
+        let mut u = user("alice", "alice-pw");
+        u.status = Some(sluice_api::VpnUserStatus {
+            connected: Some(true),
+            ..Default::default()
+        });
+        u
+    };
+    let mut h = harness(vec![to_value(&u)], None);
+    let (hub, _d) = sluice_operator::hub::Hub::new(Duration::from_secs(3600));
+    Arc::get_mut(&mut h.ctx).unwrap().hub = hub.clone();
+    apply(&mut h.writers.gateways, gateway(true));
+    apply(&mut h.writers.secrets, secret("alice-pw", "x"));
+    hub.agent_connected("vpn/office", &hello("p1"));
+    let (r, calls) = run_user(h, u).await;
+    r.unwrap();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.manager() == "sluice-operator-sessions"),
+        "{calls:#?}"
+    );
+}
