@@ -18,7 +18,10 @@ netns_cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   sleep 0.3
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
-  for ns in "${NSES[@]:-}"; do [ -n "$ns" ] && ip netns del "$ns" 2>/dev/null || true; done
+  # mkns runs in $(...), so NSES may miss names: delete by this run's prefix too.
+  for ns in "${NSES[@]:-}" $(ip netns list | awk -v t="$TAG-" 'index($1, t) == 1 { print $1 }'); do
+    [ -n "$ns" ] && ip netns del "$ns" 2>/dev/null || true
+  done
   if [ "$rc" -ne 0 ] || [ "$FAILED" -ne 0 ]; then
     log "logs kept in $WORK"
     for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "----- $f"; tail -n 60 "$f"; }; done

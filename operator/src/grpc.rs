@@ -41,6 +41,7 @@ pub enum PeerAuth {
 pub struct ControlService {
     hub: Arc<Hub>,
     leader: watch::Receiver<bool>,
+    closing: Option<watch::Receiver<bool>>,
     auth: PeerAuth,
     metrics: Arc<Metrics>,
 }
@@ -56,9 +57,17 @@ impl ControlService {
         Self {
             hub,
             leader,
+            closing: None,
             auth,
             metrics,
         }
+    }
+
+    /// Ends every open stream (with UNAVAILABLE, so agents reconnect) once `closing` is true:
+    /// a server shutting down must not wait for streams that never end by themselves.
+    pub fn closing_on(mut self, closing: watch::Receiver<bool>) -> Self {
+        self.closing = Some(closing);
+        self
     }
 
     /// Wrapped for tonic's router, with message size bounds.
@@ -142,7 +151,10 @@ impl Control for ControlService {
         let hub = self.hub.clone();
         let metrics = self.metrics.clone();
         let mut leader = self.leader.clone();
+        let (_never, idle) = watch::channel(false);
+        let mut closing = self.closing.clone().unwrap_or(idle);
         tokio::spawn(async move {
+            let _never = _never;
             // The current configuration first (the agent ACKs it even when it already has it).
             let mut pending = configs.borrow_and_update().clone();
             loop {
@@ -187,6 +199,12 @@ impl Control for ControlService {
                     _ = leader.changed() => {
                         if !*leader.borrow() {
                             let _ = tx.send(Err(Status::unavailable("leadership lost; reconnect"))).await;
+                            break;
+                        }
+                    }
+                    r = closing.changed() => {
+                        if r.is_err() || *closing.borrow() {
+                            let _ = tx.send(Err(Status::unavailable("operator shutting down; reconnect"))).await;
                             break;
                         }
                     }

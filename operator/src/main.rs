@@ -229,8 +229,11 @@ async fn serve_manifests(
         });
     }
     let (_leader_tx, leader_rx) = watch::channel(true);
+    let listener = tokio::net::TcpListener::bind(grpc_listen)
+        .await
+        .map_err(|e| format!("listening on {grpc_listen}: {e}"))?;
     let grpc = serve::serve_tls(
-        grpc_listen,
+        listener,
         &server,
         &ca.pem().cert_pem,
         hub.clone(),
@@ -381,9 +384,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
         );
         let leading = leading.clone();
         let addr = args.grpc_listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("listening on {addr}: {e}"))?;
         tokio::spawn(async move {
             if let Err(e) =
-                serve::serve_tls(addr, &server, &ca_pem, hub, leading, metrics, stop).await
+                serve::serve_tls(listener, &server, &ca_pem, hub, leading, metrics, stop).await
             {
                 error!(error = %e, "gRPC server failed");
             }

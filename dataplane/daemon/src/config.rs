@@ -42,11 +42,71 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// An NtPasswordHash (RFC 2759 §8.3: MD4 of the UTF-16LE password) that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NtHash([u8; 16]);
+
+impl NtHash {
+    pub fn expose(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for NtHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// What a user's login is checked against: the cleartext password, or only its
+/// NT hash (enough for MS-CHAPv1/v2 and their MPPE keys; PAP and CHAP-MD5 fail).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Password(Secret),
+    NtHash(NtHash),
+}
+
+impl Credential {
+    /// The form the PPP engine takes.
+    pub fn as_ppp(&self) -> sluice_ppp::Credential<'_> {
+        match self {
+            Credential::Password(p) => sluice_ppp::Credential::Password(p.expose()),
+            Credential::NtHash(h) => sluice_ppp::Credential::NtHash(h.expose()),
+        }
+    }
+
+    /// "password set" or "NT hash set", for summaries.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Credential::Password(_) => "password set",
+            Credential::NtHash(_) => "NT hash set",
+        }
+    }
+
+    /// Exactly one of `password` and `nt_hash` (16 octets) must be set.
+    fn from_proto(u: &pb::User) -> Result<Credential, LoadError> {
+        let invalid = |why: String| LoadError::Invalid(format!("user {:?}: {why}", u.username));
+        match (u.password.is_empty(), u.nt_hash.is_empty()) {
+            (false, true) => Ok(Credential::Password(Secret(u.password.clone()))),
+            (true, false) => <[u8; 16]>::try_from(u.nt_hash.as_slice())
+                .map(|h| Credential::NtHash(NtHash(h)))
+                .map_err(|_| {
+                    invalid(format!(
+                        "NT hash is {} octets long, 16 expected",
+                        u.nt_hash.len()
+                    ))
+                }),
+            (true, true) => Err(invalid("neither a password nor an NT hash is set".into())),
+            (false, false) => Err(invalid("both a password and an NT hash are set".into())),
+        }
+    }
+}
+
 /// One user as the data plane needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserEntry {
     pub username: String,
-    pub password: Secret,
+    pub credential: Credential,
     pub pptp: bool,
     pub l2tp: bool,
     pub remote_address: Option<Ipv4Addr>,
@@ -130,7 +190,7 @@ impl Runtime {
         for u in &c.users {
             let mut entry = UserEntry {
                 username: u.username.clone(),
-                password: Secret(u.password.clone()),
+                credential: Credential::from_proto(u)?,
                 pptp: u.services.iter().any(|s| s == "pptp"),
                 l2tp: u.services.iter().any(|s| s == "l2tp"),
                 remote_address: None,
@@ -252,8 +312,9 @@ pub fn summary(c: &Runtime) -> String {
     for u in users {
         let _ = writeln!(
             s,
-            "  {} (password set; pptp={} l2tp={} address={} routes={:?} maxSessions={})",
+            "  {} ({}; pptp={} l2tp={} address={} routes={:?} maxSessions={})",
             u.username,
+            u.credential.describe(),
             u.pptp,
             u.l2tp,
             u.remote_address
@@ -264,4 +325,113 @@ pub fn summary(c: &Runtime) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(user: pb::User) -> pb::GatewayConfig {
+        pb::GatewayConfig {
+            gateway: "vpn/office".into(),
+            version: "v1".into(),
+            pptp: Some(pb::PptpSettings {
+                enabled: true,
+                port: 1723,
+                authentication: vec![pb::AuthMethod::MschapV2 as i32],
+                encryption: pb::EncryptionPolicy::Require as i32,
+                mppe_key_lengths: vec![128],
+                mppe_stateful: pb::StatefulMppe::Refuse as i32,
+            }),
+            ppp: Some(pb::PppSettings {
+                mtu: 1400,
+                mru: 1400,
+                keepalive_timeout_seconds: 30,
+                local_address: "10.200.0.1".into(),
+                address_pool: "10.200.0.0/24".into(),
+                dns_servers: vec![],
+                static_addresses: vec![],
+            }),
+            nat: None,
+            max_sessions: 0,
+            users: vec![user],
+        }
+    }
+
+    fn user(password: &[u8], nt_hash: &[u8]) -> pb::User {
+        pb::User {
+            username: "alice".into(),
+            password: password.to_vec(),
+            services: vec!["pptp".into()],
+            source: "vpn/alice".into(),
+            nt_hash: nt_hash.to_vec(),
+            ..pb::User::default()
+        }
+    }
+
+    fn credential(password: &[u8], nt_hash: &[u8]) -> Result<Credential, String> {
+        Runtime::from_proto(&config(user(password, nt_hash)))
+            .map_err(|e| e.to_string())
+            .and_then(|rt| {
+                rt.users
+                    .get("alice")
+                    .map(|u| u.credential.clone())
+                    .ok_or_else(|| "user missing".to_owned())
+            })
+    }
+
+    #[test]
+    fn password_only_is_a_password() {
+        assert_eq!(
+            credential(b"secret", b""),
+            Ok(Credential::Password(Secret(b"secret".to_vec())))
+        );
+    }
+
+    #[test]
+    fn nt_hash_only_is_an_nt_hash() {
+        assert_eq!(
+            credential(b"", &[7; 16]),
+            Ok(Credential::NtHash(NtHash([7; 16])))
+        );
+    }
+
+    #[test]
+    fn nt_hash_must_be_16_octets() {
+        for len in [1, 15, 17, 32] {
+            let err = credential(b"", &vec![7; len]).err().unwrap_or_default();
+            assert!(err.contains("\"alice\""), "{err}");
+            assert!(err.contains(&format!("{len} octets")), "{err}");
+        }
+    }
+
+    #[test]
+    fn neither_or_both_is_rejected() {
+        let neither = credential(b"", b"").err().unwrap_or_default();
+        assert!(neither.contains("neither"), "{neither}");
+        let both = credential(b"secret", &[7; 16]).err().unwrap_or_default();
+        assert!(both.contains("both"), "{both}");
+    }
+
+    #[test]
+    fn credentials_never_print() {
+        for c in [
+            Credential::Password(Secret(b"hunter2".to_vec())),
+            Credential::NtHash(NtHash([0xab; 16])),
+        ] {
+            let shown = format!("{c:?}");
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("171"),
+                "{shown}"
+            );
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn summary_names_the_credential_kind() {
+        let rt = Runtime::from_proto(&config(user(b"", &[1; 16])));
+        let text = rt.map(|rt| summary(&rt)).unwrap_or_default();
+        assert!(text.contains("alice (NT hash set;"), "{text}");
+    }
 }

@@ -9,12 +9,14 @@ use std::time::{Instant, SystemTime};
 
 use ipnet::Ipv4Net;
 use sluice_ppp::{AuthProto, DownReason, Event};
+use sluice_proto::v1::SessionEventKind;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::callid::CallIds;
-use crate::config::{Runtime, UserEntry};
+use crate::config::{Credential, Runtime, UserEntry};
 use crate::datapath::{self, DataPath, Hooks, drive};
+use crate::events::{self, Details, EventQueue};
 use crate::link::{CtlCmd, Link, LinkState};
 use crate::metrics::{MethodLabels, ProtoLabels, Protocol, SetupResult};
 use crate::netcfg::RouteCmd;
@@ -31,6 +33,8 @@ pub struct Gateway {
     /// Calls one PPTP control connection may hold (stock clients use one; each call costs a
     /// Call ID and a PPP engine before anyone has authenticated).
     pub max_calls_per_connection: u16,
+    /// Agent mode: session events for the operator (`None` standalone, which then pays nothing).
+    pub events: Option<EventQueue>,
 }
 
 /// Default for [`Gateway::max_calls_per_connection`].
@@ -78,6 +82,7 @@ impl Gateway {
             user_sessions: Mutex::new(HashMap::new()),
             routes,
             max_calls_per_connection: DEFAULT_MAX_CALLS_PER_CONNECTION,
+            events: None,
         };
         gw.update_pool_metrics();
         gw
@@ -152,6 +157,13 @@ impl Gateway {
         }
     }
 
+    /// Queues a session event for the operator (agent mode only).
+    fn report(&self, kind: SessionEventKind, details: Details<'_>) {
+        if let Some(q) = &self.events {
+            q.push(events::pptp_event(kind, details));
+        }
+    }
+
     fn route(&self, cmd: RouteCmd) {
         if let Some(tx) = &self.routes {
             let _ = tx.send(cmd);
@@ -183,6 +195,18 @@ impl Gateway {
             r => r,
         };
         link.dead.store(true, Ordering::Relaxed);
+        if st.up_at.is_some() {
+            self.report(
+                SessionEventKind::Down,
+                Details {
+                    username: st.username.as_deref().unwrap_or(""),
+                    source: &st.source,
+                    caller: link.peer,
+                    address: st.address,
+                    reason: cause,
+                },
+            );
+        }
         if let Some(addr) = st.address.take() {
             self.dp.links.unbind_address(addr, link.local_call_id);
             lock(&self.pool).release(addr);
@@ -309,8 +333,9 @@ impl Hooks for Gateway {
         match ev {
             Event::AuthRequest { username, method } => {
                 let cfg = self.config();
-                let secret = match self.admissible(&cfg, &username) {
-                    Ok(user) => Some(user.password.expose().to_vec()),
+                st.refusal = None;
+                let credential = match self.admissible(&cfg, &username) {
+                    Ok(user) => Some(user.credential.as_ppp()),
                     Err((result, why)) => {
                         info!(user = %username, caller = %link.peer, reason = %why, "login refused");
                         if result != SetupResult::AuthFailed {
@@ -318,12 +343,13 @@ impl Hooks for Gateway {
                             st.policy_refused = true;
                             self.record_setup(st, result);
                         }
+                        st.refusal = Some(why);
                         None
                     }
                 };
                 st.username = Some(username);
                 st.auth_method = Some(method);
-                st.ppp.provide_secret(now, secret.as_deref());
+                st.ppp.provide_credential(now, credential);
             }
             Event::Authenticated { username, method } => {
                 st.auth_failed = false;
@@ -341,6 +367,7 @@ impl Hooks for Gateway {
                     return;
                 }
                 st.counted = true;
+                st.source.clone_from(&user.source);
                 let leased = {
                     let mut pool = lock(&self.pool);
                     match user.remote_address {
@@ -380,6 +407,32 @@ impl Hooks for Gateway {
                 // Recorded when the setup ends: MS-CHAP peers may retry and succeed.
                 st.auth_failed = true;
                 info!(user = %username, method = method_name(method), caller = %link.peer, %reason, "authentication failed");
+                if self.events.is_some() {
+                    let cfg = self.config();
+                    let user = cfg.users.get(&username);
+                    let hash_only =
+                        user.is_some_and(|u| matches!(u.credential, Credential::NtHash(_)));
+                    let why = match &st.refusal {
+                        Some(why) => why.as_str(),
+                        None if reason == "authentication timeout" => "authentication timeout",
+                        None if hash_only
+                            && matches!(method, AuthProto::Pap | AuthProto::ChapMd5) =>
+                        {
+                            "only an NT hash is configured, which PAP and CHAP-MD5 cannot use"
+                        }
+                        None => "wrong password",
+                    };
+                    self.report(
+                        SessionEventKind::AuthFailure,
+                        Details {
+                            username: &username,
+                            source: user.map_or("", |u| u.source.as_str()),
+                            caller: link.peer,
+                            address: None,
+                            reason: why,
+                        },
+                    );
+                }
             }
             Event::Up {
                 local: _,
@@ -418,6 +471,16 @@ impl Hooks for Gateway {
                     call_id = link.local_call_id,
                     encoding = %encoding,
                     "session up"
+                );
+                self.report(
+                    SessionEventKind::Up,
+                    Details {
+                        username: st.username.as_deref().unwrap_or(""),
+                        source: &st.source,
+                        caller: link.peer,
+                        address: Some(peer),
+                        reason: "",
+                    },
                 );
             }
             Event::Down { reason } => {

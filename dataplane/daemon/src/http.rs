@@ -1,9 +1,10 @@
 //! The data plane's HTTP endpoint: `/metrics` (Prometheus text), `/sessions`
-//! (JSON for `sluice-dataplane sessions`), `/healthz`, `/readyz`.
+//! (JSON for `sluice-dataplane sessions`), `/healthz` (the process is alive)
+//! and `/readyz` (a configuration is applied: 503 until then).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use axum::Router;
@@ -14,11 +15,40 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
 use crate::gateway::{Gateway, method_name};
+use crate::metrics::Metrics;
+
+/// What the endpoint serves: the metrics from the start, the gateway once it runs.
+pub struct HttpState {
+    metrics: Arc<Metrics>,
+    gateway: OnceLock<Arc<Gateway>>,
+}
+
+impl HttpState {
+    pub fn new(metrics: Arc<Metrics>) -> HttpState {
+        HttpState {
+            metrics,
+            gateway: OnceLock::new(),
+        }
+    }
+
+    /// Records the running gateway (once; later calls are ignored). Makes `/readyz` succeed.
+    pub fn set_gateway(&self, gw: Arc<Gateway>) {
+        let _ = self.gateway.set(gw);
+    }
+
+    /// The running gateway, once a configuration has been applied.
+    pub fn gateway(&self) -> Option<&Arc<Gateway>> {
+        self.gateway.get()
+    }
+}
 
 /// One row of the session table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub user: String,
+    /// "namespace/name" of the VpnUser (empty before authentication).
+    #[serde(default)]
+    pub source: String,
     pub protocol: String,
     /// Tunnel address assigned to the client.
     pub address: Option<String>,
@@ -52,6 +82,7 @@ pub fn sessions(gw: &Gateway) -> Vec<SessionInfo> {
             let st = l.lock();
             SessionInfo {
                 user: st.username.clone().unwrap_or_default(),
+                source: st.source.clone(),
                 protocol: "pptp".into(),
                 address: st.address.map(|a| a.to_string()),
                 caller: l.peer.to_string(),
@@ -81,18 +112,19 @@ pub fn sessions(gw: &Gateway) -> Vec<SessionInfo> {
     out
 }
 
-async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        gw.dp.metrics.encode(),
+        state.metrics.encode(),
     )
 }
 
-async fn sessions_json(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
-    match serde_json::to_string(&sessions(&gw)) {
+async fn sessions_json(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
+    let rows = state.gateway().map(|gw| sessions(gw)).unwrap_or_default();
+    match serde_json::to_string(&rows) {
         Ok(body) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
@@ -106,14 +138,41 @@ async fn sessions_json(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     }
 }
 
-/// Serves the endpoint until the process exits.
-pub async fn serve(gw: Arc<Gateway>, addr: SocketAddr) -> std::io::Result<()> {
+async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
+    if state.gateway().is_some() {
+        (StatusCode::OK, "ready")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no configuration applied yet",
+        )
+    }
+}
+
+/// Serves the endpoint on `addr` until the process exits.
+pub async fn serve(state: Arc<HttpState>, addr: SocketAddr) -> std::io::Result<()> {
+    serve_listener(state, tokio::net::TcpListener::bind(addr).await?).await
+}
+
+/// Serves the endpoint on a bound listener.
+pub async fn serve_listener(
+    state: Arc<HttpState>,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/sessions", get(sessions_json))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }))
-        .with_state(gw);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+        .route("/readyz", get(readyz))
+        .with_state(state);
     axum::serve(listener, app).await
+}
+
+/// Runs [`serve`] in the background, logging when it fails.
+pub fn spawn(state: Arc<HttpState>, addr: SocketAddr) {
+    tokio::spawn(async move {
+        if let Err(e) = serve(state, addr).await {
+            tracing::error!(%addr, error = %e, "HTTP endpoint failed");
+        }
+    });
 }

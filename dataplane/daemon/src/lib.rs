@@ -1,6 +1,8 @@
-//! Sluice data plane: the standalone/daemon PPTP gateway and the in-repo
-//! client and load generator that drive the same sans-IO engines.
+//! Sluice data plane: the PPTP gateway — standalone (manifests) or in agent
+//! mode (configured by the operator over gRPC) — and the in-repo client and
+//! load generator that drive the same sans-IO engines.
 
+pub mod agent;
 pub mod bench;
 pub mod callid;
 pub mod client;
@@ -8,9 +10,11 @@ pub mod client_cli;
 pub mod config;
 pub mod control;
 pub mod datapath;
+pub mod events;
 pub mod gateway;
 pub mod http;
 pub mod link;
+pub mod managed;
 pub mod metrics;
 pub mod netcfg;
 pub mod pool;

@@ -34,6 +34,10 @@ pub struct LinkState {
     pub ppp: Ppp,
     pub gre: GreChannel,
     pub username: Option<String>,
+    /// "namespace/name" of the authenticated user's VpnUser (empty until then).
+    pub source: String,
+    /// Why admission refused the current login attempt, if it did.
+    pub refusal: Option<String>,
     pub auth_method: Option<AuthProto>,
     /// The peer's tunnel address once assigned.
     pub address: Option<Ipv4Addr>,
@@ -96,6 +100,8 @@ impl Link {
                 ppp,
                 gre,
                 username: None,
+                source: String::new(),
+                refusal: None,
                 auth_method: None,
                 address: None,
                 address_from_pool: false,

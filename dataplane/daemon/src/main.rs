@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! sluice-dataplane --manifests FILE          run the standalone gateway
+//! sluice-dataplane agent --operator URL ...  run the gateway configured by the operator
 //! sluice-dataplane check --manifests FILE    validate manifests, print the compiled config (no secrets)
 //! sluice-dataplane sessions                  print the live session table
 //! sluice-dataplane client --server ADDR ...  in-repo PPTP client (tests, load)
@@ -11,10 +12,13 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use sluice_dataplane::{bench, client_cli, config, server, sessions_cmd};
+use sluice_dataplane::agent::{TlsReload, tls};
+use sluice_dataplane::server::HostOptions;
+use sluice_dataplane::{bench, client_cli, config, managed, server, sessions_cmd};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
@@ -48,15 +52,25 @@ struct ServeArgs {
     /// Which VpnGateway to serve when the file has several.
     #[arg(long)]
     gateway: Option<String>,
+    #[command(flatten)]
+    host: HostArgs,
+    /// Address of the HTTP endpoint (/metrics, /sessions, /healthz, /readyz).
+    #[arg(long, default_value = "127.0.0.1:9810")]
+    http: SocketAddr,
+    /// How often the manifest file is checked for changes (seconds).
+    #[arg(long, default_value_t = 2)]
+    watch_interval: u64,
+}
+
+/// How this host runs the gateway (both modes).
+#[derive(Args, Debug)]
+struct HostArgs {
     /// Name of the TUN device.
     #[arg(long, default_value = "sluice0")]
     tun: String,
     /// Local IPv4 address for the control listener and GRE (default: all).
     #[arg(long)]
     bind: Option<Ipv4Addr>,
-    /// Address of the HTTP endpoint (/metrics, /sessions, /healthz).
-    #[arg(long, default_value = "127.0.0.1:9810")]
-    http: SocketAddr,
     /// Leave net.ipv4.ip_forward alone.
     #[arg(long)]
     no_forwarding: bool,
@@ -66,13 +80,86 @@ struct ServeArgs {
     /// Bound on calls per PPTP control connection (stock clients use one).
     #[arg(long, default_value_t = sluice_dataplane::gateway::DEFAULT_MAX_CALLS_PER_CONNECTION)]
     max_calls_per_connection: u16,
-    /// How often the manifest file is checked for changes (seconds).
-    #[arg(long, default_value_t = 2)]
-    watch_interval: u64,
+}
+
+impl HostArgs {
+    fn options(self, http: SocketAddr) -> HostOptions {
+        HostOptions {
+            tun: self.tun,
+            bind: self.bind,
+            http,
+            forwarding: !self.no_forwarding,
+            max_control_connections: self.max_control_connections,
+            max_calls_per_connection: self.max_calls_per_connection,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct AgentArgs {
+    /// Operator control endpoint, https://HOST:PORT.
+    #[arg(long)]
+    operator: String,
+    /// The VpnGateway to serve, NAMESPACE/NAME.
+    #[arg(long)]
+    gateway: String,
+    /// Kubernetes node this pod runs on.
+    #[arg(long, env = "NODE_NAME")]
+    node: String,
+    /// Name of this pod.
+    #[arg(long, env = "POD_NAME")]
+    pod: String,
+    /// Directory with ca.crt (the operator's CA), tls.crt and tls.key (this agent's identity);
+    /// re-read before every reconnect, so renewed certificates are picked up.
+    #[arg(long)]
+    tls_dir: PathBuf,
+    /// Name the operator's certificate must carry (default: the URL's host).
+    #[arg(long)]
+    server_name: Option<String>,
+    #[command(flatten)]
+    host: HostArgs,
+    /// Address of the HTTP endpoint (/metrics, /sessions, /healthz, /readyz).
+    #[arg(long, default_value = "0.0.0.0:9810")]
+    http: SocketAddr,
+    /// How often the session snapshot and counters go to the operator (seconds).
+    #[arg(long, default_value_t = 5)]
+    report_interval: u64,
+}
+
+impl AgentArgs {
+    fn options(self) -> Result<managed::AgentModeOptions, String> {
+        if !self.operator.starts_with("https://") {
+            return Err(format!(
+                "--operator {:?}: the control channel is mTLS, use https://",
+                self.operator
+            ));
+        }
+        let server_name = match self.server_name {
+            Some(n) => n,
+            None => tls::url_host(&self.operator)
+                .ok_or_else(|| format!("--operator {:?} has no host", self.operator))?,
+        };
+        let tls = tls::load_dir(&self.tls_dir, &server_name).map_err(|e| e.to_string())?;
+        let dir = self.tls_dir.clone();
+        let reload: TlsReload =
+            Arc::new(move || tls::load_dir(&dir, &server_name).map_err(|e| e.to_string()));
+        Ok(managed::AgentModeOptions {
+            operator: self.operator,
+            tls,
+            tls_reload: Some(reload),
+            gateway: self.gateway,
+            node: self.node,
+            pod: self.pod,
+            host: self.host.options(self.http),
+            report_interval: Duration::from_secs(self.report_interval.max(1)),
+        })
+    }
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the gateway configured by the operator over mTLS gRPC (Kubernetes).
+    Agent(AgentArgs),
     /// Validate manifests and print the compiled configuration (passwords redacted).
     Check {
         #[arg(long, short = 'f')]
@@ -126,16 +213,14 @@ fn main() -> ExitCode {
             let opts = server::ServeOptions {
                 manifests,
                 gateway: cli.serve.gateway,
-                tun: cli.serve.tun,
-                bind: cli.serve.bind,
-                http: cli.serve.http,
-                forwarding: !cli.serve.no_forwarding,
-                max_control_connections: cli.serve.max_control_connections,
-                max_calls_per_connection: cli.serve.max_calls_per_connection,
+                host: cli.serve.host.options(cli.serve.http),
                 watch_interval: Duration::from_secs(cli.serve.watch_interval.max(1)),
             };
             runtime().and_then(|rt| rt.block_on(server::run(opts)))
         }
+        Some(Command::Agent(args)) => args
+            .options()
+            .and_then(|opts| runtime().and_then(|rt| rt.block_on(managed::run(opts)))),
         Some(Command::Check { manifests, gateway }) => {
             config::load_file(&manifests, gateway.as_deref())
                 .map(|cfg| print!("{}", config::summary(&cfg)))

@@ -29,6 +29,21 @@ pub enum SetupResult {
     Error,
 }
 
+impl SetupResult {
+    /// Every outcome, for sums over the label set.
+    pub const ALL: [SetupResult; 9] = [
+        SetupResult::Ok,
+        SetupResult::AuthFailed,
+        SetupResult::NegotiationFailed,
+        SetupResult::EncryptionRequired,
+        SetupResult::Timeout,
+        SetupResult::Limit,
+        SetupResult::PoolExhausted,
+        SetupResult::PeerClosed,
+        SetupResult::Error,
+    ];
+}
+
 /// Packet direction relative to the tunnel.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Direction {
@@ -167,6 +182,10 @@ pub struct Metrics {
     pub config: Family<ConfigLabels, Gauge>,
     pub pool_used: Gauge,
     pub pool_free: Gauge,
+    /// Agent mode: 1 while the control stream to the operator is open.
+    pub operator_connected: Gauge,
+    /// Agent mode: session events dropped because the queue toward the operator was full.
+    pub events_dropped: Counter,
     /// Pre-resolved hot-path counters (one atomic add per packet).
     pub rx_bytes: Counter,
     pub rx_packets: Counter,
@@ -182,7 +201,17 @@ fn setup_histogram() -> Histogram {
 }
 
 impl Metrics {
+    /// Metrics of the standalone gateway.
     pub fn new() -> Self {
+        Self::build(false)
+    }
+
+    /// Metrics of agent mode: the standalone set plus the operator connection.
+    pub fn new_agent() -> Self {
+        Self::build(true)
+    }
+
+    fn build(agent: bool) -> Self {
         let mut registry = Registry::with_prefix("sluice");
         let m = Metrics {
             sessions_active: Family::default(),
@@ -198,6 +227,8 @@ impl Metrics {
             config: Family::default(),
             pool_used: Gauge::default(),
             pool_free: Gauge::default(),
+            operator_connected: Gauge::default(),
+            events_dropped: Counter::default(),
             rx_bytes: Counter::default(),
             rx_packets: Counter::default(),
             tx_bytes: Counter::default(),
@@ -272,7 +303,7 @@ impl Metrics {
         );
         registry.register(
             "config_reloads",
-            "Configuration reloads by result",
+            "Configuration reloads (standalone) or applies from the operator (agent), by result",
             m.reloads.clone(),
         );
         registry.register(
@@ -290,6 +321,18 @@ impl Metrics {
             "Tunnel addresses free in the dynamic pool",
             m.pool_free.clone(),
         );
+        if agent {
+            registry.register(
+                "operator_connected",
+                "Whether the control stream to the operator is open (1) or not (0)",
+                m.operator_connected.clone(),
+            );
+            registry.register(
+                "session_events_dropped",
+                "Session events dropped because the queue toward the operator was full",
+                m.events_dropped.clone(),
+            );
+        }
         Metrics { registry, ..m }
     }
 

@@ -1,5 +1,7 @@
-//! Standalone gateway: manifests in, a running PPTP gateway out. Reloads on
-//! SIGHUP and when the manifest file changes.
+//! Running a gateway on this host: [`start`] turns a [`Runtime`] into a serving
+//! gateway (both modes), [`reconfigure`] applies a new one hitlessly, [`stop`]
+//! ends it. [`run`] is the standalone mode: manifests in, reloads on SIGHUP and
+//! when the manifest file changes.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -14,23 +16,46 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, Runtime};
 use crate::datapath::{DataPath, gre_rx_loop, timer_loop, tun_rx_loop};
+use crate::events::EventQueue;
 use crate::gateway::Gateway;
+use crate::http::{self, HttpState};
 use crate::metrics::{Metrics, ResultLabels};
-use crate::{control, http, netcfg};
+use crate::{control, netcfg};
+
+/// How this host runs a gateway, whatever the configuration says.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    pub tun: String,
+    /// Local address for the control listener and the GRE socket (default: all).
+    pub bind: Option<Ipv4Addr>,
+    /// Address of the HTTP endpoint.
+    pub http: SocketAddr,
+    pub forwarding: bool,
+    pub max_control_connections: usize,
+    /// Calls per PPTP control connection.
+    pub max_calls_per_connection: u16,
+}
+
+impl HostOptions {
+    /// Where the PPTP control listener binds.
+    pub fn listen_addr(&self, port: u16) -> SocketAddr {
+        SocketAddr::from((self.bind.unwrap_or(Ipv4Addr::UNSPECIFIED), port))
+    }
+
+    /// Logs that the gateway serves (the e2e suites wait for this line).
+    pub fn log_ready(&self, gw: &Gateway) {
+        let cfg = gw.config();
+        let listen = self.listen_addr(cfg.pptp_port);
+        info!(%listen, tun = %self.tun, http = %self.http, version = %cfg.version, "gateway ready");
+    }
+}
 
 /// Options of the standalone gateway.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub manifests: PathBuf,
     pub gateway: Option<String>,
-    pub tun: String,
-    /// Local address for the control listener and the GRE socket (default: all).
-    pub bind: Option<Ipv4Addr>,
-    pub http: SocketAddr,
-    pub forwarding: bool,
-    pub max_control_connections: usize,
-    /// Calls per PPTP control connection.
-    pub max_calls_per_connection: u16,
+    pub host: HostOptions,
     /// How often the manifest file is checked for changes.
     pub watch_interval: Duration,
 }
@@ -40,30 +65,49 @@ fn file_stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
-/// Runs the gateway until SIGTERM/SIGINT.
-pub async fn run(opts: ServeOptions) -> Result<(), String> {
-    let cfg =
-        config::load_file(&opts.manifests, opts.gateway.as_deref()).map_err(|e| e.to_string())?;
+/// Brings a gateway up from `cfg`: TUN device, pool route, forwarding,
+/// masquerade, raw GRE socket, data-path threads and the PPTP listener.
+/// Everything that can fail is done before any thread starts. Must run inside
+/// the tokio runtime (the listener's accept loop is a task). The caller serves
+/// HTTP and logs [`HostOptions::log_ready`].
+pub fn start(
+    host: &HostOptions,
+    cfg: Runtime,
+    metrics: Arc<Metrics>,
+    events: Option<EventQueue>,
+) -> Result<Arc<Gateway>, String> {
     if !cfg.pptp_enabled {
         warn!("spec.pptp.enabled is false: the gateway accepts no PPTP calls");
     }
-    let tun = netcfg::create_tun(&opts.tun, cfg.mtu, Some(cfg.local_address))
+    let tun = netcfg::create_tun(&host.tun, cfg.mtu, Some(cfg.local_address))
         .map_err(|e| e.to_string())?;
-    netcfg::route_replace(&opts.tun, cfg.pool).map_err(|e| e.to_string())?;
-    if opts.forwarding {
+    netcfg::route_replace(&host.tun, cfg.pool).map_err(|e| e.to_string())?;
+    if host.forwarding {
         netcfg::enable_forwarding().map_err(|e| e.to_string())?;
     }
-    netcfg::set_masquerade(&opts.tun, cfg.pool, cfg.masquerade).map_err(|e| e.to_string())?;
-    let metrics = Arc::new(Metrics::new());
-    let dp = DataPath::new(opts.bind, Some(Arc::new(tun)), metrics.clone())
+    netcfg::set_masquerade(&host.tun, cfg.pool, cfg.masquerade).map_err(|e| e.to_string())?;
+    let dp = DataPath::new(host.bind, Some(Arc::new(tun)), metrics)
         .map_err(|e| format!("opening the raw GRE socket: {e} (needs CAP_NET_RAW)"))?;
-    let routes = netcfg::spawn_route_task(opts.tun.clone());
-    let call_id_seed = control::seed_u64();
-    let port = cfg.pptp_port;
-    let mut gw = Gateway::new(dp, cfg, Some(routes), call_id_seed);
-    gw.max_calls_per_connection = opts.max_calls_per_connection.max(1);
-    let gw = Arc::new(gw);
+    let listen = host.listen_addr(cfg.pptp_port);
+    let listener = std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .and_then(TcpListener::from_std)
+        .map_err(|e| format!("listening on {listen}: {e}"))?;
 
+    let routes = netcfg::spawn_route_task(host.tun.clone());
+    let mut gw = Gateway::new(dp, cfg, Some(routes), control::seed_u64());
+    gw.max_calls_per_connection = host.max_calls_per_connection.max(1);
+    gw.events = events;
+    let gw = Arc::new(gw);
+    if let Err(e) = spawn_threads(&gw) {
+        gw.dp.stop.store(true, Ordering::Relaxed);
+        return Err(e);
+    }
+    spawn_accept_loop(gw.clone(), listener, host.max_control_connections);
+    Ok(gw)
+}
+
+fn spawn_threads(gw: &Arc<Gateway>) -> Result<(), String> {
     for (name, f) in [
         ("sluice-gre-rx", gre_rx_loop::<Gateway> as fn(Arc<Gateway>)),
         ("sluice-tun-rx", tun_rx_loop::<Gateway>),
@@ -74,50 +118,68 @@ pub async fn run(opts: ServeOptions) -> Result<(), String> {
             .spawn(move || f(g))
             .map_err(|e| e.to_string())?;
     }
-    {
-        let g = gw.clone();
-        std::thread::Builder::new()
-            .name("sluice-timers".into())
-            .spawn(move || timer_loop(g, Duration::from_millis(20)))
-            .map_err(|e| e.to_string())?;
-    }
+    let g = gw.clone();
+    std::thread::Builder::new()
+        .name("sluice-timers".into())
+        .spawn(move || timer_loop(g, Duration::from_millis(20)))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
 
-    let listen = SocketAddr::from((opts.bind.unwrap_or(Ipv4Addr::UNSPECIFIED), port));
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("listening on {listen}: {e}"))?;
-    let permits = Arc::new(Semaphore::new(opts.max_control_connections));
-    {
-        let gw = gw.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match listener.accept().await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
-                    gw.dp.metrics.dropped("control_connection_limit");
-                    drop(stream);
+fn spawn_accept_loop(gw: Arc<Gateway>, listener: TcpListener, max_connections: usize) {
+    let permits = Arc::new(Semaphore::new(max_connections));
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
-                };
-                tokio::spawn(control::serve(gw.clone(), stream, peer, permit));
-            }
-        });
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                gw.dp.metrics.dropped("control_connection_limit");
+                drop(stream);
+                continue;
+            };
+            tokio::spawn(control::serve(gw.clone(), stream, peer, permit));
+        }
+    });
+}
+
+/// Applies a new configuration to a running gateway: host changes (pool
+/// route, masquerade) first, then [`Gateway::apply`].
+pub fn reconfigure(gw: &Arc<Gateway>, tun: &str, new: Runtime) {
+    apply_host_changes(gw, tun, &new);
+    gw.apply(new);
+}
+
+/// Closes every session (LCP Terminate + Call-Disconnect-Notify), stops the
+/// data-path threads and removes the masquerade rule.
+pub async fn stop(gw: &Arc<Gateway>, tun: &str) {
+    info!(
+        sessions = gw.dp.links.len(),
+        "shutting down: closing sessions"
+    );
+    for link in gw.dp.links.all() {
+        gw.close(&link, "gateway shutting down");
     }
-    {
-        let gw = gw.clone();
-        let addr = opts.http;
-        tokio::spawn(async move {
-            if let Err(e) = http::serve(gw, addr).await {
-                error!(%addr, error = %e, "HTTP endpoint failed");
-            }
-        });
-    }
-    info!(%listen, tun = %opts.tun, http = %opts.http, version = %gw.config().version, "gateway ready");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.dp.stop.store(true, Ordering::Relaxed);
+    let _ = netcfg::set_masquerade(tun, gw.config().pool, false);
+}
+
+/// Runs the standalone gateway until SIGTERM/SIGINT.
+pub async fn run(opts: ServeOptions) -> Result<(), String> {
+    let cfg =
+        config::load_file(&opts.manifests, opts.gateway.as_deref()).map_err(|e| e.to_string())?;
+    let metrics = Arc::new(Metrics::new());
+    let gw = start(&opts.host, cfg, metrics.clone(), None)?;
+    let state = Arc::new(HttpState::new(metrics));
+    state.set_gateway(gw.clone());
+    http::spawn(state, opts.host.http);
+    opts.host.log_ready(&gw);
 
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -138,52 +200,43 @@ pub async fn run(opts: ServeOptions) -> Result<(), String> {
         stamp = file_stamp(&opts.manifests);
         reload(&gw, &opts, reason);
     }
-    info!(
-        sessions = gw.dp.links.len(),
-        "shutting down: closing sessions"
-    );
-    for link in gw.dp.links.all() {
-        gw.close(&link, "gateway shutting down");
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    gw.dp.stop.store(true, Ordering::Relaxed);
-    let _ = netcfg::set_masquerade(&opts.tun, gw.config().pool, false);
+    stop(&gw, &opts.host.tun).await;
     Ok(())
+}
+
+/// Counts a configuration apply (`ok`) or refusal (`rejected`).
+pub fn count_apply(metrics: &Metrics, ok: bool) {
+    let result = if ok { "ok" } else { "rejected" };
+    metrics
+        .reloads
+        .get_or_create(&ResultLabels { result })
+        .inc();
 }
 
 fn reload(gw: &Arc<Gateway>, opts: &ServeOptions, why: &str) {
     info!(reason = why, "reloading configuration");
     match config::load_file(&opts.manifests, opts.gateway.as_deref()) {
         Ok(new) => {
-            apply_host_changes(gw, opts, &new);
-            gw.apply(new);
-            gw.dp
-                .metrics
-                .reloads
-                .get_or_create(&ResultLabels { result: "ok" })
-                .inc();
+            reconfigure(gw, &opts.host.tun, new);
+            count_apply(&gw.dp.metrics, true);
         }
         Err(e) => {
             error!("configuration rejected, keeping the running one:\n{e}");
-            gw.dp
-                .metrics
-                .reloads
-                .get_or_create(&ResultLabels { result: "rejected" })
-                .inc();
+            count_apply(&gw.dp.metrics, false);
         }
     }
 }
 
-fn apply_host_changes(gw: &Gateway, opts: &ServeOptions, new: &Runtime) {
+fn apply_host_changes(gw: &Gateway, tun: &str, new: &Runtime) {
     let old = gw.config();
     if old.pool != new.pool {
-        netcfg::route_delete(&opts.tun, old.pool);
-        if let Err(e) = netcfg::route_replace(&opts.tun, new.pool) {
+        netcfg::route_delete(tun, old.pool);
+        if let Err(e) = netcfg::route_replace(tun, new.pool) {
             error!(error = %e, "installing the new pool route failed");
         }
     }
     if (old.masquerade != new.masquerade || old.pool != new.pool)
-        && let Err(e) = netcfg::set_masquerade(&opts.tun, new.pool, new.masquerade)
+        && let Err(e) = netcfg::set_masquerade(tun, new.pool, new.masquerade)
     {
         error!(error = %e, "updating masquerade failed");
     }
