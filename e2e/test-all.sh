@@ -35,6 +35,10 @@ e2e/fuzz-smoke.sh "$FUZZ_SECONDS"
 step "network-namespace end-to-end tests"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/pptp.sh
 
+step "agent mode end-to-end (operator control channel + data-plane agent, netns)"
+SLUICE_BIN="$PWD/target/release/sluice-dataplane" OPERATOR_BIN="$PWD/target/release/sluice-operator" \
+  e2e/netns/agent.sh
+
 step "real-client interoperability suite (qemu guests)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/qemu/run.sh
 
