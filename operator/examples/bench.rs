@@ -8,6 +8,8 @@
 //!
 //! `cargo run --release -p sluice-operator --example bench [-- --changes N]`
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

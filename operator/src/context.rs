@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -45,6 +46,8 @@ pub struct Stores {
     pub pods: Store<Pod>,
     /// Nodes (for endpoints).
     pub nodes: Store<Node>,
+    /// Data-plane Deployments (for status).
+    pub deployments: Store<Deployment>,
 }
 
 /// Shared by all reconciles.
@@ -67,6 +70,9 @@ pub struct Context {
     pub compile_errors: Mutex<HashMap<Key, String>>,
     /// When each user last got a connected/disconnected Event.
     pub user_events: Mutex<HashMap<Key, Instant>>,
+    /// Per gateway: the generation whose workloads were last applied, and when. Reconciles
+    /// triggered by agent reports (up to one a second) then only rewrite status.
+    pub workloads_applied: Mutex<HashMap<Key, (Option<i64>, Instant)>>,
 }
 
 impl Context {
@@ -94,6 +100,28 @@ impl Context {
         if let Err(e) = recorder.publish(&ev, obj).await {
             warn!(error = %e, %reason, "publishing an Event failed");
         }
+    }
+
+    /// Whether the workloads of `gateway` at `generation` were applied within `max_age`.
+    pub fn workloads_fresh(
+        &self,
+        gateway: &str,
+        generation: Option<i64>,
+        max_age: Duration,
+    ) -> bool {
+        self.workloads_applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(gateway)
+            .is_some_and(|(g, t)| *g == generation && t.elapsed() < max_age)
+    }
+
+    /// Records that the workloads of `gateway` at `generation` were applied now.
+    pub fn workloads_done(&self, gateway: &str, generation: Option<i64>) {
+        self.workloads_applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(gateway.to_owned(), (generation, Instant::now()));
     }
 
     /// Whether a connected/disconnected Event for `user` may be sent now (and records it).

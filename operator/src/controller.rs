@@ -94,6 +94,7 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
     let (secrets, secret_writer) = reflector::store();
     let (pods, pod_writer) = reflector::store();
     let (nodes, node_writer) = reflector::store();
+    let (deployments, deployment_writer) = reflector::store();
 
     let gw_stream = watcher(Api::<VpnGateway>::all(client.clone()), wc.clone())
         .default_backoff()
@@ -116,6 +117,10 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
         .reflect(node_writer)
         .touched_objects();
     tokio::spawn(node_stream.for_each(|_| async {}));
+    let deployment_stream = watcher(Api::<Deployment>::all(client.clone()), dataplane.clone())
+        .default_backoff()
+        .reflect(deployment_writer)
+        .touched_objects();
 
     let (gw_tx, gw_rx) = mpsc::channel(1024);
     let (user_tx, user_rx) = mpsc::channel(1024);
@@ -133,15 +138,17 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
             secrets,
             pods,
             nodes,
+            deployments,
         },
         reporter: parts.reporter,
         compile_errors: Default::default(),
         user_events: Default::default(),
+        workloads_applied: Default::default(),
     });
 
     let users_for_secrets = users.clone();
     let gw_controller = Controller::for_stream(gw_stream, gateways)
-        .owns(Api::<Deployment>::all(client.clone()), dataplane)
+        .owns_stream(deployment_stream)
         .watches_stream(user_stream, |u: VpnUser| {
             u.namespace()
                 .map(|ns| ObjectRef::new(&u.spec.gateway_ref.name).within(&ns))

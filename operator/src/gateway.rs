@@ -77,6 +77,10 @@ async fn cleanup(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action, Error
     let names = names_of(&gw);
     info!(gateway = %names.key(), "gateway deleted: dropping its configuration and agent streams");
     ctx.hub.remove(&names.key());
+    ctx.workloads_applied
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&names.key());
     ctx.compile_errors
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -170,36 +174,35 @@ async fn apply_gateway(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action,
         }
     };
 
-    // The agents' client certificate.
+    // The agents' client certificate (checked against the cache every time: renewal).
     ensure_agent_tls(&gw, &names, &ctx).await?;
 
-    // Workloads.
-    apply(
-        &ctx,
-        &names.namespace,
-        &workloads::service_account(&gw, &names),
-    )
-    .await?;
-    apply(
-        &ctx,
-        &names.namespace,
-        &workloads::metrics_service(&gw, &names),
-    )
-    .await?;
-    apply(&ctx, &names.namespace, &workloads::pdb(&gw, &names)).await?;
-    let deployment = apply(
-        &ctx,
-        &names.namespace,
-        &workloads::deployment(&gw, &names, &ctx.settings),
-    )
-    .await?;
+    // Workloads: applied when the spec changed, and at every resync; a reconcile caused by
+    // agent reports only rewrites status.
+    let generation = gw.metadata.generation;
+    let applied = if ctx.workloads_fresh(&key, generation, RESYNC) {
+        None
+    } else {
+        let ns = &names.namespace;
+        apply(&ctx, ns, &workloads::service_account(&gw, &names)).await?;
+        apply(&ctx, ns, &workloads::metrics_service(&gw, &names)).await?;
+        apply(&ctx, ns, &workloads::pdb(&gw, &names)).await?;
+        let d = apply(&ctx, ns, &workloads::deployment(&gw, &names, &ctx.settings)).await?;
+        ctx.workloads_done(&key, generation);
+        Some(d)
+    };
+    let cached = ctx
+        .stores
+        .deployments
+        .get(&ObjectRef::new(&names.deployment).within(&names.namespace));
+    let deployment = applied.as_ref().or(cached.as_deref());
 
     // Status.
     write_status(
         &gw,
         &names,
         &ctx,
-        Some(&deployment),
+        deployment,
         compile_error.as_deref(),
         &now_time,
     )

@@ -52,7 +52,7 @@ pub struct Agent {
     pub snapshot_seen: bool,
     /// Its cumulative counters.
     pub counters: Option<pb::Counters>,
-    stream: u64,
+    pub(crate) stream: u64,
 }
 
 struct Entry {
@@ -315,8 +315,10 @@ impl Hub {
                             ..pb::Session::default()
                         });
                     }
-                    let act = e.activity.entry(ev.source.clone()).or_default();
-                    act.last_login = act.last_login.max(Some(ev.time_unix));
+                    if e.included_users.contains(&ev.source) {
+                        let act = e.activity.entry(ev.source.clone()).or_default();
+                        act.last_login = act.last_login.max(Some(ev.time_unix));
+                    }
                 }
                 SessionEventKind::Down => {
                     if !report.has_snapshot {
@@ -325,7 +327,10 @@ impl Hub {
                     }
                 }
                 SessionEventKind::AuthFailure => {
-                    if ev.source.is_empty() {
+                    // Only users of this gateway: activity never grows with what a peer makes up.
+                    if !e.included_users.contains(&ev.source)
+                        && !e.rejected_users.contains_key(&ev.source)
+                    {
                         continue;
                     }
                     e.activity
@@ -355,13 +360,12 @@ impl Hub {
         if report.counters.is_some() {
             a.counters = report.counters;
         }
-        drop(map);
         touched.sort();
         touched.dedup();
+        touched.retain(|u| e.included_users.contains(u) || e.rejected_users.contains_key(u));
+        drop(map);
         for u in touched {
-            if !u.is_empty() {
-                self.mark(Dirty::User(u));
-            }
+            self.mark(Dirty::User(u));
         }
         self.mark(Dirty::Gateway(gateway.to_owned()));
     }
@@ -425,5 +429,154 @@ impl Hub {
     /// Change-to-ACK delays observed since the last call (seconds).
     pub fn take_ack_latencies(&self) -> Vec<f64> {
         std::mem::take(&mut *self.ack_latency.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn hello(pod: &str) -> pb::Hello {
+        pb::Hello {
+            gateway: "ns/gw".into(),
+            node: "n".into(),
+            pod: pod.into(),
+            ..pb::Hello::default()
+        }
+    }
+
+    fn event(kind: SessionEventKind, source: &str, address: &str) -> pb::SessionEvent {
+        pb::SessionEvent {
+            kind: kind as i32,
+            username: source.rsplit('/').next().unwrap_or("").into(),
+            source: source.into(),
+            address: address.into(),
+            time_unix: 100,
+            ..pb::SessionEvent::default()
+        }
+    }
+
+    fn hub_with_users() -> (Arc<Hub>, mpsc::UnboundedReceiver<Dirty>) {
+        let (hub, rx) = Hub::new(Duration::from_secs(3600));
+        let cfg = GatewayConfig {
+            version: "v1".into(),
+            ..GatewayConfig::default()
+        };
+        hub.publish(
+            "ns/gw",
+            cfg,
+            BTreeMap::new(),
+            ["ns/alice".to_owned()].into(),
+        );
+        (hub, rx)
+    }
+
+    #[test]
+    fn events_update_sessions_between_snapshots() {
+        let (hub, _rx) = hub_with_users();
+        let s = hub.agent_connected("ns/gw", &hello("p"));
+        let report = |events| pb::SessionReport {
+            events,
+            ..pb::SessionReport::default()
+        };
+        hub.agent_report(
+            "ns/gw",
+            "p",
+            s,
+            report(vec![event(SessionEventKind::Up, "ns/alice", "10.0.0.2")]),
+        );
+        let v = hub.user_view("ns/gw", "ns/alice");
+        assert_eq!(v.sessions.len(), 1);
+        assert_eq!(v.last_login, Some(100));
+        assert!(!v.known, "no snapshot yet and the grace is long");
+        hub.agent_report(
+            "ns/gw",
+            "p",
+            s,
+            report(vec![event(SessionEventKind::Down, "ns/alice", "10.0.0.2")]),
+        );
+        assert!(hub.user_view("ns/gw", "ns/alice").sessions.is_empty());
+        hub.agent_report(
+            "ns/gw",
+            "p",
+            s,
+            pb::SessionReport {
+                has_snapshot: true,
+                ..pb::SessionReport::default()
+            },
+        );
+        assert!(hub.user_view("ns/gw", "ns/alice").known);
+    }
+
+    #[test]
+    fn a_stale_stream_cannot_touch_a_newer_one() {
+        let (hub, _rx) = hub_with_users();
+        let old = hub.agent_connected("ns/gw", &hello("p"));
+        let new = hub.agent_connected("ns/gw", &hello("p"));
+        hub.agent_gone("ns/gw", "p", old);
+        assert!(hub.gateway_view("ns/gw").agents.contains_key("p"));
+        hub.agent_ack(
+            "ns/gw",
+            "p",
+            old,
+            &pb::ConfigAck {
+                version: "v1".into(),
+                accepted: true,
+                error: String::new(),
+            },
+        );
+        assert_eq!(hub.gateway_view("ns/gw").agents["p"].applied_version, "");
+        hub.agent_ack(
+            "ns/gw",
+            "p",
+            new,
+            &pb::ConfigAck {
+                version: "v1".into(),
+                accepted: true,
+                error: String::new(),
+            },
+        );
+        assert_eq!(hub.gateway_view("ns/gw").agents["p"].applied_version, "v1");
+        hub.agent_gone("ns/gw", "p", new);
+        assert!(hub.gateway_view("ns/gw").agents.is_empty());
+    }
+
+    #[test]
+    fn made_up_users_and_floods_stay_bounded() {
+        let (hub, mut rx) = hub_with_users();
+        let s = hub.agent_connected("ns/gw", &hello("p"));
+        while rx.try_recv().is_ok() {}
+        let events: Vec<_> = (0..(MAX_SESSIONS_PER_AGENT + 10))
+            .map(|i| event(SessionEventKind::Up, &format!("ns/u{i}"), "x"))
+            .collect();
+        hub.agent_report(
+            "ns/gw",
+            "p",
+            s,
+            pb::SessionReport {
+                events,
+                ..pb::SessionReport::default()
+            },
+        );
+        assert!(hub.gateway_view("ns/gw").agents["p"].sessions.len() <= MAX_EVENTS_PER_REPORT);
+        let mut users = 0;
+        while let Ok(d) = rx.try_recv() {
+            if matches!(d, Dirty::User(_)) {
+                users += 1;
+            }
+        }
+        assert_eq!(users, 0, "unknown users are not marked");
+        let fail = event(SessionEventKind::AuthFailure, "ns/mallory", "");
+        hub.agent_report(
+            "ns/gw",
+            "p",
+            s,
+            pb::SessionReport {
+                events: vec![fail],
+                ..pb::SessionReport::default()
+            },
+        );
+        assert!(hub.user_view("ns/gw", "ns/mallory").last_failure.is_none());
     }
 }

@@ -264,3 +264,176 @@ pub fn user_sessions(user: &VpnUser, view: &UserView) -> VpnUserStatus {
         ..VpnUserStatus::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use std::sync::Arc;
+
+    use k8s_openapi::api::apps::v1::DeploymentStatus;
+    use k8s_openapi::api::core::v1::{NodeAddress, NodeStatus, PodCondition, PodSpec, PodStatus};
+
+    use super::*;
+    use crate::hub::Agent;
+
+    fn gw() -> VpnGateway {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "sluice.dev/v1alpha1", "kind": "VpnGateway",
+            "metadata": {"name": "office", "namespace": "vpn", "generation": 4},
+            "spec": {"replicas": 2, "ppp": {"localAddress": "10.200.0.1", "addressPool": "10.200.0.0/24"}}
+        }))
+        .unwrap()
+    }
+
+    fn deployment(ready: i32) -> Deployment {
+        let mut d = Deployment::default();
+        d.metadata.generation = Some(2);
+        d.status = Some(DeploymentStatus {
+            observed_generation: Some(2),
+            replicas: Some(2),
+            ready_replicas: Some(ready),
+            updated_replicas: Some(2),
+            ..DeploymentStatus::default()
+        });
+        d
+    }
+
+    fn view(applied: [&str; 2], nack: Option<&str>) -> GatewayView {
+        let mut v = GatewayView {
+            version: Some("v2".into()),
+            ..GatewayView::default()
+        };
+        for (i, a) in applied.iter().enumerate() {
+            v.agents.insert(
+                format!("p{i}"),
+                Agent {
+                    connected: true,
+                    applied_version: (*a).into(),
+                    nack: nack
+                        .filter(|_| i == 1)
+                        .map(|e| ("v2".to_owned(), e.to_owned())),
+                    ..Agent::default()
+                },
+            );
+        }
+        v
+    }
+
+    fn cond<'a>(
+        s: &'a VpnGatewayStatus,
+        t: &str,
+    ) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    fn t0() -> Time {
+        Time(jiff::Timestamp::from_second(1_780_000_000).unwrap())
+    }
+
+    #[test]
+    fn ready_when_every_pod_serves_the_current_version() {
+        let g = gw();
+        let names = GatewayNames::new("vpn", "office");
+        let s = gateway_status(
+            &g,
+            &names,
+            Some(&deployment(2)),
+            vec![],
+            &view(["v2", "v2"], None),
+            None,
+            &t0(),
+        );
+        assert_eq!(cond(&s, "Ready").status, "True");
+        assert_eq!(cond(&s, "Progressing").status, "False");
+        assert_eq!(cond(&s, "Degraded").status, "False");
+        assert_eq!(s.observed_generation, Some(4));
+        assert_eq!(s.ready_replicas, Some(2));
+    }
+
+    #[test]
+    fn a_nack_is_degraded_and_a_lagging_pod_is_progressing() {
+        let g = gw();
+        let names = GatewayNames::new("vpn", "office");
+        let s = gateway_status(
+            &g,
+            &names,
+            Some(&deployment(2)),
+            vec![],
+            &view(["v2", "v1"], Some("bad pool")),
+            None,
+            &t0(),
+        );
+        let d = cond(&s, "Degraded");
+        assert_eq!(
+            (d.status.as_str(), d.reason.as_str()),
+            ("True", "ConfigNotApplied")
+        );
+        assert!(d.message.contains("pod p1: bad pool"), "{}", d.message);
+        assert_eq!(cond(&s, "Progressing").reason, "PushingConfig");
+        assert_eq!(cond(&s, "Ready").reason, "ConfigNotApplied");
+        let s = gateway_status(
+            &g,
+            &names,
+            Some(&deployment(1)),
+            vec![],
+            &view(["v2", "v2"], None),
+            Some("VpnGateway/vpn/office: spec.ppp.mtu …"),
+            &t0(),
+        );
+        assert_eq!(cond(&s, "Degraded").reason, "ConfigRejected");
+        assert_eq!(cond(&s, "Ready").reason, "ReplicasNotReady");
+    }
+
+    #[test]
+    fn endpoints_prefer_external_addresses_of_ready_pods() {
+        let pod = |node: &str, ready: &str| Pod {
+            spec: Some(PodSpec {
+                node_name: Some(node.into()),
+                ..PodSpec::default()
+            }),
+            status: Some(PodStatus {
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: ready.into(),
+                    ..PodCondition::default()
+                }]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        };
+        let node = |addrs: &[(&str, &str)]| {
+            Arc::new(Node {
+                status: Some(NodeStatus {
+                    addresses: Some(
+                        addrs
+                            .iter()
+                            .map(|(t, a)| NodeAddress {
+                                type_: (*t).into(),
+                                address: (*a).into(),
+                            })
+                            .collect(),
+                    ),
+                    ..NodeStatus::default()
+                }),
+                ..Node::default()
+            })
+        };
+        let lookup = |n: &str| match n {
+            "a" => Some(node(&[
+                ("InternalIP", "10.0.0.1"),
+                ("ExternalIP", "203.0.113.1"),
+            ])),
+            "b" => Some(node(&[("InternalIP", "10.0.0.2")])),
+            "c" => Some(node(&[("ExternalIP", "203.0.113.3")])),
+            _ => None,
+        };
+        let pods = [
+            pod("a", "True"),
+            pod("b", "True"),
+            pod("c", "False"),
+            pod("gone", "True"),
+            pod("a", "True"),
+        ];
+        assert_eq!(endpoints(pods.iter(), &lookup), ["10.0.0.2", "203.0.113.1"]);
+    }
+}

@@ -530,3 +530,70 @@ async fn an_operator_restart_does_not_flip_users_to_disconnected() {
         "{calls:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_report_triggered_reconcile_only_rewrites_status() {
+    let gw = gateway(true);
+    let Harness {
+        ctx,
+        hub,
+        mut writers,
+        server,
+    } = harness(vec![to_value(&gw)], None);
+    apply(&mut writers.users, user("alice", "alice-pw"));
+    apply(&mut writers.secrets, secret("alice-pw", "alice-password"));
+    // The agent TLS Secret is current: it is not issued again.
+    let names = sluice_operator::workloads::names_of(&gw);
+    let issued = ctx
+        .ca
+        .issue_agent("vpn/office", time::OffsetDateTime::now_utc())
+        .unwrap();
+    apply(
+        &mut writers.secrets,
+        sluice_operator::workloads::agent_tls_secret(&gw, &names, &issued, &ctx.ca.pem().cert_pem),
+    );
+    gateway::reconcile(Arc::new(gw.clone()), ctx.clone())
+        .await
+        .unwrap();
+    // An agent reports a session: the gateway's status changes, its spec does not.
+    let s = hub.agent_connected("vpn/office", &hello("p1"));
+    hub.agent_report(
+        "vpn/office",
+        "p1",
+        s,
+        pb::SessionReport {
+            has_snapshot: true,
+            sessions: vec![pb::Session {
+                username: "alice".into(),
+                source: "vpn/alice".into(),
+                protocol: "pptp".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    gateway::reconcile(Arc::new(gw), ctx.clone()).await.unwrap();
+    drop(ctx);
+    drop(writers);
+    let calls = server.await.unwrap();
+    let paths: Vec<&str> = calls
+        .iter()
+        .map(|c| c.path().rsplit('/').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "office-sluice-dataplane",
+            "office-sluice-metrics",
+            "office-sluice",
+            "office-sluice",
+            "status",
+            "status"
+        ],
+        "{paths:?}"
+    );
+    assert_eq!(
+        calls[5].body["status"]["sessions"],
+        json!({"total": 1, "pptp": 1, "l2tp": 0})
+    );
+}

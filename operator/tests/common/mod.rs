@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use kube::client::Body;
 use kube::runtime::events::Reporter;
@@ -57,6 +58,7 @@ pub struct Writers {
     pub secrets: Writer<Secret>,
     pub pods: Writer<Pod>,
     pub nodes: Writer<Node>,
+    pub deployments: Writer<Deployment>,
 }
 
 pub struct Harness {
@@ -108,6 +110,7 @@ pub fn harness(base: Vec<Value>, override_: Option<Override>) -> Harness {
     let (secrets, secret_w) = reflector::store();
     let (pods, pod_w) = reflector::store();
     let (nodes, node_w) = reflector::store();
+    let (deployments, deployment_w) = reflector::store();
     let (hub, _dirty) = Hub::new(Duration::ZERO);
     let now = time::OffsetDateTime::now_utc();
     let ctx = Arc::new(Context {
@@ -126,6 +129,7 @@ pub fn harness(base: Vec<Value>, override_: Option<Override>) -> Harness {
             secrets,
             pods,
             nodes,
+            deployments,
         },
         reporter: Reporter {
             controller: "sluice-operator".into(),
@@ -133,6 +137,7 @@ pub fn harness(base: Vec<Value>, override_: Option<Override>) -> Harness {
         },
         compile_errors: Default::default(),
         user_events: Default::default(),
+        workloads_applied: Default::default(),
     });
     Harness {
         ctx,
@@ -143,6 +148,7 @@ pub fn harness(base: Vec<Value>, override_: Option<Override>) -> Harness {
             secrets: secret_w,
             pods: pod_w,
             nodes: node_w,
+            deployments: deployment_w,
         },
         server,
     }
