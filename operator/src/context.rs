@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use kube::Client;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
 use sluice_api::{VpnGateway, VpnUser};
 use tracing::warn;
@@ -64,8 +64,9 @@ pub struct Context {
     pub ca: Arc<Ca>,
     /// Reflector caches.
     pub stores: Stores,
-    /// Event reporter identity.
-    pub reporter: Reporter,
+    /// Publishes Events; one for the whole operator, so its cache aggregates repeated
+    /// Events into series instead of creating a new object each time.
+    pub recorder: Recorder,
     /// Last compile error per gateway (shown in its status).
     pub compile_errors: Mutex<HashMap<Key, String>>,
     /// When each user last got a connected/disconnected Event.
@@ -85,7 +86,6 @@ impl Context {
         note: String,
         action: &str,
     ) {
-        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         let ev = Event {
             type_: if warning {
                 EventType::Warning
@@ -97,7 +97,7 @@ impl Context {
             action: action.to_owned(),
             secondary: None,
         };
-        if let Err(e) = recorder.publish(&ev, obj).await {
+        if let Err(e) = self.recorder.publish(&ev, obj).await {
             warn!(error = %e, %reason, "publishing an Event failed");
         }
     }

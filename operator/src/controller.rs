@@ -140,7 +140,7 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
             nodes,
             deployments,
         },
-        reporter: parts.reporter,
+        recorder: kube::runtime::events::Recorder::new(client.clone(), parts.reporter),
         compile_errors: Default::default(),
         user_events: Default::default(),
         workloads_applied: Default::default(),

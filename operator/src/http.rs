@@ -19,7 +19,7 @@ struct AppState {
     hub: Arc<Hub>,
 }
 
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
@@ -39,5 +39,3 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, hub: Arc<Hub>) -> st
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await
 }
-
-use metrics as metrics_handler;

@@ -114,7 +114,7 @@ pub fn harness(base: Vec<Value>, override_: Option<Override>) -> Harness {
     let (hub, _dirty) = Hub::new(Duration::ZERO);
     let now = time::OffsetDateTime::now_utc();
     let ctx = Arc::new(Context {
-        client,
+        client: client.clone(),
         hub: hub.clone(),
         metrics: Metrics::new(),
         settings: DataplaneSettings {
@@ -131,10 +131,13 @@ pub fn harness(base: Vec<Value>, override_: Option<Override>) -> Harness {
             nodes,
             deployments,
         },
-        reporter: Reporter {
-            controller: "sluice-operator".into(),
-            instance: Some("test".into()),
-        },
+        recorder: kube::runtime::events::Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "sluice-operator".into(),
+                instance: Some("test".into()),
+            },
+        ),
         compile_errors: Default::default(),
         user_events: Default::default(),
         workloads_applied: Default::default(),
