@@ -91,14 +91,17 @@ pub fn compile_gateway(
     }
 }
 
-/// Replaces each password by its NtPasswordHash when every accepted method is MS-CHAP
-/// (v1 or v2), which is all those methods need; PAP and CHAP-MD5 need the cleartext.
+/// Replaces each password by its NtPasswordHash when every method accepted by an enabled
+/// protocol is MS-CHAP (v1 or v2), which is all those methods need; PAP and CHAP-MD5 need
+/// the cleartext.
 pub fn for_transport(mut config: GatewayConfig) -> GatewayConfig {
-    let methods = config
-        .pptp
-        .as_ref()
-        .map(|p| p.authentication().collect::<Vec<_>>())
-        .unwrap_or_default();
+    let mut methods = Vec::new();
+    if let Some(p) = config.pptp.as_ref().filter(|p| p.enabled) {
+        methods.extend(p.authentication());
+    }
+    if let Some(l) = config.l2tp.as_ref().filter(|l| l.enabled) {
+        methods.extend(l.authentication());
+    }
     let mschap_only = !methods.is_empty()
         && methods
             .iter()

@@ -147,6 +147,7 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
     });
 
     let users_for_secrets = users.clone();
+    let gateways_for_secrets = gateways.clone();
     let gw_controller = Controller::for_stream(gw_stream, gateways)
         .owns_stream(deployment_stream)
         .watches_stream(user_stream, |u: VpnUser| {
@@ -156,7 +157,7 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
         .watches_stream(secret_stream, move |s: Secret| {
             let ns = s.namespace().unwrap_or_default();
             let name = s.name_any();
-            users_for_secrets
+            let mut refs: Vec<ObjectRef<VpnGateway>> = users_for_secrets
                 .state()
                 .into_iter()
                 .filter(|u| {
@@ -164,7 +165,23 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
                         && u.spec.password_secret_ref.name == name
                 })
                 .map(|u| ObjectRef::new(&u.spec.gateway_ref.name).within(&ns))
-                .collect::<Vec<_>>()
+                .collect();
+            // Gateways whose L2TP tunnel secret lives in this Secret.
+            refs.extend(
+                gateways_for_secrets
+                    .state()
+                    .into_iter()
+                    .filter(|g| {
+                        g.namespace().as_deref() == Some(ns.as_str())
+                            && g.spec
+                                .l2tp
+                                .tunnel_secret_ref
+                                .as_ref()
+                                .is_some_and(|r| r.name == name)
+                    })
+                    .map(|g| ObjectRef::from_obj(&*g)),
+            );
+            refs
         })
         .watches_stream(pod_stream, |p: Pod| {
             let ns = p.namespace()?;

@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
-use sluice_api::VpnGateway;
+use sluice_api::{VpnGateway, VpnGatewaySpec};
 
 use crate::names::{AGENT_TLS_DIR, DATAPLANE_HTTP_PORT, DATAPLANE_NAME, GatewayNames, NAME_LABEL};
 use crate::pki::Issued;
@@ -122,20 +122,7 @@ pub fn deployment(gw: &VpnGateway, names: &GatewayNames, s: &DataplaneSettings) 
             env_from_field("NODE_NAME", "spec.nodeName"),
             env_from_field("POD_NAME", "metadata.name"),
         ]),
-        ports: Some(vec![
-            ContainerPort {
-                name: Some("pptp".into()),
-                container_port: i32::from(spec.pptp.port),
-                protocol: Some("TCP".into()),
-                ..ContainerPort::default()
-            },
-            ContainerPort {
-                name: Some("metrics".into()),
-                container_port: DATAPLANE_HTTP_PORT,
-                protocol: Some("TCP".into()),
-                ..ContainerPort::default()
-            },
-        ]),
+        ports: Some(container_ports(spec)),
         readiness_probe: Some(http_probe("/readyz", 5, 1)),
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
         resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
@@ -316,4 +303,21 @@ pub fn agent_tls_secret(
 /// The gateway's `namespace/name` names, from the object.
 pub fn names_of(gw: &VpnGateway) -> GatewayNames {
     GatewayNames::new(&gw.namespace().unwrap_or_default(), &gw.name_any())
+}
+
+/// Ports the data-plane container serves (informational with host networking, but shown by
+/// `kubectl describe` and used by tools that read them).
+fn container_ports(spec: &VpnGatewaySpec) -> Vec<ContainerPort> {
+    let port = |name: &str, port: i32, protocol: &str| ContainerPort {
+        name: Some(name.into()),
+        container_port: port,
+        protocol: Some(protocol.into()),
+        ..ContainerPort::default()
+    };
+    let mut ports = vec![port("pptp", i32::from(spec.pptp.port), "TCP")];
+    if spec.l2tp.enabled {
+        ports.push(port("l2tp", i32::from(spec.l2tp.port), "UDP"));
+    }
+    ports.push(port("metrics", DATAPLANE_HTTP_PORT, "TCP"));
+    ports
 }

@@ -1,6 +1,7 @@
 //! The in-repo PPTP client (PNS role, RFC 2637) and PPP peer: the tool the
-//! network tests and the load generator use to open sessions against a gateway.
-//! It shares the data path with the gateway; only its [`Hooks`] differ.
+//! network tests and the load generator use to open sessions against a gateway
+//! (its L2TP counterpart is [`crate::lac`]). It shares the data path with the
+//! gateway; only its [`Hooks`] differ.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -18,7 +19,7 @@ use tracing::debug;
 use crate::callid::CallIds;
 use crate::control::seed;
 use crate::datapath::{DataPath, Hooks, drive};
-use crate::link::{CtlCmd, Link, LinkState};
+use crate::link::{CtlCmd, Framing, Link, LinkState};
 
 /// GRE receive window the client advertises in its Outgoing-Call-Requests.
 const RECV_WINDOW: u16 = 64;
@@ -62,7 +63,29 @@ impl Client {
         )
     }
 
-    fn finish(&self, link: &Arc<Link>, st: &mut LinkState, outcome: Outcome) {
+    /// A fresh local Call ID / Session ID.
+    pub fn allocate_id(&self) -> Option<u16> {
+        self.call_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allocate()
+    }
+
+    /// Returns an ID that never got a link.
+    pub fn release_id(&self, id: u16) {
+        self.call_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .release(id);
+    }
+
+    /// Reports an outcome for a session that has no link.
+    pub fn outcome(&self, id: u16, outcome: Outcome) {
+        let _ = self.outcomes.send((id, outcome));
+    }
+
+    /// Ends a link and reports its outcome. Idempotent.
+    pub fn finish(&self, link: &Arc<Link>, st: &mut LinkState, outcome: Outcome) {
         if st.closed {
             return;
         }
@@ -232,7 +255,7 @@ pub async fn run_connection(
                         now,
                         tx.clone(),
                         ppp,
-                        gre,
+                        Framing::Gre(gre),
                     ));
                     client.dp.links.insert(link.clone());
                     calls.insert(local_call_id, link.clone());

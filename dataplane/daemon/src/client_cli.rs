@@ -7,12 +7,15 @@ use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
 use sluice_ppp::{AuthProto, ClientConfig, EncryptionPolicy, KeyLengths, MppePolicy, StatefulMode};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::client::{Client, Outcome, SessionParams, run_connection};
 use crate::datapath::{DataPath, gre_rx_loop, timer_loop, tun_rx_loop};
+use crate::l2tp_path::{ControlRate, L2tpIo, l2tp_rx_loop};
+use crate::lac::{self, LacCmd, LacParams};
 use crate::metrics::Metrics;
 use crate::netcfg;
+use crate::udpsock::UdpPort;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum AuthArg {
@@ -20,6 +23,12 @@ pub enum AuthArg {
     Chap,
     Mschapv1,
     Mschapv2,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtocolArg {
+    Pptp,
+    L2tp,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -33,9 +42,21 @@ pub enum EncryptionArg {
 /// Options of the in-repo client.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ClientArgs {
-    /// Gateway address, HOST[:PORT] (default port 1723).
+    /// Gateway address, HOST[:PORT] (default port 1723 for PPTP, 1701 for L2TP).
     #[arg(long)]
     pub server: String,
+    /// Tunnel protocol.
+    #[arg(long, value_enum, default_value = "pptp")]
+    pub protocol: ProtocolArg,
+    /// L2TP tunnel secret (tunnel authentication, RFC 2661 §5.1.1).
+    #[arg(long)]
+    pub tunnel_secret: Option<String>,
+    /// Send hidden AVPs (RFC 2661 §4.3; needs --tunnel-secret).
+    #[arg(long, requires = "tunnel_secret")]
+    pub hide_avps: bool,
+    /// Ask for sequenced L2TP data messages (Sequencing Required).
+    #[arg(long)]
+    pub sequencing: bool,
     #[arg(long)]
     pub user: String,
     /// Password (or use --password-file).
@@ -46,7 +67,7 @@ pub struct ClientArgs {
     /// Sessions to open.
     #[arg(long, default_value_t = 1)]
     pub sessions: u32,
-    /// Calls per PPTP control connection.
+    /// Calls per PPTP control connection, or sessions per L2TP tunnel.
     #[arg(long, default_value_t = 1)]
     pub calls_per_connection: u16,
     /// Session setups in flight at once.
@@ -61,8 +82,9 @@ pub struct ClientArgs {
     /// Authentication methods the client accepts.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "mschapv2")]
     pub auth: Vec<AuthArg>,
-    #[arg(long, value_enum, default_value = "require")]
-    pub encryption: EncryptionArg,
+    /// MPPE policy (default: require for PPTP, deny for L2TP).
+    #[arg(long, value_enum)]
+    pub encryption: Option<EncryptionArg>,
     /// MPPE key lengths the client accepts.
     #[arg(long, value_delimiter = ',', default_value = "128")]
     pub mppe_bits: Vec<u16>,
@@ -75,7 +97,7 @@ pub struct ClientArgs {
     /// Give up on setups after this many seconds.
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
-    /// Local address for the GRE socket.
+    /// Local address for the GRE / L2TP socket.
     #[arg(long)]
     pub bind: Option<Ipv4Addr>,
     /// Print only the summary, not a line per session.
@@ -85,10 +107,14 @@ pub struct ClientArgs {
 
 impl ClientArgs {
     pub fn server_addr(&self) -> Result<SocketAddr, String> {
+        let port = match self.protocol {
+            ProtocolArg::Pptp => 1723,
+            ProtocolArg::L2tp => 1701,
+        };
         let with_port = if self.server.contains(':') {
             self.server.clone()
         } else {
-            format!("{}:1723", self.server)
+            format!("{}:{port}", self.server)
         };
         with_port
             .to_socket_addrs()
@@ -107,6 +133,14 @@ impl ClientArgs {
                 .to_vec(),
             (None, None) => return Err("--password or --password-file is required".into()),
         };
+        let encryption = match self.encryption {
+            Some(EncryptionArg::Deny) => EncryptionPolicy::Deny,
+            Some(EncryptionArg::Allow) => EncryptionPolicy::Allow,
+            Some(EncryptionArg::Prefer) => EncryptionPolicy::Prefer,
+            Some(EncryptionArg::Require) => EncryptionPolicy::Require,
+            None if self.protocol == ProtocolArg::L2tp => EncryptionPolicy::Deny,
+            None => EncryptionPolicy::Require,
+        };
         Ok(ClientConfig {
             username: self.user.clone(),
             password,
@@ -121,12 +155,7 @@ impl ClientArgs {
                 })
                 .collect(),
             mppe: MppePolicy {
-                policy: match self.encryption {
-                    EncryptionArg::Deny => EncryptionPolicy::Deny,
-                    EncryptionArg::Allow => EncryptionPolicy::Allow,
-                    EncryptionArg::Prefer => EncryptionPolicy::Prefer,
-                    EncryptionArg::Require => EncryptionPolicy::Require,
-                },
+                policy: encryption,
                 key_lengths: KeyLengths {
                     bits40: self.mppe_bits.contains(&40),
                     bits56: self.mppe_bits.contains(&56),
@@ -138,9 +167,9 @@ impl ClientArgs {
                     StatefulMode::Refuse
                 },
             },
-            // IP MTU 1400 plus MPPE's 4 bytes, as the gateway does.
-            mru: 1400 + crate::control::mppe_overhead(EncryptionPolicy::Require),
-            mtu: 1400 + crate::control::mppe_overhead(EncryptionPolicy::Require),
+            // IP MTU 1400 plus MPPE's 4 bytes when it may be used, as the gateway does.
+            mru: 1400 + crate::control::mppe_overhead(encryption),
+            mtu: 1400 + crate::control::mppe_overhead(encryption),
             request_dns: true,
             keepalive: None,
         })
@@ -157,11 +186,19 @@ pub struct Report {
     pub first_failure: Option<String>,
 }
 
+/// The LAC task of an L2TP client and its request queue.
+type LacHandle = (
+    mpsc::UnboundedSender<LacCmd>,
+    tokio::task::JoinHandle<Result<(), String>>,
+);
+
 /// A running client: its hooks, threads and stop switch.
 pub struct Running {
     pub client: Arc<Client>,
     pub stop: watch::Sender<bool>,
     pub tasks: tokio::task::JoinSet<Result<(), String>>,
+    /// L2TP: the LAC task and its requests.
+    lac: Option<LacHandle>,
     outcomes: tokio::sync::mpsc::UnboundedReceiver<(u16, Outcome)>,
     pub tun: Option<String>,
     pub routes: Vec<Ipv4Net>,
@@ -194,14 +231,63 @@ pub fn start(args: &ClientArgs) -> Result<Running, String> {
         .spawn(move || timer_loop(c, Duration::from_millis(20)))
         .map_err(|e| e.to_string())?;
     let (stop, _) = watch::channel(false);
+    let lac = match args.protocol {
+        ProtocolArg::Pptp => None,
+        ProtocolArg::L2tp => Some(start_lac(&client, args, &stop)?),
+    };
     Ok(Running {
         client,
         stop,
         tasks: tokio::task::JoinSet::new(),
+        lac,
         outcomes,
         tun: args.tun.clone(),
         routes: args.route.clone(),
     })
+}
+
+/// Opens the client's L2TP port, its receive thread and the LAC task.
+fn start_lac(
+    client: &Arc<Client>,
+    args: &ClientArgs,
+    stop: &watch::Sender<bool>,
+) -> Result<LacHandle, String> {
+    let SocketAddr::V4(server) = args.server_addr()? else {
+        return Err("the L2TP server must be an IPv4 address".into());
+    };
+    let sock = UdpPort::open(args.bind, 0, Duration::from_millis(200))
+        .map_err(|e| format!("opening the L2TP socket: {e}"))?;
+    let (io, control) = L2tpIo::new(
+        sock,
+        ControlRate {
+            per_second: 0,
+            burst: 0,
+        },
+    );
+    if client.dp.l2tp.set(io).is_err() {
+        return Err("the L2TP socket is already open".into());
+    }
+    let c = client.clone();
+    std::thread::Builder::new()
+        .name("l2tp-rx".into())
+        .spawn(move || l2tp_rx_loop(c))
+        .map_err(|e| e.to_string())?;
+    let params = LacParams {
+        server,
+        ppp: args.ppp_config()?,
+        secret: args.tunnel_secret.clone().map(String::into_bytes),
+        hide_avps: args.hide_avps,
+        sequencing: args.sequencing,
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(lac::run(
+        client.clone(),
+        params,
+        control,
+        rx,
+        stop.subscribe(),
+    ));
+    Ok((tx, task))
 }
 
 impl Running {
@@ -225,11 +311,18 @@ impl Running {
                 let mut p = params.clone();
                 p.calls = total.saturating_sub(spawned).min(per_conn) as u16;
                 spawned += u32::from(p.calls);
-                self.tasks.spawn(run_connection(
-                    self.client.clone(),
-                    p,
-                    self.stop.subscribe(),
-                ));
+                match &self.lac {
+                    Some((lac, _)) => {
+                        let _ = lac.send(LacCmd::Open { sessions: p.calls });
+                    }
+                    None => {
+                        self.tasks.spawn(run_connection(
+                            self.client.clone(),
+                            p,
+                            self.stop.subscribe(),
+                        ));
+                    }
+                }
             }
             tokio::select! {
                 Some((call, outcome)) = self.outcomes.recv() => {
@@ -239,6 +332,18 @@ impl Running {
                         done = done.saturating_add(1);
                     }
                     self.report(call, &outcome, args.quiet, &mut report).await;
+                }
+                joined = lac_finished(&mut self.lac) => {
+                    let why = match joined {
+                        Ok(Ok(())) => "the L2TP client stopped".to_owned(),
+                        Ok(Err(e)) => e,
+                        Err(e) => e.to_string(),
+                    };
+                    let missing = total.saturating_sub(done);
+                    report.failed += missing;
+                    if !args.quiet { println!("FAILED reason={why:?}"); }
+                    report.first_failure.get_or_insert(why);
+                    break;
                 }
                 Some(joined) = self.tasks.join_next() => {
                     if let Ok(Err(e)) = joined {
@@ -343,9 +448,15 @@ impl Running {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             while self.tasks.join_next().await.is_some() {}
+            if let Some((_, task)) = &mut self.lac {
+                let _ = task.await;
+            }
         })
         .await;
         self.tasks.abort_all();
+        if let Some((_, task)) = self.lac.take() {
+            task.abort();
+        }
         self.client
             .dp
             .stop
@@ -373,5 +484,19 @@ pub async fn run(args: ClientArgs) -> Result<(), String> {
             "{} of {} sessions failed; first failure: {e}",
             report.failed, args.sessions
         )),
+    }
+}
+
+/// Waits for the LAC task to end (never, for PPTP or once it was awaited).
+async fn lac_finished(
+    lac: &mut Option<LacHandle>,
+) -> Result<Result<(), String>, tokio::task::JoinError> {
+    match lac {
+        Some((_, task)) if !task.is_finished() => {
+            let r = task.await;
+            *lac = None;
+            r
+        }
+        _ => std::future::pending().await,
     }
 }

@@ -14,6 +14,8 @@ use ipnet::Ipv4Net;
 use sluice_ppp::{AuthProto, EncryptionPolicy, KeyLengths, MppePolicy, StatefulMode};
 use sluice_proto::v1 as pb;
 
+use crate::metrics::Protocol;
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -116,6 +118,85 @@ pub struct UserEntry {
     pub source: String,
 }
 
+/// The PPP policy of one protocol: authentication methods and MPPE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PppPolicy {
+    pub auth: Vec<AuthProto>,
+    pub mppe: MppePolicy,
+}
+
+impl PppPolicy {
+    fn from_proto(
+        protocol: &str,
+        methods: impl Iterator<Item = pb::AuthMethod>,
+        encryption: pb::EncryptionPolicy,
+        key_lengths: &[u32],
+        stateful: pb::StatefulMppe,
+    ) -> Result<PppPolicy, LoadError> {
+        let auth = methods
+            .filter_map(|m| match m {
+                pb::AuthMethod::Pap => Some(AuthProto::Pap),
+                pb::AuthMethod::ChapMd5 => Some(AuthProto::ChapMd5),
+                pb::AuthMethod::MschapV1 => Some(AuthProto::MsChapV1),
+                pb::AuthMethod::MschapV2 => Some(AuthProto::MsChapV2),
+                pb::AuthMethod::Unspecified => None,
+            })
+            .collect::<Vec<_>>();
+        if auth.is_empty() {
+            return Err(LoadError::Invalid(format!(
+                "compiled config has no {protocol} authentication method"
+            )));
+        }
+        let policy = match encryption {
+            pb::EncryptionPolicy::Deny => EncryptionPolicy::Deny,
+            pb::EncryptionPolicy::Allow => EncryptionPolicy::Allow,
+            pb::EncryptionPolicy::Prefer => EncryptionPolicy::Prefer,
+            pb::EncryptionPolicy::Require | pb::EncryptionPolicy::Unspecified => {
+                EncryptionPolicy::Require
+            }
+        };
+        Ok(PppPolicy {
+            auth,
+            mppe: MppePolicy {
+                policy,
+                key_lengths: KeyLengths {
+                    bits40: key_lengths.contains(&40),
+                    bits56: key_lengths.contains(&56),
+                    bits128: key_lengths.contains(&128),
+                },
+                stateful: match stateful {
+                    pb::StatefulMppe::Refuse => StatefulMode::Refuse,
+                    pb::StatefulMppe::Unspecified | pb::StatefulMppe::Allow => StatefulMode::Allow,
+                    pb::StatefulMppe::Prefer => StatefulMode::Prefer,
+                },
+            },
+        })
+    }
+}
+
+/// L2TP network server settings (RFC 2661).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L2tpRuntime {
+    pub enabled: bool,
+    pub port: u16,
+    pub ppp: PppPolicy,
+    /// Tunnel authentication / hidden-AVP secret.
+    pub secret: Option<Secret>,
+    /// HELLO after this much control-channel silence (`None`: never).
+    pub hello: Option<Duration>,
+    pub allow_unencrypted: bool,
+}
+
+impl UserEntry {
+    /// Whether `spec.services` lets this user log in over `protocol`.
+    pub fn may_use(&self, protocol: Protocol) -> bool {
+        match protocol {
+            Protocol::Pptp => self.pptp,
+            Protocol::L2tp => self.l2tp,
+        }
+    }
+}
+
 /// Typed, validated gateway configuration.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -123,8 +204,8 @@ pub struct Runtime {
     pub version: String,
     pub pptp_enabled: bool,
     pub pptp_port: u16,
-    pub auth: Vec<AuthProto>,
-    pub mppe: MppePolicy,
+    pub pptp: PppPolicy,
+    pub l2tp: L2tpRuntime,
     pub mtu: u16,
     pub mru: u16,
     pub keepalive: Option<Duration>,
@@ -154,37 +235,34 @@ impl Runtime {
     /// Converts a compiled `GatewayConfig` (from `compile` or from the operator).
     pub fn from_proto(c: &pb::GatewayConfig) -> Result<Runtime, LoadError> {
         let pptp = c.pptp.clone().unwrap_or_default();
+        let l2tp = c.l2tp.clone().unwrap_or_default();
         let ppp = c
             .ppp
             .clone()
             .ok_or_else(|| LoadError::Invalid("compiled config has no ppp settings".into()))?;
-        let auth = pptp
-            .authentication()
-            .filter_map(|m| match m {
-                pb::AuthMethod::Pap => Some(AuthProto::Pap),
-                pb::AuthMethod::ChapMd5 => Some(AuthProto::ChapMd5),
-                pb::AuthMethod::MschapV1 => Some(AuthProto::MsChapV1),
-                pb::AuthMethod::MschapV2 => Some(AuthProto::MsChapV2),
-                pb::AuthMethod::Unspecified => None,
-            })
-            .collect::<Vec<_>>();
-        if auth.is_empty() {
+        let pptp_policy = PppPolicy::from_proto(
+            "pptp",
+            pptp.authentication(),
+            pptp.encryption(),
+            &pptp.mppe_key_lengths,
+            pptp.mppe_stateful(),
+        )?;
+        if l2tp.enabled && !l2tp.allow_unencrypted {
             return Err(LoadError::Invalid(
-                "compiled config has no authentication method".into(),
+                "l2tp is enabled without allowUnencrypted, but this data plane has no IPsec yet"
+                    .into(),
             ));
         }
-        let policy = match pptp.encryption() {
-            pb::EncryptionPolicy::Deny => EncryptionPolicy::Deny,
-            pb::EncryptionPolicy::Allow => EncryptionPolicy::Allow,
-            pb::EncryptionPolicy::Prefer => EncryptionPolicy::Prefer,
-            pb::EncryptionPolicy::Require | pb::EncryptionPolicy::Unspecified => {
-                EncryptionPolicy::Require
-            }
-        };
-        let key_lengths = KeyLengths {
-            bits40: pptp.mppe_key_lengths.contains(&40),
-            bits56: pptp.mppe_key_lengths.contains(&56),
-            bits128: pptp.mppe_key_lengths.contains(&128),
+        let l2tp_policy = if l2tp.enabled {
+            PppPolicy::from_proto(
+                "l2tp",
+                l2tp.authentication(),
+                l2tp.encryption(),
+                &l2tp.mppe_key_lengths,
+                l2tp.mppe_stateful(),
+            )?
+        } else {
+            pptp_policy.clone()
         };
         let mut users = HashMap::new();
         for u in &c.users {
@@ -206,25 +284,32 @@ impl Runtime {
             }
             users.insert(u.username.clone(), entry);
         }
-        let port = u16::try_from(pptp.port)
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| bad("pptp port", &pptp.port.to_string()))?;
+        let port = |what: &str, p: u32| {
+            u16::try_from(p)
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad(what, &p.to_string()))
+        };
         let clamp16 = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
         Ok(Runtime {
             gateway: c.gateway.clone(),
             version: c.version.clone(),
             pptp_enabled: pptp.enabled,
-            pptp_port: port,
-            auth,
-            mppe: MppePolicy {
-                policy,
-                key_lengths,
-                stateful: match pptp.mppe_stateful() {
-                    pb::StatefulMppe::Refuse => StatefulMode::Refuse,
-                    pb::StatefulMppe::Unspecified | pb::StatefulMppe::Allow => StatefulMode::Allow,
-                    pb::StatefulMppe::Prefer => StatefulMode::Prefer,
+            pptp_port: port("pptp port", pptp.port)?,
+            pptp: pptp_policy,
+            l2tp: L2tpRuntime {
+                enabled: l2tp.enabled,
+                port: if l2tp.enabled {
+                    port("l2tp port", l2tp.port)?
+                } else {
+                    1701
                 },
+                ppp: l2tp_policy,
+                secret: (!l2tp.tunnel_secret.is_empty())
+                    .then(|| Secret(l2tp.tunnel_secret.clone())),
+                hello: (l2tp.hello_interval_seconds > 0)
+                    .then(|| Duration::from_secs(u64::from(l2tp.hello_interval_seconds))),
+                allow_unencrypted: l2tp.allow_unencrypted,
             },
             mtu: clamp16(ppp.mtu),
             mru: clamp16(ppp.mru),
@@ -246,6 +331,14 @@ impl Runtime {
             max_sessions: c.max_sessions,
             users,
         })
+    }
+
+    /// Whether this configuration serves `protocol` at all.
+    pub fn serves(&self, protocol: Protocol) -> bool {
+        match protocol {
+            Protocol::Pptp => self.pptp_enabled,
+            Protocol::L2tp => self.l2tp.enabled,
+        }
     }
 
     /// Addresses the pool must never hand out dynamically.
@@ -289,8 +382,30 @@ pub fn summary(c: &Runtime) -> String {
         },
         c.pptp_port
     );
-    let _ = writeln!(s, "authentication: {:?}", c.auth);
-    let _ = writeln!(s, "encryption:     {:?}", c.mppe);
+    let _ = writeln!(s, "authentication: {:?}", c.pptp.auth);
+    let _ = writeln!(s, "encryption:     {:?}", c.pptp.mppe);
+    if c.l2tp.enabled {
+        let _ = writeln!(
+            s,
+            "l2tp:           enabled on udp/{}{}, tunnel secret {}, hello {:?}",
+            c.l2tp.port,
+            if c.l2tp.allow_unencrypted {
+                " (unencrypted: no IPsec)"
+            } else {
+                ""
+            },
+            if c.l2tp.secret.is_some() {
+                "set"
+            } else {
+                "none"
+            },
+            c.l2tp.hello
+        );
+        let _ = writeln!(s, "  authentication: {:?}", c.l2tp.ppp.auth);
+        let _ = writeln!(s, "  encryption:     {:?}", c.l2tp.ppp.mppe);
+    } else {
+        let _ = writeln!(s, "l2tp:           disabled");
+    }
     let _ = writeln!(s, "mtu/mru:        {}/{}", c.mtu, c.mru);
     let _ = writeln!(s, "keepalive:      {:?}", c.keepalive);
     let _ = writeln!(s, "local address:  {}", c.local_address);
@@ -343,6 +458,7 @@ mod tests {
                 mppe_key_lengths: vec![128],
                 mppe_stateful: pb::StatefulMppe::Refuse as i32,
             }),
+            l2tp: None,
             ppp: Some(pb::PppSettings {
                 mtu: 1400,
                 mru: 1400,

@@ -14,24 +14,24 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::{debug, info, warn};
 
-use crate::config::Runtime;
+use crate::config::{PppPolicy, Runtime};
 use crate::gateway::Gateway;
-use crate::link::{CtlCmd, Link};
-use crate::metrics::{Layer, SetupResult};
+use crate::link::{CtlCmd, Framing, Link};
+use crate::metrics::{Layer, Protocol, SetupResult};
 
 /// How long a new call waits for the client to speak first.
 const PASSIVE_START: Duration = Duration::from_millis(250);
 
-/// PPP settings for a new server-side session.
+/// PPP settings for a new server-side session of a protocol with `policy`.
 ///
 /// `spec.ppp.mtu`/`mru` are IP packet sizes (the tunnel interface MTU); when
 /// MPPE may be used, the PPP MRU/MTU carry its 4 bytes of overhead on top so
 /// a full-size IP packet still fits.
-pub fn ppp_server_config(cfg: &Runtime) -> ServerConfig {
-    let overhead = mppe_overhead(cfg.mppe.policy);
+pub fn ppp_server_config(cfg: &Runtime, policy: &PppPolicy) -> ServerConfig {
+    let overhead = mppe_overhead(policy.mppe.policy);
     ServerConfig {
-        auth: cfg.auth.clone(),
-        mppe: cfg.mppe,
+        auth: policy.auth.clone(),
+        mppe: policy.mppe,
         mru: cfg.mru.saturating_add(overhead),
         mtu: cfg.mtu.saturating_add(overhead),
         local_addr: cfg.local_address,
@@ -62,7 +62,7 @@ pub fn pac_config(max_calls: u16) -> PacConfig {
     }
 }
 
-fn hostname() -> String {
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "sluice".into())
@@ -138,12 +138,12 @@ pub async fn serve(
                             .allocate()
                     };
                     let Some(id) = id else {
-                        gw.dp.metrics.setup(SetupResult::Limit);
+                        gw.dp.metrics.setup(Protocol::Pptp, SetupResult::Limit);
                         info!(%peer, "call refused: gateway session limit");
                         pac.reject_call(now, peer_call_id, OcrpResult::Busy, None);
                         continue;
                     };
-                    let ppp = Ppp::server(ppp_server_config(&cfg), now, seed());
+                    let ppp = Ppp::server(ppp_server_config(&cfg, &cfg.pptp), now, seed());
                     let mut gre = GreChannel::new(peer_call_id, peer_recv_window, now);
                     gre.set_recv_window(recv_window);
                     let link = Arc::new(Link::new(
@@ -153,7 +153,7 @@ pub async fn serve(
                         now,
                         tx.clone(),
                         ppp,
-                        gre,
+                        Framing::Gre(gre),
                     ));
                     gw.dp.links.insert(link.clone());
                     if let Err(e) = pac.accept_call(now, peer_call_id, id) {

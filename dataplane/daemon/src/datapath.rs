@@ -1,26 +1,30 @@
 //! The per-node fast path. GRE datagrams are read in batches from the one raw
 //! socket, demultiplexed by Call ID and pushed through the session's GRE
 //! sequencing, PPP/MPPE decapsulation and the TUN write on the same thread —
-//! no task or channel hop per packet. The TUN reader does the reverse. A timer
+//! no task or channel hop per packet ([`crate::l2tp_path`] does the same for
+//! L2TP data on the UDP port). The TUN reader does the reverse. A timer
 //! thread runs the engines' timeouts. Gateway and in-repo client share all of
 //! this; they differ only in their [`Hooks`].
 
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use sluice_ppp::Event;
 use sluice_pptp::{GrePacket, GreRepr, RxVerdict, ipv4_payload_range};
 use tracing::warn;
 
-use crate::link::{Clock, Link, LinkState, LinkTable, due};
+use crate::l2tp_path::L2tpIo;
+use crate::link::{Clock, Framing, Link, LinkState, LinkTable, due};
 use crate::metrics::{Layer, Metrics};
 use crate::rawsock::{IPPROTO_GRE, RawSocket, RecvBatch};
 
 /// Shared data-path resources.
 pub struct DataPath {
     pub gre: RawSocket,
+    /// The L2TP UDP port, once L2TP is served (gateway) or used (client).
+    pub l2tp: OnceLock<L2tpIo>,
     pub links: LinkTable,
     pub tun: Option<Arc<tun_rs::SyncDevice>>,
     pub metrics: Arc<Metrics>,
@@ -36,6 +40,7 @@ impl DataPath {
     ) -> std::io::Result<DataPath> {
         Ok(DataPath {
             gre: RawSocket::open(IPPROTO_GRE, bind, Duration::from_millis(200))?,
+            l2tp: OnceLock::new(),
             links: LinkTable::default(),
             tun,
             metrics,
@@ -62,8 +67,8 @@ pub trait Hooks: Send + Sync + 'static {
     }
 }
 
-/// Drains the engines of a locked link: control frames to GRE, events to the
-/// hooks, a pending GRE acknowledgement, and the next timer deadline.
+/// Drains the engines of a locked link: control frames to the peer, events to
+/// the hooks, a pending GRE acknowledgement, and the next timer deadline.
 pub fn drive<H: Hooks>(h: &H, link: &Arc<Link>, st: &mut LinkState, now: Instant) {
     let dp = h.dp();
     // Events may produce frames and frames events; bounded so a confused
@@ -82,14 +87,20 @@ pub fn drive<H: Hooks>(h: &H, link: &Arc<Link>, st: &mut LinkState, now: Instant
             break;
         }
     }
-    if let Some(ack) = st.gre.poll_ack_only(now) {
-        let mut out = Vec::with_capacity(16);
-        ack.emit_vec(&mut out);
-        if let Err(e) = dp.gre.send_to(&out, link.peer) {
-            warn!(call = link.local_call_id, error = %e, "GRE send failed");
+    let framing_timeout = match &mut st.framing {
+        Framing::Gre(gre) => {
+            if let Some(ack) = gre.poll_ack_only(now) {
+                let mut out = Vec::with_capacity(16);
+                ack.emit_vec(&mut out);
+                if let Err(e) = dp.gre.send_to(&out, link.peer) {
+                    warn!(call = link.local_call_id, error = %e, "GRE send failed");
+                }
+            }
+            gre.poll_timeout()
         }
-    }
-    let next = match (st.ppp.poll_timeout(), st.gre.poll_timeout()) {
+        Framing::L2tp(_) => None,
+    };
+    let next = match (st.ppp.poll_timeout(), framing_timeout) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
@@ -97,20 +108,53 @@ pub fn drive<H: Hooks>(h: &H, link: &Arc<Link>, st: &mut LinkState, now: Instant
         .store(dp.clock.encode(next), Ordering::Relaxed);
 }
 
-/// Sends one PPP frame over the link's GRE channel.
-pub fn send_frame(dp: &DataPath, link: &Link, st: &mut LinkState, frame: &[u8], now: Instant) {
-    let Ok(len) = u16::try_from(frame.len()) else {
-        dp.metrics.dropped("oversize");
-        return;
-    };
-    let mut out = Vec::with_capacity(16 + frame.len());
-    if st.gre.write_header(now, len, &mut out).is_err() {
-        dp.metrics.dropped("gre_window_full");
-        return;
+/// Why a frame could not be sent (the metrics' drop reason).
+type SendFailure = &'static str;
+
+/// Frames one PPP frame for the link's carrier (GRE header or L2TP data header) into `out`
+/// and sends it to the peer.
+fn transmit(
+    dp: &DataPath,
+    link: &Link,
+    st: &mut LinkState,
+    frame: &[u8],
+    now: Instant,
+    out: &mut Vec<u8>,
+) -> Result<(), SendFailure> {
+    out.clear();
+    match &mut st.framing {
+        Framing::Gre(gre) => {
+            let len = u16::try_from(frame.len()).map_err(|_| "oversize")?;
+            gre.write_header(now, len, out)
+                .map_err(|_| "gre_window_full")?;
+            out.extend_from_slice(frame);
+            dp.gre
+                .send_to(out, link.peer)
+                .map(drop)
+                .map_err(|_| "gre_send_error")
+        }
+        Framing::L2tp(l2tp) => {
+            let io = dp.l2tp.get().ok_or("l2tp_not_open")?;
+            sluice_l2tp::emit_data_header(
+                out,
+                l2tp.peer_tunnel,
+                l2tp.peer_session,
+                l2tp.seq.next_tx(),
+            );
+            out.extend_from_slice(frame);
+            io.sock
+                .send_from(out, Some(l2tp.local), l2tp.remote)
+                .map(drop)
+                .map_err(|_| "l2tp_send_error")
+        }
     }
-    out.extend_from_slice(frame);
-    if let Err(e) = dp.gre.send_to(&out, link.peer) {
-        warn!(call = link.local_call_id, error = %e, "GRE send failed");
+}
+
+/// Sends one PPP frame over the link's carrier.
+pub fn send_frame(dp: &DataPath, link: &Link, st: &mut LinkState, frame: &[u8], now: Instant) {
+    let mut out = Vec::with_capacity(16 + frame.len());
+    if let Err(reason) = transmit(dp, link, st, frame, now, &mut out) {
+        dp.metrics.dropped(reason);
     }
 }
 
@@ -121,7 +165,7 @@ pub struct TxScratch {
     out: Vec<u8>,
 }
 
-/// Encapsulates one IP packet (PPP, MPPE, GRE) and sends it to the link's peer.
+/// Encapsulates one IP packet (PPP, MPPE, GRE or L2TP) and sends it to the link's peer.
 pub fn send_ip(
     dp: &DataPath,
     link: &Link,
@@ -135,18 +179,9 @@ pub fn send_ip(
         dp.metrics.dropped("link_not_ready");
         return false;
     }
-    let Ok(len) = u16::try_from(scratch.ppp.len()) else {
-        dp.metrics.dropped("oversize");
-        return false;
-    };
-    scratch.out.clear();
-    if st.gre.write_header(now, len, &mut scratch.out).is_err() {
-        dp.metrics.dropped("gre_window_full");
-        return false;
-    }
-    scratch.out.extend_from_slice(&scratch.ppp);
-    match dp.gre.send_to(&scratch.out, link.peer) {
-        Ok(_) => {
+    let TxScratch { ppp, out } = scratch;
+    match transmit(dp, link, st, ppp, now, out) {
+        Ok(()) => {
             link.stats.tx_packets.fetch_add(1, Ordering::Relaxed);
             link.stats
                 .tx_bytes
@@ -155,8 +190,8 @@ pub fn send_ip(
             dp.metrics.tx_bytes.inc_by(ip.len() as u64);
             true
         }
-        Err(_) => {
-            dp.metrics.dropped("gre_send_error");
+        Err(reason) => {
+            dp.metrics.dropped(reason);
             false
         }
     }
@@ -202,34 +237,16 @@ pub fn handle_datagram<H: Hooks>(h: &H, buf: &mut [u8], now: Instant) {
     if st.closed {
         return;
     }
-    match st.gre.on_receive(now, &repr) {
+    let Framing::Gre(gre_channel) = &mut st.framing else {
+        dp.metrics.dropped("unknown_call_id");
+        return;
+    };
+    match gre_channel.on_receive(now, &repr) {
         RxVerdict::Accept => {
             let start = repr.header_len();
             let end = start + usize::from(repr.payload_len);
             if let Some(payload) = gre.get_mut(start..end) {
-                match st.ppp.handle_input(now, payload) {
-                    Ok(Some(ip)) if !h.accept_source(&st, ip) => {
-                        dp.metrics.dropped("spoofed_source");
-                    }
-                    Ok(Some(ip)) => {
-                        link.stats.rx_packets.fetch_add(1, Ordering::Relaxed);
-                        link.stats
-                            .rx_bytes
-                            .fetch_add(ip.len() as u64, Ordering::Relaxed);
-                        dp.metrics.rx_packets.inc();
-                        dp.metrics.rx_bytes.inc_by(ip.len() as u64);
-                        match &dp.tun {
-                            Some(tun) => {
-                                if tun.send(ip).is_err() {
-                                    dp.metrics.dropped("tun_write_error");
-                                }
-                            }
-                            None => h.deliver(&link, ip),
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => dp.metrics.malformed(Layer::from(e.layer())),
-                }
+                receive_frame(h, &link, &mut st, payload, now);
             }
         }
         RxVerdict::AckOnly => {}
@@ -237,6 +254,41 @@ pub fn handle_datagram<H: Hooks>(h: &H, buf: &mut [u8], now: Instant) {
         RxVerdict::OutOfWindow => dp.metrics.dropped("gre_out_of_order"),
     }
     drive(h, &link, &mut st, now);
+}
+
+/// Feeds one received PPP frame to the link's engine; decapsulated IP goes to
+/// the TUN device (or the hooks' sink) once the source is accepted.
+pub fn receive_frame<H: Hooks>(
+    h: &H,
+    link: &Link,
+    st: &mut LinkState,
+    frame: &mut [u8],
+    now: Instant,
+) {
+    let dp = h.dp();
+    match st.ppp.handle_input(now, frame) {
+        Ok(Some(ip)) if !h.accept_source(st, ip) => {
+            dp.metrics.dropped("spoofed_source");
+        }
+        Ok(Some(ip)) => {
+            link.stats.rx_packets.fetch_add(1, Ordering::Relaxed);
+            link.stats
+                .rx_bytes
+                .fetch_add(ip.len() as u64, Ordering::Relaxed);
+            dp.metrics.rx_packets.inc();
+            dp.metrics.rx_bytes.inc_by(ip.len() as u64);
+            match &dp.tun {
+                Some(tun) => {
+                    if tun.send(ip).is_err() {
+                        dp.metrics.dropped("tun_write_error");
+                    }
+                }
+                None => h.deliver(link, ip),
+            }
+        }
+        Ok(None) => {}
+        Err(e) => dp.metrics.malformed(Layer::from(e.layer())),
+    }
 }
 
 /// Reads the raw GRE socket until stopped.
@@ -310,7 +362,9 @@ pub fn timer_loop<H: Hooks>(h: Arc<H>, tick: Duration) {
                 continue;
             }
             st.ppp.handle_timeout(now);
-            st.gre.handle_timeout(now);
+            if let Framing::Gre(gre) = &mut st.framing {
+                gre.handle_timeout(now);
+            }
             drive(&*h, &link, &mut st, now);
         }
     }

@@ -11,6 +11,8 @@ use std::time::SystemTime;
 use prometheus_client::metrics::counter::Counter;
 use sluice_proto::v1 as pb;
 
+use crate::metrics::Protocol;
+
 /// Default bound on queued events.
 pub const DEFAULT_CAPACITY: usize = 4096;
 
@@ -69,6 +71,7 @@ pub fn unix_now() -> i64 {
 
 /// What one event says, besides its kind.
 pub struct Details<'a> {
+    pub protocol: Protocol,
     pub username: &'a str,
     pub source: &'a str,
     pub caller: Ipv4Addr,
@@ -76,14 +79,14 @@ pub struct Details<'a> {
     pub reason: &'a str,
 }
 
-/// A PPTP session event stamped with the current time.
-pub fn pptp_event(kind: pb::SessionEventKind, d: Details<'_>) -> pb::SessionEvent {
+/// A session event stamped with the current time.
+pub fn session_event(kind: pb::SessionEventKind, d: Details<'_>) -> pb::SessionEvent {
     pb::SessionEvent {
         kind: kind as i32,
         username: d.username.to_owned(),
         source: d.source.to_owned(),
         time_unix: unix_now(),
-        protocol: "pptp".into(),
+        protocol: d.protocol.as_str().into(),
         caller_address: d.caller.to_string(),
         address: d.address.map(|a| a.to_string()).unwrap_or_default(),
         reason: d.reason.to_owned(),
@@ -95,9 +98,10 @@ mod tests {
     use super::*;
 
     fn event(n: u8) -> pb::SessionEvent {
-        pptp_event(
+        session_event(
             pb::SessionEventKind::Up,
             Details {
+                protocol: Protocol::Pptp,
                 username: &format!("u{n}"),
                 source: "",
                 caller: Ipv4Addr::new(192, 0, 2, n),

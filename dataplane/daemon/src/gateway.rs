@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 use ipnet::Ipv4Net;
 use sluice_ppp::{AuthProto, DownReason, Event};
 use sluice_proto::v1::SessionEventKind;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::callid::CallIds;
@@ -35,6 +35,8 @@ pub struct Gateway {
     pub max_calls_per_connection: u16,
     /// Agent mode: session events for the operator (`None` standalone, which then pays nothing).
     pub events: Option<EventQueue>,
+    /// Tells the L2TP control task to close every tunnel (StopCCN) and end.
+    pub l2tp_shutdown: watch::Sender<bool>,
 }
 
 /// Default for [`Gateway::max_calls_per_connection`].
@@ -83,6 +85,7 @@ impl Gateway {
             routes,
             max_calls_per_connection: DEFAULT_MAX_CALLS_PER_CONNECTION,
             events: None,
+            l2tp_shutdown: watch::channel(false).0,
         };
         gw.update_pool_metrics();
         gw
@@ -109,13 +112,17 @@ impl Gateway {
         &self,
         cfg: &'a Runtime,
         username: &str,
+        protocol: Protocol,
     ) -> Result<&'a UserEntry, (SetupResult, String)> {
         let user = cfg.users.get(username).ok_or((
             SetupResult::AuthFailed,
             "unknown or disabled user".to_owned(),
         ))?;
-        if !user.pptp {
-            return Err((SetupResult::Limit, "user may not use pptp".into()));
+        if !user.may_use(protocol) {
+            return Err((
+                SetupResult::Limit,
+                format!("user may not use {}", protocol.as_str()),
+            ));
         }
         let current = lock(&self.user_sessions)
             .get(username)
@@ -150,17 +157,17 @@ impl Gateway {
         }
     }
 
-    fn record_setup(&self, st: &mut LinkState, result: SetupResult) {
+    fn record_setup(&self, link: &Link, st: &mut LinkState, result: SetupResult) {
         if !st.setup_recorded {
             st.setup_recorded = true;
-            self.dp.metrics.setup(result);
+            self.dp.metrics.setup(link.protocol, result);
         }
     }
 
     /// Queues a session event for the operator (agent mode only).
     fn report(&self, kind: SessionEventKind, details: Details<'_>) {
         if let Some(q) = &self.events {
-            q.push(events::pptp_event(kind, details));
+            q.push(events::session_event(kind, details));
         }
     }
 
@@ -199,6 +206,7 @@ impl Gateway {
             self.report(
                 SessionEventKind::Down,
                 Details {
+                    protocol: link.protocol,
                     username: st.username.as_deref().unwrap_or(""),
                     source: &st.source,
                     caller: link.peer,
@@ -228,10 +236,11 @@ impl Gateway {
                 .metrics
                 .sessions_active
                 .get_or_create(&ProtoLabels {
-                    protocol: Protocol::Pptp,
+                    protocol: link.protocol,
                 })
                 .dec();
             info!(
+                protocol = link.protocol.as_str(),
                 user = st.username.as_deref().unwrap_or(""),
                 caller = %link.peer,
                 call_id = link.local_call_id,
@@ -242,8 +251,9 @@ impl Gateway {
                 "session down"
             );
         } else {
-            self.record_setup(st, result);
+            self.record_setup(link, st, result);
             info!(
+                protocol = link.protocol.as_str(),
                 user = st.username.as_deref().unwrap_or(""),
                 caller = %link.peer,
                 call_id = link.local_call_id,
@@ -285,8 +295,8 @@ impl Gateway {
     }
 
     /// Applies a new configuration: new logins use it at once; sessions of
-    /// users that were removed, disabled or lost the pptp service are closed;
-    /// every other session is left alone.
+    /// users that were removed, disabled or lost the service (or whose protocol
+    /// was disabled) are closed; every other session is left alone.
     pub fn apply(self: &Arc<Self>, new: Runtime) {
         let new = Arc::new(new);
         let old = {
@@ -303,13 +313,22 @@ impl Gateway {
                 "spec.pptp.port changed: the listener keeps the old port until restart"
             );
         }
+        if old.l2tp.enabled && new.l2tp.enabled && old.l2tp.port != new.l2tp.port {
+            warn!(
+                old = old.l2tp.port,
+                new = new.l2tp.port,
+                "spec.l2tp.port changed: the L2TP port stays the old one until restart"
+            );
+        }
         let mut closed = 0;
         for link in self.dp.links.all() {
             let user = link.lock().username.clone();
             let Some(user) = user else { continue };
-            let keep = new.users.get(&user).is_some_and(|u| {
-                u.pptp && old.users.get(&user).map(|o| o.remote_address) == Some(u.remote_address)
-            });
+            let keep = new.serves(link.protocol)
+                && new.users.get(&user).is_some_and(|u| {
+                    u.may_use(link.protocol)
+                        && old.users.get(&user).map(|o| o.remote_address) == Some(u.remote_address)
+                });
             if !keep {
                 info!(%user, call_id = link.local_call_id, "user removed, disabled or changed address: disconnecting");
                 self.close(&link, "user removed or disabled by configuration");
@@ -334,14 +353,14 @@ impl Hooks for Gateway {
             Event::AuthRequest { username, method } => {
                 let cfg = self.config();
                 st.refusal = None;
-                let credential = match self.admissible(&cfg, &username) {
+                let credential = match self.admissible(&cfg, &username, link.protocol) {
                     Ok(user) => Some(user.credential.as_ppp()),
                     Err((result, why)) => {
                         info!(user = %username, caller = %link.peer, reason = %why, "login refused");
                         if result != SetupResult::AuthFailed {
                             // Refused by policy: count it as such, not as a bad password.
                             st.policy_refused = true;
-                            self.record_setup(st, result);
+                            self.record_setup(link, st, result);
                         }
                         st.refusal = Some(why);
                         None
@@ -362,7 +381,7 @@ impl Hooks for Gateway {
                 };
                 if let Err(why) = self.count_user(user) {
                     info!(user = %username, reason = %why, "session limit reached");
-                    self.record_setup(st, SetupResult::Limit);
+                    self.record_setup(link, st, SetupResult::Limit);
                     st.ppp.close(now, &why);
                     return;
                 }
@@ -385,7 +404,7 @@ impl Hooks for Gateway {
                     }
                     Err(e) => {
                         warn!(user = %username, error = %e, "no address for session");
-                        self.record_setup(st, SetupResult::PoolExhausted);
+                        self.record_setup(link, st, SetupResult::PoolExhausted);
                         st.ppp.close(now, &e.to_string());
                     }
                 }
@@ -425,6 +444,7 @@ impl Hooks for Gateway {
                     self.report(
                         SessionEventKind::AuthFailure,
                         Details {
+                            protocol: link.protocol,
                             username: &username,
                             source: user.map_or("", |u| u.source.as_str()),
                             caller: link.peer,
@@ -453,18 +473,19 @@ impl Hooks for Gateway {
                     .metrics
                     .sessions_active
                     .get_or_create(&ProtoLabels {
-                        protocol: Protocol::Pptp,
+                        protocol: link.protocol,
                     })
                     .inc();
-                self.record_setup(st, SetupResult::Ok);
+                self.record_setup(link, st, SetupResult::Ok);
                 self.dp
                     .metrics
                     .setup_duration
                     .get_or_create(&ProtoLabels {
-                        protocol: Protocol::Pptp,
+                        protocol: link.protocol,
                     })
                     .observe(now.saturating_duration_since(link.created).as_secs_f64());
                 info!(
+                    protocol = link.protocol.as_str(),
                     user = st.username.as_deref().unwrap_or(""),
                     address = %peer,
                     caller = %link.peer,
@@ -475,6 +496,7 @@ impl Hooks for Gateway {
                 self.report(
                     SessionEventKind::Up,
                     Details {
+                        protocol: link.protocol,
                         username: st.username.as_deref().unwrap_or(""),
                         source: &st.source,
                         caller: link.peer,

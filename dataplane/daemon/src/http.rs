@@ -83,7 +83,7 @@ pub fn sessions(gw: &Gateway) -> Vec<SessionInfo> {
             SessionInfo {
                 user: st.username.clone().unwrap_or_default(),
                 source: st.source.clone(),
-                protocol: "pptp".into(),
+                protocol: l.protocol.as_str().into(),
                 address: st.address.map(|a| a.to_string()),
                 caller: l.peer.to_string(),
                 call_id: l.local_call_id,

@@ -1,23 +1,52 @@
-//! A link is one PPP session carried by one PPTP call over enhanced GRE —
-//! on the gateway (PAC role) or in the in-repo client (PNS role). The link
-//! table demultiplexes GRE by our Call ID and TUN traffic by tunnel address.
+//! A link is one PPP session, carried by a PPTP call over enhanced GRE or by
+//! an L2TP session over UDP — on the gateway (PAC / LNS role) or in the
+//! in-repo client (PNS / LAC role). The link table demultiplexes GRE by our
+//! Call ID, L2TP data by our Session ID (one node-wide ID space for both), and
+//! TUN traffic by tunnel address.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Instant, SystemTime};
 
 use ipnet::Ipv4Net;
+use sluice_l2tp::DataSequencer;
 use sluice_ppp::{AuthProto, Encoding, Ppp};
 use sluice_pptp::GreChannel;
 use tokio::sync::mpsc;
 
+use crate::metrics::Protocol;
+
 /// Commands from the data path to the control connection that owns a call.
 #[derive(Debug)]
 pub enum CtlCmd {
-    /// The PPP session of this call ended: tell the peer (Call-Disconnect-Notify).
+    /// The PPP session of this call ended: tell the peer (PPTP Call-Disconnect-Notify,
+    /// L2TP CDN).
     CallDown { local_call_id: u16, cause: String },
+}
+
+/// How a link's PPP frames travel, with the per-link state of that framing.
+pub enum Framing {
+    /// PPTP: enhanced GRE (RFC 2637 §4) over the node's raw GRE socket.
+    Gre(GreChannel),
+    /// L2TP data messages (RFC 2661 §5.4) over the node's L2TP UDP port.
+    L2tp(L2tpFraming),
+}
+
+/// Addressing and sequencing of one L2TP session's data messages.
+pub struct L2tpFraming {
+    /// Our Tunnel ID (data from the peer carries it).
+    pub local_tunnel: u16,
+    /// The peer's Tunnel and Session IDs (data we send carries them).
+    pub peer_tunnel: u16,
+    pub peer_session: u16,
+    /// The peer's address and port: the only accepted source, and where data goes.
+    pub remote: SocketAddrV4,
+    /// The local address the tunnel's datagrams arrive on: ours leave from it.
+    pub local: Ipv4Addr,
+    /// Data-message sequencing (RFC 2661 §5.4), on when the peer asks for it.
+    pub seq: DataSequencer,
 }
 
 /// Byte and packet counters of one link (IP payload, both directions).
@@ -32,7 +61,7 @@ pub struct LinkStats {
 /// Mutable state of a link, behind its lock.
 pub struct LinkState {
     pub ppp: Ppp,
-    pub gre: GreChannel,
+    pub framing: Framing,
     pub username: Option<String>,
     /// "namespace/name" of the authenticated user's VpnUser (empty until then).
     pub source: String,
@@ -61,11 +90,15 @@ pub struct LinkState {
     pub down_reason: Option<String>,
 }
 
-/// One PPP-over-GRE session.
+/// One PPP session (over GRE or L2TP).
 pub struct Link {
+    pub protocol: Protocol,
+    /// Our PPTP Call ID or L2TP Session ID (unique on this node across both).
     pub local_call_id: u16,
+    /// The peer's PPTP Call ID or L2TP Session ID.
     pub peer_call_id: u16,
-    /// The peer's public address: GRE destination and the only accepted GRE source.
+    /// The peer's public address: GRE destination and the only accepted GRE source
+    /// (for L2TP, the address of [`L2tpFraming::remote`]).
     pub peer: Ipv4Addr,
     pub created: Instant,
     pub ctl: mpsc::UnboundedSender<CtlCmd>,
@@ -85,9 +118,13 @@ impl Link {
         now: Instant,
         ctl: mpsc::UnboundedSender<CtlCmd>,
         ppp: Ppp,
-        gre: GreChannel,
+        framing: Framing,
     ) -> Link {
         Link {
+            protocol: match framing {
+                Framing::Gre(_) => Protocol::Pptp,
+                Framing::L2tp(_) => Protocol::L2tp,
+            },
             local_call_id,
             peer_call_id,
             peer,
@@ -98,7 +135,7 @@ impl Link {
             dead: AtomicBool::new(false),
             state: Mutex::new(LinkState {
                 ppp,
-                gre,
+                framing,
                 username: None,
                 source: String::new(),
                 refusal: None,

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use sluice_dataplane::agent::{TlsReload, tls};
+use sluice_dataplane::l2tp_path::ControlRate;
 use sluice_dataplane::server::HostOptions;
 use sluice_dataplane::{bench, client_cli, config, managed, server, sessions_cmd};
 use tracing_subscriber::EnvFilter;
@@ -80,6 +81,9 @@ struct HostArgs {
     /// Bound on calls per PPTP control connection (stock clients use one).
     #[arg(long, default_value_t = sluice_dataplane::gateway::DEFAULT_MAX_CALLS_PER_CONNECTION)]
     max_calls_per_connection: u16,
+    /// L2TP control messages per second accepted from one source address (0: unlimited).
+    #[arg(long, default_value_t = ControlRate::default().per_second)]
+    l2tp_control_rate: u32,
 }
 
 impl HostArgs {
@@ -91,6 +95,10 @@ impl HostArgs {
             forwarding: !self.no_forwarding,
             max_control_connections: self.max_control_connections,
             max_calls_per_connection: self.max_calls_per_connection,
+            l2tp_control_rate: ControlRate {
+                per_second: self.l2tp_control_rate,
+                burst: self.l2tp_control_rate.saturating_mul(2),
+            },
         }
     }
 }

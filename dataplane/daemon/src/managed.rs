@@ -56,7 +56,7 @@ impl ManagedGateway {
 
     fn apply_runtime(&self, cfg: Runtime) -> Result<(), String> {
         if let Some(gw) = self.state.gateway() {
-            server::reconfigure(gw, &self.host.tun, cfg);
+            server::reconfigure(gw, &self.host, cfg);
             return Ok(());
         }
         let queue = EventQueue::new(

@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Protocol {
     Pptp,
+    L2tp,
 }
 
 /// Outcome of a session setup attempt.
@@ -59,6 +60,7 @@ pub enum Layer {
     Ip,
     Pptp,
     Gre,
+    L2tp,
     Ppp,
     Lcp,
     Ipcp,
@@ -98,7 +100,7 @@ macro_rules! label_values {
 }
 
 label_values! {
-    Protocol { Pptp => "pptp" }
+    Protocol { Pptp => "pptp", L2tp => "l2tp" }
     SetupResult {
         Ok => "ok",
         AuthFailed => "auth_failed",
@@ -115,6 +117,7 @@ label_values! {
         Ip => "ip",
         Pptp => "pptp",
         Gre => "gre",
+        L2tp => "l2tp",
         Ppp => "ppp",
         Lcp => "lcp",
         Ipcp => "ipcp",
@@ -178,6 +181,10 @@ pub struct Metrics {
     pub malformed: Family<LayerLabels, Counter>,
     pub dropped: Family<ReasonLabels, Counter>,
     pub control_connections: Gauge,
+    /// L2TP tunnels (control connections) that exist, in setup or established.
+    pub l2tp_tunnels: Gauge,
+    /// L2TP control messages (ZLB acknowledgements included) by direction.
+    pub l2tp_control: Family<DirLabels, Counter>,
     pub reloads: Family<ResultLabels, Counter>,
     pub config: Family<ConfigLabels, Gauge>,
     pub pool_used: Gauge,
@@ -223,6 +230,8 @@ impl Metrics {
             malformed: Family::default(),
             dropped: Family::default(),
             control_connections: Gauge::default(),
+            l2tp_tunnels: Gauge::default(),
+            l2tp_control: Family::default(),
             reloads: Family::default(),
             config: Family::default(),
             pool_used: Gauge::default(),
@@ -302,6 +311,16 @@ impl Metrics {
             m.control_connections.clone(),
         );
         registry.register(
+            "l2tp_tunnels",
+            "L2TP tunnels (in setup or established)",
+            m.l2tp_tunnels.clone(),
+        );
+        registry.register(
+            "l2tp_control_messages",
+            "L2TP control messages (ZLB acknowledgements included), by direction",
+            m.l2tp_control.clone(),
+        );
+        registry.register(
             "config_reloads",
             "Configuration reloads (standalone) or applies from the operator (agent), by result",
             m.reloads.clone(),
@@ -364,12 +383,9 @@ impl Metrics {
         self.dropped.get_or_create(&ReasonLabels { reason }).inc();
     }
 
-    pub fn setup(&self, result: SetupResult) {
+    pub fn setup(&self, protocol: Protocol, result: SetupResult) {
         self.setups
-            .get_or_create(&SetupLabels {
-                protocol: Protocol::Pptp,
-                result,
-            })
+            .get_or_create(&SetupLabels { protocol, result })
             .inc();
     }
 }

@@ -19,8 +19,10 @@ use crate::datapath::{DataPath, gre_rx_loop, timer_loop, tun_rx_loop};
 use crate::events::EventQueue;
 use crate::gateway::Gateway;
 use crate::http::{self, HttpState};
+use crate::l2tp_path::{ControlRate, L2tpIo, l2tp_rx_loop};
 use crate::metrics::{Metrics, ResultLabels};
-use crate::{control, netcfg};
+use crate::udpsock::UdpPort;
+use crate::{control, lns, netcfg};
 
 /// How this host runs a gateway, whatever the configuration says.
 #[derive(Debug, Clone)]
@@ -32,8 +34,10 @@ pub struct HostOptions {
     pub http: SocketAddr,
     pub forwarding: bool,
     pub max_control_connections: usize,
-    /// Calls per PPTP control connection.
+    /// Calls per PPTP control connection (and sessions per L2TP tunnel).
     pub max_calls_per_connection: u16,
+    /// Per-source budget of L2TP control messages.
+    pub l2tp_control_rate: ControlRate,
 }
 
 impl HostOptions {
@@ -46,7 +50,12 @@ impl HostOptions {
     pub fn log_ready(&self, gw: &Gateway) {
         let cfg = gw.config();
         let listen = self.listen_addr(cfg.pptp_port);
-        info!(%listen, tun = %self.tun, http = %self.http, version = %cfg.version, "gateway ready");
+        if cfg.l2tp.enabled {
+            let l2tp = self.listen_addr(cfg.l2tp.port);
+            info!(%listen, %l2tp, tun = %self.tun, http = %self.http, version = %cfg.version, "gateway ready");
+        } else {
+            info!(%listen, tun = %self.tun, http = %self.http, version = %cfg.version, "gateway ready");
+        }
     }
 }
 
@@ -79,6 +88,7 @@ pub fn start(
     if !cfg.pptp_enabled {
         warn!("spec.pptp.enabled is false: the gateway accepts no PPTP calls");
     }
+    warn_plain_l2tp(&cfg);
     let tun = netcfg::create_tun(&host.tun, cfg.mtu, Some(cfg.local_address))
         .map_err(|e| e.to_string())?;
     netcfg::route_replace(&host.tun, cfg.pool).map_err(|e| e.to_string())?;
@@ -104,7 +114,58 @@ pub fn start(
         return Err(e);
     }
     spawn_accept_loop(gw.clone(), listener, host.max_control_connections);
+    if gw.config().l2tp.enabled
+        && let Err(e) = start_l2tp(&gw, host)
+    {
+        gw.dp.stop.store(true, Ordering::Relaxed);
+        return Err(e);
+    }
     Ok(gw)
+}
+
+/// Logs the warning plain L2TP deserves (RFC 2661 §9.1: L2TP itself encrypts nothing).
+fn warn_plain_l2tp(cfg: &Runtime) {
+    if cfg.l2tp.enabled && cfg.l2tp.allow_unencrypted {
+        warn!(
+            port = cfg.l2tp.port,
+            "spec.l2tp.allowUnencrypted is true: L2TP is served WITHOUT IPsec; sessions are \
+             not encrypted unless MPPE is negotiated (spec.l2tp.encryption)"
+        );
+    }
+}
+
+/// Opens the L2TP UDP port and starts its receive thread and control task
+/// (once; later calls do nothing).
+pub fn start_l2tp(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), String> {
+    if gw.dp.l2tp.get().is_some() {
+        return Ok(());
+    }
+    let port = gw.config().l2tp.port;
+    let sock = UdpPort::open(host.bind, port, Duration::from_millis(200)).map_err(|e| {
+        format!(
+            "binding udp/{port} for L2TP on {}: {e}",
+            host.bind.unwrap_or(Ipv4Addr::UNSPECIFIED)
+        )
+    })?;
+    let (io, control) = L2tpIo::new(sock, host.l2tp_control_rate);
+    if gw.dp.l2tp.set(io).is_err() {
+        return Ok(());
+    }
+    let g = gw.clone();
+    std::thread::Builder::new()
+        .name("sluice-l2tp-rx".into())
+        .spawn(move || l2tp_rx_loop(g))
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(lns::run(
+        gw.clone(),
+        control,
+        gw.l2tp_shutdown.subscribe(),
+        lns::Limits {
+            tunnels: host.max_control_connections.max(1),
+            sessions_per_tunnel: usize::from(host.max_calls_per_connection.max(1)),
+        },
+    ));
+    Ok(())
 }
 
 fn spawn_threads(gw: &Arc<Gateway>) -> Result<(), String> {
@@ -149,10 +210,18 @@ fn spawn_accept_loop(gw: Arc<Gateway>, listener: TcpListener, max_connections: u
 }
 
 /// Applies a new configuration to a running gateway: host changes (pool
-/// route, masquerade) first, then [`Gateway::apply`].
-pub fn reconfigure(gw: &Arc<Gateway>, tun: &str, new: Runtime) {
-    apply_host_changes(gw, tun, &new);
+/// route, masquerade, the L2TP port when L2TP is newly enabled) first, then
+/// [`Gateway::apply`].
+pub fn reconfigure(gw: &Arc<Gateway>, host: &HostOptions, new: Runtime) {
+    apply_host_changes(gw, &host.tun, &new);
+    let l2tp = new.l2tp.enabled;
+    if l2tp && !gw.config().l2tp.enabled {
+        warn_plain_l2tp(&new);
+    }
     gw.apply(new);
+    if l2tp && let Err(e) = start_l2tp(gw, host) {
+        error!(error = %e, "starting L2TP failed");
+    }
 }
 
 /// Closes every session (LCP Terminate + Call-Disconnect-Notify), stops the
@@ -166,6 +235,11 @@ pub async fn stop(gw: &Arc<Gateway>, tun: &str) {
         gw.close(&link, "gateway shutting down");
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // StopCCN to every L2TP tunnel; the control task ends once they are acknowledged.
+    let _ = gw.l2tp_shutdown.send(true);
+    if gw.dp.l2tp.get().is_some() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     gw.dp.stop.store(true, Ordering::Relaxed);
     let _ = netcfg::set_masquerade(tun, gw.config().pool, false);
 }
@@ -217,7 +291,7 @@ fn reload(gw: &Arc<Gateway>, opts: &ServeOptions, why: &str) {
     info!(reason = why, "reloading configuration");
     match config::load_file(&opts.manifests, opts.gateway.as_deref()) {
         Ok(new) => {
-            reconfigure(gw, &opts.host.tun, new);
+            reconfigure(gw, &opts.host, new);
             count_apply(&gw.dp.metrics, true);
         }
         Err(e) => {

@@ -123,6 +123,7 @@ fn config(version: &str, users: Vec<pb::User>) -> pb::GatewayConfig {
             mppe_key_lengths: vec![128],
             mppe_stateful: pb::StatefulMppe::Refuse as i32,
         }),
+        l2tp: None,
         ppp: Some(pb::PppSettings {
             mtu: 1400,
             mru: 1400,

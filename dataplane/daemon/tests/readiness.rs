@@ -38,6 +38,7 @@ fn host() -> HostOptions {
         forwarding: false,
         max_control_connections: 10,
         max_calls_per_connection: 1,
+        l2tp_control_rate: Default::default(),
     }
 }
 

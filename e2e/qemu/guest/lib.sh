@@ -85,3 +85,72 @@ not() { ! "$@"; }
 pptp_gone() { [ "$(pptp_exit "$@")" != running ]; }
 # acked UNIT TEXT: pppd acknowledged an LCP ConfReq containing TEXT (e.g. "<auth chap MS>").
 acked() { grep -F "sent [LCP ConfAck" "/tmp/pppd-$1.log" | grep -qF "$2"; }
+
+# l2tp_start USER PASSWORD [xl2tpd LAC lines...]: stock xl2tpd (LAC) + pppd, one tunnel and
+# one session to the gateway, interface ppp0, pppd's debug log in /tmp/pppd-0.log and
+# xl2tpd's in /tmp/xl2tpd.log. The pppd side allows only MS-CHAPv2 and asks for no MPPE
+# (L2TP sessions carry none by default). Extra arguments are added to the [lac] section.
+l2tp_start() {
+  local user=$1 pw=$2; shift 2
+  mkdir -p /etc/xl2tpd /var/run/xl2tpd
+  : >/tmp/pppd-0.log
+  cat >/etc/xl2tpd/xl2tpd.conf <<CONF
+[global]
+port = 1701
+debug tunnel = yes
+debug avp = yes
+
+[lac sluice]
+lns = $SERVER
+redial = no
+require authentication = no
+pppoptfile = /etc/ppp/options.l2tp-sluice
+length bit = yes
+$(printf '%s\n' "$@")
+CONF
+  cat >/etc/ppp/options.l2tp-sluice <<OPTS
+name $user
+password $pw
+remotename sluice
+refuse-pap
+refuse-eap
+refuse-chap
+refuse-mschap
+noauth
+usepeerdns
+nodefaultroute
+noipdefault
+nobsdcomp
+nodeflate
+noccp
+unit 0
+debug
+logfile /tmp/pppd-0.log
+OPTS
+  xl2tpd -D -c /etc/xl2tpd/xl2tpd.conf -p /var/run/xl2tpd.pid -C /var/run/xl2tpd/l2tp-control \
+    >/tmp/xl2tpd.log 2>&1 &
+  XL2TPD=$!
+  local i=0
+  while [ $i -lt 50 ] && [ ! -p /var/run/xl2tpd/l2tp-control ]; do sleep 0.1; i=$((i + 1)); done
+  echo "c sluice" >/var/run/xl2tpd/l2tp-control
+}
+
+# l2tp_wait [SECONDS]: wait until ppp0 is up with its address (0) or xl2tpd exits (1).
+l2tp_wait() {
+  local t=${1:-30} i=0
+  while [ $i -lt $((t * 10)) ]; do
+    grep -q "^Script /etc/ppp/ip-up finished" /tmp/pppd-0.log && return 0
+    kill -0 "$XL2TPD" 2>/dev/null || return 1
+    sleep 0.1; i=$((i + 1))
+  done
+  return 1
+}
+
+# l2tp_stop: hang up the session and the tunnel (xl2tpd sends CDN and StopCCN), then stop.
+l2tp_stop() {
+  echo "d sluice" >/var/run/xl2tpd/l2tp-control 2>/dev/null || true
+  local i=0
+  while [ $i -lt 50 ] && pgrep -x pppd >/dev/null; do sleep 0.1; i=$((i + 1)); done
+  kill "$XL2TPD" 2>/dev/null || true
+  wait "$XL2TPD" 2>/dev/null || true
+}

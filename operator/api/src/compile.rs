@@ -11,21 +11,23 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use sluice_proto::v1::{
-    AuthMethod, EncryptionPolicy, GatewayConfig, NatSettings, PppSettings, PptpSettings,
-    StatefulMppe as WireStateful, User,
+    AuthMethod, EncryptionPolicy, GatewayConfig, L2tpSettings, NatSettings, PppSettings,
+    PptpSettings, StatefulMppe as WireStateful, User,
 };
 
 use crate::duration::parse_go_duration;
 use crate::error::{ConfigError, FieldError, object_name};
 use crate::gateway::{
-    AuthenticationMethod, Encryption, MAX_MTU, MIN_MTU, StatefulMppe, VpnGateway,
+    AuthenticationMethod, Encryption, MAX_MTU, MIN_MTU, MppeSpec, StatefulMppe, VpnGateway,
 };
 use crate::manifest::Manifests;
 use crate::user::VpnUser;
 
 /// Longest user name or password: PAP/CHAP carry them with a one-octet length (RFC 1334 §2.2.1).
 pub const MAX_CREDENTIAL_BYTES: usize = 255;
-/// Longest keepalive timeout, in seconds.
+/// Longest L2TP tunnel secret.
+pub const MAX_TUNNEL_SECRET_BYTES: usize = 1024;
+/// Longest keepalive timeout (and L2TP HELLO interval), in seconds.
 pub const MAX_KEEPALIVE_SECONDS: u64 = 3600;
 /// Most DNS servers IPCP can offer (RFC 1877: primary and secondary).
 pub const MAX_DNS_SERVERS: usize = 2;
@@ -63,49 +65,57 @@ pub fn compile(
     if pptp.port == 0 {
         errs.push("spec.pptp.port", "must be between 1 and 65535");
     }
-    if pptp.authentication.is_empty() {
-        errs.push("spec.pptp.authentication", "must list at least one method");
-    }
-    let mut seen_auth = HashSet::new();
-    for (i, m) in pptp.authentication.iter().enumerate() {
-        if !seen_auth.insert(*m) {
+    let pptp_keys = ppp_policy(
+        &mut errs,
+        "spec.pptp",
+        &pptp.authentication,
+        pptp.encryption,
+        &pptp.mppe,
+    );
+
+    // --- spec.l2tp
+    let l2tp = &spec.l2tp;
+    let mut l2tp_keys = Vec::new();
+    let mut tunnel_secret = Vec::new();
+    let mut hello = 0;
+    if l2tp.enabled {
+        if l2tp.port == 0 {
+            errs.push("spec.l2tp.port", "must be between 1 and 65535");
+        }
+        if !l2tp.allow_unencrypted {
             errs.push(
-                format!("spec.pptp.authentication[{i}]"),
-                format!("{} is listed twice", auth_name(*m)),
+                "spec.l2tp.allowUnencrypted",
+                "must be true to enable L2TP: IPsec is not available yet, and L2TP alone \
+                 encrypts nothing (set it only on networks that are already protected)",
             );
         }
-    }
-    let has_mschap = pptp.authentication.iter().any(|m| m.is_mschap());
-    if matches!(pptp.encryption, Encryption::Require | Encryption::Prefer)
-        && !has_mschap
-        && !pptp.authentication.is_empty()
-    {
-        errs.push(
-            "spec.pptp.encryption",
-            format!(
-                "{} needs mschapv1 or mschapv2 in spec.pptp.authentication (MPPE keys come from MS-CHAP)",
-                encryption_name(pptp.encryption)
-            ),
+        l2tp_keys = ppp_policy(
+            &mut errs,
+            "spec.l2tp",
+            &l2tp.authentication,
+            l2tp.encryption,
+            &l2tp.mppe,
         );
-    }
-    if pptp.mppe.key_lengths.is_empty() {
-        errs.push(
-            "spec.pptp.mppe.keyLengths",
-            "must list at least one of 40, 56, 128",
-        );
-    }
-    let mut key_lengths = Vec::new();
-    for (i, &len) in pptp.mppe.key_lengths.iter().enumerate() {
-        let field = format!("spec.pptp.mppe.keyLengths[{i}]");
-        if !MPPE_KEY_LENGTHS.contains(&len) {
-            errs.push(field, format!("{len} is not one of 40, 56, 128"));
-        } else if key_lengths.contains(&len) {
-            errs.push(field, format!("{len} is listed twice"));
-        } else {
-            key_lengths.push(len);
+        hello = seconds(&mut errs, "spec.l2tp.helloInterval", &l2tp.hello_interval);
+        if let Some(r) = &l2tp.tunnel_secret_ref {
+            const F: &str = "spec.l2tp.tunnelSecretRef";
+            if let Some(value) = secret_value(&mut errs, F, gw_ns, secrets, &r.name, &r.key) {
+                let what = format!("tunnel secret in Secret {:?} key {:?}", r.name, r.key);
+                if value.is_empty() {
+                    errs.push(F, format!("{what} is empty"));
+                } else if value.len() > MAX_TUNNEL_SECRET_BYTES {
+                    errs.push(
+                        F,
+                        format!(
+                            "{what} is {} bytes long, at most {MAX_TUNNEL_SECRET_BYTES} are allowed",
+                            value.len()
+                        ),
+                    );
+                }
+                tunnel_secret = value;
+            }
         }
     }
-    key_lengths.sort_unstable_by(|a, b| b.cmp(a));
 
     // --- spec.ppp
     let ppp = &spec.ppp;
@@ -114,36 +124,11 @@ pub fn compile(
             errs.push(field, format!("{value} is outside {MIN_MTU}..={MAX_MTU}"));
         }
     }
-    let keepalive = match parse_go_duration(&ppp.keepalive_timeout) {
-        Err(why) => {
-            errs.push(
-                "spec.ppp.keepaliveTimeout",
-                format!(
-                    "{:?} {why} (expected a duration such as 30s or 1m30s)",
-                    ppp.keepalive_timeout
-                ),
-            );
-            0
-        }
-        Ok(d) if d.subsec_nanos() != 0 => {
-            errs.push(
-                "spec.ppp.keepaliveTimeout",
-                format!(
-                    "{:?} must be a whole number of seconds",
-                    ppp.keepalive_timeout
-                ),
-            );
-            0
-        }
-        Ok(d) if d.as_secs() > MAX_KEEPALIVE_SECONDS => {
-            errs.push(
-                "spec.ppp.keepaliveTimeout",
-                format!("{:?} is longer than 1h", ppp.keepalive_timeout),
-            );
-            0
-        }
-        Ok(d) => u32::try_from(d.as_secs()).unwrap_or(0),
-    };
+    let keepalive = seconds(
+        &mut errs,
+        "spec.ppp.keepaliveTimeout",
+        &ppp.keepalive_timeout,
+    );
     let local = parse_ip(&mut errs, "spec.ppp.localAddress", &ppp.local_address);
     let pool = parse_net(&mut errs, "spec.ppp.addressPool", &ppp.address_pool);
     let pool = pool.filter(|p| {
@@ -333,8 +318,23 @@ pub fn compile(
                 .map(|m| auth_method(*m) as i32)
                 .collect(),
             encryption: encryption_policy(pptp.encryption) as i32,
-            mppe_key_lengths: key_lengths,
+            mppe_key_lengths: pptp_keys,
             mppe_stateful: stateful_mppe(pptp.mppe.stateful) as i32,
+        }),
+        l2tp: Some(L2tpSettings {
+            enabled: l2tp.enabled,
+            port: u32::from(l2tp.port),
+            authentication: l2tp
+                .authentication
+                .iter()
+                .map(|m| auth_method(*m) as i32)
+                .collect(),
+            encryption: encryption_policy(l2tp.encryption) as i32,
+            mppe_key_lengths: l2tp_keys,
+            mppe_stateful: stateful_mppe(l2tp.mppe.stateful) as i32,
+            tunnel_secret,
+            hello_interval_seconds: hello,
+            allow_unencrypted: l2tp.allow_unencrypted,
         }),
         ppp: Some(PppSettings {
             mtu: ppp.mtu,
@@ -415,8 +415,92 @@ pub fn redacted(config: &GatewayConfig) -> GatewayConfig {
     let mut c = config.clone();
     for u in &mut c.users {
         u.password.clear();
+        u.nt_hash.clear();
+    }
+    if let Some(l2tp) = &mut c.l2tp {
+        l2tp.tunnel_secret.clear();
     }
     c
+}
+
+/// Checks one protocol's PPP authentication list and MPPE settings (under `prefix`);
+/// returns the accepted key lengths, strongest first.
+fn ppp_policy(
+    errs: &mut Errors,
+    prefix: &str,
+    authentication: &[AuthenticationMethod],
+    encryption: Encryption,
+    mppe: &MppeSpec,
+) -> Vec<u32> {
+    if authentication.is_empty() {
+        errs.push(
+            format!("{prefix}.authentication"),
+            "must list at least one method",
+        );
+    }
+    let mut seen_auth = HashSet::new();
+    for (i, m) in authentication.iter().enumerate() {
+        if !seen_auth.insert(*m) {
+            errs.push(
+                format!("{prefix}.authentication[{i}]"),
+                format!("{} is listed twice", auth_name(*m)),
+            );
+        }
+    }
+    let has_mschap = authentication.iter().any(|m| m.is_mschap());
+    if matches!(encryption, Encryption::Require | Encryption::Prefer)
+        && !has_mschap
+        && !authentication.is_empty()
+    {
+        errs.push(
+            format!("{prefix}.encryption"),
+            format!(
+                "{} needs mschapv1 or mschapv2 in {prefix}.authentication (MPPE keys come from MS-CHAP)",
+                encryption_name(encryption)
+            ),
+        );
+    }
+    if mppe.key_lengths.is_empty() {
+        errs.push(
+            format!("{prefix}.mppe.keyLengths"),
+            "must list at least one of 40, 56, 128",
+        );
+    }
+    let mut key_lengths = Vec::new();
+    for (i, &len) in mppe.key_lengths.iter().enumerate() {
+        let field = format!("{prefix}.mppe.keyLengths[{i}]");
+        if !MPPE_KEY_LENGTHS.contains(&len) {
+            errs.push(field, format!("{len} is not one of 40, 56, 128"));
+        } else if key_lengths.contains(&len) {
+            errs.push(field, format!("{len} is listed twice"));
+        } else {
+            key_lengths.push(len);
+        }
+    }
+    key_lengths.sort_unstable_by(|a, b| b.cmp(a));
+    key_lengths
+}
+
+/// A Go duration of whole seconds, at most one hour (0 on error, which is reported).
+fn seconds(errs: &mut Errors, field: &str, text: &str) -> u32 {
+    match parse_go_duration(text) {
+        Err(why) => {
+            errs.push(
+                field,
+                format!("{text:?} {why} (expected a duration such as 30s or 1m30s)"),
+            );
+            0
+        }
+        Ok(d) if d.subsec_nanos() != 0 => {
+            errs.push(field, format!("{text:?} must be a whole number of seconds"));
+            0
+        }
+        Ok(d) if d.as_secs() > MAX_KEEPALIVE_SECONDS => {
+            errs.push(field, format!("{text:?} is longer than 1h"));
+            0
+        }
+        Ok(d) => u32::try_from(d.as_secs()).unwrap_or(0),
+    }
 }
 
 /// SHA-256 (hex) of the encoded config with an empty `version`.
@@ -518,31 +602,46 @@ fn check_static(
     }
 }
 
-/// Reads the user's password from its Secret; errors never show the value.
-fn password(errs: &mut Errors, user: &VpnUser, ns: &str, secrets: &[Secret]) -> Vec<u8> {
-    const F: &str = "spec.passwordSecretRef";
-    let r = &user.spec.password_secret_ref;
-    let Some(secret) = secrets.iter().find(|s| {
-        namespace(&s.metadata) == ns && s.metadata.name.as_deref() == Some(r.name.as_str())
-    }) else {
-        errs.push(F, format!("Secret {:?} not found", r.name));
-        return Vec::new();
+/// Reads one key of a Secret in `ns` (`stringData` wins over `data`, as on the apiserver);
+/// reports a missing Secret or key under `field`. Errors never show the value.
+fn secret_value(
+    errs: &mut Errors,
+    field: &str,
+    ns: &str,
+    secrets: &[Secret],
+    name: &str,
+    key: &str,
+) -> Option<Vec<u8>> {
+    let Some(secret) = secrets
+        .iter()
+        .find(|s| namespace(&s.metadata) == ns && s.metadata.name.as_deref() == Some(name))
+    else {
+        errs.push(field, format!("Secret {name:?} not found"));
+        return None;
     };
-    // stringData wins over data, as on the apiserver.
     let value = secret
         .string_data
         .as_ref()
-        .and_then(|d| d.get(&r.key))
+        .and_then(|d| d.get(key))
         .map(|s| s.as_bytes().to_vec())
         .or_else(|| {
             secret
                 .data
                 .as_ref()
-                .and_then(|d| d.get(&r.key))
+                .and_then(|d| d.get(key))
                 .map(|b| b.0.clone())
         });
-    let Some(value) = value else {
-        errs.push(F, format!("Secret {:?} has no key {:?}", r.name, r.key));
+    if value.is_none() {
+        errs.push(field, format!("Secret {name:?} has no key {key:?}"));
+    }
+    value
+}
+
+/// Reads the user's password from its Secret; errors never show the value.
+fn password(errs: &mut Errors, user: &VpnUser, ns: &str, secrets: &[Secret]) -> Vec<u8> {
+    const F: &str = "spec.passwordSecretRef";
+    let r = &user.spec.password_secret_ref;
+    let Some(value) = secret_value(errs, F, ns, secrets, &r.name, &r.key) else {
         return Vec::new();
     };
     let what = format!("password in Secret {:?} key {:?}", r.name, r.key);

@@ -19,13 +19,19 @@ pub const DEFAULT_MTU: u32 = 1400;
 pub const MAX_MTU: u32 = 1436;
 /// Smallest MTU/MRU accepted (IPv4's minimum reassembly size).
 pub const MIN_MTU: u32 = 576;
+/// Default L2TP port (RFC 2661 §8.1: UDP 1701).
+pub const DEFAULT_L2TP_PORT: u16 = 1701;
+/// Default L2TP HELLO interval (RFC 2661 §6.5).
+pub const DEFAULT_HELLO_INTERVAL: &str = "60s";
+/// Secret key read when `tunnelSecretRef.key` is absent.
+pub const DEFAULT_TUNNEL_SECRET_KEY: &str = "secret";
 /// Default keepalive timeout.
 pub const DEFAULT_KEEPALIVE: &str = "30s";
 
 /// Most entries of a list field the schema accepts (CEL cost estimation needs a bound).
 pub const MAX_LIST_ITEMS: u32 = 64;
 
-/// A VPN gateway: the PPTP (later L2TP/IPsec) service and its PPP address plan.
+/// A VPN gateway: the PPTP and L2TP services and their PPP address plan.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
     group = "sluice.dev",
@@ -66,6 +72,9 @@ pub struct VpnGatewaySpec {
     /// PPTP service settings.
     #[serde(default)]
     pub pptp: PptpSpec,
+    /// L2TP service settings (off unless enabled).
+    #[serde(default)]
+    pub l2tp: L2tpSpec,
     /// PPP link and address settings.
     pub ppp: PppSpec,
     /// NAT settings.
@@ -124,6 +133,92 @@ impl Default for PptpSpec {
             mppe: MppeSpec::default(),
         }
     }
+}
+
+/// L2TP service settings (RFC 2661 LNS).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct L2tpSpec {
+    /// Whether L2TP is served.
+    #[serde(default)]
+    pub enabled: bool,
+    /// UDP port (replies leave from it, on the address the request arrived on).
+    #[serde(default = "default_l2tp_port")]
+    #[schemars(range(min = 1))]
+    pub port: u16,
+    /// Accepted PPP authentication methods, most preferred first.
+    #[serde(default = "default_authentication")]
+    #[schemars(length(min = 1, max = 4))]
+    #[x_kube(
+        validation = Rule::new("self.all(m, self.exists_one(n, n == m))")
+            .message("spec.l2tp.authentication must not list a method twice")
+    )]
+    pub authentication: Vec<AuthenticationMethod>,
+    /// MPPE inside L2TP: `deny` by default, IPsec provides confidentiality.
+    #[serde(default = "default_l2tp_encryption")]
+    pub encryption: Encryption,
+    /// MPPE settings, when `encryption` allows it.
+    #[serde(default)]
+    pub mppe: MppeSpec,
+    /// Secret (same namespace) for L2TP tunnel authentication and hidden AVPs (RFC 2661
+    /// §4.3, §5.1.1); absent means tunnels are not authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_secret_ref: Option<TunnelSecretRef>,
+    /// Control-channel silence before a HELLO is sent, as a Go duration (`0s` disables; at most `1h`).
+    #[serde(default = "default_hello_interval")]
+    #[schemars(length(max = 32))]
+    #[x_kube(
+        validation = Rule::new(
+            "self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) <= duration('1h')"
+        )
+        .message("spec.l2tp.helloInterval must be a duration of at most 1h, such as 60s")
+    )]
+    pub hello_interval: String,
+    /// Serve L2TP without IPsec. L2TP itself encrypts nothing: only for labs and for
+    /// networks that are already protected.
+    #[serde(default)]
+    pub allow_unencrypted: bool,
+}
+
+impl Default for L2tpSpec {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            port: DEFAULT_L2TP_PORT,
+            authentication: default_authentication(),
+            encryption: default_l2tp_encryption(),
+            mppe: MppeSpec::default(),
+            tunnel_secret_ref: None,
+            hello_interval: default_hello_interval(),
+            allow_unencrypted: false,
+        }
+    }
+}
+
+/// Reference to the key of a Secret (same namespace) holding the L2TP tunnel secret.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct TunnelSecretRef {
+    /// Name of the Secret.
+    pub name: String,
+    /// Key inside the Secret.
+    #[serde(default = "default_tunnel_secret_key")]
+    pub key: String,
+}
+
+fn default_l2tp_port() -> u16 {
+    DEFAULT_L2TP_PORT
+}
+
+fn default_l2tp_encryption() -> Encryption {
+    Encryption::Deny
+}
+
+fn default_hello_interval() -> String {
+    DEFAULT_HELLO_INTERVAL.to_owned()
+}
+
+fn default_tunnel_secret_key() -> String {
+    DEFAULT_TUNNEL_SECRET_KEY.to_owned()
 }
 
 fn default_true() -> bool {
@@ -369,7 +464,8 @@ pub struct FirewallRule {
 }
 
 impl VpnGatewaySpec {
-    /// The inbound flows the enabled protocols need (RFC 2637 §1.3: TCP 1723 and GRE).
+    /// The inbound flows the enabled protocols need (RFC 2637 §1.3: TCP 1723 and GRE;
+    /// RFC 2661 §8.1: UDP 1701).
     pub fn firewall_rules(&self) -> Vec<FirewallRule> {
         let mut rules = Vec::new();
         if self.pptp.enabled {
@@ -382,6 +478,13 @@ impl VpnGatewaySpec {
                 protocol: "gre".into(),
                 port: None,
                 purpose: "PPTP data (IP protocol 47, both directions)".into(),
+            });
+        }
+        if self.l2tp.enabled {
+            rules.push(FirewallRule {
+                protocol: "udp".into(),
+                port: Some(self.l2tp.port),
+                purpose: "L2TP control and data".into(),
             });
         }
         rules

@@ -14,8 +14,8 @@ mod manifest;
 mod user;
 
 pub use compile::{
-    MAX_CREDENTIAL_BYTES, MAX_DNS_SERVERS, MAX_KEEPALIVE_SECONDS, MAX_POOL_PREFIX, compile,
-    compile_from_manifests, redacted,
+    MAX_CREDENTIAL_BYTES, MAX_DNS_SERVERS, MAX_KEEPALIVE_SECONDS, MAX_POOL_PREFIX,
+    MAX_TUNNEL_SECRET_BYTES, compile, compile_from_manifests, redacted,
 };
 pub use duration::parse_go_duration;
 pub use error::{ConfigError, FieldError, object_name};

@@ -391,3 +391,113 @@ fn secrets_never_appear_in_errors_or_debug() {
         "Secret/jack-password: data.password is invalid (value not shown)"
     );
 }
+
+#[test]
+fn l2tp_is_off_by_default_and_defaults_are_explicit() {
+    let c = compile_yaml(DEFAULTS).unwrap();
+    let l2tp = c.l2tp.as_ref().unwrap();
+    assert!(!l2tp.enabled);
+    assert_eq!(l2tp.port, 1701);
+    assert!(l2tp.tunnel_secret.is_empty());
+    let m = load(DEFAULTS);
+    assert_eq!(m.gateways[0].spec.firewall_rules().len(), 2);
+}
+
+const L2TP: &str = "\
+apiVersion: sluice.dev/v1alpha1
+kind: VpnGateway
+metadata:
+  name: office
+spec:
+  l2tp:
+    enabled: true
+    allowUnencrypted: true
+    tunnelSecretRef: {name: l2tp-secret}
+  ppp:
+    localAddress: 10.200.0.1
+    addressPool: 10.200.0.0/24
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: l2tp-secret
+stringData:
+  secret: TUNNEL-SECRET
+";
+
+#[test]
+fn l2tp_enabled_compiles_with_secret_and_defaults() {
+    let c = compile_yaml(L2TP).unwrap();
+    let l2tp = c.l2tp.as_ref().unwrap();
+    assert!(l2tp.enabled && l2tp.allow_unencrypted);
+    assert_eq!(l2tp.port, 1701);
+    assert_eq!(l2tp.authentication, [AuthMethod::MschapV2 as i32]);
+    assert_eq!(l2tp.encryption, EncryptionPolicy::Deny as i32);
+    assert_eq!(l2tp.tunnel_secret, b"TUNNEL-SECRET");
+    assert_eq!(l2tp.hello_interval_seconds, 60);
+    let shown = format!("{:?}", redacted(&c));
+    assert!(!shown.contains("TUNNEL-SECRET"), "{shown}");
+    assert!(
+        !shown.contains(&format!("{:?}", b"TUNNEL-SECRET")),
+        "{shown}"
+    );
+    let rules = load(L2TP).gateways[0].spec.firewall_rules();
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.protocol == "udp" && r.port == Some(1701)),
+        "{rules:?}"
+    );
+}
+
+#[test]
+fn l2tp_field_errors() {
+    type Edit = Box<dyn FnOnce(&mut sluice_api::VpnGatewaySpec)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|s| s.l2tp.allow_unencrypted = false),
+            "spec.l2tp.allowUnencrypted must be true to enable L2TP: IPsec is not available yet, and L2TP alone encrypts nothing (set it only on networks that are already protected)",
+        ),
+        (
+            Box::new(|s| s.l2tp.hello_interval = "2h".into()),
+            "spec.l2tp.helloInterval \"2h\" is longer than 1h",
+        ),
+        (
+            Box::new(|s| s.l2tp.authentication.clear()),
+            "spec.l2tp.authentication must list at least one method",
+        ),
+        (
+            Box::new(|s| {
+                s.l2tp.authentication = vec![AuthenticationMethod::Chap];
+                s.l2tp.encryption = Encryption::Require;
+            }),
+            "spec.l2tp.encryption require needs mschapv1 or mschapv2 in spec.l2tp.authentication (MPPE keys come from MS-CHAP)",
+        ),
+        (
+            Box::new(|s| {
+                if let Some(r) = &mut s.l2tp.tunnel_secret_ref {
+                    r.name = "nope".into();
+                }
+            }),
+            "spec.l2tp.tunnelSecretRef Secret \"nope\" not found",
+        ),
+        (
+            Box::new(|s| {
+                if let Some(r) = &mut s.l2tp.tunnel_secret_ref {
+                    r.key = "other".into();
+                }
+            }),
+            "spec.l2tp.tunnelSecretRef Secret \"l2tp-secret\" has no key \"other\"",
+        ),
+    ];
+    for (edit, want) in cases {
+        let mut m = load(L2TP);
+        edit(&mut m.gateways[0].spec);
+        assert_eq!(compile_errors(&m), [format!("VpnGateway/office: {want}")]);
+    }
+    // A disabled L2TP section is not checked.
+    let mut m = load(L2TP);
+    m.gateways[0].spec.l2tp.enabled = false;
+    m.gateways[0].spec.l2tp.allow_unencrypted = false;
+    assert!(compile_from_manifests(&m, None).is_ok());
+}

@@ -1,0 +1,242 @@
+//! The L2TP side of the per-node fast path. One thread reads the UDP port in
+//! batches: data messages (RFC 2661 §5.4) are demultiplexed by our Session ID
+//! straight into the session's PPP engine and the TUN device, like GRE in
+//! [`crate::datapath`]; control messages (T=1) go to the control task through
+//! a bounded queue, after a per-source rate limit so one noisy client cannot
+//! crowd out the others.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use sluice_l2tp::{DataHeader, SeqVerdict};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::datapath::{Hooks, drive, receive_frame};
+use crate::link::Framing;
+use crate::metrics::Layer;
+use crate::udpsock::{UdpBatch, UdpPort};
+
+/// Control datagrams waiting for the control task, at most.
+pub const CONTROL_QUEUE: usize = 4096;
+
+/// One control message for the control task.
+#[derive(Debug)]
+pub struct ControlDatagram {
+    /// The local address and port it arrived on.
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    pub bytes: Vec<u8>,
+}
+
+/// Per-source budget for control messages (a token bucket per source address).
+#[derive(Debug, Clone, Copy)]
+pub struct ControlRate {
+    /// Sustained messages per second from one address; 0 disables the limit.
+    pub per_second: u32,
+    /// Burst allowance.
+    pub burst: u32,
+}
+
+impl Default for ControlRate {
+    fn default() -> Self {
+        ControlRate {
+            per_second: 500,
+            burst: 1000,
+        }
+    }
+}
+
+/// The L2TP UDP port and the queue toward its control task.
+pub struct L2tpIo {
+    pub sock: UdpPort,
+    control: mpsc::Sender<ControlDatagram>,
+    rate: ControlRate,
+}
+
+impl L2tpIo {
+    pub fn new(sock: UdpPort, rate: ControlRate) -> (L2tpIo, mpsc::Receiver<ControlDatagram>) {
+        let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+        (
+            L2tpIo {
+                sock,
+                control: tx,
+                rate,
+            },
+            rx,
+        )
+    }
+
+    /// The local port (to build control replies' source address).
+    pub fn port(&self) -> u16 {
+        self.sock.local_addr().map_or(0, |a| a.port())
+    }
+}
+
+/// Most sources tracked by the rate limiter; beyond it the table starts afresh.
+const MAX_TRACKED_SOURCES: usize = 16384;
+
+/// Token buckets per source address.
+struct RateLimiter {
+    rate: ControlRate,
+    buckets: HashMap<Ipv4Addr, (f64, Instant)>,
+    /// Last time a flood was logged (one line per interval).
+    logged: Option<Instant>,
+}
+
+impl RateLimiter {
+    fn new(rate: ControlRate) -> Self {
+        RateLimiter {
+            rate,
+            buckets: HashMap::new(),
+            logged: None,
+        }
+    }
+
+    fn allow(&mut self, src: Ipv4Addr, now: Instant) -> bool {
+        if self.rate.per_second == 0 {
+            return true;
+        }
+        if self.buckets.len() >= MAX_TRACKED_SOURCES && !self.buckets.contains_key(&src) {
+            self.buckets.clear();
+        }
+        let burst = f64::from(self.rate.burst.max(1));
+        let (tokens, last) = self.buckets.entry(src).or_insert((burst, now));
+        let refill =
+            now.saturating_duration_since(*last).as_secs_f64() * f64::from(self.rate.per_second);
+        *tokens = (*tokens + refill).min(burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            if self
+                .logged
+                .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(10))
+            {
+                self.logged = Some(now);
+                info!(source = %src, limit = self.rate.per_second, "L2TP control flood: dropping messages over the per-source rate");
+            }
+            false
+        }
+    }
+}
+
+/// Handles one datagram from the L2TP port.
+fn handle_datagram<H: Hooks>(
+    h: &H,
+    limiter: &mut RateLimiter,
+    buf: &mut [u8],
+    remote: SocketAddrV4,
+    local: Ipv4Addr,
+    port: u16,
+    now: Instant,
+) {
+    let dp = h.dp();
+    let Some(io) = dp.l2tp.get() else { return };
+    if sluice_l2tp::is_control_message(buf) {
+        if !limiter.allow(*remote.ip(), now) {
+            dp.metrics.dropped("l2tp_control_rate");
+            return;
+        }
+        let d = ControlDatagram {
+            local: SocketAddrV4::new(local, port),
+            remote,
+            bytes: buf.to_vec(),
+        };
+        if io.control.try_send(d).is_err() {
+            dp.metrics.dropped("l2tp_control_queue_full");
+        }
+        return;
+    }
+    let hdr = match DataHeader::parse(buf) {
+        Ok(hdr) => hdr,
+        Err(_) => {
+            dp.metrics.malformed(Layer::L2tp);
+            return;
+        }
+    };
+    let Some(link) = dp.links.get(hdr.session_id) else {
+        dp.metrics.dropped("unknown_l2tp_session");
+        return;
+    };
+    let mut st = link.lock();
+    if st.closed {
+        return;
+    }
+    let Framing::L2tp(f) = &mut st.framing else {
+        dp.metrics.dropped("unknown_l2tp_session");
+        return;
+    };
+    if f.local_tunnel != hdr.tunnel_id || f.remote != remote {
+        dp.metrics.dropped("wrong_l2tp_source");
+        return;
+    }
+    if f.seq.on_receive(hdr.sequence.map(|(ns, _)| ns)) == SeqVerdict::Stale {
+        dp.metrics.dropped("l2tp_out_of_order");
+        return;
+    }
+    if let Some(frame) = buf.get_mut(hdr.payload) {
+        receive_frame(h, &link, &mut st, frame, now);
+    }
+    drive(h, &link, &mut st, now);
+}
+
+/// Reads the L2TP port until stopped.
+pub fn l2tp_rx_loop<H: Hooks>(h: Arc<H>) {
+    let Some(io) = h.dp().l2tp.get() else { return };
+    let port = io.port();
+    let mut limiter = RateLimiter::new(io.rate);
+    let mut batch = UdpBatch::new(32);
+    while !h.dp().stop.load(Ordering::Relaxed) {
+        let n = match io.sock.recv_batch(&mut batch) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "L2TP receive failed");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let now = Instant::now();
+        for i in 0..n {
+            if let Some((buf, remote, local)) = batch.get_mut(i) {
+                handle_datagram(&*h, &mut limiter, buf, remote, local, port, now);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_allows_a_burst_then_the_sustained_rate() {
+        let mut l = RateLimiter::new(ControlRate {
+            per_second: 10,
+            burst: 5,
+        });
+        let t0 = Instant::now();
+        let src = Ipv4Addr::new(192, 0, 2, 1);
+        let other = Ipv4Addr::new(192, 0, 2, 2);
+        assert_eq!((0..20).filter(|_| l.allow(src, t0)).count(), 5);
+        // Another source is unaffected.
+        assert!(l.allow(other, t0));
+        // 100 ms later one more token has accrued.
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!((0..20).filter(|_| l.allow(src, t1)).count(), 1);
+    }
+
+    #[test]
+    fn zero_rate_is_unlimited() {
+        let mut l = RateLimiter::new(ControlRate {
+            per_second: 0,
+            burst: 0,
+        });
+        let now = Instant::now();
+        assert!((0..10_000).all(|_| l.allow(Ipv4Addr::LOCALHOST, now)));
+    }
+}

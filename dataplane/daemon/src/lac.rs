@@ -1,0 +1,245 @@
+//! The in-repo L2TP client (LAC role, RFC 2661 §7.2–§7.4: incoming calls):
+//! one task owns a LAC [`Endpoint`] with every tunnel of the client process,
+//! fed by the control queue of [`crate::l2tp_path`]. Tunnels are opened on
+//! request, each with its sessions; a link per established session carries
+//! PPP through the shared data path. Outcomes go to the client's channel like
+//! PPTP's.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_l2tp::{CdnResult, DataSequencer, Endpoint, EndpointConfig, Event, Role};
+use sluice_ppp::{ClientConfig, Ppp};
+use tokio::sync::{mpsc, watch};
+use tracing::debug;
+
+use crate::client::{Client, Outcome};
+use crate::control::seed;
+use crate::datapath::drive;
+use crate::l2tp_path::ControlDatagram;
+use crate::link::{CtlCmd, Framing, L2tpFraming, Link};
+
+/// How long stopping waits for the LNS to acknowledge StopCCN.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// What the client's tunnels look like.
+#[derive(Debug, Clone)]
+pub struct LacParams {
+    pub server: SocketAddrV4,
+    pub ppp: ClientConfig,
+    /// Tunnel secret (RFC 2661 §5.1.1); `None`: no tunnel authentication.
+    pub secret: Option<Vec<u8>>,
+    /// Hide the AVPs RFC 2661 §4.3 allows hiding (needs `secret`).
+    pub hide_avps: bool,
+    /// Ask the LNS for data sequencing (Sequencing Required in ICCN).
+    pub sequencing: bool,
+}
+
+/// A request to the LAC task.
+#[derive(Debug)]
+pub enum LacCmd {
+    /// Opens one tunnel carrying `sessions` sessions.
+    Open { sessions: u16 },
+}
+
+/// Runs the LAC until `stop` turns true and every tunnel has closed.
+pub async fn run(
+    client: Arc<Client>,
+    params: LacParams,
+    mut datagrams: mpsc::Receiver<ControlDatagram>,
+    mut cmds: mpsc::UnboundedReceiver<LacCmd>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let io = client
+        .dp
+        .l2tp
+        .get()
+        .ok_or("the client's L2TP port is not open")?;
+    let local = io
+        .sock
+        .local_addr()
+        .ok_or("the client's L2TP port has no address")?;
+    let mut ep = Endpoint::new(
+        EndpointConfig {
+            role: Role::Lac,
+            hostname: "sluice-client".into(),
+            vendor: "Sluice".into(),
+            secret: params.secret.clone(),
+            hide_avps: params.hide_avps && params.secret.is_some(),
+            max_tunnels: usize::MAX,
+            max_sessions_per_tunnel: usize::from(u16::MAX),
+            sequencing_required: params.sequencing,
+            ..EndpointConfig::default()
+        },
+        seed(),
+    );
+    let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<CtlCmd>();
+    let mut links: HashMap<u16, (u16, Arc<Link>)> = HashMap::new();
+    let mut pending: HashMap<u16, u16> = HashMap::new();
+    let mut stopping: Option<Instant> = None;
+    loop {
+        while let Some(ev) = ep.poll_event() {
+            let now = Instant::now();
+            match ev {
+                Event::SessionUp {
+                    tunnel,
+                    local_session,
+                    peer_tunnel,
+                    peer_session,
+                    remote,
+                    local,
+                    sequencing,
+                    ..
+                } => {
+                    if pending.remove(&local_session).is_none() {
+                        continue;
+                    }
+                    let (SocketAddr::V4(remote), IpAddr::V4(local_ip)) = (remote, local.ip())
+                    else {
+                        continue;
+                    };
+                    let ppp = Ppp::client(params.ppp.clone(), now, seed());
+                    let framing = Framing::L2tp(L2tpFraming {
+                        local_tunnel: tunnel,
+                        peer_tunnel,
+                        peer_session,
+                        remote,
+                        local: local_ip,
+                        seq: DataSequencer::new(Role::Lac, sequencing),
+                    });
+                    let link = Arc::new(Link::new(
+                        local_session,
+                        peer_session,
+                        *remote.ip(),
+                        now,
+                        ctl_tx.clone(),
+                        ppp,
+                        framing,
+                    ));
+                    client.dp.links.insert(link.clone());
+                    links.insert(local_session, (tunnel, link.clone()));
+                    let mut st = link.lock();
+                    drive(&*client, &link, &mut st, now);
+                }
+                Event::SessionDown {
+                    local_session,
+                    reason,
+                    ..
+                } => {
+                    if let Some((_, link)) = links.remove(&local_session) {
+                        let mut st = link.lock();
+                        let outcome = if st.up_at.is_some() {
+                            Outcome::Down(format!("gateway disconnected the session: {reason}"))
+                        } else {
+                            Outcome::Failed(st.down_reason.take().unwrap_or_else(|| {
+                                format!("gateway disconnected the session: {reason}")
+                            }))
+                        };
+                        client.finish(&link, &mut st, outcome);
+                    } else if pending.remove(&local_session).is_some() {
+                        client.release_id(local_session);
+                        client.outcome(
+                            local_session,
+                            Outcome::Failed(format!("session refused: {reason}")),
+                        );
+                    }
+                }
+                Event::TunnelDown { tunnel, reason } => {
+                    debug!(tunnel, %reason, "L2TP tunnel down");
+                }
+                _ => {}
+            }
+        }
+        while let Some(t) = ep.poll_transmit() {
+            let SocketAddr::V4(remote) = t.remote else {
+                continue;
+            };
+            let from = match t.local.ip() {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            };
+            if let Err(e) = io.sock.send_from(&t.payload, from, remote) {
+                debug!(%remote, error = %e, "L2TP control send failed");
+            }
+        }
+        if let Some(since) = stopping
+            && links.is_empty()
+            && pending.is_empty()
+        {
+            if ep.tunnel_count() > 0 && !ep.is_shutting_down() {
+                ep.shutdown(Instant::now());
+                continue;
+            }
+            if ep.tunnel_count() == 0 || since.elapsed() >= STOP_GRACE {
+                break;
+            }
+        }
+        let deadline = ep.poll_timeout();
+        tokio::select! {
+            d = datagrams.recv() => match d {
+                Some(d) => {
+                    if let Err(e) = ep.handle_input(Instant::now(), SocketAddr::V4(d.local), SocketAddr::V4(d.remote), &d.bytes) {
+                        debug!(error = %e, "bad L2TP control message from the server");
+                    }
+                }
+                None => break,
+            },
+            Some(cmd) = cmds.recv(), if stopping.is_none() => match cmd {
+                LacCmd::Open { sessions } => {
+                    let now = Instant::now();
+                    let tunnel = ep.connect(now, SocketAddr::V4(SocketAddrV4::new(*local.ip(), local.port())), SocketAddr::V4(params.server))
+                        .map_err(|e| format!("opening a tunnel: {e}"))?;
+                    for _ in 0..sessions {
+                        let Some(id) = client.allocate_id() else {
+                            return Err("out of session IDs".into());
+                        };
+                        match ep.open_session(now, tunnel, id) {
+                            Ok(()) => {
+                                pending.insert(id, tunnel);
+                            }
+                            Err(e) => {
+                                client.release_id(id);
+                                client.outcome(id, Outcome::Failed(format!("opening a session: {e}")));
+                            }
+                        }
+                    }
+                }
+            },
+            Some(cmd) = ctl_rx.recv() => match cmd {
+                CtlCmd::CallDown { local_call_id, cause } => {
+                    if let Some((tunnel, _)) = links.remove(&local_call_id) {
+                        ep.close_session(Instant::now(), tunnel, local_call_id, CdnResult::AdminDisconnect, &cause);
+                    }
+                }
+            },
+            r = stop.changed(), if stopping.is_none() => {
+                if r.is_err() || *stop.borrow() {
+                    stopping = Some(Instant::now());
+                    for (_, link) in links.values() {
+                        client.close(link, "client stopping");
+                    }
+                    for (id, tunnel) in pending.drain() {
+                        ep.close_session(Instant::now(), tunnel, id, CdnResult::AdminDisconnect, "client stopping");
+                        client.release_id(id);
+                        client.outcome(id, Outcome::Failed("client stopped".into()));
+                    }
+                }
+            }
+            _ = sleep_until(deadline) => ep.handle_timeout(Instant::now()),
+        }
+    }
+    for (_, link) in links.into_values() {
+        let mut st = link.lock();
+        client.finish(&link, &mut st, Outcome::Down("L2TP tunnel closed".into()));
+    }
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
