@@ -32,8 +32,11 @@ e2e/helm/check.sh
 step "fuzz smoke run (${FUZZ_SECONDS}s per target)"
 e2e/fuzz-smoke.sh "$FUZZ_SECONDS"
 
-step "network-namespace end-to-end tests"
+step "network-namespace end-to-end tests (PPTP)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/pptp.sh
+
+step "network-namespace end-to-end tests (L2TP)"
+SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/l2tp.sh
 
 step "agent mode end-to-end (operator control channel + data-plane agent, netns)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" OPERATOR_BIN="$PWD/target/release/sluice-operator" \

@@ -17,12 +17,14 @@ use tracing::debug;
 
 use crate::client::{Client, Outcome};
 use crate::control::seed;
-use crate::datapath::drive;
 use crate::l2tp_path::ControlDatagram;
 use crate::link::{CtlCmd, Framing, L2tpFraming, Link};
 
 /// How long stopping waits for the LNS to acknowledge StopCCN.
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How long a new session waits for the LNS to speak first (an LNS sends its
+/// Configure-Request when ICCN arrives; a passive one waits for ours).
+const PASSIVE_START: Duration = Duration::from_secs(1);
 
 /// What the client's tunnels look like.
 #[derive(Debug, Clone)]
@@ -69,6 +71,7 @@ pub async fn run(
             secret: params.secret.clone(),
             hide_avps: params.hide_avps && params.secret.is_some(),
             max_tunnels: usize::MAX,
+            max_pending_tunnels: usize::MAX,
             max_sessions_per_tunnel: usize::from(u16::MAX),
             sequencing_required: params.sequencing,
             ..EndpointConfig::default()
@@ -120,8 +123,15 @@ pub async fn run(
                     ));
                     client.dp.links.insert(link.clone());
                     links.insert(local_session, (tunnel, link.clone()));
-                    let mut st = link.lock();
-                    drive(&*client, &link, &mut st, now);
+                    // Passive start: our ICCN may still wait in the control window while
+                    // data would go out at once, and the LNS drops data for a session it
+                    // has not seen ICCN for (a lost Configure-Request costs the 3 s restart
+                    // timer). The LNS speaks first on receiving ICCN; our Configure-Request
+                    // follows its first frame, or the grace period.
+                    link.deadline.store(
+                        client.dp.clock.encode(Some(now + PASSIVE_START)),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                 }
                 Event::SessionDown {
                     local_session,
@@ -189,8 +199,15 @@ pub async fn run(
             Some(cmd) = cmds.recv(), if stopping.is_none() => match cmd {
                 LacCmd::Open { sessions } => {
                     let now = Instant::now();
-                    let tunnel = ep.connect(now, SocketAddr::V4(SocketAddrV4::new(*local.ip(), local.port())), SocketAddr::V4(params.server))
-                        .map_err(|e| format!("opening a tunnel: {e}"))?;
+                    let tunnel = match ep.connect(now, SocketAddr::V4(local), SocketAddr::V4(params.server)) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            for _ in 0..sessions {
+                                client.outcome(0, Outcome::Failed(format!("opening a tunnel: {e}")));
+                            }
+                            continue;
+                        }
+                    };
                     for _ in 0..sessions {
                         let Some(id) = client.allocate_id() else {
                             return Err("out of session IDs".into());

@@ -4,7 +4,7 @@
 //! same admission as PPTP, creates a link per established session and carries
 //! session teardown between the data path and the LAC (CDN).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,6 +72,8 @@ pub async fn run(
     // Our Session ID → (our Tunnel ID, link); and IDs answered but not up yet.
     let mut sessions: HashMap<u16, (u16, Arc<Link>)> = HashMap::new();
     let mut pending: HashMap<u16, u16> = HashMap::new();
+    // Established tunnels (TunnelUp until TunnelDown), for the gauge.
+    let mut up: HashSet<u16> = HashSet::new();
     let mut stopping: Option<Instant> = None;
     let control = &gw.dp.metrics.l2tp_control;
     let rx = control
@@ -95,7 +97,8 @@ pub async fn run(
                     peer_vendor,
                     ..
                 } => {
-                    debug!(tunnel, %remote, host = %peer_hostname, vendor = %peer_vendor, "L2TP tunnel up");
+                    up.insert(tunnel);
+                    info!(tunnel, %remote, host = %peer_hostname, vendor = %peer_vendor, "L2TP tunnel up");
                 }
                 Event::SessionRequested {
                     tunnel,
@@ -191,7 +194,8 @@ pub async fn run(
                     }
                 }
                 Event::TunnelDown { tunnel, reason } => {
-                    debug!(tunnel, %reason, "L2TP tunnel down");
+                    up.remove(&tunnel);
+                    info!(tunnel, %reason, "L2TP tunnel down");
                 }
                 _ => {}
             }
@@ -214,7 +218,7 @@ pub async fn run(
         gw.dp
             .metrics
             .l2tp_tunnels
-            .set(i64::try_from(ep.tunnel_count()).unwrap_or(i64::MAX));
+            .set(i64::try_from(up.len()).unwrap_or(i64::MAX));
         if let Some(since) = stopping
             && (ep.tunnel_count() == 0 || since.elapsed() >= SHUTDOWN_GRACE)
         {

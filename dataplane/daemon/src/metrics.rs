@@ -181,7 +181,7 @@ pub struct Metrics {
     pub malformed: Family<LayerLabels, Counter>,
     pub dropped: Family<ReasonLabels, Counter>,
     pub control_connections: Gauge,
-    /// L2TP tunnels (control connections) that exist, in setup or established.
+    /// L2TP tunnels established (SCCCN exchanged) and not yet down.
     pub l2tp_tunnels: Gauge,
     /// L2TP control messages (ZLB acknowledgements included) by direction.
     pub l2tp_control: Family<DirLabels, Counter>,
@@ -312,7 +312,7 @@ impl Metrics {
         );
         registry.register(
             "l2tp_tunnels",
-            "L2TP tunnels (in setup or established)",
+            "Established L2TP tunnels",
             m.l2tp_tunnels.clone(),
         );
         registry.register(

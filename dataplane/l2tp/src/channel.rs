@@ -20,7 +20,10 @@
 //!   and acknowledged at once (a lost ZLB must not stall the peer).
 //! - Acknowledgement: every message we send carries Nr. When a new message was delivered and
 //!   nothing goes back within [`ACK_DELAY`], a ZLB (header only, Ns = next Ns, not consuming a
-//!   sequence number) is sent. Out-of-order and duplicate receipts are acknowledged at once.
+//!   sequence number) is sent. Out-of-order and duplicate receipts are acknowledged at once, and
+//!   so is every second delivered message that nothing acknowledged yet (as TCP acknowledges
+//!   every second segment): a peer sending a burst through its window must not wait
+//!   [`ACK_DELAY`] per window.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -129,6 +132,8 @@ pub struct ControlChannel {
     queue: VecDeque<Vec<u8>>,
     reorder: BTreeMap<u16, Vec<u8>>,
     ack_due: Option<Instant>,
+    /// Messages delivered since anything we sent carried Nr.
+    unacked: u16,
     dead: bool,
     stats: ChannelStats,
 }
@@ -154,6 +159,7 @@ impl ControlChannel {
             queue: VecDeque::new(),
             reorder: BTreeMap::new(),
             ack_due: None,
+            unacked: 0,
             dead: false,
             stats: ChannelStats::default(),
         }
@@ -254,7 +260,7 @@ impl ControlChannel {
         if d == 0 {
             self.next_nr = self.next_nr.wrapping_add(1);
             self.stats.rx_delivered += 1;
-            self.schedule_ack(now.checked_add(ACK_DELAY).unwrap_or(now));
+            self.delivered(now);
             RxVerdict::Deliver
         } else if d < 0 || d == i32::from(i16::MIN) {
             // Within the 32768 values up to the last received one: duplicate (§5.8).
@@ -279,12 +285,24 @@ impl ControlChannel {
         let m = self.reorder.remove(&self.next_nr)?;
         self.next_nr = self.next_nr.wrapping_add(1);
         self.stats.rx_delivered += 1;
-        self.schedule_ack(now.checked_add(ACK_DELAY).unwrap_or(now));
+        self.delivered(now);
         Some(m)
     }
 
     fn schedule_ack(&mut self, at: Instant) {
         self.ack_due = Some(self.ack_due.map_or(at, |d| d.min(at)));
+    }
+
+    /// A message was delivered: acknowledge it after [`ACK_DELAY`] unless a reply carries the
+    /// ack first, or at once when it is the second one waiting.
+    fn delivered(&mut self, now: Instant) {
+        self.unacked = self.unacked.saturating_add(1);
+        let at = if self.unacked >= 2 {
+            now
+        } else {
+            now.checked_add(ACK_DELAY).unwrap_or(now)
+        };
+        self.schedule_ack(at);
     }
 
     fn process_nr(&mut self, nr: u16) {
@@ -373,6 +391,7 @@ impl ControlChannel {
             put16(&mut m.datagram, NR_OFFSET, nr);
             self.stats.retransmits += 1;
             self.ack_due = None;
+            self.unacked = 0;
             return Some(m.datagram.clone());
         }
         if self.in_flight.len() < usize::from(self.send_window())
@@ -393,10 +412,12 @@ impl ControlChannel {
             });
             self.stats.tx_messages += 1;
             self.ack_due = None;
+            self.unacked = 0;
             return Some(out);
         }
         if self.ack_due.is_some_and(|d| d <= now) {
             self.ack_due = None;
+            self.unacked = 0;
             self.stats.tx_zlb += 1;
             let mut zlb = Vec::with_capacity(CONTROL_HEADER_LEN);
             HeaderRepr::control(peer_tunnel, 0, self.next_ns, nr).emit(&mut zlb, 0);
@@ -482,6 +503,21 @@ mod tests {
         let zlb = c.poll_transmit(t0, 9).unwrap();
         assert_eq!(zlb.len(), CONTROL_HEADER_LEN);
         assert_eq!(&zlb[8..12], &[0, 0, 0, 2]);
+    }
+
+    #[test]
+    fn ack_is_delayed_for_one_message_and_immediate_for_the_second() {
+        let t0 = Instant::now();
+        let mut c = ControlChannel::new(ChannelConfig::default());
+        assert_eq!(c.on_receive(t0, 0, 0, false, b"a"), RxVerdict::Deliver);
+        assert!(c.poll_transmit(t0, 9).is_none());
+        assert_eq!(c.poll_timeout(), Some(t0 + ACK_DELAY));
+        assert_eq!(c.on_receive(t0, 1, 0, false, b"b"), RxVerdict::Deliver);
+        let zlb = c.poll_transmit(t0, 9).unwrap();
+        assert_eq!(&zlb[8..12], &[0, 0, 0, 2]);
+        // The counter restarts after an acknowledgement.
+        assert_eq!(c.on_receive(t0, 2, 0, false, b"c"), RxVerdict::Deliver);
+        assert!(c.poll_transmit(t0, 9).is_none());
     }
 
     #[test]
