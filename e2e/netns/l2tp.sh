@@ -114,7 +114,15 @@ check "gateway counted the refusal as a limit" bash -c \
 check "a LAC talking to the gateway's second address gets its session" \
   ip netns exec "$CB" "$SLUICE_BIN" client --protocol l2tp --server 10.99.2.100 --user alice --password alice-secret --duration 0 --timeout 15
 
-# 5. Tunnel authentication and hidden AVPs with a tunnel secret.
+# 5. Data sequencing (Sequencing Required in ICCN): both sides send Ns on data messages.
+lac "$CB" seq alice alice-secret --sequencing --tun slc0 --route 192.168.77.0/24
+SEQ_PID=$BG_PID
+wait_for "$WORK/seq.log" "^(UP|FAILED)" 20 || true
+check "sequenced session up" grep -q '^UP' "$WORK/seq.log"
+check "ping through the sequenced session" ip netns exec "$CB" ping -c 3 -i 0.2 -W 2 192.168.77.2
+kill "$SEQ_PID"; wait "$SEQ_PID" 2>/dev/null || true
+
+# 6. Tunnel authentication and hidden AVPs with a tunnel secret.
 n=$(grep -c "configuration applied" "$WORK/gateway.log" || true)
 write_manifests "    tunnelSecretRef: { name: passwords, key: tunnel }"
 wait_for "$WORK/gateway.log" "configuration applied" 10 || true
@@ -127,7 +135,7 @@ check "no tunnel secret: refused" bash -c \
   "! ip netns exec $CB $SLUICE_BIN client --protocol l2tp --server 10.99.2.1 --user alice --password alice-secret --duration 0 --timeout 15 >$WORK/nosecret.log 2>&1"
 check "alice's tunnel survived the reload" ip netns exec "$CA" ping -c 2 -i 0.2 -W 2 192.168.77.2
 
-# 6. Malformed datagrams are counted and dropped; nothing else is affected.
+# 7. Malformed datagrams are counted and dropped; nothing else is affected.
 ip netns exec "$CB" python3 - <<'PY'
 import os, socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -142,7 +150,7 @@ check "malformed L2TP counted" bash -c \
   "test \$(metric $GW $EP 'sluice_malformed_packets_total{layer=\"l2tp\"}' | cut -d. -f1) -ge 1"
 check "alice unaffected by the garbage" ip netns exec "$CA" ping -c 2 -i 0.2 -W 2 192.168.77.2
 
-# 7. A dead LAC (killed, no StopCCN) is reaped: HELLOs go unanswered, the
+# 8. A dead LAC (killed, no StopCCN) is reaped: HELLOs go unanswered, the
 #    retry budget runs out, the sessions end and their addresses return to the pool.
 used=$(metric "$GW" "$EP" sluice_pool_addresses_used)
 check "pool has alice's three addresses leased" test "${used%.*}" -eq 3
@@ -157,7 +165,7 @@ check "its addresses are back in the pool" bash -c "[ \$(metric $GW $EP sluice_p
 check "no l2tp session left" bash -c \
   "http $GW http://$EP/metrics | grep -E '^sluice_sessions_active\{protocol=\"l2tp\"\} 0'"
 
-# 8. Graceful stop: the gateway sends StopCCN to a connected LAC.
+# 9. Graceful stop: the gateway sends StopCCN to a connected LAC.
 lac "$CB" carol alice alice-secret --tunnel-secret tunnel-secret
 wait_for "$WORK/carol.log" "^(UP|FAILED)" 20 || true
 kill -TERM "$GW_PID"

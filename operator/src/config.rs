@@ -6,8 +6,8 @@
 //!   user never blocks the gateway's other users;
 //! * a problem with the gateway itself rejects the whole configuration: the agents keep the
 //!   previous one and the gateway shows `Degraded`;
-//! * passwords are replaced by their NT hashes when every accepted method is MS-CHAP
-//!   (RFC 2759 §8.3), so cleartext passwords do not cross the control channel.
+//! * passwords are replaced by their NT hashes when every method an enabled protocol accepts
+//!   is MS-CHAP (RFC 2759 §8.3), so cleartext passwords do not cross the control channel.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -113,4 +113,52 @@ pub fn for_transport(mut config: GatewayConfig) -> GatewayConfig {
         }
     }
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_proto::v1::{L2tpSettings, PptpSettings, User};
+
+    use super::*;
+
+    fn config(pptp: (bool, AuthMethod), l2tp: Option<(bool, AuthMethod)>) -> GatewayConfig {
+        GatewayConfig {
+            pptp: Some(PptpSettings {
+                enabled: pptp.0,
+                authentication: vec![pptp.1 as i32],
+                ..PptpSettings::default()
+            }),
+            l2tp: l2tp.map(|(enabled, m)| L2tpSettings {
+                enabled,
+                authentication: vec![m as i32],
+                ..L2tpSettings::default()
+            }),
+            users: vec![User {
+                username: "alice".into(),
+                password: b"secret".to_vec(),
+                ..User::default()
+            }],
+            ..GatewayConfig::default()
+        }
+    }
+
+    fn hashed(c: GatewayConfig) -> bool {
+        let u = &for_transport(c).users[0];
+        assert_ne!(u.password.is_empty(), u.nt_hash.is_empty());
+        !u.nt_hash.is_empty()
+    }
+
+    #[test]
+    fn hash_only_when_every_enabled_protocol_uses_ms_chap() {
+        use AuthMethod::{MschapV2, Pap};
+        assert!(hashed(config((true, MschapV2), None)));
+        assert!(hashed(config((true, MschapV2), Some((true, MschapV2)))));
+        // L2TP accepts PAP: the cleartext is needed.
+        assert!(!hashed(config((true, MschapV2), Some((true, Pap)))));
+        // ...unless L2TP is off.
+        assert!(hashed(config((true, MschapV2), Some((false, Pap)))));
+        // A disabled PPTP's methods do not count.
+        assert!(hashed(config((false, Pap), Some((true, MschapV2)))));
+        assert!(!hashed(config((true, Pap), None)));
+    }
 }

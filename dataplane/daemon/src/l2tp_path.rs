@@ -6,17 +6,18 @@
 //! crowd out the others.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sluice_l2tp::{DataHeader, SeqVerdict};
+use sluice_l2tp::{DataHeader, DataSequencer, Endpoint, Event, Role, SeqVerdict};
+use sluice_ppp::Ppp;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::datapath::{Hooks, drive, receive_frame};
-use crate::link::Framing;
+use crate::link::{CtlCmd, Framing, L2tpFraming, Link};
 use crate::metrics::Layer;
 use crate::udpsock::{UdpBatch, UdpPort};
 
@@ -74,6 +75,70 @@ impl L2tpIo {
     pub fn port(&self) -> u16 {
         self.sock.local_addr().map_or(0, |a| a.port())
     }
+}
+
+/// Sends every datagram the endpoint has queued from the L2TP port; returns how many left.
+pub fn flush_control(io: &L2tpIo, ep: &mut Endpoint) -> u64 {
+    let mut sent = 0;
+    while let Some(t) = ep.poll_transmit() {
+        let (SocketAddr::V4(remote), from) = (t.remote, t.local.ip()) else {
+            continue;
+        };
+        let from = match from {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        };
+        match io.sock.send_from(&t.payload, from, remote) {
+            Ok(_) => sent += 1,
+            Err(e) => debug!(%remote, error = %e, "L2TP control send failed"),
+        }
+    }
+    sent
+}
+
+/// The link carrying an L2TP session the endpoint reported up (`ev` must be
+/// [`Event::SessionUp`]; `None` otherwise or for IPv6 addresses). Returns our Tunnel ID too.
+pub fn session_link(
+    ev: &Event,
+    role: Role,
+    ppp: Ppp,
+    ctl: &mpsc::UnboundedSender<CtlCmd>,
+    now: Instant,
+) -> Option<(u16, Arc<Link>)> {
+    let Event::SessionUp {
+        tunnel,
+        local_session,
+        peer_tunnel,
+        peer_session,
+        remote: SocketAddr::V4(remote),
+        local,
+        sequencing,
+        ..
+    } = *ev
+    else {
+        return None;
+    };
+    let IpAddr::V4(local) = local.ip() else {
+        return None;
+    };
+    let framing = Framing::L2tp(L2tpFraming {
+        local_tunnel: tunnel,
+        peer_tunnel,
+        peer_session,
+        remote,
+        local,
+        seq: DataSequencer::new(role, sequencing),
+    });
+    let link = Link::new(
+        local_session,
+        peer_session,
+        *remote.ip(),
+        now,
+        ctl.clone(),
+        ppp,
+        framing,
+    );
+    Some((tunnel, Arc::new(link)))
 }
 
 /// Most sources tracked by the rate limiter; beyond it the table starts afresh.

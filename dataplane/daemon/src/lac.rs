@@ -6,19 +6,19 @@
 //! PPTP's.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_l2tp::{CdnResult, DataSequencer, Endpoint, EndpointConfig, Event, Role};
+use sluice_l2tp::{CdnResult, Endpoint, EndpointConfig, Event, Role};
 use sluice_ppp::{ClientConfig, Ppp};
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
 use crate::client::{Client, Outcome};
 use crate::control::seed;
-use crate::l2tp_path::ControlDatagram;
-use crate::link::{CtlCmd, Framing, L2tpFraming, Link};
+use crate::l2tp_path::{ControlDatagram, flush_control, session_link};
+use crate::link::{CtlCmd, Link};
 
 /// How long stopping waits for the LNS to acknowledge StopCCN.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -86,41 +86,16 @@ pub async fn run(
         while let Some(ev) = ep.poll_event() {
             let now = Instant::now();
             match ev {
-                Event::SessionUp {
-                    tunnel,
-                    local_session,
-                    peer_tunnel,
-                    peer_session,
-                    remote,
-                    local,
-                    sequencing,
-                    ..
-                } => {
+                ev @ Event::SessionUp { local_session, .. } => {
                     if pending.remove(&local_session).is_none() {
                         continue;
                     }
-                    let (SocketAddr::V4(remote), IpAddr::V4(local_ip)) = (remote, local.ip())
+                    let ppp = Ppp::client(params.ppp.clone(), now, seed());
+                    let Some((tunnel, link)) = session_link(&ev, Role::Lac, ppp, &ctl_tx, now)
                     else {
+                        client.release_id(local_session);
                         continue;
                     };
-                    let ppp = Ppp::client(params.ppp.clone(), now, seed());
-                    let framing = Framing::L2tp(L2tpFraming {
-                        local_tunnel: tunnel,
-                        peer_tunnel,
-                        peer_session,
-                        remote,
-                        local: local_ip,
-                        seq: DataSequencer::new(Role::Lac, sequencing),
-                    });
-                    let link = Arc::new(Link::new(
-                        local_session,
-                        peer_session,
-                        *remote.ip(),
-                        now,
-                        ctl_tx.clone(),
-                        ppp,
-                        framing,
-                    ));
                     client.dp.links.insert(link.clone());
                     links.insert(local_session, (tunnel, link.clone()));
                     // Passive start: our ICCN may still wait in the control window while
@@ -162,18 +137,7 @@ pub async fn run(
                 _ => {}
             }
         }
-        while let Some(t) = ep.poll_transmit() {
-            let SocketAddr::V4(remote) = t.remote else {
-                continue;
-            };
-            let from = match t.local.ip() {
-                IpAddr::V4(a) => Some(a),
-                IpAddr::V6(_) => None,
-            };
-            if let Err(e) = io.sock.send_from(&t.payload, from, remote) {
-                debug!(%remote, error = %e, "L2TP control send failed");
-            }
-        }
+        flush_control(io, &mut ep);
         if let Some(since) = stopping
             && links.is_empty()
             && pending.is_empty()

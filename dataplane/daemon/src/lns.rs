@@ -5,11 +5,13 @@
 //! session teardown between the data path and the LAC (CDN).
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_l2tp::{CdnResult, DataSequencer, Endpoint, EndpointConfig, Event, Role, StopCcnResult};
+use sluice_l2tp::{
+    CdnResult, Endpoint, EndpointConfig, Error as L2tpError, Event, Role, StopCcnResult,
+};
 use sluice_ppp::Ppp;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
@@ -18,8 +20,8 @@ use crate::config::Runtime;
 use crate::control::{ppp_server_config, seed};
 use crate::datapath::drive;
 use crate::gateway::Gateway;
-use crate::l2tp_path::ControlDatagram;
-use crate::link::{CtlCmd, Framing, L2tpFraming, Link};
+use crate::l2tp_path::{ControlDatagram, flush_control, session_link};
+use crate::link::{CtlCmd, Link};
 use crate::metrics::{DirLabels, Direction, Layer, Protocol, SetupResult};
 
 /// How long shutdown waits for the LACs to acknowledge StopCCN.
@@ -50,13 +52,6 @@ pub struct Limits {
     pub tunnels: usize,
     /// Sessions per tunnel.
     pub sessions_per_tunnel: usize,
-}
-
-fn v4(a: SocketAddr) -> Option<SocketAddrV4> {
-    match a {
-        SocketAddr::V4(a) => Some(a),
-        SocketAddr::V6(_) => None,
-    }
 }
 
 /// Runs the LNS until `shutdown` turns true and the tunnels are closed.
@@ -108,24 +103,33 @@ pub async fn run(
                 } => {
                     let cfg = gw.config();
                     let in_use = gw.dp.links.len() + pending.len();
-                    let limit = cfg.max_sessions > 0 && in_use >= cfg.max_sessions as usize;
-                    let id = if limit || !cfg.l2tp.enabled || stopping.is_some() {
-                        None
+                    let refusal = if !cfg.l2tp.enabled {
+                        Some("L2TP is disabled")
+                    } else if stopping.is_some() {
+                        Some("gateway shutting down")
+                    } else if cfg.max_sessions > 0 && in_use >= cfg.max_sessions as usize {
+                        Some("gateway session limit reached")
                     } else {
-                        gw.call_ids
+                        None
+                    };
+                    let id = match refusal {
+                        Some(_) => None,
+                        None => gw
+                            .call_ids
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
-                            .allocate()
+                            .allocate(),
                     };
                     let Some(id) = id else {
+                        let why = refusal.unwrap_or("out of session IDs");
                         gw.dp.metrics.setup(Protocol::L2tp, SetupResult::Limit);
-                        info!(%remote, "L2TP call refused: gateway session limit");
+                        info!(%remote, reason = why, "L2TP call refused");
                         ep.reject_session(
                             now,
                             tunnel,
                             peer_session,
                             CdnResult::TemporaryNoFacilities,
-                            "session limit reached",
+                            why,
                         );
                         continue;
                     };
@@ -139,42 +143,17 @@ pub async fn run(
                         }
                     }
                 }
-                Event::SessionUp {
-                    tunnel,
-                    local_session,
-                    peer_tunnel,
-                    peer_session,
-                    remote,
-                    local,
-                    sequencing,
-                    ..
-                } => {
+                ev @ Event::SessionUp { local_session, .. } => {
                     if pending.remove(&local_session).is_none() {
                         continue;
                     }
-                    let (Some(remote), Some(local)) = (v4(remote), v4(local)) else {
+                    let cfg = gw.config();
+                    let ppp = Ppp::server(ppp_server_config(&cfg, &cfg.l2tp.ppp), now, seed());
+                    let Some((tunnel, link)) = session_link(&ev, Role::Lns, ppp, &ctl_tx, now)
+                    else {
                         release(&gw, local_session);
                         continue;
                     };
-                    let cfg = gw.config();
-                    let ppp = Ppp::server(ppp_server_config(&cfg, &cfg.l2tp.ppp), now, seed());
-                    let framing = Framing::L2tp(L2tpFraming {
-                        local_tunnel: tunnel,
-                        peer_tunnel,
-                        peer_session,
-                        remote,
-                        local: *local.ip(),
-                        seq: DataSequencer::new(Role::Lns, sequencing),
-                    });
-                    let link = Arc::new(Link::new(
-                        local_session,
-                        peer_session,
-                        *remote.ip(),
-                        now,
-                        ctl_tx.clone(),
-                        ppp,
-                        framing,
-                    ));
                     gw.dp.links.insert(link.clone());
                     sessions.insert(local_session, (tunnel, link.clone()));
                     // The LAC has sent ICCN and is ready: our Configure-Request goes out now.
@@ -201,19 +180,7 @@ pub async fn run(
             }
         }
         if let Some(io) = gw.dp.l2tp.get() {
-            while let Some(t) = ep.poll_transmit() {
-                let Some(remote) = v4(t.remote) else { continue };
-                let from = match t.local.ip() {
-                    IpAddr::V4(a) => Some(a),
-                    IpAddr::V6(_) => None,
-                };
-                match io.sock.send_from(&t.payload, from, remote) {
-                    Ok(_) => {
-                        tx.inc();
-                    }
-                    Err(e) => debug!(%remote, error = %e, "L2TP control send failed"),
-                }
-            }
+            tx.inc_by(flush_control(io, &mut ep));
         }
         gw.dp
             .metrics
@@ -229,10 +196,19 @@ pub async fn run(
             d = datagrams.recv() => match d {
                 Some(d) => {
                     rx.inc();
+                    // A reload (new tunnel secret) applies before the next message is read.
+                    sync_config(&gw, &mut ep, &mut version);
                     let local = SocketAddr::V4(d.local);
-                    if let Err(e) = ep.handle_input(Instant::now(), local, SocketAddr::V4(d.remote), &d.bytes) {
-                        gw.dp.metrics.malformed(Layer::L2tp);
-                        debug!(remote = %d.remote, error = %e, "bad L2TP control message");
+                    match ep.handle_input(Instant::now(), local, SocketAddr::V4(d.remote), &d.bytes) {
+                        Ok(()) => {}
+                        Err(e @ L2tpError::Malformed(_)) => {
+                            gw.dp.metrics.malformed(Layer::L2tp);
+                            debug!(remote = %d.remote, error = %e, "malformed L2TP control message");
+                        }
+                        Err(e) => {
+                            gw.dp.metrics.dropped(drop_reason(&e));
+                            debug!(remote = %d.remote, error = %e, "L2TP control message dropped");
+                        }
                     }
                 }
                 None => break,
@@ -252,22 +228,7 @@ pub async fn run(
             }
             _ = sleep_until(deadline) => ep.handle_timeout(Instant::now()),
         }
-        let current = gw.config();
-        if current.version != version {
-            version.clone_from(&current.version);
-            ep.set_secret(current.l2tp.secret.as_ref().map(|s| s.expose().to_vec()));
-            ep.set_hello_interval(current.l2tp.hello);
-            if !current.l2tp.enabled {
-                for tunnel in ep.tunnel_ids() {
-                    ep.close_tunnel(
-                        Instant::now(),
-                        tunnel,
-                        StopCcnResult::GeneralRequest,
-                        "L2TP disabled by configuration",
-                    );
-                }
-            }
-        }
+        sync_config(&gw, &mut ep, &mut version);
     }
     for (_, link) in sessions.into_values() {
         gw.abort(&link, "L2TP control plane stopped");
@@ -277,6 +238,38 @@ pub async fn run(
     }
     gw.dp.metrics.l2tp_tunnels.set(0);
     debug!("L2TP control plane stopped");
+}
+
+/// Applies a configuration change to the endpoint: the tunnel secret and HELLO interval
+/// at once; L2TP turned off closes every tunnel (StopCCN).
+fn sync_config(gw: &Gateway, ep: &mut Endpoint, version: &mut String) {
+    let current = gw.config();
+    if current.version == *version {
+        return;
+    }
+    version.clone_from(&current.version);
+    ep.set_secret(current.l2tp.secret.as_ref().map(|s| s.expose().to_vec()));
+    ep.set_hello_interval(current.l2tp.hello);
+    if !current.l2tp.enabled {
+        for tunnel in ep.tunnel_ids() {
+            ep.close_tunnel(
+                Instant::now(),
+                tunnel,
+                StopCcnResult::GeneralRequest,
+                "L2TP disabled by configuration",
+            );
+        }
+    }
+}
+
+/// The `dropped_packets` reason for a well-formed control message the endpoint refused.
+fn drop_reason(e: &L2tpError) -> &'static str {
+    match e {
+        L2tpError::UnknownTunnel(_) => "l2tp_unknown_tunnel",
+        L2tpError::AddressMismatch(_) => "wrong_l2tp_source",
+        L2tpError::TooManyTunnels | L2tpError::TooManyPendingTunnels => "l2tp_tunnel_limit",
+        _ => "l2tp_control_refused",
+    }
 }
 
 fn release(gw: &Gateway, id: u16) {

@@ -69,13 +69,7 @@ impl RawSocket {
             )
         };
         if rc < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock
-                | io::ErrorKind::TimedOut
-                | io::ErrorKind::Interrupted => Ok(0),
-                _ => Err(e),
-            };
+            return recv_error();
         }
         let got = rc as usize;
         for i in 0..got {
@@ -87,6 +81,15 @@ impl RawSocket {
     /// Local address, if bound.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.sock.local_addr().ok().and_then(|a| a.as_socket())
+    }
+}
+
+/// The result of a failed `recvmmsg(2)`: a timeout or signal is "nothing received".
+pub(crate) fn recv_error() -> io::Result<usize> {
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => Ok(0),
+        _ => Err(e),
     }
 }
 

@@ -142,13 +142,7 @@ impl UdpPort {
             )
         };
         if rc < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock
-                | io::ErrorKind::TimedOut
-                | io::ErrorKind::Interrupted => Ok(0),
-                _ => Err(e),
-            };
+            return crate::rawsock::recv_error();
         }
         let got = rc as usize;
         for i in 0..got {
