@@ -123,7 +123,8 @@ pub fn start(
     Ok(gw)
 }
 
-/// Logs the warning plain L2TP deserves (RFC 2661 §9.1: L2TP itself encrypts nothing).
+/// Logs the warning plain L2TP deserves (RFC 2661 §9.2, §9.4: L2TP itself encrypts nothing;
+/// packet-level security comes from IPsec).
 fn warn_plain_l2tp(cfg: &Runtime) {
     if cfg.l2tp.enabled && cfg.l2tp.allow_unencrypted {
         warn!(
