@@ -66,7 +66,7 @@ pub async fn run(
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<CtlCmd>();
     // Our Session ID → (our Tunnel ID, link); and IDs answered but not up yet.
     let mut sessions: HashMap<u16, (u16, Arc<Link>)> = HashMap::new();
-    let mut pending: HashMap<u16, u16> = HashMap::new();
+    let mut pending: HashSet<u16> = HashSet::new();
     // Established tunnels (TunnelUp until TunnelDown), for the gauge.
     let mut up: HashSet<u16> = HashSet::new();
     let mut stopping: Option<Instant> = None;
@@ -135,7 +135,7 @@ pub async fn run(
                     };
                     match ep.accept_session(now, tunnel, peer_session, id) {
                         Ok(()) => {
-                            pending.insert(id, tunnel);
+                            pending.insert(id);
                         }
                         Err(e) => {
                             warn!(%remote, error = %e, "accepting an L2TP call failed");
@@ -144,7 +144,7 @@ pub async fn run(
                     }
                 }
                 ev @ Event::SessionUp { local_session, .. } => {
-                    if pending.remove(&local_session).is_none() {
+                    if !pending.remove(&local_session) {
                         continue;
                     }
                     let cfg = gw.config();
@@ -167,7 +167,7 @@ pub async fn run(
                 } => {
                     if let Some((_, link)) = sessions.remove(&local_session) {
                         gw.abort(&link, &format!("L2TP session closed: {reason}"));
-                    } else if pending.remove(&local_session).is_some() {
+                    } else if pending.remove(&local_session) {
                         gw.dp.metrics.setup(Protocol::L2tp, SetupResult::PeerClosed);
                         release(&gw, local_session);
                     }
@@ -233,7 +233,7 @@ pub async fn run(
     for (_, link) in sessions.into_values() {
         gw.abort(&link, "L2TP control plane stopped");
     }
-    for id in pending.into_keys() {
+    for id in pending {
         release(&gw, id);
     }
     gw.dp.metrics.l2tp_tunnels.set(0);
