@@ -35,6 +35,7 @@
 //!   accepted (peer CDN, timeout, tunnel down).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -63,8 +64,8 @@ pub enum Role {
     Lac,
 }
 
-/// Endpoint configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Endpoint configuration. `Debug` never shows the tunnel secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct EndpointConfig {
     /// LNS or LAC.
     pub role: Role,
@@ -106,6 +107,32 @@ pub struct EndpointConfig {
     pub sequencing_required: bool,
     /// LAC: (Tx) Connect Speed sent in ICCN, bits per second.
     pub connect_speed: u32,
+}
+
+impl fmt::Debug for EndpointConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointConfig")
+            .field("role", &self.role)
+            .field("hostname", &self.hostname)
+            .field("vendor", &self.vendor)
+            .field("firmware_revision", &self.firmware_revision)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("hide_avps", &self.hide_avps)
+            .field("hello_interval", &self.hello_interval)
+            .field("recv_window", &self.recv_window)
+            .field("retransmit_initial", &self.retransmit_initial)
+            .field("retransmit_cap", &self.retransmit_cap)
+            .field("max_retransmits", &self.max_retransmits)
+            .field("max_tunnels", &self.max_tunnels)
+            .field("max_pending_tunnels", &self.max_pending_tunnels)
+            .field("max_sessions_per_tunnel", &self.max_sessions_per_tunnel)
+            .field("max_pending_sessions", &self.max_pending_sessions)
+            .field("setup_timeout", &self.setup_timeout)
+            .field("send_tie_breaker", &self.send_tie_breaker)
+            .field("sequencing_required", &self.sequencing_required)
+            .field("connect_speed", &self.connect_speed)
+            .finish()
+    }
 }
 
 impl Default for EndpointConfig {

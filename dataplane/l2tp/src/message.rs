@@ -748,8 +748,8 @@ impl From<ParseError> for MessageError {
     }
 }
 
-/// Parameters for hiding AVPs on emission (§4.3).
-#[derive(Debug, Clone, Copy)]
+/// Parameters for hiding AVPs on emission (§4.3). `Debug` never shows the secret.
+#[derive(Clone, Copy)]
 pub struct Hiding<'a> {
     /// The tunnel secret.
     pub secret: &'a [u8],
@@ -757,6 +757,15 @@ pub struct Hiding<'a> {
     pub random_vector: &'a [u8],
     /// Which attributes to hide (each must also satisfy [`attr::may_be_hidden`]).
     pub hide: fn(u16) -> bool,
+}
+
+impl fmt::Debug for Hiding<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hiding")
+            .field("secret", &"<redacted>")
+            .field("random_vector", &self.random_vector)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A validated control message: type and AVPs.

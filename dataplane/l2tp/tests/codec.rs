@@ -512,3 +512,20 @@ fn wen_and_sli_values() {
     assert_eq!(b.len(), 8 + 16, "ACCM AVP Length is 16 (§4.4.6)");
     assert_eq!(ControlMessage::parse(&b, None).unwrap(), m);
 }
+
+#[test]
+fn secrets_never_print() {
+    let cfg = sluice_l2tp::EndpointConfig {
+        secret: Some(b"TOP-SECRET-L2TP".to_vec()),
+        ..Default::default()
+    };
+    let ep = sluice_l2tp::Endpoint::new(cfg.clone(), [7; 32]);
+    for shown in [format!("{cfg:?}"), format!("{ep:?}")] {
+        assert!(!shown.contains("TOP-SECRET-L2TP"), "{shown}");
+        assert!(
+            !shown.contains(&format!("{:?}", b"TOP-SECRET-L2TP")),
+            "{shown}"
+        );
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+}
