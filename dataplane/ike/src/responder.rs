@@ -1,0 +1,1649 @@
+//! The IKEv1 responder: Main Mode with pre-shared keys (RFC 2409 §5.4), Quick Mode for
+//! transport-mode ESP protecting L2TP (§5.5), Informational exchanges (§5.7: DELETE,
+//! INITIAL-CONTACT, notify errors), DPD (RFC 3706) and NAT-T (RFC 3947).
+//!
+//! State is keyed by our responder cookie, and every IKE SA remembers the client's address
+//! *and port*, so any number of clients behind one NAT get their own IKE SA and ESP SAs. An
+//! IKE SA follows its client when an authenticated message arrives from a new address (the
+//! float to UDP 4500, or a NAT rebinding).
+//!
+//! Sans-IO: [`Responder::handle_input`] takes a UDP payload exactly as received on port 500 or
+//! on the NAT-T port (with its non-ESP marker), [`Responder::poll_transmit`] yields UDP
+//! payloads exactly as to be sent, [`Responder::poll_event`] the SA changes the data plane
+//! must apply, and [`Responder::poll_timeout`] / [`Responder::handle_timeout`] drive timers.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+use sha1::{Digest, Sha1};
+use subtle::ConstantTimeEq;
+
+use crate::dh::KeyPair;
+use crate::header::{ExchangeType, Header};
+use crate::identity::{Identification, emit_nat_oa};
+use crate::keys::{
+    AuthHashInput, KeymatInput, Phase1Input, Phase1Keys, SecretBytes, SkeyidInput, auth_hash,
+    derive_phase1, phase1_iv, phase2_iv, quick_mode_keymat,
+};
+use crate::message::{Message, PayloadsExt, after_hash, header, seal_encrypted, seal_plain};
+use crate::natt::{NatDetection, NatState, NatTVariant, PeerVendor, nat_d, vid};
+use crate::notify::{Delete, Notify, code};
+use crate::payload::{ChainBuilder, RawPayload, kind};
+use crate::policy::Config;
+use crate::sa::{AttrValue, Attribute, EspTransform, IkeTransform, Lifetime, SaPayload, protocol};
+
+/// Identifies one IKE SA of a responder (derived from our cookie).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IkeSaId(pub u64);
+
+/// A UDP datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Our address and port to send from (500 or the NAT-T port).
+    pub local: SocketAddr,
+    /// The client's address and port.
+    pub remote: SocketAddr,
+    /// The UDP payload (with the non-ESP marker when sent on the NAT-T port).
+    pub payload: Vec<u8>,
+}
+
+/// Keys of one direction of an ESP SA.
+pub struct ChildKeys {
+    /// SPI (inbound: ours; outbound: the client's).
+    pub spi: u32,
+    /// KEYMAT: encryption key then integrity key (RFC 2409 §5.5).
+    pub keymat: SecretBytes,
+}
+
+impl std::fmt::Debug for ChildKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ChildKeys {{ spi: {:#010x}, keymat: <redacted> }}",
+            self.spi
+        )
+    }
+}
+
+/// A negotiated pair of ESP SAs in transport mode.
+#[derive(Debug)]
+pub struct ChildSa {
+    /// The IKE SA it was negotiated under.
+    pub ike: IkeSaId,
+    /// The client's outer address and port (where UDP-encapsulated ESP goes).
+    pub peer: SocketAddr,
+    /// Our address and port.
+    pub local: SocketAddr,
+    /// UDP encapsulation (RFC 3948) rather than raw IP protocol 50.
+    pub udp_encap: bool,
+    /// The negotiated transform.
+    pub transform: EspTransform,
+    /// Our inbound SA.
+    pub inbound: ChildKeys,
+    /// Our outbound SA.
+    pub outbound: ChildKeys,
+    /// The client's address from its Quick Mode ID (its private address behind NAT).
+    pub client_addr: Option<IpAddr>,
+    /// Lifetime in effect.
+    pub lifetime: Duration,
+    /// Kilobyte lifetime in effect.
+    pub lifetime_kb: Option<u64>,
+}
+
+/// Why an SA went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownReason {
+    /// The client sent a DELETE.
+    DeletedByPeer,
+    /// Its lifetime ran out.
+    Expired,
+    /// DPD found the client dead.
+    DeadPeer,
+    /// INITIAL-CONTACT from the same client identity replaced it.
+    Replaced,
+    /// The responder is shutting down or the SA was closed locally.
+    Closed,
+    /// Main Mode did not complete in time.
+    HalfOpenTimeout,
+}
+
+/// What the data plane must act on.
+#[derive(Debug)]
+pub enum Event {
+    /// Main Mode completed.
+    IkeSaUp {
+        /// The SA.
+        id: IkeSaId,
+        /// Client address and port.
+        peer: SocketAddr,
+        /// Our address and port.
+        local: SocketAddr,
+        /// The client's Phase 1 identity, printable.
+        identity: String,
+        /// NAT situation as the client will see it.
+        nat: NatState,
+        /// The negotiated Phase 1 transform.
+        transform: IkeTransform,
+    },
+    /// Quick Mode completed: install both ESP SAs.
+    ChildSaUp(Box<ChildSa>),
+    /// Remove these ESP SAs.
+    ChildSaDown {
+        /// The IKE SA.
+        ike: IkeSaId,
+        /// Our inbound SPI.
+        inbound_spi: u32,
+        /// Our outbound SPI.
+        outbound_spi: u32,
+        /// Why.
+        reason: DownReason,
+    },
+    /// The IKE SA is gone (its ESP SAs have their own `ChildSaDown` first).
+    IkeSaDown {
+        /// The SA.
+        id: IkeSaId,
+        /// Client address and port.
+        peer: SocketAddr,
+        /// Why.
+        reason: DownReason,
+    },
+    /// The client's address or port changed (authenticated): move its ESP SAs.
+    PeerMoved {
+        /// The SA.
+        id: IkeSaId,
+        /// New client address and port.
+        peer: SocketAddr,
+        /// Our address and port it now talks to.
+        local: SocketAddr,
+    },
+    /// Authentication failed (wrong pre-shared key or hash).
+    AuthFailed {
+        /// Client address and port.
+        peer: SocketAddr,
+        /// What failed.
+        reason: &'static str,
+    },
+}
+
+/// Why a datagram was dropped (each has a counter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Drop {
+    /// Header or payloads failed to parse.
+    Malformed,
+    /// Cookies match no SA.
+    UnknownSa,
+    /// A message the SA's state does not expect.
+    Unexpected,
+    /// Too many half-open SAs from this address, or in total, or SAs for this client.
+    Limit,
+    /// No acceptable proposal.
+    NoProposal,
+    /// Aggressive Mode (not enabled).
+    AggressiveRefused,
+    /// Hash or pre-shared key mismatch.
+    AuthFailed,
+    /// A replayed or retransmitted message we had already answered too often.
+    Replay,
+    /// A Quick Mode selector we do not serve.
+    InvalidId,
+}
+
+/// Counters.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Datagrams accepted.
+    pub rx: u64,
+    /// Datagrams queued for sending.
+    pub tx: u64,
+    /// Replies resent because the client retransmitted.
+    pub retransmits: u64,
+    /// Drops by reason.
+    pub drops: std::collections::BTreeMap<Drop, u64>,
+    /// IKE SAs established.
+    pub ike_sas_established: u64,
+    /// ESP SA pairs established.
+    pub child_sas_established: u64,
+}
+
+/// Largest number of queued datagrams/events before new ones are dropped.
+const MAX_QUEUE: usize = 8192;
+/// Resends of one reply to retransmitted requests.
+const MAX_RETRANSMITS: u8 = 8;
+/// Quick Mode exchanges not completed within this are dropped.
+const QUICK_MODE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Message IDs remembered per SA to refuse replays.
+const DONE_MSGIDS: usize = 64;
+/// RFC 2407 §4.5: default lifetime when none is proposed.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(28800);
+/// Nonce length we send.
+const NONCE_LEN: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitKe,
+    AwaitAuth,
+    Established,
+}
+
+struct Quick {
+    msgid: u32,
+    iv: Vec<u8>,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    transform: EspTransform,
+    peer_spi: u32,
+    our_spi: u32,
+    pfs_gxy: Option<SecretBytes>,
+    client_addr: Option<IpAddr>,
+    lifetime: Duration,
+    lifetime_kb: Option<u64>,
+    last_rx: [u8; 20],
+    last_tx: Vec<u8>,
+    retransmits: u8,
+    deadline: Instant,
+}
+
+struct Child {
+    inbound_spi: u32,
+    outbound_spi: u32,
+    expires: Instant,
+}
+
+struct IkeSa {
+    id: IkeSaId,
+    cky_i: [u8; 8],
+    cky_r: [u8; 8],
+    peer: SocketAddr,
+    local: SocketAddr,
+    phase: Phase,
+    vendor: PeerVendor,
+    transform: IkeTransform,
+    sai_b: Vec<u8>,
+    gxi: Vec<u8>,
+    gxr: Vec<u8>,
+    ni: Vec<u8>,
+    keys: Option<Phase1Keys>,
+    /// CBC IV of the Phase 1 exchange; after Main Mode the last Phase 1 block.
+    iv: Vec<u8>,
+    /// NAT situation as the client sees it (decides UDP encapsulation).
+    nat: NatState,
+    /// We really are behind NAT (decides keep-alives).
+    local_behind_nat: bool,
+    nat_t: Option<NatTVariant>,
+    last_rx: [u8; 20],
+    last_tx: Vec<u8>,
+    retransmits: u8,
+    /// Half-open deadline, then lifetime expiry.
+    deadline: Instant,
+    identity: Option<Identification>,
+    quick: Vec<Quick>,
+    children: Vec<Child>,
+    done_msgids: VecDeque<u32>,
+    last_activity: Instant,
+    dpd_seq: u32,
+    dpd_outstanding: bool,
+    next_keepalive: Option<Instant>,
+    /// The instant under which the SA is filed in the timer index.
+    timer: Option<Instant>,
+}
+
+/// The responder endpoint: every IKE SA of one gateway.
+pub struct Responder {
+    config: Config,
+    rng: ChaCha20Rng,
+    sas: HashMap<IkeSaId, IkeSa>,
+    /// (client address and port, CKY-I) → SA, to answer retransmitted first messages.
+    by_initiator: HashMap<(SocketAddr, [u8; 8]), IkeSaId>,
+    half_open_by_ip: HashMap<IpAddr, usize>,
+    half_open: usize,
+    per_client: HashMap<SocketAddr, usize>,
+    timers: BTreeSet<(Instant, IkeSaId)>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: Stats,
+}
+
+fn digest(b: &[u8]) -> [u8; 20] {
+    Sha1::digest(b).into()
+}
+
+/// Strips the non-ESP marker of a message received on the NAT-T port.
+fn strip_marker(on_natt: bool, datagram: &[u8]) -> Option<&[u8]> {
+    if !on_natt {
+        return Some(datagram);
+    }
+    match datagram.split_first_chunk::<4>() {
+        Some((&[0, 0, 0, 0], rest)) => Some(rest),
+        _ => None,
+    }
+}
+
+impl Responder {
+    /// A responder with `config`; `seed` feeds the CSPRNG for cookies, nonces, DH secrets and
+    /// SPIs (the daemon passes OS randomness).
+    pub fn new(config: Config, seed: [u8; 32]) -> Responder {
+        Responder {
+            config,
+            rng: ChaCha20Rng::from_seed(seed),
+            sas: HashMap::new(),
+            by_initiator: HashMap::new(),
+            half_open_by_ip: HashMap::new(),
+            half_open: 0,
+            per_client: HashMap::new(),
+            timers: BTreeSet::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Replaces the configuration (new PSK, algorithms, limits): applies to new exchanges.
+    pub fn set_config(&mut self, config: Config) {
+        self.config = config;
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// IKE SAs (half-open and established).
+    pub fn ike_sa_count(&self) -> usize {
+        self.sas.len()
+    }
+
+    /// Half-open IKE SAs.
+    pub fn half_open_count(&self) -> usize {
+        self.half_open
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Responder::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Records traffic under an IKE SA's ESP SAs (postpones DPD).
+    pub fn note_activity(&mut self, id: IkeSaId, now: Instant) {
+        if let Some(sa) = self.sas.get_mut(&id) {
+            sa.last_activity = now;
+            sa.dpd_outstanding = false;
+        }
+    }
+
+    fn drop(&mut self, why: Drop) {
+        *self.stats.drops.entry(why).or_default() += 1;
+    }
+
+    fn send(&mut self, local: SocketAddr, remote: SocketAddr, msg: &[u8]) {
+        if self.transmits.len() >= MAX_QUEUE {
+            return;
+        }
+        let mut payload = Vec::with_capacity(msg.len() + 4);
+        if local.port() == self.config.natt_port {
+            payload.extend_from_slice(&[0; 4]);
+        }
+        payload.extend_from_slice(msg);
+        self.stats.tx += 1;
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            payload,
+        });
+    }
+
+    fn event(&mut self, e: Event) {
+        if self.events.len() < MAX_QUEUE {
+            self.events.push_back(e);
+        }
+    }
+
+    /// Processes one UDP payload received on `local` from `remote`.
+    pub fn handle_input(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+    ) {
+        let on_natt = local.port() == self.config.natt_port;
+        let Some(msg) = strip_marker(on_natt, datagram) else {
+            return self.drop(Drop::Malformed);
+        };
+        let Ok((hdr, body)) = Header::parse(msg) else {
+            return self.drop(Drop::Malformed);
+        };
+        self.stats.rx += 1;
+        if hdr.cky_r == [0; 8] {
+            return self.first_message(now, local, remote, &hdr, body, msg);
+        }
+        let id = IkeSaId(u64::from_be_bytes(hdr.cky_r));
+        let Some(sa) = self.sas.get(&id) else {
+            return self.drop(Drop::UnknownSa);
+        };
+        if sa.cky_i != hdr.cky_i {
+            return self.drop(Drop::UnknownSa);
+        }
+        match (hdr.exchange, sa.phase) {
+            (ExchangeType::IdentityProtection, _) if sa.last_rx == digest(msg) => {
+                self.retransmit(id);
+            }
+            (ExchangeType::IdentityProtection, Phase::AwaitKe) if !hdr.encrypted() => {
+                self.main_mode_ke(now, id, remote, &hdr, body, msg);
+            }
+            (ExchangeType::IdentityProtection, Phase::AwaitAuth) if hdr.encrypted() => {
+                self.main_mode_auth(now, id, local, remote, &hdr, body, msg);
+            }
+            (ExchangeType::QuickMode, Phase::Established)
+                if hdr.encrypted() && hdr.message_id != 0 =>
+            {
+                self.quick_mode(now, id, local, remote, &hdr, body, msg);
+            }
+            (ExchangeType::Informational, Phase::Established) if hdr.encrypted() => {
+                self.informational(now, id, local, remote, &hdr, body);
+            }
+            _ => self.drop(Drop::Unexpected),
+        }
+    }
+
+    fn retransmit(&mut self, id: IkeSaId) {
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        if sa.retransmits >= MAX_RETRANSMITS || sa.last_tx.is_empty() {
+            return self.drop(Drop::Replay);
+        }
+        sa.retransmits += 1;
+        let (local, peer, msg) = (sa.local, sa.peer, sa.last_tx.clone());
+        self.stats.retransmits += 1;
+        self.send(local, peer, &msg);
+    }
+
+    /// An unprotected Informational notify (RFC 2408 §5: errors before keys exist).
+    fn notify_plain(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        cky_i: [u8; 8],
+        cky_r: [u8; 8],
+        c: u16,
+    ) {
+        let n = Notify {
+            protocol: protocol::ISAKMP,
+            code: c,
+            spi: [cky_i, cky_r].concat(),
+            data: vec![],
+        };
+        let mut chain = ChainBuilder::new();
+        chain.push(kind::N, &n.emit());
+        let msg = seal_plain(header(cky_i, cky_r, ExchangeType::Informational, 0), &chain);
+        self.send(local, remote, &msg);
+    }
+
+    /// Main Mode message 1 (HDR, SA, VID*) → message 2.
+    fn first_message(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        hdr: &Header,
+        body: &[u8],
+        msg: &[u8],
+    ) {
+        match hdr.exchange {
+            ExchangeType::IdentityProtection => {}
+            ExchangeType::Aggressive => {
+                self.drop(Drop::AggressiveRefused);
+                return self.notify_plain(
+                    local,
+                    remote,
+                    hdr.cky_i,
+                    [0; 8],
+                    code::INVALID_EXCHANGE_TYPE,
+                );
+            }
+            _ => return self.drop(Drop::Unexpected),
+        }
+        if hdr.message_id != 0 || hdr.encrypted() {
+            return self.drop(Drop::Malformed);
+        }
+        if let Some(&id) = self.by_initiator.get(&(remote, hdr.cky_i)) {
+            if self
+                .sas
+                .get(&id)
+                .is_some_and(|sa| sa.last_rx == digest(msg))
+            {
+                return self.retransmit(id);
+            }
+            return self.drop(Drop::Unexpected);
+        }
+        let per_ip = self.half_open_by_ip.get(&remote.ip()).copied().unwrap_or(0);
+        let per_client = self.per_client.get(&remote).copied().unwrap_or(0);
+        if self.half_open >= self.config.max_half_open
+            || per_ip >= self.config.max_half_open_per_ip
+            || per_client >= self.config.max_ike_sas_per_client
+            || self.sas.len() >= self.config.max_ike_sas
+        {
+            return self.drop(Drop::Limit);
+        }
+        let Ok(chain) = crate::payload::parse_chain(hdr.next_payload, body) else {
+            return self.drop(Drop::Malformed);
+        };
+        let Some(sa_p) = chain.first().filter(|p| p.kind == kind::SA) else {
+            return self.drop(Drop::Malformed);
+        };
+        let Ok(sa_payload) = SaPayload::parse(sa_p.body) else {
+            return self.drop(Drop::Malformed);
+        };
+        let mut vendor = PeerVendor::default();
+        for v in chain.all_kind(kind::VID) {
+            vendor.note(v.body);
+        }
+        let Some(choice) = self.config.choose_ike(&sa_payload) else {
+            self.drop(Drop::NoProposal);
+            return self.notify_plain(local, remote, hdr.cky_i, [0; 8], code::NO_PROPOSAL_CHOSEN);
+        };
+        let cky_r = loop {
+            let c: [u8; 8] = self.rng.next_u64().to_be_bytes();
+            if c != [0; 8] && !self.sas.contains_key(&IkeSaId(u64::from_be_bytes(c))) {
+                break c;
+            }
+        };
+        let id = IkeSaId(u64::from_be_bytes(cky_r));
+        let mut reply = ChainBuilder::new();
+        reply.push(kind::SA, &choice.reply.emit());
+        if let Some(v) = vendor.nat_t {
+            reply.push(kind::VID, &v.vendor_id());
+        }
+        if vendor.dpd {
+            reply.push(kind::VID, &vid::DPD);
+        }
+        let out = seal_plain(
+            header(hdr.cky_i, cky_r, ExchangeType::IdentityProtection, 0),
+            &reply,
+        );
+        let sa = IkeSa {
+            id,
+            cky_i: hdr.cky_i,
+            cky_r,
+            peer: remote,
+            local,
+            phase: Phase::AwaitKe,
+            vendor,
+            transform: choice.transform,
+            sai_b: sa_p.body.to_vec(),
+            gxi: Vec::new(),
+            gxr: Vec::new(),
+            ni: Vec::new(),
+            keys: None,
+            iv: Vec::new(),
+            nat: NatState::default(),
+            local_behind_nat: false,
+            nat_t: vendor.nat_t,
+            last_rx: digest(msg),
+            last_tx: out.clone(),
+            retransmits: 0,
+            deadline: now + self.config.half_open_timeout,
+            identity: None,
+            quick: Vec::new(),
+            children: Vec::new(),
+            done_msgids: VecDeque::new(),
+            last_activity: now,
+            dpd_seq: self.rng.next_u32() >> 1,
+            dpd_outstanding: false,
+            next_keepalive: None,
+            timer: None,
+        };
+        self.sas.insert(id, sa);
+        self.by_initiator.insert((remote, hdr.cky_i), id);
+        *self.half_open_by_ip.entry(remote.ip()).or_default() += 1;
+        self.half_open += 1;
+        *self.per_client.entry(remote).or_default() += 1;
+        self.reschedule(id);
+        self.send(local, remote, &out);
+    }
+
+    /// Main Mode message 3 (HDR, KE, Ni, NAT-D*) → message 4.
+    fn main_mode_ke(
+        &mut self,
+        _now: Instant,
+        id: IkeSaId,
+        remote: SocketAddr,
+        hdr: &Header,
+        body: &[u8],
+        msg: &[u8],
+    ) {
+        let Ok(chain) = crate::payload::parse_chain(hdr.next_payload, body) else {
+            return self.drop(Drop::Malformed);
+        };
+        let (Some(ke), Some(nonce)) = (chain.find_kind(kind::KE), chain.find_kind(kind::NONCE))
+        else {
+            return self.drop(Drop::Malformed);
+        };
+        if !(8..=256).contains(&nonce.body.len()) {
+            return self.drop(Drop::Malformed);
+        }
+        let Some(sa) = self.sas.get(&id) else { return };
+        if remote != sa.peer {
+            return self.drop(Drop::Unexpected);
+        }
+        let group = sa.transform.group;
+        let dh = KeyPair::generate(group, &mut self.rng);
+        let Ok(gxy) = dh.shared_secret(ke.body) else {
+            return self.drop(Drop::Malformed);
+        };
+        let mut nr = vec![0u8; NONCE_LEN];
+        self.rng.fill_bytes(&mut nr);
+        let Some(psk) = self.config.psk.clone() else {
+            return self.drop(Drop::AuthFailed);
+        };
+        let nat_detection = self.config.nat_detection;
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        let keys = derive_phase1(&Phase1Input {
+            hash: sa.transform.hash,
+            cipher: sa.transform.cipher,
+            auth: SkeyidInput::PreSharedKey(&psk),
+            ni: nonce.body,
+            nr: &nr,
+            gxy: &gxy,
+            cky_i: sa.cky_i,
+            cky_r: sa.cky_r,
+        });
+        let h = sa.transform.hash;
+        let mut reply = ChainBuilder::new();
+        reply.push(kind::KE, dh.public()).push(kind::NONCE, &nr);
+        if let Some(variant) = sa.nat_t {
+            let natd = chain.all_kind(variant.nat_d_kind());
+            if let Some((first, rest)) = natd.split_first() {
+                let ours = nat_d(h, &sa.cky_i, &sa.cky_r, sa.local);
+                let theirs = nat_d(h, &sa.cky_i, &sa.cky_r, sa.peer);
+                let local_behind = first.body != ours.as_slice();
+                let peer_behind = !rest.iter().any(|p| p.body == theirs.as_slice());
+                sa.local_behind_nat = local_behind;
+                let (peer_hash, local_hash, nat) = match nat_detection {
+                    NatDetection::Honest => (
+                        theirs,
+                        ours,
+                        NatState {
+                            local_behind_nat: local_behind,
+                            peer_behind_nat: peer_behind,
+                        },
+                    ),
+                    NatDetection::Parrot => (
+                        theirs,
+                        first.body.to_vec(),
+                        NatState {
+                            local_behind_nat: false,
+                            peer_behind_nat: peer_behind,
+                        },
+                    ),
+                    NatDetection::ParrotForceEncapsulation => (
+                        // Any value that cannot match the client's own: the hash of its
+                        // address with the port bits inverted.
+                        nat_d(
+                            h,
+                            &sa.cky_i,
+                            &sa.cky_r,
+                            SocketAddr::new(sa.peer.ip(), !sa.peer.port()),
+                        ),
+                        first.body.to_vec(),
+                        NatState {
+                            local_behind_nat: false,
+                            peer_behind_nat: true,
+                        },
+                    ),
+                };
+                sa.nat = nat;
+                reply
+                    .push(variant.nat_d_kind(), &peer_hash)
+                    .push(variant.nat_d_kind(), &local_hash);
+            } else {
+                // NAT-T announced but no NAT-D sent: no detection, no encapsulation.
+                sa.nat_t = None;
+            }
+        }
+        sa.iv = phase1_iv(h, sa.transform.cipher, ke.body, dh.public());
+        sa.gxi = ke.body.to_vec();
+        sa.gxr = dh.public().to_vec();
+        sa.ni = nonce.body.to_vec();
+        sa.keys = Some(keys);
+        sa.phase = Phase::AwaitAuth;
+        let out = seal_plain(
+            header(sa.cky_i, sa.cky_r, ExchangeType::IdentityProtection, 0),
+            &reply,
+        );
+        sa.last_rx = digest(msg);
+        sa.last_tx = out.clone();
+        sa.retransmits = 0;
+        let (local, peer) = (sa.local, sa.peer);
+        self.send(local, peer, &out);
+    }
+
+    /// Main Mode message 5 (HDR*, IDii, HASH_I) → message 6.
+    #[allow(clippy::too_many_arguments)]
+    fn main_mode_auth(
+        &mut self,
+        now: Instant,
+        id: IkeSaId,
+        local: SocketAddr,
+        remote: SocketAddr,
+        hdr: &Header,
+        body: &[u8],
+        msg: &[u8],
+    ) {
+        let Some(sa) = self.sas.get(&id) else { return };
+        let Some(keys) = sa.keys.as_ref() else { return };
+        let Ok(m) = Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, &sa.iv) else {
+            return self.drop(Drop::Malformed);
+        };
+        let parsed = m.payloads().ok().and_then(|chain| {
+            let id_p = chain.find_kind(kind::ID)?;
+            let hash = chain.find_kind(kind::HASH)?;
+            let ident = Identification::parse(id_p.body).ok()?;
+            let initial_contact = chain
+                .all_kind(kind::N)
+                .iter()
+                .any(|n| Notify::parse(n.body).is_ok_and(|n| n.code == code::INITIAL_CONTACT));
+            Some((
+                id_p.body.to_vec(),
+                hash.body.to_vec(),
+                ident,
+                initial_contact,
+            ))
+        });
+        let Some((idii_b, hash_i, ident, initial_contact)) = parsed else {
+            // Garbage after decryption almost always means the pre-shared keys differ.
+            let (cky_i, cky_r) = (sa.cky_i, sa.cky_r);
+            self.drop(Drop::AuthFailed);
+            self.event(Event::AuthFailed {
+                peer: remote,
+                reason: "message 5 did not decrypt (pre-shared key mismatch?)",
+            });
+            self.notify_plain(local, remote, cky_i, cky_r, code::AUTHENTICATION_FAILED);
+            return self.remove(id, DownReason::Closed, false);
+        };
+        let expect = auth_hash(
+            keys.hash,
+            &keys.skeyid,
+            &AuthHashInput {
+                gx_self: &sa.gxi,
+                gx_peer: &sa.gxr,
+                cky_self: sa.cky_i,
+                cky_peer: sa.cky_r,
+                sai_b: &sa.sai_b,
+                id_b: &idii_b,
+            },
+        );
+        if !bool::from(expect.as_slice().ct_eq(&hash_i)) {
+            let (cky_i, cky_r) = (sa.cky_i, sa.cky_r);
+            self.drop(Drop::AuthFailed);
+            self.event(Event::AuthFailed {
+                peer: remote,
+                reason: "HASH_I mismatch",
+            });
+            self.notify_plain(local, remote, cky_i, cky_r, code::INVALID_HASH_INFORMATION);
+            return self.remove(id, DownReason::Closed, false);
+        }
+        let ike_lifetime = self.config.ike_lifetime;
+        self.move_peer(id, local, remote, false);
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        let Some(keys) = sa.keys.as_ref() else { return };
+        let idir = Identification::address(sa.local.ip(), 0, 0).emit();
+        let hash_r = auth_hash(
+            keys.hash,
+            &keys.skeyid,
+            &AuthHashInput {
+                gx_self: &sa.gxr,
+                gx_peer: &sa.gxi,
+                cky_self: sa.cky_r,
+                cky_peer: sa.cky_i,
+                sai_b: &sa.sai_b,
+                id_b: &idir,
+            },
+        );
+        let mut reply = ChainBuilder::new();
+        reply.push(kind::ID, &idir).push(kind::HASH, &hash_r);
+        let last = m.last_block.clone().unwrap_or_default();
+        let Ok((out, last_out)) = seal_encrypted(
+            header(sa.cky_i, sa.cky_r, ExchangeType::IdentityProtection, 0),
+            &reply,
+            keys.cipher,
+            &keys.enc_key,
+            &last,
+        ) else {
+            return;
+        };
+        sa.iv = last_out;
+        sa.phase = Phase::Established;
+        sa.identity = Some(ident.clone());
+        sa.last_rx = digest(msg);
+        sa.last_tx = out.clone();
+        sa.retransmits = 0;
+        sa.last_activity = now;
+        let life = sa
+            .transform
+            .lifetime
+            .seconds
+            .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+        sa.deadline = now + life.min(ike_lifetime);
+        sa.next_keepalive =
+            (sa.local_behind_nat && sa.nat.any()).then(|| now + self.config.nat_keepalive);
+        // The exchange is no longer half-open.
+        let peer_ip = sa.peer.ip();
+        let (peer, local, nat, transform) = (sa.peer, sa.local, sa.nat, sa.transform);
+        let first_peer = self
+            .by_initiator
+            .iter()
+            .find(|(_, v)| **v == id)
+            .map(|(k, _)| *k);
+        if let Some(k) = first_peer {
+            self.by_initiator.remove(&k);
+        }
+        self.half_open_done(peer_ip);
+        self.stats.ike_sas_established += 1;
+        self.reschedule(id);
+        self.send(local, peer, &out);
+        self.event(Event::IkeSaUp {
+            id,
+            peer,
+            local,
+            identity: ident.display(),
+            nat,
+            transform,
+        });
+        if initial_contact {
+            // RFC 2407 §4.6.3.3: the client lost its state; SAs of the same identity from the
+            // same public address are stale (clients behind one NAT have distinct private IDs).
+            let stale: Vec<IkeSaId> = self
+                .sas
+                .values()
+                .filter(|o| {
+                    o.id != id
+                        && o.phase == Phase::Established
+                        && o.peer.ip() == peer.ip()
+                        && o.identity.as_ref() == Some(&ident)
+                })
+                .map(|o| o.id)
+                .collect();
+            for s in stale {
+                self.remove(s, DownReason::Replaced, false);
+            }
+        }
+    }
+
+    fn half_open_done(&mut self, ip: IpAddr) {
+        self.half_open = self.half_open.saturating_sub(1);
+        if let Some(n) = self.half_open_by_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.half_open_by_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// Follows an authenticated message from a new address or port.
+    fn move_peer(&mut self, id: IkeSaId, local: SocketAddr, remote: SocketAddr, announce: bool) {
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        if sa.peer == remote && sa.local == local {
+            return;
+        }
+        let old = sa.peer;
+        let was_half_open = sa.phase != Phase::Established;
+        sa.peer = remote;
+        sa.local = local;
+        if let Some(n) = self.per_client.get_mut(&old) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_client.remove(&old);
+            }
+        }
+        *self.per_client.entry(remote).or_default() += 1;
+        if was_half_open && old.ip() != remote.ip() {
+            if let Some(n) = self.half_open_by_ip.get_mut(&old.ip()) {
+                *n = n.saturating_sub(1);
+            }
+            *self.half_open_by_ip.entry(remote.ip()).or_default() += 1;
+        }
+        if announce {
+            self.event(Event::PeerMoved {
+                id,
+                peer: remote,
+                local,
+            });
+        }
+    }
+
+    /// Decrypts a Quick Mode or Informational message with `iv` and checks HASH(1) (or, with
+    /// `hash3`, the bare HASH(3) of §5.5). Returns the message and the payload chain range.
+    fn open_protected(&self, id: IkeSaId, hdr: &Header, body: &[u8], iv: &[u8]) -> Option<Message> {
+        let sa = self.sas.get(&id)?;
+        let keys = sa.keys.as_ref()?;
+        Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, iv).ok()
+    }
+
+    /// Quick Mode (RFC 2409 §5.5), responder side.
+    #[allow(clippy::too_many_arguments)]
+    fn quick_mode(
+        &mut self,
+        now: Instant,
+        id: IkeSaId,
+        local: SocketAddr,
+        remote: SocketAddr,
+        hdr: &Header,
+        body: &[u8],
+        msg: &[u8],
+    ) {
+        let msgid = hdr.message_id;
+        let Some(sa) = self.sas.get(&id) else { return };
+        if let Some(q) = sa.quick.iter().find(|q| q.msgid == msgid) {
+            if q.last_rx == digest(msg) {
+                let Some(sa) = self.sas.get_mut(&id) else {
+                    return;
+                };
+                let Some(q) = sa.quick.iter_mut().find(|q| q.msgid == msgid) else {
+                    return;
+                };
+                if q.retransmits >= MAX_RETRANSMITS {
+                    return self.drop(Drop::Replay);
+                }
+                q.retransmits += 1;
+                let (l, p, out) = (sa.local, sa.peer, q.last_tx.clone());
+                self.stats.retransmits += 1;
+                return self.send(l, p, &out);
+            }
+            let iv = q.iv.clone();
+            return self.quick_mode_hash3(now, id, local, remote, hdr, body, &iv);
+        }
+        if sa.done_msgids.contains(&msgid) {
+            return self.drop(Drop::Replay);
+        }
+        if sa.quick.len() >= self.config.max_quick_modes_per_sa
+            || sa.children.len() >= self.config.max_child_sas_per_ike_sa
+        {
+            return self.drop(Drop::Limit);
+        }
+        let Some(keys) = sa.keys.as_ref() else { return };
+        let iv = phase2_iv(keys.hash, keys.cipher, &sa.iv, msgid);
+        let Some(m) = self.open_protected(id, hdr, body, &iv) else {
+            return self.drop(Drop::Malformed);
+        };
+        let Ok(chain) = m.payloads() else {
+            return self.drop(Drop::Malformed);
+        };
+        let Some((rest, _)) = after_hash(&m.body, &chain) else {
+            return self.drop(Drop::Malformed);
+        };
+        let hash1 = chain.first().map(|p| p.body).unwrap_or_default();
+        let expect = keys.hash.prf(&keys.skeyid_a, &[&msgid.to_be_bytes(), rest]);
+        if !bool::from(expect.as_slice().ct_eq(hash1)) {
+            return self.drop(Drop::AuthFailed);
+        }
+        // Authenticated: the client may have moved (NAT rebinding).
+        self.move_peer(id, local, remote, true);
+        let last_block = m.last_block.clone().unwrap_or_default();
+        match self.quick_mode_reply(now, id, msgid, &chain, last_block, msg) {
+            Ok(()) => {}
+            Err(c) => {
+                self.drop(if c == code::INVALID_ID_INFORMATION {
+                    Drop::InvalidId
+                } else {
+                    Drop::NoProposal
+                });
+                self.send_info(id, |chain| {
+                    chain.push(
+                        kind::N,
+                        &Notify {
+                            protocol: protocol::ESP,
+                            code: c,
+                            spi: vec![],
+                            data: vec![],
+                        }
+                        .emit(),
+                    );
+                });
+            }
+        }
+    }
+
+    fn quick_mode_reply(
+        &mut self,
+        now: Instant,
+        id: IkeSaId,
+        msgid: u32,
+        chain: &[RawPayload<'_>],
+        last_block: Vec<u8>,
+        msg: &[u8],
+    ) -> Result<(), u16> {
+        let sa_p = chain.find_kind(kind::SA).ok_or(code::PAYLOAD_MALFORMED)?;
+        let nonce = chain
+            .find_kind(kind::NONCE)
+            .ok_or(code::PAYLOAD_MALFORMED)?;
+        if !(8..=256).contains(&nonce.body.len()) {
+            return Err(code::PAYLOAD_MALFORMED);
+        }
+        let proposal = SaPayload::parse(sa_p.body).map_err(|_| code::PAYLOAD_MALFORMED)?;
+        let ids = chain.all_kind(kind::ID);
+        let (idci, idcr) = match ids.as_slice() {
+            [] => (None, None),
+            [i, r] => (
+                Some(Identification::parse(i.body).map_err(|_| code::INVALID_ID_INFORMATION)?),
+                Some(Identification::parse(r.body).map_err(|_| code::INVALID_ID_INFORMATION)?),
+            ),
+            _ => return Err(code::INVALID_ID_INFORMATION),
+        };
+        let sa = self.sas.get(&id).ok_or(code::INVALID_COOKIE)?;
+        let udp_encap = sa.nat.any() && sa.nat_t.is_some();
+        let (p, t, et) = self
+            .config
+            .choose_esp(&proposal, udp_encap)
+            .ok_or(code::NO_PROPOSAL_CHOSEN)?;
+        // Selectors: the client's single address; our side must be the L2TP port (or any).
+        let l2tp = self.config.l2tp_port;
+        let client_addr = match (&idci, &idcr) {
+            (Some(i), Some(r)) => {
+                let ci = i.single_address().ok_or(code::INVALID_ID_INFORMATION)?;
+                r.single_address().ok_or(code::INVALID_ID_INFORMATION)?;
+                let proto_ok = |x: &Identification| x.protocol == 0 || x.protocol == 17;
+                if !proto_ok(i) || !proto_ok(r) || !(r.port == 0 || r.port == l2tp || l2tp == 0) {
+                    return Err(code::INVALID_ID_INFORMATION);
+                }
+                Some(ci)
+            }
+            _ => None,
+        };
+        let peer_spi = p
+            .spi
+            .as_slice()
+            .try_into()
+            .map(u32::from_be_bytes)
+            .map_err(|_| code::INVALID_SPI)?;
+        let ke = chain.find_kind(kind::KE);
+        let (pfs_public, pfs_gxy) = match (et.group, ke) {
+            (None, None) => (None, None),
+            (Some(g), Some(ke)) => {
+                let dh = KeyPair::generate(g, &mut self.rng);
+                let gxy = dh
+                    .shared_secret(ke.body)
+                    .map_err(|_| code::INVALID_KEY_INFORMATION)?;
+                (Some(dh.public().to_vec()), Some(gxy))
+            }
+            _ => return Err(code::INVALID_KEY_INFORMATION),
+        };
+        let our_spi = self.new_spi(id);
+        let mut nr = vec![0u8; NONCE_LEN];
+        self.rng.fill_bytes(&mut nr);
+        let proposed = et
+            .lifetime
+            .seconds
+            .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+        let lifetime = proposed.min(self.config.esp_lifetime);
+        let lifetime_kb = match (et.lifetime.kilobytes, self.config.esp_lifetime_kb) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let shortened = lifetime < proposed || lifetime_kb != et.lifetime.kilobytes;
+        let mut reply_sa = proposal.clone();
+        reply_sa.proposals = vec![crate::sa::Proposal {
+            spi: our_spi.to_be_bytes().to_vec(),
+            transforms: vec![t.clone()],
+            ..p.clone()
+        }];
+        let sa = self.sas.get(&id).ok_or(code::INVALID_COOKIE)?;
+        let keys = sa.keys.as_ref().ok_or(code::INVALID_COOKIE)?;
+        let mut rest = ChainBuilder::new();
+        rest.push(kind::SA, &reply_sa.emit()).push(kind::NONCE, &nr);
+        if let Some(pk) = &pfs_public {
+            rest.push(kind::KE, pk);
+        }
+        if let (Some(i), Some(r)) = (&idci, &idcr) {
+            rest.push(kind::ID, &i.emit()).push(kind::ID, &r.emit());
+        }
+        if shortened {
+            let mut data = Vec::new();
+            for a in lifetime_attributes(lifetime, lifetime_kb) {
+                match a.value {
+                    AttrValue::Basic(v) => {
+                        data.extend_from_slice(&(a.kind | 0x8000).to_be_bytes());
+                        data.extend_from_slice(&v.to_be_bytes());
+                    }
+                    AttrValue::Variable(v) => {
+                        data.extend_from_slice(&a.kind.to_be_bytes());
+                        data.extend_from_slice(&u16::try_from(v.len()).unwrap_or(0).to_be_bytes());
+                        data.extend_from_slice(&v);
+                    }
+                }
+            }
+            let n = Notify {
+                protocol: protocol::ESP,
+                code: code::RESPONDER_LIFETIME,
+                spi: p.spi.clone(),
+                data,
+            };
+            rest.push(kind::N, &n.emit());
+        }
+        if udp_encap && let Some(v) = sa.nat_t {
+            rest.push(v.nat_oa_kind(), &emit_nat_oa(sa.peer.ip()));
+            rest.push(v.nat_oa_kind(), &emit_nat_oa(sa.local.ip()));
+        }
+        let hash2 = keys.hash.prf(
+            &keys.skeyid_a,
+            &[&msgid.to_be_bytes(), nonce.body, rest.bytes()],
+        );
+        let mut full = ChainBuilder::new();
+        full.push(kind::HASH, &hash2).append(rest);
+        let hdr = header(sa.cky_i, sa.cky_r, ExchangeType::QuickMode, msgid);
+        let (out, last_out) = seal_encrypted(hdr, &full, keys.cipher, &keys.enc_key, &last_block)
+            .map_err(|_| code::PAYLOAD_MALFORMED)?;
+        let q = Quick {
+            msgid,
+            iv: last_out,
+            ni: nonce.body.to_vec(),
+            nr,
+            transform: et,
+            peer_spi,
+            our_spi,
+            pfs_gxy,
+            client_addr,
+            lifetime,
+            lifetime_kb,
+            last_rx: digest(msg),
+            last_tx: out.clone(),
+            retransmits: 0,
+            deadline: now + QUICK_MODE_TIMEOUT,
+        };
+        let (local, peer) = (sa.local, sa.peer);
+        if let Some(sa) = self.sas.get_mut(&id) {
+            sa.quick.push(q);
+            sa.last_activity = now;
+        }
+        self.reschedule(id);
+        self.send(local, peer, &out);
+        Ok(())
+    }
+
+    /// Quick Mode message 3: HASH(3) = prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b).
+    #[allow(clippy::too_many_arguments)]
+    fn quick_mode_hash3(
+        &mut self,
+        now: Instant,
+        id: IkeSaId,
+        local: SocketAddr,
+        remote: SocketAddr,
+        hdr: &Header,
+        body: &[u8],
+        iv: &[u8],
+    ) {
+        let msgid = hdr.message_id;
+        let Some(m) = self.open_protected(id, hdr, body, iv) else {
+            return self.drop(Drop::Malformed);
+        };
+        let Ok(chain) = m.payloads() else {
+            return self.drop(Drop::Malformed);
+        };
+        let Some(sa) = self.sas.get(&id) else { return };
+        let Some(keys) = sa.keys.as_ref() else { return };
+        let Some(q) = sa.quick.iter().find(|q| q.msgid == msgid) else {
+            return;
+        };
+        let hash3 = match chain.as_slice() {
+            [h] if h.kind == kind::HASH => h.body,
+            _ => return self.drop(Drop::Malformed),
+        };
+        let expect = keys
+            .hash
+            .prf(&keys.skeyid_a, &[&[0], &msgid.to_be_bytes(), &q.ni, &q.nr]);
+        if !bool::from(expect.as_slice().ct_eq(hash3)) {
+            return self.drop(Drop::AuthFailed);
+        }
+        let len = q.transform.keymat_len();
+        let pfs = q.pfs_gxy.as_ref().map(|g| g.as_slice());
+        let km = KeymatInput {
+            hash: keys.hash,
+            skeyid_d: &keys.skeyid_d,
+            pfs_gxy: pfs,
+            protocol: protocol::ESP,
+            ni_b: &q.ni,
+            nr_b: &q.nr,
+        };
+        let inbound = quick_mode_keymat(&km, q.our_spi, len);
+        let outbound = quick_mode_keymat(&km, q.peer_spi, len);
+        self.move_peer(id, local, remote, true);
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        let Some(pos) = sa.quick.iter().position(|q| q.msgid == msgid) else {
+            return;
+        };
+        let q = sa.quick.swap_remove(pos);
+        remember(&mut sa.done_msgids, msgid);
+        sa.children.push(Child {
+            inbound_spi: q.our_spi,
+            outbound_spi: q.peer_spi,
+            expires: now + q.lifetime,
+        });
+        sa.last_activity = now;
+        let udp_encap = sa.nat.any() && sa.nat_t.is_some();
+        let child = ChildSa {
+            ike: id,
+            peer: sa.peer,
+            local: sa.local,
+            udp_encap,
+            transform: q.transform,
+            inbound: ChildKeys {
+                spi: q.our_spi,
+                keymat: inbound,
+            },
+            outbound: ChildKeys {
+                spi: q.peer_spi,
+                keymat: outbound,
+            },
+            client_addr: q.client_addr,
+            lifetime: q.lifetime,
+            lifetime_kb: q.lifetime_kb,
+        };
+        self.stats.child_sas_established += 1;
+        self.reschedule(id);
+        self.event(Event::ChildSaUp(Box::new(child)));
+    }
+
+    /// A fresh inbound SPI: random, above the IANA-reserved 1–255, unused by this SA.
+    fn new_spi(&mut self, id: IkeSaId) -> u32 {
+        loop {
+            let spi: u32 = self.rng.next_u32();
+            let used = self.sas.get(&id).is_some_and(|sa| {
+                sa.children.iter().any(|c| c.inbound_spi == spi)
+                    || sa.quick.iter().any(|q| q.our_spi == spi)
+            });
+            if spi > 255 && !used {
+                return spi;
+            }
+        }
+    }
+
+    /// Informational exchange (RFC 2409 §5.7): HASH(1) = prf(SKEYID_a, M-ID | N/D).
+    fn informational(
+        &mut self,
+        now: Instant,
+        id: IkeSaId,
+        local: SocketAddr,
+        remote: SocketAddr,
+        hdr: &Header,
+        body: &[u8],
+    ) {
+        let msgid = hdr.message_id;
+        let Some(sa) = self.sas.get(&id) else { return };
+        if sa.done_msgids.contains(&msgid) {
+            return self.drop(Drop::Replay);
+        }
+        let Some(keys) = sa.keys.as_ref() else { return };
+        let iv = phase2_iv(keys.hash, keys.cipher, &sa.iv, msgid);
+        let Some(m) = self.open_protected(id, hdr, body, &iv) else {
+            return self.drop(Drop::Malformed);
+        };
+        let Ok(chain) = m.payloads() else {
+            return self.drop(Drop::Malformed);
+        };
+        let Some((rest, _)) = after_hash(&m.body, &chain) else {
+            return self.drop(Drop::Malformed);
+        };
+        let hash1 = chain.first().map(|p| p.body).unwrap_or_default();
+        let expect = keys.hash.prf(&keys.skeyid_a, &[&msgid.to_be_bytes(), rest]);
+        if !bool::from(expect.as_slice().ct_eq(hash1)) {
+            return self.drop(Drop::AuthFailed);
+        }
+        let (cky_i, cky_r) = (sa.cky_i, sa.cky_r);
+        let notifies: Vec<Notify> = chain
+            .all_kind(kind::N)
+            .iter()
+            .filter_map(|p| Notify::parse(p.body).ok())
+            .collect();
+        let deletes: Vec<Delete> = chain
+            .all_kind(kind::D)
+            .iter()
+            .filter_map(|p| Delete::parse(p.body).ok())
+            .collect();
+        self.move_peer(id, local, remote, true);
+        if let Some(sa) = self.sas.get_mut(&id) {
+            remember(&mut sa.done_msgids, msgid);
+            sa.last_activity = now;
+            sa.dpd_outstanding = false;
+        }
+        for n in notifies {
+            match n.code {
+                code::R_U_THERE => {
+                    let ack = Notify {
+                        code: code::R_U_THERE_ACK,
+                        ..n
+                    };
+                    self.send_info(id, |c| {
+                        c.push(kind::N, &ack.emit());
+                    });
+                }
+                code::R_U_THERE_ACK => {}
+                _ => {}
+            }
+        }
+        for d in deletes {
+            match d.protocol {
+                protocol::ISAKMP
+                    if d.spis
+                        .iter()
+                        .any(|s| s.as_slice() == [cky_i, cky_r].concat().as_slice()) =>
+                {
+                    self.remove(id, DownReason::DeletedByPeer, false);
+                    return;
+                }
+                protocol::ESP => {
+                    for spi in &d.spis {
+                        let Ok(spi) = <[u8; 4]>::try_from(spi.as_slice()) else {
+                            continue;
+                        };
+                        self.remove_child(
+                            id,
+                            u32::from_be_bytes(spi),
+                            DownReason::DeletedByPeer,
+                            false,
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.reschedule(id);
+    }
+
+    /// Sends a protected Informational message built by `fill` (RFC 2409 §5.7).
+    fn send_info(&mut self, id: IkeSaId, fill: impl FnOnce(&mut ChainBuilder)) {
+        let msgid = loop {
+            let m: u32 = self.rng.next_u32();
+            if m != 0 {
+                break m;
+            }
+        };
+        let Some(sa) = self.sas.get(&id) else { return };
+        let Some(keys) = sa.keys.as_ref() else { return };
+        let mut rest = ChainBuilder::new();
+        fill(&mut rest);
+        let hash = keys
+            .hash
+            .prf(&keys.skeyid_a, &[&msgid.to_be_bytes(), rest.bytes()]);
+        let mut full = ChainBuilder::new();
+        full.push(kind::HASH, &hash).append(rest);
+        let iv = phase2_iv(keys.hash, keys.cipher, &sa.iv, msgid);
+        let hdr = header(sa.cky_i, sa.cky_r, ExchangeType::Informational, msgid);
+        let Ok((out, _)) = seal_encrypted(hdr, &full, keys.cipher, &keys.enc_key, &iv) else {
+            return;
+        };
+        let (local, peer) = (sa.local, sa.peer);
+        self.send(local, peer, &out);
+    }
+
+    /// Deletes one ESP SA pair by either SPI; with `tell_peer`, sends DELETE for our inbound SPI.
+    fn remove_child(&mut self, id: IkeSaId, spi: u32, reason: DownReason, tell_peer: bool) {
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        let Some(pos) = sa
+            .children
+            .iter()
+            .position(|c| c.outbound_spi == spi || c.inbound_spi == spi)
+        else {
+            return;
+        };
+        let c = sa.children.swap_remove(pos);
+        if tell_peer {
+            let d = Delete {
+                protocol: protocol::ESP,
+                spis: vec![c.inbound_spi.to_be_bytes().to_vec()],
+            };
+            self.send_info(id, |chain| {
+                chain.push(kind::D, &d.emit());
+            });
+        }
+        self.event(Event::ChildSaDown {
+            ike: id,
+            inbound_spi: c.inbound_spi,
+            outbound_spi: c.outbound_spi,
+            reason,
+        });
+    }
+
+    /// Removes an IKE SA and its ESP SAs; with `tell_peer`, sends DELETEs first.
+    fn remove(&mut self, id: IkeSaId, reason: DownReason, tell_peer: bool) {
+        let spis: Vec<u32> = self
+            .sas
+            .get(&id)
+            .map(|sa| sa.children.iter().map(|c| c.inbound_spi).collect())
+            .unwrap_or_default();
+        for spi in spis {
+            self.remove_child(id, spi, reason, tell_peer);
+        }
+        if tell_peer && let Some(sa) = self.sas.get(&id) {
+            let d = Delete {
+                protocol: protocol::ISAKMP,
+                spis: vec![[sa.cky_i, sa.cky_r].concat()],
+            };
+            self.send_info(id, |chain| {
+                chain.push(kind::D, &d.emit());
+            });
+        }
+        let Some(sa) = self.sas.remove(&id) else {
+            return;
+        };
+        if let Some(t) = sa.timer {
+            self.timers.remove(&(t, id));
+        }
+        self.by_initiator.retain(|_, v| *v != id);
+        if sa.phase != Phase::Established {
+            self.half_open_done(sa.peer.ip());
+        }
+        if let Some(n) = self.per_client.get_mut(&sa.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_client.remove(&sa.peer);
+            }
+        }
+        if sa.phase == Phase::Established || reason == DownReason::HalfOpenTimeout {
+            self.event(Event::IkeSaDown {
+                id,
+                peer: sa.peer,
+                reason,
+            });
+        }
+    }
+
+    /// Closes one IKE SA (sending DELETEs).
+    pub fn close(&mut self, id: IkeSaId) {
+        self.remove(id, DownReason::Closed, true);
+    }
+
+    /// Closes every SA, telling each client.
+    pub fn shutdown(&mut self) {
+        let ids: Vec<IkeSaId> = self.sas.keys().copied().collect();
+        for id in ids {
+            let established = self
+                .sas
+                .get(&id)
+                .is_some_and(|s| s.phase == Phase::Established);
+            self.remove(id, DownReason::Closed, established);
+        }
+    }
+
+    fn next_deadline(&self, sa: &IkeSa) -> Instant {
+        let mut t = sa.deadline;
+        for q in &sa.quick {
+            t = t.min(q.deadline);
+        }
+        for c in &sa.children {
+            t = t.min(c.expires);
+        }
+        if sa.phase == Phase::Established
+            && sa.vendor.dpd
+            && let Some(delay) = self.config.dpd_delay
+        {
+            let probe = if sa.dpd_outstanding {
+                sa.last_activity + self.config.dpd_timeout
+            } else {
+                sa.last_activity + delay
+            };
+            t = t.min(probe);
+        }
+        if let Some(k) = sa.next_keepalive {
+            t = t.min(k);
+        }
+        t
+    }
+
+    fn reschedule(&mut self, id: IkeSaId) {
+        let Some(sa) = self.sas.get(&id) else { return };
+        let next = self.next_deadline(sa);
+        let old = sa.timer;
+        if old == Some(next) {
+            return;
+        }
+        if let Some(t) = old {
+            self.timers.remove(&(t, id));
+        }
+        self.timers.insert((next, id));
+        if let Some(sa) = self.sas.get_mut(&id) {
+            sa.timer = Some(next);
+        }
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(t, id)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.remove(&(t, id));
+            if let Some(sa) = self.sas.get_mut(&id) {
+                sa.timer = None;
+            }
+            self.sa_timeout(now, id);
+            self.reschedule(id);
+        }
+    }
+
+    fn sa_timeout(&mut self, now: Instant, id: IkeSaId) {
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        if sa.deadline <= now {
+            let reason = if sa.phase == Phase::Established {
+                DownReason::Expired
+            } else {
+                DownReason::HalfOpenTimeout
+            };
+            let tell = sa.phase == Phase::Established;
+            return self.remove(id, reason, tell);
+        }
+        sa.quick.retain(|q| q.deadline > now);
+        let expired: Vec<u32> = sa
+            .children
+            .iter()
+            .filter(|c| c.expires <= now)
+            .map(|c| c.inbound_spi)
+            .collect();
+        for spi in expired {
+            self.remove_child(id, spi, DownReason::Expired, true);
+        }
+        let (dpd_delay, dpd_timeout, keepalive) = (
+            self.config.dpd_delay,
+            self.config.dpd_timeout,
+            self.config.nat_keepalive,
+        );
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        if let Some(k) = sa.next_keepalive.filter(|k| *k <= now) {
+            sa.next_keepalive = Some(k.max(now) + keepalive);
+            let (local, peer) = (sa.local, sa.peer);
+            if local.port() == self.config.natt_port && self.transmits.len() < MAX_QUEUE {
+                // RFC 3948 §2.3: a single 0xFF octet, no marker.
+                self.stats.tx += 1;
+                self.transmits.push_back(Transmit {
+                    local,
+                    remote: peer,
+                    payload: vec![0xff],
+                });
+            }
+        }
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        if sa.phase == Phase::Established
+            && sa.vendor.dpd
+            && let Some(delay) = dpd_delay
+        {
+            if sa.dpd_outstanding && now >= sa.last_activity + dpd_timeout {
+                return self.remove(id, DownReason::DeadPeer, false);
+            }
+            if !sa.dpd_outstanding && now >= sa.last_activity + delay {
+                sa.dpd_outstanding = true;
+                sa.dpd_seq = sa.dpd_seq.wrapping_add(1);
+                let n = Notify {
+                    protocol: protocol::ISAKMP,
+                    code: code::R_U_THERE,
+                    spi: [sa.cky_i, sa.cky_r].concat(),
+                    data: sa.dpd_seq.to_be_bytes().to_vec(),
+                };
+                self.send_info(id, |c| {
+                    c.push(kind::N, &n.emit());
+                });
+            }
+        }
+    }
+}
+
+fn remember(done: &mut VecDeque<u32>, msgid: u32) {
+    if done.len() == DONE_MSGIDS {
+        done.pop_front();
+    }
+    done.push_back(msgid);
+}
+
+fn lifetime_attributes(seconds: Duration, kb: Option<u64>) -> Vec<Attribute> {
+    let t = EspTransform {
+        cipher: crate::sa::EspCipher::TripleDesCbc,
+        auth: None,
+        mode: crate::sa::EncapMode::Transport,
+        mode_value: 2,
+        group: None,
+        lifetime: Lifetime::default(),
+    };
+    t.to_transform(
+        0,
+        Lifetime {
+            seconds: Some(seconds.as_secs()),
+            kilobytes: kb,
+        },
+    )
+    .attributes
+    .into_iter()
+    .filter(|a| a.kind == 1 || a.kind == 2)
+    .collect()
+}
