@@ -3,13 +3,13 @@
 # tests, the Helm chart checks (lint, render, rendered-object checks), a
 # bounded fuzz run of every fuzz target, the network-namespace
 # end-to-end tests, and the real-client interoperability suite (stock pppd +
-# pptp-linux in qemu guests). This is what the README's test command and CI run.
+# pptp-linux, xl2tpd and strongSwan in qemu guests). This is what the README's test command and CI run.
 # Needs root (network namespaces, TUN, raw GRE sockets, tap devices) and
 # qemu-system-x86 + debootstrap (see .ci/run for the packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -37,6 +37,9 @@ SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/pptp.sh
 
 step "network-namespace end-to-end tests (L2TP)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/l2tp.sh
+
+step "network-namespace end-to-end tests (L2TP/IPsec, two clients behind one NAT)"
+SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/ipsec.sh
 
 step "agent mode end-to-end (operator control channel + data-plane agent, netns)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" OPERATOR_BIN="$PWD/target/release/sluice-operator" \

@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 CACHE=${SLUICE_E2E_CACHE:-/var/cache/sluice-e2e}
 MIRROR=${SLUICE_E2E_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
-PACKAGES=(linux-image-amd64 kmod procps psmisc ppp pptp-linux pptpd xl2tpd strongswan iperf3 iproute2 nftables
+PACKAGES=(linux-image-amd64 kmod procps psmisc ppp pptp-linux pptpd xl2tpd strongswan libstrongswan-standard-plugins iperf3 iproute2 nftables
   iputils-ping tcpdump)
 
 log() { printf '\033[1m[image]\033[0m %s\n' "$*" >&2; }

@@ -166,18 +166,14 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
                 })
                 .map(|u| ObjectRef::new(&u.spec.gateway_ref.name).within(&ns))
                 .collect();
-            // Gateways whose L2TP tunnel secret lives in this Secret.
+            // Gateways whose L2TP tunnel secret or IPsec pre-shared key lives in this Secret.
             refs.extend(
                 gateways_for_secrets
                     .state()
                     .into_iter()
                     .filter(|g| {
                         g.namespace().as_deref() == Some(ns.as_str())
-                            && g.spec
-                                .l2tp
-                                .tunnel_secret_ref
-                                .as_ref()
-                                .is_some_and(|r| r.name == name)
+                            && g.spec.secret_names().contains(&name.as_str())
                     })
                     .map(|g| ObjectRef::from_obj(&*g)),
             );

@@ -132,7 +132,7 @@ pub fn deployment(gw: &VpnGateway, names: &GatewayNames, s: &DataplaneSettings) 
             read_only_root_filesystem: Some(true),
             run_as_user: Some(0),
             capabilities: Some(Capabilities {
-                add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
+                add: Some(capabilities(spec)),
                 drop: Some(vec!["ALL".into()]),
             }),
             seccomp_profile: Some(SeccompProfile {
@@ -318,6 +318,167 @@ fn container_ports(spec: &VpnGatewaySpec) -> Vec<ContainerPort> {
     if spec.l2tp.enabled {
         ports.push(port("l2tp", i32::from(spec.l2tp.port), "UDP"));
     }
+    if spec.l2tp.ipsec_enabled() {
+        ports.push(port("ike", i32::from(spec.l2tp.ipsec.ike_port), "UDP"));
+        ports.push(port(
+            "ipsec-natt",
+            i32::from(spec.l2tp.ipsec.natt_port),
+            "UDP",
+        ));
+    }
     ports.push(port("metrics", DATAPLANE_HTTP_PORT, "TCP"));
     ports
+}
+
+/// The data-plane container's capabilities: `NET_ADMIN` (TUN, routes, nftables) and `NET_RAW`
+/// (raw GRE and ESP sockets), plus `NET_BIND_SERVICE` only when a served port is below 1024
+/// (IKE's UDP 500 by default): every capability is dropped, and root without it cannot bind
+/// privileged ports.
+fn capabilities(spec: &VpnGatewaySpec) -> Vec<String> {
+    let mut caps = vec!["NET_ADMIN".to_owned(), "NET_RAW".to_owned()];
+    let privileged = |p: u16| p < 1024;
+    let mut served = Vec::new();
+    if spec.pptp.enabled {
+        served.push(spec.pptp.port);
+    }
+    if spec.l2tp.enabled {
+        served.push(spec.l2tp.port);
+    }
+    if spec.l2tp.ipsec_enabled() {
+        served.extend([spec.l2tp.ipsec.ike_port, spec.l2tp.ipsec.natt_port]);
+    }
+    if served.into_iter().any(privileged) {
+        caps.push("NET_BIND_SERVICE".to_owned());
+    }
+    caps
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_api::{NatDetection, PreSharedKeySecretRef};
+
+    use super::*;
+
+    fn gateway(edit: impl FnOnce(&mut VpnGatewaySpec)) -> VpnGateway {
+        let mut gw: VpnGateway = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sluice.dev/v1alpha1",
+            "kind": "VpnGateway",
+            "metadata": {"name": "office", "namespace": "vpn", "uid": "u-1"},
+            "spec": {"ppp": {"localAddress": "10.200.0.1", "addressPool": "10.200.0.0/24"}}
+        }))
+        .expect("a valid gateway");
+        edit(&mut gw.spec);
+        gw
+    }
+
+    fn l2tp_ipsec(s: &mut VpnGatewaySpec) {
+        s.l2tp.enabled = true;
+        s.l2tp.ipsec.pre_shared_key_secret_ref = Some(PreSharedKeySecretRef {
+            name: "vpn-psk".into(),
+            key: "psk".into(),
+        });
+    }
+
+    /// `(name, port, protocol)` of the container ports and the added capabilities.
+    fn ports_and_caps(gw: &VpnGateway) -> (Vec<(String, i32, String)>, Vec<String>) {
+        let names = names_of(gw);
+        let s = DataplaneSettings {
+            image: "sluice:test".into(),
+            image_pull_policy: "IfNotPresent".into(),
+            operator_url: "https://sluice-grpc.sluice-system.svc:50051".into(),
+        };
+        let d = deployment(gw, &names, &s);
+        let pod = d.spec.and_then(|s| s.template.spec).unwrap_or_default();
+        let c = pod.containers.into_iter().next().unwrap_or_default();
+        let ports = c
+            .ports
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| {
+                (
+                    p.name.unwrap_or_default(),
+                    p.container_port,
+                    p.protocol.unwrap_or_default(),
+                )
+            })
+            .collect();
+        let caps = c
+            .security_context
+            .and_then(|s| s.capabilities)
+            .and_then(|c| c.add)
+            .unwrap_or_default();
+        (ports, caps)
+    }
+
+    fn p(name: &str, port: i32, proto: &str) -> (String, i32, String) {
+        (name.into(), port, proto.into())
+    }
+
+    #[test]
+    fn pptp_only_needs_no_bind_capability() {
+        let (ports, caps) = ports_and_caps(&gateway(|_| {}));
+        assert_eq!(
+            ports,
+            [
+                p("pptp", 1723, "TCP"),
+                p("metrics", DATAPLANE_HTTP_PORT, "TCP")
+            ]
+        );
+        assert_eq!(caps, ["NET_ADMIN", "NET_RAW"]);
+    }
+
+    #[test]
+    fn l2tp_ipsec_serves_ike_and_natt() {
+        let (ports, caps) = ports_and_caps(&gateway(l2tp_ipsec));
+        assert_eq!(
+            ports,
+            [
+                p("pptp", 1723, "TCP"),
+                p("l2tp", 1701, "UDP"),
+                p("ike", 500, "UDP"),
+                p("ipsec-natt", 4500, "UDP"),
+                p("metrics", DATAPLANE_HTTP_PORT, "TCP"),
+            ]
+        );
+        // UDP 500 is a privileged port.
+        assert_eq!(caps, ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"]);
+        // Unprivileged ports need no extra capability.
+        let (ports, caps) = ports_and_caps(&gateway(|s| {
+            l2tp_ipsec(s);
+            s.l2tp.ipsec.ike_port = 10500;
+            s.l2tp.ipsec.natt_port = 14500;
+            s.l2tp.ipsec.nat_detection = NatDetection::ForceEncapsulation;
+        }));
+        assert!(ports.contains(&p("ike", 10500, "UDP")), "{ports:?}");
+        assert!(ports.contains(&p("ipsec-natt", 14500, "UDP")), "{ports:?}");
+        assert_eq!(caps, ["NET_ADMIN", "NET_RAW"]);
+    }
+
+    #[test]
+    fn plain_l2tp_has_no_ipsec_ports() {
+        let (ports, caps) = ports_and_caps(&gateway(|s| {
+            s.l2tp.enabled = true;
+            s.l2tp.allow_unencrypted = true;
+        }));
+        assert!(
+            !ports
+                .iter()
+                .any(|(n, _, _)| n == "ike" || n == "ipsec-natt"),
+            "{ports:?}"
+        );
+        assert!(ports.contains(&p("l2tp", 1701, "UDP")));
+        assert_eq!(caps, ["NET_ADMIN", "NET_RAW"]);
+        // A privileged PPTP port needs the capability as well.
+        let (_, caps) = ports_and_caps(&gateway(|s| s.pptp.port = 723));
+        assert_eq!(caps, ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"]);
+    }
+
+    #[test]
+    fn a_disabled_l2tp_opens_nothing_even_with_a_key() {
+        let (ports, _) = ports_and_caps(&gateway(|s| {
+            l2tp_ipsec(s);
+            s.l2tp.enabled = false;
+        }));
+        assert_eq!(ports.len(), 2, "{ports:?}");
+    }
 }

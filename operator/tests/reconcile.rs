@@ -597,3 +597,123 @@ async fn a_report_triggered_reconcile_only_rewrites_status() {
         json!({"total": 1, "pptp": 1, "l2tp": 0})
     );
 }
+
+fn ipsec_gateway() -> VpnGateway {
+    let mut gw = gateway(true);
+    gw.spec.l2tp.enabled = true;
+    gw.spec.l2tp.ipsec.pre_shared_key_secret_ref = Some(sluice_api::PreSharedKeySecretRef {
+        name: "vpn-psk".into(),
+        key: "psk".into(),
+    });
+    gw
+}
+
+fn psk_secret(value: &str) -> k8s_openapi::api::core::v1::Secret {
+    let mut s = secret("vpn-psk", "");
+    s.data = Some(
+        [(
+            "psk".to_owned(),
+            k8s_openapi::ByteString(value.as_bytes().to_vec()),
+        )]
+        .into(),
+    );
+    s
+}
+
+#[tokio::test]
+async fn an_l2tp_ipsec_gateway_opens_ike_natt_and_esp_and_never_shows_its_key() {
+    const PSK: &str = "PSK-FOR-THE-RECONCILE-TEST";
+    let gw = ipsec_gateway();
+    let mut h = harness(vec![to_value(&gw)], None);
+    apply(&mut h.writers.users, user("alice", "alice-pw"));
+    apply(&mut h.writers.secrets, secret("alice-pw", "alice-password"));
+    apply(&mut h.writers.secrets, psk_secret(PSK));
+    let rx = h.hub.subscribe("vpn/office");
+    let (r, calls, h2) = run_gateway(h, gw).await;
+    r.unwrap();
+    assert!(h2.compile_errors.is_empty(), "{:?}", h2.compile_errors);
+
+    // The agents get the key (over mTLS), and the IPsec settings with their defaults.
+    let config = rx.borrow().clone().expect("a configuration was published");
+    let ipsec = config.l2tp.as_ref().unwrap().ipsec.clone().unwrap();
+    assert_eq!(ipsec.pre_shared_key, PSK.as_bytes());
+    assert_eq!((ipsec.ike_port, ipsec.natt_port), (500, 4500));
+
+    // Status: IKE, NAT-T and ESP; no UDP 1701 (L2TP travels inside ESP).
+    let st = &find(&calls, "/vpngateways/office/status").body["status"];
+    let flows: Vec<String> = st["firewall"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}/{}", r["protocol"].as_str().unwrap(), r["port"]))
+        .collect();
+    assert_eq!(
+        flows,
+        ["tcp/1723", "gre/null", "udp/500", "udp/4500", "esp/null"]
+    );
+
+    // The Deployment serves UDP 500 and 4500 and may bind the privileged port.
+    let d = &find(&calls, "/deployments/office-sluice").body;
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    let ports: Vec<String> = c["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{}/{}",
+                p["name"].as_str().unwrap(),
+                p["containerPort"],
+                p["protocol"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let metrics = format!(
+        "metrics:{}/TCP",
+        sluice_operator::names::DATAPLANE_HTTP_PORT
+    );
+    assert_eq!(
+        ports,
+        [
+            "pptp:1723/TCP",
+            "l2tp:1701/UDP",
+            "ike:500/UDP",
+            "ipsec-natt:4500/UDP",
+            metrics.as_str(),
+        ]
+    );
+    assert_eq!(
+        c["securityContext"]["capabilities"]["add"],
+        json!(["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"])
+    );
+    assert!(
+        !calls.iter().any(|c| c.body.to_string().contains(PSK)),
+        "the pre-shared key is in no request to the apiserver"
+    );
+}
+
+#[tokio::test]
+async fn a_short_pre_shared_key_rejects_the_gateway_without_showing_it() {
+    const PSK: &str = "SHORT12";
+    let gw = ipsec_gateway();
+    let mut h = harness(vec![to_value(&gw)], None);
+    apply(&mut h.writers.secrets, psk_secret(PSK));
+    let (r, calls, h2) = run_gateway(h, gw).await;
+    r.unwrap();
+    let why = h2.compile_errors.get("vpn/office").expect("rejected");
+    assert!(
+        why.contains("spec.l2tp.ipsec.preSharedKeySecretRef") && why.contains("at least 8"),
+        "{why}"
+    );
+    let st = &find(&calls, "/vpngateways/office/status").body["status"];
+    assert!(
+        st["conditions"]
+            .to_string()
+            .contains("spec.l2tp.ipsec.preSharedKeySecretRef"),
+        "{st}"
+    );
+    assert!(
+        !calls.iter().any(|c| c.body.to_string().contains(PSK)),
+        "the pre-shared key is in no status, Event or object"
+    );
+}

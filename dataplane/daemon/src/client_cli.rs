@@ -10,6 +10,7 @@ use sluice_ppp::{AuthProto, ClientConfig, EncryptionPolicy, KeyLengths, MppePoli
 use tokio::sync::{mpsc, watch};
 
 use crate::client::{Client, Outcome, SessionParams, run_connection};
+use crate::client_ipsec::{self, IpsecParams};
 use crate::datapath::{DataPath, gre_rx_loop, timer_loop, tun_rx_loop};
 use crate::l2tp_path::{ControlRate, L2tpIo, l2tp_rx_loop};
 use crate::lac::{self, LacCmd, LacParams};
@@ -57,6 +58,15 @@ pub struct ClientArgs {
     /// Ask for sequenced L2TP data messages (Sequencing Required).
     #[arg(long)]
     pub sequencing: bool,
+    /// L2TP/IPsec: the IKE pre-shared key (L2TP then travels only inside ESP).
+    #[arg(long)]
+    pub ipsec_psk: Option<String>,
+    /// L2TP/IPsec: the Phase 1 proposal, `cipher-hash-group` (default aes256-sha1-modp2048).
+    #[arg(long, default_value = "", requires = "ipsec_psk")]
+    pub ike_proposal: String,
+    /// L2TP/IPsec: the ESP proposal, `cipher[-integrity][-group]` (default aes128-sha1).
+    #[arg(long, default_value = "", requires = "ipsec_psk")]
+    pub esp_proposal: String,
     #[arg(long)]
     pub user: String,
     /// Password (or use --password-file).
@@ -280,13 +290,34 @@ fn start_lac(
         sequencing: args.sequencing,
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(lac::run(
+    let ipsec = args.ipsec_psk.as_ref().map(|psk| IpsecParams {
+        psk: psk.clone().into_bytes(),
+        ike: args.ike_proposal.clone(),
+        esp: args.esp_proposal.clone(),
+        bind: args.bind,
+        ike_port: 500,
+        natt_port: 4500,
+    });
+    if ipsec.is_some() {
+        // Nothing from the gateway is accepted outside ESP.
+        client
+            .dp
+            .l2tp_plain
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+    let local_port = client.dp.l2tp.get().map_or(0, |io| io.port());
+    let (c, stop_rx, timeout) = (
         client.clone(),
-        params,
-        control,
-        rx,
         stop.subscribe(),
-    ));
+        Duration::from_secs(args.timeout),
+    );
+    let task = tokio::spawn(async move {
+        if let Some(p) = ipsec {
+            client_ipsec::establish(c.clone(), p, server, local_port, stop_rx.clone(), timeout)
+                .await?;
+        }
+        lac::run(c, params, control, rx, stop_rx).await
+    });
     Ok((tx, task))
 }
 

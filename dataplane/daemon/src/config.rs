@@ -185,6 +185,100 @@ pub struct L2tpRuntime {
     /// HELLO after this much control-channel silence (`None`: never).
     pub hello: Option<Duration>,
     pub allow_unencrypted: bool,
+    /// IPsec protecting L2TP (`None`: plain L2TP only, which needs `allow_unencrypted`).
+    pub ipsec: Option<IpsecRuntime>,
+}
+
+/// IKEv1 / ESP settings of a gateway (from `spec.l2tp.ipsec`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpsecRuntime {
+    /// Main Mode pre-shared key.
+    pub psk: Secret,
+    pub ike: Vec<sluice_ike::policy::IkeProposal>,
+    pub esp: Vec<sluice_ike::policy::EspProposal>,
+    pub ike_lifetime: Duration,
+    pub esp_lifetime: Duration,
+    pub esp_lifetime_kb: Option<u64>,
+    pub nat_detection: sluice_ike::natt::NatDetection,
+    pub dpd_delay: Option<Duration>,
+    pub dpd_timeout: Duration,
+    pub ike_port: u16,
+    pub natt_port: u16,
+}
+
+impl IpsecRuntime {
+    fn from_proto(p: &pb::IpsecSettings) -> Result<IpsecRuntime, LoadError> {
+        use sluice_ike::policy::{
+            EspProposal, IkeProposal, default_esp_proposals, default_ike_proposals,
+        };
+        let proposal_err = |what: &str, s: &str, e: sluice_ike::policy::ProposalError| {
+            LoadError::Invalid(format!(
+                "compiled config has invalid {what} proposal {s:?}: {e}"
+            ))
+        };
+        let ike = if p.ike_proposals.is_empty() {
+            default_ike_proposals()
+        } else {
+            p.ike_proposals
+                .iter()
+                .map(|s| IkeProposal::parse(s, p.allow_md5).map_err(|e| proposal_err("IKE", s, e)))
+                .collect::<Result<_, _>>()?
+        };
+        let esp = if p.esp_proposals.is_empty() {
+            default_esp_proposals()
+        } else {
+            p.esp_proposals
+                .iter()
+                .map(|s| EspProposal::parse(s, p.allow_md5).map_err(|e| proposal_err("ESP", s, e)))
+                .collect::<Result<_, _>>()?
+        };
+        let secs =
+            |v: u32, default: u64| Duration::from_secs(if v == 0 { default } else { u64::from(v) });
+        let port = |v: u32, default: u16| {
+            if v == 0 {
+                Ok(default)
+            } else {
+                u16::try_from(v).map_err(|_| bad("IPsec port", &v.to_string()))
+            }
+        };
+        use sluice_ike::natt::NatDetection;
+        Ok(IpsecRuntime {
+            psk: Secret(p.pre_shared_key.clone()),
+            ike,
+            esp,
+            ike_lifetime: secs(p.ike_lifetime_seconds, 8 * 3600),
+            esp_lifetime: secs(p.esp_lifetime_seconds, 3600),
+            esp_lifetime_kb: (p.esp_lifetime_kilobytes > 0).then_some(p.esp_lifetime_kilobytes),
+            nat_detection: match p.nat_detection() {
+                pb::NatDetection::Parrot => NatDetection::Parrot,
+                pb::NatDetection::ForceEncapsulation => NatDetection::ParrotForceEncapsulation,
+                pb::NatDetection::Unspecified | pb::NatDetection::Honest => NatDetection::Honest,
+            },
+            dpd_delay: (p.dpd_delay_seconds > 0)
+                .then(|| Duration::from_secs(u64::from(p.dpd_delay_seconds))),
+            dpd_timeout: secs(p.dpd_timeout_seconds, 150),
+            ike_port: port(p.ike_port, 500)?,
+            natt_port: port(p.natt_port, 4500)?,
+        })
+    }
+
+    /// The IKE responder configuration (limits stay at the engine's defaults).
+    pub fn responder_config(&self, l2tp_port: u16) -> sluice_ike::policy::Config {
+        sluice_ike::policy::Config {
+            psk: Some(zeroize::Zeroizing::new(self.psk.expose().to_vec())),
+            ike: self.ike.clone(),
+            esp: self.esp.clone(),
+            ike_lifetime: self.ike_lifetime,
+            esp_lifetime: self.esp_lifetime,
+            esp_lifetime_kb: self.esp_lifetime_kb,
+            nat_detection: self.nat_detection,
+            dpd_delay: self.dpd_delay,
+            dpd_timeout: self.dpd_timeout,
+            l2tp_port,
+            natt_port: self.natt_port,
+            ..sluice_ike::policy::Config::default()
+        }
+    }
 }
 
 impl UserEntry {
@@ -247,9 +341,15 @@ impl Runtime {
             &pptp.mppe_key_lengths,
             pptp.mppe_stateful(),
         )?;
-        if l2tp.enabled && !l2tp.allow_unencrypted {
+        let ipsec = match &l2tp.ipsec {
+            Some(p) if l2tp.enabled && !p.pre_shared_key.is_empty() => {
+                Some(IpsecRuntime::from_proto(p)?)
+            }
+            _ => None,
+        };
+        if l2tp.enabled && !l2tp.allow_unencrypted && ipsec.is_none() {
             return Err(LoadError::Invalid(
-                "l2tp is enabled without allowUnencrypted, but this data plane has no IPsec yet"
+                "l2tp is enabled without IPsec (no pre-shared key) and without allowUnencrypted"
                     .into(),
             ));
         }
@@ -310,6 +410,7 @@ impl Runtime {
                 hello: (l2tp.hello_interval_seconds > 0)
                     .then(|| Duration::from_secs(u64::from(l2tp.hello_interval_seconds))),
                 allow_unencrypted: l2tp.allow_unencrypted,
+                ipsec,
             },
             mtu: clamp16(ppp.mtu),
             mru: clamp16(ppp.mru),
@@ -389,10 +490,10 @@ pub fn summary(c: &Runtime) -> String {
             s,
             "l2tp:           enabled on udp/{}{}, tunnel secret {}, hello {:?}",
             c.l2tp.port,
-            if c.l2tp.allow_unencrypted {
-                " (unencrypted: no IPsec)"
-            } else {
-                ""
+            match (c.l2tp.allow_unencrypted, c.l2tp.ipsec.is_some()) {
+                (true, false) => " (unencrypted: no IPsec)",
+                (true, true) => " (IPsec, and plain L2TP also accepted)",
+                _ => " (only inside IPsec)",
             },
             if c.l2tp.secret.is_some() {
                 "set"
@@ -401,6 +502,27 @@ pub fn summary(c: &Runtime) -> String {
             },
             c.l2tp.hello
         );
+        match &c.l2tp.ipsec {
+            Some(i) => {
+                let _ = writeln!(
+                    s,
+                    "  ipsec:          IKEv1 on udp/{} + NAT-T udp/{}, {} IKE and {} ESP proposals, \
+                     lifetimes {:?}/{:?}, NAT-D {:?}, DPD {:?}/{:?}",
+                    i.ike_port,
+                    i.natt_port,
+                    i.ike.len(),
+                    i.esp.len(),
+                    i.ike_lifetime,
+                    i.esp_lifetime,
+                    i.nat_detection,
+                    i.dpd_delay,
+                    i.dpd_timeout
+                );
+            }
+            None => {
+                let _ = writeln!(s, "  ipsec:          none");
+            }
+        }
         let _ = writeln!(s, "  authentication: {:?}", c.l2tp.ppp.auth);
         let _ = writeln!(s, "  encryption:     {:?}", c.l2tp.ppp.mppe);
     } else {

@@ -15,7 +15,8 @@ use sluice_ppp::Event;
 use sluice_pptp::{GrePacket, GreRepr, RxVerdict, ipv4_payload_range};
 use tracing::warn;
 
-use crate::l2tp_path::L2tpIo;
+use crate::ipsec_path::IpsecIo;
+use crate::l2tp_path::{L2tpIo, send_l2tp};
 use crate::link::{Clock, Framing, Link, LinkState, LinkTable, due};
 use crate::metrics::{Layer, Metrics};
 use crate::rawsock::{IPPROTO_GRE, RawSocket, RecvBatch};
@@ -25,6 +26,11 @@ pub struct DataPath {
     pub gre: RawSocket,
     /// The L2TP UDP port, once L2TP is served (gateway) or used (client).
     pub l2tp: OnceLock<L2tpIo>,
+    /// IKE, NAT-T and raw ESP, once L2TP/IPsec is served or used.
+    pub ipsec: OnceLock<IpsecIo>,
+    /// Whether L2TP that did not arrive under ESP is accepted (`allowUnencrypted`, or no
+    /// IPsec configured).
+    pub l2tp_plain: AtomicBool,
     pub links: LinkTable,
     pub tun: Option<Arc<tun_rs::SyncDevice>>,
     pub metrics: Arc<Metrics>,
@@ -41,6 +47,8 @@ impl DataPath {
         Ok(DataPath {
             gre: RawSocket::open(IPPROTO_GRE, bind, Duration::from_millis(200))?,
             l2tp: OnceLock::new(),
+            ipsec: OnceLock::new(),
+            l2tp_plain: AtomicBool::new(true),
             links: LinkTable::default(),
             tun,
             metrics,
@@ -134,7 +142,6 @@ fn transmit(
                 .map_err(|_| "gre_send_error")
         }
         Framing::L2tp(l2tp) => {
-            let io = dp.l2tp.get().ok_or("l2tp_not_open")?;
             sluice_l2tp::emit_data_header(
                 out,
                 l2tp.peer_tunnel,
@@ -142,10 +149,7 @@ fn transmit(
                 l2tp.seq.next_tx(),
             );
             out.extend_from_slice(frame);
-            io.sock
-                .send_from(out, Some(l2tp.local), l2tp.remote)
-                .map(drop)
-                .map_err(|_| "l2tp_send_error")
+            send_l2tp(dp, l2tp.local, l2tp.remote, out)
         }
     }
 }

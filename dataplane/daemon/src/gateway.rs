@@ -87,6 +87,10 @@ impl Gateway {
             events: None,
             l2tp_shutdown: watch::channel(false).0,
         };
+        gw.dp.l2tp_plain.store(
+            gw.config().l2tp.allow_unencrypted || gw.config().l2tp.ipsec.is_none(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         gw.update_pool_metrics();
         gw
     }
@@ -303,6 +307,10 @@ impl Gateway {
             let mut guard = self.cfg.write().unwrap_or_else(|p| p.into_inner());
             std::mem::replace(&mut *guard, new.clone())
         };
+        self.dp.l2tp_plain.store(
+            new.l2tp.allow_unencrypted || new.l2tp.ipsec.is_none(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         lock(&self.pool).reconfigure(new.pool, new.reserved_addresses());
         self.update_pool_metrics();
         self.dp.metrics.set_config(&new.gateway, &new.version);

@@ -16,7 +16,7 @@ use sluice_ppp::Ppp;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::datapath::{Hooks, drive, receive_frame};
+use crate::datapath::{DataPath, Hooks, drive, receive_frame};
 use crate::link::{CtlCmd, Framing, L2tpFraming, Link};
 use crate::metrics::Layer;
 use crate::udpsock::{UdpBatch, UdpPort};
@@ -77,20 +77,35 @@ impl L2tpIo {
     }
 }
 
-/// Sends every datagram the endpoint has queued from the L2TP port; returns how many left.
-pub fn flush_control(io: &L2tpIo, ep: &mut Endpoint) -> u64 {
+/// Sends one L2TP datagram to `remote`: inside ESP when `remote` is a peer reached over
+/// IPsec, else in clear from the L2TP port (only peers that reached us in clear are ever
+/// answered that way).
+pub fn send_l2tp(
+    dp: &DataPath,
+    local: Ipv4Addr,
+    remote: SocketAddrV4,
+    bytes: &[u8],
+) -> Result<(), &'static str> {
+    if let Some(sent) = dp.ipsec.get().and_then(|i| i.send_l2tp(remote, bytes)) {
+        return sent;
+    }
+    let io = dp.l2tp.get().ok_or("l2tp_not_open")?;
+    io.sock
+        .send_from(bytes, Some(local), remote)
+        .map(drop)
+        .map_err(|_| "l2tp_send_error")
+}
+
+/// Sends every datagram the endpoint has queued; returns how many left.
+pub fn flush_control(dp: &DataPath, ep: &mut Endpoint) -> u64 {
     let mut sent = 0;
     while let Some(t) = ep.poll_transmit() {
-        let (SocketAddr::V4(remote), from) = (t.remote, t.local.ip()) else {
+        let (SocketAddr::V4(remote), IpAddr::V4(from)) = (t.remote, t.local.ip()) else {
             continue;
         };
-        let from = match from {
-            IpAddr::V4(a) => Some(a),
-            IpAddr::V6(_) => None,
-        };
-        match io.sock.send_from(&t.payload, from, remote) {
-            Ok(_) => sent += 1,
-            Err(e) => debug!(%remote, error = %e, "L2TP control send failed"),
+        match send_l2tp(dp, from, remote, &t.payload) {
+            Ok(()) => sent += 1,
+            Err(e) => debug!(%remote, error = e, "L2TP control send failed"),
         }
     }
     sent
@@ -190,10 +205,22 @@ impl RateLimiter {
     }
 }
 
-/// Handles one datagram from the L2TP port.
+/// Handles an L2TP datagram that arrived inside ESP from the peer known as `key`.
+pub fn handle_protected<H: Hooks>(
+    h: &H,
+    buf: &mut [u8],
+    key: SocketAddrV4,
+    local: Ipv4Addr,
+    now: Instant,
+) {
+    let port = h.dp().ipsec.get().map_or(1701, |i| i.l2tp_port);
+    handle_datagram(h, None, buf, key, local, port, now);
+}
+
+/// Handles one L2TP datagram: from the L2TP port (`limiter` set) or from inside ESP.
 fn handle_datagram<H: Hooks>(
     h: &H,
-    limiter: &mut RateLimiter,
+    limiter: Option<&mut RateLimiter>,
     buf: &mut [u8],
     remote: SocketAddrV4,
     local: Ipv4Addr,
@@ -201,9 +228,20 @@ fn handle_datagram<H: Hooks>(
     now: Instant,
 ) {
     let dp = h.dp();
+    if limiter.is_some() {
+        // In clear: only when allowed, and never for a peer known over IPsec.
+        if !dp.l2tp_plain.load(Ordering::Relaxed)
+            || dp.ipsec.get().is_some_and(|i| i.is_peer(remote))
+        {
+            dp.metrics.dropped("l2tp_not_under_esp");
+            return;
+        }
+    }
     let Some(io) = dp.l2tp.get() else { return };
     if sluice_l2tp::is_control_message(buf) {
-        if !limiter.allow(*remote.ip(), now) {
+        if let Some(limiter) = limiter
+            && !limiter.allow(*remote.ip(), now)
+        {
             dp.metrics.dropped("l2tp_control_rate");
             return;
         }
@@ -268,7 +306,7 @@ pub fn l2tp_rx_loop<H: Hooks>(h: Arc<H>) {
         let now = Instant::now();
         for i in 0..n {
             if let Some((buf, remote, local)) = batch.get_mut(i) {
-                handle_datagram(&*h, &mut limiter, buf, remote, local, port, now);
+                handle_datagram(&*h, Some(&mut limiter), buf, remote, local, port, now);
             }
         }
     }

@@ -137,7 +137,7 @@ pub async fn run(
                 _ => {}
             }
         }
-        flush_control(io, &mut ep);
+        flush_control(&client.dp, &mut ep);
         if let Some(since) = stopping
             && links.is_empty()
             && pending.is_empty()

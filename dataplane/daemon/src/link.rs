@@ -268,6 +268,11 @@ impl Clock {
     pub fn now_nanos(&self, now: Instant) -> u64 {
         self.encode(Some(now))
     }
+
+    /// Milliseconds since the epoch (coarse activity stamps).
+    pub fn millis(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// Loads `deadline` for a lock-free "is anything due" check.

@@ -179,9 +179,7 @@ pub async fn run(
                 _ => {}
             }
         }
-        if let Some(io) = gw.dp.l2tp.get() {
-            tx.inc_by(flush_control(io, &mut ep));
-        }
+        tx.inc_by(flush_control(&gw.dp, &mut ep));
         gw.dp
             .metrics
             .l2tp_tunnels

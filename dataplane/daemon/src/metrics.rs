@@ -61,6 +61,8 @@ pub enum Layer {
     Pptp,
     Gre,
     L2tp,
+    Esp,
+    Ike,
     Ppp,
     Lcp,
     Ipcp,
@@ -118,6 +120,8 @@ label_values! {
         Pptp => "pptp",
         Gre => "gre",
         L2tp => "l2tp",
+        Esp => "esp",
+        Ike => "ike",
         Ppp => "ppp",
         Lcp => "lcp",
         Ipcp => "ipcp",
@@ -183,6 +187,12 @@ pub struct Metrics {
     pub control_connections: Gauge,
     /// L2TP tunnels established (SCCCN exchanged) and not yet down.
     pub l2tp_tunnels: Gauge,
+    /// IKE SAs established (Main Mode done) and not yet deleted.
+    pub ike_sas: Gauge,
+    /// ESP SA pairs installed.
+    pub esp_sas: Gauge,
+    /// IKE messages by direction.
+    pub ike_messages: Family<DirLabels, Counter>,
     /// L2TP control messages (ZLB acknowledgements included) by direction.
     pub l2tp_control: Family<DirLabels, Counter>,
     pub reloads: Family<ResultLabels, Counter>,
@@ -231,6 +241,9 @@ impl Metrics {
             dropped: Family::default(),
             control_connections: Gauge::default(),
             l2tp_tunnels: Gauge::default(),
+            ike_sas: Gauge::default(),
+            esp_sas: Gauge::default(),
+            ike_messages: Family::default(),
             l2tp_control: Family::default(),
             reloads: Family::default(),
             config: Family::default(),
@@ -314,6 +327,17 @@ impl Metrics {
             "l2tp_tunnels",
             "Established L2TP tunnels",
             m.l2tp_tunnels.clone(),
+        );
+        registry.register(
+            "ipsec_ike_sas",
+            "Established IKE (ISAKMP) SAs",
+            m.ike_sas.clone(),
+        );
+        registry.register("ipsec_esp_sas", "Installed ESP SA pairs", m.esp_sas.clone());
+        registry.register(
+            "ipsec_ike_messages",
+            "IKE messages, by direction",
+            m.ike_messages.clone(),
         );
         registry.register(
             "l2tp_control_messages",

@@ -19,10 +19,11 @@ use crate::datapath::{DataPath, gre_rx_loop, timer_loop, tun_rx_loop};
 use crate::events::EventQueue;
 use crate::gateway::Gateway;
 use crate::http::{self, HttpState};
+use crate::ipsec_path::{self, IpsecIo};
 use crate::l2tp_path::{ControlRate, L2tpIo, l2tp_rx_loop};
 use crate::metrics::{Metrics, ResultLabels};
 use crate::udpsock::UdpPort;
-use crate::{control, lns, netcfg};
+use crate::{control, ike, lns, netcfg};
 
 /// How this host runs a gateway, whatever the configuration says.
 #[derive(Debug, Clone)]
@@ -166,6 +167,59 @@ pub fn start_l2tp(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), String> {
             sessions_per_tunnel: usize::from(host.max_calls_per_connection.max(1)),
         },
     ));
+    start_ipsec(gw, host)
+}
+
+/// Opens the IKE and NAT-T ports and the raw ESP socket and starts their receive threads
+/// and the IKE task, when the configuration protects L2TP with IPsec (once; the ports are
+/// fixed until restart).
+pub fn start_ipsec(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), String> {
+    let cfg = gw.config();
+    let Some(ipsec) = &cfg.l2tp.ipsec else {
+        return Ok(());
+    };
+    if gw.dp.ipsec.get().is_some() {
+        return Ok(());
+    }
+    let (io, rx) = IpsecIo::open(
+        host.bind,
+        ipsec.ike_port,
+        ipsec.natt_port,
+        cfg.l2tp.port,
+        true,
+    )
+    .map_err(|e| {
+        format!(
+            "opening udp/{} and udp/{} for IKE and raw ESP on {}: {e} (needs CAP_NET_RAW)",
+            ipsec.ike_port,
+            ipsec.natt_port,
+            host.bind.unwrap_or(Ipv4Addr::UNSPECIFIED)
+        )
+    })?;
+    if gw.dp.ipsec.set(io).is_err() {
+        return Ok(());
+    }
+    for (name, f) in [
+        (
+            "sluice-ike-rx",
+            ipsec_path::ike_rx_loop::<Gateway> as fn(Arc<Gateway>),
+        ),
+        ("sluice-natt-rx", ipsec_path::natt_rx_loop::<Gateway>),
+        ("sluice-esp-rx", ipsec_path::esp_raw_rx_loop::<Gateway>),
+    ] {
+        let g = gw.clone();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || f(g))
+            .map_err(|e| e.to_string())?;
+    }
+    tokio::spawn(ike::run(gw.clone(), rx, gw.l2tp_shutdown.subscribe()));
+    info!(
+        ike = ipsec.ike_port,
+        natt = ipsec.natt_port,
+        plain_l2tp = cfg.l2tp.allow_unencrypted,
+        "L2TP/IPsec: IKEv1 responder and ESP fast path started"
+    );
     Ok(())
 }
 
@@ -220,7 +274,7 @@ pub fn reconfigure(gw: &Arc<Gateway>, host: &HostOptions, new: Runtime) {
         warn_plain_l2tp(&new);
     }
     gw.apply(new);
-    if l2tp && let Err(e) = start_l2tp(gw, host) {
+    if l2tp && let Err(e) = start_l2tp(gw, host).and_then(|()| start_ipsec(gw, host)) {
         error!(error = %e, "starting L2TP failed");
     }
 }

@@ -154,3 +154,69 @@ l2tp_stop() {
   kill "$XL2TPD" 2>/dev/null || true
   wait "$XL2TPD" 2>/dev/null || true
 }
+
+# ipsec_start IKE ESP [extra ipsec.conf conn lines...]: stock strongSwan (charon via the
+# ipsec starter) as an IKEv1 PSK initiator of a transport-mode SA protecting L2TP
+# (udp/1701 both ends), as the Debian/Ubuntu L2TP/IPsec client guides configure it; the
+# proposals are strict (IKE and ESP strings in strongSwan syntax, with '!'). charon logs
+# to /tmp/charon.log (ike and knl at level 2).
+ipsec_start() {
+  local ike=$1 esp=$2; shift 2
+  cat >/etc/ipsec.conf <<CONF
+config setup
+  charondebug="ike 2, knl 1, net 1, cfg 1"
+conn %default
+  keyexchange=ikev1
+  ikelifetime=3h
+  keylife=1h
+  rekeymargin=3m
+  keyingtries=1
+conn sluice
+  authby=secret
+  type=transport
+  left=%defaultroute
+  leftprotoport=17/1701
+  right=$SERVER
+  rightid=%any
+  rightprotoport=17/1701
+  ike=$ike!
+  esp=$esp!
+  auto=add
+$(printf '  %s\n' "$@")
+CONF
+  echo "%any %any : PSK \"${IPSEC_PSK:-correct-horse-battery}\"" >/etc/ipsec.secrets
+  chmod 600 /etc/ipsec.secrets
+  cat >/etc/strongswan.d/sluice-log.conf <<'LOGCONF'
+charon {
+  filelog {
+    lab { path = /tmp/charon.log
+      time_format = %T
+      default = 1
+      ike = 2
+      knl = 1 }
+  }
+}
+LOGCONF
+  ipsec start >/tmp/ipsec-start.log 2>&1
+  # The starter loads the conn asynchronously: wait until charon knows it.
+  local i=0
+  while [ $i -lt 150 ] && ! ipsec statusall 2>/dev/null | grep -q '^ *sluice:'; do sleep 0.1; i=$((i + 1)); done
+}
+
+# ipsec_up: bring the conn up (IKE Main Mode + Quick Mode); 0 once the CHILD_SA is installed.
+ipsec_up() {
+  local n
+  for n in 1 2 3; do
+    ipsec up sluice >>/tmp/ipsec-up.log 2>&1 && ipsec status sluice | grep -q INSTALLED && return 0
+    sleep 1
+  done
+  return 1
+}
+
+# ipsec_stop: tear the SAs down (DELETEs to the gateway) and stop charon.
+ipsec_stop() {
+  ipsec down sluice >/tmp/ipsec-down.log 2>&1 || true
+  ipsec stop >/dev/null 2>&1 || true
+  local i=0
+  while [ $i -lt 50 ] && pgrep -x charon >/dev/null; do sleep 0.1; i=$((i + 1)); done
+}

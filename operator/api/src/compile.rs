@@ -11,15 +11,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use sluice_proto::v1::{
-    AuthMethod, EncryptionPolicy, GatewayConfig, L2tpSettings, NatSettings, PppSettings,
-    PptpSettings, StatefulMppe as WireStateful, User,
+    AuthMethod, EncryptionPolicy, GatewayConfig, IpsecSettings, L2tpSettings,
+    NatDetection as WireNatDetection, NatSettings, PppSettings, PptpSettings,
+    StatefulMppe as WireStateful, User,
 };
 
 use crate::duration::parse_go_duration;
 use crate::error::{ConfigError, FieldError, object_name};
 use crate::gateway::{
-    AuthenticationMethod, Encryption, MAX_MTU, MIN_MTU, MppeSpec, StatefulMppe, VpnGateway,
+    AuthenticationMethod, Encryption, IpsecSpec, MAX_MTU, MIN_MTU, MppeSpec, NatDetection,
+    StatefulMppe, VpnGateway, VpnGatewaySpec,
 };
+use crate::ipsec::{MAX_PROPOSALS, ProposalKind, check_proposal};
 use crate::manifest::Manifests;
 use crate::user::VpnUser;
 
@@ -27,6 +30,11 @@ use crate::user::VpnUser;
 pub const MAX_CREDENTIAL_BYTES: usize = 255;
 /// Longest L2TP tunnel secret.
 pub const MAX_TUNNEL_SECRET_BYTES: usize = 1024;
+/// Shortest IPsec pre-shared key: whoever runs one Main Mode exchange with a client (posing as
+/// the gateway) can test guesses of the PSK offline, so it must not be short.
+pub const MIN_PRE_SHARED_KEY_BYTES: usize = 8;
+/// Longest IPsec pre-shared key.
+pub const MAX_PRE_SHARED_KEY_BYTES: usize = 256;
 /// Longest keepalive timeout (and L2TP HELLO interval), in seconds.
 pub const MAX_KEEPALIVE_SECONDS: u64 = 3600;
 /// Most DNS servers IPCP can offer (RFC 1877: primary and secondary).
@@ -78,15 +86,16 @@ pub fn compile(
     let mut l2tp_keys = Vec::new();
     let mut tunnel_secret = Vec::new();
     let mut hello = 0;
+    let mut ipsec = None;
     if l2tp.enabled {
         if l2tp.port == 0 {
             errs.push("spec.l2tp.port", "must be between 1 and 65535");
         }
-        if !l2tp.allow_unencrypted {
+        if l2tp.ipsec.pre_shared_key_secret_ref.is_none() && !l2tp.allow_unencrypted {
             errs.push(
-                "spec.l2tp.allowUnencrypted",
-                "must be true to enable L2TP: IPsec is not available yet, and L2TP alone \
-                 encrypts nothing (set it only on networks that are already protected)",
+                "spec.l2tp.ipsec.preSharedKeySecretRef",
+                "is required: L2TP is served only inside IPsec unless spec.l2tp.allowUnencrypted \
+                 is set (L2TP alone encrypts nothing)",
             );
         }
         l2tp_keys = ppp_policy(
@@ -115,6 +124,7 @@ pub fn compile(
                 tunnel_secret = value;
             }
         }
+        ipsec = ipsec_settings(&mut errs, spec, gw_ns, secrets);
     }
 
     // --- spec.ppp
@@ -335,6 +345,7 @@ pub fn compile(
             tunnel_secret,
             hello_interval_seconds: hello,
             allow_unencrypted: l2tp.allow_unencrypted,
+            ipsec,
         }),
         ppp: Some(PppSettings {
             mtu: ppp.mtu,
@@ -419,8 +430,166 @@ pub fn redacted(config: &GatewayConfig) -> GatewayConfig {
     }
     if let Some(l2tp) = &mut c.l2tp {
         l2tp.tunnel_secret.clear();
+        if let Some(ipsec) = &mut l2tp.ipsec {
+            ipsec.pre_shared_key.clear();
+        }
     }
     c
+}
+
+/// Checks `spec.l2tp.ipsec` of an enabled L2TP service and builds its settings; `None` when
+/// no pre-shared key is configured (IPsec off, the other fields unused and not checked).
+fn ipsec_settings(
+    errs: &mut Errors,
+    spec: &VpnGatewaySpec,
+    ns: &str,
+    secrets: &[Secret],
+) -> Option<IpsecSettings> {
+    const P: &str = "spec.l2tp.ipsec";
+    let ipsec: &IpsecSpec = &spec.l2tp.ipsec;
+    let r = ipsec.pre_shared_key_secret_ref.as_ref()?;
+
+    let mut pre_shared_key = Vec::new();
+    let field = format!("{P}.preSharedKeySecretRef");
+    if let Some(value) = secret_value(errs, &field, ns, secrets, &r.name, &r.key) {
+        let what = format!("pre-shared key in Secret {:?} key {:?}", r.name, r.key);
+        if value.is_empty() {
+            errs.push(&field, format!("{what} is empty"));
+        } else if value.len() > MAX_PRE_SHARED_KEY_BYTES {
+            errs.push(
+                &field,
+                format!(
+                    "{what} is {} bytes long, at most {MAX_PRE_SHARED_KEY_BYTES} are allowed",
+                    value.len()
+                ),
+            );
+        } else if value.len() < MIN_PRE_SHARED_KEY_BYTES {
+            errs.push(
+                &field,
+                format!(
+                    "{what} is {} bytes long, at least {MIN_PRE_SHARED_KEY_BYTES} are needed: \
+                     anyone who poses as the gateway to one client can test guesses of a \
+                     pre-shared key offline, so use a long random one",
+                    value.len()
+                ),
+            );
+        }
+        pre_shared_key = value;
+    }
+
+    let ike_proposals = proposals(
+        errs,
+        &format!("{P}.ikeProposals"),
+        ProposalKind::Ike,
+        &ipsec.ike_proposals,
+        ipsec.allow_md5,
+    );
+    let esp_proposals = proposals(
+        errs,
+        &format!("{P}.espProposals"),
+        ProposalKind::Esp,
+        &ipsec.esp_proposals,
+        ipsec.allow_md5,
+    );
+
+    let ike_lifetime = seconds_between(
+        errs,
+        &format!("{P}.ikeLifetime"),
+        &ipsec.ike_lifetime,
+        5 * 60,
+        24 * 3600,
+    );
+    let esp_lifetime = seconds_between(
+        errs,
+        &format!("{P}.espLifetime"),
+        &ipsec.esp_lifetime,
+        60,
+        8 * 3600,
+    );
+    let dpd_delay = seconds_between(errs, &format!("{P}.dpd.delay"), &ipsec.dpd.delay, 0, 3600);
+    let dpd_timeout = seconds_between(
+        errs,
+        &format!("{P}.dpd.timeout"),
+        &ipsec.dpd.timeout,
+        1,
+        3600,
+    );
+    if let (Some(delay), Some(timeout)) = (dpd_delay, dpd_timeout)
+        && timeout <= delay
+    {
+        errs.push(
+            format!("{P}.dpd.timeout"),
+            format!(
+                "{:?} must be longer than {P}.dpd.delay ({:?})",
+                ipsec.dpd.timeout, ipsec.dpd.delay
+            ),
+        );
+    }
+
+    // Ports: each UDP port serves one protocol.
+    let mut taken: Vec<(u16, &str)> = vec![(spec.l2tp.port, "spec.l2tp.port")];
+    if spec.pptp.enabled {
+        taken.push((spec.pptp.port, "spec.pptp.port"));
+    }
+    for (field, port) in [
+        ("spec.l2tp.ipsec.ikePort", ipsec.ike_port),
+        ("spec.l2tp.ipsec.nattPort", ipsec.natt_port),
+    ] {
+        if port == 0 {
+            errs.push(field, "must be between 1 and 65535");
+            continue;
+        }
+        if let Some((_, other)) = taken.iter().find(|(p, _)| *p == port) {
+            errs.push(field, format!("{port} is also {other}"));
+        }
+        taken.push((port, field));
+    }
+
+    Some(IpsecSettings {
+        pre_shared_key,
+        ike_proposals,
+        esp_proposals,
+        ike_lifetime_seconds: ike_lifetime.unwrap_or(0),
+        esp_lifetime_seconds: esp_lifetime.unwrap_or(0),
+        esp_lifetime_kilobytes: ipsec.esp_lifetime_kilobytes,
+        nat_detection: nat_detection(ipsec.nat_detection) as i32,
+        dpd_delay_seconds: dpd_delay.unwrap_or(0),
+        dpd_timeout_seconds: dpd_timeout.unwrap_or(0),
+        ike_port: u32::from(ipsec.ike_port),
+        natt_port: u32::from(ipsec.natt_port),
+        allow_md5: ipsec.allow_md5,
+    })
+}
+
+/// Checks a proposal list under `field`; returns the proposals lower-cased.
+fn proposals(
+    errs: &mut Errors,
+    field: &str,
+    kind: ProposalKind,
+    list: &[String],
+    allow_md5: bool,
+) -> Vec<String> {
+    if list.len() > MAX_PROPOSALS {
+        errs.push(
+            field,
+            format!(
+                "lists {} proposals, at most {MAX_PROPOSALS} are allowed",
+                list.len()
+            ),
+        );
+        return Vec::new();
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for (i, p) in list.iter().enumerate() {
+        let lower = p.to_ascii_lowercase();
+        if let Err(why) = check_proposal(kind, p, allow_md5) {
+            errs.push(format!("{field}[{i}]"), why);
+        } else if let Some(j) = out.iter().position(|q| *q == lower) {
+            errs.push(format!("{field}[{i}]"), format!("repeats {field}[{j}]"));
+        }
+        out.push(lower);
+    }
+    out
 }
 
 /// Checks one protocol's PPP authentication list and MPPE settings (under `prefix`);
@@ -483,23 +652,43 @@ fn ppp_policy(
 
 /// A Go duration of whole seconds, at most one hour (0 on error, which is reported).
 fn seconds(errs: &mut Errors, field: &str, text: &str) -> u32 {
+    seconds_between(errs, field, text, 0, MAX_KEEPALIVE_SECONDS).unwrap_or(0)
+}
+
+/// A Go duration of whole seconds in `min..=max` (`None` on error, which is reported).
+fn seconds_between(errs: &mut Errors, field: &str, text: &str, min: u64, max: u64) -> Option<u32> {
     match parse_go_duration(text) {
         Err(why) => {
             errs.push(
                 field,
                 format!("{text:?} {why} (expected a duration such as 30s or 1m30s)"),
             );
-            0
+            None
         }
         Ok(d) if d.subsec_nanos() != 0 => {
             errs.push(field, format!("{text:?} must be a whole number of seconds"));
-            0
+            None
         }
-        Ok(d) if d.as_secs() > MAX_KEEPALIVE_SECONDS => {
-            errs.push(field, format!("{text:?} is longer than 1h"));
-            0
+        Ok(d) if d.as_secs() > max => {
+            errs.push(field, format!("{text:?} is longer than {}", human(max)));
+            None
         }
-        Ok(d) => u32::try_from(d.as_secs()).unwrap_or(0),
+        Ok(d) if d.as_secs() < min => {
+            errs.push(field, format!("{text:?} is shorter than {}", human(min)));
+            None
+        }
+        Ok(d) => u32::try_from(d.as_secs()).ok(),
+    }
+}
+
+/// `3600` → `1h`, `300` → `5m`, `90` → `90s`.
+fn human(secs: u64) -> String {
+    if secs >= 3600 && secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
     }
 }
 
@@ -698,6 +887,14 @@ fn stateful_mppe(s: StatefulMppe) -> WireStateful {
         StatefulMppe::Refuse => WireStateful::Refuse,
         StatefulMppe::Allow => WireStateful::Allow,
         StatefulMppe::Prefer => WireStateful::Prefer,
+    }
+}
+
+fn nat_detection(n: NatDetection) -> WireNatDetection {
+    match n {
+        NatDetection::Honest => WireNatDetection::Honest,
+        NatDetection::Parrot => WireNatDetection::Parrot,
+        NatDetection::ForceEncapsulation => WireNatDetection::ForceEncapsulation,
     }
 }
 

@@ -27,6 +27,20 @@ pub const DEFAULT_HELLO_INTERVAL: &str = "60s";
 pub const DEFAULT_TUNNEL_SECRET_KEY: &str = "secret";
 /// Default keepalive timeout.
 pub const DEFAULT_KEEPALIVE: &str = "30s";
+/// Secret key read when `ipsec.preSharedKeySecretRef.key` is absent.
+pub const DEFAULT_PRE_SHARED_KEY_KEY: &str = "psk";
+/// Default longest ISAKMP (Phase 1) SA lifetime.
+pub const DEFAULT_IKE_LIFETIME: &str = "8h";
+/// Default longest ESP (Phase 2) SA lifetime.
+pub const DEFAULT_ESP_LIFETIME: &str = "1h";
+/// Default DPD idle time before an R-U-THERE is sent (RFC 3706).
+pub const DEFAULT_DPD_DELAY: &str = "30s";
+/// Default DPD time without a sign of life before a client is declared dead.
+pub const DEFAULT_DPD_TIMEOUT: &str = "150s";
+/// Default IKE port (RFC 2409: UDP 500).
+pub const DEFAULT_IKE_PORT: u16 = 500;
+/// Default NAT-T port (RFC 3947/3948: UDP 4500).
+pub const DEFAULT_NATT_PORT: u16 = 4500;
 
 /// Most entries of a list field the schema accepts (CEL cost estimation needs a bound).
 pub const MAX_LIST_ITEMS: u32 = 64;
@@ -175,9 +189,20 @@ pub struct L2tpSpec {
     )]
     pub hello_interval: String,
     /// Serve L2TP without IPsec. L2TP itself encrypts nothing: only for labs and for
-    /// networks that are already protected.
+    /// networks that are already protected. With `ipsec` configured as well, L2TP that did not
+    /// arrive under ESP is accepted in addition.
     #[serde(default)]
     pub allow_unencrypted: bool,
+    /// IPsec protecting L2TP (IKEv1 Main Mode with a pre-shared key, transport-mode ESP).
+    #[serde(default)]
+    pub ipsec: IpsecSpec,
+}
+
+impl L2tpSpec {
+    /// Whether L2TP is served inside IPsec: enabled, with a pre-shared key.
+    pub fn ipsec_enabled(&self) -> bool {
+        self.enabled && self.ipsec.pre_shared_key_secret_ref.is_some()
+    }
 }
 
 impl Default for L2tpSpec {
@@ -191,8 +216,197 @@ impl Default for L2tpSpec {
             tunnel_secret_ref: None,
             hello_interval: default_hello_interval(),
             allow_unencrypted: false,
+            ipsec: IpsecSpec::default(),
         }
     }
+}
+
+/// IPsec for L2TP (RFC 3193): IKEv1 Main Mode with a pre-shared key, then transport-mode ESP
+/// (raw, or in UDP when NAT is in the way), NAT-T and DPD.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.ikePort != self.nattPort")
+        .message("spec.l2tp.ipsec.nattPort must differ from spec.l2tp.ipsec.ikePort")
+)]
+pub struct IpsecSpec {
+    /// Secret (same namespace) holding the Main Mode pre-shared key (8–256 bytes). Required
+    /// when L2TP is enabled without `allowUnencrypted`; without it IPsec is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_shared_key_secret_ref: Option<PreSharedKeySecretRef>,
+    /// Phase 1 proposals (`aes256-sha256-modp2048`); empty: the defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(max = 200)))]
+    #[x_kube(
+        validation = Rule::new("self.all(p, p.matches('^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$'))")
+            .message("spec.l2tp.ipsec.ikeProposals must be proposals such as aes256-sha256-modp2048")
+    )]
+    pub ike_proposals: Vec<String>,
+    /// ESP proposals (`aes256gcm16`, `aes128-sha1`, `aes256-sha256-modp2048` for PFS); empty:
+    /// the defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(max = 200)))]
+    #[x_kube(
+        validation = Rule::new("self.all(p, p.matches('^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$'))")
+            .message("spec.l2tp.ipsec.espProposals must be proposals such as aes256gcm16 or aes128-sha1")
+    )]
+    pub esp_proposals: Vec<String>,
+    /// Longest ISAKMP SA lifetime agreed to, as a Go duration (5m to 24h).
+    #[serde(default = "default_ike_lifetime")]
+    #[schemars(length(max = 32))]
+    #[x_kube(
+        validation = Rule::new(
+            "self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('5m') && duration(self) <= duration('24h')"
+        )
+        .message("spec.l2tp.ipsec.ikeLifetime must be a duration from 5m to 24h, such as 8h")
+    )]
+    pub ike_lifetime: String,
+    /// Longest ESP SA lifetime agreed to, as a Go duration (1m to 8h).
+    #[serde(default = "default_esp_lifetime")]
+    #[schemars(length(max = 32))]
+    #[x_kube(
+        validation = Rule::new(
+            "self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1m') && duration(self) <= duration('8h')"
+        )
+        .message("spec.l2tp.ipsec.espLifetime must be a duration from 1m to 8h, such as 1h")
+    )]
+    pub esp_lifetime: String,
+    /// ESP SA volume limit in kilobytes; 0 means none.
+    #[serde(default)]
+    pub esp_lifetime_kilobytes: u64,
+    /// How NAT-D is answered: `honest`, `parrot` or `forceEncapsulation`.
+    #[serde(default)]
+    pub nat_detection: NatDetection,
+    /// Dead peer detection (RFC 3706).
+    #[serde(default)]
+    pub dpd: DpdSpec,
+    /// Accept MD5 in proposals. MD5 is broken; only for clients that offer nothing else.
+    #[serde(default)]
+    pub allow_md5: bool,
+    /// UDP port of IKE.
+    #[serde(default = "default_ike_port")]
+    #[schemars(range(min = 1))]
+    pub ike_port: u16,
+    /// UDP port of NAT-T (IKE and ESP when NAT is in the way).
+    #[serde(default = "default_natt_port")]
+    #[schemars(range(min = 1))]
+    pub natt_port: u16,
+}
+
+impl Default for IpsecSpec {
+    fn default() -> Self {
+        Self {
+            pre_shared_key_secret_ref: None,
+            ike_proposals: Vec::new(),
+            esp_proposals: Vec::new(),
+            ike_lifetime: default_ike_lifetime(),
+            esp_lifetime: default_esp_lifetime(),
+            esp_lifetime_kilobytes: 0,
+            nat_detection: NatDetection::default(),
+            dpd: DpdSpec::default(),
+            allow_md5: false,
+            ike_port: DEFAULT_IKE_PORT,
+            natt_port: DEFAULT_NATT_PORT,
+        }
+    }
+}
+
+/// Reference to the key of a Secret (same namespace) holding the IPsec pre-shared key.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct PreSharedKeySecretRef {
+    /// Name of the Secret.
+    pub name: String,
+    /// Key inside the Secret.
+    #[serde(default = "default_pre_shared_key_key")]
+    pub key: String,
+}
+
+/// How the gateway answers NAT-D (RFC 3947 §3.2) when it is itself behind NAT.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum NatDetection {
+    // Plain comments, not doc comments: documented variants become a non-structural `oneOf`.
+    // Hash the addresses really seen and used.
+    #[default]
+    Honest,
+    // Echo the client's hash of the gateway's address: clients never see the gateway behind
+    // NAT (Windows without AssumeUDPEncapsulationContextOnSendRule).
+    Parrot,
+    // Parrot, and make every client believe it is behind NAT: ESP always travels in UDP.
+    ForceEncapsulation,
+}
+
+/// Dead peer detection (RFC 3706).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new(
+        "!self.delay.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || \
+         !self.timeout.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || \
+         duration(self.timeout) > duration(self.delay)"
+    )
+    .message("spec.l2tp.ipsec.dpd.timeout must be longer than spec.l2tp.ipsec.dpd.delay")
+)]
+pub struct DpdSpec {
+    /// Idle time before an R-U-THERE is sent, as a Go duration (`0s`: never probe, only
+    /// answer; at most `1h`).
+    #[serde(default = "default_dpd_delay")]
+    #[schemars(length(max = 32))]
+    #[x_kube(
+        validation = Rule::new(
+            "self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) <= duration('1h')"
+        )
+        .message("spec.l2tp.ipsec.dpd.delay must be a duration of at most 1h, such as 30s")
+    )]
+    pub delay: String,
+    /// Time without a sign of life before the client is declared dead, as a Go duration
+    /// (longer than `delay`, at most `1h`).
+    #[serde(default = "default_dpd_timeout")]
+    #[schemars(length(max = 32))]
+    #[x_kube(
+        validation = Rule::new(
+            "self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) <= duration('1h')"
+        )
+        .message("spec.l2tp.ipsec.dpd.timeout must be a duration of at most 1h, such as 150s")
+    )]
+    pub timeout: String,
+}
+
+impl Default for DpdSpec {
+    fn default() -> Self {
+        Self {
+            delay: default_dpd_delay(),
+            timeout: default_dpd_timeout(),
+        }
+    }
+}
+
+fn default_pre_shared_key_key() -> String {
+    DEFAULT_PRE_SHARED_KEY_KEY.to_owned()
+}
+
+fn default_ike_lifetime() -> String {
+    DEFAULT_IKE_LIFETIME.to_owned()
+}
+
+fn default_esp_lifetime() -> String {
+    DEFAULT_ESP_LIFETIME.to_owned()
+}
+
+fn default_dpd_delay() -> String {
+    DEFAULT_DPD_DELAY.to_owned()
+}
+
+fn default_dpd_timeout() -> String {
+    DEFAULT_DPD_TIMEOUT.to_owned()
+}
+
+fn default_ike_port() -> u16 {
+    DEFAULT_IKE_PORT
+}
+
+fn default_natt_port() -> u16 {
+    DEFAULT_NATT_PORT
 }
 
 /// Reference to the key of a Secret (same namespace) holding the L2TP tunnel secret.
@@ -464,8 +678,31 @@ pub struct FirewallRule {
 }
 
 impl VpnGatewaySpec {
+    /// Names of the Secrets (in the gateway's namespace) the gateway itself reads: the L2TP
+    /// tunnel secret and the IPsec pre-shared key. A change to one of them must recompile it.
+    pub fn secret_names(&self) -> Vec<&str> {
+        let l2tp = &self.l2tp;
+        let mut names: Vec<&str> = l2tp
+            .tunnel_secret_ref
+            .iter()
+            .map(|r| r.name.as_str())
+            .chain(
+                l2tp.ipsec
+                    .pre_shared_key_secret_ref
+                    .iter()
+                    .map(|r| r.name.as_str()),
+            )
+            .collect();
+        names.dedup();
+        names
+    }
+
     /// The inbound flows the enabled protocols need (RFC 2637 §1.3: TCP 1723 and GRE;
-    /// RFC 2661 §8.1: UDP 1701).
+    /// RFC 2661 §8.1: UDP 1701; RFC 3193 §4 and RFC 3948: UDP 500, UDP 4500 and ESP).
+    ///
+    /// With IPsec, L2TP travels inside ESP, so UDP 1701 is listed only when
+    /// `allowUnencrypted` accepts plain L2TP; ESP (IP protocol 50) is left out with
+    /// `natDetection: forceEncapsulation`, where every client sends ESP in UDP.
     pub fn firewall_rules(&self) -> Vec<FirewallRule> {
         let mut rules = Vec::new();
         if self.pptp.enabled {
@@ -480,12 +717,32 @@ impl VpnGatewaySpec {
                 purpose: "PPTP data (IP protocol 47, both directions)".into(),
             });
         }
-        if self.l2tp.enabled {
+        if self.l2tp.enabled && self.l2tp.allow_unencrypted {
             rules.push(FirewallRule {
                 protocol: "udp".into(),
                 port: Some(self.l2tp.port),
                 purpose: "L2TP control and data".into(),
             });
+        }
+        if self.l2tp.ipsec_enabled() {
+            let ipsec = &self.l2tp.ipsec;
+            rules.push(FirewallRule {
+                protocol: "udp".into(),
+                port: Some(ipsec.ike_port),
+                purpose: "IPsec key exchange (IKE)".into(),
+            });
+            rules.push(FirewallRule {
+                protocol: "udp".into(),
+                port: Some(ipsec.natt_port),
+                purpose: "IKE and ESP through NAT (NAT-T)".into(),
+            });
+            if ipsec.nat_detection != NatDetection::ForceEncapsulation {
+                rules.push(FirewallRule {
+                    protocol: "esp".into(),
+                    port: None,
+                    purpose: "IPsec ESP carrying L2TP (IP protocol 50, both directions)".into(),
+                });
+            }
         }
         rules
     }

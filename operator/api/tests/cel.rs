@@ -152,6 +152,96 @@ fn gateway_rules_name_the_field() {
     assert_rejected(gateway, cases);
 }
 
+fn ipsec(patch: Value) -> Value {
+    let mut v = json!({
+        "l2tp": {"enabled": true, "ipsec": {"preSharedKeySecretRef": {"name": "vpn-psk"}}}
+    });
+    merge(&mut v["l2tp"]["ipsec"], patch);
+    v
+}
+
+#[test]
+fn ipsec_settings_pass() {
+    let full = ipsec(json!({
+        "ikeProposals": ["aes256-sha256-modp2048", "AES128-SHA1-MODP2048"],
+        "espProposals": ["aes256gcm16", "aes128-sha1", "aes256-sha256-modp2048"],
+        "ikeLifetime": "24h",
+        "espLifetime": "1m",
+        "espLifetimeKilobytes": 1000000,
+        "natDetection": "forceEncapsulation",
+        "dpd": {"delay": "0s", "timeout": "1h"},
+        "allowMd5": true,
+        "ikePort": 10500,
+        "nattPort": 14500
+    }));
+    for g in [gateway(ipsec(json!({}))), gateway(full)] {
+        assert_eq!(messages(validate_cel(&g)), "");
+    }
+    for (ike, esp) in [("5m", "8h"), ("8h", "1h"), ("1h30m", "45m")] {
+        let g = gateway(ipsec(json!({"ikeLifetime": ike, "espLifetime": esp})));
+        assert_eq!(messages(validate_cel(&g)), "", "{ike} {esp}");
+    }
+}
+
+#[test]
+fn ipsec_rules_name_the_field() {
+    let cases = [
+        (
+            ipsec(json!({"ikeLifetime": "4m59s"})),
+            "spec.l2tp.ipsec.ikeLifetime must be a duration from 5m to 24h",
+        ),
+        (
+            ipsec(json!({"ikeLifetime": "25h"})),
+            "spec.l2tp.ipsec.ikeLifetime must be a duration from 5m to 24h",
+        ),
+        (
+            ipsec(json!({"ikeLifetime": "8"})),
+            "spec.l2tp.ipsec.ikeLifetime must be a duration from 5m to 24h",
+        ),
+        (
+            ipsec(json!({"espLifetime": "30s"})),
+            "spec.l2tp.ipsec.espLifetime must be a duration from 1m to 8h",
+        ),
+        (
+            ipsec(json!({"espLifetime": "8h1m"})),
+            "spec.l2tp.ipsec.espLifetime must be a duration from 1m to 8h",
+        ),
+        (
+            ipsec(json!({"dpd": {"delay": "2h"}})),
+            "spec.l2tp.ipsec.dpd.delay must be a duration of at most 1h",
+        ),
+        (
+            ipsec(json!({"dpd": {"timeout": "61m"}})),
+            "spec.l2tp.ipsec.dpd.timeout must be a duration of at most 1h",
+        ),
+        (
+            ipsec(json!({"dpd": {"delay": "30s", "timeout": "30s"}})),
+            "spec.l2tp.ipsec.dpd.timeout must be longer than spec.l2tp.ipsec.dpd.delay",
+        ),
+        (
+            ipsec(json!({"dpd": {"delay": "200s"}})),
+            "spec.l2tp.ipsec.dpd.timeout must be longer than spec.l2tp.ipsec.dpd.delay",
+        ),
+        (
+            ipsec(json!({"ikePort": 4500})),
+            "spec.l2tp.ipsec.nattPort must differ from spec.l2tp.ipsec.ikePort",
+        ),
+        (
+            ipsec(json!({"ikeProposals": ["aes128 sha1 modp2048"]})),
+            "spec.l2tp.ipsec.ikeProposals must be proposals",
+        ),
+        (
+            ipsec(json!({"espProposals": ["aes128--sha1"]})),
+            "spec.l2tp.ipsec.espProposals must be proposals",
+        ),
+        (
+            ipsec(json!({"espProposals": [""]})),
+            "spec.l2tp.ipsec.espProposals must be proposals",
+        ),
+    ];
+    assert_rejected(gateway, cases);
+}
+
 #[test]
 fn user_rules_name_the_field() {
     let cases = [

@@ -195,6 +195,33 @@ fn subresources_names_and_columns() {
         spec["properties"]["pptp"]["properties"]["encryption"]["enum"],
         serde_json::json!(["deny", "allow", "prefer", "require"])
     );
+    let ipsec = &spec["properties"]["l2tp"]["properties"]["ipsec"];
+    assert_eq!(
+        ipsec["properties"]["natDetection"]["enum"],
+        serde_json::json!(["honest", "parrot", "forceEncapsulation"])
+    );
+    assert_eq!(ipsec["properties"]["natDetection"]["type"], "string");
+    assert_eq!(
+        ipsec["properties"]["preSharedKeySecretRef"]["properties"]["key"]["default"],
+        "psk"
+    );
+    for (field, default) in [
+        ("ikeLifetime", serde_json::json!("8h")),
+        ("espLifetime", serde_json::json!("1h")),
+        ("ikePort", serde_json::json!(500)),
+        ("nattPort", serde_json::json!(4500)),
+        ("natDetection", serde_json::json!("honest")),
+        ("allowMd5", serde_json::json!(false)),
+    ] {
+        assert_eq!(ipsec["properties"][field]["default"], default, "{field}");
+    }
+    assert_eq!(
+        ipsec["properties"]["dpd"]["default"],
+        serde_json::json!({"delay": "30s", "timeout": "150s"})
+    );
+    for list in ["ikeProposals", "espProposals"] {
+        assert_eq!(ipsec["properties"][list]["maxItems"], 16, "{list}");
+    }
     let uv = &user["spec"]["versions"][0];
     assert_eq!(uv["subresources"]["status"], serde_json::json!({}));
     assert!(uv["subresources"].get("scale").is_none());

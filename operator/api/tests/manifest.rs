@@ -222,3 +222,41 @@ fn mutated_inputs_never_panic() {
         }
     }
 }
+
+#[test]
+fn ipsec_fields_are_strict_too() {
+    let gw = |ipsec: &str| {
+        format!(
+            "apiVersion: sluice.dev/v1alpha1\nkind: VpnGateway\nmetadata: {{name: gw}}\n\
+             spec:\n  l2tp: {{enabled: true, ipsec: {ipsec}}}\n  \
+             ppp: {{localAddress: 10.200.0.1, addressPool: 10.200.0.0/24}}\n"
+        )
+    };
+    assert_eq!(
+        errors(&gw("{ikeProposal: [aes128-sha1-modp2048]}")),
+        ["VpnGateway/gw: spec.l2tp.ipsec.ikeProposal is not a known field"]
+    );
+    assert_eq!(
+        errors(&gw("{dpd: {interval: 30s}}")),
+        ["VpnGateway/gw: spec.l2tp.ipsec.dpd.interval is not a known field"]
+    );
+    assert_eq!(
+        errors(&gw("{natDetection: force}")),
+        [
+            "VpnGateway/gw: spec.l2tp.ipsec.natDetection is invalid: unknown variant `force`, expected one of `honest`, `parrot`, `forceEncapsulation`"
+        ]
+    );
+    assert_eq!(
+        errors(&gw("{ikePort: 70000}")),
+        [
+            "VpnGateway/gw: spec.l2tp.ipsec.ikePort is invalid: invalid value: integer `70000`, expected u16"
+        ]
+    );
+    let m = parse_manifests(&gw(
+        "{natDetection: parrot, preSharedKeySecretRef: {name: k}}",
+    ))
+    .unwrap();
+    let ipsec = &m.gateways[0].spec.l2tp.ipsec;
+    assert_eq!(ipsec.nat_detection, sluice_api::NatDetection::Parrot);
+    assert_eq!(ipsec.pre_shared_key_secret_ref.as_ref().unwrap().key, "psk");
+}

@@ -213,3 +213,68 @@ fn both_outcomes_are_exercised() {
         "the generator must produce both (accepted {a}, rejected {r})"
     );
 }
+
+fn proposal_token() -> impl Strategy<Value = String> {
+    let t = sluice_api::ipsec_tokens();
+    let known: Vec<&'static str> = [
+        t.ike_encryption,
+        t.ike_integrity,
+        t.ike_dh_groups,
+        t.esp_encryption,
+    ]
+    .concat();
+    prop_oneof![
+        8 => proptest::sample::select(known).prop_map(str::to_owned),
+        1 => proptest::sample::select(vec!["AES128", "Sha256", "MODP2048", "AES256GCM16"])
+            .prop_map(str::to_owned),
+        1 => proptest::sample::select(vec!["aes512", "des", "", "x25519", "aes128gcm8", "sha"])
+            .prop_map(str::to_owned),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, .. ProptestConfig::default() })]
+
+    /// `check_proposal` agrees with a model of the grammar written from the documentation.
+    #[test]
+    fn proposal_grammar_matches_its_model(
+        tokens in proptest::collection::vec(proposal_token(), 0..20),
+        esp in proptest::bool::ANY,
+        allow_md5 in proptest::bool::ANY,
+    ) {
+        use sluice_api::{ProposalKind, check_proposal};
+        let t = sluice_api::ipsec_tokens();
+        let kind = if esp { ProposalKind::Esp } else { ProposalKind::Ike };
+        let text = tokens.join("-");
+        let lower: Vec<String> = tokens.iter().map(|s| s.to_ascii_lowercase()).collect();
+        let has = |l: &[&str]| lower.iter().any(|x| l.contains(&x.as_str()));
+        let (enc, integrity, groups): (&[&str], &[&str], &[&str]) = if esp {
+            (t.esp_encryption, t.esp_integrity, t.esp_dh_groups)
+        } else {
+            (t.ike_encryption, t.ike_integrity, t.ike_dh_groups)
+        };
+        let known = lower.iter().all(|x| {
+            let x = x.as_str();
+            enc.contains(&x) || integrity.contains(&x) || groups.contains(&x)
+        });
+        let mut distinct = lower.clone();
+        distinct.sort();
+        distinct.dedup();
+        let non_gcm = lower
+            .iter()
+            .any(|x| enc.contains(&x.as_str()) && !t.esp_aead.contains(&x.as_str()));
+        let classes_ok = if esp {
+            has(enc) && (non_gcm == has(integrity))
+        } else {
+            has(enc) && has(integrity) && has(groups)
+        };
+        let model = !text.is_empty()
+            && lower.len() <= sluice_api::MAX_PROPOSAL_TOKENS
+            && known
+            && distinct.len() == lower.len()
+            && (allow_md5 || !lower.iter().any(|x| x == "md5"))
+            && classes_ok;
+        let got = check_proposal(kind, &text, allow_md5);
+        prop_assert_eq!(got.is_ok(), model, "{:?} {:?}: {:?}", kind, text, got);
+    }
+}

@@ -1,0 +1,211 @@
+//! The gateway's IKE task: one sans-IO [`Responder`] with every IKE SA of this node, fed by
+//! the IKE queue of [`crate::ipsec_path`]. Quick Mode results become ESP SAs in the fast
+//! path's tables; deletions, expiry and dead peers remove them.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_ike::responder::{Event, IkeSaId, Responder};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::control::seed;
+use crate::gateway::Gateway;
+use crate::ipsec_path::{IkeDatagram, IpsecIo};
+use crate::metrics::{DirLabels, Direction, Layer};
+
+/// How often ESP activity is passed to the responder (postpones DPD).
+const ACTIVITY_EVERY: Duration = Duration::from_secs(1);
+
+fn v4(a: SocketAddr) -> Option<SocketAddrV4> {
+    match a {
+        SocketAddr::V4(a) => Some(a),
+        SocketAddr::V6(_) => None,
+    }
+}
+
+/// Sends every queued IKE datagram from the port it names.
+fn flush(io: &IpsecIo, r: &mut Responder, natt_port: u16) -> u64 {
+    let mut n = 0;
+    while let Some(t) = r.poll_transmit() {
+        let (Some(local), Some(remote)) = (v4(t.local), v4(t.remote)) else {
+            continue;
+        };
+        let sock = if local.port() == natt_port {
+            &io.natt
+        } else {
+            &io.ike
+        };
+        match sock.send_from(&t.payload, Some(*local.ip()), remote) {
+            Ok(_) => n += 1,
+            Err(e) => debug!(%remote, error = %e, "IKE send failed"),
+        }
+    }
+    n
+}
+
+/// Runs the responder until `shutdown` turns true (DELETEs are sent to every client then).
+pub async fn run(
+    gw: Arc<Gateway>,
+    mut rx: mpsc::Receiver<IkeDatagram>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(io) = gw.dp.ipsec.get() else { return };
+    let cfg = gw.config();
+    let Some(ipsec) = cfg.l2tp.ipsec.clone() else {
+        return;
+    };
+    let mut version = cfg.version.clone();
+    let natt_port = ipsec.natt_port;
+    let mut r = Responder::new(ipsec.responder_config(cfg.l2tp.port), seed());
+    drop(cfg);
+    let m = &gw.dp.metrics;
+    let rx_count = m
+        .ike_messages
+        .get_or_create(&DirLabels {
+            direction: Direction::Rx,
+        })
+        .clone();
+    let tx_count = m
+        .ike_messages
+        .get_or_create(&DirLabels {
+            direction: Direction::Tx,
+        })
+        .clone();
+    let mut up: HashMap<IkeSaId, SocketAddr> = HashMap::new();
+    let mut children = 0i64;
+    let mut last_activity = Instant::now();
+    let mut seen: HashMap<u64, u64> = HashMap::new();
+    loop {
+        while let Some(ev) = r.poll_event() {
+            match ev {
+                Event::IkeSaUp {
+                    id,
+                    peer,
+                    identity,
+                    nat,
+                    transform,
+                    ..
+                } => {
+                    up.insert(id, peer);
+                    info!(%peer, %identity, cipher = transform.cipher.name(), hash = transform.hash.name(),
+                        group = transform.group.name(), client_behind_nat = nat.peer_behind_nat, "IKE SA up");
+                }
+                Event::ChildSaUp(c) => {
+                    let (Some(local), Some(peer)) = (v4(c.local), v4(c.peer)) else {
+                        continue;
+                    };
+                    match io.install(
+                        c.ike.0,
+                        &c.transform,
+                        (c.inbound.spi, &c.inbound.keymat),
+                        (c.outbound.spi, &c.outbound.keymat),
+                        local,
+                        peer,
+                        c.udp_encap,
+                        seed(),
+                    ) {
+                        Ok(()) => {
+                            children += 1;
+                            info!(%peer, spi_in = format_args!("{:#010x}", c.inbound.spi),
+                                spi_out = format_args!("{:#010x}", c.outbound.spi), udp_encap = c.udp_encap,
+                                client = ?c.client_addr, lifetime = ?c.lifetime, "ESP SAs installed");
+                        }
+                        Err(e) => {
+                            warn!(%peer, error = %e, "installing ESP SAs failed");
+                            r.close(c.ike);
+                        }
+                    }
+                }
+                Event::ChildSaDown {
+                    ike,
+                    inbound_spi,
+                    outbound_spi,
+                    reason,
+                } => {
+                    io.remove_child(ike.0, inbound_spi, outbound_spi);
+                    children -= 1;
+                    debug!(
+                        spi_in = format_args!("{inbound_spi:#010x}"),
+                        ?reason,
+                        "ESP SAs removed"
+                    );
+                }
+                Event::IkeSaDown { id, peer, reason } => {
+                    up.remove(&id);
+                    let peers = io.remove_ike(id.0);
+                    info!(%peer, ?reason, l2tp_peers = peers.len(), "IKE SA down");
+                }
+                Event::PeerMoved { id, peer, local } => {
+                    if let (Some(local), Some(peer)) = (v4(local), v4(peer)) {
+                        io.move_peer(id.0, local, peer);
+                        debug!(%peer, "IPsec client moved");
+                    }
+                }
+                Event::AuthFailed { peer, reason } => {
+                    m.malformed(Layer::Ike);
+                    info!(%peer, reason, "IKE authentication failed");
+                }
+            }
+        }
+        tx_count.inc_by(flush(io, &mut r, natt_port));
+        m.ike_sas.set(i64::try_from(up.len()).unwrap_or(i64::MAX));
+        m.esp_sas.set(children.max(0));
+        if last_activity.elapsed() >= ACTIVITY_EVERY {
+            last_activity = Instant::now();
+            for (ike, ms) in io.activity() {
+                if ms > 0 && seen.get(&ike) != Some(&ms) {
+                    seen.insert(ike, ms);
+                    r.note_activity(IkeSaId(ike), gw.dp.clock.epoch + Duration::from_millis(ms));
+                }
+            }
+            seen.retain(|k, _| up.contains_key(&IkeSaId(*k)));
+        }
+        let deadline = r
+            .poll_timeout()
+            .map(|d| d.min(Instant::now() + ACTIVITY_EVERY));
+        tokio::select! {
+            d = rx.recv() => match d {
+                Some(d) => {
+                    rx_count.inc();
+                    sync_config(&gw, &mut r, &mut version);
+                    r.handle_input(Instant::now(), SocketAddr::V4(d.local), SocketAddr::V4(d.remote), &d.bytes);
+                }
+                None => break,
+            },
+            c = shutdown.changed() => {
+                if c.is_err() || *shutdown.borrow() {
+                    r.shutdown();
+                    while r.poll_event().is_some() {}
+                    flush(io, &mut r, natt_port);
+                    break;
+                }
+            }
+            _ = sleep_until(deadline) => r.handle_timeout(Instant::now()),
+        }
+    }
+    m.ike_sas.set(0);
+    m.esp_sas.set(0);
+    debug!("IKE task stopped");
+}
+
+/// A reload replaces the PSK, proposals and lifetimes for new exchanges.
+fn sync_config(gw: &Gateway, r: &mut Responder, version: &mut String) {
+    let current = gw.config();
+    if current.version == *version {
+        return;
+    }
+    version.clone_from(&current.version);
+    if let Some(i) = &current.l2tp.ipsec {
+        r.set_config(i.responder_config(current.l2tp.port));
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => tokio::time::sleep(ACTIVITY_EVERY).await,
+    }
+}
