@@ -414,72 +414,77 @@ fn receive_esp<H: Hooks>(
     }
 }
 
-/// Reads the NAT-T port until stopped: ESP to the fast path, IKE to the IKE task.
-pub fn natt_rx_loop<H: Hooks>(h: Arc<H>) {
-    let Some(io) = h.dp().ipsec.get() else { return };
-    let port = io.natt.local_addr().map_or(0, |a| a.port());
+/// Reads `sock` in batches until stopped, handing every datagram to `each`.
+fn udp_rx_loop<H: Hooks>(
+    h: &H,
+    io: &IpsecIo,
+    sock: &UdpPort,
+    what: &str,
+    mut each: impl FnMut(&mut [u8], SocketAddrV4, Ipv4Addr, Instant),
+) {
     let mut batch = UdpBatch::new(32);
     while !h.dp().stop.load(Ordering::Relaxed) && !io.stop.load(Ordering::Relaxed) {
-        let n = match io.natt.recv_batch(&mut batch) {
+        let n = match sock.recv_batch(&mut batch) {
             Ok(n) => n,
             Err(e) => {
-                warn!(error = %e, "NAT-T receive failed");
+                warn!(error = %e, "{what} receive failed");
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
         };
         let now = Instant::now();
         for i in 0..n {
-            let Some((buf, remote, local)) = batch.get_mut(i) else {
-                continue;
-            };
-            match classify(buf) {
-                Udp4500Payload::Keepalive => {}
-                Udp4500Payload::Ike(_) => {
-                    let d = IkeDatagram {
-                        local: SocketAddrV4::new(local, port),
-                        remote,
-                        bytes: buf.to_vec(),
-                    };
-                    if !io.to_ike(d) {
-                        h.dp().metrics.dropped("ike_queue_full");
-                    }
-                }
-                Udp4500Payload::Esp(_) => receive_esp(&*h, io, buf, remote, local, now),
-                Udp4500Payload::Malformed => h.dp().metrics.malformed(Layer::Esp),
+            if let Some((buf, remote, local)) = batch.get_mut(i) {
+                each(buf, remote, local, now);
             }
         }
     }
+}
+
+/// Queues an IKE message (as received, marker included) for the IKE task.
+fn forward_ike<H: Hooks>(
+    h: &H,
+    io: &IpsecIo,
+    port: u16,
+    buf: &[u8],
+    remote: SocketAddrV4,
+    local: Ipv4Addr,
+) {
+    let d = IkeDatagram {
+        local: SocketAddrV4::new(local, port),
+        remote,
+        bytes: buf.to_vec(),
+    };
+    if !io.to_ike(d) {
+        h.dp().metrics.dropped("ike_queue_full");
+    }
+}
+
+/// Reads the NAT-T port until stopped: ESP to the fast path, IKE to the IKE task.
+pub fn natt_rx_loop<H: Hooks>(h: Arc<H>) {
+    let Some(io) = h.dp().ipsec.get() else { return };
+    let port = io.natt.local_addr().map_or(0, |a| a.port());
+    udp_rx_loop(
+        &*h,
+        io,
+        &io.natt,
+        "NAT-T",
+        |buf, remote, local, now| match classify(buf) {
+            Udp4500Payload::Keepalive => {}
+            Udp4500Payload::Ike(_) => forward_ike(&*h, io, port, buf, remote, local),
+            Udp4500Payload::Esp(_) => receive_esp(&*h, io, buf, remote, local, now),
+            Udp4500Payload::Malformed => h.dp().metrics.malformed(Layer::Esp),
+        },
+    );
 }
 
 /// Reads the IKE port until stopped.
 pub fn ike_rx_loop<H: Hooks>(h: Arc<H>) {
     let Some(io) = h.dp().ipsec.get() else { return };
     let port = io.ike.local_addr().map_or(0, |a| a.port());
-    let mut batch = UdpBatch::new(16);
-    while !h.dp().stop.load(Ordering::Relaxed) && !io.stop.load(Ordering::Relaxed) {
-        let n = match io.ike.recv_batch(&mut batch) {
-            Ok(n) => n,
-            Err(e) => {
-                warn!(error = %e, "IKE receive failed");
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
-        for i in 0..n {
-            let Some((buf, remote, local)) = batch.get_mut(i) else {
-                continue;
-            };
-            let d = IkeDatagram {
-                local: SocketAddrV4::new(local, port),
-                remote,
-                bytes: buf.to_vec(),
-            };
-            if !io.to_ike(d) {
-                h.dp().metrics.dropped("ike_queue_full");
-            }
-        }
-    }
+    udp_rx_loop(&*h, io, &io.ike, "IKE", |buf, remote, local, _| {
+        forward_ike(&*h, io, port, buf, remote, local)
+    });
 }
 
 /// Reads raw ESP (IP protocol 50) until stopped.

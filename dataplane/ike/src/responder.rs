@@ -944,6 +944,30 @@ impl Responder {
         Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, iv).ok()
     }
 
+    /// Decrypts the first message of a Quick Mode or an Informational exchange with its own
+    /// IV and checks its HASH(1) = prf(SKEYID_a, M-ID | payloads after HASH) (RFC 2409 §5.5,
+    /// §5.7).
+    fn open_hashed(&self, id: IkeSaId, hdr: &Header, body: &[u8]) -> Result<Message, Drop> {
+        let sa = self.sas.get(&id).ok_or(Drop::UnknownSa)?;
+        let keys = sa.keys.as_ref().ok_or(Drop::Unexpected)?;
+        let msgid = hdr.message_id.to_be_bytes();
+        let iv = phase2_iv(keys.hash, keys.cipher, &sa.iv, hdr.message_id);
+        let m = Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, &iv)
+            .map_err(|_| Drop::Malformed)?;
+        let authentic = {
+            let chain = m.payloads().map_err(|_| Drop::Malformed)?;
+            let (rest, _) = after_hash(&m.body, &chain).ok_or(Drop::Malformed)?;
+            let hash1 = chain.first().map(|p| p.body).unwrap_or_default();
+            let expect = keys.hash.prf(&keys.skeyid_a, &[&msgid, rest]);
+            bool::from(expect.as_slice().ct_eq(hash1))
+        };
+        if authentic {
+            Ok(m)
+        } else {
+            Err(Drop::AuthFailed)
+        }
+    }
+
     /// Quick Mode (RFC 2409 §5.5), responder side.
     #[allow(clippy::too_many_arguments)]
     fn quick_mode(
@@ -985,22 +1009,13 @@ impl Responder {
         {
             return self.drop(Drop::Limit);
         }
-        let Some(keys) = sa.keys.as_ref() else { return };
-        let iv = phase2_iv(keys.hash, keys.cipher, &sa.iv, msgid);
-        let Some(m) = self.open_protected(id, hdr, body, &iv) else {
-            return self.drop(Drop::Malformed);
+        let m = match self.open_hashed(id, hdr, body) {
+            Ok(m) => m,
+            Err(why) => return self.drop(why),
         };
         let Ok(chain) = m.payloads() else {
             return self.drop(Drop::Malformed);
         };
-        let Some((rest, _)) = after_hash(&m.body, &chain) else {
-            return self.drop(Drop::Malformed);
-        };
-        let hash1 = chain.first().map(|p| p.body).unwrap_or_default();
-        let expect = keys.hash.prf(&keys.skeyid_a, &[&msgid.to_be_bytes(), rest]);
-        if !bool::from(expect.as_slice().ct_eq(hash1)) {
-            return self.drop(Drop::AuthFailed);
-        }
         // Authenticated: the client may have moved (NAT rebinding).
         self.move_peer(id, local, remote, true);
         let last_block = m.last_block.clone().unwrap_or_default();
@@ -1298,23 +1313,14 @@ impl Responder {
         if sa.done_msgids.contains(&msgid) {
             return self.drop(Drop::Replay);
         }
-        let Some(keys) = sa.keys.as_ref() else { return };
-        let iv = phase2_iv(keys.hash, keys.cipher, &sa.iv, msgid);
-        let Some(m) = self.open_protected(id, hdr, body, &iv) else {
-            return self.drop(Drop::Malformed);
+        let (cky_i, cky_r) = (sa.cky_i, sa.cky_r);
+        let m = match self.open_hashed(id, hdr, body) {
+            Ok(m) => m,
+            Err(why) => return self.drop(why),
         };
         let Ok(chain) = m.payloads() else {
             return self.drop(Drop::Malformed);
         };
-        let Some((rest, _)) = after_hash(&m.body, &chain) else {
-            return self.drop(Drop::Malformed);
-        };
-        let hash1 = chain.first().map(|p| p.body).unwrap_or_default();
-        let expect = keys.hash.prf(&keys.skeyid_a, &[&msgid.to_be_bytes(), rest]);
-        if !bool::from(expect.as_slice().ct_eq(hash1)) {
-            return self.drop(Drop::AuthFailed);
-        }
-        let (cky_i, cky_r) = (sa.cky_i, sa.cky_r);
         let notifies: Vec<Notify> = chain
             .all_kind(kind::N)
             .iter()
