@@ -33,7 +33,10 @@ use crate::natt::{NatDetection, NatState, NatTVariant, PeerVendor, nat_d, vid};
 use crate::notify::{Delete, Notify, code};
 use crate::payload::{ChainBuilder, RawPayload, kind};
 use crate::policy::Config;
-use crate::sa::{AttrValue, Attribute, EspTransform, IkeTransform, Lifetime, SaPayload, protocol};
+use crate::sa::{
+    EspTransform, IkeTransform, Lifetime, SaPayload, encode_attributes, esp_lifetime_attributes,
+    protocol,
+};
 
 /// Identifies one IKE SA of a responder (derived from our cookie).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -170,7 +173,7 @@ pub enum Event {
 
 /// Why a datagram was dropped (each has a counter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Drop {
+pub enum DropReason {
     /// Header or payloads failed to parse.
     Malformed,
     /// Cookies match no SA.
@@ -201,7 +204,7 @@ pub struct Stats {
     /// Replies resent because the client retransmitted.
     pub retransmits: u64,
     /// Drops by reason.
-    pub drops: std::collections::BTreeMap<Drop, u64>,
+    pub drops: std::collections::BTreeMap<DropReason, u64>,
     /// IKE SAs established.
     pub ike_sas_established: u64,
     /// ESP SA pairs established.
@@ -288,6 +291,8 @@ struct IkeSa {
     next_keepalive: Option<Instant>,
     /// The instant under which the SA is filed in the timer index.
     timer: Option<Instant>,
+    /// Its key in `by_initiator` while Main Mode message 1 may still be retransmitted.
+    first_message: Option<(SocketAddr, [u8; 8])>,
 }
 
 /// The responder endpoint: every IKE SA of one gateway.
@@ -388,7 +393,7 @@ impl Responder {
         }
     }
 
-    fn drop(&mut self, why: Drop) {
+    fn discard(&mut self, why: DropReason) {
         *self.stats.drops.entry(why).or_default() += 1;
     }
 
@@ -425,10 +430,10 @@ impl Responder {
     ) {
         let on_natt = local.port() == self.config.natt_port;
         let Some(msg) = strip_marker(on_natt, datagram) else {
-            return self.drop(Drop::Malformed);
+            return self.discard(DropReason::Malformed);
         };
         let Ok((hdr, body)) = Header::parse(msg) else {
-            return self.drop(Drop::Malformed);
+            return self.discard(DropReason::Malformed);
         };
         self.stats.rx += 1;
         if hdr.cky_r == [0; 8] {
@@ -436,10 +441,10 @@ impl Responder {
         }
         let id = IkeSaId(u64::from_be_bytes(hdr.cky_r));
         let Some(sa) = self.sas.get(&id) else {
-            return self.drop(Drop::UnknownSa);
+            return self.discard(DropReason::UnknownSa);
         };
         if sa.cky_i != hdr.cky_i {
-            return self.drop(Drop::UnknownSa);
+            return self.discard(DropReason::UnknownSa);
         }
         match (hdr.exchange, sa.phase) {
             (ExchangeType::IdentityProtection, _) if sa.last_rx == digest(msg) => {
@@ -459,7 +464,7 @@ impl Responder {
             (ExchangeType::Informational, Phase::Established) if hdr.encrypted() => {
                 self.informational(now, id, local, remote, &hdr, body);
             }
-            _ => self.drop(Drop::Unexpected),
+            _ => self.discard(DropReason::Unexpected),
         }
     }
 
@@ -468,7 +473,7 @@ impl Responder {
             return;
         };
         if sa.retransmits >= MAX_RETRANSMITS || sa.last_tx.is_empty() {
-            return self.drop(Drop::Replay);
+            return self.discard(DropReason::Replay);
         }
         sa.retransmits += 1;
         let (local, peer, msg) = (sa.local, sa.peer, sa.last_tx.clone());
@@ -510,7 +515,7 @@ impl Responder {
         match hdr.exchange {
             ExchangeType::IdentityProtection => {}
             ExchangeType::Aggressive => {
-                self.drop(Drop::AggressiveRefused);
+                self.discard(DropReason::AggressiveRefused);
                 return self.notify_plain(
                     local,
                     remote,
@@ -519,10 +524,10 @@ impl Responder {
                     code::INVALID_EXCHANGE_TYPE,
                 );
             }
-            _ => return self.drop(Drop::Unexpected),
+            _ => return self.discard(DropReason::Unexpected),
         }
         if hdr.message_id != 0 || hdr.encrypted() {
-            return self.drop(Drop::Malformed);
+            return self.discard(DropReason::Malformed);
         }
         if let Some(&id) = self.by_initiator.get(&(remote, hdr.cky_i)) {
             if self
@@ -532,7 +537,7 @@ impl Responder {
             {
                 return self.retransmit(id);
             }
-            return self.drop(Drop::Unexpected);
+            return self.discard(DropReason::Unexpected);
         }
         let per_ip = self.half_open_by_ip.get(&remote.ip()).copied().unwrap_or(0);
         let per_client = self.per_client.get(&remote).copied().unwrap_or(0);
@@ -541,23 +546,23 @@ impl Responder {
             || per_client >= self.config.max_ike_sas_per_client
             || self.sas.len() >= self.config.max_ike_sas
         {
-            return self.drop(Drop::Limit);
+            return self.discard(DropReason::Limit);
         }
         let Ok(chain) = crate::payload::parse_chain(hdr.next_payload, body) else {
-            return self.drop(Drop::Malformed);
+            return self.discard(DropReason::Malformed);
         };
         let Some(sa_p) = chain.first().filter(|p| p.kind == kind::SA) else {
-            return self.drop(Drop::Malformed);
+            return self.discard(DropReason::Malformed);
         };
         let Ok(sa_payload) = SaPayload::parse(sa_p.body) else {
-            return self.drop(Drop::Malformed);
+            return self.discard(DropReason::Malformed);
         };
         let mut vendor = PeerVendor::default();
         for v in chain.all_kind(kind::VID) {
             vendor.note(v.body);
         }
         let Some(choice) = self.config.choose_ike(&sa_payload) else {
-            self.drop(Drop::NoProposal);
+            self.discard(DropReason::NoProposal);
             return self.notify_plain(local, remote, hdr.cky_i, [0; 8], code::NO_PROPOSAL_CHOSEN);
         };
         let cky_r = loop {
@@ -610,6 +615,7 @@ impl Responder {
             dpd_outstanding: false,
             next_keepalive: None,
             timer: None,
+            first_message: Some((remote, hdr.cky_i)),
         };
         self.sas.insert(id, sa);
         self.by_initiator.insert((remote, hdr.cky_i), id);
@@ -631,28 +637,28 @@ impl Responder {
         msg: &[u8],
     ) {
         let Ok(chain) = crate::payload::parse_chain(hdr.next_payload, body) else {
-            return self.drop(Drop::Malformed);
+            return self.discard(DropReason::Malformed);
         };
         let (Some(ke), Some(nonce)) = (chain.find_kind(kind::KE), chain.find_kind(kind::NONCE))
         else {
-            return self.drop(Drop::Malformed);
+            return self.discard(DropReason::Malformed);
         };
         if !(8..=256).contains(&nonce.body.len()) {
-            return self.drop(Drop::Malformed);
+            return self.discard(DropReason::Malformed);
         }
         let Some(sa) = self.sas.get(&id) else { return };
         if remote != sa.peer {
-            return self.drop(Drop::Unexpected);
+            return self.discard(DropReason::Unexpected);
         }
         let group = sa.transform.group;
         let dh = KeyPair::generate(group, &mut self.rng);
         let Ok(gxy) = dh.shared_secret(ke.body) else {
-            return self.drop(Drop::Malformed);
+            return self.discard(DropReason::Malformed);
         };
         let mut nr = vec![0u8; NONCE_LEN];
         self.rng.fill_bytes(&mut nr);
         let Some(psk) = self.config.psk.clone() else {
-            return self.drop(Drop::AuthFailed);
+            return self.discard(DropReason::AuthFailed);
         };
         let nat_detection = self.config.nat_detection;
         let Some(sa) = self.sas.get_mut(&id) else {
@@ -753,7 +759,7 @@ impl Responder {
         let Some(sa) = self.sas.get(&id) else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
         let Ok(m) = Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, &sa.iv) else {
-            return self.drop(Drop::Malformed);
+            return self.discard(DropReason::Malformed);
         };
         let parsed = m.payloads().ok().and_then(|chain| {
             let id_p = chain.find_kind(kind::ID)?;
@@ -773,7 +779,7 @@ impl Responder {
         let Some((idii_b, hash_i, ident, initial_contact)) = parsed else {
             // Garbage after decryption almost always means the pre-shared keys differ.
             let (cky_i, cky_r) = (sa.cky_i, sa.cky_r);
-            self.drop(Drop::AuthFailed);
+            self.discard(DropReason::AuthFailed);
             self.event(Event::AuthFailed {
                 peer: remote,
                 reason: "message 5 did not decrypt (pre-shared key mismatch?)",
@@ -795,7 +801,7 @@ impl Responder {
         );
         if !bool::from(expect.as_slice().ct_eq(&hash_i)) {
             let (cky_i, cky_r) = (sa.cky_i, sa.cky_r);
-            self.drop(Drop::AuthFailed);
+            self.discard(DropReason::AuthFailed);
             self.event(Event::AuthFailed {
                 peer: remote,
                 reason: "HASH_I mismatch",
@@ -852,12 +858,7 @@ impl Responder {
         // The exchange is no longer half-open.
         let peer_ip = sa.peer.ip();
         let (peer, local, nat, transform) = (sa.peer, sa.local, sa.nat, sa.transform);
-        let first_peer = self
-            .by_initiator
-            .iter()
-            .find(|(_, v)| **v == id)
-            .map(|(k, _)| *k);
-        if let Some(k) = first_peer {
+        if let Some(k) = sa.first_message.take() {
             self.by_initiator.remove(&k);
         }
         self.half_open_done(peer_ip);
@@ -947,16 +948,16 @@ impl Responder {
     /// Decrypts the first message of a Quick Mode or an Informational exchange with its own
     /// IV and checks its HASH(1) = prf(SKEYID_a, M-ID | payloads after HASH) (RFC 2409 §5.5,
     /// §5.7).
-    fn open_hashed(&self, id: IkeSaId, hdr: &Header, body: &[u8]) -> Result<Message, Drop> {
-        let sa = self.sas.get(&id).ok_or(Drop::UnknownSa)?;
-        let keys = sa.keys.as_ref().ok_or(Drop::Unexpected)?;
+    fn open_hashed(&self, id: IkeSaId, hdr: &Header, body: &[u8]) -> Result<Message, DropReason> {
+        let sa = self.sas.get(&id).ok_or(DropReason::UnknownSa)?;
+        let keys = sa.keys.as_ref().ok_or(DropReason::Unexpected)?;
         let msgid = hdr.message_id.to_be_bytes();
         let iv = phase2_iv(keys.hash, keys.cipher, &sa.iv, hdr.message_id);
         let m = Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, &iv)
-            .map_err(|_| Drop::Malformed)?;
+            .map_err(|_| DropReason::Malformed)?;
         let authentic = {
-            let chain = m.payloads().map_err(|_| Drop::Malformed)?;
-            let (rest, _) = after_hash(&m.body, &chain).ok_or(Drop::Malformed)?;
+            let chain = m.payloads().map_err(|_| DropReason::Malformed)?;
+            let (rest, _) = after_hash(&m.body, &chain).ok_or(DropReason::Malformed)?;
             let hash1 = chain.first().map(|p| p.body).unwrap_or_default();
             let expect = keys.hash.prf(&keys.skeyid_a, &[&msgid, rest]);
             bool::from(expect.as_slice().ct_eq(hash1))
@@ -964,7 +965,7 @@ impl Responder {
         if authentic {
             Ok(m)
         } else {
-            Err(Drop::AuthFailed)
+            Err(DropReason::AuthFailed)
         }
     }
 
@@ -991,7 +992,7 @@ impl Responder {
                     return;
                 };
                 if q.retransmits >= MAX_RETRANSMITS {
-                    return self.drop(Drop::Replay);
+                    return self.discard(DropReason::Replay);
                 }
                 q.retransmits += 1;
                 let (l, p, out) = (sa.local, sa.peer, q.last_tx.clone());
@@ -1002,19 +1003,19 @@ impl Responder {
             return self.quick_mode_hash3(now, id, local, remote, hdr, body, &iv);
         }
         if sa.done_msgids.contains(&msgid) {
-            return self.drop(Drop::Replay);
+            return self.discard(DropReason::Replay);
         }
         if sa.quick.len() >= self.config.max_quick_modes_per_sa
             || sa.children.len() >= self.config.max_child_sas_per_ike_sa
         {
-            return self.drop(Drop::Limit);
+            return self.discard(DropReason::Limit);
         }
         let m = match self.open_hashed(id, hdr, body) {
             Ok(m) => m,
-            Err(why) => return self.drop(why),
+            Err(why) => return self.discard(why),
         };
         let Ok(chain) = m.payloads() else {
-            return self.drop(Drop::Malformed);
+            return self.discard(DropReason::Malformed);
         };
         // Authenticated: the client may have moved (NAT rebinding).
         self.move_peer(id, local, remote, true);
@@ -1022,10 +1023,10 @@ impl Responder {
         match self.quick_mode_reply(now, id, msgid, &chain, last_block, msg) {
             Ok(()) => {}
             Err(c) => {
-                self.drop(if c == code::INVALID_ID_INFORMATION {
-                    Drop::InvalidId
+                self.discard(if c == code::INVALID_ID_INFORMATION {
+                    DropReason::InvalidId
                 } else {
-                    Drop::NoProposal
+                    DropReason::NoProposal
                 });
                 self.send_info(id, |chain| {
                     chain.push(
@@ -1138,19 +1139,13 @@ impl Responder {
         }
         if shortened {
             let mut data = Vec::new();
-            for a in lifetime_attributes(lifetime, lifetime_kb) {
-                match a.value {
-                    AttrValue::Basic(v) => {
-                        data.extend_from_slice(&(a.kind | 0x8000).to_be_bytes());
-                        data.extend_from_slice(&v.to_be_bytes());
-                    }
-                    AttrValue::Variable(v) => {
-                        data.extend_from_slice(&a.kind.to_be_bytes());
-                        data.extend_from_slice(&u16::try_from(v.len()).unwrap_or(0).to_be_bytes());
-                        data.extend_from_slice(&v);
-                    }
-                }
-            }
+            encode_attributes(
+                &esp_lifetime_attributes(Lifetime {
+                    seconds: Some(lifetime.as_secs()),
+                    kilobytes: lifetime_kb,
+                }),
+                &mut data,
+            );
             let n = Notify {
                 protocol: protocol::ESP,
                 code: code::RESPONDER_LIFETIME,
@@ -1213,10 +1208,10 @@ impl Responder {
     ) {
         let msgid = hdr.message_id;
         let Some(m) = self.open_protected(id, hdr, body, iv) else {
-            return self.drop(Drop::Malformed);
+            return self.discard(DropReason::Malformed);
         };
         let Ok(chain) = m.payloads() else {
-            return self.drop(Drop::Malformed);
+            return self.discard(DropReason::Malformed);
         };
         let Some(sa) = self.sas.get(&id) else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
@@ -1225,13 +1220,13 @@ impl Responder {
         };
         let hash3 = match chain.as_slice() {
             [h] if h.kind == kind::HASH => h.body,
-            _ => return self.drop(Drop::Malformed),
+            _ => return self.discard(DropReason::Malformed),
         };
         let expect = keys
             .hash
             .prf(&keys.skeyid_a, &[&[0], &msgid.to_be_bytes(), &q.ni, &q.nr]);
         if !bool::from(expect.as_slice().ct_eq(hash3)) {
-            return self.drop(Drop::AuthFailed);
+            return self.discard(DropReason::AuthFailed);
         }
         let len = q.transform.keymat_len();
         let pfs = q.pfs_gxy.as_ref().map(|g| g.as_slice());
@@ -1311,15 +1306,15 @@ impl Responder {
         let msgid = hdr.message_id;
         let Some(sa) = self.sas.get(&id) else { return };
         if sa.done_msgids.contains(&msgid) {
-            return self.drop(Drop::Replay);
+            return self.discard(DropReason::Replay);
         }
         let (cky_i, cky_r) = (sa.cky_i, sa.cky_r);
         let m = match self.open_hashed(id, hdr, body) {
             Ok(m) => m,
-            Err(why) => return self.drop(why),
+            Err(why) => return self.discard(why),
         };
         let Ok(chain) = m.payloads() else {
-            return self.drop(Drop::Malformed);
+            return self.discard(DropReason::Malformed);
         };
         let notifies: Vec<Notify> = chain
             .all_kind(kind::N)
@@ -1462,7 +1457,9 @@ impl Responder {
         if let Some(t) = sa.timer {
             self.timers.remove(&(t, id));
         }
-        self.by_initiator.retain(|_, v| *v != id);
+        if let Some(k) = sa.first_message {
+            self.by_initiator.remove(&k);
+        }
         if sa.phase != Phase::Established {
             self.half_open_done(sa.peer.ip());
         }
@@ -1630,26 +1627,4 @@ fn remember(done: &mut VecDeque<u32>, msgid: u32) {
         done.pop_front();
     }
     done.push_back(msgid);
-}
-
-fn lifetime_attributes(seconds: Duration, kb: Option<u64>) -> Vec<Attribute> {
-    let t = EspTransform {
-        cipher: crate::sa::EspCipher::TripleDesCbc,
-        auth: None,
-        mode: crate::sa::EncapMode::Transport,
-        mode_value: 2,
-        group: None,
-        lifetime: Lifetime::default(),
-    };
-    t.to_transform(
-        0,
-        Lifetime {
-            seconds: Some(seconds.as_secs()),
-            kilobytes: kb,
-        },
-    )
-    .attributes
-    .into_iter()
-    .filter(|a| a.kind == 1 || a.kind == 2)
-    .collect()
 }

@@ -219,23 +219,36 @@ fn emit_proposal(p: &Proposal) -> Vec<u8> {
     let mut chain = ChainBuilder::new();
     for t in &p.transforms {
         let mut body = vec![t.number, t.id, 0, 0];
-        for a in &t.attributes {
-            match &a.value {
-                AttrValue::Basic(v) => {
-                    body.extend_from_slice(&(a.kind | 0x8000).to_be_bytes());
-                    body.extend_from_slice(&v.to_be_bytes());
-                }
-                AttrValue::Variable(v) => {
-                    body.extend_from_slice(&a.kind.to_be_bytes());
-                    body.extend_from_slice(&u16::try_from(v.len()).unwrap_or(0).to_be_bytes());
-                    body.extend_from_slice(v);
-                }
-            }
-        }
+        encode_attributes(&t.attributes, &mut body);
         chain.push(kind::TRANSFORM, &body);
     }
     out.extend_from_slice(chain.bytes());
     out
+}
+
+/// Appends data attributes in TV (AF=1) or TLV form (RFC 2408 §3.3).
+pub fn encode_attributes(attrs: &[Attribute], out: &mut Vec<u8>) {
+    for a in attrs {
+        match &a.value {
+            AttrValue::Basic(v) => {
+                out.extend_from_slice(&(a.kind | 0x8000).to_be_bytes());
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+            AttrValue::Variable(v) => {
+                out.extend_from_slice(&a.kind.to_be_bytes());
+                out.extend_from_slice(&u16::try_from(v.len()).unwrap_or(0).to_be_bytes());
+                out.extend_from_slice(v);
+            }
+        }
+    }
+}
+
+/// The IPsec DOI's SA Life Type / SA Life Duration attributes (RFC 2407 §4.5 classes 1–2), as
+/// RESPONDER-LIFETIME carries them (§4.6.3.1).
+pub fn esp_lifetime_attributes(l: Lifetime) -> Vec<Attribute> {
+    let mut attrs = Vec::new();
+    push_lifetime(&mut attrs, l, 1, 2);
+    attrs
 }
 
 /// A lifetime (Life Type / Life Duration pairs, RFC 2409 Appendix A classes 11–12 and

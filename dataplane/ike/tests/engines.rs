@@ -19,7 +19,7 @@ use sluice_ike::initiator::{
 use sluice_ike::notify::code;
 use sluice_ike::policy::Config;
 use sluice_ike::prf::HashAlg;
-use sluice_ike::responder::{DownReason, Drop, Event, Responder};
+use sluice_ike::responder::{DownReason, DropReason, Event, Responder};
 use sluice_ike::sa::{AuthMethod, EspAuth, EspCipher, EspTransform, IkeTransform, Lifetime};
 use zeroize::Zeroizing;
 
@@ -351,7 +351,10 @@ fn wrong_psk_fails_with_a_notify_and_an_event() {
             .iter()
             .any(|e| matches!(e, InitiatorEvent::Notified(code::AUTHENTICATION_FAILED)))
     );
-    assert_eq!(net.resp.stats().drops.get(&Drop::AuthFailed), Some(&1));
+    assert_eq!(
+        net.resp.stats().drops.get(&DropReason::AuthFailed),
+        Some(&1)
+    );
 }
 
 #[test]
