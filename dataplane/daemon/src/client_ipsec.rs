@@ -254,18 +254,7 @@ pub async fn establish(
 
 fn flush(io: &IpsecIo, ini: &mut Initiator) {
     while let Some(t) = ini.poll_transmit() {
-        let (SocketAddr::V4(local), SocketAddr::V4(remote)) = (t.local, t.remote) else {
-            continue;
-        };
-        let natt = io.natt.local_addr().map(|a| a.port());
-        let sock = if natt == Some(local.port()) {
-            &io.natt
-        } else {
-            &io.ike
-        };
-        if let Err(e) = sock.send_from(&t.payload, Some(*local.ip()), remote) {
-            debug!(%remote, error = %e, "IKE send failed");
-        }
+        io.send_ike(t.local, t.remote, &t.payload);
     }
 }
 

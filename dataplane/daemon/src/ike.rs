@@ -26,22 +26,11 @@ fn v4(a: SocketAddr) -> Option<SocketAddrV4> {
     }
 }
 
-/// Sends every queued IKE datagram from the port it names.
-fn flush(io: &IpsecIo, r: &mut Responder, natt_port: u16) -> u64 {
+/// Sends every queued IKE datagram from the port it names; returns how many left.
+fn flush(io: &IpsecIo, r: &mut Responder) -> u64 {
     let mut n = 0;
     while let Some(t) = r.poll_transmit() {
-        let (Some(local), Some(remote)) = (v4(t.local), v4(t.remote)) else {
-            continue;
-        };
-        let sock = if local.port() == natt_port {
-            &io.natt
-        } else {
-            &io.ike
-        };
-        match sock.send_from(&t.payload, Some(*local.ip()), remote) {
-            Ok(_) => n += 1,
-            Err(e) => debug!(%remote, error = %e, "IKE send failed"),
-        }
+        n += u64::from(io.send_ike(t.local, t.remote, &t.payload));
     }
     n
 }
@@ -58,7 +47,6 @@ pub async fn run(
         return;
     };
     let mut version = cfg.version.clone();
-    let natt_port = ipsec.natt_port;
     let mut r = Responder::new(ipsec.responder_config(cfg.l2tp.port), seed());
     drop(cfg);
     let m = &gw.dp.metrics;
@@ -75,7 +63,6 @@ pub async fn run(
         })
         .clone();
     let mut up: HashMap<IkeSaId, SocketAddr> = HashMap::new();
-    let mut children = 0i64;
     let mut last_activity = Instant::now();
     let mut seen: HashMap<u64, u64> = HashMap::new();
     loop {
@@ -108,7 +95,6 @@ pub async fn run(
                         seed(),
                     ) {
                         Ok(()) => {
-                            children += 1;
                             info!(%peer, spi_in = format_args!("{:#010x}", c.inbound.spi),
                                 spi_out = format_args!("{:#010x}", c.outbound.spi), udp_encap = c.udp_encap,
                                 client = ?c.client_addr, lifetime = ?c.lifetime, "ESP SAs installed");
@@ -126,7 +112,6 @@ pub async fn run(
                     reason,
                 } => {
                     io.remove_child(ike.0, inbound_spi, outbound_spi);
-                    children -= 1;
                     debug!(
                         spi_in = format_args!("{inbound_spi:#010x}"),
                         ?reason,
@@ -150,9 +135,10 @@ pub async fn run(
                 }
             }
         }
-        tx_count.inc_by(flush(io, &mut r, natt_port));
+        tx_count.inc_by(flush(io, &mut r));
         m.ike_sas.set(i64::try_from(up.len()).unwrap_or(i64::MAX));
-        m.esp_sas.set(children.max(0));
+        m.esp_sas
+            .set(i64::try_from(io.sa_count()).unwrap_or(i64::MAX));
         if last_activity.elapsed() >= ACTIVITY_EVERY {
             last_activity = Instant::now();
             for (ike, ms) in io.activity() {
@@ -179,7 +165,7 @@ pub async fn run(
                 if c.is_err() || *shutdown.borrow() {
                     r.shutdown();
                     while r.poll_event().is_some() {}
-                    flush(io, &mut r, natt_port);
+                    flush(io, &mut r);
                     break;
                 }
             }

@@ -14,8 +14,8 @@
 //! configuration allows plain L2TP.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use sluice_esp::udp_encap::{Udp4500Payload, classify};
 use sluice_esp::{AesKeyLen, Cipher, DecapError, InboundSa, Integrity, OutboundSa, Suite};
 use sluice_ike::sa::{EspAuth, EspCipher, EspTransform};
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::datapath::Hooks;
 use crate::metrics::Layer;
@@ -87,8 +87,7 @@ pub struct IpsecIo {
     inbound: RwLock<HashMap<u32, Arc<Inbound>>>,
     outbound: RwLock<HashMap<u64, Arc<Mutex<Outbound>>>>,
     peers: RwLock<HashMap<SocketAddrV4, Binding>>,
-    /// Set while stopping: receive loops end.
-    pub stop: AtomicBool,
+    natt_port: u16,
 }
 
 /// The ESP suite for a negotiated transform.
@@ -145,7 +144,7 @@ impl IpsecIo {
                 inbound: RwLock::new(HashMap::new()),
                 outbound: RwLock::new(HashMap::new()),
                 peers: RwLock::new(HashMap::new()),
-                stop: AtomicBool::new(false),
+                natt_port,
             },
             rx,
         ))
@@ -309,20 +308,31 @@ impl IpsecIo {
             return Some(Err("esp_no_outbound_sa"));
         };
         // Inner UDP header (RFC 768); checksum 0 is allowed for IPv4 and avoids the
-        // NAT-OA dance of RFC 3948 §3.1.2 for the client.
+        // NAT-OA dance of RFC 3948 §3.1.2 for the client. Built in place after room for the
+        // ESP header, then sealed around it: one buffer per packet.
         let len = u16::try_from(l2tp.len() + 8).ok()?;
-        let mut inner = Vec::with_capacity(l2tp.len() + 8);
+        let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
+        let suite = o.sa.suite();
+        let mut pkt = vec![0u8; suite.encapsulated_len(usize::from(len))];
+        let mut inner = Vec::with_capacity(8);
         inner.extend_from_slice(&self.l2tp_port.to_be_bytes());
         inner.extend_from_slice(&b.inner_port.to_be_bytes());
         inner.extend_from_slice(&len.to_be_bytes());
         inner.extend_from_slice(&[0, 0]);
-        inner.extend_from_slice(l2tp);
-        let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
-        let mut pkt = Vec::with_capacity(inner.len() + 64);
-        if let Err(e) = o.sa.encapsulate(17, &inner, &mut pkt) {
-            warn!(error = %e, "ESP encapsulation failed");
-            return Some(Err("esp_encap_error"));
+        let at = suite.header_len();
+        if let Some(dst) = pkt.get_mut(at..at + usize::from(len)) {
+            let (udp, data) = dst.split_at_mut(8);
+            udp.copy_from_slice(&inner);
+            data.copy_from_slice(l2tp);
         }
+        let n = match o.sa.encapsulate_in_place(17, &mut pkt, usize::from(len)) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "ESP encapsulation failed");
+                return Some(Err("esp_encap_error"));
+            }
+        };
+        pkt.truncate(n);
         let sent = if o.udp_encap {
             self.natt
                 .send_from(&pkt, Some(*o.local.ip()), o.remote)
@@ -331,6 +341,26 @@ impl IpsecIo {
             self.raw.send_to(&pkt, *o.remote.ip()).map(|_| ())
         };
         Some(sent.map_err(|_| "esp_send_error"))
+    }
+
+    /// Sends an IKE datagram from the port the engine named (IKE or NAT-T); false on an
+    /// IPv6 address or a send error (logged at debug).
+    pub fn send_ike(&self, local: SocketAddr, remote: SocketAddr, payload: &[u8]) -> bool {
+        let (SocketAddr::V4(local), SocketAddr::V4(remote)) = (local, remote) else {
+            return false;
+        };
+        let sock = if local.port() == self.natt_port {
+            &self.natt
+        } else {
+            &self.ike
+        };
+        match sock.send_from(payload, Some(*local.ip()), remote) {
+            Ok(_) => true,
+            Err(e) => {
+                debug!(%remote, error = %e, "IKE send failed");
+                false
+            }
+        }
     }
 
     /// Queues an IKE message for the IKE task.
@@ -417,13 +447,12 @@ fn receive_esp<H: Hooks>(
 /// Reads `sock` in batches until stopped, handing every datagram to `each`.
 fn udp_rx_loop<H: Hooks>(
     h: &H,
-    io: &IpsecIo,
     sock: &UdpPort,
     what: &str,
     mut each: impl FnMut(&mut [u8], SocketAddrV4, Ipv4Addr, Instant),
 ) {
     let mut batch = UdpBatch::new(32);
-    while !h.dp().stop.load(Ordering::Relaxed) && !io.stop.load(Ordering::Relaxed) {
+    while !h.dp().stop.load(Ordering::Relaxed) {
         let n = match sock.recv_batch(&mut batch) {
             Ok(n) => n,
             Err(e) => {
@@ -466,7 +495,6 @@ pub fn natt_rx_loop<H: Hooks>(h: Arc<H>) {
     let port = io.natt.local_addr().map_or(0, |a| a.port());
     udp_rx_loop(
         &*h,
-        io,
         &io.natt,
         "NAT-T",
         |buf, remote, local, now| match classify(buf) {
@@ -482,7 +510,7 @@ pub fn natt_rx_loop<H: Hooks>(h: Arc<H>) {
 pub fn ike_rx_loop<H: Hooks>(h: Arc<H>) {
     let Some(io) = h.dp().ipsec.get() else { return };
     let port = io.ike.local_addr().map_or(0, |a| a.port());
-    udp_rx_loop(&*h, io, &io.ike, "IKE", |buf, remote, local, _| {
+    udp_rx_loop(&*h, &io.ike, "IKE", |buf, remote, local, _| {
         forward_ike(&*h, io, port, buf, remote, local)
     });
 }
@@ -491,7 +519,7 @@ pub fn ike_rx_loop<H: Hooks>(h: Arc<H>) {
 pub fn esp_raw_rx_loop<H: Hooks>(h: Arc<H>) {
     let Some(io) = h.dp().ipsec.get() else { return };
     let mut batch = RecvBatch::new(32);
-    while !h.dp().stop.load(Ordering::Relaxed) && !io.stop.load(Ordering::Relaxed) {
+    while !h.dp().stop.load(Ordering::Relaxed) {
         let n = match io.raw.recv_batch(&mut batch) {
             Ok(n) => n,
             Err(e) => {
