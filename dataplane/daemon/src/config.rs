@@ -206,6 +206,14 @@ pub struct IpsecRuntime {
     pub natt_port: u16,
 }
 
+impl L2tpRuntime {
+    /// Whether L2TP that did not arrive under ESP is accepted: `allowUnencrypted`, or no
+    /// IPsec configured (which compile allows only with `allowUnencrypted`).
+    pub fn plain_allowed(&self) -> bool {
+        self.allow_unencrypted || self.ipsec.is_none()
+    }
+}
+
 impl IpsecRuntime {
     fn from_proto(p: &pb::IpsecSettings) -> Result<IpsecRuntime, LoadError> {
         use sluice_ike::policy::{

@@ -88,7 +88,7 @@ impl Gateway {
             l2tp_shutdown: watch::channel(false).0,
         };
         gw.dp.l2tp_plain.store(
-            gw.config().l2tp.allow_unencrypted || gw.config().l2tp.ipsec.is_none(),
+            gw.config().l2tp.plain_allowed(),
             std::sync::atomic::Ordering::Relaxed,
         );
         gw.update_pool_metrics();
@@ -308,7 +308,7 @@ impl Gateway {
             std::mem::replace(&mut *guard, new.clone())
         };
         self.dp.l2tp_plain.store(
-            new.l2tp.allow_unencrypted || new.l2tp.ipsec.is_none(),
+            new.l2tp.plain_allowed(),
             std::sync::atomic::Ordering::Relaxed,
         );
         lock(&self.pool).reconfigure(new.pool, new.reserved_addresses());
