@@ -51,6 +51,7 @@ spec:
     ipsec:
       preSharedKeySecretRef: { name: vpn, key: psk }
       dpd: { delay: 5s, timeout: 15s }
+      espLifetime: 1m
   ppp:
     localAddress: 10.200.0.1
     addressPool: 10.200.0.0/24
@@ -88,7 +89,8 @@ client() {  # ns logname [extra args]: an L2TP/IPsec client toward the gateway
 }
 ike_sas() { metric "$GW" "$EP" sluice_ipsec_ike_sas | cut -d. -f1; }
 # glog PATTERN: grep the gateway log without its colour codes.
-glog() { sed 's/\x1b\[[0-9;]*m//g' "$WORK/gateway.log" | grep -E "$@"; }
+# (Not a pipe: under pipefail, grep -q exiting early would fail it with SIGPIPE.)
+glog() { local clean; clean=$(sed 's/\x1b\[[0-9;]*m//g' "$WORK/gateway.log"); grep -E "$@" <<<"$clean"; }
 export WORK; export -f glog
 
 # 1. Plain L2TP is refused: L2TP is served only inside IPsec.
@@ -163,7 +165,32 @@ before=$(ike_sas)
 kill -9 "$C1_PID"
 for _ in $(seq 1 40); do [ "$(ike_sas)" -lt "$before" ] && break; sleep 1; done
 check "DPD reaps the killed client's IKE SA" glog -q "IKE SA down.*DeadPeer"
+check "its L2TP tunnel is closed with its IKE SA (not left to HELLO)" \
+  glog -q "closing L2TP tunnel: its IPsec SAs are gone"
 check "the direct client is still fine" ip netns exec "$C0" ping -c 2 -i 0.2 -W 2 192.168.77.2
+
+# 9. Aggressive Mode is refused by default, and answered once the manifest allows it
+#    (applied by a reload, without a restart) — here from behind the NAT.
+check "Aggressive Mode is refused by default" bash -c \
+  "! ip netns exec $C3 $SLUICE_BIN client --protocol l2tp --server 10.98.4.1 --user alice --password alice-secret --ipsec-psk correct-horse-battery --ike-aggressive --duration 0 --timeout 6 >$WORK/am-refused.log 2>&1"
+check "the refusal is counted" bash -c \
+  "test \$(metric $GW $EP 'sluice_dropped_packets_total{reason=\"ike_aggressive_refused\"}' | cut -d. -f1) -ge 1"
+applied=$(glog -c "configuration applied" || true)
+sed -i 's/^      dpd: { delay: 5s, timeout: 15s }$/&\n      allowAggressiveMode: true/' "$M"
+for _ in $(seq 1 20); do [ "$(glog -c 'configuration applied' || true)" -gt "$applied" ] && break; sleep 0.5; done
+check "Aggressive Mode is answered once allowAggressiveMode is set (behind NAT)" \
+  ip netns exec "$C4" "$SLUICE_BIN" client --protocol l2tp --server 10.98.3.1 --user alice --password alice-secret \
+  --ipsec-psk correct-horse-battery --ike-aggressive --duration 0 --timeout 20 >"$WORK/am.log" 2>&1
+
+# 10. ESP SAs live one minute here: the gateway rekeys them itself (its own Quick Mode,
+#     the in-repo client does not rekey) before they expire, and traffic goes on.
+for _ in $(seq 1 70); do
+  [ "$(glog -c 'ESP SAs installed.*peer=10\.98\.1\.2:' || true)" -ge 2 ] && break; sleep 1
+done
+check "the gateway rekeyed the direct client's ESP SAs before they expired" \
+  bash -c "[ \$(glog -c 'ESP SAs installed.*peer=10\.98\.1\.2:') -ge 2 ]"
+check "the direct client still pings after the rekey" ip netns exec "$C0" ping -c 3 -i 0.2 -W 2 192.168.77.2
+check "its L2TP session survived the rekey (same client process, no reconnect)" kill -0 "$C0_PID"
 
 kill -TERM "$C0_PID"; wait "$C0_PID" 2>/dev/null || true
 kill -TERM "$GW_PID"; wait "$GW_PID" 2>/dev/null || true

@@ -67,6 +67,10 @@ pub struct ClientArgs {
     /// L2TP/IPsec: the ESP proposal, `cipher[-integrity][-group]` (default aes128-sha1).
     #[arg(long, default_value = "", requires = "ipsec_psk")]
     pub esp_proposal: String,
+    /// L2TP/IPsec: IKEv1 Aggressive Mode instead of Main Mode (gateways refuse it unless
+    /// `allowAggressiveMode` is set).
+    #[arg(long, requires = "ipsec_psk")]
+    pub ike_aggressive: bool,
     #[arg(long)]
     pub user: String,
     /// Password (or use --password-file).
@@ -297,6 +301,7 @@ fn start_lac(
         bind: args.bind,
         ike_port: 500,
         natt_port: 4500,
+        aggressive: args.ike_aggressive,
     });
     if ipsec.is_some() {
         // Nothing from the gateway is accepted outside ESP.
@@ -316,7 +321,7 @@ fn start_lac(
             client_ipsec::establish(c.clone(), p, server, local_port, stop_rx.clone(), timeout)
                 .await?;
         }
-        lac::run(c, params, control, rx, stop_rx).await
+        lac::run(c, params, control.control, rx, stop_rx).await
     });
     Ok((tx, task))
 }

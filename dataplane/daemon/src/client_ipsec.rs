@@ -33,6 +33,8 @@ pub struct IpsecParams {
     pub bind: Option<Ipv4Addr>,
     pub ike_port: u16,
     pub natt_port: u16,
+    /// Aggressive Mode instead of Main Mode (for testing a gateway's refusal or opt-in).
+    pub aggressive: bool,
 }
 
 fn parse_ike(s: &str) -> Result<IkeTransform, String> {
@@ -163,6 +165,10 @@ pub async fn establish(
         dpd: true,
         l2tp_port: server.port(),
         retransmit: Duration::from_secs(2),
+        aggressive: params.aggressive,
+        certificate: None,
+        ca: None,
+        unix_time: 0,
     };
     let mut ini = Initiator::new(cfg, seed());
     let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
@@ -198,6 +204,7 @@ pub async fn establish(
                             local,
                             remote,
                             udp_encap,
+                            None,
                             seed(),
                         );
                         if r.is_ok() {
@@ -215,7 +222,11 @@ pub async fn establish(
                     InitiatorEvent::Notified(code) => {
                         let name = sluice_ike::notify::code::name(code);
                         debug!(code, name, "IKE notify from the gateway");
-                        if let Some(t) = ready.take().filter(|_| code < 8192) {
+                        // Error types are below 8192 (RFC 2408 §3.14.1); status notifies
+                        // such as RESPONDER-LIFETIME are not refusals.
+                        if code < 8192
+                            && let Some(t) = ready.take()
+                        {
                             let _ = t.send(Err(format!("the gateway refused IKE: {name}")));
                         }
                     }

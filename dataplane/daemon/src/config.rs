@@ -204,6 +204,8 @@ pub struct IpsecRuntime {
     pub dpd_timeout: Duration,
     pub ike_port: u16,
     pub natt_port: u16,
+    /// Answer Aggressive Mode (off by default).
+    pub allow_aggressive: bool,
 }
 
 impl L2tpRuntime {
@@ -267,6 +269,7 @@ impl IpsecRuntime {
             dpd_timeout: secs(p.dpd_timeout_seconds, 150),
             ike_port: port(p.ike_port, 500)?,
             natt_port: port(p.natt_port, 4500)?,
+            allow_aggressive: p.allow_aggressive_mode,
         })
     }
 
@@ -284,6 +287,7 @@ impl IpsecRuntime {
             dpd_timeout: self.dpd_timeout,
             l2tp_port,
             natt_port: self.natt_port,
+            allow_aggressive: self.allow_aggressive,
             ..sluice_ike::policy::Config::default()
         }
     }

@@ -2,12 +2,12 @@
 //! the IKE queue of [`crate::ipsec_path`]. Quick Mode results become ESP SAs in the fast
 //! path's tables; deletions, expiry and dead peers remove them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_ike::responder::{Event, IkeSaId, Responder};
+use sluice_ike::responder::{DropReason, Event, IkeSaId, Responder};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
@@ -63,6 +63,8 @@ pub async fn run(
         })
         .clone();
     let mut up: HashMap<IkeSaId, SocketAddr> = HashMap::new();
+    // Responder drop counters already passed to the metrics.
+    let mut drops_seen: BTreeMap<DropReason, u64> = BTreeMap::new();
     let mut last_activity = Instant::now();
     let mut seen: HashMap<u64, u64> = HashMap::new();
     loop {
@@ -92,6 +94,7 @@ pub async fn run(
                         local,
                         peer,
                         c.udp_encap,
+                        c.lifetime_kb,
                         seed(),
                     ) {
                         Ok(()) => {
@@ -120,8 +123,13 @@ pub async fn run(
                 }
                 Event::IkeSaDown { id, peer, reason } => {
                     up.remove(&id);
-                    let peers = io.remove_ike(id.0);
-                    info!(%peer, ?reason, l2tp_peers = peers.len(), "IKE SA down");
+                    let gone = io.remove_ike(id.0);
+                    if let Some(l2tp) = gw.dp.l2tp.get() {
+                        for key in &gone {
+                            l2tp.peer_gone(*key);
+                        }
+                    }
+                    info!(%peer, ?reason, l2tp_peers_closed = gone.len(), "IKE SA down");
                 }
                 Event::PeerMoved { id, peer, local } => {
                     if let (Some(local), Some(peer)) = (v4(local), v4(peer)) {
@@ -136,6 +144,12 @@ pub async fn run(
             }
         }
         tx_count.inc_by(flush(io, &mut r));
+        for (why, n) in &r.stats().drops {
+            let before = drops_seen.insert(*why, *n).unwrap_or(0);
+            if *n > before {
+                m.dropped_n(why.label(), n - before);
+            }
+        }
         m.ike_sas.set(i64::try_from(up.len()).unwrap_or(i64::MAX));
         m.esp_sas
             .set(i64::try_from(io.sa_count()).unwrap_or(i64::MAX));
@@ -148,6 +162,10 @@ pub async fn run(
                 }
             }
             seen.retain(|k, _| up.contains_key(&IkeSaId(*k)));
+            let now = Instant::now();
+            for (ike, spi) in io.rekey_due() {
+                r.rekey_child(now, IkeSaId(ike), spi);
+            }
         }
         let deadline = r
             .poll_timeout()

@@ -9,9 +9,10 @@
 //! Every L2TP peer reached over IPsec is known by a *peer key*, the address the L2TP engine
 //! sees: for UDP-encapsulated SAs the client's public address and NAT-T port (unique per
 //! client even when many share one NAT), for raw ESP the client's address and inner UDP port.
-//! A key is bound to the IKE SA whose ESP SA it first arrived under: the same key under
-//! another IKE SA is dropped, and L2TP that did not arrive under ESP is dropped unless the
-//! configuration allows plain L2TP.
+//! A key is bound to the IKE SA whose ESP SA it first arrived under. The same key under
+//! another IKE SA is dropped unless that SA reaches the same client (its Phase 1 rekey takes
+//! the key over), and L2TP that did not arrive under ESP is dropped unless the configuration
+//! allows plain L2TP. When no SA reaches a key any more its L2TP tunnels are closed.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -65,7 +66,12 @@ struct Outbound {
     local: SocketAddrV4,
     remote: SocketAddrV4,
     udp_encap: bool,
+    /// Payload octets after which IKE should replace the SA (90 % of its kilobyte lifetime).
+    soft_bytes: Option<u64>,
 }
+
+/// Fraction (per cent) of a kilobyte lifetime after which the SA is rekeyed.
+const SOFT_KB_PERCENT: u64 = 90;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Binding {
@@ -162,6 +168,7 @@ impl IpsecIo {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         udp_encap: bool,
+        lifetime_kb: Option<u64>,
         iv_seed: [u8; 32],
     ) -> Result<(), String> {
         let suite = suite_of(transform)?;
@@ -197,6 +204,8 @@ impl IpsecIo {
                     local,
                     remote,
                     udp_encap,
+                    soft_bytes: lifetime_kb
+                        .map(|kb| kb.saturating_mul(1024) / 100 * SOFT_KB_PERCENT),
                 })),
             );
         Ok(())
@@ -217,26 +226,60 @@ impl IpsecIo {
         }
     }
 
-    /// Removes every SA and peer binding of an IKE SA; returns the L2TP peer keys it carried.
+    /// Removes every SA of an IKE SA. Its peer keys move to another IKE SA that reaches the
+    /// same client (a Phase 1 rekey); returns the keys no SA reaches any more.
     pub fn remove_ike(&self, ike: u64) -> Vec<SocketAddrV4> {
         self.inbound
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, i| i.ike != ike);
-        self.outbound
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ike);
+        let outbound = {
+            let mut out = self.outbound.write().unwrap_or_else(|p| p.into_inner());
+            out.remove(&ike);
+            out.iter()
+                .map(|(id, o)| {
+                    let o = o.lock().unwrap_or_else(|p| p.into_inner());
+                    (*id, o.remote, o.udp_encap)
+                })
+                .collect::<Vec<_>>()
+        };
         let mut peers = self.peers.write().unwrap_or_else(|p| p.into_inner());
-        let gone: Vec<SocketAddrV4> = peers
-            .iter()
-            .filter(|(_, b)| b.ike == ike)
-            .map(|(k, _)| *k)
-            .collect();
+        let mut gone = Vec::new();
+        for (key, b) in peers.iter_mut().filter(|(_, b)| b.ike == ike) {
+            match outbound
+                .iter()
+                .find(|(_, remote, encap)| self.reaches(*remote, *encap, *key))
+            {
+                Some((other, _, _)) => b.ike = *other,
+                None => gone.push(*key),
+            }
+        }
         for k in &gone {
             peers.remove(k);
         }
         gone
+    }
+
+    /// Whether an SA sending to `remote` reaches the L2TP peer `key`: the same outer address
+    /// and port when keys are outer ports (clients behind one NAT), else the same address.
+    fn reaches(&self, remote: SocketAddrV4, udp_encap: bool, key: SocketAddrV4) -> bool {
+        if udp_encap && self.key_by_outer_port {
+            remote == key
+        } else {
+            remote.ip() == key.ip()
+        }
+    }
+
+    /// Whether the IKE SA `ike` currently sends to the client behind `key`.
+    fn ike_reaches(&self, ike: u64, key: SocketAddrV4) -> bool {
+        self.outbound
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ike)
+            .is_some_and(|o| {
+                let o = o.lock().unwrap_or_else(|p| p.into_inner());
+                self.reaches(o.remote, o.udp_encap, key)
+            })
     }
 
     /// The client of an IKE SA moved (NAT rebinding, float to the NAT-T port).
@@ -251,6 +294,21 @@ impl IpsecIo {
             o.local = local;
             o.remote = remote;
         }
+    }
+
+    /// Current outbound SAs that reached a soft limit (sequence numbers, 3DES volume, 90 %
+    /// of the kilobyte lifetime): (IKE SA, SPI) for IKE to rekey.
+    pub fn rekey_due(&self) -> Vec<(u64, u32)> {
+        self.outbound
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|(ike, o)| {
+                let o = o.lock().unwrap_or_else(|p| p.into_inner());
+                let volume = o.soft_bytes.is_some_and(|b| o.sa.stats().bytes >= b);
+                (o.sa.needs_rekey() || volume).then_some((*ike, o.spi))
+            })
+            .collect()
     }
 
     /// Inbound SAs with their last-traffic times (for DPD).
@@ -278,16 +336,14 @@ impl IpsecIo {
 
     /// Registers a peer key ahead of traffic (the client knows its gateway).
     pub fn bind_peer(&self, key: SocketAddrV4, ike: u64) {
+        self.bind_peer_to(key, ike, key.port());
+    }
+
+    fn bind_peer_to(&self, key: SocketAddrV4, ike: u64, inner_port: u16) {
         self.peers
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                key,
-                Binding {
-                    ike,
-                    inner_port: key.port(),
-                },
-            );
+            .insert(key, Binding { ike, inner_port });
     }
 
     /// Sends an L2TP datagram to `key` inside ESP. `None` when `key` is not an IPsec peer
@@ -422,7 +478,14 @@ fn receive_esp<H: Hooks>(
         .get(&key)
         .copied();
     match bound {
-        Some(b) if b.ike != entry.ike => return dp.metrics.dropped("l2tp_wrong_esp_sa"),
+        // A new IKE SA of the same client (Phase 1 rekey) takes the key over; any other
+        // IKE SA is refused (another client cannot inject into this one's tunnel).
+        Some(b) if b.ike != entry.ike => {
+            if !io.ike_reaches(entry.ike, key) {
+                return dp.metrics.dropped("l2tp_wrong_esp_sa");
+            }
+            io.bind_peer_to(key, entry.ike, src_port);
+        }
         Some(_) => {}
         None => {
             let mut peers = io.peers.write().unwrap_or_else(|p| p.into_inner());

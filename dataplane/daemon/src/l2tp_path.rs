@@ -51,24 +51,44 @@ impl Default for ControlRate {
     }
 }
 
-/// The L2TP UDP port and the queue toward its control task.
+/// IPsec peers whose last SA went away, waiting for the control task, at most.
+pub const GONE_QUEUE: usize = 4096;
+
+/// The L2TP UDP port and the queues toward its control task.
 pub struct L2tpIo {
     pub sock: UdpPort,
     control: mpsc::Sender<ControlDatagram>,
+    gone: mpsc::Sender<SocketAddrV4>,
     rate: ControlRate,
 }
 
+/// The receiving ends of [`L2tpIo`]'s queues, for the control task.
+pub struct ControlQueues {
+    /// Control messages.
+    pub control: mpsc::Receiver<ControlDatagram>,
+    /// Peer keys no IPsec SA reaches any more (their tunnels end).
+    pub gone: mpsc::Receiver<SocketAddrV4>,
+}
+
 impl L2tpIo {
-    pub fn new(sock: UdpPort, rate: ControlRate) -> (L2tpIo, mpsc::Receiver<ControlDatagram>) {
-        let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+    pub fn new(sock: UdpPort, rate: ControlRate) -> (L2tpIo, ControlQueues) {
+        let (tx, control) = mpsc::channel(CONTROL_QUEUE);
+        let (gone_tx, gone) = mpsc::channel(GONE_QUEUE);
         (
             L2tpIo {
                 sock,
                 control: tx,
+                gone: gone_tx,
                 rate,
             },
-            rx,
+            ControlQueues { control, gone },
         )
+    }
+
+    /// Tells the control task that no IPsec SA reaches `key` any more: its tunnels are
+    /// closed at once rather than left to time out. A full queue leaves them to HELLO.
+    pub fn peer_gone(&self, key: SocketAddrV4) {
+        let _ = self.gone.try_send(key);
     }
 
     /// The local port (to build control replies' source address).
@@ -78,8 +98,8 @@ impl L2tpIo {
 }
 
 /// Sends one L2TP datagram to `remote`: inside ESP when `remote` is a peer reached over
-/// IPsec, else in clear from the L2TP port (only peers that reached us in clear are ever
-/// answered that way).
+/// IPsec, else in clear from the L2TP port — only when the configuration allows plain L2TP
+/// (a peer whose SAs are gone is never answered in clear).
 pub fn send_l2tp(
     dp: &DataPath,
     local: Ipv4Addr,
@@ -88,6 +108,9 @@ pub fn send_l2tp(
 ) -> Result<(), &'static str> {
     if let Some(sent) = dp.ipsec.get().and_then(|i| i.send_l2tp(remote, bytes)) {
         return sent;
+    }
+    if !dp.l2tp_plain.load(Ordering::Relaxed) {
+        return Err("l2tp_not_under_esp");
     }
     let io = dp.l2tp.get().ok_or("l2tp_not_open")?;
     io.sock

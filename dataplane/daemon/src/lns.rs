@@ -20,7 +20,7 @@ use crate::config::Runtime;
 use crate::control::{ppp_server_config, seed};
 use crate::datapath::drive;
 use crate::gateway::Gateway;
-use crate::l2tp_path::{ControlDatagram, flush_control, session_link};
+use crate::l2tp_path::{ControlQueues, flush_control, session_link};
 use crate::link::{CtlCmd, Link};
 use crate::metrics::{DirLabels, Direction, Layer, Protocol, SetupResult};
 
@@ -57,10 +57,14 @@ pub struct Limits {
 /// Runs the LNS until `shutdown` turns true and the tunnels are closed.
 pub async fn run(
     gw: Arc<Gateway>,
-    mut datagrams: mpsc::Receiver<ControlDatagram>,
+    queues: ControlQueues,
     mut shutdown: watch::Receiver<bool>,
     limits: Limits,
 ) {
+    let ControlQueues {
+        control: mut datagrams,
+        mut gone,
+    } = queues;
     let mut version = gw.config().version.clone();
     let mut ep = Endpoint::new(endpoint_config(&gw.config(), limits), seed());
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<CtlCmd>();
@@ -218,6 +222,16 @@ pub async fn run(
                     }
                 }
             },
+            Some(key) = gone.recv() => {
+                // Nothing reaches the client any more: end its tunnels now (sessions and
+                // addresses are released at once; the StopCCN cannot be delivered).
+                let remote = SocketAddr::V4(key);
+                let ids: Vec<u16> = ep.tunnels().filter(|t| t.remote == remote).map(|t| t.tunnel).collect();
+                for tunnel in ids {
+                    info!(tunnel, %remote, "closing L2TP tunnel: its IPsec SAs are gone");
+                    ep.close_tunnel(Instant::now(), tunnel, StopCcnResult::GeneralRequest, "IPsec SA deleted");
+                }
+            }
             r = shutdown.changed(), if stopping.is_none() => {
                 if r.is_err() || *shutdown.borrow() {
                     stopping = Some(Instant::now());

@@ -404,7 +404,13 @@ impl Metrics {
     }
 
     pub fn dropped(&self, reason: &'static str) {
-        self.dropped.get_or_create(&ReasonLabels { reason }).inc();
+        self.dropped_n(reason, 1);
+    }
+
+    pub fn dropped_n(&self, reason: &'static str, n: u64) {
+        self.dropped
+            .get_or_create(&ReasonLabels { reason })
+            .inc_by(n);
     }
 
     pub fn setup(&self, protocol: Protocol, result: SetupResult) {

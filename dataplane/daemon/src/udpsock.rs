@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-/// Largest datagram we accept (L2TP header + PPP at the maximum MRU, with room to spare).
-pub const MAX_DATAGRAM: usize = 2048;
+/// Largest datagram we accept: L2TP at the maximum MRU needs 2 KiB, but IKE messages
+/// carrying certificate chains (RFC 2409 §5.1) reach several KiB as reassembled IP
+/// fragments, and the IKE and NAT-T ports share this receive path.
+pub const MAX_DATAGRAM: usize = 16 * 1024;
 
 /// Room for one `IP_PKTINFO` control message (kept 8-byte aligned).
 const CONTROL_WORDS: usize = 8;

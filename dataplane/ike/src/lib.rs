@@ -6,10 +6,13 @@
 //! - [`prf`], [`cipher`], [`dh`], [`keys`]: hash/PRF, Phase 1 CBC encryption, MODP and ECP
 //!   Diffie-Hellman, and the RFC 2409 §5 key derivation.
 //! - [`natt`]: NAT-T (RFC 3947 and drafts), vendor IDs, DPD and fragmentation markers.
+//! - [`cert`]: X.509 certificates, trust stores and the RSA signatures of RSA signature
+//!   authentication (RFC 2409 §5.1).
 //!
 //! No I/O, clocks, threads or OS randomness: callers pass datagrams, `now` and seeds.
 #![deny(clippy::indexing_slicing)]
 
+pub mod cert;
 pub mod cipher;
 pub mod dh;
 pub mod error;

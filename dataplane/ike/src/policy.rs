@@ -2,10 +2,12 @@
 //! selection of one transform from an initiator's SA payload (RFC 2408 §4.2: the responder
 //! picks one proposal and one transform, honouring the initiator's order).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::cert::{Credentials, TrustStore};
 use crate::cipher::{AesKeyLen, Cipher};
 use crate::dh::Group;
 use crate::natt::NatDetection;
@@ -255,6 +257,11 @@ pub fn default_esp_proposals() -> Vec<EspProposal> {
 pub struct Config {
     /// The pre-shared key for Main Mode PSK authentication (`None`: PSK is refused).
     pub psk: Option<Zeroizing<Vec<u8>>>,
+    /// Our certificate chain and key for RSA-signature authentication (RFC 2409 §5.1);
+    /// with `client_ca`, or signatures are refused.
+    pub certificate: Option<Arc<Credentials>>,
+    /// The CAs client certificates must chain to.
+    pub client_ca: Option<Arc<TrustStore>>,
     /// Accepted Phase 1 proposals.
     pub ike: Vec<IkeProposal>,
     /// Accepted ESP proposals.
@@ -291,17 +298,28 @@ pub struct Config {
     pub l2tp_port: u16,
     /// Port of NAT-T (messages on it carry the non-ESP marker, RFC 3948 §2.2).
     pub natt_port: u16,
+    /// Answer Aggressive Mode (RFC 2409 §5.4). Off by default: its second message carries
+    /// a hash of the pre-shared key that anyone can crack offline, before they authenticate.
+    pub allow_aggressive: bool,
 }
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("psk", &self.psk.as_ref().map(|_| "<redacted>"))
+            .field(
+                "certificate",
+                &self
+                    .certificate
+                    .as_ref()
+                    .map(|c| c.subject_display().to_owned()),
+            )
             .field("ike", &self.ike)
             .field("esp", &self.esp)
             .field("ike_lifetime", &self.ike_lifetime)
             .field("esp_lifetime", &self.esp_lifetime)
             .field("nat_detection", &self.nat_detection)
+            .field("allow_aggressive", &self.allow_aggressive)
             .finish_non_exhaustive()
     }
 }
@@ -310,6 +328,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             psk: None,
+            certificate: None,
+            client_ca: None,
             ike: default_ike_proposals(),
             esp: default_esp_proposals(),
             ike_lifetime: Duration::from_secs(8 * 3600),
@@ -328,6 +348,7 @@ impl Default for Config {
             max_child_sas_per_ike_sa: 8,
             l2tp_port: 1701,
             natt_port: 4500,
+            allow_aggressive: false,
         }
     }
 }
@@ -355,7 +376,9 @@ impl Config {
                 };
                 let auth_ok = match it.auth {
                     AuthMethod::PreSharedKey => self.psk.is_some(),
-                    AuthMethod::RsaSignature => false,
+                    AuthMethod::RsaSignature => {
+                        self.certificate.is_some() && self.client_ca.is_some()
+                    }
                 };
                 if auth_ok && self.ike.iter().any(|p| p.accepts(&it)) {
                     return Some(IkeChoice {

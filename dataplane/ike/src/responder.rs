@@ -34,8 +34,8 @@ use crate::notify::{Delete, Notify, code};
 use crate::payload::{ChainBuilder, RawPayload, kind};
 use crate::policy::Config;
 use crate::sa::{
-    EspTransform, IkeTransform, Lifetime, SaPayload, encode_attributes, esp_lifetime_attributes,
-    protocol,
+    AuthMethod, EspTransform, IkeTransform, Lifetime, SaPayload, encode_attributes,
+    esp_lifetime_attributes, protocol,
 };
 
 /// Identifies one IKE SA of a responder (derived from our cookie).
@@ -167,7 +167,7 @@ pub enum Event {
         /// Client address and port.
         peer: SocketAddr,
         /// What failed.
-        reason: &'static str,
+        reason: String,
     },
 }
 
@@ -194,6 +194,23 @@ pub enum DropReason {
     InvalidId,
 }
 
+impl DropReason {
+    /// A metrics label (`ike_` + the reason in snake case).
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "ike_malformed",
+            DropReason::UnknownSa => "ike_unknown_sa",
+            DropReason::Unexpected => "ike_unexpected",
+            DropReason::Limit => "ike_limit",
+            DropReason::NoProposal => "ike_no_proposal",
+            DropReason::AggressiveRefused => "ike_aggressive_refused",
+            DropReason::AuthFailed => "ike_auth_failed",
+            DropReason::Replay => "ike_replay",
+            DropReason::InvalidId => "ike_invalid_id",
+        }
+    }
+}
+
 /// Counters.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
@@ -209,6 +226,10 @@ pub struct Stats {
     pub ike_sas_established: u64,
     /// ESP SA pairs established.
     pub child_sas_established: u64,
+    /// Quick Modes we started to rekey an ESP SA pair.
+    pub rekeys_started: u64,
+    /// Of those, completed.
+    pub rekeys_completed: u64,
 }
 
 /// Largest number of queued datagrams/events before new ones are dropped.
@@ -217,12 +238,22 @@ const MAX_QUEUE: usize = 8192;
 const MAX_RETRANSMITS: u8 = 8;
 /// Quick Mode exchanges not completed within this are dropped.
 const QUICK_MODE_TIMEOUT: Duration = Duration::from_secs(30);
+/// First resend interval of our own Quick Mode message 1 (doubling).
+const OWN_QUICK_RETRANSMIT: Duration = Duration::from_secs(2);
+/// Resends of our own Quick Mode message 1 before the rekey is given up.
+const MAX_OWN_RETRANSMITS: u8 = 3;
 /// Message IDs remembered per SA to refuse replays.
 const DONE_MSGIDS: usize = 64;
 /// RFC 2407 §4.5: default lifetime when none is proposed.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(28800);
 /// Nonce length we send.
 const NONCE_LEN: usize = 32;
+/// Certificate encoding 4, X.509 Certificate - Signature (RFC 2408 §3.9).
+const CERT_X509_SIGNATURE: u8 = 4;
+/// Certificate Request payloads we send at most (one per CA).
+const MAX_CERT_REQUESTS: usize = 8;
+/// CERT payloads accepted from a client (its leaf and intermediates).
+const MAX_CLIENT_CERTS: usize = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -241,6 +272,8 @@ struct Quick {
     our_spi: u32,
     pfs_gxy: Option<SecretBytes>,
     client_addr: Option<IpAddr>,
+    /// The selectors as the client sent them (IDci, IDcr), for our own rekey.
+    ids: Option<(Identification, Identification)>,
     lifetime: Duration,
     lifetime_kb: Option<u64>,
     last_rx: [u8; 20],
@@ -253,6 +286,34 @@ struct Child {
     inbound_spi: u32,
     outbound_spi: u32,
     expires: Instant,
+    /// When we replace it with our own Quick Mode unless the client has by then.
+    rekey_at: Instant,
+    /// A newer pair exists, or our Quick Mode to make one is running.
+    rekeying: bool,
+    transform: EspTransform,
+    ids: Option<(Identification, Identification)>,
+    client_addr: Option<IpAddr>,
+    lifetime: Duration,
+    lifetime_kb: Option<u64>,
+}
+
+/// A Quick Mode we started to rekey an ESP SA pair (RFC 2409 §5.5, us as initiator).
+struct OwnQuick {
+    msgid: u32,
+    /// IV for the client's reply (the last block of our message 1), then of our message 3.
+    iv: Vec<u8>,
+    /// Our nonce (Ni_b) and, once answered, the client's (Nr_b).
+    ni: Vec<u8>,
+    our_spi: u32,
+    dh: Option<KeyPair>,
+    /// The pair it replaces (our inbound SPI).
+    replaces: u32,
+    last_tx: Vec<u8>,
+    /// Digest of the client's message 2 once answered (a repeat gets message 3 again).
+    answered: Option<[u8; 20]>,
+    retransmits: u8,
+    next_retransmit: Instant,
+    deadline: Instant,
 }
 
 struct IkeSa {
@@ -262,9 +323,13 @@ struct IkeSa {
     peer: SocketAddr,
     local: SocketAddr,
     phase: Phase,
+    /// Main Mode (identity protection) or Aggressive Mode.
+    exchange: ExchangeType,
     vendor: PeerVendor,
     transform: IkeTransform,
     sai_b: Vec<u8>,
+    /// The client's IDii payload body (Aggressive Mode: HASH_I covers it, message 3).
+    idi_b: Vec<u8>,
     gxi: Vec<u8>,
     gxr: Vec<u8>,
     ni: Vec<u8>,
@@ -282,7 +347,10 @@ struct IkeSa {
     /// Half-open deadline, then lifetime expiry.
     deadline: Instant,
     identity: Option<Identification>,
+    /// The client certificate's subject, with signature authentication (for logs).
+    peer_subject: Option<String>,
     quick: Vec<Quick>,
+    own_quick: Vec<OwnQuick>,
     children: Vec<Child>,
     done_msgids: VecDeque<u32>,
     last_activity: Instant,
@@ -309,6 +377,8 @@ pub struct Responder {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
+    /// Wall-clock seconds since the epoch, for certificate validity (set by the caller).
+    unix_time: u64,
 }
 
 fn digest(b: &[u8]) -> [u8; 20] {
@@ -342,7 +412,14 @@ impl Responder {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            unix_time: 0,
         }
+    }
+
+    /// The wall clock (seconds since the epoch) that client certificates are checked
+    /// against; call before [`Responder::handle_input`] (the engine reads no clock).
+    pub fn set_unix_time(&mut self, secs: u64) {
+        self.unix_time = secs;
     }
 
     /// The configuration.
@@ -446,15 +523,28 @@ impl Responder {
         if sa.cky_i != hdr.cky_i {
             return self.discard(DropReason::UnknownSa);
         }
+        let phase1 = sa.exchange;
         match (hdr.exchange, sa.phase) {
-            (ExchangeType::IdentityProtection, _) if sa.last_rx == digest(msg) => {
-                self.retransmit(id);
+            (x, _) if x == phase1 && sa.last_rx == digest(msg) => {
+                if x == ExchangeType::Aggressive {
+                    // Message 3 again: it has no answer.
+                    self.discard(DropReason::Replay);
+                } else {
+                    self.retransmit(id);
+                }
             }
-            (ExchangeType::IdentityProtection, Phase::AwaitKe) if !hdr.encrypted() => {
+            (ExchangeType::IdentityProtection, Phase::AwaitKe)
+                if phase1 == ExchangeType::IdentityProtection && !hdr.encrypted() =>
+            {
                 self.main_mode_ke(now, id, remote, &hdr, body, msg);
             }
-            (ExchangeType::IdentityProtection, Phase::AwaitAuth) if hdr.encrypted() => {
+            (ExchangeType::IdentityProtection, Phase::AwaitAuth)
+                if phase1 == ExchangeType::IdentityProtection && hdr.encrypted() =>
+            {
                 self.main_mode_auth(now, id, local, remote, &hdr, body, msg);
+            }
+            (ExchangeType::Aggressive, Phase::AwaitAuth) if phase1 == ExchangeType::Aggressive => {
+                self.aggressive_auth(now, id, local, remote, &hdr, body, msg);
             }
             (ExchangeType::QuickMode, Phase::Established)
                 if hdr.encrypted() && hdr.message_id != 0 =>
@@ -502,7 +592,8 @@ impl Responder {
         self.send(local, remote, &msg);
     }
 
-    /// Main Mode message 1 (HDR, SA, VID*) → message 2.
+    /// Main Mode message 1 (HDR, SA, VID*) → message 2; Aggressive Mode message 1
+    /// (HDR, SA, KE, Ni, IDii, VID*) → message 2 when the configuration allows it.
     fn first_message(
         &mut self,
         now: Instant,
@@ -514,6 +605,7 @@ impl Responder {
     ) {
         match hdr.exchange {
             ExchangeType::IdentityProtection => {}
+            ExchangeType::Aggressive if self.config.allow_aggressive => {}
             ExchangeType::Aggressive => {
                 self.discard(DropReason::AggressiveRefused);
                 return self.notify_plain(
@@ -572,18 +664,6 @@ impl Responder {
             }
         };
         let id = IkeSaId(u64::from_be_bytes(cky_r));
-        let mut reply = ChainBuilder::new();
-        reply.push(kind::SA, &choice.reply.emit());
-        if let Some(v) = vendor.nat_t {
-            reply.push(kind::VID, &v.vendor_id());
-        }
-        if vendor.dpd {
-            reply.push(kind::VID, &vid::DPD);
-        }
-        let out = seal_plain(
-            header(hdr.cky_i, cky_r, ExchangeType::IdentityProtection, 0),
-            &reply,
-        );
         let sa = IkeSa {
             id,
             cky_i: hdr.cky_i,
@@ -591,9 +671,11 @@ impl Responder {
             peer: remote,
             local,
             phase: Phase::AwaitKe,
+            exchange: hdr.exchange,
             vendor,
             transform: choice.transform,
             sai_b: sa_p.body.to_vec(),
+            idi_b: Vec::new(),
             gxi: Vec::new(),
             gxr: Vec::new(),
             ni: Vec::new(),
@@ -603,11 +685,13 @@ impl Responder {
             local_behind_nat: false,
             nat_t: vendor.nat_t,
             last_rx: digest(msg),
-            last_tx: out.clone(),
+            last_tx: Vec::new(),
             retransmits: 0,
             deadline: now + self.config.half_open_timeout,
             identity: None,
+            peer_subject: None,
             quick: Vec::new(),
+            own_quick: Vec::new(),
             children: Vec::new(),
             done_msgids: VecDeque::new(),
             last_activity: now,
@@ -623,7 +707,203 @@ impl Responder {
         self.half_open += 1;
         *self.per_client.entry(remote).or_default() += 1;
         self.reschedule(id);
+        let out = if hdr.exchange == ExchangeType::Aggressive {
+            match self.aggressive_reply(id, &chain, &choice.reply.emit()) {
+                Ok(out) => out,
+                Err(why) => {
+                    self.discard(why);
+                    return self.remove(id, DownReason::Closed, false);
+                }
+            }
+        } else {
+            let mut reply = ChainBuilder::new();
+            reply.push(kind::SA, &choice.reply.emit());
+            vendor_ids(&mut reply, &vendor);
+            seal_plain(
+                header(hdr.cky_i, cky_r, ExchangeType::IdentityProtection, 0),
+                &reply,
+            )
+        };
+        if let Some(sa) = self.sas.get_mut(&id) {
+            sa.last_tx = out.clone();
+        }
         self.send(local, remote, &out);
+    }
+
+    /// Aggressive Mode message 2 (RFC 2409 §5.4): HDR, SA, KE, Nr, IDir, HASH_R, VID*,
+    /// NAT-D* (RFC 3947 §3.2). Our NAT-D are honest here: the client's own arrive only in
+    /// message 3, so there is nothing to parrot yet.
+    fn aggressive_reply(
+        &mut self,
+        id: IkeSaId,
+        chain: &[RawPayload<'_>],
+        sa_reply: &[u8],
+    ) -> Result<Vec<u8>, DropReason> {
+        let (Some(ke), Some(nonce), Some(id_p)) = (
+            chain.find_kind(kind::KE),
+            chain.find_kind(kind::NONCE),
+            chain.find_kind(kind::ID),
+        ) else {
+            return Err(DropReason::Malformed);
+        };
+        if !(8..=256).contains(&nonce.body.len()) {
+            return Err(DropReason::Malformed);
+        }
+        let ident = Identification::parse(id_p.body).map_err(|_| DropReason::Malformed)?;
+        if self.sas.get(&id).map(|sa| sa.transform.auth) != Some(AuthMethod::PreSharedKey) {
+            // Aggressive Mode is offered with pre-shared keys only.
+            return Err(DropReason::NoProposal);
+        }
+        let psk = self.config.psk.clone().ok_or(DropReason::AuthFailed)?;
+        let group = self
+            .sas
+            .get(&id)
+            .ok_or(DropReason::UnknownSa)?
+            .transform
+            .group;
+        let dh = KeyPair::generate(group, &mut self.rng);
+        let gxy = dh
+            .shared_secret(ke.body)
+            .map_err(|_| DropReason::Malformed)?;
+        let mut nr = vec![0u8; NONCE_LEN];
+        self.rng.fill_bytes(&mut nr);
+        let force_encap = self.config.nat_detection == NatDetection::ParrotForceEncapsulation;
+        let sa = self.sas.get_mut(&id).ok_or(DropReason::UnknownSa)?;
+        let keys = derive_phase1(&Phase1Input {
+            hash: sa.transform.hash,
+            cipher: sa.transform.cipher,
+            auth: SkeyidInput::PreSharedKey(&psk),
+            ni: nonce.body,
+            nr: &nr,
+            gxy: &gxy,
+            cky_i: sa.cky_i,
+            cky_r: sa.cky_r,
+        });
+        let idir = Identification::address(sa.local.ip(), 0, 0).emit();
+        let hash_r = auth_hash(
+            keys.hash,
+            &keys.skeyid,
+            &AuthHashInput {
+                gx_self: dh.public(),
+                gx_peer: ke.body,
+                cky_self: sa.cky_r,
+                cky_peer: sa.cky_i,
+                sai_b: &sa.sai_b,
+                id_b: &idir,
+            },
+        );
+        let mut reply = ChainBuilder::new();
+        reply
+            .push(kind::SA, sa_reply)
+            .push(kind::KE, dh.public())
+            .push(kind::NONCE, &nr)
+            .push(kind::ID, &idir)
+            .push(kind::HASH, &hash_r);
+        vendor_ids(&mut reply, &sa.vendor);
+        if let Some(variant) = sa.nat_t {
+            let h = sa.transform.hash;
+            let peer = if force_encap {
+                SocketAddr::new(sa.peer.ip(), !sa.peer.port())
+            } else {
+                sa.peer
+            };
+            reply
+                .push(variant.nat_d_kind(), &nat_d(h, &sa.cky_i, &sa.cky_r, peer))
+                .push(
+                    variant.nat_d_kind(),
+                    &nat_d(h, &sa.cky_i, &sa.cky_r, sa.local),
+                );
+        }
+        sa.iv = phase1_iv(keys.hash, keys.cipher, ke.body, dh.public());
+        sa.gxi = ke.body.to_vec();
+        sa.gxr = dh.public().to_vec();
+        sa.ni = nonce.body.to_vec();
+        sa.idi_b = id_p.body.to_vec();
+        sa.identity = Some(ident);
+        sa.keys = Some(keys);
+        sa.phase = Phase::AwaitAuth;
+        Ok(seal_plain(
+            header(sa.cky_i, sa.cky_r, ExchangeType::Aggressive, 0),
+            &reply,
+        ))
+    }
+
+    /// Aggressive Mode message 3: HDR[*], HASH_I, NAT-D* — encrypted or not (RFC 2409 §5.4
+    /// leaves it open; strongSwan encrypts, others do not).
+    #[allow(clippy::too_many_arguments)]
+    fn aggressive_auth(
+        &mut self,
+        now: Instant,
+        id: IkeSaId,
+        local: SocketAddr,
+        remote: SocketAddr,
+        hdr: &Header,
+        body: &[u8],
+        msg: &[u8],
+    ) {
+        let Some(sa) = self.sas.get(&id) else { return };
+        let Some(keys) = sa.keys.as_ref() else { return };
+        let opened = if hdr.encrypted() {
+            Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, &sa.iv)
+        } else {
+            Message::parse_plain(msg)
+        };
+        let Ok(m) = opened else {
+            return self.discard(DropReason::Malformed);
+        };
+        let Ok(chain) = m.payloads() else {
+            return self.discard(DropReason::Malformed);
+        };
+        let Some(hash_i) = chain.find_kind(kind::HASH) else {
+            return self.discard(DropReason::Malformed);
+        };
+        let expect = auth_hash(
+            keys.hash,
+            &keys.skeyid,
+            &AuthHashInput {
+                gx_self: &sa.gxi,
+                gx_peer: &sa.gxr,
+                cky_self: sa.cky_i,
+                cky_peer: sa.cky_r,
+                sai_b: &sa.sai_b,
+                id_b: &sa.idi_b,
+            },
+        );
+        if !bool::from(expect.as_slice().ct_eq(hash_i.body)) {
+            let (cky_i, cky_r) = (sa.cky_i, sa.cky_r);
+            self.discard(DropReason::AuthFailed);
+            self.event(Event::AuthFailed {
+                peer: remote,
+                reason: "HASH_I mismatch (Aggressive Mode)".into(),
+            });
+            self.notify_plain(local, remote, cky_i, cky_r, code::INVALID_HASH_INFORMATION);
+            return self.remove(id, DownReason::Closed, false);
+        }
+        let nat = sa
+            .nat_t
+            .and_then(|v| nat_seen(sa, &chain.all_kind(v.nat_d_kind())));
+        let initial_contact = chain
+            .all_kind(kind::N)
+            .iter()
+            .any(|n| Notify::parse(n.body).is_ok_and(|n| n.code == code::INITIAL_CONTACT));
+        let detection = self.config.nat_detection;
+        let last_block = m.last_block.clone();
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        match nat {
+            Some((local_behind, peer_behind)) => {
+                sa.local_behind_nat = local_behind;
+                sa.nat = shown_nat(detection, local_behind, peer_behind);
+            }
+            None => sa.nat_t = None,
+        }
+        if let Some(last) = last_block {
+            sa.iv = last;
+        }
+        sa.last_rx = digest(msg);
+        self.move_peer(id, local, remote, false);
+        self.phase1_done(now, id, initial_contact, None);
     }
 
     /// Main Mode message 3 (HDR, KE, Ni, NAT-D*) → message 4.
@@ -657,8 +937,22 @@ impl Responder {
         };
         let mut nr = vec![0u8; NONCE_LEN];
         self.rng.fill_bytes(&mut nr);
-        let Some(psk) = self.config.psk.clone() else {
-            return self.discard(DropReason::AuthFailed);
+        let psk = match sa.transform.auth {
+            AuthMethod::PreSharedKey => match self.config.psk.clone() {
+                Some(p) => Some(p),
+                None => return self.discard(DropReason::AuthFailed),
+            },
+            AuthMethod::RsaSignature => None,
+        };
+        // RFC 2409 §5.1: ask for a certificate from one of our CAs (RFC 2408 §3.10).
+        let cert_requests: Vec<Vec<u8>> = match (&psk, &self.config.client_ca) {
+            (None, Some(ca)) => ca
+                .ca_names()
+                .into_iter()
+                .take(MAX_CERT_REQUESTS)
+                .map(|dn| [&[CERT_X509_SIGNATURE][..], &dn].concat())
+                .collect(),
+            _ => Vec::new(),
         };
         let nat_detection = self.config.nat_detection;
         let Some(sa) = self.sas.get_mut(&id) else {
@@ -667,7 +961,10 @@ impl Responder {
         let keys = derive_phase1(&Phase1Input {
             hash: sa.transform.hash,
             cipher: sa.transform.cipher,
-            auth: SkeyidInput::PreSharedKey(&psk),
+            auth: match &psk {
+                Some(p) => SkeyidInput::PreSharedKey(p),
+                None => SkeyidInput::Signature,
+            },
             ni: nonce.body,
             nr: &nr,
             gxy: &gxy,
@@ -677,34 +974,23 @@ impl Responder {
         let h = sa.transform.hash;
         let mut reply = ChainBuilder::new();
         reply.push(kind::KE, dh.public()).push(kind::NONCE, &nr);
+        for cr in &cert_requests {
+            reply.push(kind::CR, cr);
+        }
         if let Some(variant) = sa.nat_t {
             let natd = chain.all_kind(variant.nat_d_kind());
-            if let Some((first, rest)) = natd.split_first() {
+            if let (Some((local_behind, peer_behind)), Some(first)) =
+                (nat_seen(sa, &natd), natd.first())
+            {
                 let ours = nat_d(h, &sa.cky_i, &sa.cky_r, sa.local);
                 let theirs = nat_d(h, &sa.cky_i, &sa.cky_r, sa.peer);
-                let local_behind = first.body != ours.as_slice();
-                let peer_behind = !rest.iter().any(|p| p.body == theirs.as_slice());
                 sa.local_behind_nat = local_behind;
-                let (peer_hash, local_hash, nat) = match nat_detection {
-                    NatDetection::Honest => (
-                        theirs,
-                        ours,
-                        NatState {
-                            local_behind_nat: local_behind,
-                            peer_behind_nat: peer_behind,
-                        },
-                    ),
-                    NatDetection::Parrot => (
-                        theirs,
-                        first.body.to_vec(),
-                        NatState {
-                            local_behind_nat: false,
-                            peer_behind_nat: peer_behind,
-                        },
-                    ),
+                let (peer_hash, local_hash) = match nat_detection {
+                    NatDetection::Honest => (theirs, ours),
+                    NatDetection::Parrot => (theirs, first.body.to_vec()),
+                    // Any value that cannot match the client's own: the hash of its address
+                    // with the port bits inverted.
                     NatDetection::ParrotForceEncapsulation => (
-                        // Any value that cannot match the client's own: the hash of its
-                        // address with the port bits inverted.
                         nat_d(
                             h,
                             &sa.cky_i,
@@ -712,13 +998,9 @@ impl Responder {
                             SocketAddr::new(sa.peer.ip(), !sa.peer.port()),
                         ),
                         first.body.to_vec(),
-                        NatState {
-                            local_behind_nat: false,
-                            peer_behind_nat: true,
-                        },
                     ),
                 };
-                sa.nat = nat;
+                sa.nat = shown_nat(nat_detection, local_behind, peer_behind);
                 reply
                     .push(variant.nat_d_kind(), &peer_hash)
                     .push(variant.nat_d_kind(), &local_hash);
@@ -761,28 +1043,41 @@ impl Responder {
         let Ok(m) = Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, &sa.iv) else {
             return self.discard(DropReason::Malformed);
         };
+        let signatures = sa.transform.auth == AuthMethod::RsaSignature;
         let parsed = m.payloads().ok().and_then(|chain| {
             let id_p = chain.find_kind(kind::ID)?;
-            let hash = chain.find_kind(kind::HASH)?;
+            // HASH_I, or with signatures SIG_I (RFC 2409 §5.1).
+            let proof = chain.find_kind(if signatures { kind::SIG } else { kind::HASH })?;
             let ident = Identification::parse(id_p.body).ok()?;
             let initial_contact = chain
                 .all_kind(kind::N)
                 .iter()
                 .any(|n| Notify::parse(n.body).is_ok_and(|n| n.code == code::INITIAL_CONTACT));
+            // X.509 certificates (encoding 4), leaf first by convention but any order works.
+            let certs: Vec<Vec<u8>> = chain
+                .all_kind(kind::CERT)
+                .iter()
+                .filter_map(|c| match c.body.split_first() {
+                    Some((&CERT_X509_SIGNATURE, der)) => Some(der.to_vec()),
+                    _ => None,
+                })
+                .take(MAX_CLIENT_CERTS)
+                .collect();
             Some((
                 id_p.body.to_vec(),
-                hash.body.to_vec(),
+                proof.body.to_vec(),
                 ident,
                 initial_contact,
+                certs,
             ))
         });
-        let Some((idii_b, hash_i, ident, initial_contact)) = parsed else {
+        let Some((idii_b, proof, ident, initial_contact, certs)) = parsed else {
             // Garbage after decryption almost always means the pre-shared keys differ.
             let (cky_i, cky_r) = (sa.cky_i, sa.cky_r);
             self.discard(DropReason::AuthFailed);
             self.event(Event::AuthFailed {
                 peer: remote,
-                reason: "message 5 did not decrypt (pre-shared key mismatch?)",
+                reason: "message 5 did not decrypt (pre-shared key mismatch?)".into(),
             });
             self.notify_plain(local, remote, cky_i, cky_r, code::AUTHENTICATION_FAILED);
             return self.remove(id, DownReason::Closed, false);
@@ -799,23 +1094,47 @@ impl Responder {
                 id_b: &idii_b,
             },
         );
-        if !bool::from(expect.as_slice().ct_eq(&hash_i)) {
-            let (cky_i, cky_r) = (sa.cky_i, sa.cky_r);
-            self.discard(DropReason::AuthFailed);
-            self.event(Event::AuthFailed {
-                peer: remote,
-                reason: "HASH_I mismatch",
-            });
-            self.notify_plain(local, remote, cky_i, cky_r, code::INVALID_HASH_INFORMATION);
-            return self.remove(id, DownReason::Closed, false);
-        }
-        let ike_lifetime = self.config.ike_lifetime;
+        let verdict = if signatures {
+            self.check_certificate(&certs, &ident, &expect, &proof)
+                .map(Some)
+                .map_err(|why| (why, code::AUTHENTICATION_FAILED))
+        } else if bool::from(expect.as_slice().ct_eq(&proof)) {
+            Ok(None)
+        } else {
+            Err(("HASH_I mismatch".to_owned(), code::INVALID_HASH_INFORMATION))
+        };
+        let peer_cert = match verdict {
+            Ok(p) => p,
+            Err((reason, notify)) => {
+                let (cky_i, cky_r) = (sa.cky_i, sa.cky_r);
+                self.discard(DropReason::AuthFailed);
+                self.event(Event::AuthFailed {
+                    peer: remote,
+                    reason,
+                });
+                self.notify_plain(local, remote, cky_i, cky_r, notify);
+                return self.remove(id, DownReason::Closed, false);
+            }
+        };
         self.move_peer(id, local, remote, false);
+        let credentials = self.config.certificate.clone().filter(|_| signatures);
         let Some(sa) = self.sas.get_mut(&id) else {
             return;
         };
+        sa.peer_subject = peer_cert.map(|p| p.subject_display());
         let Some(keys) = sa.keys.as_ref() else { return };
-        let idir = Identification::address(sa.local.ip(), 0, 0).emit();
+        // With signatures our ID is our certificate's subject (ID_DER_ASN1_DN), which is
+        // what Windows and strongSwan match against the certificate they are sent.
+        let idir = match &credentials {
+            Some(c) => Identification {
+                id_type: crate::identity::id_type::DER_ASN1_DN,
+                protocol: 0,
+                port: 0,
+                data: c.subject_dn_der().to_vec(),
+            },
+            None => Identification::address(sa.local.ip(), 0, 0),
+        }
+        .emit();
         let hash_r = auth_hash(
             keys.hash,
             &keys.skeyid,
@@ -829,7 +1148,21 @@ impl Responder {
             },
         );
         let mut reply = ChainBuilder::new();
-        reply.push(kind::ID, &idir).push(kind::HASH, &hash_r);
+        reply.push(kind::ID, &idir);
+        match &credentials {
+            Some(c) => {
+                for der in c.chain_der() {
+                    reply.push(kind::CERT, &[&[CERT_X509_SIGNATURE][..], der].concat());
+                }
+                let Ok(sig) = c.sign_hash(&mut self.rng, &hash_r) else {
+                    return;
+                };
+                reply.push(kind::SIG, &sig);
+            }
+            None => {
+                reply.push(kind::HASH, &hash_r);
+            }
+        }
         let last = m.last_block.clone().unwrap_or_default();
         let Ok((out, last_out)) = seal_encrypted(
             header(sa.cky_i, sa.cky_r, ExchangeType::IdentityProtection, 0),
@@ -841,10 +1174,33 @@ impl Responder {
             return;
         };
         sa.iv = last_out;
-        sa.phase = Phase::Established;
-        sa.identity = Some(ident.clone());
+        sa.identity = Some(ident);
         sa.last_rx = digest(msg);
-        sa.last_tx = out.clone();
+        self.phase1_done(now, id, initial_contact, Some(out));
+    }
+
+    /// Phase 1 is complete (after Main Mode message 5 with `reply` = message 6, or after
+    /// Aggressive Mode message 3): the SA is established and no longer half-open.
+    fn phase1_done(
+        &mut self,
+        now: Instant,
+        id: IkeSaId,
+        initial_contact: bool,
+        reply: Option<Vec<u8>>,
+    ) {
+        let ike_lifetime = self.config.ike_lifetime;
+        let keepalive = self.config.nat_keepalive;
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        let Some(ident) = sa.identity.clone() else {
+            return;
+        };
+        let shown = sa.peer_subject.clone().unwrap_or_else(|| ident.display());
+        sa.phase = Phase::Established;
+        if let Some(out) = &reply {
+            sa.last_tx = out.clone();
+        }
         sa.retransmits = 0;
         sa.last_activity = now;
         let life = sa
@@ -853,8 +1209,7 @@ impl Responder {
             .seconds
             .map_or(DEFAULT_LIFETIME, Duration::from_secs);
         sa.deadline = now + life.min(ike_lifetime);
-        sa.next_keepalive =
-            (sa.local_behind_nat && sa.nat.any()).then(|| now + self.config.nat_keepalive);
+        sa.next_keepalive = (sa.local_behind_nat && sa.nat.any()).then(|| now + keepalive);
         // The exchange is no longer half-open.
         let peer_ip = sa.peer.ip();
         let (peer, local, nat, transform) = (sa.peer, sa.local, sa.nat, sa.transform);
@@ -864,12 +1219,14 @@ impl Responder {
         self.half_open_done(peer_ip);
         self.stats.ike_sas_established += 1;
         self.reschedule(id);
-        self.send(local, peer, &out);
+        if let Some(out) = reply {
+            self.send(local, peer, &out);
+        }
         self.event(Event::IkeSaUp {
             id,
             peer,
             local,
-            identity: ident.display(),
+            identity: shown,
             nat,
             transform,
         });
@@ -891,6 +1248,43 @@ impl Responder {
                 self.remove(s, DownReason::Replaced, false);
             }
         }
+    }
+
+    /// RFC 2409 §5.1 with signatures: the client's certificate chains to one of our CAs and
+    /// is valid now, names the client's ID, and its key signed HASH_I.
+    fn check_certificate(
+        &self,
+        certs: &[Vec<u8>],
+        ident: &Identification,
+        hash_i: &[u8],
+        sig_i: &[u8],
+    ) -> Result<crate::cert::PeerCert, String> {
+        let ca = self
+            .config
+            .client_ca
+            .as_ref()
+            .ok_or_else(|| "no client CA configured".to_owned())?;
+        let Some((leaf, rest)) = certs.split_first() else {
+            return Err("the client sent no X.509 certificate".into());
+        };
+        let intermediates: Vec<&[u8]> = rest.iter().map(Vec::as_slice).collect();
+        let peer = ca
+            .verify(leaf, &intermediates, self.unix_time)
+            .map_err(|e| format!("client certificate refused: {e}"))?;
+        if !peer.matches_id(ident) {
+            return Err(format!(
+                "ID {} does not name the certificate of {}",
+                ident.display(),
+                peer.subject_display()
+            ));
+        }
+        if !peer.verify_hash_signature(hash_i, sig_i) {
+            return Err(format!(
+                "SIG_I of {} does not verify",
+                peer.subject_display()
+            ));
+        }
+        Ok(peer)
     }
 
     fn half_open_done(&mut self, ip: IpAddr) {
@@ -983,6 +1377,9 @@ impl Responder {
     ) {
         let msgid = hdr.message_id;
         let Some(sa) = self.sas.get(&id) else { return };
+        if sa.own_quick.iter().any(|q| q.msgid == msgid) {
+            return self.own_quick_reply(now, id, local, remote, hdr, body, msg);
+        }
         if let Some(q) = sa.quick.iter().find(|q| q.msgid == msgid) {
             if q.last_rx == digest(msg) {
                 let Some(sa) = self.sas.get_mut(&id) else {
@@ -1177,6 +1574,7 @@ impl Responder {
             our_spi,
             pfs_gxy,
             client_addr,
+            ids: idci.zip(idcr),
             lifetime,
             lifetime_kb,
             last_rx: digest(msg),
@@ -1249,34 +1647,299 @@ impl Responder {
         };
         let q = sa.quick.swap_remove(pos);
         remember(&mut sa.done_msgids, msgid);
-        sa.children.push(Child {
+        let child = Child {
             inbound_spi: q.our_spi,
             outbound_spi: q.peer_spi,
             expires: now + q.lifetime,
-        });
-        sa.last_activity = now;
-        let udp_encap = sa.nat.any() && sa.nat_t.is_some();
-        let child = ChildSa {
-            ike: id,
-            peer: sa.peer,
-            local: sa.local,
-            udp_encap,
+            rekey_at: now,
+            rekeying: false,
             transform: q.transform,
-            inbound: ChildKeys {
-                spi: q.our_spi,
-                keymat: inbound,
-            },
-            outbound: ChildKeys {
-                spi: q.peer_spi,
-                keymat: outbound,
-            },
+            ids: q.ids,
             client_addr: q.client_addr,
             lifetime: q.lifetime,
             lifetime_kb: q.lifetime_kb,
         };
+        self.child_up(now, id, child, inbound, outbound);
+    }
+
+    /// A new ESP SA pair is up (either side's Quick Mode): older pairs of the IKE SA are
+    /// replaced (they run until they expire or are deleted, so packets in flight still
+    /// arrive), and the new one is scheduled for our own rekey shortly before it expires.
+    fn child_up(
+        &mut self,
+        now: Instant,
+        id: IkeSaId,
+        mut child: Child,
+        inbound: SecretBytes,
+        outbound: SecretBytes,
+    ) {
+        let margin = rekey_margin(child.lifetime);
+        let jitter_ms = u64::try_from(margin.as_millis() / 2).unwrap_or(0).max(1);
+        let jitter = Duration::from_millis(self.rng.next_u64() % jitter_ms);
+        child.rekey_at = now + child.lifetime.saturating_sub(margin + jitter);
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        for old in &mut sa.children {
+            old.rekeying = true;
+        }
+        sa.last_activity = now;
+        let udp_encap = sa.nat.any() && sa.nat_t.is_some();
+        let up = ChildSa {
+            ike: id,
+            peer: sa.peer,
+            local: sa.local,
+            udp_encap,
+            transform: child.transform,
+            inbound: ChildKeys {
+                spi: child.inbound_spi,
+                keymat: inbound,
+            },
+            outbound: ChildKeys {
+                spi: child.outbound_spi,
+                keymat: outbound,
+            },
+            client_addr: child.client_addr,
+            lifetime: child.lifetime,
+            lifetime_kb: child.lifetime_kb,
+        };
+        sa.children.push(child);
         self.stats.child_sas_established += 1;
         self.reschedule(id);
-        self.event(Event::ChildSaUp(Box::new(child)));
+        self.event(Event::ChildSaUp(Box::new(up)));
+    }
+
+    /// Starts our own Quick Mode to replace the ESP SA pair with inbound or outbound SPI
+    /// `spi` (its lifetime is running out, or the data path reports its sequence-number or
+    /// volume soft limit). Nothing happens when a replacement exists or is being made.
+    pub fn rekey_child(&mut self, now: Instant, id: IkeSaId, spi: u32) {
+        let Some(sa) = self.sas.get(&id) else { return };
+        let Some(keys) = sa.keys.as_ref() else { return };
+        if sa.phase != Phase::Established
+            || sa.own_quick.len() >= self.config.max_quick_modes_per_sa
+        {
+            return;
+        }
+        let Some(old) = sa
+            .children
+            .iter()
+            .find(|c| (c.inbound_spi == spi || c.outbound_spi == spi) && !c.rekeying)
+        else {
+            return;
+        };
+        let (hash, cipher, enc_key, skeyid_a) = (
+            keys.hash,
+            keys.cipher,
+            keys.enc_key.clone(),
+            keys.skeyid_a.clone(),
+        );
+        let (transform, ids, replaces) = (old.transform, old.ids.clone(), old.inbound_spi);
+        let (phase1_iv_base, cky_i, cky_r, local, peer) =
+            (sa.iv.clone(), sa.cky_i, sa.cky_r, sa.local, sa.peer);
+        let udp_encap = sa.nat.any() && sa.nat_t.is_some();
+        let nat_oa = sa.nat_t.filter(|_| udp_encap);
+        let used: Vec<u32> = sa
+            .done_msgids
+            .iter()
+            .copied()
+            .chain(sa.quick.iter().map(|q| q.msgid))
+            .collect();
+        let msgid = loop {
+            let m = self.rng.next_u32();
+            if m != 0 && !used.contains(&m) {
+                break m;
+            }
+        };
+        let our_spi = self.new_spi(id);
+        let mut ni = vec![0u8; NONCE_LEN];
+        self.rng.fill_bytes(&mut ni);
+        let dh = transform.group.map(|g| KeyPair::generate(g, &mut self.rng));
+        let proposal = SaPayload {
+            proposals: vec![crate::sa::Proposal {
+                number: 1,
+                protocol: protocol::ESP,
+                spi: our_spi.to_be_bytes().to_vec(),
+                transforms: vec![transform.to_transform(1, transform.lifetime)],
+            }],
+        };
+        let mut rest = ChainBuilder::new();
+        rest.push(kind::SA, &proposal.emit()).push(kind::NONCE, &ni);
+        if let Some(dh) = &dh {
+            rest.push(kind::KE, dh.public());
+        }
+        // Our selectors first now that we initiate: IDci = ours, IDcr = the client's.
+        if let Some((client, ours)) = &ids {
+            rest.push(kind::ID, &ours.emit())
+                .push(kind::ID, &client.emit());
+        }
+        if let Some(v) = nat_oa {
+            rest.push(v.nat_oa_kind(), &emit_nat_oa(local.ip()));
+            rest.push(v.nat_oa_kind(), &emit_nat_oa(peer.ip()));
+        }
+        let hash1 = hash.prf(&skeyid_a, &[&msgid.to_be_bytes(), rest.bytes()]);
+        let mut full = ChainBuilder::new();
+        full.push(kind::HASH, &hash1).append(rest);
+        let iv = phase2_iv(hash, cipher, &phase1_iv_base, msgid);
+        let Ok((out, last)) = seal_encrypted(
+            header(cky_i, cky_r, ExchangeType::QuickMode, msgid),
+            &full,
+            cipher,
+            &enc_key,
+            &iv,
+        ) else {
+            return;
+        };
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        if let Some(c) = sa.children.iter_mut().find(|c| c.inbound_spi == replaces) {
+            c.rekeying = true;
+        }
+        sa.own_quick.push(OwnQuick {
+            msgid,
+            iv: last,
+            ni,
+            our_spi,
+            dh,
+            replaces,
+            last_tx: out.clone(),
+            answered: None,
+            retransmits: 0,
+            next_retransmit: now + OWN_QUICK_RETRANSMIT,
+            deadline: now + QUICK_MODE_TIMEOUT,
+        });
+        self.stats.rekeys_started += 1;
+        self.reschedule(id);
+        self.send(local, peer, &out);
+    }
+
+    /// The client's answer to our Quick Mode (HASH(2), SA, Nr, [KE], [IDci, IDcr]) →
+    /// message 3 and the new pair (RFC 2409 §5.5).
+    #[allow(clippy::too_many_arguments)]
+    fn own_quick_reply(
+        &mut self,
+        now: Instant,
+        id: IkeSaId,
+        local: SocketAddr,
+        remote: SocketAddr,
+        hdr: &Header,
+        body: &[u8],
+        msg: &[u8],
+    ) {
+        let msgid = hdr.message_id;
+        let Some(sa) = self.sas.get(&id) else { return };
+        let Some(keys) = sa.keys.as_ref() else { return };
+        let Some(q) = sa.own_quick.iter().find(|q| q.msgid == msgid) else {
+            return;
+        };
+        if let Some(d) = q.answered {
+            // Our message 3 was lost: the client repeats message 2.
+            if d == digest(msg) && q.retransmits < MAX_RETRANSMITS {
+                let (l, p, out) = (sa.local, sa.peer, q.last_tx.clone());
+                if let Some(q) = self
+                    .sas
+                    .get_mut(&id)
+                    .and_then(|sa| sa.own_quick.iter_mut().find(|q| q.msgid == msgid))
+                {
+                    q.retransmits += 1;
+                }
+                self.stats.retransmits += 1;
+                return self.send(l, p, &out);
+            }
+            return self.discard(DropReason::Replay);
+        }
+        let Ok(m) = Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, &q.iv) else {
+            return self.discard(DropReason::Malformed);
+        };
+        let Ok(chain) = m.payloads() else {
+            return self.discard(DropReason::Malformed);
+        };
+        let Some((rest, _)) = after_hash(&m.body, &chain) else {
+            return self.discard(DropReason::Malformed);
+        };
+        let hash2 = chain.first().map(|p| p.body).unwrap_or_default();
+        let expect = keys
+            .hash
+            .prf(&keys.skeyid_a, &[&msgid.to_be_bytes(), &q.ni, rest]);
+        if !bool::from(expect.as_slice().ct_eq(hash2)) {
+            return self.discard(DropReason::AuthFailed);
+        }
+        let Some(old) = sa.children.iter().find(|c| c.inbound_spi == q.replaces) else {
+            return self.discard(DropReason::Unexpected);
+        };
+        let answer = (|| {
+            let nr = chain.find_kind(kind::NONCE)?;
+            let p = SaPayload::parse(chain.find_kind(kind::SA)?.body).ok()?;
+            let p = p.proposals.first()?;
+            let et = EspTransform::from_transform(p.transforms.first()?).ok()?;
+            let same = et.cipher == old.transform.cipher
+                && et.auth == old.transform.auth
+                && et.mode == old.transform.mode
+                && et.group == old.transform.group;
+            let peer_spi = u32::from_be_bytes(p.spi.as_slice().try_into().ok()?);
+            let pfs = match (&q.dh, chain.find_kind(kind::KE)) {
+                (None, _) => None,
+                (Some(dh), Some(ke)) => Some(dh.shared_secret(ke.body).ok()?),
+                (Some(_), None) => return None,
+            };
+            (same && (8..=256).contains(&nr.body.len()) && peer_spi > 255)
+                .then(|| (nr.body.to_vec(), peer_spi, pfs))
+        })();
+        let Some((nr, peer_spi, pfs)) = answer else {
+            return self.discard(DropReason::NoProposal);
+        };
+        let hash3 = keys
+            .hash
+            .prf(&keys.skeyid_a, &[&[0], &msgid.to_be_bytes(), &q.ni, &nr]);
+        let mut c = ChainBuilder::new();
+        c.push(kind::HASH, &hash3);
+        let last = m.last_block.clone().unwrap_or_default();
+        let Ok((out, _)) = seal_encrypted(
+            header(sa.cky_i, sa.cky_r, ExchangeType::QuickMode, msgid),
+            &c,
+            keys.cipher,
+            &keys.enc_key,
+            &last,
+        ) else {
+            return;
+        };
+        let len = old.transform.keymat_len();
+        let km = KeymatInput {
+            hash: keys.hash,
+            skeyid_d: &keys.skeyid_d,
+            pfs_gxy: pfs.as_ref().map(|g| g.as_slice()),
+            protocol: protocol::ESP,
+            ni_b: &q.ni,
+            nr_b: &nr,
+        };
+        let inbound = quick_mode_keymat(&km, q.our_spi, len);
+        let outbound = quick_mode_keymat(&km, peer_spi, len);
+        let child = Child {
+            inbound_spi: q.our_spi,
+            outbound_spi: peer_spi,
+            expires: now + old.lifetime,
+            rekey_at: now,
+            rekeying: false,
+            transform: old.transform,
+            ids: old.ids.clone(),
+            client_addr: old.client_addr,
+            lifetime: old.lifetime,
+            lifetime_kb: old.lifetime_kb,
+        };
+        self.move_peer(id, local, remote, true);
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        if let Some(q) = sa.own_quick.iter_mut().find(|q| q.msgid == msgid) {
+            q.answered = Some(digest(msg));
+            q.last_tx = out.clone();
+            q.retransmits = 0;
+        }
+        remember(&mut sa.done_msgids, msgid);
+        let (l, p) = (sa.local, sa.peer);
+        self.send(l, p, &out);
+        self.stats.rekeys_completed += 1;
+        self.child_up(now, id, child, inbound, outbound);
     }
 
     /// A fresh inbound SPI: random, above the IANA-reserved 1–255, unused by this SA.
@@ -1286,6 +1949,7 @@ impl Responder {
             let used = self.sas.get(&id).is_some_and(|sa| {
                 sa.children.iter().any(|c| c.inbound_spi == spi)
                     || sa.quick.iter().any(|q| q.our_spi == spi)
+                    || sa.own_quick.iter().any(|q| q.our_spi == spi)
             });
             if spi > 255 && !used {
                 return spi;
@@ -1502,6 +2166,15 @@ impl Responder {
         }
         for c in &sa.children {
             t = t.min(c.expires);
+            if !c.rekeying {
+                t = t.min(c.rekey_at);
+            }
+        }
+        for q in &sa.own_quick {
+            t = t.min(q.deadline);
+            if q.answered.is_none() {
+                t = t.min(q.next_retransmit);
+            }
         }
         if sa.phase == Phase::Established
             && sa.vendor.dpd
@@ -1565,6 +2238,51 @@ impl Responder {
             return self.remove(id, reason, tell);
         }
         sa.quick.retain(|q| q.deadline > now);
+        // Our rekeys: resend unanswered ones, forget finished or failed ones (a failed one
+        // lets the pair be rekeyed again, by either side, until it expires).
+        let mut resend = Vec::new();
+        let mut failed = Vec::new();
+        sa.own_quick.retain_mut(|q| {
+            if q.deadline <= now {
+                if q.answered.is_none() {
+                    failed.push(q.replaces);
+                }
+                return false;
+            }
+            if q.answered.is_none() && q.next_retransmit <= now {
+                if q.retransmits >= MAX_OWN_RETRANSMITS {
+                    failed.push(q.replaces);
+                    return false;
+                }
+                q.retransmits += 1;
+                q.next_retransmit = now + OWN_QUICK_RETRANSMIT * (1 << q.retransmits.min(4));
+                resend.push(q.last_tx.clone());
+            }
+            true
+        });
+        for c in &mut sa.children {
+            if failed.contains(&c.inbound_spi) {
+                c.rekeying = false;
+                c.rekey_at = now + OWN_QUICK_RETRANSMIT;
+            }
+        }
+        let (l, p) = (sa.local, sa.peer);
+        let due: Vec<u32> = sa
+            .children
+            .iter()
+            .filter(|c| !c.rekeying && c.rekey_at <= now && c.expires > now)
+            .map(|c| c.inbound_spi)
+            .collect();
+        for out in resend {
+            self.stats.retransmits += 1;
+            self.send(l, p, &out);
+        }
+        for spi in due {
+            self.rekey_child(now, id, spi);
+        }
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
         let expired: Vec<u32> = sa
             .children
             .iter()
@@ -1627,4 +2345,54 @@ fn remember(done: &mut VecDeque<u32>, msgid: u32) {
         done.pop_front();
     }
     done.push_back(msgid);
+}
+
+/// Our vendor IDs for a client that sent the matching ones.
+fn vendor_ids(chain: &mut ChainBuilder, vendor: &PeerVendor) {
+    if let Some(v) = vendor.nat_t {
+        chain.push(kind::VID, &v.vendor_id());
+    }
+    if vendor.dpd {
+        chain.push(kind::VID, &vid::DPD);
+    }
+}
+
+/// What the client's NAT-D payloads say (RFC 3947 §3.2): the first is its hash of our
+/// address, the rest of its own. Returns (we are behind NAT, the client is), or `None` when
+/// it sent none. The hashes cover the Phase 1 addresses (before any float to NAT-T).
+fn nat_seen(sa: &IkeSa, natd: &[&RawPayload<'_>]) -> Option<(bool, bool)> {
+    let (first, rest) = natd.split_first()?;
+    let h = sa.transform.hash;
+    let ours = nat_d(h, &sa.cky_i, &sa.cky_r, sa.local);
+    let theirs = nat_d(h, &sa.cky_i, &sa.cky_r, sa.peer);
+    Some((
+        first.body != ours.as_slice(),
+        !rest.iter().any(|p| p.body == theirs.as_slice()),
+    ))
+}
+
+/// The NAT situation the client is shown (and that decides UDP encapsulation): the parrot
+/// modes hide that we are behind NAT; `ParrotForceEncapsulation` also claims the client is.
+fn shown_nat(detection: NatDetection, local_behind: bool, peer_behind: bool) -> NatState {
+    match detection {
+        NatDetection::Honest => NatState {
+            local_behind_nat: local_behind,
+            peer_behind_nat: peer_behind,
+        },
+        NatDetection::Parrot => NatState {
+            local_behind_nat: false,
+            peer_behind_nat: peer_behind,
+        },
+        NatDetection::ParrotForceEncapsulation => NatState {
+            local_behind_nat: false,
+            peer_behind_nat: true,
+        },
+    }
+}
+
+/// How long before an ESP SA pair expires we rekey it ourselves (plus up to half as much
+/// jitter): late enough that clients, which rekey earlier (strongSwan 9–18 min before
+/// expiry with its defaults, Windows at about 90 %), normally go first.
+fn rekey_margin(lifetime: Duration) -> Duration {
+    (lifetime / 30).clamp(Duration::from_secs(10), Duration::from_secs(120))
 }

@@ -69,6 +69,10 @@ fn client(
             dpd: true,
             l2tp_port: 1701,
             retransmit: Duration::from_secs(2),
+            aggressive: false,
+            certificate: None,
+            ca: None,
+            unix_time: 0,
         },
         [seed; 32],
     )
@@ -600,4 +604,400 @@ fn no_acceptable_proposal_gets_no_proposal_chosen() {
             .any(|e| matches!(e, InitiatorEvent::Notified(code::NO_PROPOSAL_CHOSEN)))
     );
     assert_eq!(net.resp.ike_sa_count(), 0);
+}
+
+fn aggressive_client(ip: &str, seed: u8, psk: &[u8]) -> Initiator {
+    let mut cfg_client = client(
+        ip,
+        seed,
+        psk,
+        vec![ike(
+            Cipher::AesCbc(AesKeyLen::Aes256),
+            HashAlg::Sha256,
+            Group::Modp2048,
+        )],
+        vec![esp_proposal(
+            EspCipher::AesCbc(AesKeyLen::Aes128),
+            Some(EspAuth::HmacSha1),
+            None,
+        )],
+    );
+    cfg_client.set_aggressive(true);
+    cfg_client
+}
+
+#[test]
+fn aggressive_mode_is_refused_unless_enabled() {
+    let c = aggressive_client("192.0.2.10", 5, b"correct horse");
+    let mut net = Net::new(responder_config(), vec![c], None);
+    net.clients[0].start(net.now);
+    net.pump();
+    assert_ne!(net.clients[0].state(), InitiatorState::Established);
+    assert!(
+        net.client_events[0]
+            .iter()
+            .any(|e| matches!(e, InitiatorEvent::Notified(code::INVALID_EXCHANGE_TYPE)))
+    );
+    assert_eq!(net.resp.ike_sa_count(), 0);
+    assert_eq!(
+        net.resp.stats().drops.get(&DropReason::AggressiveRefused),
+        Some(&1)
+    );
+}
+
+#[test]
+fn aggressive_mode_when_enabled_direct_and_behind_nat() {
+    for nat in [None, Some(Nat::new("203.0.113.7"))] {
+        let behind_nat = nat.is_some();
+        let c = aggressive_client("10.0.0.2", 6, b"correct horse");
+        let cfg = Config {
+            allow_aggressive: true,
+            ..responder_config()
+        };
+        let mut net = Net::new(cfg, vec![c], nat);
+        net.clients[0].start(net.now);
+        net.pump();
+        assert_eq!(net.clients[0].state(), InitiatorState::Established);
+        let (_, in_spi, out_spi, in_key, out_key, udp) = child_up(&net.client_events[0]).unwrap();
+        let rc = responder_children(&net.events);
+        assert_eq!(rc.len(), 1);
+        assert_eq!((rc[0].inbound.spi, rc[0].outbound.spi), (out_spi, in_spi));
+        assert_eq!(&rc[0].inbound.keymat[..], out_key);
+        assert_eq!(&rc[0].outbound.keymat[..], in_key);
+        assert_eq!(udp, behind_nat);
+        assert_eq!(rc[0].udp_encap, behind_nat);
+        assert_eq!(rc[0].local.port(), if behind_nat { 4500 } else { 500 });
+        assert_eq!(net.resp.half_open_count(), 0);
+        assert!(net.events.iter().any(|e| matches!(
+            e,
+            Event::IkeSaUp { identity, .. } if identity.contains("10.0.0.2")
+        )));
+    }
+}
+
+#[test]
+fn aggressive_mode_wrong_psk_fails() {
+    let c = aggressive_client("192.0.2.10", 7, b"wrong horse");
+    let cfg = Config {
+        allow_aggressive: true,
+        ..responder_config()
+    };
+    let mut net = Net::new(cfg, vec![c], None);
+    net.clients[0].start(net.now);
+    net.pump();
+    // The client finds HASH_R wrong and gives up; the responder's half-open SA times out.
+    assert_eq!(net.clients[0].state(), InitiatorState::Closed);
+    assert!(
+        !net.events
+            .iter()
+            .any(|e| matches!(e, Event::IkeSaUp { .. }))
+    );
+    net.advance(Duration::from_secs(31));
+    assert_eq!(net.resp.ike_sa_count(), 0);
+    assert_eq!(net.resp.half_open_count(), 0);
+}
+
+/// Both ends' keys of the newest pair agree.
+fn newest_pair_agrees(net: &Net) -> (u32, u32) {
+    let ups: Vec<_> = net.client_events[0]
+        .iter()
+        .filter_map(|e| match e {
+            InitiatorEvent::ChildUp {
+                inbound, outbound, ..
+            } => Some((inbound, outbound)),
+            _ => None,
+        })
+        .collect();
+    let (c_in, c_out) = ups.last().unwrap();
+    let r = *responder_children(&net.events).last().unwrap();
+    assert_eq!((r.inbound.spi, r.outbound.spi), (c_out.spi, c_in.spi));
+    assert_eq!(&r.inbound.keymat[..], &c_out.keymat[..]);
+    assert_eq!(&r.outbound.keymat[..], &c_in.keymat[..]);
+    (r.inbound.spi, r.outbound.spi)
+}
+
+#[test]
+fn responder_rekeys_the_esp_pair_before_it_expires() {
+    for (nat, pfs) in [
+        (None, None),
+        (Some(Nat::new("203.0.113.7")), Some(Group::Modp2048)),
+    ] {
+        let behind_nat = nat.is_some();
+        let c = client(
+            "10.0.0.2",
+            8,
+            b"correct horse",
+            vec![ike(
+                Cipher::AesCbc(AesKeyLen::Aes128),
+                HashAlg::Sha256,
+                Group::Modp2048,
+            )],
+            vec![esp_proposal(
+                EspCipher::AesCbc(AesKeyLen::Aes128),
+                Some(EspAuth::HmacSha256),
+                pfs,
+            )],
+        );
+        let cfg = Config {
+            esp_lifetime: Duration::from_secs(120),
+            ..responder_config()
+        };
+        let mut net = Net::new(cfg, vec![c], nat);
+        net.clients[0].start(net.now);
+        net.pump();
+        let first = newest_pair_agrees(&net);
+        // Margin 10 s plus up to 5 s jitter: the rekey comes between 105 s and 110 s.
+        net.advance(Duration::from_secs(104));
+        assert_eq!(responder_children(&net.events).len(), 1);
+        net.advance(Duration::from_secs(7));
+        assert_eq!(responder_children(&net.events).len(), 2, "nat={behind_nat}");
+        let second = newest_pair_agrees(&net);
+        assert_ne!(first, second);
+        assert_eq!(net.resp.stats().rekeys_completed, 1);
+        let r = *responder_children(&net.events).last().unwrap();
+        assert_eq!(r.udp_encap, behind_nat);
+        assert_eq!(r.transform.group, pfs);
+        // The old pair expires at 120 s (DELETE sent); the IKE SA and the new pair stay.
+        net.advance(Duration::from_secs(10));
+        let downs: Vec<u32> = net
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::ChildSaDown {
+                    inbound_spi,
+                    reason: DownReason::Expired,
+                    ..
+                } => Some(*inbound_spi),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(downs, [first.0]);
+        assert_eq!(net.resp.ike_sa_count(), 1);
+        // And the new pair is rekeyed in turn before it expires.
+        net.advance(Duration::from_secs(110));
+        assert_eq!(
+            responder_children(&net.events).len(),
+            3,
+            "{:?} {:?}",
+            net.resp.stats(),
+            net.events
+                .iter()
+                .filter(|e| !matches!(e, Event::ChildSaUp(_)))
+                .collect::<Vec<_>>()
+        );
+        newest_pair_agrees(&net);
+    }
+}
+
+#[test]
+fn a_lost_rekey_message_is_resent_and_a_soft_limit_rekeys_at_once() {
+    let c = client(
+        "192.0.2.10",
+        9,
+        b"correct horse",
+        vec![ike(
+            Cipher::AesCbc(AesKeyLen::Aes128),
+            HashAlg::Sha1,
+            Group::Modp2048,
+        )],
+        vec![esp_proposal(
+            EspCipher::AesGcm16(AesKeyLen::Aes128),
+            None,
+            None,
+        )],
+    );
+    let mut net = Net::new(responder_config(), vec![c], None);
+    net.clients[0].start(net.now);
+    net.pump();
+    let (in_spi, _) = newest_pair_agrees(&net);
+    let ike_id = responder_children(&net.events)[0].ike;
+    // The data path reports the sequence-number soft limit: rekey now. Its first message
+    // is lost on the way.
+    net.drop_next_reply[0] = true;
+    net.resp.rekey_child(net.now, ike_id, in_spi);
+    net.pump();
+    assert_eq!(responder_children(&net.events).len(), 1);
+    net.advance(Duration::from_secs(3));
+    assert_eq!(responder_children(&net.events).len(), 2);
+    newest_pair_agrees(&net);
+    assert!(net.resp.stats().retransmits >= 1);
+    // A second report for the replaced pair does nothing.
+    net.resp.rekey_child(net.now, ike_id, in_spi);
+    net.pump();
+    assert_eq!(net.resp.stats().rekeys_started, 1);
+}
+
+mod certificates {
+    use super::*;
+    use sluice_ike::cert::{Credentials, TrustStore};
+    use std::sync::Arc;
+
+    macro_rules! pem {
+        ($name:literal) => {
+            include_bytes!(concat!("certs/", $name)).as_slice()
+        };
+    }
+    /// 2026-12-01: inside the fixtures' 2025–2045 validity.
+    const NOW: u64 = 1_796_083_200;
+
+    fn gateway_creds() -> Arc<Credentials> {
+        Arc::new(Credentials::from_pem(pem!("gateway-chain.pem"), pem!("gateway.key")).unwrap())
+    }
+
+    fn ca() -> Arc<TrustStore> {
+        Arc::new(TrustStore::from_pem(pem!("ca.pem")).unwrap())
+    }
+
+    fn rsa_ike() -> IkeTransform {
+        IkeTransform {
+            auth: AuthMethod::RsaSignature,
+            ..ike(
+                Cipher::AesCbc(AesKeyLen::Aes256),
+                HashAlg::Sha256,
+                Group::Modp2048,
+            )
+        }
+    }
+
+    fn cert_client(chain: &[u8], key: &[u8], seed: u8) -> Initiator {
+        let mut chain_pem = chain.to_vec();
+        chain_pem.extend_from_slice(pem!("int.pem"));
+        let creds = Arc::new(Credentials::from_pem(&chain_pem, key).unwrap());
+        Initiator::new(
+            InitiatorConfig {
+                psk: Zeroizing::new(Vec::new()),
+                ike: vec![rsa_ike()],
+                esp: vec![esp_proposal(
+                    EspCipher::AesCbc(AesKeyLen::Aes128),
+                    Some(EspAuth::HmacSha1),
+                    None,
+                )],
+                local: sock("10.0.0.2:500"),
+                local_natt: sock("10.0.0.2:4500"),
+                remote: sock(&format!("{GW}:500")),
+                remote_natt_port: 4500,
+                nat_t: true,
+                dpd: true,
+                l2tp_port: 1701,
+                retransmit: Duration::from_secs(2),
+                aggressive: false,
+                certificate: Some(creds),
+                ca: Some(ca()),
+                unix_time: NOW,
+            },
+            [seed; 32],
+        )
+    }
+
+    fn cert_responder(unix_time: u64) -> Responder {
+        let mut r = Responder::new(
+            Config {
+                psk: None,
+                certificate: Some(gateway_creds()),
+                client_ca: Some(ca()),
+                ..Config::default()
+            },
+            [42; 32],
+        );
+        r.set_unix_time(unix_time);
+        r
+    }
+
+    #[test]
+    fn rsa_signatures_authenticate_both_ends() {
+        for nat in [None, Some(Nat::new("203.0.113.7"))] {
+            let behind_nat = nat.is_some();
+            let c = cert_client(pem!("alice.pem"), pem!("alice.key"), 11);
+            let mut net = Net::new(Config::default(), vec![c], nat);
+            net.resp = cert_responder(NOW);
+            net.clients[0].start(net.now);
+            net.pump();
+            assert!(
+                net.clients[0].cert_requested(),
+                "CR for our CA in message 4"
+            );
+            assert_eq!(net.clients[0].state(), InitiatorState::Established);
+            let identity = net
+                .events
+                .iter()
+                .find_map(|e| match e {
+                    Event::IkeSaUp {
+                        identity,
+                        transform,
+                        ..
+                    } => Some((identity.clone(), transform.auth)),
+                    _ => None,
+                })
+                .unwrap();
+            assert!(identity.0.contains("CN=alice"), "{identity:?}");
+            assert_eq!(identity.1, AuthMethod::RsaSignature);
+            let (_, in_spi, out_spi, in_key, out_key, udp) =
+                child_up(&net.client_events[0]).unwrap();
+            let rc = responder_children(&net.events);
+            assert_eq!((rc[0].inbound.spi, rc[0].outbound.spi), (out_spi, in_spi));
+            assert_eq!(&rc[0].inbound.keymat[..], out_key);
+            assert_eq!(&rc[0].outbound.keymat[..], in_key);
+            assert_eq!(udp, behind_nat);
+        }
+    }
+
+    fn refused(client_ca: &[u8], unix_time: u64) -> String {
+        let c = cert_client(pem!("alice.pem"), pem!("alice.key"), 12);
+        let mut net = Net::new(Config::default(), vec![c], None);
+        let mut r = Responder::new(
+            Config {
+                psk: None,
+                certificate: Some(gateway_creds()),
+                client_ca: Some(Arc::new(TrustStore::from_pem(client_ca).unwrap())),
+                ..Config::default()
+            },
+            [42; 32],
+        );
+        r.set_unix_time(unix_time);
+        net.resp = r;
+        net.clients[0].start(net.now);
+        net.pump();
+        assert_ne!(net.clients[0].state(), InitiatorState::Established);
+        assert!(
+            net.client_events[0]
+                .iter()
+                .any(|e| matches!(e, InitiatorEvent::Notified(code::AUTHENTICATION_FAILED)))
+        );
+        assert_eq!(net.resp.ike_sa_count(), 0);
+        assert_eq!(net.resp.half_open_count(), 0);
+        net.events
+            .iter()
+            .find_map(|e| match e {
+                Event::AuthFailed { reason, .. } => Some(reason.clone()),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn bad_client_certificates_are_refused_with_a_reason() {
+        let unknown = refused(pem!("other-ca.pem"), NOW);
+        assert!(unknown.contains("client certificate refused"), "{unknown}");
+        // The fixtures are valid 2025-01-01 .. 2045-01-01.
+        let expired = refused(pem!("ca.pem"), 2_366_841_600 + 86_400);
+        assert!(expired.contains("expired"), "{expired}");
+        let early = refused(pem!("ca.pem"), 1_700_000_000);
+        assert!(
+            early.contains("not yet valid") || early.contains("valid"),
+            "{early}"
+        );
+    }
+
+    #[test]
+    fn signatures_are_not_offered_without_a_certificate() {
+        let c = cert_client(pem!("alice.pem"), pem!("alice.key"), 13);
+        let mut net = Net::new(responder_config(), vec![c], None);
+        net.clients[0].start(net.now);
+        net.pump();
+        assert!(
+            net.client_events[0]
+                .iter()
+                .any(|e| matches!(e, InitiatorEvent::Notified(code::NO_PROPOSAL_CHOSEN)))
+        );
+    }
 }

@@ -558,6 +558,7 @@ fn ipsec_settings(
         ike_port: u32::from(ipsec.ike_port),
         natt_port: u32::from(ipsec.natt_port),
         allow_md5: ipsec.allow_md5,
+        allow_aggressive_mode: ipsec.allow_aggressive_mode,
     })
 }
 

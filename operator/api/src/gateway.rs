@@ -283,6 +283,11 @@ pub struct IpsecSpec {
     /// Accept MD5 in proposals. MD5 is broken; only for clients that offer nothing else.
     #[serde(default)]
     pub allow_md5: bool,
+    /// Answer IKEv1 Aggressive Mode (RFC 2409 §5.4). Off by default: its second message
+    /// carries a hash of the pre-shared key that anyone can crack offline without knowing
+    /// the key; only for old clients that cannot do Main Mode.
+    #[serde(default)]
+    pub allow_aggressive_mode: bool,
     /// UDP port of IKE.
     #[serde(default = "default_ike_port")]
     #[schemars(range(min = 1))]
@@ -305,6 +310,7 @@ impl Default for IpsecSpec {
             nat_detection: NatDetection::default(),
             dpd: DpdSpec::default(),
             allow_md5: false,
+            allow_aggressive_mode: false,
             ike_port: DEFAULT_IKE_PORT,
             natt_port: DEFAULT_NATT_PORT,
         }

@@ -584,6 +584,7 @@ fn ipsec_compiles_with_psk_and_explicit_defaults() {
             ike_port: 500,
             natt_port: 4500,
             allow_md5: false,
+            allow_aggressive_mode: false,
         }
     );
     // The pre-shared key changes the version, like every other input.
@@ -605,6 +606,7 @@ fn ipsec_fields_reach_the_config() {
          \x20     natDetection: forceEncapsulation\n\
          \x20     dpd: {delay: 0s, timeout: 2m}\n\
          \x20     allowMd5: true\n\
+         \x20     allowAggressiveMode: true\n\
          \x20     ikePort: 5000\n\
          \x20     nattPort: 5001\n",
     ) + "  other: base64-or-not-this-is-long-enough\n";
@@ -633,6 +635,7 @@ fn ipsec_fields_reach_the_config() {
         (0, 120)
     );
     assert!(ipsec.allow_md5);
+    assert!(ipsec.allow_aggressive_mode);
     assert_eq!((ipsec.ike_port, ipsec.natt_port), (5000, 5001));
     for (mode, want) in [
         ("parrot", NatDetection::Parrot),
