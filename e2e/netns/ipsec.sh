@@ -50,6 +50,8 @@ spec:
     enabled: true
     ipsec:
       preSharedKeySecretRef: { name: vpn, key: psk }
+      certificateSecretRef: { name: vpn-cert }
+      clientCaSecretRef: { name: vpn-cert }
       dpd: { delay: 5s, timeout: 15s }
       espLifetime: 1m
   ppp:
@@ -71,6 +73,25 @@ spec:
   gatewayRef: { name: office }
   passwordSecretRef: { name: vpn, key: alice }
   maxSessions: 10
+YAML
+
+# The gateway's certificate (RSA signatures) from the test fixtures of sluice-ike, as a
+# kubernetes.io/tls Secret with the client CA beside it, as cert-manager issues them.
+CERTS=$(cd "$here/../../dataplane/ike/tests/certs" && pwd)
+indent() { sed 's/^/    /' "$1"; }
+cat >>"$M" <<YAML
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: vpn-cert, namespace: default }
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+$(indent "$CERTS/gateway-chain.pem")
+  tls.key: |
+$(indent "$CERTS/gateway.key")
+  ca.crt: |
+$(indent "$CERTS/ca.pem")
 YAML
 
 EP=10.98.1.1:9811
@@ -134,6 +155,20 @@ check "aes128-sha1-ecp256 + aes128gcm16 with PFS (modp2048)" \
   ip netns exec "$C4" "$SLUICE_BIN" client --protocol l2tp --server 10.98.3.1 --user alice --password alice-secret \
   --ipsec-psk correct-horse-battery --ike-proposal aes128-sha1-ecp256 --esp-proposal aes128gcm16-modp2048 --duration 0 --timeout 20 \
   >"$WORK/pgcm.log" 2>&1
+
+# 4b. RSA signatures with X.509 certificates (the gateway offers PSK and certificates at
+#     once; the client's proposal decides), from behind the NAT.
+cat "$CERTS/alice.pem" "$CERTS/int.pem" >"$WORK/alice-chain.pem"
+check "RSA signatures: a client certificate from the CA gets a session (behind NAT)" \
+  ip netns exec "$C4" "$SLUICE_BIN" client --protocol l2tp --server 10.98.3.1 --user alice --password alice-secret \
+  --ipsec-cert "$WORK/alice-chain.pem" --ipsec-key "$CERTS/alice.key" --ipsec-ca "$CERTS/ca.pem" \
+  --duration 0 --timeout 20 >"$WORK/cert.log" 2>&1
+check "the gateway names the client by its certificate's subject" glog -q "IKE SA up.*CN=alice"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/eve.key" -out "$WORK/eve.pem" \
+  -subj "/CN=eve" -days 2 >/dev/null 2>&1
+check "a certificate from another CA gets no session" bash -c \
+  "! ip netns exec $C3 $SLUICE_BIN client --protocol l2tp --server 10.98.4.1 --user alice --password alice-secret --ipsec-cert $WORK/eve.pem --ipsec-key $WORK/eve.key --ipsec-ca $CERTS/ca.pem --duration 0 --timeout 6 >$WORK/eve.log 2>&1"
+check "the refusal names the reason" glog -q "IKE authentication failed.*client certificate refused"
 
 # 5. A wrong pre-shared key is refused and logged.
 check "wrong pre-shared key: no session" bash -c \

@@ -109,7 +109,8 @@ guest_tar() {
   local out=$1 stage; shift
   stage=$(mktemp -d "$SW/stage.XXXX")
   cp "$LAB_DIR/guest/lib.sh" "$stage/lib.sh"
-  for d in "$@"; do cp -r "$d"/. "$stage/"; done
+  # -L: scenarios may link shared fixtures (the test certificates of sluice-ike).
+  for d in "$@"; do cp -rL "$d"/. "$stage/"; done
   tar -C "$stage" -cf "$out" .
   rm -rf "$stage"
 }

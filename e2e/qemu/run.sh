@@ -55,7 +55,13 @@ run_scenario() {
   timeout=${timeout:-120}
   start=$(date +%s)
   lab_up "$sw"
-  if ! gateway_start "$dir/manifest.yaml"; then
+  local manifest="$dir/manifest.yaml"
+  if [ -f "$dir/manifest.sh" ]; then
+    # A generated manifest (e.g. Secrets holding the fixture certificates).
+    manifest="$LAB_WORK/$name.manifest.yaml"
+    bash "$dir/manifest.sh" >"$manifest"
+  fi
+  if ! gateway_start "$manifest"; then
     why="gateway did not start"
   else
     guest_tar "$SW/scenario.tar" "$dir"

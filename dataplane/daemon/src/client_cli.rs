@@ -59,13 +59,22 @@ pub struct ClientArgs {
     #[arg(long)]
     pub sequencing: bool,
     /// L2TP/IPsec: the IKE pre-shared key (L2TP then travels only inside ESP).
-    #[arg(long)]
+    #[arg(long, group = "ipsec")]
     pub ipsec_psk: Option<String>,
+    /// L2TP/IPsec with RSA signatures: our certificate chain (PEM file, leaf first).
+    #[arg(long, group = "ipsec", requires_all = ["ipsec_key", "ipsec_ca"], conflicts_with = "ipsec_psk")]
+    pub ipsec_cert: Option<String>,
+    /// L2TP/IPsec: the private key of --ipsec-cert (PEM file).
+    #[arg(long, requires = "ipsec_cert")]
+    pub ipsec_key: Option<String>,
+    /// L2TP/IPsec: the CAs the gateway's certificate must chain to (PEM file).
+    #[arg(long, requires = "ipsec_cert")]
+    pub ipsec_ca: Option<String>,
     /// L2TP/IPsec: the Phase 1 proposal, `cipher-hash-group` (default aes256-sha1-modp2048).
-    #[arg(long, default_value = "", requires = "ipsec_psk")]
+    #[arg(long, default_value = "", requires = "ipsec")]
     pub ike_proposal: String,
     /// L2TP/IPsec: the ESP proposal, `cipher[-integrity][-group]` (default aes128-sha1).
-    #[arg(long, default_value = "", requires = "ipsec_psk")]
+    #[arg(long, default_value = "", requires = "ipsec")]
     pub esp_proposal: String,
     /// L2TP/IPsec: IKEv1 Aggressive Mode instead of Main Mode (gateways refuse it unless
     /// `allowAggressiveMode` is set).
@@ -294,14 +303,23 @@ fn start_lac(
         sequencing: args.sequencing,
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let ipsec = args.ipsec_psk.as_ref().map(|psk| IpsecParams {
-        psk: psk.clone().into_bytes(),
+    let certificate = match (&args.ipsec_cert, &args.ipsec_key, &args.ipsec_ca) {
+        (Some(c), Some(k), Some(ca)) => Some(IpsecParams::load_certificate(c, k, ca)?),
+        _ => None,
+    };
+    let psk = args
+        .ipsec_psk
+        .clone()
+        .or_else(|| certificate.as_ref().map(|_| String::new()));
+    let ipsec = psk.map(|psk| IpsecParams {
+        psk: psk.into_bytes(),
         ike: args.ike_proposal.clone(),
         esp: args.esp_proposal.clone(),
         bind: args.bind,
         ike_port: 500,
         natt_port: 4500,
         aggressive: args.ike_aggressive,
+        certificate,
     });
     if ipsec.is_some() {
         // Nothing from the gateway is accepted outside ESP.

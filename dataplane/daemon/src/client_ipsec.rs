@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice_ike::cert::{Credentials, TrustStore};
 use sluice_ike::cipher::{AesKeyLen, Cipher};
 use sluice_ike::dh::Group;
 use sluice_ike::initiator::{Initiator, InitiatorConfig, InitiatorEvent, esp_proposal};
@@ -35,6 +36,25 @@ pub struct IpsecParams {
     pub natt_port: u16,
     /// Aggressive Mode instead of Main Mode (for testing a gateway's refusal or opt-in).
     pub aggressive: bool,
+    /// RSA signatures instead of the pre-shared key: our chain and key, the gateway's CAs.
+    pub certificate: Option<(Arc<Credentials>, Arc<TrustStore>)>,
+}
+
+impl IpsecParams {
+    /// Loads `--ipsec-cert` (chain, leaf first), `--ipsec-key` and `--ipsec-ca` (PEM files).
+    pub fn load_certificate(
+        cert: &str,
+        key: &str,
+        ca: &str,
+    ) -> Result<(Arc<Credentials>, Arc<TrustStore>), String> {
+        let read =
+            |flag: &str, path: &str| std::fs::read(path).map_err(|e| format!("{flag} {path}: {e}"));
+        let creds = Credentials::from_pem(&read("--ipsec-cert", cert)?, &read("--ipsec-key", key)?)
+            .map_err(|e| format!("--ipsec-cert/--ipsec-key: {e}"))?;
+        let trust = TrustStore::from_pem(&read("--ipsec-ca", ca)?)
+            .map_err(|e| format!("--ipsec-ca: {e}"))?;
+        Ok((Arc::new(creds), Arc::new(trust)))
+    }
 }
 
 fn parse_ike(s: &str) -> Result<IkeTransform, String> {
@@ -141,13 +161,17 @@ pub async fn establish(
             .map_err(|e| e.to_string())?;
     }
     let local = source_toward(*server.ip(), params.bind)?;
+    let mut ike = if params.ike.is_empty() {
+        default_ike()
+    } else {
+        parse_ike(&params.ike)?
+    };
+    if params.certificate.is_some() {
+        ike.auth = AuthMethod::RsaSignature;
+    }
     let cfg = InitiatorConfig {
         psk: params.psk.clone().into(),
-        ike: vec![if params.ike.is_empty() {
-            default_ike()
-        } else {
-            parse_ike(&params.ike)?
-        }],
+        ike: vec![ike],
         esp: vec![if params.esp.is_empty() {
             esp_proposal(
                 EspCipher::AesCbc(AesKeyLen::Aes128),
@@ -166,9 +190,11 @@ pub async fn establish(
         l2tp_port: server.port(),
         retransmit: Duration::from_secs(2),
         aggressive: params.aggressive,
-        certificate: None,
-        ca: None,
-        unix_time: 0,
+        certificate: params.certificate.as_ref().map(|(c, _)| c.clone()),
+        ca: params.certificate.as_ref().map(|(_, t)| t.clone()),
+        unix_time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
     };
     let mut ini = Initiator::new(cfg, seed());
     let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();

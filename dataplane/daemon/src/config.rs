@@ -206,6 +206,32 @@ pub struct IpsecRuntime {
     pub natt_port: u16,
     /// Answer Aggressive Mode (off by default).
     pub allow_aggressive: bool,
+    /// RSA-signature authentication (our chain and key, the client CAs).
+    pub certificates: Option<IpsecCertificates>,
+}
+
+/// Parsed certificate material, compared across reloads by the PEM it came from.
+#[derive(Clone)]
+pub struct IpsecCertificates {
+    source: Secret,
+    pub credentials: std::sync::Arc<sluice_ike::cert::Credentials>,
+    pub client_ca: std::sync::Arc<sluice_ike::cert::TrustStore>,
+}
+
+impl PartialEq for IpsecCertificates {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for IpsecCertificates {}
+
+impl fmt::Debug for IpsecCertificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IpsecCertificates")
+            .field("subject", &self.credentials.subject_display())
+            .finish_non_exhaustive()
+    }
 }
 
 impl L2tpRuntime {
@@ -252,6 +278,23 @@ impl IpsecRuntime {
             }
         };
         use sluice_ike::natt::NatDetection;
+        let cert_err = |field: &str, e: sluice_ike::cert::CertError| {
+            LoadError::Invalid(format!("spec.l2tp.ipsec.{field}: {e}"))
+        };
+        let certificates = if p.certificate_chain.is_empty() {
+            None
+        } else {
+            let creds =
+                sluice_ike::cert::Credentials::from_pem(&p.certificate_chain, &p.private_key)
+                    .map_err(|e| cert_err("certificateSecretRef", e))?;
+            let ca = sluice_ike::cert::TrustStore::from_pem(&p.client_ca)
+                .map_err(|e| cert_err("clientCaSecretRef", e))?;
+            Some(IpsecCertificates {
+                source: Secret([&p.certificate_chain[..], &p.private_key, &p.client_ca].concat()),
+                credentials: std::sync::Arc::new(creds),
+                client_ca: std::sync::Arc::new(ca),
+            })
+        };
         Ok(IpsecRuntime {
             psk: Secret(p.pre_shared_key.clone()),
             ike,
@@ -270,13 +313,17 @@ impl IpsecRuntime {
             ike_port: port(p.ike_port, 500)?,
             natt_port: port(p.natt_port, 4500)?,
             allow_aggressive: p.allow_aggressive_mode,
+            certificates,
         })
     }
 
     /// The IKE responder configuration (limits stay at the engine's defaults).
     pub fn responder_config(&self, l2tp_port: u16) -> sluice_ike::policy::Config {
         sluice_ike::policy::Config {
-            psk: Some(zeroize::Zeroizing::new(self.psk.expose().to_vec())),
+            psk: (!self.psk.expose().is_empty())
+                .then(|| zeroize::Zeroizing::new(self.psk.expose().to_vec())),
+            certificate: self.certificates.as_ref().map(|c| c.credentials.clone()),
+            client_ca: self.certificates.as_ref().map(|c| c.client_ca.clone()),
             ike: self.ike.clone(),
             esp: self.esp.clone(),
             ike_lifetime: self.ike_lifetime,
@@ -683,5 +730,51 @@ mod tests {
         let rt = Runtime::from_proto(&config(user(b"", &[1; 16])));
         let text = rt.map(|rt| summary(&rt)).unwrap_or_default();
         assert!(text.contains("alice (NT hash set;"), "{text}");
+    }
+
+    #[test]
+    fn bad_ipsec_certificates_are_refused_naming_the_field() {
+        let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/../ike/tests/certs/");
+        let read = |f: &str| std::fs::read(format!("{certs}{f}")).unwrap_or_default();
+        let settings = |chain: Vec<u8>, key: Vec<u8>, ca: Vec<u8>| pb::IpsecSettings {
+            certificate_chain: chain,
+            private_key: key,
+            client_ca: ca,
+            ..pb::IpsecSettings::default()
+        };
+        let good = IpsecRuntime::from_proto(&settings(
+            read("gateway-chain.pem"),
+            read("gateway.key"),
+            read("ca.pem"),
+        ))
+        .map_err(|e| e.to_string());
+        let good = good.as_ref().map(|r| r.certificates.is_some());
+        assert_eq!(good, Ok(true));
+        let mismatch = IpsecRuntime::from_proto(&settings(
+            read("gateway-chain.pem"),
+            read("alice.key"),
+            read("ca.pem"),
+        ))
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+        assert!(
+            mismatch
+                .as_ref()
+                .is_err_and(|e| e.contains("spec.l2tp.ipsec.certificateSecretRef")),
+            "{mismatch:?}"
+        );
+        let bad_ca = IpsecRuntime::from_proto(&settings(
+            read("gateway-chain.pem"),
+            read("gateway.key"),
+            read("alice.pem"),
+        ))
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+        assert!(
+            bad_ca
+                .as_ref()
+                .is_err_and(|e| e.contains("spec.l2tp.ipsec.clientCaSecretRef")),
+            "{bad_ca:?}"
+        );
     }
 }

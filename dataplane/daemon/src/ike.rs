@@ -175,6 +175,7 @@ pub async fn run(
                 Some(d) => {
                     rx_count.inc();
                     sync_config(&gw, &mut r, &mut version);
+                    r.set_unix_time(unix_now());
                     r.handle_input(Instant::now(), SocketAddr::V4(d.local), SocketAddr::V4(d.remote), &d.bytes);
                 }
                 None => break,
@@ -205,6 +206,13 @@ fn sync_config(gw: &Gateway, r: &mut Responder, version: &mut String) {
     if let Some(i) = &current.l2tp.ipsec {
         r.set_config(i.responder_config(current.l2tp.port));
     }
+}
+
+/// Wall-clock seconds since the epoch (client certificates' validity).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

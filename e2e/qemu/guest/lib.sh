@@ -162,6 +162,17 @@ l2tp_stop() {
 # to /tmp/charon.log (ike and knl at level 2).
 ipsec_start() {
   local ike=$1 esp=$2; shift 2
+  # IPSEC_CERT=FILE (with IPSEC_KEY, and IPSEC_CA: CA files, space-separated): RSA
+  # signatures with X.509 instead of the pre-shared key; the gateway is accepted by any ID
+  # its certificate confirms.
+  local auth="authby=secret"
+  if [ -n "${IPSEC_CERT:-}" ]; then
+    install -m 644 "$IPSEC_CERT" /etc/ipsec.d/certs/client.pem
+    install -m 600 "$IPSEC_KEY" /etc/ipsec.d/private/client.key
+    local ca; for ca in $IPSEC_CA; do install -m 644 "$ca" "/etc/ipsec.d/cacerts/$(basename "$ca")"; done
+    auth="authby=rsasig
+  leftcert=client.pem"
+  fi
   cat >/etc/ipsec.conf <<CONF
 config setup
   charondebug="ike 2, knl 1, net 1, cfg 1"
@@ -172,7 +183,7 @@ conn %default
   rekeymargin=3m
   keyingtries=1
 conn sluice
-  authby=secret
+  $auth
   type=transport
   left=%defaultroute
   leftprotoport=17/1701
@@ -184,7 +195,11 @@ conn sluice
   auto=add
 $(printf '  %s\n' "$@")
 CONF
-  echo "%any %any : PSK \"${IPSEC_PSK:-correct-horse-battery}\"" >/etc/ipsec.secrets
+  if [ -n "${IPSEC_CERT:-}" ]; then
+    echo ": RSA client.key" >/etc/ipsec.secrets
+  else
+    echo "%any %any : PSK \"${IPSEC_PSK:-correct-horse-battery}\"" >/etc/ipsec.secrets
+  fi
   chmod 600 /etc/ipsec.secrets
   cat >/etc/strongswan.d/sluice-log.conf <<'LOGCONF'
 charon {

@@ -91,11 +91,15 @@ pub fn compile(
         if l2tp.port == 0 {
             errs.push("spec.l2tp.port", "must be between 1 and 65535");
         }
-        if l2tp.ipsec.pre_shared_key_secret_ref.is_none() && !l2tp.allow_unencrypted {
+        if l2tp.ipsec.pre_shared_key_secret_ref.is_none()
+            && l2tp.ipsec.certificate_secret_ref.is_none()
+            && !l2tp.allow_unencrypted
+        {
             errs.push(
                 "spec.l2tp.ipsec.preSharedKeySecretRef",
-                "is required: L2TP is served only inside IPsec unless spec.l2tp.allowUnencrypted \
-                 is set (L2TP alone encrypts nothing)",
+                "is required (or spec.l2tp.ipsec.certificateSecretRef): L2TP is served only \
+                 inside IPsec unless spec.l2tp.allowUnencrypted is set (L2TP alone encrypts \
+                 nothing)",
             );
         }
         l2tp_keys = ppp_policy(
@@ -432,13 +436,15 @@ pub fn redacted(config: &GatewayConfig) -> GatewayConfig {
         l2tp.tunnel_secret.clear();
         if let Some(ipsec) = &mut l2tp.ipsec {
             ipsec.pre_shared_key.clear();
+            ipsec.private_key.clear();
         }
     }
     c
 }
 
 /// Checks `spec.l2tp.ipsec` of an enabled L2TP service and builds its settings; `None` when
-/// no pre-shared key is configured (IPsec off, the other fields unused and not checked).
+/// neither a pre-shared key nor a certificate is configured (IPsec off, the other fields
+/// unused and not checked).
 fn ipsec_settings(
     errs: &mut Errors,
     spec: &VpnGatewaySpec,
@@ -447,11 +453,17 @@ fn ipsec_settings(
 ) -> Option<IpsecSettings> {
     const P: &str = "spec.l2tp.ipsec";
     let ipsec: &IpsecSpec = &spec.l2tp.ipsec;
-    let r = ipsec.pre_shared_key_secret_ref.as_ref()?;
+    if ipsec.pre_shared_key_secret_ref.is_none() && ipsec.certificate_secret_ref.is_none() {
+        return None;
+    }
+    let (certificate_chain, private_key, client_ca) =
+        certificate_settings(errs, ipsec, ns, secrets);
 
     let mut pre_shared_key = Vec::new();
     let field = format!("{P}.preSharedKeySecretRef");
-    if let Some(value) = secret_value(errs, &field, ns, secrets, &r.name, &r.key) {
+    if let Some(r) = &ipsec.pre_shared_key_secret_ref
+        && let Some(value) = secret_value(errs, &field, ns, secrets, &r.name, &r.key)
+    {
         let what = format!("pre-shared key in Secret {:?} key {:?}", r.name, r.key);
         if value.is_empty() {
             errs.push(&field, format!("{what} is empty"));
@@ -559,7 +571,79 @@ fn ipsec_settings(
         natt_port: u32::from(ipsec.natt_port),
         allow_md5: ipsec.allow_md5,
         allow_aggressive_mode: ipsec.allow_aggressive_mode,
+        certificate_chain,
+        private_key,
+        client_ca,
     })
+}
+
+/// Largest PEM value (certificate chain, key or CA bundle) taken from a Secret.
+const MAX_PEM_BYTES: usize = 64 * 1024;
+
+/// `certificateSecretRef` (`tls.crt`, `tls.key`) and `clientCaSecretRef`: present together,
+/// PEM of bounded size. The data plane parses and checks them (chain, key match) on load.
+fn certificate_settings(
+    errs: &mut Errors,
+    ipsec: &IpsecSpec,
+    ns: &str,
+    secrets: &[Secret],
+) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    const P: &str = "spec.l2tp.ipsec";
+    let mut pem = |field: &str, name: &str, key: &str, markers: &[&str]| -> Vec<u8> {
+        let Some(value) = secret_value(errs, field, ns, secrets, name, key) else {
+            return Vec::new();
+        };
+        let what = format!("Secret {name:?} key {key:?}");
+        if value.len() > MAX_PEM_BYTES {
+            errs.push(
+                field,
+                format!(
+                    "{what} is {} bytes long, at most {MAX_PEM_BYTES} are allowed",
+                    value.len()
+                ),
+            );
+        } else if !markers
+            .iter()
+            .any(|m| value.windows(m.len()).any(|w| w == m.as_bytes()))
+        {
+            errs.push(
+                field,
+                format!("{what} is not PEM (no {:?} block)", markers[0]),
+            );
+        }
+        value
+    };
+    match (&ipsec.certificate_secret_ref, &ipsec.client_ca_secret_ref) {
+        (None, None) => (Vec::new(), Vec::new(), Vec::new()),
+        (Some(c), Some(ca)) => {
+            let f = format!("{P}.certificateSecretRef");
+            const CERT: &[&str] = &["-----BEGIN CERTIFICATE-----"];
+            const KEY: &[&str] = &[
+                "-----BEGIN PRIVATE KEY-----",
+                "-----BEGIN RSA PRIVATE KEY-----",
+            ];
+            let chain = pem(&f, &c.name, "tls.crt", CERT);
+            let key = pem(&f, &c.name, "tls.key", KEY);
+            let f = format!("{P}.clientCaSecretRef");
+            let bundle = pem(&f, &ca.name, &ca.key, CERT);
+            (chain, key, bundle)
+        }
+        (Some(_), None) => {
+            errs.push(
+                format!("{P}.clientCaSecretRef"),
+                "is required with certificateSecretRef: the CAs that client certificates must \
+                 chain to",
+            );
+            (Vec::new(), Vec::new(), Vec::new())
+        }
+        (None, Some(_)) => {
+            errs.push(
+                format!("{P}.certificateSecretRef"),
+                "is required with clientCaSecretRef: the gateway's own certificate and key",
+            );
+            (Vec::new(), Vec::new(), Vec::new())
+        }
+    }
 }
 
 /// Checks a proposal list under `field`; returns the proposals lower-cased.

@@ -234,6 +234,15 @@ pub struct IpsecSpec {
     /// when L2TP is enabled without `allowUnencrypted`; without it IPsec is off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_shared_key_secret_ref: Option<PreSharedKeySecretRef>,
+    /// `kubernetes.io/tls` Secret (same namespace; cert-manager issues these) with the
+    /// gateway's certificate chain (`tls.crt`, leaf first) and RSA private key (`tls.key`),
+    /// for Main Mode with RSA signatures (RFC 2409 §5.1). Needs `clientCaSecretRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_secret_ref: Option<CertificateSecretRef>,
+    /// Secret (same namespace) with the PEM CA certificates that client certificates must
+    /// chain to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_secret_ref: Option<ClientCaSecretRef>,
     /// Phase 1 proposals (`aes256-sha256-modp2048`); empty: the defaults.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16), inner(length(max = 200)))]
@@ -302,6 +311,8 @@ impl Default for IpsecSpec {
     fn default() -> Self {
         Self {
             pre_shared_key_secret_ref: None,
+            certificate_secret_ref: None,
+            client_ca_secret_ref: None,
             ike_proposals: Vec::new(),
             esp_proposals: Vec::new(),
             ike_lifetime: default_ike_lifetime(),
@@ -325,6 +336,27 @@ pub struct PreSharedKeySecretRef {
     /// Key inside the Secret.
     #[serde(default = "default_pre_shared_key_key")]
     pub key: String,
+}
+
+/// Reference to a `kubernetes.io/tls` Secret (same namespace): keys `tls.crt` and `tls.key`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct CertificateSecretRef {
+    /// Name of the Secret.
+    pub name: String,
+}
+
+/// Reference to the key of a Secret (same namespace) holding PEM CA certificates.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct ClientCaSecretRef {
+    /// Name of the Secret.
+    pub name: String,
+    /// Key inside the Secret.
+    #[serde(default = "default_client_ca_key")]
+    pub key: String,
+}
+
+fn default_client_ca_key() -> String {
+    "ca.crt".into()
 }
 
 /// How the gateway answers NAT-D (RFC 3947 §3.2) when it is itself behind NAT.
@@ -685,7 +717,8 @@ pub struct FirewallRule {
 
 impl VpnGatewaySpec {
     /// Names of the Secrets (in the gateway's namespace) the gateway itself reads: the L2TP
-    /// tunnel secret and the IPsec pre-shared key. A change to one of them must recompile it.
+    /// tunnel secret, the IPsec pre-shared key, certificate and client CAs. A change to one
+    /// of them must recompile it.
     pub fn secret_names(&self) -> Vec<&str> {
         let l2tp = &self.l2tp;
         let mut names: Vec<&str> = l2tp
@@ -698,7 +731,20 @@ impl VpnGatewaySpec {
                     .iter()
                     .map(|r| r.name.as_str()),
             )
+            .chain(
+                l2tp.ipsec
+                    .certificate_secret_ref
+                    .iter()
+                    .map(|r| r.name.as_str()),
+            )
+            .chain(
+                l2tp.ipsec
+                    .client_ca_secret_ref
+                    .iter()
+                    .map(|r| r.name.as_str()),
+            )
             .collect();
+        names.sort_unstable();
         names.dedup();
         names
     }

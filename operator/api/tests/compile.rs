@@ -465,7 +465,7 @@ fn l2tp_field_errors() {
     let cases: Vec<(Edit, &str)> = vec![
         (
             Box::new(|s| s.l2tp.allow_unencrypted = false),
-            "spec.l2tp.ipsec.preSharedKeySecretRef is required: L2TP is served only inside IPsec unless spec.l2tp.allowUnencrypted is set (L2TP alone encrypts nothing)",
+            "spec.l2tp.ipsec.preSharedKeySecretRef is required (or spec.l2tp.ipsec.certificateSecretRef): L2TP is served only inside IPsec unless spec.l2tp.allowUnencrypted is set (L2TP alone encrypts nothing)",
         ),
         (
             Box::new(|s| s.l2tp.port = 0),
@@ -585,6 +585,9 @@ fn ipsec_compiles_with_psk_and_explicit_defaults() {
             natt_port: 4500,
             allow_md5: false,
             allow_aggressive_mode: false,
+            certificate_chain: vec![],
+            private_key: vec![],
+            client_ca: vec![],
         }
     );
     // The pre-shared key changes the version, like every other input.
@@ -730,7 +733,7 @@ fn psk_errors() {
         ),
         (
             Box::new(|m| m.gateways[0].spec.l2tp.ipsec.pre_shared_key_secret_ref = None),
-            "spec.l2tp.ipsec.preSharedKeySecretRef is required: L2TP is served only inside IPsec unless spec.l2tp.allowUnencrypted is set (L2TP alone encrypts nothing)",
+            "spec.l2tp.ipsec.preSharedKeySecretRef is required (or spec.l2tp.ipsec.certificateSecretRef): L2TP is served only inside IPsec unless spec.l2tp.allowUnencrypted is set (L2TP alone encrypts nothing)",
         ),
     ];
     for (edit, want) in cases {
@@ -980,4 +983,72 @@ fn secret_names_list_what_the_gateway_reads() {
     });
     assert_eq!(m.gateways[0].spec.secret_names(), ["vpn-psk"]);
     assert!(load(DEFAULTS).gateways[0].spec.secret_names().is_empty());
+}
+
+const CERT_SECRET: &str = "\
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: vpn-cert
+type: kubernetes.io/tls
+stringData:
+  tls.crt: \"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"
+  tls.key: \"-----BEGIN PRIVATE KEY-----\\nSECRETKEYBYTES\\n-----END PRIVATE KEY-----\\n\"
+  ca.crt: \"-----BEGIN CERTIFICATE-----\\nMIIC\\n-----END CERTIFICATE-----\\n\"
+";
+
+#[test]
+fn ipsec_certificates_reach_the_config_and_the_key_is_redacted() {
+    // Certificates alone are enough to serve L2TP/IPsec.
+    let yaml = L2TP_IPSEC.replace(
+        "      preSharedKeySecretRef: {name: vpn-psk}\n",
+        "      certificateSecretRef: {name: vpn-cert}\n      clientCaSecretRef: {name: vpn-cert}\n",
+    ) + CERT_SECRET;
+    let c = compile_yaml(&yaml).unwrap();
+    let ipsec = c.l2tp.as_ref().unwrap().ipsec.as_ref().unwrap();
+    assert!(ipsec.pre_shared_key.is_empty());
+    assert!(
+        ipsec
+            .certificate_chain
+            .starts_with(b"-----BEGIN CERTIFICATE-----")
+    );
+    assert!(ipsec.client_ca.ends_with(b"-----END CERTIFICATE-----\n"));
+    assert!(!ipsec.private_key.is_empty());
+    let shown = redacted(&c).l2tp.unwrap().ipsec.unwrap();
+    assert!(shown.private_key.is_empty());
+    assert!(!format!("{:?}", redacted(&c)).contains("SECRETKEYBYTES"));
+}
+
+#[test]
+fn ipsec_certificate_errors_name_the_field() {
+    let only_cert = L2TP_IPSEC.replace(
+        "      preSharedKeySecretRef: {name: vpn-psk}\n",
+        "      certificateSecretRef: {name: vpn-cert}\n",
+    ) + CERT_SECRET;
+    let err = compile_yaml(&only_cert).unwrap_err().to_string();
+    assert!(
+        err.contains("spec.l2tp.ipsec.clientCaSecretRef") && err.contains("required"),
+        "{err}"
+    );
+    let missing = L2TP_IPSEC.replace(
+        "      preSharedKeySecretRef: {name: vpn-psk}\n",
+        "      certificateSecretRef: {name: nope}\n      clientCaSecretRef: {name: vpn-cert}\n",
+    ) + CERT_SECRET;
+    let err = compile_yaml(&missing).unwrap_err().to_string();
+    assert!(
+        err.contains("spec.l2tp.ipsec.certificateSecretRef") && err.contains("\"nope\" not found"),
+        "{err}"
+    );
+    let not_pem = (L2TP_IPSEC.replace(
+        "      preSharedKeySecretRef: {name: vpn-psk}\n",
+        "      certificateSecretRef: {name: vpn-cert}\n      clientCaSecretRef: {name: vpn-cert}\n",
+    ) + CERT_SECRET)
+        .replace("BEGIN PRIVATE KEY", "BEGIN NOTHING");
+    let err = compile_yaml(&not_pem).unwrap_err().to_string();
+    assert!(
+        err.contains("spec.l2tp.ipsec.certificateSecretRef") && err.contains("tls.key"),
+        "{err}"
+    );
+    assert!(!err.contains("SECRETKEYBYTES"), "{err}");
 }
