@@ -401,14 +401,18 @@ impl Runtime {
             pptp.mppe_stateful(),
         )?;
         let ipsec = match &l2tp.ipsec {
-            Some(p) if l2tp.enabled && !p.pre_shared_key.is_empty() => {
+            Some(p)
+                if l2tp.enabled
+                    && !(p.pre_shared_key.is_empty() && p.certificate_chain.is_empty()) =>
+            {
                 Some(IpsecRuntime::from_proto(p)?)
             }
             _ => None,
         };
         if l2tp.enabled && !l2tp.allow_unencrypted && ipsec.is_none() {
             return Err(LoadError::Invalid(
-                "l2tp is enabled without IPsec (no pre-shared key) and without allowUnencrypted"
+                "l2tp is enabled without IPsec (no pre-shared key or certificate) and without \
+                 allowUnencrypted"
                     .into(),
             ));
         }

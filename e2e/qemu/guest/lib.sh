@@ -206,6 +206,7 @@ charon {
   filelog {
     lab { path = /tmp/charon.log
       time_format = %T
+      flush_line = yes
       default = 1
       ike = 2
       knl = 1 }
