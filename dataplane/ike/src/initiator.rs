@@ -886,6 +886,24 @@ impl Initiator {
         });
     }
 
+    /// Decrypts the first message of an exchange the responder started (Quick Mode or
+    /// Informational) with its own IV and checks HASH(1) = prf(SKEYID_a, M-ID | payloads
+    /// after HASH) (RFC 2409 §5.5, §5.7).
+    fn open_hashed(&self, hdr: &Header, body: &[u8]) -> Option<Message> {
+        let keys = self.keys.as_ref()?;
+        let iv = phase2_iv(keys.hash, keys.cipher, &self.iv, hdr.message_id);
+        let m = Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, &iv).ok()?;
+        let chain = m.payloads().ok()?;
+        let (rest, _) = after_hash(&m.body, &chain)?;
+        let hash1 = chain.first().map(|p| p.body).unwrap_or_default();
+        let expect = keys
+            .hash
+            .prf(&keys.skeyid_a, &[&hdr.message_id.to_be_bytes(), rest]);
+        let ok = bool::from(expect.as_slice().ct_eq(hash1));
+        drop(chain);
+        ok.then_some(m)
+    }
+
     /// The responder's own Quick Mode (its rekey, RFC 2409 §5.5): message 1 → message 2;
     /// message 3 → the new pair.
     fn on_peer_quick(&mut self, now: Instant, hdr: &Header, body: &[u8]) {
@@ -941,19 +959,10 @@ impl Initiator {
             });
             return;
         }
-        let iv = phase2_iv(keys.hash, keys.cipher, &self.iv, msgid);
-        let Ok(m) = Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, &iv) else {
+        let Some(m) = self.open_hashed(hdr, body) else {
             return;
         };
         let Ok(chain) = m.payloads() else { return };
-        let Some((rest, _)) = after_hash(&m.body, &chain) else {
-            return;
-        };
-        let hash1 = chain.first().map(|p| p.body).unwrap_or_default();
-        let expect = keys.hash.prf(&keys.skeyid_a, &[&msgid.to_be_bytes(), rest]);
-        if !bool::from(expect.as_slice().ct_eq(hash1)) {
-            return;
-        }
         let (Some(ni), Some(sa)) = (chain.find_kind(kind::NONCE), chain.find_kind(kind::SA)) else {
             return;
         };
@@ -1052,24 +1061,10 @@ impl Initiator {
             self.close_locally();
             return;
         }
-        let Some(keys) = self.keys.as_ref() else {
-            return;
-        };
-        let iv = phase2_iv(keys.hash, keys.cipher, &self.iv, hdr.message_id);
-        let Ok(m) = Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, &iv) else {
+        let Some(m) = self.open_hashed(hdr, body) else {
             return;
         };
         let Ok(chain) = m.payloads() else { return };
-        let Some((rest, _)) = after_hash(&m.body, &chain) else {
-            return;
-        };
-        let hash1 = chain.first().map(|p| p.body).unwrap_or_default();
-        let expect = keys
-            .hash
-            .prf(&keys.skeyid_a, &[&hdr.message_id.to_be_bytes(), rest]);
-        if !bool::from(expect.as_slice().ct_eq(hash1)) {
-            return;
-        }
         let mut acks = Vec::new();
         for n in chain.all_kind(kind::N) {
             let Ok(n) = Notify::parse(n.body) else {
