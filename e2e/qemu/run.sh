@@ -9,7 +9,7 @@
 # A scenario is a directory scenarios/NN-name/ with
 #   guest.sh       bash run as root in the guest (sources ./lib.sh = guest/lib.sh);
 #                  exit 0 = pass. A line "# lab-timeout: N" sets its time limit (default 120 s).
-#   manifest.yaml  the gateway's manifests for this scenario
+#   manifest.yaml  the gateway's manifests for this scenario (or manifest.sh, run to print them)
 #   host.sh        optional, sourced on the host in a background subshell while the
 #                  guest runs (helpers from lib.sh: wait_mark, gw_sessions, metric,
 #                  gateway_reload, guest_kill, hcheck ...). A non-zero exit or a failed
