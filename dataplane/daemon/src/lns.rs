@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use sluice_l2tp::{
     CdnResult, Endpoint, EndpointConfig, Error as L2tpError, Event, Role, StopCcnResult,
+    TunnelState,
 };
 use sluice_ppp::Ppp;
 use tokio::sync::{mpsc, watch};
@@ -226,7 +227,13 @@ pub async fn run(
                 // Nothing reaches the client any more: end its tunnels now (sessions and
                 // addresses are released at once; the StopCCN cannot be delivered).
                 let remote = SocketAddr::V4(key);
-                let ids: Vec<u16> = ep.tunnels().filter(|t| t.remote == remote).map(|t| t.tunnel).collect();
+                // Tunnels already ending (StopCCN sent or received) are left to finish.
+                let ids: Vec<u16> = ep
+                    .tunnels()
+                    .filter(|t| t.remote == remote)
+                    .filter(|t| !matches!(t.state, TunnelState::Closing | TunnelState::Draining))
+                    .map(|t| t.tunnel)
+                    .collect();
                 for tunnel in ids {
                     info!(tunnel, %remote, "closing L2TP tunnel: its IPsec SAs are gone");
                     ep.close_tunnel(Instant::now(), tunnel, StopCcnResult::GeneralRequest, "IPsec SA deleted");
