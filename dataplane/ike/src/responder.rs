@@ -2211,10 +2211,14 @@ impl Responder {
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // Every SA's timer is due at most a few times per call; the bound keeps a timer that
+        // failed to move forward from spinning here (the rest waits for the next call).
+        let mut budget = self.timers.len().saturating_mul(4).saturating_add(64);
         while let Some(&(t, id)) = self.timers.first() {
-            if t > now {
+            if t > now || budget == 0 {
                 break;
             }
+            budget -= 1;
             self.timers.remove(&(t, id));
             if let Some(sa) = self.sas.get_mut(&id) {
                 sa.timer = None;
@@ -2279,6 +2283,15 @@ impl Responder {
         }
         for spi in due {
             self.rekey_child(now, id, spi);
+        }
+        // A rekey that could not start now (our Quick Modes at their limit) is tried again
+        // shortly; a due time left in the past would make the timer fire without end.
+        if let Some(sa) = self.sas.get_mut(&id) {
+            for c in &mut sa.children {
+                if !c.rekeying && c.rekey_at <= now {
+                    c.rekey_at = now + OWN_QUICK_RETRANSMIT;
+                }
+            }
         }
         let Some(sa) = self.sas.get_mut(&id) else {
             return;
