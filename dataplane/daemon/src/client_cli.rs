@@ -307,12 +307,8 @@ fn start_lac(
         (Some(c), Some(k), Some(ca)) => Some(IpsecParams::load_certificate(c, k, ca)?),
         _ => None,
     };
-    let psk = args
-        .ipsec_psk
-        .clone()
-        .or_else(|| certificate.as_ref().map(|_| String::new()));
-    let ipsec = psk.map(|psk| IpsecParams {
-        psk: psk.into_bytes(),
+    let ipsec = (args.ipsec_psk.is_some() || certificate.is_some()).then(|| IpsecParams {
+        psk: args.ipsec_psk.clone().unwrap_or_default().into_bytes(),
         ike: args.ike_proposal.clone(),
         esp: args.esp_proposal.clone(),
         bind: args.bind,

@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, info};
 
 use crate::client::Client;
-use crate::control::seed;
+use crate::control::{seed, unix_now};
 use crate::ipsec_path::{self, IkeDatagram, IpsecIo};
 
 /// The IKE SA id the client's single IKE SA has in the ESP tables.
@@ -192,9 +192,7 @@ pub async fn establish(
         aggressive: params.aggressive,
         certificate: params.certificate.as_ref().map(|(c, _)| c.clone()),
         ca: params.certificate.as_ref().map(|(_, t)| t.clone()),
-        unix_time: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        unix_time: unix_now(),
     };
     let mut ini = Initiator::new(cfg, seed());
     let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();

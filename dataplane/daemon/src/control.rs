@@ -74,6 +74,13 @@ pub fn seed_u64() -> u64 {
     u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
 }
 
+/// Wall-clock seconds since the epoch, for the engines' certificate validity checks.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// 32 bytes from the OS for an engine's CSPRNG.
 pub fn seed() -> [u8; 32] {
     let mut s = [0u8; 32];

@@ -11,7 +11,7 @@ use sluice_ike::responder::{DropReason, Event, IkeSaId, Responder};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::control::seed;
+use crate::control::{seed, unix_now};
 use crate::gateway::Gateway;
 use crate::ipsec_path::{IkeDatagram, IpsecIo};
 use crate::metrics::{DirLabels, Direction, Layer};
@@ -206,13 +206,6 @@ fn sync_config(gw: &Gateway, r: &mut Responder, version: &mut String) {
     if let Some(i) = &current.l2tp.ipsec {
         r.set_config(i.responder_config(current.l2tp.port));
     }
-}
-
-/// Wall-clock seconds since the epoch (client certificates' validity).
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

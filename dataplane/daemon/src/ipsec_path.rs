@@ -233,24 +233,24 @@ impl IpsecIo {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, i| i.ike != ike);
-        let outbound = {
-            let mut out = self.outbound.write().unwrap_or_else(|p| p.into_inner());
-            out.remove(&ike);
-            out.iter()
-                .map(|(id, o)| {
-                    let o = o.lock().unwrap_or_else(|p| p.into_inner());
-                    (*id, o.remote, o.udp_encap)
-                })
-                .collect::<Vec<_>>()
-        };
+        self.outbound
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ike);
         let mut peers = self.peers.write().unwrap_or_else(|p| p.into_inner());
         let mut gone = Vec::new();
         for (key, b) in peers.iter_mut().filter(|(_, b)| b.ike == ike) {
-            match outbound
-                .iter()
-                .find(|(_, remote, encap)| self.reaches(*remote, *encap, *key))
-            {
-                Some((other, _, _)) => b.ike = *other,
+            // Rare (a key and a dying IKE SA): only then look for its successor.
+            let others: Vec<u64> = self
+                .outbound
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .copied()
+                .collect();
+            let successor = others.into_iter().find(|o| self.ike_reaches(*o, *key));
+            match successor {
+                Some(other) => b.ike = other,
                 None => gone.push(*key),
             }
         }

@@ -271,8 +271,7 @@ struct Quick {
     peer_spi: u32,
     our_spi: u32,
     pfs_gxy: Option<SecretBytes>,
-    client_addr: Option<IpAddr>,
-    /// The selectors as the client sent them (IDci, IDcr), for our own rekey.
+    /// The selectors as the client sent them (IDci, IDcr): its address, and our own rekey.
     ids: Option<(Identification, Identification)>,
     lifetime: Duration,
     lifetime_kb: Option<u64>,
@@ -292,9 +291,17 @@ struct Child {
     rekeying: bool,
     transform: EspTransform,
     ids: Option<(Identification, Identification)>,
-    client_addr: Option<IpAddr>,
     lifetime: Duration,
     lifetime_kb: Option<u64>,
+}
+
+impl Child {
+    /// The client's address from its Quick Mode ID (checked to be a single address).
+    fn client_addr(&self) -> Option<IpAddr> {
+        self.ids
+            .as_ref()
+            .and_then(|(client, _)| client.single_address())
+    }
 }
 
 /// A Quick Mode we started to rekey an ESP SA pair (RFC 2409 §5.5, us as initiator).
@@ -1475,18 +1482,14 @@ impl Responder {
             .ok_or(code::NO_PROPOSAL_CHOSEN)?;
         // Selectors: the client's single address; our side must be the L2TP port (or any).
         let l2tp = self.config.l2tp_port;
-        let client_addr = match (&idci, &idcr) {
-            (Some(i), Some(r)) => {
-                let ci = i.single_address().ok_or(code::INVALID_ID_INFORMATION)?;
-                r.single_address().ok_or(code::INVALID_ID_INFORMATION)?;
-                let proto_ok = |x: &Identification| x.protocol == 0 || x.protocol == 17;
-                if !proto_ok(i) || !proto_ok(r) || !(r.port == 0 || r.port == l2tp || l2tp == 0) {
-                    return Err(code::INVALID_ID_INFORMATION);
-                }
-                Some(ci)
+        if let (Some(i), Some(r)) = (&idci, &idcr) {
+            i.single_address().ok_or(code::INVALID_ID_INFORMATION)?;
+            r.single_address().ok_or(code::INVALID_ID_INFORMATION)?;
+            let proto_ok = |x: &Identification| x.protocol == 0 || x.protocol == 17;
+            if !proto_ok(i) || !proto_ok(r) || !(r.port == 0 || r.port == l2tp || l2tp == 0) {
+                return Err(code::INVALID_ID_INFORMATION);
             }
-            _ => None,
-        };
+        }
         let peer_spi = p
             .spi
             .as_slice()
@@ -1573,7 +1576,6 @@ impl Responder {
             peer_spi,
             our_spi,
             pfs_gxy,
-            client_addr,
             ids: idci.zip(idcr),
             lifetime,
             lifetime_kb,
@@ -1655,7 +1657,6 @@ impl Responder {
             rekeying: false,
             transform: q.transform,
             ids: q.ids,
-            client_addr: q.client_addr,
             lifetime: q.lifetime,
             lifetime_kb: q.lifetime_kb,
         };
@@ -1699,7 +1700,7 @@ impl Responder {
                 spi: child.outbound_spi,
                 keymat: outbound,
             },
-            client_addr: child.client_addr,
+            client_addr: child.client_addr(),
             lifetime: child.lifetime,
             lifetime_kb: child.lifetime_kb,
         };
@@ -1922,7 +1923,6 @@ impl Responder {
             rekeying: false,
             transform: old.transform,
             ids: old.ids.clone(),
-            client_addr: old.client_addr,
             lifetime: old.lifetime,
             lifetime_kb: old.lifetime_kb,
         };
