@@ -6,8 +6,14 @@
 #   guest 2 (qemu TCG) --tap--+-- br0 10.99.0.1/24  sluice-dataplane  --veth-- 192.168.77.2/24
 #   guest N: 10.99.0.(10+N)      pool 10.200.0.0/24 via TUN sluice0   192.168.77.1/24
 #
-# Nothing is routed out of the namespaces: qemu runs inside the gw namespace and
-# its only network device is a tap there.
+# With lab_nat_up (scenario header "# lab-nat: yes") the guests sit behind a NAT instead:
+#
+#   guest N (qemu TCG) --tap-- br0 10.98.0.1/24 [nat ns] wan0 10.99.0.2/24 --veth-- br0 [gw ns]
+#   guest N: 10.98.0.(10+N), default route via 10.98.0.1; nftables masquerades all that
+#   leaves wan0, so every guest reaches the gateway from 10.99.0.2 (ports remapped).
+#
+# Nothing is routed out of the namespaces: qemu runs inside the gw (or nat) namespace
+# and its only network device is a tap there; the nat namespace has no default route.
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,6 +27,11 @@ LAB_WORK=${LAB_WORK:-$(mktemp -d /tmp/sluice-qemu.XXXXXX)}
 EP=127.0.0.1:9810            # the gateway's HTTP endpoint, inside the gw namespace
 GW_ADDR=10.99.0.1            # the gateway's address on the guests' segment
 LAN_HOST=192.168.77.2        # "a host on the gateway side"
+NAT_NET=10.98.0              # the guests' segment behind the NAT (lab_nat_up), /24
+NAT_ADDR=10.99.0.2           # the NAT's outside address on the gateway's segment
+# Where guest_boot puts guests: lab_up points these at the gw namespace (10.99.0.0/24,
+# router = the gateway), lab_nat_up moves them behind the NAT.
+GUEST_NS=""; GUEST_NET=10.99.0; GUEST_ROUTER=$GW_ADDR
 LAB_NSES=()
 LAB_PIDS=()
 
@@ -50,6 +61,31 @@ lab_up() {
   ip -n "$GW_NS" addr add 192.168.77.1/24 dev lan0; ip -n "$GW_NS" link set lan0 up
   ip -n "$LAN_NS" addr add "$LAN_HOST/24" dev gw0; ip -n "$LAN_NS" link set gw0 up
   ip -n "$LAN_NS" route add 10.200.0.0/16 via 192.168.77.1
+  GUEST_NS=$GW_NS; GUEST_NET=10.99.0; GUEST_ROUTER=$GW_ADDR; NAT_NS=""
+}
+
+# lab_nat_up: after lab_up, a NAT namespace between the guests and the gateway's segment
+# (see the topology above); guest_boot then puts guests on its bridge. Sets NAT_NS.
+lab_nat_up() {
+  command -v nft >/dev/null || die "nft not found: apt-get install -y nftables"
+  NAT_NS="$LAB_TAG-nat"
+  ip netns add "$NAT_NS"; LAB_NSES+=("$NAT_NS")
+  ip -n "$NAT_NS" link set lo up
+  ip -n "$NAT_NS" link add br0 type bridge
+  ip -n "$NAT_NS" addr add "$NAT_NET.1/24" dev br0
+  ip -n "$NAT_NS" link set br0 up
+  ip link add "${LAB_TAG}n" type veth peer name "${LAB_TAG}w"
+  ip link set "${LAB_TAG}n" netns "$NAT_NS"; ip link set "${LAB_TAG}w" netns "$GW_NS"
+  ip -n "$NAT_NS" link set "${LAB_TAG}n" name wan0; ip -n "$GW_NS" link set "${LAB_TAG}w" name nat0
+  ip -n "$GW_NS" link set nat0 master br0; ip -n "$GW_NS" link set nat0 up
+  ip -n "$NAT_NS" addr add "$NAT_ADDR/24" dev wan0; ip -n "$NAT_NS" link set wan0 up
+  ip netns exec "$NAT_NS" sysctl -qw net.ipv4.ip_forward=1
+  ip netns exec "$NAT_NS" nft -f - <<NFT
+table ip nat {
+  chain post { type nat hook postrouting priority 100; oifname "wan0" ip saddr $NAT_NET.0/24 masquerade; }
+}
+NFT
+  GUEST_NS=$NAT_NS; GUEST_NET=$NAT_NET; GUEST_ROUTER=$NAT_NET.1
 }
 
 # lab_bg NS NAME CMD...: background process in a namespace, output in $SW/NAME.log; sets BG_PID.
@@ -82,23 +118,36 @@ gateway_reload() {
   log "gateway did not report a reload"; return 1
 }
 
-# guest_boot NAME INDEX TAR TIMEOUT: boot guest INDEX (address 10.99.0.(10+INDEX)) with the
-# scenario archive TAR on /dev/vdb; serial console in $SW/NAME.serial.log; sets GUEST_PID.
+# guest_boot NAME INDEX TAR TIMEOUT: boot guest INDEX (address 10.99.0.(10+INDEX), or
+# 10.98.0.(10+INDEX) behind the NAT after lab_nat_up) with the scenario archive TAR on
+# /dev/vdb; serial console in $SW/NAME.serial.log; sets GUEST_PID. The kernel command line
+# tells the guest its name, index and the gateway's address (sluice.name, sluice.index,
+# sluice.server; guest/lib.sh reads them).
 guest_boot() {
   local name=$1 idx=$2 tar=$3 timeout=$4 tap="tap$2"
-  ip -n "$GW_NS" tuntap add dev "$tap" mode tap
-  ip -n "$GW_NS" link set "$tap" master br0
-  ip -n "$GW_NS" link set "$tap" up
-  ip netns exec "$GW_NS" timeout -k 5 "$((timeout + 90))" "$QEMU" -accel tcg -nodefaults -no-user-config \
+  local ns=${GUEST_NS:-$GW_NS}
+  ip -n "$ns" tuntap add dev "$tap" mode tap
+  ip -n "$ns" link set "$tap" master br0
+  ip -n "$ns" link set "$tap" up
+  ip netns exec "$ns" timeout -k 5 "$((timeout + 90))" "$QEMU" -accel tcg -nodefaults -no-user-config \
     -machine pc -m "$GUEST_MEM" -smp "$GUEST_CPUS" -display none -monitor none -no-reboot -snapshot \
     -kernel "$IMAGE/vmlinuz" -initrd "$IMAGE/initrd.img" \
-    -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet loglevel=3 panic=-1 init=/sbin/sluice-init sluice.name=$name sluice.ip=10.99.0.$((10 + idx))/24 sluice.gw=$GW_ADDR sluice.timeout=$timeout" \
+    -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet loglevel=3 panic=-1 init=/sbin/sluice-init sluice.name=$name sluice.index=$idx sluice.ip=$GUEST_NET.$((10 + idx))/24 sluice.gw=$GUEST_ROUTER sluice.server=$GW_ADDR sluice.timeout=$timeout" \
     -drive "file=$IMAGE/root.ext4,format=raw,if=virtio" \
     -drive "file=$tar,format=raw,if=virtio,readonly=on" \
     -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
     -device "virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:5e:00:$(printf %02x "$idx")" \
     -serial "file:$SW/$name.serial.log" -pidfile "$SW/$name.pid" >"$SW/$name.qemu.log" 2>&1 &
   GUEST_PID=$!; LAB_PIDS+=("$GUEST_PID")
+}
+
+# lab_guest_names N: set GUESTS to the names of N guests: "guest" for one (as always),
+# guest1 .. guestN for more.
+lab_guest_names() {
+  GUESTS=()
+  if [ "$1" -eq 1 ]; then GUESTS=(guest); else
+    local i; for i in $(seq "$1"); do GUESTS+=("guest$i"); done
+  fi
 }
 
 # guest_kill NAME: SIGKILL the guest's qemu (pulling the plug: no LCP/PPTP goodbye).
@@ -128,6 +177,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 wait_mark() {
   wait_for "$SW/$1.serial.log" "^SLUICE-(MARK: $2|VERDICT)" "${3:-120}" || return 1
   grep -qE "^SLUICE-MARK: $2" "$SW/$1.serial.log" || { log "guest $1 finished without mark $2"; return 1; }
+}
+
+# wait_marks MARK [SECONDS]: wait_mark MARK for every guest in GUESTS (all must reach it).
+wait_marks() {
+  local g ok=0
+  for g in "${GUESTS[@]}"; do wait_mark "$g" "$@" || ok=1; done
+  return "$ok"
 }
 
 # Gateway introspection (run inside the gw namespace).

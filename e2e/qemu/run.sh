@@ -8,13 +8,21 @@
 #
 # A scenario is a directory scenarios/NN-name/ with
 #   guest.sh       bash run as root in the guest (sources ./lib.sh = guest/lib.sh);
-#                  exit 0 = pass. A line "# lab-timeout: N" sets its time limit (default 120 s).
+#                  exit 0 = pass. Header lines:
+#                    "# lab-timeout: N"  its time limit (default 120 s);
+#                    "# lab-guests: N"   boot N guests at once, all running guest.sh
+#                                        (default 1, named "guest"; more are named guest1 ..
+#                                        guestN, and each finds its name and index in
+#                                        $GUEST_NAME / $GUEST_INDEX); every one must PASS;
+#                    "# lab-nat: yes"    put the guests behind a NAT namespace (10.98.0.0/24,
+#                                        masqueraded to 10.99.0.2; default no, see lib.sh).
 #   manifest.yaml  the gateway's manifests for this scenario (or manifest.sh, run to print them)
 #   host.sh        optional, sourced on the host in a background subshell while the
-#                  guest runs (helpers from lib.sh: wait_mark, gw_sessions, metric,
-#                  gateway_reload, guest_kill, hcheck ...). A non-zero exit or a failed
-#                  hcheck fails the scenario. If it kills the guest it must `touch
-#                  "$SW/guest-killed"`, and then the guest's verdict is not required.
+#                  guest runs (helpers from lib.sh: wait_mark, wait_marks, gw_sessions,
+#                  metric, gateway_reload, guest_kill, hcheck ...; GUESTS holds the guests'
+#                  names). A non-zero exit or a failed hcheck fails the scenario. If it
+#                  kills guest NAME it must `touch "$SW/NAME-killed"` (with one guest:
+#                  "$SW/guest-killed"), and then that guest's verdict is not required.
 #   any other files are shipped to the guest next to guest.sh.
 # Environment: SLUICE_BIN (default target/release/sluice-dataplane), SLUICE_E2E_CACHE,
 # SLUICE_E2E_KEEP=1 keeps the logs (kept anyway when a scenario fails).
@@ -48,13 +56,28 @@ show() {  # FILE TITLE [LINES]
   if [ -n "${3:-}" ]; then tail -n "$3" "$1"; else cat "$1"; fi
 }
 
+# header FILE KEY DEFAULT: the value of the first "# lab-KEY: VALUE" line of FILE.
+header() {
+  local v; v=$(sed -n "s/^# lab-$2: *\([^ ]*\).*/\1/p" "$1" | head -n 1)
+  echo "${v:-$3}"
+}
+
 run_scenario() {
   local dir=$1 name; name=$(basename "$dir")
-  local sw="$LAB_WORK/$name" timeout start rc=0 verdict host_rc=0 why=""
-  timeout=$(sed -n 's/^# lab-timeout: *\([0-9]*\).*/\1/p' "$dir/guest.sh" | head -n 1)
-  timeout=${timeout:-120}
+  local sw="$LAB_WORK/$name" timeout nguests nat start rc verdict host_rc=0 why="" g i
+  timeout=$(header "$dir/guest.sh" timeout 120)
+  nguests=$(header "$dir/guest.sh" guests 1)
+  nat=$(header "$dir/guest.sh" nat no)
+  [[ "$timeout" =~ ^[0-9]+$ ]] || timeout=120
+  [[ "$nguests" =~ ^[1-9]$ ]] || die "$name: lab-guests must be 1..9, not '$nguests'"
   start=$(date +%s)
   lab_up "$sw"
+  case $nat in
+    yes) lab_nat_up ;;
+    no) ;;
+    *) die "$name: lab-nat must be yes or no, not '$nat'" ;;
+  esac
+  lab_guest_names "$nguests"
   local manifest="$dir/manifest.yaml"
   if [ -f "$dir/manifest.sh" ]; then
     # A generated manifest (e.g. Secrets holding the fixture certificates).
@@ -65,13 +88,20 @@ run_scenario() {
     why="gateway did not start"
   else
     guest_tar "$SW/scenario.tar" "$dir"
-    guest_boot guest 1 "$SW/scenario.tar" "$timeout"
-    local qemu_pid=$GUEST_PID host_pid=""
+    local qemu_pids=() host_pid=""
+    for i in "${!GUESTS[@]}"; do
+      guest_boot "${GUESTS[$i]}" "$((i + 1))" "$SW/scenario.tar" "$timeout"
+      qemu_pids+=("$GUEST_PID")
+    done
     if [ -f "$dir/host.sh" ]; then
       ( set -euo pipefail; source "$dir/host.sh" ) >"$SW/host.log" 2>&1 &
       host_pid=$!
     fi
-    wait "$qemu_pid" || rc=$?
+    local qemu_rcs=()
+    for i in "${!qemu_pids[@]}"; do
+      rc=0; wait "${qemu_pids[$i]}" || rc=$?
+      qemu_rcs+=("$rc")
+    done
     if [ -n "$host_pid" ]; then
       for _ in $(seq 1200); do kill -0 "$host_pid" 2>/dev/null || break; sleep 0.1; done
       kill "$host_pid" 2>/dev/null && { why="host hook timed out; "; }
@@ -79,12 +109,16 @@ run_scenario() {
       [ "$host_rc" -eq 0 ] || why+="host hook exited $host_rc; "
       [ -s "$SW/host.failed" ] && why+="host checks failed: $(paste -sd, "$SW/host.failed"); "
     fi
-    verdict=$(guest_verdict guest)
-    if [ -f "$SW/guest-killed" ]; then :
-    elif [ "$verdict" != PASS ]; then
-      why+="guest verdict $verdict"
-      [ "$rc" -eq 0 ] || why+=" (qemu exit $rc)"
-    fi
+    for i in "${!GUESTS[@]}"; do
+      g=${GUESTS[$i]}
+      verdict=$(guest_verdict "$g")
+      if [ -f "$SW/$g-killed" ]; then :
+      elif [ "$verdict" != PASS ]; then
+        [ -z "$why" ] || [[ "$why" == *"; " ]] || why+="; "
+        why+="$g verdict $verdict"
+        [ "${qemu_rcs[$i]}" -eq 0 ] || why+=" (qemu exit ${qemu_rcs[$i]})"
+      fi
+    done
   fi
   local dur=$(( $(date +%s) - start ))
   if [ -z "$why" ]; then
@@ -93,8 +127,10 @@ run_scenario() {
   else
     FAIL=$((FAIL + 1)); RESULTS+=("FAIL $name (${dur}s): $why")
     printf '\033[31mFAIL\033[0m %-34s %4ss  %s\n' "$name" "$dur" "$why"
-    show "$SW/guest.serial.log" "guest serial console: scenario output, pppd debug logs"
-    show "$SW/guest.qemu.log" "qemu"
+    for g in "${GUESTS[@]}"; do
+      show "$SW/$g.serial.log" "$g serial console: scenario output, pppd debug logs"
+      show "$SW/$g.qemu.log" "$g qemu"
+    done
     show "$SW/host.log" "host hook"
     show "$SW/gateway.log" "gateway log (last 150 lines)" 150
   fi

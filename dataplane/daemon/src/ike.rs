@@ -131,6 +131,18 @@ pub async fn run(
                     }
                     info!(%peer, ?reason, l2tp_peers_closed = gone.len(), "IKE SA down");
                 }
+                Event::ChildSaMoved {
+                    from,
+                    to,
+                    inbound_spi,
+                    outbound_spi,
+                } => {
+                    io.adopt_child(from.0, to.0, inbound_spi, outbound_spi);
+                    debug!(
+                        spi_in = format_args!("{inbound_spi:#010x}"),
+                        "ESP SAs moved to the new IKE SA"
+                    );
+                }
                 Event::PeerMoved { id, peer, local } => {
                     if let (Some(local), Some(peer)) = (v4(local), v4(peer)) {
                         io.move_peer(id.0, local, peer);

@@ -51,8 +51,8 @@ pub struct IkeDatagram {
 
 /// The receiving half of an ESP SA.
 pub struct Inbound {
-    /// The IKE SA it belongs to.
-    pub ike: u64,
+    /// The IKE SA it belongs to (changes when a Phase 1 rekey adopts it).
+    pub ike: AtomicU64,
     pub udp_encap: bool,
     sa: Mutex<InboundSa>,
     /// Milliseconds (data-path clock) of the last authentic packet; 0 = none yet.
@@ -186,7 +186,7 @@ impl IpsecIo {
         table.insert(
             inbound.0,
             Arc::new(Inbound {
-                ike,
+                ike: AtomicU64::new(ike),
                 udp_encap,
                 sa: Mutex::new(rx),
                 last_rx_ms: AtomicU64::new(0),
@@ -226,13 +226,43 @@ impl IpsecIo {
         }
     }
 
+    /// An ESP SA pair now belongs to IKE SA `to` (a Phase 1 rekey): its inbound half, its
+    /// outbound half unless `to` already has a newer one, and the peer keys of `from`.
+    pub fn adopt_child(&self, from: u64, to: u64, inbound_spi: u32, outbound_spi: u32) {
+        if let Some(i) = self
+            .inbound
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&inbound_spi)
+        {
+            i.ike.store(to, Ordering::Relaxed);
+        }
+        let mut out = self.outbound.write().unwrap_or_else(|p| p.into_inner());
+        let current = out
+            .get(&from)
+            .is_some_and(|o| o.lock().unwrap_or_else(|p| p.into_inner()).spi == outbound_spi);
+        if current && let Some(o) = out.remove(&from) {
+            out.entry(to).or_insert(o);
+        }
+        drop(out);
+        for b in self
+            .peers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .values_mut()
+            .filter(|b| b.ike == from)
+        {
+            b.ike = to;
+        }
+    }
+
     /// Removes every SA of an IKE SA. Its peer keys move to another IKE SA that reaches the
     /// same client (a Phase 1 rekey); returns the keys no SA reaches any more.
     pub fn remove_ike(&self, ike: u64) -> Vec<SocketAddrV4> {
         self.inbound
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, i| i.ike != ike);
+            .retain(|_, i| i.ike.load(Ordering::Relaxed) != ike);
         self.outbound
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -317,7 +347,12 @@ impl IpsecIo {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .map(|i| (i.ike, i.last_rx_ms.load(Ordering::Relaxed)))
+            .map(|i| {
+                (
+                    i.ike.load(Ordering::Relaxed),
+                    i.last_rx_ms.load(Ordering::Relaxed),
+                )
+            })
             .collect()
     }
 
@@ -477,14 +512,15 @@ fn receive_esp<H: Hooks>(
         .unwrap_or_else(|p| p.into_inner())
         .get(&key)
         .copied();
+    let entry_ike = entry.ike.load(Ordering::Relaxed);
     match bound {
         // A new IKE SA of the same client (Phase 1 rekey) takes the key over; any other
         // IKE SA is refused (another client cannot inject into this one's tunnel).
-        Some(b) if b.ike != entry.ike => {
-            if !io.ike_reaches(entry.ike, key) {
+        Some(b) if b.ike != entry_ike => {
+            if !io.ike_reaches(entry_ike, key) {
                 return dp.metrics.dropped("l2tp_wrong_esp_sa");
             }
-            io.bind_peer_to(key, entry.ike, src_port);
+            io.bind_peer_to(key, entry_ike, src_port);
         }
         Some(_) => {}
         None => {
@@ -495,7 +531,7 @@ fn receive_esp<H: Hooks>(
             peers.insert(
                 key,
                 Binding {
-                    ike: entry.ike,
+                    ike: entry_ike,
                     inner_port: src_port,
                 },
             );

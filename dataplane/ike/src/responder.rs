@@ -38,6 +38,8 @@ use crate::sa::{
     esp_lifetime_attributes, protocol,
 };
 
+mod own_main;
+
 /// Identifies one IKE SA of a responder (derived from our cookie).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IkeSaId(pub u64);
@@ -111,6 +113,8 @@ pub enum DownReason {
     Closed,
     /// Main Mode did not complete in time.
     HalfOpenTimeout,
+    /// A newer IKE SA of the same client took over (its ESP SAs moved there).
+    Rekeyed,
 }
 
 /// What the data plane must act on.
@@ -152,6 +156,18 @@ pub enum Event {
         peer: SocketAddr,
         /// Why.
         reason: DownReason,
+    },
+    /// An ESP SA pair now belongs to another IKE SA of the same client (Phase 1 was
+    /// rekeyed: RFC 2409 ESP SAs outlive the ISAKMP SA they were negotiated under).
+    ChildSaMoved {
+        /// The IKE SA it belonged to.
+        from: IkeSaId,
+        /// The IKE SA it belongs to now.
+        to: IkeSaId,
+        /// Our inbound SPI.
+        inbound_spi: u32,
+        /// Our outbound SPI.
+        outbound_spi: u32,
     },
     /// The client's address or port changed (authenticated): move its ESP SAs.
     PeerMoved {
@@ -230,6 +246,10 @@ pub struct Stats {
     pub rekeys_started: u64,
     /// Of those, completed.
     pub rekeys_completed: u64,
+    /// Main Modes we started to replace an IKE SA before it expires.
+    pub ike_rekeys_started: u64,
+    /// Of those, completed.
+    pub ike_rekeys_completed: u64,
 }
 
 /// Largest number of queued datagrams/events before new ones are dropped.
@@ -259,6 +279,12 @@ const MAX_CLIENT_CERTS: usize = 6;
 enum Phase {
     AwaitKe,
     AwaitAuth,
+    /// Our own Main Mode (a Phase 1 rekey): message 1 sent.
+    SentSa,
+    /// Message 3 sent.
+    SentKe,
+    /// Message 5 sent.
+    SentAuth,
     Established,
 }
 
@@ -368,6 +394,14 @@ struct IkeSa {
     timer: Option<Instant>,
     /// Its key in `by_initiator` while Main Mode message 1 may still be retransmitted.
     first_message: Option<(SocketAddr, [u8; 8])>,
+    /// We initiated this Main Mode (our cookie is CKY-I and names the SA).
+    own: Option<own_main::OwnMain>,
+    /// Lifetime in effect once established.
+    lifetime: Duration,
+    /// When we start our own Main Mode to replace it, unless the client has by then.
+    rekey_at: Option<Instant>,
+    /// A newer IKE SA of the same client exists, or our Main Mode to make one is running.
+    superseded: bool,
 }
 
 /// The responder endpoint: every IKE SA of one gateway.
@@ -386,6 +420,84 @@ pub struct Responder {
     stats: Stats,
     /// Wall-clock seconds since the epoch, for certificate validity (set by the caller).
     unix_time: u64,
+}
+
+impl IkeSa {
+    /// A half-open SA: cookies (CKY-I, CKY-R), (peer, local), the Phase 1 transform and the
+    /// SA payload body that HASH_I/HASH_R cover; every other field starts empty.
+    fn new(
+        id: IkeSaId,
+        (cky_i, cky_r): ([u8; 8], [u8; 8]),
+        (peer, local): (SocketAddr, SocketAddr),
+        transform: IkeTransform,
+        sai_b: Vec<u8>,
+        now: Instant,
+        deadline: Instant,
+    ) -> IkeSa {
+        IkeSa {
+            id,
+            cky_i,
+            cky_r,
+            peer,
+            local,
+            phase: Phase::AwaitKe,
+            exchange: ExchangeType::IdentityProtection,
+            vendor: PeerVendor::default(),
+            transform,
+            sai_b,
+            idi_b: Vec::new(),
+            gxi: Vec::new(),
+            gxr: Vec::new(),
+            ni: Vec::new(),
+            keys: None,
+            iv: Vec::new(),
+            nat: NatState::default(),
+            local_behind_nat: false,
+            nat_t: None,
+            last_rx: [0; 20],
+            last_tx: Vec::new(),
+            retransmits: 0,
+            deadline,
+            identity: None,
+            peer_subject: None,
+            quick: Vec::new(),
+            own_quick: Vec::new(),
+            children: Vec::new(),
+            done_msgids: VecDeque::new(),
+            last_activity: now,
+            dpd_seq: 0,
+            dpd_outstanding: false,
+            next_keepalive: None,
+            timer: None,
+            first_message: None,
+            own: None,
+            lifetime: DEFAULT_LIFETIME,
+            rekey_at: None,
+            superseded: false,
+        }
+    }
+
+    /// Counted against the half-open limits: a client's Main Mode not yet complete (our
+    /// own Main Modes are not).
+    fn counts_half_open(&self) -> bool {
+        self.own.is_none() && self.phase != Phase::Established
+    }
+}
+
+/// Our ID payload body. With signatures it is our certificate's subject (ID_DER_ASN1_DN),
+/// which is what Windows and strongSwan match against the certificate they are sent; else
+/// our address.
+fn own_id(credentials: Option<&crate::cert::Credentials>, local: IpAddr) -> Vec<u8> {
+    match credentials {
+        Some(c) => Identification {
+            id_type: crate::identity::id_type::DER_ASN1_DN,
+            protocol: 0,
+            port: 0,
+            data: c.subject_dn_der().to_vec(),
+        },
+        None => Identification::address(local, 0, 0),
+    }
+    .emit()
 }
 
 fn digest(b: &[u8]) -> [u8; 20] {
@@ -523,13 +635,9 @@ impl Responder {
         if hdr.cky_r == [0; 8] {
             return self.first_message(now, local, remote, &hdr, body, msg);
         }
-        let id = IkeSaId(u64::from_be_bytes(hdr.cky_r));
-        let Some(sa) = self.sas.get(&id) else {
+        let Some((id, sa)) = self.lookup(&hdr) else {
             return self.discard(DropReason::UnknownSa);
         };
-        if sa.cky_i != hdr.cky_i {
-            return self.discard(DropReason::UnknownSa);
-        }
         let phase1 = sa.exchange;
         match (hdr.exchange, sa.phase) {
             (x, _) if x == phase1 && sa.last_rx == digest(msg) => {
@@ -553,6 +661,15 @@ impl Responder {
             (ExchangeType::Aggressive, Phase::AwaitAuth) if phase1 == ExchangeType::Aggressive => {
                 self.aggressive_auth(now, id, local, remote, &hdr, body, msg);
             }
+            (ExchangeType::IdentityProtection, Phase::SentSa) if !hdr.encrypted() => {
+                self.own_main_sa(now, id, &hdr, body, msg);
+            }
+            (ExchangeType::IdentityProtection, Phase::SentKe) if !hdr.encrypted() => {
+                self.own_main_ke(now, id, &hdr, body, msg);
+            }
+            (ExchangeType::IdentityProtection, Phase::SentAuth) if hdr.encrypted() => {
+                self.own_main_auth(now, id, local, remote, &hdr, body, msg);
+            }
             (ExchangeType::QuickMode, Phase::Established)
                 if hdr.encrypted() && hdr.message_id != 0 =>
             {
@@ -562,6 +679,33 @@ impl Responder {
                 self.informational(now, id, local, remote, &hdr, body);
             }
             _ => self.discard(DropReason::Unexpected),
+        }
+    }
+
+    /// The SA a message belongs to: ours as responder are named by CKY-R, our own Main
+    /// Modes (Phase 1 rekeys) by CKY-I (the client's cookie is not known before message 2).
+    fn lookup(&self, hdr: &Header) -> Option<(IkeSaId, &IkeSa)> {
+        let by_r = IkeSaId(u64::from_be_bytes(hdr.cky_r));
+        if let Some(sa) = self.sas.get(&by_r)
+            && sa.own.is_none()
+            && sa.cky_i == hdr.cky_i
+        {
+            return Some((by_r, sa));
+        }
+        let by_i = IkeSaId(u64::from_be_bytes(hdr.cky_i));
+        self.sas
+            .get(&by_i)
+            .filter(|sa| sa.own.is_some() && (sa.cky_r == hdr.cky_r || sa.phase == Phase::SentSa))
+            .map(|sa| (by_i, sa))
+    }
+
+    /// A random cookie naming no SA of ours.
+    fn fresh_cookie(&mut self) -> [u8; 8] {
+        loop {
+            let c: [u8; 8] = self.rng.next_u64().to_be_bytes();
+            if c != [0; 8] && !self.sas.contains_key(&IkeSaId(u64::from_be_bytes(c))) {
+                break c;
+            }
         }
     }
 
@@ -664,50 +808,23 @@ impl Responder {
             self.discard(DropReason::NoProposal);
             return self.notify_plain(local, remote, hdr.cky_i, [0; 8], code::NO_PROPOSAL_CHOSEN);
         };
-        let cky_r = loop {
-            let c: [u8; 8] = self.rng.next_u64().to_be_bytes();
-            if c != [0; 8] && !self.sas.contains_key(&IkeSaId(u64::from_be_bytes(c))) {
-                break c;
-            }
-        };
+        let cky_r = self.fresh_cookie();
         let id = IkeSaId(u64::from_be_bytes(cky_r));
-        let sa = IkeSa {
+        let mut sa = IkeSa::new(
             id,
-            cky_i: hdr.cky_i,
-            cky_r,
-            peer: remote,
-            local,
-            phase: Phase::AwaitKe,
-            exchange: hdr.exchange,
-            vendor,
-            transform: choice.transform,
-            sai_b: sa_p.body.to_vec(),
-            idi_b: Vec::new(),
-            gxi: Vec::new(),
-            gxr: Vec::new(),
-            ni: Vec::new(),
-            keys: None,
-            iv: Vec::new(),
-            nat: NatState::default(),
-            local_behind_nat: false,
-            nat_t: vendor.nat_t,
-            last_rx: digest(msg),
-            last_tx: Vec::new(),
-            retransmits: 0,
-            deadline: now + self.config.half_open_timeout,
-            identity: None,
-            peer_subject: None,
-            quick: Vec::new(),
-            own_quick: Vec::new(),
-            children: Vec::new(),
-            done_msgids: VecDeque::new(),
-            last_activity: now,
-            dpd_seq: self.rng.next_u32() >> 1,
-            dpd_outstanding: false,
-            next_keepalive: None,
-            timer: None,
-            first_message: Some((remote, hdr.cky_i)),
-        };
+            (hdr.cky_i, cky_r),
+            (remote, local),
+            choice.transform,
+            sa_p.body.to_vec(),
+            now,
+            now + self.config.half_open_timeout,
+        );
+        sa.dpd_seq = self.rng.next_u32() >> 1;
+        sa.exchange = hdr.exchange;
+        sa.vendor = vendor;
+        sa.nat_t = vendor.nat_t;
+        sa.last_rx = digest(msg);
+        sa.first_message = Some((remote, hdr.cky_i));
         self.sas.insert(id, sa);
         self.by_initiator.insert((remote, hdr.cky_i), id);
         *self.half_open_by_ip.entry(remote.ip()).or_default() += 1;
@@ -1130,18 +1247,7 @@ impl Responder {
         };
         sa.peer_subject = peer_cert.map(|p| p.subject_display());
         let Some(keys) = sa.keys.as_ref() else { return };
-        // With signatures our ID is our certificate's subject (ID_DER_ASN1_DN), which is
-        // what Windows and strongSwan match against the certificate they are sent.
-        let idir = match &credentials {
-            Some(c) => Identification {
-                id_type: crate::identity::id_type::DER_ASN1_DN,
-                protocol: 0,
-                port: 0,
-                data: c.subject_dn_der().to_vec(),
-            },
-            None => Identification::address(sa.local.ip(), 0, 0),
-        }
-        .emit();
+        let idir = own_id(credentials.as_deref(), sa.local.ip());
         let hash_r = auth_hash(
             keys.hash,
             &keys.skeyid,
@@ -1204,6 +1310,7 @@ impl Responder {
             return;
         };
         let shown = sa.peer_subject.clone().unwrap_or_else(|| ident.display());
+        let was_half_open = sa.counts_half_open();
         sa.phase = Phase::Established;
         if let Some(out) = &reply {
             sa.last_tx = out.clone();
@@ -1215,7 +1322,9 @@ impl Responder {
             .lifetime
             .seconds
             .map_or(DEFAULT_LIFETIME, Duration::from_secs);
-        sa.deadline = now + life.min(ike_lifetime);
+        sa.lifetime = life.min(ike_lifetime);
+        sa.deadline = now + sa.lifetime;
+        let (lifetime, main_mode) = (sa.lifetime, sa.exchange == ExchangeType::IdentityProtection);
         sa.next_keepalive = (sa.local_behind_nat && sa.nat.any()).then(|| now + keepalive);
         // The exchange is no longer half-open.
         let peer_ip = sa.peer.ip();
@@ -1223,7 +1332,15 @@ impl Responder {
         if let Some(k) = sa.first_message.take() {
             self.by_initiator.remove(&k);
         }
-        self.half_open_done(peer_ip);
+        if was_half_open {
+            self.half_open_done(peer_ip);
+        }
+        // Our own Main Mode replaces it shortly before it expires (one we start ourselves
+        // is Main Mode, so not for SAs a client made by Aggressive Mode).
+        let rekey_at = main_mode.then(|| self.rekey_time(now, lifetime));
+        if let Some(sa) = self.sas.get_mut(&id) {
+            sa.rekey_at = rekey_at;
+        }
         self.stats.ike_sas_established += 1;
         self.reschedule(id);
         if let Some(out) = reply {
@@ -1255,6 +1372,28 @@ impl Responder {
                 self.remove(s, DownReason::Replaced, false);
             }
         }
+        // Older SAs of the same client and identity are being replaced: they neither rekey
+        // nor probe any more, and their ESP SAs move here when they go.
+        for o in self.sas.values_mut() {
+            if o.id != id
+                && o.phase == Phase::Established
+                && o.peer == peer
+                && o.identity.as_ref() == Some(&ident)
+            {
+                o.superseded = true;
+            }
+        }
+        self.own_main_done(id);
+    }
+
+    /// When to rekey an SA with `lifetime` established at `now`: a margin before it expires,
+    /// less up to half the margin again of jitter (so SAs made together do not rekey
+    /// together).
+    fn rekey_time(&mut self, now: Instant, lifetime: Duration) -> Instant {
+        let margin = rekey_margin(lifetime);
+        let jitter_ms = u64::try_from(margin.as_millis() / 2).unwrap_or(0).max(1);
+        let jitter = Duration::from_millis(self.rng.next_u64() % jitter_ms);
+        now + lifetime.saturating_sub(margin + jitter)
     }
 
     /// RFC 2409 §5.1 with signatures: the client's certificate chains to one of our CAs and
@@ -1313,7 +1452,7 @@ impl Responder {
             return;
         }
         let old = sa.peer;
-        let was_half_open = sa.phase != Phase::Established;
+        let was_half_open = sa.counts_half_open();
         sa.peer = remote;
         sa.local = local;
         if let Some(n) = self.per_client.get_mut(&old) {
@@ -1674,10 +1813,7 @@ impl Responder {
         inbound: SecretBytes,
         outbound: SecretBytes,
     ) {
-        let margin = rekey_margin(child.lifetime);
-        let jitter_ms = u64::try_from(margin.as_millis() / 2).unwrap_or(0).max(1);
-        let jitter = Duration::from_millis(self.rng.next_u64() % jitter_ms);
-        child.rekey_at = now + child.lifetime.saturating_sub(margin + jitter);
+        child.rekey_at = self.rekey_time(now, child.lifetime);
         let Some(sa) = self.sas.get_mut(&id) else {
             return;
         };
@@ -2026,12 +2162,11 @@ impl Responder {
                         let Ok(spi) = <[u8; 4]>::try_from(spi.as_slice()) else {
                             continue;
                         };
-                        self.remove_child(
-                            id,
-                            u32::from_be_bytes(spi),
-                            DownReason::DeletedByPeer,
-                            false,
-                        );
+                        let spi = u32::from_be_bytes(spi);
+                        // After a Phase 1 rekey the client may delete a pair under the
+                        // other of its IKE SAs.
+                        let owner = self.child_owner(id, spi);
+                        self.remove_child(owner, spi, DownReason::DeletedByPeer, false);
                     }
                 }
                 _ => {}
@@ -2066,6 +2201,75 @@ impl Responder {
         self.send(local, peer, &out);
     }
 
+    /// The IKE SA holding the ESP SA pair with SPI `spi`: `id`, or another of the same
+    /// client.
+    fn child_owner(&self, id: IkeSaId, spi: u32) -> IkeSaId {
+        let holds = |sa: &IkeSa| {
+            sa.children
+                .iter()
+                .any(|c| c.outbound_spi == spi || c.inbound_spi == spi)
+        };
+        let Some(sa) = self.sas.get(&id) else {
+            return id;
+        };
+        if holds(sa) {
+            return id;
+        }
+        self.sas
+            .values()
+            .find(|o| o.peer == sa.peer && o.identity == sa.identity && holds(o))
+            .map_or(id, |o| o.id)
+    }
+
+    /// The established SA of the same client and identity that lives longest, other than
+    /// `id`: where `id`'s ESP SAs go when it does.
+    fn successor(&self, id: IkeSaId) -> Option<IkeSaId> {
+        let sa = self.sas.get(&id)?;
+        let ident = sa.identity.as_ref()?;
+        self.sas
+            .values()
+            .filter(|o| {
+                o.id != id
+                    && o.phase == Phase::Established
+                    && o.peer == sa.peer
+                    && o.identity.as_ref() == Some(ident)
+            })
+            .max_by_key(|o| o.deadline)
+            .map(|o| o.id)
+    }
+
+    /// Moves every ESP SA pair of `from` to `to`; a rekey `from` had running for one is
+    /// dropped (the pair may be rekeyed again under `to`).
+    fn adopt_children(&mut self, from: IkeSaId, to: IkeSaId) {
+        let Some(old) = self.sas.get_mut(&from) else {
+            return;
+        };
+        let mut moved = std::mem::take(&mut old.children);
+        for c in &mut moved {
+            if old.own_quick.iter().any(|q| q.replaces == c.inbound_spi) {
+                c.rekeying = false;
+            }
+        }
+        old.own_quick.clear();
+        let spis: Vec<(u32, u32)> = moved
+            .iter()
+            .map(|c| (c.inbound_spi, c.outbound_spi))
+            .collect();
+        let Some(new) = self.sas.get_mut(&to) else {
+            return;
+        };
+        new.children.extend(moved);
+        for (inbound_spi, outbound_spi) in spis {
+            self.event(Event::ChildSaMoved {
+                from,
+                to,
+                inbound_spi,
+                outbound_spi,
+            });
+        }
+        self.reschedule(to);
+    }
+
     /// Deletes one ESP SA pair by either SPI; with `tell_peer`, sends DELETE for our inbound SPI.
     fn remove_child(&mut self, id: IkeSaId, spi: u32, reason: DownReason, tell_peer: bool) {
         let Some(sa) = self.sas.get_mut(&id) else {
@@ -2096,8 +2300,20 @@ impl Responder {
         });
     }
 
-    /// Removes an IKE SA and its ESP SAs; with `tell_peer`, sends DELETEs first.
+    /// Removes an IKE SA and its ESP SAs; with `tell_peer`, sends DELETEs first. When it
+    /// expires, is deleted by the client or was rekeyed, and a newer SA of the same client
+    /// exists, its ESP SAs move there instead (ESP SAs do not depend on the ISAKMP SA that
+    /// negotiated them; strongSwan and Windows keep theirs across a Phase 1 rekey).
     fn remove(&mut self, id: IkeSaId, reason: DownReason, tell_peer: bool) {
+        let heir = match reason {
+            DownReason::Expired | DownReason::DeletedByPeer | DownReason::Rekeyed => {
+                self.successor(id)
+            }
+            _ => None,
+        };
+        if let Some(heir) = heir {
+            self.adopt_children(id, heir);
+        }
         let spis: Vec<u32> = self
             .sas
             .get(&id)
@@ -2118,13 +2334,25 @@ impl Responder {
         let Some(sa) = self.sas.remove(&id) else {
             return;
         };
+        // Our Main Mode to replace it has nothing left to replace.
+        let orphans: Vec<IkeSaId> = self
+            .sas
+            .values()
+            .filter(|o| {
+                o.phase != Phase::Established && o.own.as_ref().is_some_and(|m| m.replaces == id)
+            })
+            .map(|o| o.id)
+            .collect();
+        for o in orphans {
+            self.remove(o, DownReason::Closed, false);
+        }
         if let Some(t) = sa.timer {
             self.timers.remove(&(t, id));
         }
         if let Some(k) = sa.first_message {
             self.by_initiator.remove(&k);
         }
-        if sa.phase != Phase::Established {
+        if sa.counts_half_open() {
             self.half_open_done(sa.peer.ip());
         }
         if let Some(n) = self.per_client.get_mut(&sa.peer) {
@@ -2177,6 +2405,16 @@ impl Responder {
             }
         }
         if sa.phase == Phase::Established
+            && !sa.superseded
+            && let Some(r) = sa.rekey_at
+        {
+            t = t.min(r);
+        }
+        if let Some(o) = sa.own.as_ref().filter(|_| sa.phase != Phase::Established) {
+            t = t.min(o.next_retransmit);
+        }
+        if sa.phase == Phase::Established
+            && !sa.superseded
             && sa.vendor.dpd
             && let Some(delay) = self.config.dpd_delay
         {
@@ -2229,6 +2467,20 @@ impl Responder {
     }
 
     fn sa_timeout(&mut self, now: Instant, id: IkeSaId) {
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        if sa.own.is_some() && sa.phase != Phase::Established {
+            return self.own_main_timeout(now, id);
+        }
+        if sa.phase == Phase::Established
+            && !sa.superseded
+            && sa.deadline > now
+            && sa.rekey_at.is_some_and(|t| t <= now)
+        {
+            sa.rekey_at = None;
+            self.rekey_ike(now, id);
+        }
         let Some(sa) = self.sas.get_mut(&id) else {
             return;
         };
@@ -2330,6 +2582,7 @@ impl Responder {
             return;
         };
         if sa.phase == Phase::Established
+            && !sa.superseded
             && sa.vendor.dpd
             && let Some(delay) = dpd_delay
         {

@@ -118,6 +118,10 @@ struct Net {
     drop_next_reply: Vec<bool>,
     /// Stop delivering anything.
     cut: bool,
+    /// A responder on client 0's side, for the exchanges the gateway starts as initiator
+    /// (its Phase 1 rekeys; strongSwan answers those), with its events.
+    peer_resp: Option<Responder>,
+    peer_events: Vec<Event>,
 }
 
 impl Net {
@@ -132,6 +136,8 @@ impl Net {
             client_events: (0..n).map(|_| Vec::new()).collect(),
             drop_next_reply: vec![false; n],
             cut: false,
+            peer_resp: None,
+            peer_events: Vec::new(),
         }
     }
 
@@ -172,6 +178,27 @@ impl Net {
                         continue;
                     }
                     self.clients[i].handle_input(self.now, &t.payload);
+                    if i == 0
+                        && let Some(p) = self.peer_resp.as_mut()
+                    {
+                        p.handle_input(self.now, dst, t.local, &t.payload);
+                    }
+                }
+            }
+            if let Some(p) = self.peer_resp.as_mut() {
+                while let Some(t) = p.poll_transmit() {
+                    moved = true;
+                    if self.cut {
+                        continue;
+                    }
+                    let src = match &mut self.nat {
+                        Some(n) => n.out(t.local),
+                        None => t.local,
+                    };
+                    self.resp.handle_input(self.now, t.remote, src, &t.payload);
+                }
+                while let Some(e) = p.poll_event() {
+                    self.peer_events.push(e);
                 }
             }
             while let Some(e) = self.resp.poll_event() {
@@ -187,15 +214,21 @@ impl Net {
     fn advance(&mut self, d: Duration) {
         let end = self.now + d;
         loop {
-            let next = [self.resp.poll_timeout()]
-                .into_iter()
-                .chain(self.clients.iter().map(|c| c.poll_timeout()))
-                .flatten()
-                .filter(|t| *t <= end)
-                .min();
+            let next = [
+                self.resp.poll_timeout(),
+                self.peer_resp.as_ref().and_then(Responder::poll_timeout),
+            ]
+            .into_iter()
+            .chain(self.clients.iter().map(|c| c.poll_timeout()))
+            .flatten()
+            .filter(|t| *t <= end)
+            .min();
             let Some(t) = next else { break };
             self.now = self.now.max(t);
             self.resp.handle_timeout(self.now);
+            if let Some(p) = self.peer_resp.as_mut() {
+                p.handle_timeout(self.now);
+            }
             for c in &mut self.clients {
                 c.handle_timeout(self.now);
             }
@@ -827,6 +860,147 @@ fn a_lost_rekey_message_is_resent_and_a_soft_limit_rekeys_at_once() {
     assert_eq!(net.resp.stats().rekeys_started, 1);
 }
 
+/// The IKE SAs that came up, in order.
+fn ike_sas_up(events: &[Event]) -> Vec<sluice_ike::responder::IkeSaId> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::IkeSaUp { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn responder_rekeys_phase_1_and_the_esp_sas_move_to_the_new_sa() {
+    for nat in [None, Some(Nat::new("203.0.113.7"))] {
+        let behind_nat = nat.is_some();
+        let c = client(
+            "10.0.0.2",
+            11,
+            b"correct horse",
+            vec![ike(
+                Cipher::AesCbc(AesKeyLen::Aes128),
+                HashAlg::Sha1,
+                Group::Modp2048,
+            )],
+            vec![esp_proposal(
+                EspCipher::AesCbc(AesKeyLen::Aes128),
+                Some(EspAuth::HmacSha1),
+                None,
+            )],
+        );
+        let cfg = Config {
+            ike_lifetime: Duration::from_secs(300),
+            dpd_delay: Some(Duration::from_secs(30)),
+            ..responder_config()
+        };
+        let mut net = Net::new(cfg, vec![c], nat);
+        net.peer_resp = Some(Responder::new(responder_config(), [7; 32]));
+        net.clients[0].start(net.now);
+        net.pump();
+        let (in_spi, out_spi) = newest_pair_agrees(&net);
+        let first = ike_sas_up(&net.events);
+        assert_eq!(first.len(), 1);
+        // Margin 10 s plus up to 5 s jitter: our Main Mode starts between 285 s and 290 s.
+        net.advance(Duration::from_secs(284));
+        assert_eq!(net.resp.stats().ike_rekeys_started, 0);
+        net.advance(Duration::from_secs(7));
+        let stats = net.resp.stats().clone();
+        assert_eq!(
+            (stats.ike_rekeys_started, stats.ike_rekeys_completed),
+            (1, 1),
+            "nat={behind_nat} {stats:?}"
+        );
+        let ups = ike_sas_up(&net.events);
+        assert_eq!(ups.len(), 2);
+        let (old, new) = (ups[0], ups[1]);
+        // The client's side authenticated us as the gateway's address.
+        assert!(net.peer_events.iter().any(|e| matches!(
+            e,
+            Event::IkeSaUp { identity, .. } if identity.contains(GW)
+        )));
+        // The pair moved, the old ISAKMP SA went, and no ESP SA went down.
+        assert!(net.events.iter().any(|e| matches!(
+            e,
+            Event::ChildSaMoved { from, to, inbound_spi, outbound_spi }
+                if (*from, *to, *inbound_spi, *outbound_spi) == (old, new, in_spi, out_spi)
+        )));
+        assert!(net.events.iter().any(|e| matches!(
+            e,
+            Event::IkeSaDown { id, reason: DownReason::Rekeyed, .. } if *id == old
+        )));
+        assert!(
+            !net.events
+                .iter()
+                .any(|e| matches!(e, Event::ChildSaDown { .. }))
+        );
+        assert_eq!(net.resp.ike_sa_count(), 1);
+        assert_eq!(net.resp.half_open_count(), 0);
+        // DPD runs under the new SA (the client's side answers it), and the new SA is
+        // replaced in turn before it expires, its pair moving again.
+        net.advance(Duration::from_secs(300));
+        assert_eq!(net.resp.stats().ike_rekeys_completed, 2);
+        assert!(!net.events.iter().any(|e| matches!(
+            e,
+            Event::IkeSaDown {
+                reason: DownReason::DeadPeer,
+                ..
+            }
+        )));
+        let third = *ike_sas_up(&net.events).last().unwrap();
+        assert!(net.events.iter().any(|e| matches!(
+            e,
+            Event::ChildSaMoved { from, to, inbound_spi, .. }
+                if (*from, *to, *inbound_spi) == (new, third, in_spi)
+        )));
+        assert_eq!(net.resp.ike_sa_count(), 1);
+    }
+}
+
+#[test]
+fn a_phase_1_rekey_nobody_answers_is_retried_and_the_sa_expires() {
+    let c = client(
+        "192.0.2.10",
+        12,
+        b"correct horse",
+        vec![ike(
+            Cipher::AesCbc(AesKeyLen::Aes128),
+            HashAlg::Sha1,
+            Group::Modp2048,
+        )],
+        vec![esp_proposal(
+            EspCipher::AesCbc(AesKeyLen::Aes128),
+            Some(EspAuth::HmacSha1),
+            None,
+        )],
+    );
+    let cfg = Config {
+        ike_lifetime: Duration::from_secs(300),
+        ..responder_config()
+    };
+    // The in-repo client does not answer a Main Mode it did not start.
+    let mut net = Net::new(cfg, vec![c], None);
+    net.clients[0].start(net.now);
+    net.pump();
+    net.advance(Duration::from_secs(299));
+    let stats = net.resp.stats().clone();
+    assert!(stats.ike_rekeys_started >= 1, "{stats:?}");
+    assert_eq!(stats.ike_rekeys_completed, 0);
+    assert_eq!(net.resp.half_open_count(), 0);
+    // Our own attempts never count as IKE SAs that came up, and the SA expires with its pair.
+    net.advance(Duration::from_secs(2));
+    assert_eq!(ike_sas_up(&net.events).len(), 1);
+    assert!(net.events.iter().any(|e| matches!(
+        e,
+        Event::ChildSaDown {
+            reason: DownReason::Expired,
+            ..
+        }
+    )));
+    assert_eq!(net.resp.ike_sa_count(), 0);
+}
+
 mod certificates {
     use super::*;
     use sluice_ike::cert::{Credentials, TrustStore};
@@ -939,6 +1113,56 @@ mod certificates {
             assert_eq!(&rc[0].outbound.keymat[..], in_key);
             assert_eq!(udp, behind_nat);
         }
+    }
+
+    #[test]
+    fn responder_rekeys_phase_1_with_signatures() {
+        let c = cert_client(pem!("alice.pem"), pem!("alice.key"), 13);
+        let mut net = Net::new(Config::default(), vec![c], None);
+        net.resp = cert_responder(NOW);
+        net.resp.set_config(Config {
+            ike_lifetime: Duration::from_secs(300),
+            ..net.resp.config().clone()
+        });
+        // Alice's side answers our Main Mode with her certificate and checks ours.
+        let mut chain = pem!("alice.pem").to_vec();
+        chain.extend_from_slice(pem!("int.pem"));
+        let mut alice = Responder::new(
+            Config {
+                psk: None,
+                certificate: Some(Arc::new(
+                    Credentials::from_pem(&chain, pem!("alice.key")).unwrap(),
+                )),
+                client_ca: Some(ca()),
+                ..Config::default()
+            },
+            [9; 32],
+        );
+        alice.set_unix_time(NOW);
+        net.peer_resp = Some(alice);
+        net.clients[0].start(net.now);
+        net.pump();
+        let (in_spi, _) = newest_pair_agrees(&net);
+        net.advance(Duration::from_secs(291));
+        assert_eq!(net.resp.stats().ike_rekeys_completed, 1);
+        let up = net
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::IkeSaUp { id, identity, .. } => Some((*id, identity.clone())),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(up.len(), 2);
+        assert!(up[1].1.contains("CN=alice"), "{up:?}");
+        assert!(net.events.iter().any(|e| matches!(
+            e,
+            Event::ChildSaMoved { to, inbound_spi, .. } if *to == up[1].0 && *inbound_spi == in_spi
+        )));
+        assert!(net.peer_events.iter().any(|e| matches!(
+            e,
+            Event::IkeSaUp { identity, .. } if identity.contains("vpn.example.test")
+        )));
     }
 
     fn refused(client_ca: &[u8], unix_time: u64) -> String {

@@ -1,7 +1,14 @@
 # Guest-side helpers for scenario scripts (shipped in every scenario archive as
 # /scenario/lib.sh). Scenario scripts run under bash as root in the lab guest.
 
-SERVER=$(ip -4 route show default | awk '{print $3; exit}')   # the gateway (10.99.0.1)
+# cmdline_arg NAME: a sluice.* parameter from the kernel command line (set by guest_boot).
+cmdline_arg() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p" | tail -n 1; }
+GUEST_NAME=$(cmdline_arg sluice.name); GUEST_NAME=${GUEST_NAME:-guest}   # guest, or guest1, guest2 ...
+GUEST_INDEX=$(cmdline_arg sluice.index); GUEST_INDEX=${GUEST_INDEX:-1}   # 1, 2 ... (address 10.9x.0.(10+N))
+# The gateway (10.99.0.1): named on the command line; the default route's next hop is the
+# gateway itself, except behind the lab's NAT (lab-nat), where it is the NAT router.
+SERVER=$(cmdline_arg sluice.server)
+[ -n "$SERVER" ] || SERVER=$(ip -4 route show default | awk '{print $3; exit}')
 LAN_HOST=192.168.77.2                                         # a host behind the gateway
 TUNNEL_GW=10.200.0.1                                          # the gateway's tunnel address
 PASSED=0

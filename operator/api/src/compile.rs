@@ -508,7 +508,7 @@ fn ipsec_settings(
         errs,
         &format!("{P}.ikeLifetime"),
         &ipsec.ike_lifetime,
-        5 * 60,
+        60,
         24 * 3600,
     );
     let esp_lifetime = seconds_between(

@@ -260,14 +260,14 @@ pub struct IpsecSpec {
             .message("spec.l2tp.ipsec.espProposals must be proposals such as aes256gcm16 or aes128-sha1")
     )]
     pub esp_proposals: Vec<String>,
-    /// Longest ISAKMP SA lifetime agreed to, as a Go duration (5m to 24h).
+    /// Longest ISAKMP SA lifetime agreed to, as a Go duration (1m to 24h).
     #[serde(default = "default_ike_lifetime")]
     #[schemars(length(max = 32))]
     #[x_kube(
         validation = Rule::new(
-            "self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('5m') && duration(self) <= duration('24h')"
+            "self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1m') && duration(self) <= duration('24h')"
         )
-        .message("spec.l2tp.ipsec.ikeLifetime must be a duration from 5m to 24h, such as 8h")
+        .message("spec.l2tp.ipsec.ikeLifetime must be a duration from 1m to 24h, such as 8h")
     )]
     pub ike_lifetime: String,
     /// Longest ESP SA lifetime agreed to, as a Go duration (1m to 8h).

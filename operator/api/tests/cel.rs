@@ -187,16 +187,16 @@ fn ipsec_settings_pass() {
 fn ipsec_rules_name_the_field() {
     let cases = [
         (
-            ipsec(json!({"ikeLifetime": "4m59s"})),
-            "spec.l2tp.ipsec.ikeLifetime must be a duration from 5m to 24h",
+            ipsec(json!({"ikeLifetime": "59s"})),
+            "spec.l2tp.ipsec.ikeLifetime must be a duration from 1m to 24h",
         ),
         (
             ipsec(json!({"ikeLifetime": "25h"})),
-            "spec.l2tp.ipsec.ikeLifetime must be a duration from 5m to 24h",
+            "spec.l2tp.ipsec.ikeLifetime must be a duration from 1m to 24h",
         ),
         (
             ipsec(json!({"ikeLifetime": "8"})),
-            "spec.l2tp.ipsec.ikeLifetime must be a duration from 5m to 24h",
+            "spec.l2tp.ipsec.ikeLifetime must be a duration from 1m to 24h",
         ),
         (
             ipsec(json!({"espLifetime": "30s"})),

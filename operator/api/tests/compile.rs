@@ -812,8 +812,8 @@ fn ipsec_field_errors() {
             "spec.l2tp.ipsec.espProposals[0] lists sha1 twice",
         ),
         (
-            Box::new(|s| s.l2tp.ipsec.ike_lifetime = "4m".into()),
-            "spec.l2tp.ipsec.ikeLifetime \"4m\" is shorter than 5m",
+            Box::new(|s| s.l2tp.ipsec.ike_lifetime = "59s".into()),
+            "spec.l2tp.ipsec.ikeLifetime \"59s\" is shorter than 1m",
         ),
         (
             Box::new(|s| s.l2tp.ipsec.ike_lifetime = "24h1s".into()),
@@ -905,7 +905,7 @@ fn ipsec_field_errors() {
     let ipsec = &mut m.gateways[0].spec.l2tp.ipsec;
     ipsec.ike_proposals = vec!["x".into()];
     ipsec.esp_proposals = vec!["y".into()];
-    ipsec.ike_lifetime = "1m".into();
+    ipsec.ike_lifetime = "30s".into();
     ipsec.natt_port = 500;
     assert_eq!(compile_errors(&m).len(), 4);
 }
