@@ -22,6 +22,7 @@ SLUICE_BIN=${SLUICE_BIN:-$REPO_DIR/target/release/sluice-dataplane}
 QEMU=${QEMU:-qemu-system-x86_64}
 GUEST_MEM=${GUEST_MEM:-512}
 GUEST_CPUS=${GUEST_CPUS:-1}
+QEMU_CPU=${QEMU_CPU:-}       # e.g. "max": TCG then emulates AES-NI and friends (benchmarks)
 LAB_TAG="slq$$"
 LAB_WORK=${LAB_WORK:-$(mktemp -d /tmp/sluice-qemu.XXXXXX)}
 EP=127.0.0.1:9810            # the gateway's HTTP endpoint, inside the gw namespace
@@ -129,7 +130,7 @@ guest_boot() {
   ip -n "$ns" tuntap add dev "$tap" mode tap
   ip -n "$ns" link set "$tap" master br0
   ip -n "$ns" link set "$tap" up
-  ip netns exec "$ns" timeout -k 5 "$((timeout + 90))" "$QEMU" -accel tcg -nodefaults -no-user-config \
+  ip netns exec "$ns" timeout -k 5 "$((timeout + 90))" "$QEMU" -accel tcg ${QEMU_CPU:+-cpu "$QEMU_CPU"} -nodefaults -no-user-config \
     -machine pc -m "$GUEST_MEM" -smp "$GUEST_CPUS" -display none -monitor none -no-reboot -snapshot \
     -kernel "$IMAGE/vmlinuz" -initrd "$IMAGE/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet loglevel=3 panic=-1 init=/sbin/sluice-init sluice.name=$name sluice.index=$idx sluice.ip=$GUEST_NET.$((10 + idx))/24 sluice.gw=$GUEST_ROUTER sluice.server=$GW_ADDR sluice.timeout=$timeout" \
