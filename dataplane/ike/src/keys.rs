@@ -250,12 +250,7 @@ mod tests {
             assert_eq!(*k.skeyid_e, hex(SS_SKEYID_E));
             assert_eq!(*k.enc_key, hex(SS_KA));
             assert_eq!(
-                phase1_iv(
-                    HashAlg::Sha1,
-                    Cipher::AesCbc(AesKeyLen::Aes128),
-                    &gxi,
-                    &gxr
-                ),
+                phase1_iv(HashAlg::Sha1, Cipher::AesCbc(AesKeyLen::Aes128), &gxi, &gxr),
                 hex(SS_IV1)
             );
             // HASH_I = prf(SKEYID, g^xi | g^xr | CKY-I | CKY-R | SAi_b | IDii_b); strongSwan

@@ -500,6 +500,45 @@ fn own_id(credentials: Option<&crate::cert::Credentials>, local: IpAddr) -> Vec<
     .emit()
 }
 
+/// Our ID and its proof (RFC 2409 §5.1, §5.4): ID, then HASH, or with signatures our
+/// certificate chain and SIG over `hash`. `None` when signing fails.
+fn id_and_proof(
+    rng: &mut ChaCha20Rng,
+    credentials: Option<&crate::cert::Credentials>,
+    id_b: &[u8],
+    hash: &[u8],
+) -> Option<ChainBuilder> {
+    let mut c = ChainBuilder::new();
+    c.push(kind::ID, id_b);
+    match credentials {
+        Some(cert) => {
+            for der in cert.chain_der() {
+                c.push(kind::CERT, &[&[CERT_X509_SIGNATURE][..], der].concat());
+            }
+            let sig = cert.sign_hash(rng, hash).ok()?;
+            c.push(kind::SIG, &sig);
+        }
+        None => {
+            c.push(kind::HASH, hash);
+        }
+    }
+    Some(c)
+}
+
+/// The X.509 certificates (encoding 4) of a message's CERT payloads, at most
+/// `MAX_CLIENT_CERTS`; leaf first by convention, but any order works.
+fn x509_certs(chain: &[RawPayload<'_>]) -> Vec<Vec<u8>> {
+    chain
+        .all_kind(kind::CERT)
+        .iter()
+        .filter_map(|c| match c.body.split_first() {
+            Some((&CERT_X509_SIGNATURE, der)) => Some(der.to_vec()),
+            _ => None,
+        })
+        .take(MAX_CLIENT_CERTS)
+        .collect()
+}
+
 fn digest(b: &[u8]) -> [u8; 20] {
     Sha1::digest(b).into()
 }
@@ -1177,16 +1216,7 @@ impl Responder {
                 .all_kind(kind::N)
                 .iter()
                 .any(|n| Notify::parse(n.body).is_ok_and(|n| n.code == code::INITIAL_CONTACT));
-            // X.509 certificates (encoding 4), leaf first by convention but any order works.
-            let certs: Vec<Vec<u8>> = chain
-                .all_kind(kind::CERT)
-                .iter()
-                .filter_map(|c| match c.body.split_first() {
-                    Some((&CERT_X509_SIGNATURE, der)) => Some(der.to_vec()),
-                    _ => None,
-                })
-                .take(MAX_CLIENT_CERTS)
-                .collect();
+            let certs = x509_certs(&chain);
             Some((
                 id_p.body.to_vec(),
                 proof.body.to_vec(),
@@ -1260,22 +1290,10 @@ impl Responder {
                 id_b: &idir,
             },
         );
-        let mut reply = ChainBuilder::new();
-        reply.push(kind::ID, &idir);
-        match &credentials {
-            Some(c) => {
-                for der in c.chain_der() {
-                    reply.push(kind::CERT, &[&[CERT_X509_SIGNATURE][..], der].concat());
-                }
-                let Ok(sig) = c.sign_hash(&mut self.rng, &hash_r) else {
-                    return;
-                };
-                reply.push(kind::SIG, &sig);
-            }
-            None => {
-                reply.push(kind::HASH, &hash_r);
-            }
-        }
+        let Some(reply) = id_and_proof(&mut self.rng, credentials.as_deref(), &idir, &hash_r)
+        else {
+            return;
+        };
         let last = m.last_block.clone().unwrap_or_default();
         let Ok((out, last_out)) = seal_encrypted(
             header(sa.cky_i, sa.cky_r, ExchangeType::IdentityProtection, 0),

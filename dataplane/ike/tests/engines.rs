@@ -860,6 +860,25 @@ fn a_lost_rekey_message_is_resent_and_a_soft_limit_rekeys_at_once() {
     assert_eq!(net.resp.stats().rekeys_started, 1);
 }
 
+/// A client proposing aes128-sha1-modp2048 and ESP aes128-sha1 with the right PSK.
+fn aes_sha1_client(ip: &str, seed: u8) -> Initiator {
+    client(
+        ip,
+        seed,
+        b"correct horse",
+        vec![ike(
+            Cipher::AesCbc(AesKeyLen::Aes128),
+            HashAlg::Sha1,
+            Group::Modp2048,
+        )],
+        vec![esp_proposal(
+            EspCipher::AesCbc(AesKeyLen::Aes128),
+            Some(EspAuth::HmacSha1),
+            None,
+        )],
+    )
+}
+
 /// The IKE SAs that came up, in order.
 fn ike_sas_up(events: &[Event]) -> Vec<sluice_ike::responder::IkeSaId> {
     events
@@ -875,21 +894,7 @@ fn ike_sas_up(events: &[Event]) -> Vec<sluice_ike::responder::IkeSaId> {
 fn responder_rekeys_phase_1_and_the_esp_sas_move_to_the_new_sa() {
     for nat in [None, Some(Nat::new("203.0.113.7"))] {
         let behind_nat = nat.is_some();
-        let c = client(
-            "10.0.0.2",
-            11,
-            b"correct horse",
-            vec![ike(
-                Cipher::AesCbc(AesKeyLen::Aes128),
-                HashAlg::Sha1,
-                Group::Modp2048,
-            )],
-            vec![esp_proposal(
-                EspCipher::AesCbc(AesKeyLen::Aes128),
-                Some(EspAuth::HmacSha1),
-                None,
-            )],
-        );
+        let c = aes_sha1_client("10.0.0.2", 11);
         let cfg = Config {
             ike_lifetime: Duration::from_secs(300),
             dpd_delay: Some(Duration::from_secs(30)),
@@ -960,21 +965,7 @@ fn responder_rekeys_phase_1_and_the_esp_sas_move_to_the_new_sa() {
 
 #[test]
 fn a_phase_1_rekey_nobody_answers_is_retried_and_the_sa_expires() {
-    let c = client(
-        "192.0.2.10",
-        12,
-        b"correct horse",
-        vec![ike(
-            Cipher::AesCbc(AesKeyLen::Aes128),
-            HashAlg::Sha1,
-            Group::Modp2048,
-        )],
-        vec![esp_proposal(
-            EspCipher::AesCbc(AesKeyLen::Aes128),
-            Some(EspAuth::HmacSha1),
-            None,
-        )],
-    );
+    let c = aes_sha1_client("192.0.2.10", 12);
     let cfg = Config {
         ike_lifetime: Duration::from_secs(300),
         ..responder_config()

@@ -17,8 +17,8 @@ use subtle::ConstantTimeEq;
 
 use super::{
     CERT_X509_SIGNATURE, DownReason, DropReason, Event, IkeSa, IkeSaId, MAX_CERT_REQUESTS,
-    MAX_CLIENT_CERTS, NONCE_LEN, OWN_QUICK_RETRANSMIT, Phase, Responder, digest, nat_seen,
-    shown_nat,
+    NONCE_LEN, OWN_QUICK_RETRANSMIT, Phase, Responder, digest, id_and_proof, nat_seen, shown_nat,
+    x509_certs,
 };
 use crate::dh::KeyPair;
 use crate::header::{ExchangeType, Header};
@@ -343,22 +343,9 @@ impl Responder {
                 id_b: &idii,
             },
         );
-        let mut c = ChainBuilder::new();
-        c.push(kind::ID, &idii);
-        match &credentials {
-            Some(cert) => {
-                for der in cert.chain_der() {
-                    c.push(kind::CERT, &[&[CERT_X509_SIGNATURE][..], der].concat());
-                }
-                let Ok(sig) = cert.sign_hash(&mut self.rng, &hash_i) else {
-                    return self.own_main_failed(now, id);
-                };
-                c.push(kind::SIG, &sig);
-            }
-            None => {
-                c.push(kind::HASH, &hash_i);
-            }
-        }
+        let Some(c) = id_and_proof(&mut self.rng, credentials.as_deref(), &idii, &hash_i) else {
+            return self.own_main_failed(now, id);
+        };
         let iv = phase1_iv(keys.hash, keys.cipher, &sa.gxi, ke.body);
         let Ok((out, last)) = seal_encrypted(
             header(sa.cky_i, sa.cky_r, ExchangeType::IdentityProtection, 0),
@@ -420,16 +407,7 @@ impl Responder {
         let parsed = m.payloads().ok().and_then(|chain| {
             let id_p = chain.find_kind(kind::ID)?;
             let proof = chain.find_kind(if signatures { kind::SIG } else { kind::HASH })?;
-            let certs: Vec<Vec<u8>> = chain
-                .all_kind(kind::CERT)
-                .iter()
-                .filter_map(|c| match c.body.split_first() {
-                    Some((&CERT_X509_SIGNATURE, der)) => Some(der.to_vec()),
-                    _ => None,
-                })
-                .take(MAX_CLIENT_CERTS)
-                .collect();
-            Some((id_p.body.to_vec(), proof.body.to_vec(), certs))
+            Some((id_p.body.to_vec(), proof.body.to_vec(), x509_certs(&chain)))
         });
         let verdict = match parsed {
             None => Err("message 6 did not decrypt (pre-shared key mismatch?)".to_owned()),
