@@ -41,6 +41,9 @@ SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/l2tp.sh
 step "network-namespace end-to-end tests (L2TP/IPsec, two clients behind one NAT)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/ipsec.sh
 
+step "drain end-to-end (refuse new sessions, keep existing ones, exit when empty, netns)"
+SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/drain.sh
+
 step "agent mode end-to-end (operator control channel + data-plane agent, netns)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" OPERATOR_BIN="$PWD/target/release/sluice-operator" \
   e2e/netns/agent.sh

@@ -136,6 +136,12 @@ pub async fn serve(
                     let cfg = gw.config();
                     let limit =
                         cfg.max_sessions > 0 && gw.dp.links.len() >= cfg.max_sessions as usize;
+                    if gw.draining() {
+                        gw.dp.metrics.setup(Protocol::Pptp, SetupResult::Draining);
+                        info!(%peer, "call refused: gateway draining");
+                        pac.reject_call(now, peer_call_id, OcrpResult::Busy, None);
+                        continue;
+                    }
                     let id = if limit || !cfg.pptp_enabled {
                         None
                     } else {

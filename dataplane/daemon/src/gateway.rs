@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::Ipv4Net;
 use sluice_ppp::{AuthProto, DownReason, Event};
@@ -37,6 +37,8 @@ pub struct Gateway {
     pub events: Option<EventQueue>,
     /// Tells the L2TP control task to close every tunnel (StopCCN) and end.
     pub l2tp_shutdown: watch::Sender<bool>,
+    /// While draining: when the remaining sessions are closed anyway.
+    drain: Mutex<Option<Instant>>,
 }
 
 /// Default for [`Gateway::max_calls_per_connection`].
@@ -86,6 +88,7 @@ impl Gateway {
             max_calls_per_connection: DEFAULT_MAX_CALLS_PER_CONNECTION,
             events: None,
             l2tp_shutdown: watch::channel(false).0,
+            drain: Mutex::new(None),
         };
         gw.dp.l2tp_plain.store(
             gw.config().l2tp.plain_allowed(),
@@ -93,6 +96,40 @@ impl Gateway {
         );
         gw.update_pool_metrics();
         gw
+    }
+
+    /// Starts draining: new sessions are refused (PPTP Outgoing-Call-Reply "busy", L2TP CDN
+    /// "temporary lack of facilities"), existing ones carry on, and the process ends once
+    /// none is left or at `now + timeout`, closing what remains properly (Call-Clear /
+    /// StopCCN / LCP Terminate) so clients reconnect elsewhere. Returns the deadline (the
+    /// first call's: draining cannot be extended or undone).
+    pub fn start_drain(&self, now: Instant, timeout: Duration) -> Instant {
+        let mut d = lock(&self.drain);
+        let deadline = *d.get_or_insert(now + timeout);
+        self.dp.metrics.draining.set(1);
+        deadline
+    }
+
+    /// Whether the gateway is draining.
+    pub fn draining(&self) -> bool {
+        lock(&self.drain).is_some()
+    }
+
+    /// When the remaining sessions are closed, while draining.
+    pub fn drain_deadline(&self) -> Option<Instant> {
+        *lock(&self.drain)
+    }
+
+    /// While draining: why the gateway should stop now (no session left, or the deadline).
+    pub fn drain_finished(&self, now: Instant) -> Option<&'static str> {
+        let deadline = self.drain_deadline()?;
+        if self.dp.links.is_empty() {
+            Some("drained: no session left")
+        } else if now >= deadline {
+            Some("drain timeout: closing the remaining sessions")
+        } else {
+            None
+        }
     }
 
     /// The configuration in force.

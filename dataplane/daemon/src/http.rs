@@ -1,18 +1,21 @@
 //! The data plane's HTTP endpoint: `/metrics` (Prometheus text), `/sessions`
-//! (JSON for `sluice-dataplane sessions`), `/healthz` (the process is alive)
-//! and `/readyz` (a configuration is applied: 503 until then).
+//! (JSON for `sluice-dataplane sessions`), `/healthz` (the process is alive),
+//! `/readyz` (a configuration is applied and the gateway is not draining: 503
+//! otherwise) and `/drain` (GET: the drain status; POST `?timeout=SECONDS`: start
+//! draining, see [`Gateway::start_drain`]; JSON [`DrainStatus`] either way).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use tracing::info;
 
 use crate::gateway::{Gateway, method_name};
 use crate::metrics::Metrics;
@@ -139,14 +142,102 @@ async fn sessions_json(State(state): State<Arc<HttpState>>) -> impl IntoResponse
 }
 
 async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
-    if state.gateway().is_some() {
-        (StatusCode::OK, "ready")
-    } else {
-        (
+    match state.gateway() {
+        Some(gw) if gw.draining() => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
+        Some(_) => (StatusCode::OK, "ready"),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no configuration applied yet",
+        ),
+    }
+}
+
+/// What `/drain` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainStatus {
+    pub draining: bool,
+    /// Sessions still up or in setup.
+    pub sessions: usize,
+    /// Seconds until the remaining sessions are closed anyway (while draining).
+    pub remaining_seconds: Option<u64>,
+}
+
+/// Default drain timeout of `POST /drain` without `?timeout=`.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Longest drain timeout accepted (a week).
+const MAX_DRAIN_TIMEOUT: u64 = 7 * 24 * 3600;
+
+/// The `timeout` of a `/drain` query string, in seconds.
+fn drain_timeout(query: Option<&str>) -> Result<Duration, String> {
+    let Some(v) = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("timeout="))
+    else {
+        return Ok(DEFAULT_DRAIN_TIMEOUT);
+    };
+    match v.parse::<u64>() {
+        Ok(s) if s <= MAX_DRAIN_TIMEOUT => Ok(Duration::from_secs(s)),
+        _ => Err(format!(
+            "timeout must be whole seconds from 0 to {MAX_DRAIN_TIMEOUT}, not {v:?}"
+        )),
+    }
+}
+
+fn drain_status(gw: &Gateway) -> DrainStatus {
+    DrainStatus {
+        draining: gw.draining(),
+        sessions: gw.dp.links.len(),
+        remaining_seconds: gw
+            .drain_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()).as_secs()),
+    }
+}
+
+fn json_response<T: Serialize>(v: &T) -> axum::response::Response {
+    match serde_json::to_string(v) {
+        Ok(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn drain_get(State(state): State<Arc<HttpState>>) -> axum::response::Response {
+    match state.gateway() {
+        Some(gw) => json_response(&drain_status(gw)),
+        None => (
             StatusCode::SERVICE_UNAVAILABLE,
             "no configuration applied yet",
         )
+            .into_response(),
     }
+}
+
+async fn drain_post(State(state): State<Arc<HttpState>>, uri: Uri) -> axum::response::Response {
+    let timeout = match drain_timeout(uri.query()) {
+        Ok(t) => t,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    let Some(gw) = state.gateway() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no configuration applied yet",
+        )
+            .into_response();
+    };
+    if !gw.draining() {
+        info!(
+            sessions = gw.dp.links.len(),
+            timeout_s = timeout.as_secs(),
+            "draining: refusing new sessions, exiting once none is left"
+        );
+    }
+    gw.start_drain(Instant::now(), timeout);
+    json_response(&drain_status(gw))
 }
 
 /// Serves the endpoint on `addr` until the process exits.
@@ -164,6 +255,7 @@ pub async fn serve_listener(
         .route("/sessions", get(sessions_json))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/drain", get(drain_get).post(drain_post))
         .with_state(state);
     axum::serve(listener, app).await
 }
@@ -175,4 +267,25 @@ pub fn spawn(state: Arc<HttpState>, addr: SocketAddr) {
             tracing::error!(%addr, error = %e, "HTTP endpoint failed");
         }
     });
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drain_timeout_from_the_query_string() {
+        assert_eq!(drain_timeout(None), Ok(DEFAULT_DRAIN_TIMEOUT));
+        assert_eq!(drain_timeout(Some("")), Ok(DEFAULT_DRAIN_TIMEOUT));
+        assert_eq!(drain_timeout(Some("timeout=0")), Ok(Duration::ZERO));
+        assert_eq!(
+            drain_timeout(Some("x=1&timeout=90")),
+            Ok(Duration::from_secs(90))
+        );
+        for bad in ["timeout=", "timeout=-1", "timeout=1h", "timeout=604801"] {
+            let e = drain_timeout(Some(bad)).unwrap_err();
+            assert!(e.contains("timeout must be whole seconds"), "{bad}: {e}");
+        }
+    }
 }

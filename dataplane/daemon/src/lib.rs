@@ -11,6 +11,7 @@ pub mod client_ipsec;
 pub mod config;
 pub mod control;
 pub mod datapath;
+pub mod drain_cmd;
 pub mod events;
 pub mod gateway;
 pub mod http;

@@ -112,6 +112,8 @@ pub async fn run(
                         Some("L2TP is disabled")
                     } else if stopping.is_some() {
                         Some("gateway shutting down")
+                    } else if gw.draining() {
+                        Some("gateway draining")
                     } else if cfg.max_sessions > 0 && in_use >= cfg.max_sessions as usize {
                         Some("gateway session limit reached")
                     } else {
@@ -127,7 +129,12 @@ pub async fn run(
                     };
                     let Some(id) = id else {
                         let why = refusal.unwrap_or("out of session IDs");
-                        gw.dp.metrics.setup(Protocol::L2tp, SetupResult::Limit);
+                        let result = if gw.draining() {
+                            SetupResult::Draining
+                        } else {
+                            SetupResult::Limit
+                        };
+                        gw.dp.metrics.setup(Protocol::L2tp, result);
                         info!(%remote, reason = why, "L2TP call refused");
                         ep.reject_session(
                             now,

@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use sluice_dataplane::agent::{TlsReload, tls};
 use sluice_dataplane::l2tp_path::ControlRate;
 use sluice_dataplane::server::HostOptions;
-use sluice_dataplane::{bench, client_cli, config, managed, server, sessions_cmd};
+use sluice_dataplane::{bench, client_cli, config, drain_cmd, managed, server, sessions_cmd};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
@@ -184,6 +184,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Drain a running data plane: refuse new sessions, exit once none is left or at
+    /// --timeout (then the rest are closed properly). The data-plane pod's preStop hook.
+    Drain {
+        /// The data plane's HTTP endpoint.
+        #[arg(long, default_value = "127.0.0.1:9810")]
+        endpoint: SocketAddr,
+        /// Seconds after which the remaining sessions are closed.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+        /// Wait until the data plane has drained (or the timeout passed).
+        #[arg(long)]
+        wait: bool,
+    },
     /// In-repo PPTP client: open sessions against a gateway.
     Client(client_cli::ClientArgs),
     /// Benchmarks (figures are printed, never asserted).
@@ -246,6 +259,11 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Some(Command::Drain {
+            endpoint,
+            timeout,
+            wait,
+        }) => drain_cmd::run(endpoint, Duration::from_secs(timeout), wait),
         Some(Command::Client(args)) => runtime().and_then(|rt| rt.block_on(client_cli::run(args))),
         Some(Command::Bench(args)) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
     };

@@ -188,11 +188,14 @@ pub async fn run(opts: AgentModeOptions) -> Result<(), String> {
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let drained = server::drained(state.clone());
     let shutdown = async move {
+        tokio::pin!(drained);
         loop {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
+                () = &mut drained => break,
                 _ = hup.recv() => info!("SIGHUP ignored: in agent mode the configuration comes from the operator"),
             }
         }

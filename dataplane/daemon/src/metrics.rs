@@ -28,11 +28,13 @@ pub enum SetupResult {
     PoolExhausted,
     PeerClosed,
     Error,
+    /// Refused because the gateway is draining.
+    Draining,
 }
 
 impl SetupResult {
     /// Every outcome, for sums over the label set.
-    pub const ALL: [SetupResult; 9] = [
+    pub const ALL: [SetupResult; 10] = [
         SetupResult::Ok,
         SetupResult::AuthFailed,
         SetupResult::NegotiationFailed,
@@ -42,6 +44,7 @@ impl SetupResult {
         SetupResult::PoolExhausted,
         SetupResult::PeerClosed,
         SetupResult::Error,
+        SetupResult::Draining,
     ];
 }
 
@@ -113,6 +116,7 @@ label_values! {
         PoolExhausted => "pool_exhausted",
         PeerClosed => "peer_closed",
         Error => "error",
+        Draining => "draining",
     }
     Direction { Rx => "rx", Tx => "tx" }
     Layer {
@@ -199,6 +203,8 @@ pub struct Metrics {
     pub config: Family<ConfigLabels, Gauge>,
     pub pool_used: Gauge,
     pub pool_free: Gauge,
+    /// 1 while draining (no new sessions; exits when empty or at the drain timeout).
+    pub draining: Gauge,
     /// Agent mode: 1 while the control stream to the operator is open.
     pub operator_connected: Gauge,
     /// Agent mode: session events dropped because the queue toward the operator was full.
@@ -249,6 +255,7 @@ impl Metrics {
             config: Family::default(),
             pool_used: Gauge::default(),
             pool_free: Gauge::default(),
+            draining: Gauge::default(),
             operator_connected: Gauge::default(),
             events_dropped: Counter::default(),
             rx_bytes: Counter::default(),
@@ -358,6 +365,11 @@ impl Metrics {
             "pool_addresses_used",
             "Tunnel addresses leased",
             m.pool_used.clone(),
+        );
+        registry.register(
+            "draining",
+            "1 while the data plane is draining: no new sessions, exit once none is left",
+            m.draining.clone(),
         );
         registry.register(
             "pool_addresses_free",

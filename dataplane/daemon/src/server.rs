@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -307,7 +307,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), String> {
     let gw = start(&opts.host, cfg, metrics.clone(), None)?;
     let state = Arc::new(HttpState::new(metrics));
     state.set_gateway(gw.clone());
-    http::spawn(state, opts.host.http);
+    http::spawn(state.clone(), opts.host.http);
     opts.host.log_ready(&gw);
 
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
@@ -315,6 +315,8 @@ pub async fn run(opts: ServeOptions) -> Result<(), String> {
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut stamp = file_stamp(&opts.manifests);
     let mut tick = tokio::time::interval(opts.watch_interval);
+    let drained = drained(state.clone());
+    tokio::pin!(drained);
     loop {
         let reason = tokio::select! {
             _ = hup.recv() => "SIGHUP",
@@ -325,12 +327,29 @@ pub async fn run(opts: ServeOptions) -> Result<(), String> {
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
+            () = &mut drained => break,
         };
         stamp = file_stamp(&opts.manifests);
         reload(&gw, &opts, reason);
     }
     stop(&gw, &opts.host.tun).await;
     Ok(())
+}
+
+/// Resolves once the gateway (when there is one) finished draining: no session left, or
+/// its drain deadline passed (checked every second).
+pub async fn drained(state: Arc<HttpState>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        if let Some(why) = state
+            .gateway()
+            .and_then(|gw| gw.drain_finished(Instant::now()))
+        {
+            info!(reason = why, "drain finished");
+            return;
+        }
+    }
 }
 
 /// Counts a configuration apply (`ok`) or refusal (`rejected`).

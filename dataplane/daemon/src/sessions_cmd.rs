@@ -8,12 +8,18 @@ use crate::http::SessionInfo;
 
 /// Fetches `/sessions` from a running data plane.
 pub fn fetch(endpoint: SocketAddr) -> Result<Vec<SessionInfo>, String> {
+    let body = request(endpoint, "GET", "/sessions")?;
+    serde_json::from_str(&body).map_err(|e| format!("decoding session list: {e}"))
+}
+
+/// One HTTP/1.1 request to a running data plane's endpoint; the body of a 200 answer.
+pub fn request(endpoint: SocketAddr, method: &str, path: &str) -> Result<String, String> {
     let mut s = TcpStream::connect_timeout(&endpoint, Duration::from_secs(3))
         .map_err(|e| format!("connecting to {endpoint}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
     write!(
         s,
-        "GET /sessions HTTP/1.1\r\nHost: {endpoint}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {endpoint}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| e.to_string())?;
     let mut resp = Vec::new();
@@ -26,11 +32,12 @@ pub fn fetch(endpoint: SocketAddr) -> Result<Vec<SessionInfo>, String> {
         .ok_or("malformed HTTP response")?;
     if !head.starts_with("HTTP/1.1 200") {
         return Err(format!(
-            "{endpoint}: {}",
-            head.lines().next().unwrap_or_default()
+            "{endpoint}: {}: {}",
+            head.lines().next().unwrap_or_default(),
+            body.trim()
         ));
     }
-    serde_json::from_str(body).map_err(|e| format!("decoding session list: {e}"))
+    Ok(body.to_owned())
 }
 
 /// Human-readable byte count.
