@@ -10,10 +10,11 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    HostPathVolumeSource, ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource,
-    SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction,
+    HTTPGetAction, HostPathVolumeSource, Lifecycle, LifecycleHandler, ObjectFieldSelector,
+    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Service, ServiceAccount,
+    ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -92,6 +93,9 @@ fn default_resources() -> ResourceRequirements {
     }
 }
 
+/// Seconds a pod gets beyond `spec.drainTimeout` to close its last sessions and exit.
+pub const DRAIN_GRACE_SECONDS: i64 = 30;
+
 /// The data-plane Deployment.
 ///
 /// * `hostNetwork` (clients dial the node; GRE has no ports to map), DNS
@@ -102,9 +106,14 @@ fn default_resources() -> ResourceRequirements {
 /// * capabilities `NET_ADMIN` and `NET_RAW` only (TUN, routes, raw GRE), not privileged, read-only root
 ///   filesystem, `/dev/net/tun` from the host, no service-account token (the pod never talks
 ///   to the apiserver: its config arrives over the mTLS control channel);
-/// * readiness = "has applied a configuration" (`/readyz`), liveness `/healthz`.
+/// * readiness = "has applied a configuration and is not draining" (`/readyz`), liveness
+///   `/healthz`;
+/// * a pod being removed drains first: its preStop hook runs `sluice-dataplane drain --wait`
+///   (no new sessions, exit once none is left, the rest closed at `spec.drainTimeout`), and
+///   `terminationGracePeriodSeconds` leaves it that long plus [`DRAIN_GRACE_SECONDS`].
 pub fn deployment(gw: &VpnGateway, names: &GatewayNames, s: &DataplaneSettings) -> Deployment {
     let spec = &gw.spec;
+    let drain_timeout = spec.drain_timeout_seconds();
     let args = vec![
         "agent".to_owned(),
         format!("--operator={}", s.operator_url),
@@ -124,6 +133,21 @@ pub fn deployment(gw: &VpnGateway, names: &GatewayNames, s: &DataplaneSettings) 
         ]),
         ports: Some(container_ports(spec)),
         readiness_probe: Some(http_probe("/readyz", 5, 1)),
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(ExecAction {
+                    command: Some(vec![
+                        "/usr/local/bin/sluice-dataplane".into(),
+                        "drain".into(),
+                        format!("--endpoint=127.0.0.1:{DATAPLANE_HTTP_PORT}"),
+                        format!("--timeout={drain_timeout}"),
+                        "--wait".into(),
+                    ]),
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
         resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
         security_context: Some(SecurityContext {
@@ -176,7 +200,11 @@ pub fn deployment(gw: &VpnGateway, names: &GatewayNames, s: &DataplaneSettings) 
         dns_policy: Some("ClusterFirstWithHostNet".into()),
         service_account_name: Some(names.service_account.clone()),
         automount_service_account_token: Some(false),
-        termination_grace_period_seconds: Some(30),
+        termination_grace_period_seconds: Some(
+            i64::try_from(drain_timeout)
+                .unwrap_or(i64::MAX)
+                .saturating_add(DRAIN_GRACE_SECONDS),
+        ),
         containers: vec![container],
         affinity: Some(Affinity {
             pod_anti_affinity: Some(anti_affinity),
@@ -408,6 +436,50 @@ mod tests {
             .and_then(|c| c.add)
             .unwrap_or_default();
         (ports, caps)
+    }
+
+    fn pod_of(gw: &VpnGateway) -> PodSpec {
+        let s = DataplaneSettings {
+            image: "sluice:test".into(),
+            image_pull_policy: "IfNotPresent".into(),
+            operator_url: "https://sluice-grpc.sluice-system.svc:50051".into(),
+        };
+        deployment(gw, &names_of(gw), &s)
+            .spec
+            .and_then(|s| s.template.spec)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn pods_drain_before_they_stop() {
+        for (timeout, secs) in [(None, 3600), (Some("15m"), 900), (Some("0s"), 0)] {
+            let pod = pod_of(&gateway(|s| {
+                if let Some(t) = timeout {
+                    s.drain_timeout = t.into();
+                }
+            }));
+            assert_eq!(
+                pod.termination_grace_period_seconds,
+                Some(secs + DRAIN_GRACE_SECONDS)
+            );
+            let c = pod.containers.into_iter().next().unwrap_or_default();
+            let hook = c
+                .lifecycle
+                .and_then(|l| l.pre_stop)
+                .and_then(|h| h.exec)
+                .and_then(|e| e.command)
+                .unwrap_or_default();
+            assert_eq!(
+                hook,
+                [
+                    "/usr/local/bin/sluice-dataplane".to_owned(),
+                    "drain".into(),
+                    format!("--endpoint=127.0.0.1:{DATAPLANE_HTTP_PORT}"),
+                    format!("--timeout={secs}"),
+                    "--wait".into(),
+                ]
+            );
+        }
     }
 
     fn p(name: &str, port: i32, proto: &str) -> (String, i32, String) {

@@ -195,6 +195,13 @@ pub fn compile(
             format!("{} must not be negative", spec.replicas),
         );
     }
+    seconds_between(
+        &mut errs,
+        "spec.drainTimeout",
+        &spec.drain_timeout,
+        0,
+        crate::MAX_DRAIN_TIMEOUT_SECONDS,
+    );
 
     // --- users
     let mut mine: Vec<(String, &VpnUser)> = users

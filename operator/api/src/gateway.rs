@@ -104,10 +104,33 @@ pub struct VpnGatewaySpec {
     /// CPU and memory of the data-plane container (default: requests 100m / 64Mi, limit 512Mi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// How long a data-plane pod being removed (scale-down, rolling update, node drain) waits
+    /// for its sessions to end, as a Go duration (0s to 24h). It refuses new sessions at once
+    /// (and turns not-ready), exits as soon as none is left, and at this timeout closes the
+    /// rest properly so the clients reconnect elsewhere. The pods'
+    /// `terminationGracePeriodSeconds` is this plus 30 s.
+    #[serde(default = "default_drain_timeout")]
+    #[schemars(length(max = 32))]
+    #[x_kube(
+        validation = Rule::new(
+            "self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) <= duration('24h')"
+        )
+        .message("spec.drainTimeout must be a duration from 0s to 24h, such as 1h")
+    )]
+    pub drain_timeout: String,
 }
 
 fn default_replicas() -> i32 {
     1
+}
+
+/// Default of `spec.drainTimeout`.
+pub const DEFAULT_DRAIN_TIMEOUT: &str = "1h";
+/// Longest `spec.drainTimeout`, in seconds.
+pub const MAX_DRAIN_TIMEOUT_SECONDS: u64 = 24 * 3600;
+
+fn default_drain_timeout() -> String {
+    DEFAULT_DRAIN_TIMEOUT.to_owned()
 }
 
 /// PPTP service settings.
@@ -716,6 +739,15 @@ pub struct FirewallRule {
 }
 
 impl VpnGatewaySpec {
+    /// `spec.drainTimeout` in whole seconds (the default when it does not parse; compiling
+    /// the gateway reports that).
+    pub fn drain_timeout_seconds(&self) -> u64 {
+        crate::parse_go_duration(&self.drain_timeout)
+            .ok()
+            .filter(|d| d.as_secs() <= MAX_DRAIN_TIMEOUT_SECONDS)
+            .map_or(3600, |d| d.as_secs())
+    }
+
     /// Names of the Secrets (in the gateway's namespace) the gateway itself reads: the L2TP
     /// tunnel secret, the IPsec pre-shared key, certificate and client CAs. A change to one
     /// of them must recompile it.

@@ -148,6 +148,14 @@ fn gateway_rules_name_the_field() {
             json!({"pptp": {"authentication": ["mschapv2", "mschapv2"]}}),
             "spec.pptp.authentication must not list",
         ),
+        (
+            json!({"drainTimeout": "25h"}),
+            "spec.drainTimeout must be a duration from 0s to 24h",
+        ),
+        (
+            json!({"drainTimeout": "3600"}),
+            "spec.drainTimeout must be a duration from 0s to 24h",
+        ),
     ];
     assert_rejected(gateway, cases);
 }

@@ -175,6 +175,10 @@ fn gateway_field_errors() {
             "spec.ppp.keepaliveTimeout \"1.5s\" must be a whole number of seconds",
         ),
         (
+            Box::new(|s| s.drain_timeout = "25h".into()),
+            "spec.drainTimeout \"25h\" is longer than 24h",
+        ),
+        (
             Box::new(|s| s.ppp.dns_servers = vec!["dns.example".into()]),
             "spec.ppp.dnsServers[0] \"dns.example\" is not an IPv4 address",
         ),
