@@ -701,10 +701,10 @@ impl Responder {
                 self.aggressive_auth(now, id, local, remote, &hdr, body, msg);
             }
             (ExchangeType::IdentityProtection, Phase::SentSa) if !hdr.encrypted() => {
-                self.own_main_sa(now, id, &hdr, body, msg);
+                self.own_main_sa(now, id, remote, &hdr, body, msg);
             }
             (ExchangeType::IdentityProtection, Phase::SentKe) if !hdr.encrypted() => {
-                self.own_main_ke(now, id, &hdr, body, msg);
+                self.own_main_ke(now, id, remote, &hdr, body, msg);
             }
             (ExchangeType::IdentityProtection, Phase::SentAuth) if hdr.encrypted() => {
                 self.own_main_auth(now, id, local, remote, &hdr, body, msg);

@@ -10,6 +10,7 @@
 //! that a new Main Mode from the same peer and identity replaces). No INITIAL-CONTACT is
 //! sent: it would make the client drop its ESP SAs.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rand_core::Rng;
@@ -211,10 +212,14 @@ impl Responder {
         &mut self,
         now: Instant,
         id: IkeSaId,
+        remote: SocketAddr,
         hdr: &Header,
         body: &[u8],
         msg: &[u8],
     ) {
+        if self.sas.get(&id).is_some_and(|sa| sa.peer != remote) {
+            return self.discard(DropReason::Unexpected);
+        }
         let Ok(chain) = parse_chain(hdr.next_payload, body) else {
             return self.discard(DropReason::Malformed);
         };
@@ -284,10 +289,15 @@ impl Responder {
         &mut self,
         now: Instant,
         id: IkeSaId,
+        remote: SocketAddr,
         hdr: &Header,
         body: &[u8],
         msg: &[u8],
     ) {
+        // Before message 5 nothing is authenticated: only the client's address may answer.
+        if self.sas.get(&id).is_some_and(|sa| sa.peer != remote) {
+            return self.discard(DropReason::Unexpected);
+        }
         let Ok(chain) = parse_chain(hdr.next_payload, body) else {
             return self.discard(DropReason::Malformed);
         };
@@ -390,8 +400,8 @@ impl Responder {
         &mut self,
         now: Instant,
         id: IkeSaId,
-        local: std::net::SocketAddr,
-        remote: std::net::SocketAddr,
+        local: SocketAddr,
+        remote: SocketAddr,
         hdr: &Header,
         body: &[u8],
         msg: &[u8],
