@@ -27,7 +27,7 @@ use crate::identity::Identification;
 use crate::keys::{AuthHashInput, Phase1Input, SkeyidInput, auth_hash, derive_phase1, phase1_iv};
 use crate::message::{Message, PayloadsExt, header, seal_encrypted, seal_plain};
 use crate::natt::{PeerVendor, nat_d, vid};
-use crate::payload::{ChainBuilder, kind, parse_chain};
+use crate::payload::{ChainBuilder, RawPayload, kind, parse_chain};
 use crate::sa::{AuthMethod, IkeTransform, Lifetime, Proposal, SaPayload, protocol};
 
 /// Resends of one of our Main Mode messages before the rekey is given up.
@@ -207,6 +207,27 @@ impl Responder {
         self.reschedule(id);
     }
 
+    /// The payloads of the client's message 2 or 4. Nothing is authenticated before message
+    /// 6, so only the client's address may answer; `None` (counted) otherwise or when the
+    /// payloads do not parse.
+    fn own_reply<'a>(
+        &mut self,
+        id: IkeSaId,
+        remote: SocketAddr,
+        hdr: &Header,
+        body: &'a [u8],
+    ) -> Option<Vec<RawPayload<'a>>> {
+        if self.sas.get(&id).is_some_and(|sa| sa.peer != remote) {
+            self.discard(DropReason::Unexpected);
+            return None;
+        }
+        let chain = parse_chain(hdr.next_payload, body).ok();
+        if chain.is_none() {
+            self.discard(DropReason::Malformed);
+        }
+        chain
+    }
+
     /// Main Mode message 2 (HDR, SA, VID*) → message 3 (HDR, KE, Ni, [CR*], NAT-D*).
     pub(super) fn own_main_sa(
         &mut self,
@@ -217,11 +238,8 @@ impl Responder {
         body: &[u8],
         msg: &[u8],
     ) {
-        if self.sas.get(&id).is_some_and(|sa| sa.peer != remote) {
-            return self.discard(DropReason::Unexpected);
-        }
-        let Ok(chain) = parse_chain(hdr.next_payload, body) else {
-            return self.discard(DropReason::Malformed);
+        let Some(chain) = self.own_reply(id, remote, hdr, body) else {
+            return;
         };
         let chosen = chain
             .find_kind(kind::SA)
@@ -294,12 +312,8 @@ impl Responder {
         body: &[u8],
         msg: &[u8],
     ) {
-        // Before message 5 nothing is authenticated: only the client's address may answer.
-        if self.sas.get(&id).is_some_and(|sa| sa.peer != remote) {
-            return self.discard(DropReason::Unexpected);
-        }
-        let Ok(chain) = parse_chain(hdr.next_payload, body) else {
-            return self.discard(DropReason::Malformed);
+        let Some(chain) = self.own_reply(id, remote, hdr, body) else {
+            return;
         };
         let (Some(ke), Some(nr)) = (chain.find_kind(kind::KE), chain.find_kind(kind::NONCE)) else {
             return self.discard(DropReason::Malformed);
