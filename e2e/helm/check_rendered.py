@@ -84,6 +84,8 @@ def expected_cluster_rules():
         ("sluice.dev", "vpngateways/status", ["get", "patch"], None),
         ("sluice.dev", "vpnusers/status", ["get", "patch"], None),
         ("sluice.dev", "vpngateways/finalizers", ["update"], None),
+        # spec.autoscaling: the built-in autoscaler writes spec.replicas through /scale.
+        ("sluice.dev", "vpngateways/scale", ["get", "patch"], None),
         ("apps", "deployments", CRUD, None),
         ("", "services", CRUD, None),
         ("", "serviceaccounts", CRUD, None),

@@ -74,6 +74,8 @@ pub struct Context {
     /// Per gateway: the generation whose workloads were last applied, and when. Reconciles
     /// triggered by agent reports (up to one a second) then only rewrite status.
     pub workloads_applied: Mutex<HashMap<Key, (Option<i64>, Instant)>>,
+    /// Per gateway with `spec.autoscaling`: its recent replica recommendations.
+    pub autoscalers: Mutex<HashMap<Key, crate::autoscaler::Recommender>>,
 }
 
 impl Context {

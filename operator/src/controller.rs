@@ -144,6 +144,7 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
         compile_errors: Default::default(),
         user_events: Default::default(),
         workloads_applied: Default::default(),
+        autoscalers: Default::default(),
     });
 
     let users_for_secrets = users.clone();

@@ -85,6 +85,10 @@ async fn cleanup(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action, Error
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&names.key());
+    ctx.autoscalers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&names.key());
     Ok(Action::await_change())
 }
 
@@ -207,8 +211,58 @@ async fn apply_gateway(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action,
         &now_time,
     )
     .await?;
+    if let Some(spec) = &gw.spec.autoscaling {
+        autoscale(&gw, &names, &ctx, spec).await?;
+    }
     Ok(Action::requeue(RESYNC))
 }
+
+/// `spec.autoscaling`: sets `spec.replicas` through the scale subresource from the live
+/// session count (see [`crate::autoscaler`]).
+async fn autoscale(
+    gw: &VpnGateway,
+    names: &GatewayNames,
+    ctx: &Context,
+    spec: &sluice_api::AutoscalingSpec,
+) -> Result<(), Error> {
+    let policy = crate::autoscaler::Policy::of(spec);
+    let sessions = u64::from(ctx.hub.gateway_view(&names.key()).sessions.total);
+    let current = gw.spec.replicas;
+    let desired = ctx
+        .autoscalers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(names.key())
+        .or_default()
+        .desired(std::time::Instant::now(), &policy, current, sessions);
+    if desired == current {
+        return Ok(());
+    }
+    info!(gateway = %names.key(), from = current, to = desired, sessions, "autoscaling");
+    let api: Api<VpnGateway> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let pp = PatchParams {
+        field_manager: Some(AUTOSCALER_FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    api.patch_scale(
+        &names.gateway,
+        &pp,
+        &Patch::Merge(serde_json::json!({"spec": {"replicas": desired}})),
+    )
+    .await?;
+    ctx.event(
+        &gw.object_ref(&()),
+        false,
+        "Scaled",
+        format!("replicas {current} → {desired} for {sessions} sessions"),
+        "Autoscale",
+    )
+    .await;
+    Ok(())
+}
+
+/// Field manager of the built-in autoscaler's writes to `spec.replicas`.
+pub const AUTOSCALER_FIELD_MANAGER: &str = "sluice-autoscaler";
 
 async fn ensure_agent_tls(
     gw: &VpnGateway,

@@ -6,6 +6,7 @@
 //! same `sluice_api::compile` standalone mode uses) → [`hub::Hub::publish`] (agents follow it)
 //! → server-side apply of [`workloads`] → [`status`].
 
+pub mod autoscaler;
 pub mod conditions;
 pub mod config;
 pub mod context;

@@ -717,3 +717,72 @@ async fn a_short_pre_shared_key_rejects_the_gateway_without_showing_it() {
         "the pre-shared key is in no status, Event or object"
     );
 }
+
+fn report_sessions(hub: &sluice_operator::hub::Hub, pod: &str, n: usize) {
+    let s = hub.agent_connected("vpn/office", &hello(pod));
+    hub.agent_report(
+        "vpn/office",
+        pod,
+        s,
+        pb::SessionReport {
+            has_snapshot: true,
+            sessions: (0..n)
+                .map(|i| pb::Session {
+                    username: "alice".into(),
+                    source: "vpn/alice".into(),
+                    protocol: "pptp".into(),
+                    address: format!("10.200.0.{}", i + 2),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        },
+    );
+}
+
+fn autoscaled_gateway() -> VpnGateway {
+    let mut gw = gateway(true);
+    gw.spec.autoscaling = Some(sluice_api::AutoscalingSpec {
+        min_replicas: 1,
+        max_replicas: 4,
+        target_sessions_per_replica: 2,
+        scale_down_stabilization: "10m".into(),
+    });
+    gw
+}
+
+#[tokio::test]
+async fn the_autoscaler_scales_up_at_once_through_the_scale_subresource() {
+    let gw = autoscaled_gateway();
+    let h = harness(vec![to_value(&gw)], None);
+    // 2 replicas carry 5 sessions: ⌈5 / 2⌉ = 3.
+    report_sessions(&h.hub, "p1", 3);
+    report_sessions(&h.hub, "p2", 2);
+    let (r, calls, _) = run_gateway(h, gw).await;
+    r.unwrap();
+    let scale = find(&calls, "/vpngateways/office/scale");
+    assert_eq!(scale.method, Method::PATCH);
+    assert_eq!(scale.body, json!({"spec": {"replicas": 3}}));
+    assert!(
+        scale
+            .uri
+            .to_string()
+            .contains("fieldManager=sluice-autoscaler"),
+        "{}",
+        scale.uri
+    );
+}
+
+#[tokio::test]
+async fn the_autoscaler_does_not_scale_down_right_after_a_restart() {
+    // No agent has reported yet (the operator just started): replicas stay.
+    let gw = autoscaled_gateway();
+    let h = harness(vec![to_value(&gw)], None);
+    let (r, calls, _) = run_gateway(h, gw).await;
+    r.unwrap();
+    assert!(
+        !calls.iter().any(|c| c.path().ends_with("/scale")),
+        "{:?}",
+        calls.iter().map(|c| c.path()).collect::<Vec<_>>()
+    );
+}

@@ -202,6 +202,37 @@ pub fn compile(
         0,
         crate::MAX_DRAIN_TIMEOUT_SECONDS,
     );
+    if let Some(a) = &spec.autoscaling {
+        let p = "spec.autoscaling";
+        if a.min_replicas < 0 {
+            errs.push(
+                format!("{p}.minReplicas"),
+                "must not be negative".to_owned(),
+            );
+        }
+        if a.max_replicas < 1 || a.max_replicas < a.min_replicas {
+            errs.push(
+                format!("{p}.maxReplicas"),
+                format!(
+                    "{} must be at least 1 and at least minReplicas",
+                    a.max_replicas
+                ),
+            );
+        }
+        if a.target_sessions_per_replica == 0 {
+            errs.push(
+                format!("{p}.targetSessionsPerReplica"),
+                "must be at least 1".to_owned(),
+            );
+        }
+        seconds_between(
+            &mut errs,
+            &format!("{p}.scaleDownStabilization"),
+            &a.scale_down_stabilization,
+            0,
+            crate::MAX_DRAIN_TIMEOUT_SECONDS,
+        );
+    }
 
     // --- users
     let mut mine: Vec<(String, &VpnUser)> = users

@@ -118,6 +118,61 @@ pub struct VpnGatewaySpec {
         .message("spec.drainTimeout must be a duration from 0s to 24h, such as 1h")
     )]
     pub drain_timeout: String,
+    /// Built-in autoscaling from live session counts: the operator sets `spec.replicas`
+    /// (through the scale subresource, as an HPA would). Leave it out to set replicas
+    /// yourself or let KEDA/an HPA drive the scale subresource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
+}
+
+/// `spec.autoscaling`: replicas = ⌈sessions / targetSessionsPerReplica⌉ within
+/// `minReplicas..=maxReplicas`. Scale-up is immediate; scale-down only to the highest
+/// recommendation of the last `scaleDownStabilization`, and changes within 10 % of the
+/// target are ignored (hysteresis). Pods removed by a scale-down drain first
+/// (`spec.drainTimeout`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.minReplicas <= self.maxReplicas")
+        .message("spec.autoscaling.minReplicas must not exceed maxReplicas")
+)]
+pub struct AutoscalingSpec {
+    /// Fewest data-plane pods.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0))]
+    pub min_replicas: i32,
+    /// Most data-plane pods (at most one per node).
+    #[schemars(range(min = 1))]
+    pub max_replicas: i32,
+    /// Sessions one pod should carry.
+    #[schemars(range(min = 1))]
+    pub target_sessions_per_replica: u32,
+    /// How long the recommendation must have stayed lower before replicas go down, as a
+    /// Go duration (0s to 24h).
+    #[serde(default = "default_scale_down_stabilization")]
+    #[schemars(length(max = 32))]
+    #[x_kube(
+        validation = Rule::new(
+            "self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) <= duration('24h')"
+        )
+        .message("spec.autoscaling.scaleDownStabilization must be a duration from 0s to 24h, such as 10m")
+    )]
+    pub scale_down_stabilization: String,
+}
+
+fn default_scale_down_stabilization() -> String {
+    "10m".to_owned()
+}
+
+impl AutoscalingSpec {
+    /// `scaleDownStabilization` in whole seconds (10 min when it does not parse; compiling
+    /// the gateway reports that).
+    pub fn scale_down_stabilization_seconds(&self) -> u64 {
+        crate::parse_go_duration(&self.scale_down_stabilization)
+            .ok()
+            .filter(|d| d.as_secs() <= MAX_DRAIN_TIMEOUT_SECONDS)
+            .map_or(600, |d| d.as_secs())
+    }
 }
 
 fn default_replicas() -> i32 {

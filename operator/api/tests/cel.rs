@@ -149,6 +149,14 @@ fn gateway_rules_name_the_field() {
             "spec.pptp.authentication must not list",
         ),
         (
+            json!({"autoscaling": {"minReplicas": 3, "maxReplicas": 2, "targetSessionsPerReplica": 100}}),
+            "spec.autoscaling.minReplicas must not exceed maxReplicas",
+        ),
+        (
+            json!({"autoscaling": {"maxReplicas": 2, "targetSessionsPerReplica": 100, "scaleDownStabilization": "2d"}}),
+            "spec.autoscaling.scaleDownStabilization must be a duration",
+        ),
+        (
             json!({"drainTimeout": "25h"}),
             "spec.drainTimeout must be a duration from 0s to 24h",
         ),

@@ -175,6 +175,17 @@ fn gateway_field_errors() {
             "spec.ppp.keepaliveTimeout \"1.5s\" must be a whole number of seconds",
         ),
         (
+            Box::new(|s| {
+                s.autoscaling = Some(sluice_api::AutoscalingSpec {
+                    min_replicas: 1,
+                    max_replicas: 4,
+                    target_sessions_per_replica: 0,
+                    scale_down_stabilization: "10m".into(),
+                })
+            }),
+            "spec.autoscaling.targetSessionsPerReplica must be at least 1",
+        ),
+        (
             Box::new(|s| s.drain_timeout = "25h".into()),
             "spec.drainTimeout \"25h\" is longer than 24h",
         ),

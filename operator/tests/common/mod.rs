@@ -141,6 +141,7 @@ pub fn harness(base: Vec<Value>, override_: Option<Override>) -> Harness {
         compile_errors: Default::default(),
         user_events: Default::default(),
         workloads_applied: Default::default(),
+        autoscalers: Default::default(),
     });
     Harness {
         ctx,
@@ -172,6 +173,23 @@ fn answer(call: &Call, base: &[Value]) -> (StatusCode, Value) {
             .unwrap_or(json!({}));
         obj["status"] = call.body["status"].clone();
         return (StatusCode::OK, obj);
+    }
+    if path.ends_with("/scale") {
+        // The scale subresource answers with a Scale (autoscaling/v1).
+        let name = path
+            .trim_end_matches("/scale")
+            .rsplit('/')
+            .next()
+            .unwrap_or("");
+        return (
+            StatusCode::OK,
+            json!({
+                "apiVersion": "autoscaling/v1",
+                "kind": "Scale",
+                "metadata": {"name": name},
+                "spec": call.body["spec"].clone(),
+            }),
+        );
     }
     if call.method == Method::PATCH && call.body.is_array() {
         // JSON patch (finalizer add/remove): answer with the base object, patched.
