@@ -69,10 +69,20 @@ impl Recommender {
                 self.history.pop_front();
             }
         }
-        if self.history.len() == MAX_HISTORY {
-            self.history.pop_front();
+        // Recommendations closer together than a 1/1024 of the window share one entry
+        // (their highest), so a long window still fits the history bound.
+        let bucket = (policy.scale_down_stabilization / 1024).max(Duration::from_secs(1));
+        match self.history.back_mut() {
+            Some((t, r)) if now.saturating_duration_since(*t) < bucket => {
+                *r = (*r).max(recommendation);
+            }
+            _ => {
+                if self.history.len() == MAX_HISTORY {
+                    self.history.pop_front();
+                }
+                self.history.push_back((now, recommendation));
+            }
         }
-        self.history.push_back((now, recommendation));
         let since = *self.since.get_or_insert(now);
         if recommendation >= current {
             return recommendation;
@@ -158,6 +168,28 @@ mod tests {
         assert_eq!(r.desired(t + s(901), &p, 2, 50), 1);
         // Upwards it never waits.
         assert_eq!(r.desired(t + s(902), &p, 1, 500), 5);
+    }
+
+    #[test]
+    fn a_long_window_keeps_its_peak_within_the_history_bound() {
+        let t = Instant::now();
+        let p = Policy {
+            scale_down_stabilization: Duration::from_secs(24 * 3600),
+            ..policy()
+        };
+        let mut r = Recommender::default();
+        assert_eq!(r.desired(t, &p, 1, 500), 5);
+        // A reconcile a second for 23 h with little load: the peak of 5 still holds.
+        let mut now = t;
+        for _ in 0..(23 * 3600) {
+            now += Duration::from_secs(1);
+            assert_eq!(r.desired(now, &p, 5, 10), 5);
+        }
+        assert!(r.history.len() <= MAX_HISTORY);
+        assert_eq!(
+            r.desired(t + Duration::from_secs(24 * 3600 + 90), &p, 5, 10),
+            1
+        );
     }
 
     #[test]
