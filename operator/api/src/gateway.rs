@@ -168,11 +168,17 @@ impl AutoscalingSpec {
     /// `scaleDownStabilization` in whole seconds (10 min when it does not parse; compiling
     /// the gateway reports that).
     pub fn scale_down_stabilization_seconds(&self) -> u64 {
-        crate::parse_go_duration(&self.scale_down_stabilization)
-            .ok()
-            .filter(|d| d.as_secs() <= MAX_DRAIN_TIMEOUT_SECONDS)
-            .map_or(600, |d| d.as_secs())
+        seconds_up_to_a_day(&self.scale_down_stabilization, 600)
     }
+}
+
+/// A Go duration of at most 24 h in whole seconds, or `default` (compiling the gateway
+/// reports a bad value with its field).
+fn seconds_up_to_a_day(text: &str, default: u64) -> u64 {
+    crate::parse_go_duration(text)
+        .ok()
+        .filter(|d| d.as_secs() <= MAX_DRAIN_TIMEOUT_SECONDS)
+        .map_or(default, |d| d.as_secs())
 }
 
 fn default_replicas() -> i32 {
@@ -797,10 +803,7 @@ impl VpnGatewaySpec {
     /// `spec.drainTimeout` in whole seconds (the default when it does not parse; compiling
     /// the gateway reports that).
     pub fn drain_timeout_seconds(&self) -> u64 {
-        crate::parse_go_duration(&self.drain_timeout)
-            .ok()
-            .filter(|d| d.as_secs() <= MAX_DRAIN_TIMEOUT_SECONDS)
-            .map_or(3600, |d| d.as_secs())
+        seconds_up_to_a_day(&self.drain_timeout, 3600)
     }
 
     /// Names of the Secrets (in the gateway's namespace) the gateway itself reads: the L2TP
