@@ -141,20 +141,25 @@ impl Net {
         }
     }
 
+    /// Delivers a client-side datagram from `local` to the gateway, through the NAT.
+    fn deliver_to_gateway(&mut self, local: &SocketAddr, remote: SocketAddr, payload: &[u8]) {
+        if self.cut {
+            return;
+        }
+        let src = match &mut self.nat {
+            Some(n) => n.out(*local),
+            None => *local,
+        };
+        self.resp.handle_input(self.now, remote, src, payload);
+    }
+
     fn pump(&mut self) {
         for _ in 0..100 {
             let mut moved = false;
             for i in 0..self.clients.len() {
                 while let Some(t) = self.clients[i].poll_transmit() {
                     moved = true;
-                    if self.cut {
-                        continue;
-                    }
-                    let src = match &mut self.nat {
-                        Some(n) => n.out(t.local),
-                        None => t.local,
-                    };
-                    self.resp.handle_input(self.now, t.remote, src, &t.payload);
+                    self.deliver_to_gateway(&t.local, t.remote, &t.payload);
                 }
                 while let Some(e) = self.clients[i].poll_event() {
                     self.client_events[i].push(e);
@@ -185,18 +190,11 @@ impl Net {
                     }
                 }
             }
+            while let Some(t) = self.peer_resp.as_mut().and_then(Responder::poll_transmit) {
+                moved = true;
+                self.deliver_to_gateway(&t.local, t.remote, &t.payload);
+            }
             if let Some(p) = self.peer_resp.as_mut() {
-                while let Some(t) = p.poll_transmit() {
-                    moved = true;
-                    if self.cut {
-                        continue;
-                    }
-                    let src = match &mut self.nat {
-                        Some(n) => n.out(t.local),
-                        None => t.local,
-                    };
-                    self.resp.handle_input(self.now, t.remote, src, &t.payload);
-                }
                 while let Some(e) = p.poll_event() {
                     self.peer_events.push(e);
                 }
