@@ -44,6 +44,13 @@ SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/ipsec.sh
 step "drain end-to-end (refuse new sessions, keep existing ones, exit when empty, netns)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/drain.sh
 
+step "per-user rate limits, per-user and setup-phase metrics (iperf3 through sessions, netns)"
+SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/ratelimit.sh
+
+step "Grafana dashboard against real metrics (every panel's query through Prometheus, netns)"
+SLUICE_BIN="$PWD/target/release/sluice-dataplane" OPERATOR_BIN="$PWD/target/release/sluice-operator" \
+  e2e/netns/dashboard.sh
+
 step "agent mode end-to-end (operator control channel + data-plane agent, netns)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" OPERATOR_BIN="$PWD/target/release/sluice-operator" \
   e2e/netns/agent.sh

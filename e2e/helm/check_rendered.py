@@ -5,7 +5,8 @@
       Checks the output of `helm template` against what the values ask for (the
       chart's own values.yaml first, then the -f files in the order helm got them).
   check_rendered.py example EXAMPLE.yaml CRD.yaml [CRD.yaml ...]
-      Checks a user-facing example manifest against the CRDs' structural schemas.
+      Checks a user-facing example manifest against the CRDs' structural schemas,
+      and the autoscaler examples next to it (hpa.yaml, keda.yaml) against it.
   check_rendered.py chart CHART_DIR
       Checks Chart.yaml and NOTES.txt.
 
@@ -90,7 +91,9 @@ def expected_cluster_rules():
         ("", "services", CRUD, None),
         ("", "serviceaccounts", CRUD, None),
         ("", "secrets", CRUD, None),
-        ("", "pods", READ, None),
+        # patch: pod-deletion-cost annotations on data-plane pods (any namespace) and the
+        # leader label on the operator's own pod.
+        ("", "pods", READ + ["patch"], None),
         ("", "nodes", READ, None),
         ("policy", "poddisruptionbudgets", CRUD, None),
         ("events.k8s.io", "events", ["create", "patch"], None),
@@ -101,7 +104,6 @@ def expected_role_rules(lease):
     return [
         ("coordination.k8s.io", "leases", ["create"], None),
         ("coordination.k8s.io", "leases", ["get", "update", "patch"], (lease,)),
-        ("", "pods", ["patch"], None),
     ]
 
 
@@ -215,7 +217,7 @@ def check_render(rendered, release, namespace, values_files):
         got = set(flatten_rules(role[0]["rules"]))
         want = set(norm_expected(expected_role_rules(lease)))
         probs.append(f"extra {sorted(got - want)} missing {sorted(want - got)}")
-    check(f"{tag_line} Role grants the Lease ({lease}) and pod patch only", probs)
+    check(f"{tag_line} Role grants the Lease ({lease}) only", probs)
 
     probs = []
     for kind, ref_kind, objs in (("ClusterRoleBinding", "ClusterRole", cr), ("RoleBinding", "Role", role)):
@@ -295,6 +297,7 @@ def check_render(rendered, release, namespace, values_files):
         f"--ca-secret={ca}",
         f"--dataplane-image={image}",
         f"--dataplane-image-pull-policy={pull}",
+        f"--log-format={values.get('logFormat', 'text')}",
     ]
     probs = []
     if c.get("command") != ["sluice-operator"]:
@@ -312,6 +315,13 @@ def check_render(rendered, release, namespace, values_files):
             probs.append(f"env {name} fieldPath {got} != {field}")
     if (env.get("RUST_LOG") or {}).get("value") != values["logLevel"]:
         probs.append(f"RUST_LOG {env.get('RUST_LOG')} != {values['logLevel']}")
+    tracing = values.get("tracing") or {}
+    want_otel = dict(tracing.get("env") or {})
+    if tracing.get("otlpEndpoint"):
+        want_otel["OTEL_EXPORTER_OTLP_ENDPOINT"] = tracing["otlpEndpoint"]
+    got_otel = {k: v.get("value") for k, v in env.items() if k.startswith("OTEL_")}
+    if got_otel != want_otel:
+        probs.append(f"OTEL env {got_otel} != {want_otel}")
     check(f"{tag_line} operator command, args and env", probs)
 
     probs = []
@@ -585,6 +595,63 @@ def check_example(example, crd_files):
     if namespaces != {"vpn"}:
         probs.append(f"namespaces {sorted(namespaces)} != [vpn]")
     check(f"[{name}] namespace vpn, gateway office (replicas 2), users alice and bob", probs)
+
+    check_scalers(os.path.dirname(example), crd_files, gateways)
+
+
+# The HPA and KEDA alternatives to spec.autoscaling: each targets the scale subresource of
+# a gateway of the main example, on the data plane's session gauge.
+SCALERS = {
+    "hpa.yaml": ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    "keda.yaml": ("keda.sh/v1alpha1", "ScaledObject"),
+}
+
+
+def check_scalers(directory, crd_files, gateways):
+    scalable = set()
+    for path in crd_files:
+        for crd in load_all(path):
+            group = crd["spec"]["group"]
+            for ver in crd["spec"]["versions"]:
+                if (ver.get("subresources") or {}).get("scale"):
+                    scalable.add((f"{group}/{ver['name']}", crd["spec"]["names"]["kind"]))
+    for file, (api_version, kind) in SCALERS.items():
+        path = os.path.join(directory, file)
+        probs = []
+        if not os.path.exists(path):
+            check(f"[{file}] exists", [f"{path} is missing"])
+            continue
+        docs = load_all(path)
+        if len(docs) != 1:
+            probs.append(f"{len(docs)} documents, want 1")
+        d = docs[0] if docs else {}
+        if (d.get("apiVersion"), d.get("kind")) != (api_version, kind):
+            probs.append(f"{d.get('apiVersion')}/{d.get('kind')}, want {api_version} {kind}")
+        spec = d.get("spec") or {}
+        ref = spec.get("scaleTargetRef") or {}
+        if (ref.get("apiVersion"), ref.get("kind")) not in scalable:
+            probs.append(f"scaleTargetRef {ref} is no CRD with a scale subresource")
+        ns = (d.get("metadata") or {}).get("namespace")
+        target = [g for g in gateways
+                  if g["metadata"]["name"] == ref.get("name") and g["metadata"].get("namespace") == ns]
+        if not target:
+            probs.append(f"scaleTargetRef names no VpnGateway {ns}/{ref.get('name')} of the example")
+        elif "autoscaling" in (target[0].get("spec") or {}):
+            probs.append("the target also sets spec.autoscaling (both would write replicas)")
+        if kind == "HorizontalPodAutoscaler":
+            names = [((m.get("pods") or {}).get("metric") or {}).get("name") for m in spec.get("metrics") or []]
+            if "sluice_sessions_active" not in names:
+                probs.append(f"metrics {names} do not use sluice_sessions_active")
+            if not (spec.get("minReplicas") or 0) <= (spec.get("maxReplicas") or 0):
+                probs.append("minReplicas > maxReplicas")
+        else:
+            triggers = spec.get("triggers") or []
+            queries = [(t.get("metadata") or {}).get("query", "") for t in triggers if t.get("type") == "prometheus"]
+            if not any(q.replace(" ", "").startswith("sum(sluice_sessions_active") for q in queries):
+                probs.append(f"no prometheus trigger summing sluice_sessions_active: {queries}")
+            if not all((t.get("metadata") or {}).get("threshold") for t in triggers):
+                probs.append("a trigger without a threshold")
+        check(f"[{file}] {kind} scales {ns}/{ref.get('name')} through its scale subresource", probs)
 
 
 # ---------------------------------------------------------------------- chart

@@ -204,3 +204,91 @@ mod tests {
         assert_eq!(r.desired(t + Duration::from_secs(1), &p, 4, 50), 1);
     }
 }
+
+/// `examples/hpa.yaml` and `examples/keda.yaml`, the alternatives to `spec.autoscaling`:
+/// they must target this API's scale subresource and a metric the data plane exports.
+#[cfg(test)]
+mod examples {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use kube::{CustomResourceExt, Resource};
+    use sluice_api::VpnGateway;
+
+    const HPA: &str = include_str!("../../examples/hpa.yaml");
+    const KEDA: &str = include_str!("../../examples/keda.yaml");
+    const GATEWAYS: &str = include_str!("../../examples/kubernetes.yaml");
+
+    fn check_target(api_version: &str, kind: &str, name: &str) {
+        assert_eq!(api_version, VpnGateway::api_version(&()));
+        assert_eq!(kind, VpnGateway::kind(&()));
+        let crd = VpnGateway::crd();
+        assert!(
+            crd.spec
+                .versions
+                .iter()
+                .any(|v| v.name == VpnGateway::version(&())
+                    && v.subresources.as_ref().is_some_and(|s| s.scale.is_some())),
+            "the VpnGateway CRD has a scale subresource"
+        );
+        // The gateway of examples/kubernetes.yaml, which leaves spec.autoscaling out.
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(GATEWAYS).unwrap();
+        let gw = docs
+            .iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .expect("the gateway of examples/kubernetes.yaml");
+        assert_eq!(gw["metadata"]["namespace"], "vpn");
+        assert!(
+            gw["spec"].get("autoscaling").is_none(),
+            "not both autoscalers at once"
+        );
+    }
+
+    /// The metric is in the data plane's catalogue (`docs/metrics.md`).
+    fn dataplane_exports(metric: &str) {
+        let catalogue = include_str!("../../docs/metrics.md");
+        assert!(
+            catalogue.contains(&format!("| `{metric}` | gauge |")),
+            "the data plane exports {metric}"
+        );
+    }
+
+    #[test]
+    fn the_hpa_example_scales_the_gateway_on_sessions_per_pod() {
+        let hpa: HorizontalPodAutoscaler = serde_saphyr::from_str(HPA).unwrap();
+        assert_eq!(hpa.metadata.namespace.as_deref(), Some("vpn"));
+        let spec = hpa.spec.unwrap();
+        let t = &spec.scale_target_ref;
+        check_target(t.api_version.as_deref().unwrap(), &t.kind, &t.name);
+        let metrics = spec.metrics.unwrap();
+        let pods = metrics[0].pods.as_ref().unwrap();
+        assert_eq!(pods.metric.name, "sluice_sessions_active");
+        assert_eq!(pods.target.type_, "AverageValue");
+        dataplane_exports(&pods.metric.name);
+    }
+
+    #[test]
+    fn the_keda_example_scales_the_gateway_on_a_prometheus_sum() {
+        let so: serde_json::Value = serde_saphyr::from_str(KEDA).unwrap();
+        assert_eq!(so["apiVersion"], "keda.sh/v1alpha1");
+        assert_eq!(so["kind"], "ScaledObject");
+        assert_eq!(so["metadata"]["namespace"], "vpn");
+        let t = &so["spec"]["scaleTargetRef"];
+        check_target(
+            t["apiVersion"].as_str().unwrap(),
+            t["kind"].as_str().unwrap(),
+            t["name"].as_str().unwrap(),
+        );
+        let trigger = &so["spec"]["triggers"][0];
+        assert_eq!(trigger["type"], "prometheus");
+        let query = trigger["metadata"]["query"].as_str().unwrap();
+        assert!(query.starts_with("sum(sluice_sessions_active{"), "{query}");
+        // The per-gateway metrics Service the operator creates.
+        let names = crate::names::GatewayNames::new("vpn", "office");
+        assert!(
+            query.contains(&format!("service=\"{}\"", names.metrics_service)),
+            "{query}"
+        );
+        assert!(trigger["metadata"]["threshold"].is_string());
+        dataplane_exports("sluice_sessions_active");
+    }
+}

@@ -76,6 +76,8 @@ pub struct Context {
     pub workloads_applied: Mutex<HashMap<Key, (Option<i64>, Instant)>>,
     /// Per gateway with `spec.autoscaling`: its recent replica recommendations.
     pub autoscalers: Mutex<HashMap<Key, crate::autoscaler::Recommender>>,
+    /// Per gateway: when each pod's deletion cost was last patched.
+    pub deletion_costs: Mutex<HashMap<Key, crate::deletion_cost::Throttle>>,
 }
 
 impl Context {

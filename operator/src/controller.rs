@@ -145,6 +145,7 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
         user_events: Default::default(),
         workloads_applied: Default::default(),
         autoscalers: Default::default(),
+        deletion_costs: Default::default(),
     });
 
     let users_for_secrets = users.clone();

@@ -1,11 +1,12 @@
-//! `VpnGateway` reconcile: dereference → compile → publish → apply workloads → status.
+//! `VpnGateway` reconcile: dereference → compile → publish → apply workloads → status →
+//! autoscale → pod deletion costs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -53,8 +54,10 @@ where
         .await?)
 }
 
-/// Reconciles one gateway (inside the finalizer helper).
+/// Reconciles one gateway (inside the finalizer helper), traced as a `reconcile` span.
+#[tracing::instrument(name = "reconcile", skip_all, fields(kind = "VpnGateway", namespace = %gw.namespace().unwrap_or_default(), name = %gw.name_any()))]
 pub async fn reconcile(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
     let ns = gw.namespace().ok_or(Error::Missing("metadata.namespace"))?;
     let api: Api<VpnGateway> = Api::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, gw, |event| async {
@@ -69,7 +72,8 @@ pub async fn reconcile(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action,
         | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => Error::Finalizer(other.to_string()),
     });
-    ctx.metrics.reconciled("VpnGateway", result.is_ok());
+    ctx.metrics
+        .reconciled("VpnGateway", result.is_ok(), started.elapsed());
     result
 }
 
@@ -86,6 +90,10 @@ async fn cleanup(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action, Error
         .unwrap_or_else(|p| p.into_inner())
         .remove(&names.key());
     ctx.autoscalers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&names.key());
+    ctx.deletion_costs
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&names.key());
@@ -214,7 +222,23 @@ async fn apply_gateway(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action,
     if let Some(spec) = &gw.spec.autoscaling {
         autoscale(&gw, &names, &ctx, spec).await?;
     }
+    // Last: a failing pod patch must not hold up status or a scale-up.
+    let pods = gateway_pods(&ctx, &names);
+    crate::deletion_cost::sync(&ctx, &names, &pods, false).await?;
     Ok(Action::requeue(RESYNC))
+}
+
+/// The data-plane pods of a gateway (from the pod cache).
+pub fn gateway_pods(ctx: &Context, names: &GatewayNames) -> Vec<Arc<Pod>> {
+    ctx.stores
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| {
+            p.namespace().as_deref() == Some(names.namespace.as_str())
+                && p.labels().get(GATEWAY_LABEL) == Some(&names.gateway)
+        })
+        .collect()
 }
 
 /// `spec.autoscaling`: sets `spec.replicas` through the scale subresource from the live
@@ -237,6 +261,12 @@ async fn autoscale(
         .desired(std::time::Instant::now(), &policy, current, sessions);
     if desired == current {
         return Ok(());
+    }
+    if desired < current {
+        // The ReplicaSet removes the pods with the lowest deletion cost: make every cost
+        // current first (past the throttle), so the emptiest replicas go.
+        let pods = gateway_pods(ctx, names);
+        crate::deletion_cost::sync(ctx, names, &pods, true).await?;
     }
     info!(gateway = %names.key(), from = current, to = desired, sessions, "autoscaling");
     let api: Api<VpnGateway> = Api::namespaced(ctx.client.clone(), &names.namespace);
@@ -292,7 +322,8 @@ async fn ensure_agent_tls(
     Ok(())
 }
 
-/// Writes `VpnGateway.status` from the Deployment, the pods' nodes and the agents.
+/// Writes `VpnGateway.status` from the Deployment, the pods' nodes and the agents (pods
+/// whose agent reported draining are no endpoints).
 pub async fn write_status(
     gw: &VpnGateway,
     names: &GatewayNames,
@@ -301,19 +332,10 @@ pub async fn write_status(
     compile_error: Option<&str>,
     now: &Time,
 ) -> Result<(), Error> {
-    let pods: Vec<_> = ctx
-        .stores
-        .pods
-        .state()
-        .into_iter()
-        .filter(|p| {
-            p.namespace().as_deref() == Some(names.namespace.as_str())
-                && p.labels().get(GATEWAY_LABEL) == Some(&names.gateway)
-        })
-        .collect();
+    let pods = gateway_pods(ctx, names);
     let nodes = |n: &str| ctx.stores.nodes.get(&ObjectRef::new(n));
-    let eps = endpoints(pods.iter().map(|p| &**p), &nodes);
     let view = ctx.hub.gateway_view(&names.key());
+    let eps = endpoints(pods.iter().map(|p| &**p), &nodes, &view.draining_pods());
     let status = gateway_status(gw, names, deployment, eps, &view, compile_error, now);
     if gw.status.as_ref() == Some(&status) {
         return Ok(());
@@ -324,6 +346,7 @@ pub async fn write_status(
         "kind": "VpnGateway",
         "status": status,
     });
+    ctx.metrics.status_written("VpnGateway");
     api.patch_status(
         &names.gateway,
         &PatchParams::apply(FIELD_MANAGER).force(),

@@ -181,6 +181,7 @@ impl Control for ControlService {
                             if !ack.accepted {
                                 warn!(%gateway, %pod, version = %ack.version, error = %ack.error, "agent rejected configuration");
                             }
+                            metrics.config_ack(ack.accepted);
                             hub.agent_ack(&gateway, &pod, stream, &ack);
                         }
                         Ok(Some(AgentMessage { body: Some(AgentBody::Report(r)) })) => {

@@ -1,7 +1,7 @@
 //! The operator's in-memory view shared by the reconcilers and the gRPC server: the
 //! configuration compiled for each gateway (a watch channel every agent stream of that
 //! gateway follows), and what each connected agent reported (applied version, NACKs, live
-//! sessions, logins and failed logins). Pure state: no I/O; changes are announced on a
+//! sessions, whether it drains, logins and failed logins). Pure state: no I/O; changes are announced on a
 //! channel so status writers can batch them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -52,7 +52,16 @@ pub struct Agent {
     pub snapshot_seen: bool,
     /// Its cumulative counters.
     pub counters: Option<pb::Counters>,
+    /// Whether it reported draining (refuses new sessions, exits once empty).
+    pub draining: bool,
     pub(crate) stream: u64,
+}
+
+impl Agent {
+    /// Its live session count, once a snapshot made it trustworthy.
+    pub fn live_sessions(&self) -> Option<usize> {
+        self.snapshot_seen.then_some(self.sessions.len())
+    }
 }
 
 struct Entry {
@@ -88,6 +97,17 @@ pub struct GatewayView {
     pub rejected_users: BTreeMap<Key, String>,
     /// Live sessions across connected agents.
     pub sessions: SessionCounts,
+}
+
+impl GatewayView {
+    /// Pods whose connected agent reported draining.
+    pub fn draining_pods(&self) -> BTreeSet<String> {
+        self.agents
+            .iter()
+            .filter(|(_, a)| a.connected && a.draining)
+            .map(|(pod, _)| pod.clone())
+            .collect()
+    }
 }
 
 /// A user's live state across the agents of its gateway.
@@ -360,6 +380,7 @@ impl Hub {
         if report.counters.is_some() {
             a.counters = report.counters;
         }
+        a.draining = report.draining;
         touched.sort();
         touched.dedup();
         touched.retain(|u| e.included_users.contains(u) || e.rejected_users.contains_key(u));
@@ -507,6 +528,31 @@ mod tests {
             },
         );
         assert!(hub.user_view("ns/gw", "ns/alice").known);
+    }
+
+    #[test]
+    fn the_drain_state_and_live_counts_follow_the_reports() {
+        let (hub, _rx) = hub_with_users();
+        let s = hub.agent_connected("ns/gw", &hello("p"));
+        let v = hub.gateway_view("ns/gw");
+        assert_eq!(v.agents["p"].live_sessions(), None, "no snapshot yet");
+        hub.agent_report(
+            "ns/gw",
+            "p",
+            s,
+            pb::SessionReport {
+                has_snapshot: true,
+                sessions: vec![pb::Session::default(); 3],
+                draining: true,
+                ..pb::SessionReport::default()
+            },
+        );
+        let v = hub.gateway_view("ns/gw");
+        assert_eq!(v.agents["p"].live_sessions(), Some(3));
+        assert_eq!(v.draining_pods(), BTreeSet::from(["p".to_owned()]));
+        // An events-only report carries the state too.
+        hub.agent_report("ns/gw", "p", s, pb::SessionReport::default());
+        assert!(hub.gateway_view("ns/gw").draining_pods().is_empty());
     }
 
     #[test]

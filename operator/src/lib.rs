@@ -11,6 +11,7 @@ pub mod conditions;
 pub mod config;
 pub mod context;
 pub mod controller;
+pub mod deletion_cost;
 pub mod gateway;
 pub mod grpc;
 pub mod http;

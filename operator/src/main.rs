@@ -24,10 +24,10 @@ use sluice_operator::metrics::Metrics;
 use sluice_operator::pki::{Ca, Issued, service_dns_names};
 use sluice_operator::workloads::DataplaneSettings;
 use sluice_operator::{http, leader, serve, standalone};
+use sluice_telemetry::LogFormat;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
-use tracing_subscriber::EnvFilter;
 
 /// How long after start-up live-session fields are rewritten even if an agent never reported.
 const SESSION_GRACE: Duration = Duration::from_secs(20);
@@ -41,6 +41,9 @@ const SESSION_GRACE: Duration = Duration::from_secs(20);
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format (traces go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -108,17 +111,8 @@ struct RunArgs {
     dataplane_image_pull_policy: String,
 }
 
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -129,6 +123,12 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    // Traces are exported by the long-running modes only; the exporter needs the runtime.
+    let export = !matches!(cli.command, Command::Pki { .. });
+    let telemetry = {
+        let _rt = rt.enter();
+        sluice_telemetry::init("sluice-operator", cli.log_format, export)
     };
     let result = match cli.command {
         Command::Run(args) => rt.block_on(run(args)),
@@ -147,6 +147,7 @@ fn main() -> ExitCode {
         )),
         Command::Pki { out, gateway } => write_pki(&out, &gateway),
     };
+    drop(telemetry);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -219,7 +220,7 @@ async fn serve_manifests(
     let metrics = Metrics::new();
     let text = std::fs::read_to_string(&manifests)
         .map_err(|e| format!("reading {}: {e}", manifests.display()))?;
-    standalone::publish_manifests(&hub, &text)?;
+    standalone::publish_manifests(&hub, &metrics, &text)?;
     {
         let (m, h) = (metrics.clone(), hub.clone());
         tokio::spawn(async move {
@@ -238,7 +239,7 @@ async fn serve_manifests(
         &ca.pem().cert_pem,
         hub.clone(),
         leader_rx,
-        metrics,
+        metrics.clone(),
         terminated(),
     );
     let reload = async {
@@ -259,7 +260,7 @@ async fn serve_manifests(
             stamp = file_stamp(&manifests);
             match std::fs::read_to_string(&manifests) {
                 Ok(text) => {
-                    if let Err(e) = standalone::publish_manifests(&hub, &text) {
+                    if let Err(e) = standalone::publish_manifests(&hub, &metrics, &text) {
                         error!("manifests rejected, keeping the previous configuration:\n{e}");
                     }
                 }
@@ -404,6 +405,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             args.namespace,
             args.grpc_listen.port()
         ),
+        otel_env: sluice_operator::workloads::otel_env(std::env::vars()),
     };
     controller::run(
         Parts {

@@ -5,21 +5,28 @@
 //! mode on one machine.
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use kube::ResourceExt;
 use tracing::{error, info, warn};
 
 use crate::config::compile_gateway;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 
 /// Compiles every gateway of `text` and publishes the ones that compile. A gateway that
 /// does not compile keeps its previous configuration. Returns the keys published.
-pub fn publish_manifests(hub: &Hub, text: &str) -> Result<Vec<String>, String> {
+/// Each gateway's compile counts as a `VpnGateway` reconcile in the metrics.
+pub fn publish_manifests(hub: &Hub, metrics: &Metrics, text: &str) -> Result<Vec<String>, String> {
     let m = sluice_api::parse_manifests(text).map_err(|e| e.to_string())?;
     let mut published = Vec::new();
     for gw in &m.gateways {
         let key = format!("{}/{}", gw.namespace().unwrap_or_default(), gw.name_any());
-        match compile_gateway(gw, &m.users, &m.secrets) {
+        let _span = tracing::info_span!("reconcile", kind = "VpnGateway", object = %key).entered();
+        let started = Instant::now();
+        let compiled = compile_gateway(gw, &m.users, &m.secrets);
+        metrics.reconciled("VpnGateway", compiled.is_ok(), started.elapsed());
+        match compiled {
             Ok(c) => {
                 for (user, why) in &c.rejected_users {
                     warn!(gateway = %key, %user, "user left out of the configuration:\n{why}");
@@ -33,6 +40,7 @@ pub fn publish_manifests(hub: &Hub, text: &str) -> Result<Vec<String>, String> {
                 published.push(key);
             }
             Err(e) => {
+                metrics.configs_rejected.inc();
                 error!(gateway = %key, "configuration rejected, agents keep the previous one:\n{e}")
             }
         }

@@ -1,6 +1,8 @@
 //! Pure status builders: what `VpnGateway.status` and `VpnUser.status` should say, from the
 //! objects and the hub's view of the agents.
 
+use std::collections::BTreeSet;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -10,16 +12,22 @@ use crate::conditions::{Desired, merge};
 use crate::hub::{GatewayView, UserView, timestamp};
 use crate::names::GatewayNames;
 
-/// Node addresses clients dial: for each ready pod of the gateway, its node's ExternalIP,
-/// else its InternalIP. Sorted, without duplicates.
+/// Node addresses clients dial: for each ready pod of the gateway that is not `draining`
+/// (pod names whose agent reported draining: left out at once, before the pod turns
+/// not-ready), its node's ExternalIP, else its InternalIP. Sorted, without duplicates.
 pub fn endpoints<'a>(
     pods: impl IntoIterator<Item = &'a Pod>,
     nodes: &dyn Fn(&str) -> Option<std::sync::Arc<Node>>,
+    draining: &BTreeSet<String>,
 ) -> Vec<String> {
     let mut out: Vec<String> = pods
         .into_iter()
         .filter(|p| {
             p.metadata.deletion_timestamp.is_none()
+                && p.metadata
+                    .name
+                    .as_ref()
+                    .is_none_or(|n| !draining.contains(n))
                 && p.status
                     .as_ref()
                     .and_then(|s| s.conditions.as_ref())
@@ -434,6 +442,17 @@ mod tests {
             pod("gone", "True"),
             pod("a", "True"),
         ];
-        assert_eq!(endpoints(pods.iter(), &lookup), ["10.0.0.2", "203.0.113.1"]);
+        let none = BTreeSet::new();
+        assert_eq!(
+            endpoints(pods.iter(), &lookup, &none),
+            ["10.0.0.2", "203.0.113.1"]
+        );
+        // A ready pod whose agent reported draining is left out at once.
+        let mut named = pods.clone();
+        for (i, p) in named.iter_mut().enumerate() {
+            p.metadata.name = Some(format!("p{i}"));
+        }
+        let draining = BTreeSet::from(["p1".to_owned()]);
+        assert_eq!(endpoints(named.iter(), &lookup, &draining), ["203.0.113.1"]);
     }
 }

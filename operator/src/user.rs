@@ -15,6 +15,7 @@ use tracing::warn;
 
 use crate::context::{Context, Error};
 use crate::gateway::RESYNC;
+use crate::metrics::Metrics;
 use crate::names::{FIELD_MANAGER, SESSIONS_FIELD_MANAGER};
 use crate::status::{UserProblem, user_conditions, user_sessions};
 
@@ -41,6 +42,7 @@ fn secret_problem(ctx: &Context, user: &VpnUser, ns: &str) -> Option<String> {
 }
 
 async fn patch(
+    metrics: &Metrics,
     api: &Api<VpnUser>,
     name: &str,
     manager: &str,
@@ -51,6 +53,7 @@ async fn patch(
         "kind": "VpnUser",
         "status": status,
     });
+    metrics.status_written("VpnUser");
     api.patch_status(
         name,
         &PatchParams::apply(manager).force(),
@@ -60,10 +63,13 @@ async fn patch(
     Ok(())
 }
 
-/// Reconciles one user.
+/// Reconciles one user, traced as a `reconcile` span.
+#[tracing::instrument(name = "reconcile", skip_all, fields(kind = "VpnUser", namespace = %user.namespace().unwrap_or_default(), name = %user.name_any()))]
 pub async fn reconcile(user: Arc<VpnUser>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
     let result = reconcile_user(&user, &ctx).await;
-    ctx.metrics.reconciled("VpnUser", result.is_ok());
+    ctx.metrics
+        .reconciled("VpnUser", result.is_ok(), started.elapsed());
     result
 }
 
@@ -103,7 +109,7 @@ async fn reconcile_user(user: &VpnUser, ctx: &Context) -> Result<Action, Error> 
 
     let conds = user_conditions(user, problem.as_ref(), &now);
     if conds.conditions != old.conditions || conds.observed_generation != old.observed_generation {
-        patch(&api, &name, FIELD_MANAGER, &conds).await?;
+        patch(&ctx.metrics, &api, &name, FIELD_MANAGER, &conds).await?;
     }
 
     if view.known {
@@ -115,7 +121,7 @@ async fn reconcile_user(user: &VpnUser, ctx: &Context) -> Result<Action, Error> 
             || live.last_login != old.last_login
             || live.last_auth_failure != old.last_auth_failure;
         if changed {
-            patch(&api, &name, SESSIONS_FIELD_MANAGER, &live).await?;
+            patch(&ctx.metrics, &api, &name, SESSIONS_FIELD_MANAGER, &live).await?;
             let was = old.connected.unwrap_or(false);
             let is = live.connected.unwrap_or(false);
             if was != is && ctx.user_event_allowed(&key) {

@@ -35,6 +35,20 @@ pub struct DataplaneSettings {
     pub image_pull_policy: String,
     /// URL agents dial (`https://<service>.<namespace>.svc:50051`).
     pub operator_url: String,
+    /// OpenTelemetry variables for the data-plane container (the operator's own `OTEL_*`
+    /// environment, see [`otel_env`]), so one setting traces both.
+    pub otel_env: Vec<(String, String)>,
+}
+
+/// The `OTEL_*` variables of `vars` that data-plane pods should share (everything but
+/// the service name, which is `sluice-dataplane` there), sorted.
+pub fn otel_env(vars: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = vars
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("OTEL_") && k != "OTEL_SERVICE_NAME")
+        .collect();
+    out.sort();
+    out
 }
 
 fn owner(gw: &VpnGateway) -> Vec<OwnerReference> {
@@ -127,10 +141,19 @@ pub fn deployment(gw: &VpnGateway, names: &GatewayNames, s: &DataplaneSettings) 
         image_pull_policy: Some(s.image_pull_policy.clone()),
         command: Some(vec!["/usr/local/bin/sluice-dataplane".into()]),
         args: Some(args),
-        env: Some(vec![
-            env_from_field("NODE_NAME", "spec.nodeName"),
-            env_from_field("POD_NAME", "metadata.name"),
-        ]),
+        env: Some(
+            [
+                env_from_field("NODE_NAME", "spec.nodeName"),
+                env_from_field("POD_NAME", "metadata.name"),
+            ]
+            .into_iter()
+            .chain(s.otel_env.iter().map(|(name, value)| EnvVar {
+                name: name.clone(),
+                value: Some(value.clone()),
+                ..EnvVar::default()
+            }))
+            .collect(),
+        ),
         ports: Some(container_ports(spec)),
         readiness_probe: Some(http_probe("/readyz", 5, 1)),
         lifecycle: Some(Lifecycle {
@@ -414,6 +437,7 @@ mod tests {
             image: "sluice:test".into(),
             image_pull_policy: "IfNotPresent".into(),
             operator_url: "https://sluice-grpc.sluice-system.svc:50051".into(),
+            otel_env: Vec::new(),
         };
         let d = deployment(gw, &names, &s);
         let pod = d.spec.and_then(|s| s.template.spec).unwrap_or_default();
@@ -443,11 +467,61 @@ mod tests {
             image: "sluice:test".into(),
             image_pull_policy: "IfNotPresent".into(),
             operator_url: "https://sluice-grpc.sluice-system.svc:50051".into(),
+            otel_env: Vec::new(),
         };
         deployment(gw, &names_of(gw), &s)
             .spec
             .and_then(|s| s.template.spec)
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn data_plane_pods_share_the_operators_otel_settings() {
+        let env = otel_env([
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                "http://collector:4317".into(),
+            ),
+            ("OTEL_SERVICE_NAME".into(), "sluice-operator".into()),
+            ("PATH".into(), "/bin".into()),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES".into(),
+                "k8s.cluster.name=eu".into(),
+            ),
+        ]);
+        let gw = gateway(|_| {});
+        let s = DataplaneSettings {
+            image: "sluice:test".into(),
+            image_pull_policy: "IfNotPresent".into(),
+            operator_url: "https://sluice-grpc.sluice-system.svc:50051".into(),
+            otel_env: env,
+        };
+        let pod = deployment(&gw, &names_of(&gw), &s)
+            .spec
+            .and_then(|s| s.template.spec)
+            .unwrap_or_default();
+        let c = pod.containers.into_iter().next().unwrap_or_default();
+        let env: Vec<(String, Option<String>)> = c
+            .env
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.name, e.value))
+            .collect();
+        assert_eq!(
+            env,
+            [
+                ("NODE_NAME".to_owned(), None),
+                ("POD_NAME".into(), None),
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                    Some("http://collector:4317".into())
+                ),
+                (
+                    "OTEL_RESOURCE_ATTRIBUTES".into(),
+                    Some("k8s.cluster.name=eu".into())
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ struct FakeSink {
     sessions: Mutex<Vec<pb::Session>>,
     events: Mutex<Vec<pb::SessionEvent>>,
     connected: AtomicBool,
+    draining: AtomicBool,
 }
 
 impl ConfigSink for FakeSink {
@@ -64,6 +65,9 @@ impl ConfigSink for FakeSink {
     fn set_connected(&self, c: bool) {
         self.connected.store(c, Ordering::SeqCst);
     }
+    fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
 }
 
 fn manifests(users: &[(&str, &str)], max_sessions: u32) -> String {
@@ -96,7 +100,12 @@ struct Operator {
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn start_operator(listener: TcpListener, ca: &Ca, hub: Arc<Hub>) -> Operator {
+async fn start_operator(
+    listener: TcpListener,
+    ca: &Ca,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+) -> Operator {
     let server = ca
         .issue_server(&["localhost".into()], time::OffsetDateTime::now_utc())
         .unwrap();
@@ -105,17 +114,9 @@ async fn start_operator(listener: TcpListener, ca: &Ca, hub: Arc<Hub>) -> Operat
     let (_leader_tx, leader) = watch::channel(true);
     let task = tokio::spawn(async move {
         let _keep = _leader_tx;
-        serve_tls(
-            listener,
-            &server,
-            &ca_pem,
-            hub,
-            leader,
-            Metrics::new(),
-            async {
-                let _ = rx.await;
-            },
-        )
+        serve_tls(listener, &server, &ca_pem, hub, leader, metrics, async {
+            let _ = rx.await;
+        })
         .await
         .unwrap();
     });
@@ -173,7 +174,8 @@ async fn agents_follow_the_operator_through_changes_nacks_and_restarts() {
     let addr = listener.local_addr().unwrap();
     let (hub, _dirty) = Hub::new(Duration::ZERO);
     let v1 = publish(&hub, &[("alice", "a1"), ("bob", "b1")], 0);
-    let op = start_operator(listener, &ca, hub.clone()).await;
+    let metrics = Metrics::new();
+    let op = start_operator(listener, &ca, hub.clone(), metrics.clone()).await;
 
     let sinks: Vec<Arc<FakeSink>> = (0..2).map(|_| Arc::new(FakeSink::default())).collect();
     let (stop_agents, agents_stop) = watch::channel(false);
@@ -228,6 +230,13 @@ async fn agents_follow_the_operator_through_changes_nacks_and_restarts() {
     for s in &sinks {
         assert_eq!(s.applied_version().as_deref(), Some(v4.as_str()));
     }
+    // Both NACKs and the 8 ACKs before them are counted.
+    let text = metrics.encode(&hub);
+    assert!(
+        text.contains("sluice_operator_config_acks_total{result=\"rejected\"} 2\n")
+            && text.contains("sluice_operator_config_acks_total{result=\"accepted\"} 8\n"),
+        "{text}"
+    );
     // Going back to v4's content: the same version, ACKed without applying it again.
     let applies: Vec<usize> = sinks
         .iter()
@@ -284,7 +293,7 @@ async fn agents_follow_the_operator_through_changes_nacks_and_restarts() {
     let (hub2, _dirty2) = Hub::new(Duration::ZERO);
     assert_eq!(publish(&hub2, &[("bob", "b2"), ("carol", "c1")], 0), v4);
     let listener = TcpListener::bind(addr).await.unwrap();
-    let op2 = start_operator(listener, &ca, hub2.clone()).await;
+    let op2 = start_operator(listener, &ca, hub2.clone(), Metrics::new()).await;
     eventually("agents reconnect and ACK v4", || acked(&hub2, &pods, &v4)).await;
     eventually("the new operator knows bob's session", || {
         hub2.user_view("vpn/office", "vpn/bob").sessions.len() == 1
@@ -352,7 +361,7 @@ async fn only_the_gateways_own_certificate_gets_its_config() {
     let port = listener.local_addr().unwrap().port();
     let (hub, _dirty) = Hub::new(Duration::ZERO);
     publish(&hub, &[("alice", "a1")], 0);
-    let _op = start_operator(listener, &ca, hub.clone()).await;
+    let _op = start_operator(listener, &ca, hub.clone(), Metrics::new()).await;
 
     let own = ca.issue_agent("vpn/office", now).unwrap();
     raw_connect(port, &ca, Some(&own), "vpn/office")
@@ -377,4 +386,50 @@ async fn only_the_gateways_own_certificate_gets_its_config() {
         raw_connect(port, &ca, None, "vpn/office").await.is_err(),
         "no client certificate"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_agent_says_so_before_its_next_snapshot() {
+    let now = time::OffsetDateTime::now_utc();
+    let ca = Ca::generate(now).unwrap();
+    let cert = ca.issue_agent("vpn/office", now).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (hub, _dirty) = Hub::new(Duration::ZERO);
+    let v1 = publish(&hub, &[("alice", "a1")], 0);
+    let _op = start_operator(listener, &ca, hub.clone(), Metrics::new()).await;
+    let sink = Arc::new(FakeSink::default());
+    let mut opts = agent_options(port, &ca, &cert, "vpn/office", "p0");
+    // Snapshots only every minute: the drain must be reported by itself.
+    opts.report_interval = Duration::from_secs(60);
+    let (stop_agent, agent_stop) = watch::channel(false);
+    {
+        let sink: Arc<dyn ConfigSink> = sink.clone();
+        let mut stop = agent_stop.clone();
+        tokio::spawn(async move {
+            run_agent(opts, sink, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+            .unwrap();
+        });
+    }
+    eventually("the agent ACKs v1 and sent its first snapshot", || {
+        acked(&hub, &["p0"], &v1) && hub.gateway_view("vpn/office").agents["p0"].snapshot_seen
+    })
+    .await;
+    assert!(hub.gateway_view("vpn/office").draining_pods().is_empty());
+    let started = std::time::Instant::now();
+    sink.draining.store(true, Ordering::SeqCst);
+    eventually("the hub knows p0 drains", || {
+        hub.gateway_view("vpn/office")
+            .draining_pods()
+            .contains("p0")
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "reported at the next event tick, not the next snapshot"
+    );
+    stop_agent.send(true).unwrap();
 }

@@ -473,6 +473,7 @@ async fn live_sessions_reach_the_user_status_with_an_event() {
                 ..Default::default()
             }],
             counters: None,
+            draining: false,
         },
     );
     let (r, calls) = run_user(h, u).await;
@@ -719,6 +720,11 @@ async fn a_short_pre_shared_key_rejects_the_gateway_without_showing_it() {
 }
 
 fn report_sessions(hub: &sluice_operator::hub::Hub, pod: &str, n: usize) {
+    report(hub, pod, n, false);
+}
+
+/// A fresh agent stream of `pod` whose first report carries `n` sessions.
+fn report(hub: &sluice_operator::hub::Hub, pod: &str, n: usize, draining: bool) {
     let s = hub.agent_connected("vpn/office", &hello(pod));
     hub.agent_report(
         "vpn/office",
@@ -735,6 +741,7 @@ fn report_sessions(hub: &sluice_operator::hub::Hub, pod: &str, n: usize) {
                     ..Default::default()
                 })
                 .collect(),
+            draining,
             ..Default::default()
         },
     );
@@ -784,5 +791,184 @@ async fn the_autoscaler_does_not_scale_down_right_after_a_restart() {
         !calls.iter().any(|c| c.path().ends_with("/scale")),
         "{:?}",
         calls.iter().map(|c| c.path()).collect::<Vec<_>>()
+    );
+}
+
+/// The pod-deletion-cost patches among `calls`: (index, pod, cost).
+fn cost_patches(calls: &[Call]) -> Vec<(usize, String, String)> {
+    calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.path().starts_with("/api/v1/namespaces/vpn/pods/"))
+        .map(|(i, c)| {
+            assert_eq!(c.method, Method::PATCH);
+            assert_eq!(c.manager(), "sluice-operator-deletion-cost", "{}", c.uri);
+            assert!(!c.uri.contains("force"), "a merge patch: {}", c.uri);
+            let annotations = c.body["metadata"]["annotations"].as_object().unwrap();
+            assert_eq!(
+                c.body,
+                json!({"metadata": {"annotations": annotations.clone()}}),
+                "only the annotation"
+            );
+            assert_eq!(annotations.len(), 1);
+            let cost = annotations[sluice_operator::deletion_cost::ANNOTATION]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (i, c.path().rsplit('/').next().unwrap().to_owned(), cost)
+        })
+        .collect()
+}
+
+fn only(patches: &[(usize, String, String)]) -> Vec<(&str, &str)> {
+    patches
+        .iter()
+        .map(|(_, p, c)| (p.as_str(), c.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn pods_carry_their_session_count_as_deletion_cost_patched_only_on_change() {
+    let gw = gateway(true);
+    let Harness {
+        ctx,
+        hub,
+        mut writers,
+        server,
+    } = harness(vec![to_value(&gw)], None);
+    apply(&mut writers.pods, dataplane_pod("pod-a", "node-a", None));
+    apply(
+        &mut writers.pods,
+        dataplane_pod("pod-b", "node-b", Some("0")),
+    );
+    // Already right: never patched.
+    apply(
+        &mut writers.pods,
+        dataplane_pod("pod-c", "node-c", Some("2")),
+    );
+    // Its agent has not reported yet: left alone.
+    apply(&mut writers.pods, dataplane_pod("pod-d", "node-d", None));
+    report_sessions(&hub, "pod-a", 5);
+    report_sessions(&hub, "pod-b", 1);
+    report_sessions(&hub, "pod-c", 2);
+    let gw = Arc::new(gw);
+    gateway::reconcile(gw.clone(), ctx.clone()).await.unwrap();
+    let first = ctx.metrics.encode(&hub);
+    // Nothing changed (the pod cache still shows the old values: the hub remembers).
+    gateway::reconcile(gw.clone(), ctx.clone()).await.unwrap();
+    // pod-b's count changes within a minute of its last patch: throttled.
+    report_sessions(&hub, "pod-b", 3);
+    gateway::reconcile(gw.clone(), ctx.clone()).await.unwrap();
+    let metrics = ctx.metrics.clone();
+    drop(ctx);
+    drop(writers);
+    let calls = server.await.unwrap();
+    assert_eq!(
+        only(&cost_patches(&calls)),
+        [("pod-a", "5"), ("pod-b", "1")],
+        "{:#?}",
+        calls.iter().map(|c| c.path()).collect::<Vec<_>>()
+    );
+
+    // /metrics after the first reconcile, and after all three.
+    for needle in [
+        "sluice_operator_reconciles_total{kind=\"VpnGateway\",result=\"ok\"} 1\n",
+        "sluice_operator_reconcile_duration_seconds_count{kind=\"VpnGateway\"} 1\n",
+        "sluice_operator_status_writes_total{kind=\"VpnGateway\"} 1\n",
+        "sluice_operator_deletion_cost_patches_total 2\n",
+        "sluice_operator_config_acks_total{result=\"rejected\"} 0\n",
+        "sluice_operator_agents_connected 0\n",
+        "sluice_operator_configs_sent_total 0\n",
+    ] {
+        assert!(first.contains(needle), "{needle} not in\n{first}");
+    }
+    let all = metrics.encode(&hub);
+    for needle in [
+        "sluice_operator_reconciles_total{kind=\"VpnGateway\",result=\"ok\"} 3\n",
+        "sluice_operator_reconcile_duration_seconds_count{kind=\"VpnGateway\"} 3\n",
+        "sluice_operator_reconciles_total{kind=\"VpnUser\",result=\"error\"} 0\n",
+        "sluice_operator_deletion_cost_patches_total 2\n",
+    ] {
+        assert!(all.contains(needle), "{needle} not in\n{all}");
+    }
+}
+
+fn scaled_down_gateway() -> VpnGateway {
+    let mut gw = autoscaled_gateway();
+    if let Some(a) = gw.spec.autoscaling.as_mut() {
+        a.scale_down_stabilization = "0s".into();
+    }
+    gw
+}
+
+#[tokio::test]
+async fn before_the_autoscaler_scales_down_every_pod_cost_is_made_fresh() {
+    let gw = scaled_down_gateway();
+    let Harness {
+        ctx,
+        hub,
+        mut writers,
+        server,
+    } = harness(vec![to_value(&gw)], None);
+    apply(&mut writers.pods, dataplane_pod("pod-a", "node-a", None));
+    apply(&mut writers.pods, dataplane_pod("pod-b", "node-b", None));
+    // 2 replicas, 4 sessions, 2 per replica: as it should be.
+    report_sessions(&hub, "pod-a", 2);
+    report_sessions(&hub, "pod-b", 2);
+    let gw = Arc::new(gw);
+    gateway::reconcile(gw.clone(), ctx.clone()).await.unwrap();
+    // Sessions end: one replica is enough. Both costs changed seconds after their last
+    // patch (throttled), but the scale-down must not remove pod-a, which still has one.
+    report_sessions(&hub, "pod-a", 1);
+    report_sessions(&hub, "pod-b", 0);
+    gateway::reconcile(gw, ctx.clone()).await.unwrap();
+    drop(ctx);
+    drop(writers);
+    let calls = server.await.unwrap();
+    let patches = cost_patches(&calls);
+    assert_eq!(
+        only(&patches),
+        [
+            ("pod-a", "2"),
+            ("pod-b", "2"),
+            ("pod-a", "1"),
+            ("pod-b", "0")
+        ]
+    );
+    let scales: Vec<usize> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.path().ends_with("/vpngateways/office/scale"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(scales.len(), 1, "one scale-down");
+    assert_eq!(calls[scales[0]].body, json!({"spec": {"replicas": 1}}));
+    assert!(
+        patches.iter().all(|(i, _, _)| *i < scales[0]),
+        "fresh costs first, then /scale: {:?}",
+        calls.iter().map(|c| c.path()).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_draining_pod_leaves_the_endpoints_at_once_and_is_removed_first() {
+    let gw = gateway(true);
+    let mut h = harness(vec![to_value(&gw)], None);
+    apply(&mut h.writers.pods, dataplane_pod("pod-a", "node-a", None));
+    apply(&mut h.writers.pods, dataplane_pod("pod-b", "node-b", None));
+    apply(&mut h.writers.nodes, node("node-a", "203.0.113.1"));
+    apply(&mut h.writers.nodes, node("node-b", "203.0.113.2"));
+    report(&h.hub, "pod-a", 4, false);
+    // pod-b still has sessions and is still Ready, but it drains.
+    report(&h.hub, "pod-b", 1, true);
+    let (r, calls, _) = run_gateway(h, gw).await;
+    r.unwrap();
+    let st = &find(&calls, "/vpngateways/office/status").body["status"];
+    assert_eq!(st["endpoints"], json!(["203.0.113.1"]));
+    assert_eq!(st["sessions"]["total"], 5);
+    let draining = sluice_operator::deletion_cost::DRAINING_COST.to_string();
+    assert_eq!(
+        only(&cost_patches(&calls)),
+        [("pod-a", "4"), ("pod-b", draining.as_str())]
     );
 }

@@ -2,9 +2,11 @@
 //! operator. The agent says `Hello`, applies every configuration it is sent
 //! through a [`ConfigSink`] and answers each with an ACK or NACK, and reports
 //! session events (batched, every `event_interval`) and a full session snapshot
-//! with counters (on connect and every `report_interval`). When the stream
-//! breaks it reconnects with back-off; the sink keeps serving its last good
-//! configuration meanwhile and is never asked to drop anything.
+//! with counters (on connect and every `report_interval`). Every report says
+//! whether the pod is draining; a full report goes out at the first event tick
+//! after draining starts, so the operator stops advertising the pod at once.
+//! When the stream breaks it reconnects with back-off; the sink keeps serving
+//! its last good configuration meanwhile and is never asked to drop anything.
 
 mod backoff;
 pub mod tls;
@@ -41,6 +43,10 @@ pub trait ConfigSink: Send + Sync {
     fn counters(&self) -> pb::Counters;
     /// The control stream opened (`true`) or broke (`false`).
     fn set_connected(&self, _connected: bool) {}
+    /// Whether the gateway is draining (refuses new sessions, exits once empty).
+    fn draining(&self) -> bool {
+        false
+    }
 }
 
 /// Builds fresh TLS settings (e.g. re-reads renewed certificate files).
@@ -226,8 +232,8 @@ fn hello(opts: &AgentOptions, sink: &dyn ConfigSink) -> pb::AgentMessage {
     }
 }
 
-/// Events plus the full snapshot and counters.
-fn full_report(sink: &dyn ConfigSink) -> pb::AgentMessage {
+/// Events plus the full snapshot and counters, and the drain state `draining`.
+fn full_report(sink: &dyn ConfigSink, draining: bool) -> pb::AgentMessage {
     let events = sink.drain_events();
     pb::AgentMessage {
         body: Some(Body::Report(pb::SessionReport {
@@ -235,6 +241,7 @@ fn full_report(sink: &dyn ConfigSink) -> pb::AgentMessage {
             has_snapshot: true,
             sessions: sink.snapshot(),
             counters: Some(sink.counters()),
+            draining,
         })),
     }
 }
@@ -319,7 +326,8 @@ async fn stream_inner(
         applied_version = %sink.applied_version().unwrap_or_default(),
         "connected to the operator"
     );
-    send(&tx, full_report(sink)).await?;
+    let mut draining = sink.draining();
+    send(&tx, full_report(sink, draining)).await?;
 
     let mut events = tokio::time::interval(opts.event_interval);
     events.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -337,13 +345,24 @@ async fn stream_inner(
                 Some(pb::OperatorMessage { body: None }) => debug!("ignoring an empty operator message"),
             },
             _ = events.tick() => {
-                let events = sink.drain_events();
-                if !events.is_empty() {
-                    let report = pb::SessionReport { events, ..pb::SessionReport::default() };
-                    send(&tx, pb::AgentMessage { body: Some(Body::Report(report)) }).await?;
+                let now_draining = sink.draining();
+                if now_draining != draining {
+                    // Draining started: tell the operator now, not at the next snapshot.
+                    draining = now_draining;
+                    info!(draining, "drain state changed; reporting it to the operator");
+                    send(&tx, full_report(sink, draining)).await?;
+                } else {
+                    let events = sink.drain_events();
+                    if !events.is_empty() {
+                        let report = pb::SessionReport { events, draining, ..pb::SessionReport::default() };
+                        send(&tx, pb::AgentMessage { body: Some(Body::Report(report)) }).await?;
+                    }
                 }
             }
-            _ = snapshots.tick() => send(&tx, full_report(sink)).await?,
+            _ = snapshots.tick() => {
+                draining = sink.draining();
+                send(&tx, full_report(sink, draining)).await?;
+            }
         }
     }
 }

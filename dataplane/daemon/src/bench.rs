@@ -38,6 +38,16 @@ pub enum Which {
         #[arg(long, default_value_t = 3)]
         settle: u64,
     },
+    /// Cost of metrics and tracing on the data path: 1400-byte packets/s with both on
+    /// and off, alternating rounds in one run (issue #7 target: < 3 % difference).
+    Observability {
+        /// Seconds of transmit per round.
+        #[arg(long, default_value_t = 0.5)]
+        seconds: f64,
+        /// Rounds of each (on, off); medians are reported.
+        #[arg(long, default_value_t = 7)]
+        rounds: u32,
+    },
     /// Packets through one tunnel (client → gateway → TUN), measured at the gateway.
     Throughput {
         #[command(flatten)]
@@ -60,6 +70,10 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             Ok(())
         }
         Which::Setups(c) => setups(c).await,
+        Which::Observability { seconds, rounds } => {
+            observability(seconds, rounds);
+            Ok(())
+        }
         Which::Idle {
             client,
             gateway_pid,
@@ -401,4 +415,108 @@ pub fn engine(seconds: f64) {
             );
         }
     }
+}
+
+/// Cost of metrics and tracing on the data path: gateway receive (MPPE-128 decrypt + the
+/// data path's per-packet accounting) and transmit (encrypt + accounting) of 1400-byte
+/// packets, with the accounting and a tracing subscriber with the OpenTelemetry layer
+/// ("on") and without ("off"), alternating rounds in one run.
+pub fn observability(seconds: f64, rounds: u32) {
+    use crate::datapath::count;
+    use crate::link::LinkStats;
+    use crate::metrics::{Direction, Metrics};
+
+    const SIZE: usize = 1400;
+    const FRAMES: usize = 32768;
+    let Some((mut server, mut client)) = engine_pair(128, false) else {
+        println!("engine pair did not come up");
+        return;
+    };
+    let ip = udp_packet(
+        Ipv4Addr::new(10, 200, 0, 2),
+        Ipv4Addr::new(10, 200, 0, 1),
+        SIZE,
+    );
+    let metrics = Metrics::new();
+    let stats = LinkStats::default();
+    // Tracing on: the binaries' subscriber stack with an OpenTelemetry layer (its spans
+    // are dropped); the data path emits no per-packet span or event, so this measures
+    // the cost of having it installed.
+    let provider = sluice_telemetry::opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let subscriber = {
+        use tracing_subscriber::layer::SubscriberExt;
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("info"))
+            .with(sluice_telemetry::otel_layer(&provider, "bench"))
+    };
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let dur = Duration::from_secs_f64(seconds);
+    let mut out = Vec::with_capacity(2048);
+    let (mut rx_off, mut rx_on, mut tx_off, mut tx_on) = (vec![], vec![], vec![], vec![]);
+    println!(
+        "# data path with metrics + tracing on vs off, MPPE-128 stateless, {SIZE} B, {rounds} rounds of {seconds} s per direction, one core"
+    );
+    for round in 0..rounds * 2 {
+        let on = round % 2 == 1;
+        // Receive: frames from the client (not timed), decrypted and counted (timed).
+        let mut frames: Vec<Vec<u8>> = (0..FRAMES)
+            .map(|_| {
+                out.clear();
+                let _ = client.encapsulate_ip(&ip, &mut out);
+                out.clone()
+            })
+            .collect();
+        let now = Instant::now();
+        let run = |server: &mut Ppp, frames: &mut Vec<Vec<u8>>| {
+            let start = Instant::now();
+            let mut n = 0u64;
+            for f in frames.iter_mut() {
+                if let Ok(Some(ip)) = server.handle_input(now, f) {
+                    if on {
+                        count(&metrics, &stats, Direction::Rx, ip.len());
+                    }
+                    n += 1;
+                }
+            }
+            n as f64 / start.elapsed().as_secs_f64()
+        };
+        let rx = if on {
+            tracing::dispatcher::with_default(&dispatch, || run(&mut server, &mut frames))
+        } else {
+            run(&mut server, &mut frames)
+        };
+        let mut send = || {
+            out.clear();
+            if server.encapsulate_ip(&ip, &mut out).is_ok() && on {
+                count(&metrics, &stats, Direction::Tx, ip.len());
+            }
+        };
+        let tx = if on {
+            tracing::dispatcher::with_default(&dispatch, || rate(dur, &mut send))
+        } else {
+            rate(dur, &mut send)
+        };
+        if on {
+            rx_on.push(rx);
+            tx_on.push(tx);
+        } else {
+            rx_off.push(rx);
+            tx_off.push(tx);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    for (dir, off, on) in [
+        ("rx", &mut rx_off, &mut rx_on),
+        ("tx", &mut tx_off, &mut tx_on),
+    ] {
+        let (off, on) = (median(off), median(on));
+        println!(
+            "{dir}: off {off:>10.0} pkt/s | on {on:>10.0} pkt/s | difference {:+.2} % (target < 3 %)",
+            (on - off) / off * 100.0
+        );
+    }
+    let _ = provider.shutdown();
 }

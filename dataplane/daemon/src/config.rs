@@ -15,6 +15,7 @@ use sluice_ppp::{AuthProto, EncryptionPolicy, KeyLengths, MppePolicy, StatefulMo
 use sluice_proto::v1 as pb;
 
 use crate::metrics::Protocol;
+use crate::ratelimit::RateLimit;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +117,8 @@ pub struct UserEntry {
     /// 0 = unlimited.
     pub max_sessions: u32,
     pub source: String,
+    /// Bandwidth limit of each session (`spec.rateLimit`).
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// The PPP policy of one protocol: authentication methods and MPPE.
@@ -370,6 +373,8 @@ pub struct Runtime {
     /// 0 = unlimited.
     pub max_sessions: u32,
     pub users: HashMap<String, UserEntry>,
+    /// Export per-user series (`spec.metrics.perUser`).
+    pub per_user_metrics: bool,
 }
 
 fn bad(what: &str, value: &str) -> LoadError {
@@ -438,6 +443,14 @@ impl Runtime {
                 routes: Vec::new(),
                 max_sessions: u.max_sessions,
                 source: u.source.clone(),
+                rate_limit: u.rate_limit.as_ref().and_then(|r| {
+                    let limit = RateLimit {
+                        down_bps: r.down_bits_per_second,
+                        up_bps: r.up_bits_per_second,
+                        burst_bytes: r.burst_bytes.max(1),
+                    };
+                    (limit.down_bps > 0 || limit.up_bps > 0).then_some(limit)
+                }),
             };
             if !u.remote_address.is_empty() {
                 entry.remote_address = Some(ip("remote address", &u.remote_address)?);
@@ -494,6 +507,7 @@ impl Runtime {
             masquerade: c.nat.as_ref().is_some_and(|n| n.masquerade),
             max_sessions: c.max_sessions,
             users,
+            per_user_metrics: c.per_user_metrics,
         })
     }
 
@@ -656,6 +670,7 @@ mod tests {
             nat: None,
             max_sessions: 0,
             users: vec![user],
+            per_user_metrics: false,
         }
     }
 

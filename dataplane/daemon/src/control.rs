@@ -16,8 +16,8 @@ use tracing::{debug, info, warn};
 
 use crate::config::{PppPolicy, Runtime};
 use crate::gateway::Gateway;
-use crate::link::{CtlCmd, Framing, Link};
-use crate::metrics::{Layer, Protocol, SetupResult};
+use crate::link::{CtlCmd, Framing, Link, setup_span};
+use crate::metrics::{Layer, Protocol, SetupPhase, SetupResult};
 
 /// How long a new call waits for the client to speak first.
 const PASSIVE_START: Duration = Duration::from_millis(250);
@@ -112,7 +112,10 @@ pub async fn serve(
     let (tx, mut rx) = mpsc::unbounded_channel::<CtlCmd>();
     let pac_cfg = pac_config(gw.max_calls_per_connection);
     let recv_window = pac_cfg.recv_window;
-    let mut pac = ControlConnection::new(pac_cfg, Instant::now());
+    let opened = Instant::now();
+    // The first call's control phase includes the connection's setup (SCCRQ/SCCRP).
+    let mut first_call = true;
+    let mut pac = ControlConnection::new(pac_cfg, opened);
     let mut calls: HashMap<u16, Arc<Link>> = HashMap::new();
     let mut buf = vec![0u8; 2048];
     gw.dp.metrics.control_connections.inc();
@@ -156,24 +159,42 @@ pub async fn serve(
                         pac.reject_call(now, peer_call_id, OcrpResult::Busy, None);
                         continue;
                     };
+                    let span = setup_span(Protocol::Pptp, peer_ip);
+                    span.record("call_id", id);
+                    let control = tracing::info_span!(parent: &span, "control");
                     let ppp = Ppp::server(ppp_server_config(&cfg, &cfg.pptp), now, seed());
                     let mut gre = GreChannel::new(peer_call_id, peer_recv_window, now);
                     gre.set_recv_window(recv_window);
-                    let link = Arc::new(Link::new(
-                        id,
-                        peer_call_id,
-                        peer_ip,
-                        now,
-                        tx.clone(),
-                        ppp,
-                        Framing::Gre(gre),
-                    ));
+                    let started = if std::mem::take(&mut first_call) {
+                        opened
+                    } else {
+                        now
+                    };
+                    let link = Arc::new(
+                        Link::new(
+                            id,
+                            peer_call_id,
+                            peer_ip,
+                            now,
+                            tx.clone(),
+                            ppp,
+                            Framing::Gre(gre),
+                        )
+                        .with_control_started(started),
+                    );
                     gw.dp.links.insert(link.clone());
                     if let Err(e) = pac.accept_call(now, peer_call_id, id) {
                         warn!(%peer, error = %e, "accepting call failed");
                         gw.abort(&link, "call setup failed");
                         continue;
                     }
+                    gw.dp.metrics.phase(
+                        Protocol::Pptp,
+                        SetupPhase::Control,
+                        now.saturating_duration_since(started),
+                    );
+                    drop(control);
+                    link.set_setup_span(span);
                     calls.insert(id, link.clone());
                     // Passive start: the engine's first Configure-Request goes
                     // out when the client's first GRE packet arrives (it is then

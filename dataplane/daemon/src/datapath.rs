@@ -11,14 +11,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use sluice_ppp::Event;
+use sluice_ppp::{Event, Phase};
 use sluice_pptp::{GrePacket, GreRepr, RxVerdict, ipv4_payload_range};
-use tracing::warn;
+use tracing::{Span, warn};
 
 use crate::ipsec_path::IpsecIo;
 use crate::l2tp_path::{L2tpIo, send_l2tp};
-use crate::link::{Clock, Framing, Link, LinkState, LinkTable, due};
-use crate::metrics::{Layer, Metrics};
+use crate::link::{Clock, Framing, Link, LinkState, LinkStats, LinkTable, due};
+use crate::metrics::{Direction, Layer, Metrics, SetupPhase};
+use crate::ratelimit::Admit;
 use crate::rawsock::{IPPROTO_GRE, RawSocket, RecvBatch};
 
 /// Shared data-path resources.
@@ -88,12 +89,20 @@ pub fn drive<H: Hooks>(h: &H, link: &Arc<Link>, st: &mut LinkState, now: Instant
             progressed = true;
         }
         while let Some(ev) = st.ppp.poll_event() {
+            note_phase(dp, link, st, now);
             h.on_event(link, st, ev, now);
             progressed = true;
         }
         if !progressed {
             break;
         }
+    }
+    note_phase(dp, link, st, now);
+    let retransmits = st.ppp.retransmits();
+    if retransmits > st.retransmits_seen {
+        dp.metrics
+            .retransmitted(Layer::Ppp, retransmits - st.retransmits_seen);
+        st.retransmits_seen = retransmits;
     }
     let framing_timeout = match &mut st.framing {
         Framing::Gre(gre) => {
@@ -108,12 +117,50 @@ pub fn drive<H: Hooks>(h: &H, link: &Arc<Link>, st: &mut LinkState, now: Instant
         }
         Framing::L2tp(_) => None,
     };
-    let next = match (st.ppp.poll_timeout(), framing_timeout) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let shaper = st
+        .rate_limit
+        .as_ref()
+        .and_then(|(_, l)| l.next_release())
+        .map(|ns| dp.clock.epoch + Duration::from_nanos(ns));
+    let next = [st.ppp.poll_timeout(), framing_timeout, shaper]
+        .into_iter()
+        .flatten()
+        .min();
     link.deadline
         .store(dp.clock.encode(next), Ordering::Relaxed);
+}
+
+/// Setup-phase timing: observes the duration of each PPP phase (RFC 1661 §3.2) the link
+/// completes on its way to the network phase; failed phases are not observed.
+fn note_phase(dp: &DataPath, link: &Link, st: &mut LinkState, now: Instant) {
+    let phase = st.ppp.phase();
+    if phase == st.phase {
+        return;
+    }
+    let done = match (st.phase, phase) {
+        (Phase::Establish, Phase::Authenticate | Phase::Network | Phase::Running) => {
+            Some(SetupPhase::Lcp)
+        }
+        (Phase::Authenticate, Phase::Network | Phase::Running) => Some(SetupPhase::Auth),
+        (Phase::Network, Phase::Running) => Some(SetupPhase::Ncp),
+        _ => None,
+    };
+    if let Some(done) = done {
+        dp.metrics.phase(
+            link.protocol,
+            done,
+            now.saturating_duration_since(st.phase_since),
+        );
+    }
+    // The finished phase's span closes, then the next one opens under the setup's.
+    st.phase_span = Span::none();
+    st.phase_span = match phase {
+        Phase::Authenticate => tracing::info_span!(parent: &st.setup_span, "auth"),
+        Phase::Network => tracing::info_span!(parent: &st.setup_span, "ncp"),
+        _ => Span::none(),
+    };
+    st.phase = phase;
+    st.phase_since = now;
 }
 
 /// Why a frame could not be sent (the metrics' drop reason).
@@ -169,8 +216,52 @@ pub struct TxScratch {
     out: Vec<u8>,
 }
 
-/// Encapsulates one IP packet (PPP, MPPE, GRE or L2TP) and sends it to the link's peer.
+/// Sends one IP packet toward the link's peer through the session's rate limit
+/// (`VpnUser.spec.rateLimit`): now, later from the shaper's queue, or not at all.
 pub fn send_ip(
+    dp: &DataPath,
+    link: &Link,
+    st: &mut LinkState,
+    ip: &[u8],
+    now: Instant,
+    scratch: &mut TxScratch,
+) -> bool {
+    if let Some((_, limit)) = &mut st.rate_limit {
+        let now_ns = dp.clock.now_nanos(now);
+        match limit.admit_down(now_ns, ip) {
+            Admit::Send => {}
+            Admit::Queued => {
+                // The timer thread sends it (the deadline is in the clock's nanoseconds).
+                if let Some(at) = limit.next_release() {
+                    link.deadline.fetch_min(at, Ordering::Relaxed);
+                }
+                return true;
+            }
+            Admit::Dropped => {
+                dp.metrics.dropped("rate_limit_down");
+                return false;
+            }
+        }
+    }
+    encapsulate_ip(dp, link, st, ip, now, scratch)
+}
+
+/// Sends the packets of the session's shaper queue whose tokens are there.
+pub fn release_shaped(
+    dp: &DataPath,
+    link: &Link,
+    st: &mut LinkState,
+    now: Instant,
+    scratch: &mut TxScratch,
+) {
+    let now_ns = dp.clock.now_nanos(now);
+    while let Some(ip) = st.rate_limit.as_mut().and_then(|(_, l)| l.pop_down(now_ns)) {
+        encapsulate_ip(dp, link, st, &ip, now, scratch);
+    }
+}
+
+/// Encapsulates one IP packet (PPP, MPPE, GRE or L2TP) and sends it to the link's peer.
+fn encapsulate_ip(
     dp: &DataPath,
     link: &Link,
     st: &mut LinkState,
@@ -186,12 +277,7 @@ pub fn send_ip(
     let TxScratch { ppp, out } = scratch;
     match transmit(dp, link, st, ppp, now, out) {
         Ok(()) => {
-            link.stats.tx_packets.fetch_add(1, Ordering::Relaxed);
-            link.stats
-                .tx_bytes
-                .fetch_add(ip.len() as u64, Ordering::Relaxed);
-            dp.metrics.tx_packets.inc();
-            dp.metrics.tx_bytes.inc_by(ip.len() as u64);
+            count(&dp.metrics, &link.stats, Direction::Tx, ip.len());
             true
         }
         Err(reason) => {
@@ -199,6 +285,30 @@ pub fn send_ip(
             false
         }
     }
+}
+
+/// Per-packet accounting of one IP packet from (`Rx`) or toward (`Tx`) a client: the
+/// link's and the node's counters.
+#[inline]
+pub fn count(m: &Metrics, stats: &LinkStats, dir: Direction, len: usize) {
+    let (packets, bytes, node_packets, node_bytes) = match dir {
+        Direction::Rx => (
+            &stats.rx_packets,
+            &stats.rx_bytes,
+            &m.rx_packets,
+            &m.rx_bytes,
+        ),
+        Direction::Tx => (
+            &stats.tx_packets,
+            &stats.tx_bytes,
+            &m.tx_packets,
+            &m.tx_bytes,
+        ),
+    };
+    packets.fetch_add(1, Ordering::Relaxed);
+    bytes.fetch_add(len as u64, Ordering::Relaxed);
+    node_packets.inc();
+    node_bytes.inc_by(len as u64);
 }
 
 /// Anti-spoofing for the gateway: a session may only send from its assigned address or from
@@ -274,13 +384,16 @@ pub fn receive_frame<H: Hooks>(
         Ok(Some(ip)) if !h.accept_source(st, ip) => {
             dp.metrics.dropped("spoofed_source");
         }
+        Ok(Some(ip))
+            if st
+                .rate_limit
+                .as_mut()
+                .is_some_and(|(_, l)| !l.allow_up(dp.clock.now_nanos(now), ip.len())) =>
+        {
+            dp.metrics.dropped("rate_limit_up");
+        }
         Ok(Some(ip)) => {
-            link.stats.rx_packets.fetch_add(1, Ordering::Relaxed);
-            link.stats
-                .rx_bytes
-                .fetch_add(ip.len() as u64, Ordering::Relaxed);
-            dp.metrics.rx_packets.inc();
-            dp.metrics.rx_bytes.inc_by(ip.len() as u64);
+            count(&dp.metrics, &link.stats, Direction::Rx, ip.len());
             match &dp.tun {
                 Some(tun) => {
                     if tun.send(ip).is_err() {
@@ -353,6 +466,7 @@ pub fn tun_rx_loop<H: Hooks>(h: Arc<H>) {
 
 /// Runs due engine timers until stopped.
 pub fn timer_loop<H: Hooks>(h: Arc<H>, tick: Duration) {
+    let mut scratch = TxScratch::default();
     while !h.dp().stop.load(Ordering::Relaxed) {
         std::thread::sleep(tick);
         let now = Instant::now();
@@ -369,6 +483,7 @@ pub fn timer_loop<H: Hooks>(h: Arc<H>, tick: Duration) {
             if let Framing::Gre(gre) = &mut st.framing {
                 gre.handle_timeout(now);
             }
+            release_shaped(h.dp(), &link, &mut st, now, &mut scratch);
             drive(&*h, &link, &mut st, now);
         }
     }

@@ -8,17 +8,17 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::Ipv4Net;
-use sluice_ppp::{AuthProto, DownReason, Event};
+use sluice_ppp::{AuthProto, DownReason, Encoding, Event};
 use sluice_proto::v1::SessionEventKind;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{Span, info, warn};
 
 use crate::callid::CallIds;
 use crate::config::{Credential, Runtime, UserEntry};
 use crate::datapath::{self, DataPath, Hooks, drive};
 use crate::events::{self, Details, EventQueue};
-use crate::link::{CtlCmd, Link, LinkState};
-use crate::metrics::{MethodLabels, ProtoLabels, Protocol, SetupResult};
+use crate::link::{CtlCmd, Framing, Link, LinkState};
+use crate::metrics::{MethodLabels, ProtoLabels, Protocol, SessionLabels, SetupResult, UserSeries};
 use crate::netcfg::RouteCmd;
 use crate::pool::Pool;
 
@@ -39,6 +39,10 @@ pub struct Gateway {
     pub l2tp_shutdown: watch::Sender<bool>,
     /// While draining: when the remaining sessions are closed anyway.
     drain: Mutex<Option<Instant>>,
+    /// Bytes (from, to) the clients of each user moved in sessions that ended; held
+    /// while a session's bytes move here from the link table, so a scrape of the
+    /// per-user series never counts them twice.
+    user_bytes: Mutex<HashMap<String, (u64, u64)>>,
 }
 
 /// Default for [`Gateway::max_calls_per_connection`].
@@ -55,6 +59,20 @@ pub fn method_name(m: AuthProto) -> &'static str {
         AuthProto::ChapMd5 => "chap",
         AuthProto::MsChapV1 => "mschapv1",
         AuthProto::MsChapV2 => "mschapv2",
+    }
+}
+
+/// The `encoding` label of a session: its PPP encryption, under IPsec or not.
+fn encoding_label(encoding: Encoding, ipsec: bool) -> &'static str {
+    match (ipsec, encoding) {
+        (false, Encoding::None) => "none",
+        (false, Encoding::Mppe { bits: 128, .. }) => "mppe128",
+        (false, Encoding::Mppe { bits: 56, .. }) => "mppe56",
+        (false, Encoding::Mppe { .. }) => "mppe40",
+        (true, Encoding::None) => "ipsec",
+        (true, Encoding::Mppe { bits: 128, .. }) => "ipsec+mppe128",
+        (true, Encoding::Mppe { bits: 56, .. }) => "ipsec+mppe56",
+        (true, Encoding::Mppe { .. }) => "ipsec+mppe40",
     }
 }
 
@@ -89,6 +107,7 @@ impl Gateway {
             events: None,
             l2tp_shutdown: watch::channel(false).0,
             drain: Mutex::new(None),
+            user_bytes: Mutex::new(HashMap::new()),
         };
         gw.dp.l2tp_plain.store(
             gw.config().l2tp.plain_allowed(),
@@ -130,6 +149,61 @@ impl Gateway {
         } else {
             None
         }
+    }
+
+    /// Per-user series for `/metrics`, when the gateway enables them (`metrics.perUser`):
+    /// sessions up and bytes by user, ended sessions' bytes included.
+    ///
+    /// Lock order is the teardown's (link, then `user_bytes`, then the table): live links
+    /// are read first, then, under `user_bytes`, a link no longer in the table is left
+    /// out because its bytes have moved to the totals.
+    pub fn user_series(&self) -> Option<Vec<(String, UserSeries)>> {
+        if !self.config().per_user_metrics {
+            return None;
+        }
+        let live: Vec<(Arc<Link>, String)> = self
+            .dp
+            .links
+            .all()
+            .into_iter()
+            .filter_map(|link| {
+                let user = {
+                    let st = link.lock();
+                    st.up_at.and(st.username.clone())?
+                };
+                Some((link, user))
+            })
+            .collect();
+        let totals = lock(&self.user_bytes);
+        let mut out: HashMap<String, UserSeries> = totals
+            .iter()
+            .map(|(u, &(rx_bytes, tx_bytes))| {
+                let s = UserSeries {
+                    sessions: 0,
+                    rx_bytes,
+                    tx_bytes,
+                };
+                (u.clone(), s)
+            })
+            .collect();
+        for (link, user) in live {
+            if !self
+                .dp
+                .links
+                .get(link.local_call_id)
+                .is_some_and(|l| Arc::ptr_eq(&l, &link))
+            {
+                continue;
+            }
+            let s = out.entry(user).or_default();
+            s.sessions += 1;
+            s.rx_bytes += link.stats.rx_bytes.load(Ordering::Relaxed);
+            s.tx_bytes += link.stats.tx_bytes.load(Ordering::Relaxed);
+        }
+        drop(totals);
+        let mut out: Vec<_> = out.into_iter().collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(out)
     }
 
     /// The configuration in force.
@@ -198,10 +272,14 @@ impl Gateway {
         }
     }
 
+    /// Counts the setup's outcome (once) and closes its trace.
     fn record_setup(&self, link: &Link, st: &mut LinkState, result: SetupResult) {
         if !st.setup_recorded {
             st.setup_recorded = true;
             self.dp.metrics.setup(link.protocol, result);
+            st.setup_span.record("result", result.as_str());
+            st.phase_span = Span::none();
+            st.setup_span = Span::none();
         }
     }
 
@@ -272,14 +350,11 @@ impl Gateway {
                 self.uncount_user(u);
             }
         }
+        if let Some(labels) = st.active.take() {
+            self.dp.metrics.sessions_active.get_or_create(&labels).dec();
+            self.dp.metrics.sessions_up.dec();
+        }
         if let Some((up, _)) = st.up_at {
-            self.dp
-                .metrics
-                .sessions_active
-                .get_or_create(&ProtoLabels {
-                    protocol: link.protocol,
-                })
-                .dec();
             info!(
                 protocol = link.protocol.as_str(),
                 user = st.username.as_deref().unwrap_or(""),
@@ -302,7 +377,15 @@ impl Gateway {
                 "session setup failed"
             );
         }
-        self.dp.links.remove(link.local_call_id);
+        {
+            let mut totals = lock(&self.user_bytes);
+            if let (Some(user), Some(_)) = (&st.username, st.up_at) {
+                let t = totals.entry(user.clone()).or_default();
+                t.0 += link.stats.rx_bytes.load(Ordering::Relaxed);
+                t.1 += link.stats.tx_bytes.load(Ordering::Relaxed);
+            }
+            self.dp.links.remove(link.local_call_id);
+        }
         lock(&self.call_ids).release(link.local_call_id);
         let _ = link.ctl.send(CtlCmd::CallDown {
             local_call_id: link.local_call_id,
@@ -378,6 +461,14 @@ impl Gateway {
                 info!(%user, call_id = link.local_call_id, "user removed, disabled or changed address: disconnecting");
                 self.close(&link, "user removed or disabled by configuration");
                 closed += 1;
+                continue;
+            }
+            // A changed rate limit applies to the user's live sessions at once.
+            let limit = new.users.get(&user).and_then(|u| u.rate_limit);
+            let mut st = link.lock();
+            if st.rate_limit.as_ref().map(|(r, _)| *r) != limit {
+                let now_ns = self.dp.clock.now_nanos(Instant::now());
+                st.rate_limit = limit.map(|r| (r, r.buckets(now_ns)));
             }
         }
         info!(version = %new.version, users = new.users.len(), closed, "configuration applied");
@@ -396,6 +487,7 @@ impl Hooks for Gateway {
     fn on_event(&self, link: &Arc<Link>, st: &mut LinkState, ev: Event, now: Instant) {
         match ev {
             Event::AuthRequest { username, method } => {
+                st.setup_span.record("user", username.as_str());
                 let cfg = self.config();
                 st.refusal = None;
                 let credential = match self.admissible(&cfg, &username, link.protocol) {
@@ -432,6 +524,9 @@ impl Hooks for Gateway {
                 }
                 st.counted = true;
                 st.source.clone_from(&user.source);
+                st.rate_limit = user
+                    .rate_limit
+                    .map(|r| (r, r.buckets(self.dp.clock.now_nanos(now))));
                 let leased = {
                     let mut pool = lock(&self.pool);
                     match user.remote_address {
@@ -514,13 +609,18 @@ impl Hooks for Gateway {
                     }
                     self.route(RouteCmd::Add(*r));
                 }
-                self.dp
-                    .metrics
-                    .sessions_active
-                    .get_or_create(&ProtoLabels {
-                        protocol: link.protocol,
-                    })
-                    .inc();
+                let ipsec = match &st.framing {
+                    Framing::L2tp(f) => self.dp.ipsec.get().is_some_and(|io| io.is_peer(f.remote)),
+                    Framing::Gre(_) => false,
+                };
+                let labels = SessionLabels {
+                    gateway: self.config().gateway.clone(),
+                    protocol: link.protocol,
+                    encoding: encoding_label(encoding, ipsec),
+                };
+                self.dp.metrics.sessions_active.get_or_create(&labels).inc();
+                self.dp.metrics.sessions_up.inc();
+                st.active = Some(labels);
                 self.record_setup(link, st, SetupResult::Ok);
                 self.dp
                     .metrics

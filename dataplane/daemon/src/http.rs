@@ -72,6 +72,10 @@ pub struct SessionInfo {
     pub bytes_out: u64,
     pub packets_in: u64,
     pub packets_out: u64,
+    /// The session's bandwidth limit as `down/up` bits per second (`10M/2M`, `-` for an
+    /// unlimited direction), when the user has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<String>,
 }
 
 /// Snapshot of every session of a gateway.
@@ -108,6 +112,7 @@ pub fn sessions(gw: &Gateway) -> Vec<SessionInfo> {
                 bytes_out: l.stats.tx_bytes.load(Ordering::Relaxed),
                 packets_in: l.stats.rx_packets.load(Ordering::Relaxed),
                 packets_out: l.stats.tx_packets.load(Ordering::Relaxed),
+                rate_limit: st.rate_limit.as_ref().map(|(r, _)| r.display()),
             }
         })
         .collect();
@@ -121,7 +126,13 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.encode(),
+        state.metrics.encode_with_users(
+            state
+                .gateway()
+                .and_then(|gw| gw.user_series())
+                .as_deref()
+                .map(|users| users.iter().map(|(u, s)| (u.as_str(), *s))),
+        ),
     )
 }
 

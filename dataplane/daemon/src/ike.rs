@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use crate::control::{seed, unix_now};
 use crate::gateway::Gateway;
 use crate::ipsec_path::{IkeDatagram, IpsecIo};
-use crate::metrics::{DirLabels, Direction, Layer};
+use crate::metrics::{DirLabels, Direction, Layer, Protocol, SetupPhase};
 
 /// How often ESP activity is passed to the responder (postpones DPD).
 const ACTIVITY_EVERY: Duration = Duration::from_secs(1);
@@ -67,6 +67,7 @@ pub async fn run(
     let mut drops_seen: BTreeMap<DropReason, u64> = BTreeMap::new();
     let mut last_activity = Instant::now();
     let mut seen: HashMap<u64, u64> = HashMap::new();
+    let mut retransmits_seen = 0;
     loop {
         while let Some(ev) = r.poll_event() {
             match ev {
@@ -76,13 +77,16 @@ pub async fn run(
                     identity,
                     nat,
                     transform,
+                    setup,
                     ..
                 } => {
                     up.insert(id, peer);
+                    m.phase(Protocol::L2tp, SetupPhase::IkePhase1, setup);
                     info!(%peer, %identity, cipher = transform.cipher.name(), hash = transform.hash.name(),
                         group = transform.group.name(), client_behind_nat = nat.peer_behind_nat, "IKE SA up");
                 }
                 Event::ChildSaUp(c) => {
+                    m.phase(Protocol::L2tp, SetupPhase::IkePhase2, c.setup);
                     let (Some(local), Some(peer)) = (v4(c.local), v4(c.peer)) else {
                         continue;
                     };
@@ -163,6 +167,11 @@ pub async fn run(
             }
         }
         m.ike_sas.set(i64::try_from(up.len()).unwrap_or(i64::MAX));
+        m.ike_half_open
+            .set(i64::try_from(r.half_open_count()).unwrap_or(i64::MAX));
+        let retransmits = r.stats().retransmits;
+        m.retransmitted(Layer::Ike, retransmits.saturating_sub(retransmits_seen));
+        retransmits_seen = retransmits;
         m.esp_sas
             .set(i64::try_from(io.sa_count()).unwrap_or(i64::MAX));
         if last_activity.elapsed() >= ACTIVITY_EVERY {

@@ -142,7 +142,7 @@ pub fn session_link(
     ppp: Ppp,
     ctl: &mpsc::UnboundedSender<CtlCmd>,
     now: Instant,
-) -> Option<(u16, Arc<Link>)> {
+) -> Option<(u16, Link)> {
     let Event::SessionUp {
         tunnel,
         local_session,
@@ -176,7 +176,7 @@ pub fn session_link(
         ppp,
         framing,
     );
-    Some((tunnel, Arc::new(link)))
+    Some((tunnel, link))
 }
 
 /// Most sources tracked by the rate limiter; beyond it the table starts afresh.

@@ -96,6 +96,7 @@ pub async fn run(
                         client.release_id(local_session);
                         continue;
                     };
+                    let link = Arc::new(link);
                     client.dp.links.insert(link.clone());
                     links.insert(local_session, (tunnel, link.clone()));
                     // Passive start: our ICCN may still wait in the control window while

@@ -25,6 +25,7 @@ pub mod managed;
 pub mod metrics;
 pub mod netcfg;
 pub mod pool;
+pub mod ratelimit;
 pub mod rawsock;
 pub mod server;
 pub mod sessions_cmd;

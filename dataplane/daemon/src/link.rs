@@ -12,11 +12,13 @@ use std::time::{Instant, SystemTime};
 
 use ipnet::Ipv4Net;
 use sluice_l2tp::DataSequencer;
-use sluice_ppp::{AuthProto, Encoding, Ppp};
+use sluice_ppp::{AuthProto, Encoding, Phase, Ppp};
 use sluice_pptp::GreChannel;
 use tokio::sync::mpsc;
+use tracing::Span;
 
-use crate::metrics::Protocol;
+use crate::metrics::{Protocol, SessionLabels};
+use crate::ratelimit::{RateLimit, SessionLimit};
 
 /// Commands from the data path to the control connection that owns a call.
 #[derive(Debug)]
@@ -24,6 +26,21 @@ pub enum CtlCmd {
     /// The PPP session of this call ended: tell the peer (PPTP Call-Disconnect-Notify,
     /// L2TP CDN).
     CallDown { local_call_id: u16, cause: String },
+}
+
+/// The trace of one session setup, opened when the call is requested (PPTP
+/// Outgoing-Call-Request, L2TP ICRQ): children `control`, `lcp`, `auth`, `ncp` follow in
+/// order; `user`, `call_id` and `result` (a `session_setups_total` result) are filled in
+/// as they become known.
+pub fn setup_span(protocol: Protocol, caller: Ipv4Addr) -> Span {
+    tracing::info_span!(
+        "session_setup",
+        protocol = protocol.as_str(),
+        %caller,
+        call_id = tracing::field::Empty,
+        user = tracing::field::Empty,
+        result = tracing::field::Empty,
+    )
 }
 
 /// How a link's PPP frames travel, with the per-link state of that framing.
@@ -88,6 +105,19 @@ pub struct LinkState {
     pub closed: bool,
     /// Reason the link went down, once it did.
     pub down_reason: Option<String>,
+    /// The PPP phase last seen, and since when (setup-phase timing).
+    pub phase: Phase,
+    pub phase_since: Instant,
+    /// The `sluice_sessions_active` series this session counts in while it is up.
+    pub active: Option<SessionLabels>,
+    /// Trace of the setup (`session_setup`, until the network phase is up or the setup
+    /// fails) and of its current phase (`lcp`, `auth`, `ncp`).
+    pub setup_span: Span,
+    pub phase_span: Span,
+    /// PPP retransmissions already counted in the metrics.
+    pub retransmits_seen: u64,
+    /// The user's bandwidth limit and this session's buckets.
+    pub rate_limit: Option<(RateLimit, SessionLimit)>,
 }
 
 /// One PPP session (over GRE or L2TP).
@@ -101,6 +131,9 @@ pub struct Link {
     /// (for L2TP, the address of [`L2tpFraming::remote`]).
     pub peer: Ipv4Addr,
     pub created: Instant,
+    /// Start of the call signalling (the control connection's or tunnel's setup for its
+    /// first call); `created` marks its end.
+    pub control_started: Instant,
     pub ctl: mpsc::UnboundedSender<CtlCmd>,
     pub stats: LinkStats,
     /// Next timer deadline in nanoseconds since `epoch` (u64::MAX: none).
@@ -129,6 +162,7 @@ impl Link {
             peer_call_id,
             peer,
             created: now,
+            control_started: now,
             ctl,
             stats: LinkStats::default(),
             deadline: AtomicU64::new(u64::MAX),
@@ -151,8 +185,28 @@ impl Link {
                 encoding: Encoding::None,
                 closed: false,
                 down_reason: None,
+                phase: Phase::Establish,
+                phase_since: now,
+                active: None,
+                setup_span: Span::none(),
+                phase_span: Span::none(),
+                retransmits_seen: 0,
+                rate_limit: None,
             }),
         }
+    }
+
+    /// Makes `span` the setup's trace (`session_setup`) and starts its `lcp` phase.
+    pub fn set_setup_span(&self, span: Span) {
+        let mut st = self.lock();
+        st.phase_span = tracing::info_span!(parent: &span, "lcp");
+        st.setup_span = span;
+    }
+
+    /// Sets the start of the call signalling (see [`Link::control_started`]).
+    pub fn with_control_started(mut self, at: Instant) -> Link {
+        self.control_started = at.min(self.created);
+        self
     }
 
     /// Locks the link state; a poisoned lock (a panic elsewhere) still yields the state.

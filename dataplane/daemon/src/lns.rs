@@ -5,7 +5,7 @@
 //! session teardown between the data path and the LAC (CDN).
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,15 +15,15 @@ use sluice_l2tp::{
 };
 use sluice_ppp::Ppp;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{Span, debug, info, warn};
 
 use crate::config::Runtime;
 use crate::control::{ppp_server_config, seed};
 use crate::datapath::drive;
 use crate::gateway::Gateway;
 use crate::l2tp_path::{ControlQueues, flush_control, session_link};
-use crate::link::{CtlCmd, Link};
-use crate::metrics::{DirLabels, Direction, Layer, Protocol, SetupResult};
+use crate::link::{CtlCmd, Link, setup_span};
+use crate::metrics::{DirLabels, Direction, Layer, Protocol, SetupPhase, SetupResult};
 
 /// How long shutdown waits for the LACs to acknowledge StopCCN.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -71,10 +71,14 @@ pub async fn run(
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<CtlCmd>();
     // Our Session ID → (our Tunnel ID, link); and IDs answered but not up yet.
     let mut sessions: HashMap<u16, (u16, Arc<Link>)> = HashMap::new();
-    let mut pending: HashSet<u16> = HashSet::new();
+    // (pending: when the call's signalling started, its setup trace and control phase.)
+    let mut pending: HashMap<u16, (Instant, Span, Span)> = HashMap::new();
+    // Tunnels up whose first call has not come yet: since when (SCCCN).
+    let mut fresh: HashMap<u16, Instant> = HashMap::new();
     // Established tunnels (TunnelUp until TunnelDown), for the gauge.
     let mut up: HashSet<u16> = HashSet::new();
     let mut stopping: Option<Instant> = None;
+    let mut retransmits_seen = 0;
     let control = &gw.dp.metrics.l2tp_control;
     let rx = control
         .get_or_create(&DirLabels {
@@ -98,6 +102,7 @@ pub async fn run(
                     ..
                 } => {
                     up.insert(tunnel);
+                    fresh.insert(tunnel, now);
                     info!(tunnel, %remote, host = %peer_hostname, vendor = %peer_vendor, "L2TP tunnel up");
                 }
                 Event::SessionRequested {
@@ -106,6 +111,7 @@ pub async fn run(
                     remote,
                     ..
                 } => {
+                    let started = fresh.remove(&tunnel).unwrap_or(now);
                     let cfg = gw.config();
                     let in_use = gw.dp.links.len() + pending.len();
                     let refusal = if !cfg.l2tp.enabled {
@@ -147,7 +153,14 @@ pub async fn run(
                     };
                     match ep.accept_session(now, tunnel, peer_session, id) {
                         Ok(()) => {
-                            pending.insert(id);
+                            let caller = match remote.ip() {
+                                IpAddr::V4(a) => a,
+                                IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+                            };
+                            let span = setup_span(Protocol::L2tp, caller);
+                            span.record("call_id", id);
+                            let control = tracing::info_span!(parent: &span, "control");
+                            pending.insert(id, (started, span, control));
                         }
                         Err(e) => {
                             warn!(%remote, error = %e, "accepting an L2TP call failed");
@@ -156,9 +169,9 @@ pub async fn run(
                     }
                 }
                 ev @ Event::SessionUp { local_session, .. } => {
-                    if !pending.remove(&local_session) {
+                    let Some((started, span, control)) = pending.remove(&local_session) else {
                         continue;
-                    }
+                    };
                     let cfg = gw.config();
                     let ppp = Ppp::server(ppp_server_config(&cfg, &cfg.l2tp.ppp), now, seed());
                     let Some((tunnel, link)) = session_link(&ev, Role::Lns, ppp, &ctl_tx, now)
@@ -166,6 +179,14 @@ pub async fn run(
                         release(&gw, local_session);
                         continue;
                     };
+                    let link = Arc::new(link.with_control_started(started));
+                    gw.dp.metrics.phase(
+                        Protocol::L2tp,
+                        SetupPhase::Control,
+                        now.saturating_duration_since(started),
+                    );
+                    drop(control);
+                    link.set_setup_span(span);
                     gw.dp.links.insert(link.clone());
                     sessions.insert(local_session, (tunnel, link.clone()));
                     // The LAC has sent ICCN and is ready: our Configure-Request goes out now.
@@ -179,13 +200,15 @@ pub async fn run(
                 } => {
                     if let Some((_, link)) = sessions.remove(&local_session) {
                         gw.abort(&link, &format!("L2TP session closed: {reason}"));
-                    } else if pending.remove(&local_session) {
+                    } else if let Some((_, span, _)) = pending.remove(&local_session) {
+                        span.record("result", SetupResult::PeerClosed.as_str());
                         gw.dp.metrics.setup(Protocol::L2tp, SetupResult::PeerClosed);
                         release(&gw, local_session);
                     }
                 }
                 Event::TunnelDown { tunnel, reason } => {
                     up.remove(&tunnel);
+                    fresh.remove(&tunnel);
                     info!(tunnel, %reason, "L2TP tunnel down");
                 }
                 _ => {}
@@ -196,6 +219,11 @@ pub async fn run(
             .metrics
             .l2tp_tunnels
             .set(i64::try_from(up.len()).unwrap_or(i64::MAX));
+        let retransmits = ep.stats().retransmits;
+        gw.dp
+            .metrics
+            .retransmitted(Layer::L2tp, retransmits.saturating_sub(retransmits_seen));
+        retransmits_seen = retransmits;
         if let Some(since) = stopping
             && (ep.tunnel_count() == 0 || since.elapsed() >= SHUTDOWN_GRACE)
         {
@@ -259,7 +287,7 @@ pub async fn run(
     for (_, link) in sessions.into_values() {
         gw.abort(&link, "L2TP control plane stopped");
     }
-    for id in pending {
+    for id in pending.into_keys() {
         release(&gw, id);
     }
     gw.dp.metrics.l2tp_tunnels.set(0);

@@ -20,7 +20,7 @@ use sluice_dataplane::agent::{TlsReload, tls};
 use sluice_dataplane::l2tp_path::ControlRate;
 use sluice_dataplane::server::HostOptions;
 use sluice_dataplane::{bench, client_cli, config, drain_cmd, managed, server, sessions_cmd};
-use tracing_subscriber::EnvFilter;
+use sluice_telemetry::LogFormat;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,12 +37,6 @@ struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Args, Debug)]
@@ -203,17 +197,6 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -222,9 +205,28 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Runs a long-lived mode: logs, and OTLP trace export when the environment asks for it.
+fn serve<F: std::future::Future<Output = Result<(), String>>>(
+    format: LogFormat,
+    mode: impl FnOnce() -> Result<F, String>,
+) -> Result<(), String> {
+    let rt = runtime()?;
+    let telemetry = {
+        let _rt = rt.enter();
+        sluice_telemetry::init("sluice-dataplane", format, true)
+    };
+    let result = mode().and_then(|f| rt.block_on(f));
+    drop(telemetry);
+    result
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let format = cli.log_format;
+    // Long-lived modes install the subscriber in serve(), inside the runtime (OTLP needs it).
+    if !matches!(cli.command, None | Some(Command::Agent(_))) {
+        let _ = sluice_telemetry::init("sluice-dataplane", format, false);
+    }
     let result = match cli.command {
         None => {
             let Some(manifests) = cli.serve.manifests else {
@@ -237,11 +239,9 @@ fn main() -> ExitCode {
                 host: cli.serve.host.options(cli.serve.http),
                 watch_interval: Duration::from_secs(cli.serve.watch_interval.max(1)),
             };
-            runtime().and_then(|rt| rt.block_on(server::run(opts)))
+            serve(format, || Ok(server::run(opts)))
         }
-        Some(Command::Agent(args)) => args
-            .options()
-            .and_then(|opts| runtime().and_then(|rt| rt.block_on(managed::run(opts)))),
+        Some(Command::Agent(args)) => serve(format, || args.options().map(managed::run)),
         Some(Command::Check { manifests, gateway }) => {
             config::load_file(&manifests, gateway.as_deref())
                 .map(|cfg| print!("{}", config::summary(&cfg)))

@@ -17,7 +17,7 @@ use crate::config::Runtime;
 use crate::events::{self, EventQueue};
 use crate::gateway::method_name;
 use crate::http::{self, HttpState, SessionInfo};
-use crate::metrics::{MethodLabels, Metrics, ProtoLabels, Protocol, SetupLabels, SetupResult};
+use crate::metrics::{MethodLabels, Metrics, Protocol, SetupLabels, SetupResult};
 use crate::server::{self, HostOptions};
 
 /// Options of agent mode.
@@ -109,6 +109,10 @@ impl ConfigSink for ManagedGateway {
         counters(&self.metrics)
     }
 
+    fn draining(&self) -> bool {
+        self.state.gateway().is_some_and(|gw| gw.draining())
+    }
+
     fn set_connected(&self, connected: bool) {
         self.metrics.operator_connected.set(i64::from(connected));
     }
@@ -132,12 +136,14 @@ fn session(s: &SessionInfo) -> pb::Session {
 /// Cumulative counters, read from the metrics.
 pub fn counters(m: &Metrics) -> pb::Counters {
     let setups = |result| {
-        m.setups
-            .get(&SetupLabels {
-                protocol: Protocol::Pptp,
-                result,
+        [Protocol::Pptp, Protocol::L2tp]
+            .into_iter()
+            .map(|protocol| {
+                m.setups
+                    .get(&SetupLabels { protocol, result })
+                    .map_or(0, |c| c.get())
             })
-            .map_or(0, |c| c.get())
+            .sum::<u64>()
     };
     let auth_failures = [
         AuthProto::Pap,
@@ -154,12 +160,7 @@ pub fn counters(m: &Metrics) -> pb::Counters {
             .map_or(0, |c| c.get())
     })
     .sum();
-    let active = m
-        .sessions_active
-        .get(&ProtoLabels {
-            protocol: Protocol::Pptp,
-        })
-        .map_or(0, |g| g.get());
+    let active = m.sessions_up.get();
     pb::Counters {
         setups_ok: setups(SetupResult::Ok),
         setups_failed: SetupResult::ALL

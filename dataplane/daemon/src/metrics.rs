@@ -48,6 +48,37 @@ impl SetupResult {
     ];
 }
 
+/// A phase of session setup, timed from its start to its successful end.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum SetupPhase {
+    /// Call signalling: PPTP Outgoing-Call-Request → Reply, L2TP ICRQ → ICCN; the first
+    /// call of a control connection (PPTP: from the TCP accept) or tunnel (L2TP: from
+    /// its SCCCN) includes that setup.
+    Control,
+    /// LCP negotiation (RFC 1661 §3.2 Link Establishment), from the call being connected.
+    Lcp,
+    /// PAP/CHAP/MS-CHAP exchange.
+    Auth,
+    /// IPCP (and CCP when encryption is negotiated) until the network phase is up.
+    Ncp,
+    /// IKE Phase 1 (Main or Aggressive Mode), first message to completion.
+    IkePhase1,
+    /// IKE Phase 2 (Quick Mode), first message to completion.
+    IkePhase2,
+}
+
+impl SetupPhase {
+    /// Every phase; PPTP sessions have the first four.
+    pub const ALL: [SetupPhase; 6] = [
+        SetupPhase::Control,
+        SetupPhase::Lcp,
+        SetupPhase::Auth,
+        SetupPhase::Ncp,
+        SetupPhase::IkePhase1,
+        SetupPhase::IkePhase2,
+    ];
+}
+
 /// Packet direction relative to the tunnel.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Direction {
@@ -73,6 +104,25 @@ pub enum Layer {
     Mppe,
     Auth,
     Tun,
+}
+
+impl Layer {
+    /// Every layer.
+    pub const ALL: [Layer; 13] = [
+        Layer::Ip,
+        Layer::Pptp,
+        Layer::Gre,
+        Layer::L2tp,
+        Layer::Esp,
+        Layer::Ike,
+        Layer::Ppp,
+        Layer::Lcp,
+        Layer::Ipcp,
+        Layer::Ccp,
+        Layer::Mppe,
+        Layer::Auth,
+        Layer::Tun,
+    ];
 }
 
 impl From<sluice_ppp::Layer> for Layer {
@@ -119,6 +169,14 @@ label_values! {
         Draining => "draining",
     }
     Direction { Rx => "rx", Tx => "tx" }
+    SetupPhase {
+        Control => "control",
+        Lcp => "lcp",
+        Auth => "auth",
+        Ncp => "ncp",
+        IkePhase1 => "ike_phase1",
+        IkePhase2 => "ike_phase2",
+    }
     Layer {
         Ip => "ip",
         Pptp => "pptp",
@@ -139,6 +197,44 @@ label_values! {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProtoLabels {
     pub protocol: Protocol,
+}
+
+/// Labels of `sluice_sessions_active`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SessionLabels {
+    /// "namespace/name" (or the manifest's name) of the gateway.
+    pub gateway: String,
+    pub protocol: Protocol,
+    /// Data encryption: `mppe128`, `mppe40`, `ipsec`, `ipsec+mppe128`, … or `none`.
+    pub encoding: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub protocol: Protocol,
+    pub phase: SetupPhase,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UserLabels {
+    pub user: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UserDirLabels {
+    pub user: String,
+    pub direction: Direction,
+}
+
+/// One user's per-user series (`metrics.perUser`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserSeries {
+    /// Sessions up now.
+    pub sessions: u64,
+    /// IP bytes from the user's clients, sessions that ended included.
+    pub rx_bytes: u64,
+    /// IP bytes to the user's clients, sessions that ended included.
+    pub tx_bytes: u64,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -180,10 +276,19 @@ pub struct ResultLabels {
 
 /// All data-plane metrics.
 pub struct Metrics {
-    pub sessions_active: Family<ProtoLabels, Gauge>,
+    pub sessions_active: Family<SessionLabels, Gauge>,
+    /// Sessions up, all protocols (not exported: the sum of `sessions_active`).
+    pub sessions_up: Gauge,
     pub setups: Family<SetupLabels, Counter>,
     pub auth_failures: Family<MethodLabels, Counter>,
     pub setup_duration: Family<ProtoLabels, Histogram>,
+    /// Setup time of each phase that completed.
+    pub setup_phase_duration: Family<PhaseLabels, Histogram>,
+    /// Control messages sent again because no acknowledgement or answer came
+    /// (`l2tp`, `ppp`), or replies resent to a retransmitted request (`ike`).
+    pub retransmissions: Family<LayerLabels, Counter>,
+    /// IKE exchanges not yet authenticated (Main Mode in progress).
+    pub ike_half_open: Gauge,
     pub bytes: Family<DirLabels, Counter>,
     pub packets: Family<DirLabels, Counter>,
     pub malformed: Family<LayerLabels, Counter>,
@@ -238,9 +343,13 @@ impl Metrics {
         let mut registry = Registry::with_prefix("sluice");
         let m = Metrics {
             sessions_active: Family::default(),
+            sessions_up: Gauge::default(),
             setups: Family::default(),
             auth_failures: Family::default(),
             setup_duration: Family::new_with_constructor(setup_histogram),
+            setup_phase_duration: Family::new_with_constructor(setup_histogram),
+            retransmissions: Family::default(),
+            ike_half_open: Gauge::default(),
             bytes: Family::default(),
             packets: Family::default(),
             malformed: Family::default(),
@@ -285,6 +394,32 @@ impl Metrics {
             tx_packets,
             ..m
         };
+        // Series of known label values exist from the start, so the first event of each
+        // is a visible increase to `rate()` (a series born at 1 is not).
+        for protocol in [Protocol::Pptp, Protocol::L2tp] {
+            for result in SetupResult::ALL {
+                let _ = m.setups.get_or_create(&SetupLabels { protocol, result });
+            }
+            let _ = m.setup_duration.get_or_create(&ProtoLabels { protocol });
+            let phases: &[SetupPhase] = match protocol {
+                Protocol::Pptp => &SetupPhase::ALL[..4],
+                Protocol::L2tp => &SetupPhase::ALL,
+            };
+            for &phase in phases {
+                let _ = m
+                    .setup_phase_duration
+                    .get_or_create(&PhaseLabels { protocol, phase });
+            }
+        }
+        for method in ["pap", "chap", "mschapv1", "mschapv2"] {
+            let _ = m.auth_failures.get_or_create(&MethodLabels { method });
+        }
+        for layer in Layer::ALL {
+            let _ = m.malformed.get_or_create(&LayerLabels { layer });
+        }
+        for layer in [Layer::L2tp, Layer::Ike, Layer::Ppp] {
+            let _ = m.retransmissions.get_or_create(&LayerLabels { layer });
+        }
         registry.register(
             "sessions_active",
             "Sessions whose network phase is up",
@@ -304,6 +439,21 @@ impl Metrics {
             "session_setup_duration_seconds",
             "Time from call request to network phase up",
             m.setup_duration.clone(),
+        );
+        registry.register(
+            "session_setup_phase_duration_seconds",
+            "Time each setup phase took (control, lcp, auth, ncp, ike_phase1, ike_phase2), when it completed",
+            m.setup_phase_duration.clone(),
+        );
+        registry.register(
+            "retransmissions",
+            "Control messages retransmitted, by protocol layer",
+            m.retransmissions.clone(),
+        );
+        registry.register(
+            "ipsec_ike_sas_half_open",
+            "IKE exchanges in progress, not yet authenticated",
+            m.ike_half_open.clone(),
         );
         registry.register(
             "tunnel_bytes",
@@ -404,11 +554,72 @@ impl Metrics {
 
     /// Prometheus text exposition.
     pub fn encode(&self) -> String {
+        self.encode_with_users(None::<std::iter::Empty<(&str, UserSeries)>>)
+    }
+
+    /// The exposition with per-user series (`sluice_user_sessions_active`,
+    /// `sluice_user_bytes_total`) when `users` is given (`metrics.perUser`).
+    pub fn encode_with_users<'a>(
+        &self,
+        users: Option<impl IntoIterator<Item = (&'a str, UserSeries)>>,
+    ) -> String {
         let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        if prometheus_client::encoding::text::encode_registry(&mut out, &self.registry).is_err() {
+            out.clear();
+            return out;
+        }
+        if let Some(users) = users {
+            let sessions = Family::<UserLabels, Gauge>::default();
+            let bytes = Family::<UserDirLabels, Counter>::default();
+            for (user, s) in users {
+                let user = user.to_owned();
+                sessions
+                    .get_or_create(&UserLabels { user: user.clone() })
+                    .set(i64::try_from(s.sessions).unwrap_or(i64::MAX));
+                for (direction, n) in [(Direction::Rx, s.rx_bytes), (Direction::Tx, s.tx_bytes)] {
+                    bytes
+                        .get_or_create(&UserDirLabels {
+                            user: user.clone(),
+                            direction,
+                        })
+                        .inc_by(n);
+                }
+            }
+            let mut reg = Registry::with_prefix("sluice");
+            reg.register(
+                "user_sessions_active",
+                "Sessions up, by user (metrics.perUser)",
+                sessions,
+            );
+            reg.register(
+                "user_bytes",
+                "IP payload bytes by user and direction, ended sessions included (metrics.perUser)",
+                bytes,
+            );
+            if prometheus_client::encoding::text::encode_registry(&mut out, &reg).is_err() {
+                out.clear();
+                return out;
+            }
+        }
+        if prometheus_client::encoding::text::encode_eof(&mut out).is_err() {
             out.clear();
         }
         out
+    }
+
+    /// Records how long a setup phase took.
+    pub fn phase(&self, protocol: Protocol, phase: SetupPhase, took: std::time::Duration) {
+        self.setup_phase_duration
+            .get_or_create(&PhaseLabels { protocol, phase })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn retransmitted(&self, layer: Layer, n: u64) {
+        if n > 0 {
+            self.retransmissions
+                .get_or_create(&LayerLabels { layer })
+                .inc_by(n);
+        }
     }
 
     pub fn malformed(&self, layer: Layer) {

@@ -84,6 +84,7 @@ pub fn render(rows: &[SessionInfo]) -> String {
         "UPTIME",
         "BYTES-IN",
         "BYTES-OUT",
+        "RATE-LIMIT",
         "ENCODING",
     ];
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
@@ -101,6 +102,7 @@ pub fn render(rows: &[SessionInfo]) -> String {
             uptime(r.uptime_seconds),
             bytes(r.bytes_in),
             bytes(r.bytes_out),
+            r.rate_limit.clone().unwrap_or_else(|| "-".into()),
             r.encoding.clone(),
         ]);
     }

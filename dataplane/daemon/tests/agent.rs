@@ -136,6 +136,7 @@ fn config(version: &str, users: Vec<pb::User>) -> pb::GatewayConfig {
         nat: None,
         max_sessions: 0,
         users,
+        per_user_metrics: false,
     }
 }
 

@@ -96,6 +96,8 @@ pub struct ChildSa {
     pub lifetime: Duration,
     /// Kilobyte lifetime in effect.
     pub lifetime_kb: Option<u64>,
+    /// From the Quick Mode's first message to its completion (Phase 2 setup time).
+    pub setup: Duration,
 }
 
 /// Why an SA went away.
@@ -134,6 +136,8 @@ pub enum Event {
         nat: NatState,
         /// The negotiated Phase 1 transform.
         transform: IkeTransform,
+        /// From the exchange's first message to its completion (Phase 1 setup time).
+        setup: Duration,
     },
     /// Quick Mode completed: install both ESP SAs.
     ChildSaUp(Box<ChildSa>),
@@ -305,6 +309,8 @@ struct Quick {
     last_tx: Vec<u8>,
     retransmits: u8,
     deadline: Instant,
+    /// When its first message arrived.
+    started: Instant,
 }
 
 struct Child {
@@ -347,6 +353,8 @@ struct OwnQuick {
     retransmits: u8,
     next_retransmit: Instant,
     deadline: Instant,
+    /// When we sent its first message.
+    started: Instant,
 }
 
 struct IkeSa {
@@ -402,6 +410,8 @@ struct IkeSa {
     rekey_at: Option<Instant>,
     /// A newer IKE SA of the same client exists, or our Main Mode to make one is running.
     superseded: bool,
+    /// When the exchange's first message arrived (or we sent ours).
+    started: Instant,
 }
 
 /// The responder endpoint: every IKE SA of one gateway.
@@ -474,6 +484,7 @@ impl IkeSa {
             lifetime: DEFAULT_LIFETIME,
             rekey_at: None,
             superseded: false,
+            started: now,
         }
     }
 
@@ -1347,6 +1358,7 @@ impl Responder {
         // The exchange is no longer half-open.
         let peer_ip = sa.peer.ip();
         let (peer, local, nat, transform) = (sa.peer, sa.local, sa.nat, sa.transform);
+        let setup = now.saturating_duration_since(sa.started);
         if let Some(k) = sa.first_message.take() {
             self.by_initiator.remove(&k);
         }
@@ -1371,6 +1383,7 @@ impl Responder {
             identity: shown,
             nat,
             transform,
+            setup,
         });
         if initial_contact {
             // RFC 2407 §4.6.3.3: the client lost its state; SAs of the same identity from the
@@ -1740,6 +1753,7 @@ impl Responder {
             last_tx: out.clone(),
             retransmits: 0,
             deadline: now + QUICK_MODE_TIMEOUT,
+            started: now,
         };
         let (local, peer) = (sa.local, sa.peer);
         if let Some(sa) = self.sas.get_mut(&id) {
@@ -1817,7 +1831,7 @@ impl Responder {
             lifetime: q.lifetime,
             lifetime_kb: q.lifetime_kb,
         };
-        self.child_up(now, id, child, inbound, outbound);
+        self.child_up(now, id, child, (inbound, outbound), q.started);
     }
 
     /// A new ESP SA pair is up (either side's Quick Mode): older pairs of the IKE SA are
@@ -1828,8 +1842,8 @@ impl Responder {
         now: Instant,
         id: IkeSaId,
         mut child: Child,
-        inbound: SecretBytes,
-        outbound: SecretBytes,
+        (inbound, outbound): (SecretBytes, SecretBytes),
+        started: Instant,
     ) {
         child.rekey_at = self.rekey_time(now, child.lifetime);
         let Some(sa) = self.sas.get_mut(&id) else {
@@ -1857,6 +1871,7 @@ impl Responder {
             client_addr: child.client_addr(),
             lifetime: child.lifetime,
             lifetime_kb: child.lifetime_kb,
+            setup: now.saturating_duration_since(started),
         };
         sa.children.push(child);
         self.stats.child_sas_established += 1;
@@ -1962,6 +1977,7 @@ impl Responder {
             retransmits: 0,
             next_retransmit: now + OWN_QUICK_RETRANSMIT,
             deadline: now + QUICK_MODE_TIMEOUT,
+            started: now,
         });
         self.stats.rekeys_started += 1;
         self.reschedule(id);
@@ -2069,6 +2085,7 @@ impl Responder {
         };
         let inbound = quick_mode_keymat(&km, q.our_spi, len);
         let outbound = quick_mode_keymat(&km, peer_spi, len);
+        let started = q.started;
         let child = Child {
             inbound_spi: q.our_spi,
             outbound_spi: peer_spi,
@@ -2093,7 +2110,7 @@ impl Responder {
         let (l, p) = (sa.local, sa.peer);
         self.send(l, p, &out);
         self.stats.rekeys_completed += 1;
-        self.child_up(now, id, child, inbound, outbound);
+        self.child_up(now, id, child, (inbound, outbound), started);
     }
 
     /// A fresh inbound SPI: random, above the IANA-reserved 1–255, unused by this SA.

@@ -407,6 +407,8 @@ pub struct EndpointStats {
     pub events_dropped: u64,
     /// Tunnels created.
     pub tunnels_created: u64,
+    /// Control messages retransmitted (RFC 2661 §5.8), tunnels that ended included.
+    pub retransmits: u64,
 }
 
 /// Bounded event queue.
@@ -511,11 +513,17 @@ impl Endpoint {
         &self.cfg
     }
 
-    /// Counters.
+    /// Counters (O(tunnels): the live tunnels' retransmissions are summed).
     pub fn stats(&self) -> EndpointStats {
+        let live: u64 = self
+            .tunnels
+            .values()
+            .map(|t| t.channel.stats().retransmits)
+            .sum();
         EndpointStats {
             tx_dropped: self.transmits.dropped,
             events_dropped: self.events.dropped,
+            retransmits: self.stats.retransmits + live,
             ..self.stats
         }
     }
@@ -541,6 +549,7 @@ impl Endpoint {
         t.flush(now, &mut self.transmits);
         if t.finished {
             let key = (t.remote, t.peer_id);
+            self.stats.retransmits += t.channel.stats().retransmits;
             self.tunnels.remove(&id);
             if self.by_peer.get(&key) == Some(&id) {
                 self.by_peer.remove(&key);

@@ -508,6 +508,11 @@ impl Ppp {
         self.tx.dropped
     }
 
+    /// LCP, IPCP and CCP requests retransmitted on their restart timers.
+    pub fn retransmits(&self) -> u64 {
+        self.lcp_fsm.retransmits() + self.ipcp_fsm.retransmits() + self.ccp_fsm.retransmits()
+    }
+
     // ----- input dispatch -----
 
     fn handle_lcp(&mut self, now: Instant, info: &[u8]) -> Result<(), Error> {

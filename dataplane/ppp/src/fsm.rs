@@ -184,6 +184,8 @@ pub struct Fsm {
     naks_received: u8,
     timer: Option<Instant>,
     term_id: u8,
+    /// Requests sent again on the restart timer (RFC 1661 §4.6).
+    retransmits: u64,
 }
 
 impl Fsm {
@@ -204,7 +206,13 @@ impl Fsm {
             naks_received: 0,
             timer: None,
             term_id: 0,
+            retransmits: 0,
         }
+    }
+
+    /// Configure- and Terminate-Requests sent again because the restart timer expired.
+    pub fn retransmits(&self) -> u64 {
+        self.retransmits
     }
 
     /// Current state.
@@ -329,6 +337,7 @@ impl Fsm {
                     };
                     Some(LayerEvent::Finished("terminate timeout"))
                 } else {
+                    self.retransmits += 1;
                     self.send_terminate(now, tx);
                     None
                 }
@@ -340,6 +349,7 @@ impl Fsm {
                         "no reply to Configure-Request (Max-Configure)",
                     ))
                 } else {
+                    self.retransmits += 1;
                     self.send_request(now, neg, tx);
                     if self.state == State::AckRcvd {
                         self.state = State::ReqSent;

@@ -12,7 +12,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use sluice_proto::v1::{
     AuthMethod, EncryptionPolicy, GatewayConfig, IpsecSettings, L2tpSettings,
-    NatDetection as WireNatDetection, NatSettings, PppSettings, PptpSettings,
+    NatDetection as WireNatDetection, NatSettings, PppSettings, PptpSettings, RateLimit,
     StatefulMppe as WireStateful, User,
 };
 
@@ -24,7 +24,8 @@ use crate::gateway::{
 };
 use crate::ipsec::{MAX_PROPOSALS, ProposalKind, check_proposal};
 use crate::manifest::Manifests;
-use crate::user::VpnUser;
+use crate::rate;
+use crate::user::{RateLimitSpec, VpnUser};
 
 /// Longest user name or password: PAP/CHAP carry them with a one-octet length (RFC 1334 §2.2.1).
 pub const MAX_CREDENTIAL_BYTES: usize = 255;
@@ -342,6 +343,8 @@ pub fn compile(
             }
         }
 
+        let rate_limit = s.rate_limit.as_ref().and_then(|r| rate_limit(&mut errs, r));
+
         out_users.push(User {
             username: username.clone(),
             password,
@@ -351,6 +354,7 @@ pub fn compile(
             max_sessions,
             source: format!("{gw_ns}/{name}"),
             nt_hash: Vec::new(),
+            rate_limit,
         });
     }
 
@@ -408,9 +412,42 @@ pub fn compile(
         }),
         max_sessions: spec.max_sessions,
         users: out_users,
+        per_user_metrics: spec.metrics.per_user,
     };
     config.version = config_version(&config);
     Ok(config)
+}
+
+/// `spec.rateLimit` → the data plane's buckets (errors name the field).
+fn rate_limit(errs: &mut Errors, r: &RateLimitSpec) -> Option<RateLimit> {
+    let mut rate = |field: &str, v: &Option<String>| match v.as_deref().map(rate::parse_rate) {
+        None => Some(0),
+        Some(Ok(bps)) => Some(bps),
+        Some(Err(e)) => {
+            errs.push(field, e);
+            None
+        }
+    };
+    let down = rate("spec.rateLimit.down", &r.down);
+    let up = rate("spec.rateLimit.up", &r.up);
+    let burst = match r.burst.as_deref().map(rate::parse_burst) {
+        None => Some(None),
+        Some(Ok(b)) => Some(Some(b)),
+        Some(Err(e)) => {
+            errs.push("spec.rateLimit.burst", e);
+            None
+        }
+    };
+    let (down, up, burst) = (down?, up?, burst?);
+    if down == 0 && up == 0 {
+        errs.push("spec.rateLimit", "needs down, up or both");
+        return None;
+    }
+    Some(RateLimit {
+        down_bits_per_second: down,
+        up_bits_per_second: up,
+        burst_bytes: burst.unwrap_or_else(|| rate::default_burst(down.max(up))),
+    })
 }
 
 /// Picks a gateway from parsed manifests and compiles it with all users and Secrets.

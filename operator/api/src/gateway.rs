@@ -94,6 +94,9 @@ pub struct VpnGatewaySpec {
     /// NAT settings.
     #[serde(default)]
     pub nat: NatSpec,
+    /// Metrics settings of the data plane.
+    #[serde(default)]
+    pub metrics: MetricsSpec,
     /// Node labels a data-plane pod's node must have (pod `nodeSelector`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
@@ -737,6 +740,17 @@ pub struct NatSpec {
     /// Masquerade traffic from the pool toward the node's egress.
     #[serde(default)]
     pub masquerade: bool,
+}
+
+/// `spec.metrics`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSpec {
+    /// Export per-user series (`sluice_user_sessions_active`, `sluice_user_bytes_total`,
+    /// labelled by user name): one series per user who connected, so the cardinality is
+    /// the number of users. Off by default.
+    #[serde(default)]
+    pub per_user: bool,
 }
 
 /// Observed state of a `VpnGateway` (filled by the operator).

@@ -17,6 +17,7 @@ mod error;
 mod gateway;
 mod ipsec;
 mod manifest;
+pub mod rate;
 mod user;
 
 pub use compile::{

@@ -79,6 +79,47 @@ pub struct VpnUserSpec {
     /// A disabled user is left out of the gateway's configuration.
     #[serde(default)]
     pub disabled: bool,
+    /// Bandwidth limit of each of the user's sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+}
+
+/// `spec.rateLimit`: a token bucket per session and direction, enforced on the data
+/// path; packets beyond it are dropped (`sluice_dropped_packets_total{reason="rate_limit"}`).
+/// Rates are bits per second and sizes bytes, each a number with an optional SI suffix
+/// `k`, `M` or `G` (×1000), such as `10M`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.down) || has(self.up)")
+        .message("spec.rateLimit needs down, up or both")
+)]
+pub struct RateLimitSpec {
+    /// Toward the client (8k to 100G bits per second); absent: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 24))]
+    #[x_kube(
+        validation = Rule::new("self.matches('^[0-9]+(\\\\.[0-9]+)?[kMG]?$')")
+            .message("spec.rateLimit.down must be a number with an optional k, M or G suffix, such as 10M")
+    )]
+    pub down: Option<String>,
+    /// From the client (8k to 100G bits per second); absent: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 24))]
+    #[x_kube(
+        validation = Rule::new("self.matches('^[0-9]+(\\\\.[0-9]+)?[kMG]?$')")
+            .message("spec.rateLimit.up must be a number with an optional k, M or G suffix, such as 2M")
+    )]
+    pub up: Option<String>,
+    /// Bytes each direction may send at once above the rate (3k to 1G); default 100 ms
+    /// at the rate, at least 3k.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 24))]
+    #[x_kube(
+        validation = Rule::new("self.matches('^[0-9]+(\\\\.[0-9]+)?[kMG]?$')")
+            .message("spec.rateLimit.burst must be a number of bytes with an optional k, M or G suffix, such as 64k")
+    )]
+    pub burst: Option<String>,
 }
 
 fn default_services() -> Vec<Service> {

@@ -273,8 +273,26 @@ fn user_rules_name_the_field() {
             json!({"services": ["pptp", "pptp"]}),
             "spec.services must not list",
         ),
+        (
+            json!({"rateLimit": {}}),
+            "spec.rateLimit needs down, up or both",
+        ),
+        (
+            json!({"rateLimit": {"down": "10 Mbit"}}),
+            "spec.rateLimit.down must be a number",
+        ),
+        (
+            json!({"rateLimit": {"up": "2m"}}),
+            "spec.rateLimit.up must be a number",
+        ),
+        (
+            json!({"rateLimit": {"down": "1M", "burst": "-1"}}),
+            "spec.rateLimit.burst must be a number of bytes",
+        ),
     ];
     assert_rejected(user, cases);
+    let ok = user(json!({"rateLimit": {"down": "10M", "up": "1.5M", "burst": "64k"}}));
+    assert_eq!(messages(validate_cel(&ok)), "");
 }
 
 #[test]

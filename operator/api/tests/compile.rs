@@ -225,6 +225,37 @@ fn gateway_field_errors() {
     assert_eq!(c.pptp.unwrap().authentication, [AuthMethod::Pap as i32]);
 }
 
+fn rate(down: Option<&str>, up: Option<&str>, burst: Option<&str>) -> sluice_api::RateLimitSpec {
+    sluice_api::RateLimitSpec {
+        down: down.map(Into::into),
+        up: up.map(Into::into),
+        burst: burst.map(Into::into),
+    }
+}
+
+#[test]
+fn rate_limits_and_per_user_metrics_reach_the_config() {
+    let mut m = load(DEFAULTS);
+    m.users[0].spec.rate_limit = Some(rate(Some("10M"), Some("2.5M"), None));
+    m.gateways[0].spec.metrics.per_user = true;
+    let c = compile_from_manifests(&m, None).unwrap();
+    assert!(c.per_user_metrics);
+    let r = c.users[0].rate_limit.unwrap();
+    assert_eq!(
+        (r.down_bits_per_second, r.up_bits_per_second),
+        (10_000_000, 2_500_000)
+    );
+    assert_eq!(r.burst_bytes, 125_000, "100 ms at the faster rate");
+    m.users[0].spec.rate_limit = Some(rate(None, Some("64k"), Some("1M")));
+    let r = compile_from_manifests(&m, None).unwrap().users[0]
+        .rate_limit
+        .unwrap();
+    assert_eq!(
+        (r.down_bits_per_second, r.up_bits_per_second, r.burst_bytes),
+        (0, 64_000, 1_000_000)
+    );
+}
+
 #[test]
 fn user_field_errors() {
     type Edit = Box<dyn FnOnce(&mut Manifests)>;
@@ -284,6 +315,22 @@ fn user_field_errors() {
         (
             Box::new(|m| m.secrets[0].metadata.namespace = Some("elsewhere".into())),
             "VpnUser/jack: spec.passwordSecretRef Secret \"jack-password\" not found",
+        ),
+        (
+            Box::new(|m| m.users[0].spec.rate_limit = Some(rate(Some("7k"), None, None))),
+            "VpnUser/jack: spec.rateLimit.down \"7k\" must be from 8k to 100G bits per second",
+        ),
+        (
+            Box::new(|m| m.users[0].spec.rate_limit = Some(rate(None, Some("1M/s"), None))),
+            "VpnUser/jack: spec.rateLimit.up \"1M/s\" is not a number with an optional k, M or G suffix, such as 10M",
+        ),
+        (
+            Box::new(|m| m.users[0].spec.rate_limit = Some(rate(Some("1M"), None, Some("100")))),
+            "VpnUser/jack: spec.rateLimit.burst \"100\" must be from 3k to 1G bytes",
+        ),
+        (
+            Box::new(|m| m.users[0].spec.rate_limit = Some(rate(None, None, None))),
+            "VpnUser/jack: spec.rateLimit needs down, up or both",
         ),
     ];
     for (edit, want) in cases {

@@ -121,6 +121,7 @@ pub fn harness(base: Vec<Value>, override_: Option<Override>) -> Harness {
             image: "sluice:test".into(),
             image_pull_policy: "IfNotPresent".into(),
             operator_url: "https://sluice-grpc.sluice-system.svc:50051".into(),
+            otel_env: Vec::new(),
         },
         ca: Arc::new(Ca::generate(now).unwrap()),
         stores: Stores {
@@ -142,6 +143,7 @@ pub fn harness(base: Vec<Value>, override_: Option<Override>) -> Harness {
         user_events: Default::default(),
         workloads_applied: Default::default(),
         autoscalers: Default::default(),
+        deletion_costs: Default::default(),
     });
     Harness {
         ctx,
@@ -303,4 +305,48 @@ pub fn secret(name: &str, password: &str) -> Secret {
 
 pub fn to_value<T: serde::Serialize>(t: &T) -> Value {
     serde_json::to_value(t).unwrap()
+}
+
+/// A running, ready data-plane pod of gateway `office` on `node`, with `cost` as its
+/// pod-deletion-cost annotation.
+pub fn dataplane_pod(name: &str, node: &str, cost: Option<&str>) -> Pod {
+    let mut p: Pod = yaml(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: vpn
+  labels: {{app.kubernetes.io/name: sluice-dataplane, sluice.dev/gateway: office}}
+spec:
+  nodeName: {node}
+  containers: [{{name: dataplane, image: "sluice:test"}}]
+status:
+  phase: Running
+  conditions: [{{type: Ready, status: "True"}}]
+"#
+    ));
+    if let Some(c) = cost {
+        p.metadata.annotations = Some(
+            [(
+                sluice_operator::deletion_cost::ANNOTATION.to_owned(),
+                c.to_owned(),
+            )]
+            .into(),
+        );
+    }
+    p
+}
+
+/// A node with an ExternalIP.
+pub fn node(name: &str, external_ip: &str) -> Node {
+    yaml(&format!(
+        r#"
+apiVersion: v1
+kind: Node
+metadata: {{name: {name}}}
+status:
+  addresses: [{{type: InternalIP, address: 10.0.0.9}}, {{type: ExternalIP, address: "{external_ip}"}}]
+"#
+    ))
 }
