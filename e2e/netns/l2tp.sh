@@ -87,7 +87,7 @@ check "three sessions up over one tunnel" grep -q '^SUMMARY up=3 failed=0' "$WOR
 check "no MPPE over L2TP by default" bash -c "[ \$(grep -c '^UP .*encoding=\"none\"' $WORK/alice.log) -eq 3 ]"
 check "gateway has one L2TP tunnel" bash -c "[ \$(metric $GW $EP sluice_l2tp_tunnels | cut -d. -f1) -eq 1 ]"
 check "metrics: three active l2tp sessions" bash -c \
-  "http $GW http://$EP/metrics | grep -E '^sluice_sessions_active\{protocol=\"l2tp\"\} 3'"
+  "test \$(metric_sum $GW $EP sluice_sessions_active 'protocol=\"l2tp\"') -eq 3"
 for a in $(grep -oE '^UP .*address=[0-9.]+' "$WORK/alice.log" | sed 's/.*address=//'); do
   check "ping the LAN host through the session with address $a" \
     ip netns exec "$CA" ping -c 3 -i 0.2 -W 2 -I "$a" 192.168.77.2
@@ -163,7 +163,7 @@ done
 check "dead LAC's tunnel reaped" bash -c "[ \$(metric $GW $EP sluice_l2tp_tunnels | cut -d. -f1) -eq 0 ]"
 check "its addresses are back in the pool" bash -c "[ \$(metric $GW $EP sluice_pool_addresses_used | cut -d. -f1) -eq 0 ]"
 check "no l2tp session left" bash -c \
-  "http $GW http://$EP/metrics | grep -E '^sluice_sessions_active\{protocol=\"l2tp\"\} 0'"
+  "test \$(metric_sum $GW $EP sluice_sessions_active 'protocol=\"l2tp\"') -eq 0"
 
 # 9. Graceful stop: the gateway sends StopCCN to a connected LAC.
 lac "$CB" carol alice alice-secret --tunnel-secret tunnel-secret

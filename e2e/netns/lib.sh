@@ -83,7 +83,14 @@ metric() {
   http "$1" "http://$2/metrics" | awk -v m="$3" 'index($0, m" ") == 1 { v = $2 } END { print (v == "" ? 0 : v) }'
 }
 
-export -f http metric
+# metric_sum NS ENDPOINT NAME LABEL: the sum of NAME's samples whose labels contain LABEL
+# (e.g. protocol="pptp"), across the other labels (0 when none).
+metric_sum() {
+  http "$1" "http://$2/metrics" | awk -v m="$3{" -v l="$4" \
+    'index($0, m) == 1 && index($0, l) > 0 { s += $NF } END { printf "%d\n", s }'
+}
+
+export -f http metric metric_sum
 
 summary() {
   log "$PASSED passed, $FAILED failed"

@@ -179,6 +179,6 @@ check "reload counters: ok and rejected" bash -c \
   "test \$(metric $GW $EP 'sluice_config_reloads_total{result=\"rejected\"}' | cut -d. -f1) -ge 1"
 
 check "metrics expose active sessions and bytes" bash -c \
-  "http $GW http://$EP/metrics | grep -E '^sluice_sessions_active\{protocol=\"pptp\"\} [1-9]' && http $GW http://$EP/metrics | grep -E '^sluice_tunnel_bytes_total\{direction=\"rx\"\} [1-9]'"
+  "test \$(metric_sum $GW $EP sluice_sessions_active 'protocol=\"pptp\"') -ge 1 && http $GW http://$EP/metrics | grep -E '^sluice_tunnel_bytes_total\{direction=\"rx\"\} [1-9]'"
 
 summary

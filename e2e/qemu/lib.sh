@@ -194,6 +194,8 @@ gw_metrics() {
 }
 # metric NAME_AND_LABELS: the value of one sample (0 when absent), integer part.
 metric() { gw_metrics | awk -v m="$1" 'index($0, m" ") == 1 { v = $2 } END { v = (v == "" ? 0 : v); sub(/\..*/, "", v); print v }'; }
+# metric_sum NAME LABEL: the sum of NAME's samples whose labels contain LABEL (integer).
+metric_sum() { gw_metrics | awk -v m="$1{" -v l="$2" 'index($0, m) == 1 && index($0, l) > 0 { s += $NF } END { printf "%d\n", s }'; }
 # sessions_json_py EXPR: evaluate a python expression over s = the session list (JSON).
 sessions_py() { gw_sessions --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 

@@ -18,7 +18,7 @@ echo "session reaped after ${reaped:-never} s (limit $((2 * KEEPALIVE)) s)"
 hcheck "session reaped (after ${reaped:-never} s)" test -n "$reaped"
 hcheck "reaped within 2 x keepaliveTimeout = $((2 * KEEPALIVE)) s (+1 s polling slack)" \
   python3 -c "import sys; sys.exit(0 if '$reaped' and float('$reaped') <= $((2 * KEEPALIVE)) + 1 else 1)"
-hcheck "sessions_active back to 0" test "$(metric 'sluice_sessions_active{protocol="pptp"}')" -eq 0
+hcheck "sessions_active back to 0" test "$(metric_sum sluice_sessions_active 'protocol="pptp"')" -eq 0
 hcheck "the address returned to the pool (used 0, free $free_before -> +1)" \
   bash -c "test $(metric sluice_pool_addresses_used) -eq 0 && test $(metric sluice_pool_addresses_free) -eq $((free_before + 1))"
 grep -E "session down" "$SW/gateway.log" | tail -n 1
