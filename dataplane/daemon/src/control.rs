@@ -170,18 +170,15 @@ pub async fn serve(
                     } else {
                         now
                     };
-                    let link = Arc::new(
-                        Link::new(
-                            id,
-                            peer_call_id,
-                            peer_ip,
-                            now,
-                            tx.clone(),
-                            ppp,
-                            Framing::Gre(gre),
-                        )
-                        .with_control_started(started),
-                    );
+                    let link = Arc::new(Link::new(
+                        id,
+                        peer_call_id,
+                        peer_ip,
+                        now,
+                        tx.clone(),
+                        ppp,
+                        Framing::Gre(gre),
+                    ));
                     gw.dp.links.insert(link.clone());
                     if let Err(e) = pac.accept_call(now, peer_call_id, id) {
                         warn!(%peer, error = %e, "accepting call failed");

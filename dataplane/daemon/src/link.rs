@@ -131,9 +131,6 @@ pub struct Link {
     /// (for L2TP, the address of [`L2tpFraming::remote`]).
     pub peer: Ipv4Addr,
     pub created: Instant,
-    /// Start of the call signalling (the control connection's or tunnel's setup for its
-    /// first call); `created` marks its end.
-    pub control_started: Instant,
     pub ctl: mpsc::UnboundedSender<CtlCmd>,
     pub stats: LinkStats,
     /// Next timer deadline in nanoseconds since `epoch` (u64::MAX: none).
@@ -162,7 +159,6 @@ impl Link {
             peer_call_id,
             peer,
             created: now,
-            control_started: now,
             ctl,
             stats: LinkStats::default(),
             deadline: AtomicU64::new(u64::MAX),
@@ -201,12 +197,6 @@ impl Link {
         let mut st = self.lock();
         st.phase_span = tracing::info_span!(parent: &span, "lcp");
         st.setup_span = span;
-    }
-
-    /// Sets the start of the call signalling (see [`Link::control_started`]).
-    pub fn with_control_started(mut self, at: Instant) -> Link {
-        self.control_started = at.min(self.created);
-        self
     }
 
     /// Locks the link state; a poisoned lock (a panic elsewhere) still yields the state.

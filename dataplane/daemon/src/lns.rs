@@ -179,7 +179,7 @@ pub async fn run(
                         release(&gw, local_session);
                         continue;
                     };
-                    let link = Arc::new(link.with_control_started(started));
+                    let link = Arc::new(link);
                     gw.dp.metrics.phase(
                         Protocol::L2tp,
                         SetupPhase::Control,
