@@ -10,7 +10,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-5}
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# Each step's wall time is printed when the next starts, and all of them at the end,
+# to keep an eye on CI's time budget.
+T0=$SECONDS T_STEP=$SECONDS STEP_NAME="" TIMES=""
+lap() {
+  [ -n "$STEP_NAME" ] && TIMES+=$(printf '%6ds  %s' $((SECONDS - T_STEP)) "$STEP_NAME")$'\n'
+  T_STEP=$SECONDS
+}
+step() { lap; STEP_NAME="$*"; printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "e2e/test-all.sh needs root (network namespaces, TUN, raw sockets); run it with sudo" >&2
@@ -60,3 +67,6 @@ SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/qemu/run.sh
 
 step "cargo test (unit, known-answer, engine-pair, robustness)"
 cargo test --workspace --release
+
+lap
+printf '\nstep times:\n%s%6ds  total\n' "$TIMES" $((SECONDS - T0))

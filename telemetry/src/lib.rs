@@ -12,7 +12,13 @@
 //! The OTLP exporter uses tonic, so [`init`] must run inside a Tokio runtime context
 //! (`Runtime::enter`); the batch span processor exports from its own thread.
 
-use opentelemetry::trace::TracerProvider as _;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use opentelemetry::trace::{
+    Span as _, SpanContext, TraceContextExt, Tracer as _, TracerProvider as _,
+};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
@@ -54,6 +60,35 @@ impl Drop for Telemetry {
             let _ = p.shutdown();
         }
     }
+}
+
+/// The instrumentation scope of [`record_span`]'s spans: the service name given to [`init`].
+static SCOPE: OnceLock<&'static str> = OnceLock::new();
+
+/// Records a span that has already happened, from `start` to `end`, for phases a sans-IO
+/// engine reports only once they complete (IKE Phase 1 and 2 come with their duration).
+/// `parent` puts the span into that span's trace. The span goes to the global tracer
+/// provider, which [`init`] installs only when it exports: without OTLP this is a no-op
+/// and the returned context is invalid (a harmless `parent` for the next call).
+pub fn record_span(
+    name: &'static str,
+    start: SystemTime,
+    end: SystemTime,
+    attributes: Vec<KeyValue>,
+    parent: Option<&SpanContext>,
+) -> SpanContext {
+    let tracer = opentelemetry::global::tracer(*SCOPE.get().unwrap_or(&"sluice"));
+    let cx = parent.map_or_else(Context::new, |p| {
+        Context::new().with_remote_span_context(p.clone())
+    });
+    let mut span = tracer
+        .span_builder(name)
+        .with_start_time(start)
+        .with_attributes(attributes)
+        .start_with_context(&tracer, &cx);
+    let context = span.span_context().clone();
+    span.end_with_timestamp(end);
+    context
 }
 
 /// Whether the standard OTEL environment asks for trace export.
@@ -108,6 +143,10 @@ pub fn init(service: &'static str, format: LogFormat, export: bool) -> Telemetry
         (None, None)
     };
     let otel = provider.as_ref().map(|p| otel_layer(p, service));
+    if let Some(p) = &provider {
+        let _ = SCOPE.set(service);
+        opentelemetry::global::set_tracer_provider(p.clone());
+    }
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(text)

@@ -5,9 +5,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use sluice_ike::responder::{DropReason, Event, IkeSaId, Responder};
+use sluice_ike::responder::{ChildSa, DropReason, Event, IkeSaId, Responder};
+use sluice_ike::sa::IkeTransform;
+use sluice_telemetry::opentelemetry::KeyValue;
+use sluice_telemetry::opentelemetry::trace::SpanContext;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
@@ -24,6 +27,53 @@ fn v4(a: SocketAddr) -> Option<SocketAddrV4> {
         SocketAddr::V4(a) => Some(a),
         SocketAddr::V6(_) => None,
     }
+}
+
+/// The `ike_phase1` span of an IKE SA that just came up (it lasted `setup` until now).
+fn phase1_span(
+    peer: SocketAddr,
+    identity: &str,
+    transform: &IkeTransform,
+    behind_nat: bool,
+    setup: Duration,
+) -> SpanContext {
+    let end = SystemTime::now();
+    sluice_telemetry::record_span(
+        "ike_phase1",
+        end.checked_sub(setup).unwrap_or(end),
+        end,
+        vec![
+            KeyValue::new("peer", peer.to_string()),
+            KeyValue::new("identity", identity.to_owned()),
+            KeyValue::new("auth", transform.auth.name()),
+            KeyValue::new("cipher", transform.cipher.name()),
+            KeyValue::new("hash", transform.hash.name()),
+            KeyValue::new("group", transform.group.name()),
+            KeyValue::new("client_behind_nat", behind_nat),
+        ],
+        None,
+    )
+}
+
+/// The `ike_phase2` span of a Quick Mode that just completed, in its IKE SA's trace.
+fn phase2_span(c: &ChildSa, phase1: Option<&SpanContext>) -> SpanContext {
+    let end = SystemTime::now();
+    let t = &c.transform;
+    sluice_telemetry::record_span(
+        "ike_phase2",
+        end.checked_sub(c.setup).unwrap_or(end),
+        end,
+        vec![
+            KeyValue::new("peer", c.peer.to_string()),
+            KeyValue::new("cipher", t.cipher.name()),
+            KeyValue::new("integrity", t.auth.map_or("none", |a| a.name())),
+            KeyValue::new("pfs_group", t.group.map_or("none", |g| g.name())),
+            KeyValue::new("udp_encap", c.udp_encap),
+            KeyValue::new("spi_in", format!("{:#010x}", c.inbound.spi)),
+            KeyValue::new("spi_out", format!("{:#010x}", c.outbound.spi)),
+        ],
+        phase1,
+    )
 }
 
 /// Sends every queued IKE datagram from the port it names; returns how many left.
@@ -63,6 +113,8 @@ pub async fn run(
         })
         .clone();
     let mut up: HashMap<IkeSaId, SocketAddr> = HashMap::new();
+    // Each IKE SA's `ike_phase1` span: its Quick Modes' spans go into that trace.
+    let mut traces: HashMap<IkeSaId, SpanContext> = HashMap::new();
     // Responder drop counters already passed to the metrics.
     let mut drops_seen: BTreeMap<DropReason, u64> = BTreeMap::new();
     let mut last_activity = Instant::now();
@@ -82,11 +134,14 @@ pub async fn run(
                 } => {
                     up.insert(id, peer);
                     m.phase(Protocol::L2tp, SetupPhase::IkePhase1, setup);
+                    let span = phase1_span(peer, &identity, &transform, nat.peer_behind_nat, setup);
+                    traces.insert(id, span);
                     info!(%peer, %identity, cipher = transform.cipher.name(), hash = transform.hash.name(),
                         group = transform.group.name(), client_behind_nat = nat.peer_behind_nat, "IKE SA up");
                 }
                 Event::ChildSaUp(c) => {
                     m.phase(Protocol::L2tp, SetupPhase::IkePhase2, c.setup);
+                    phase2_span(&c, traces.get(&c.ike));
                     let (Some(local), Some(peer)) = (v4(c.local), v4(c.peer)) else {
                         continue;
                     };
@@ -127,6 +182,7 @@ pub async fn run(
                 }
                 Event::IkeSaDown { id, peer, reason } => {
                     up.remove(&id);
+                    traces.remove(&id);
                     let gone = io.remove_ike(id.0);
                     if let Some(l2tp) = gw.dp.l2tp.get() {
                         for key in &gone {

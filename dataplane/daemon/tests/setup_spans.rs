@@ -1,19 +1,28 @@
-//! Tracing of session setups: one PPTP setup against an in-process gateway produces a
-//! `session_setup` span whose children are the phases `control`, `lcp`, `auth`, `ncp`,
-//! in that order, collected with OpenTelemetry's in-memory exporter through the same
-//! layer the binaries export over OTLP with.
+//! Tracing of session setups: one PPTP setup produces a `session_setup` span whose
+//! children are the phases `control`, `lcp`, `auth`, `ncp`, in that order.
 //!
-//! Runs in a network namespace of its own (`unshare(CLONE_NEWNET)` on the test thread:
-//! the runtime's threads and the client process inherit it), so the gateway's TUN device
-//! and sockets never touch the host's network. Needs root; skipped otherwise.
+//! * `in_process_*`: an in-process gateway, spans collected with OpenTelemetry's
+//!   in-memory exporter through the same layer the binaries export over OTLP with.
+//! * `binary_*`: the real `sluice-dataplane` binary, configured only by the standard
+//!   `OTEL_*` environment, exports over OTLP/gRPC to a receiver in this test
+//!   (`sluice-otlp-collector`). The batch delay is longer than the test, so the
+//!   spans arrive only through the flush at a SIGTERM shutdown.
+//!
+//! Each test runs in a network namespace of its own (`unshare(CLONE_NEWNET)` on the
+//! test thread: the runtime's threads and the processes it starts inherit it), so the
+//! gateway's TUN device and sockets never touch the host's network. Needs root;
+//! skipped otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use sluice_dataplane::l2tp_path::ControlRate;
 use sluice_dataplane::server::{self, HostOptions, ServeOptions};
+use sluice_otlp_collector::{Collector, ReceivedSpan, terminate};
 use tracing_subscriber::layer::SubscriberExt;
 
 const MANIFESTS: &str = "\
@@ -22,6 +31,16 @@ kind: VpnGateway
 metadata: { name: office, namespace: default }
 spec:
   ppp: { localAddress: 10.220.0.1, addressPool: 10.220.0.0/24 }
+  l2tp:
+    enabled: true
+    ipsec:
+      preSharedKeySecretRef: { name: vpn, key: psk }
+      natDetection: forceEncapsulation
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: vpn, namespace: default }
+stringData: { psk: correct-horse-battery }
 ---
 apiVersion: v1
 kind: Secret
@@ -36,6 +55,24 @@ spec:
   passwordSecretRef: { name: alice }
 ";
 
+/// The parts of a span the checks look at, from either exporter.
+#[derive(Debug)]
+struct Span {
+    name: String,
+    trace: Vec<u8>,
+    id: Vec<u8>,
+    parent: Vec<u8>,
+    start: u128,
+    end: u128,
+    result: Option<String>,
+    protocol: Option<String>,
+}
+
+fn nanos(t: SystemTime) -> u128 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
 fn attr(s: &SpanData, key: &str) -> Option<String> {
     s.attributes
         .iter()
@@ -43,12 +80,77 @@ fn attr(s: &SpanData, key: &str) -> Option<String> {
         .map(|kv| kv.value.to_string())
 }
 
-#[test]
-fn pptp_setup_produces_the_phase_spans_in_order() {
+impl From<&SpanData> for Span {
+    fn from(s: &SpanData) -> Self {
+        Span {
+            name: s.name.to_string(),
+            trace: s.span_context.trace_id().to_bytes().to_vec(),
+            id: s.span_context.span_id().to_bytes().to_vec(),
+            parent: s.parent_span_id.to_bytes().to_vec(),
+            start: nanos(s.start_time),
+            end: nanos(s.end_time),
+            result: attr(s, "result"),
+            protocol: attr(s, "protocol"),
+        }
+    }
+}
+
+impl From<&ReceivedSpan> for Span {
+    fn from(s: &ReceivedSpan) -> Self {
+        Span {
+            name: s.name.clone(),
+            trace: s.trace_id.clone(),
+            id: s.span_id.clone(),
+            parent: s.parent_span_id.clone(),
+            start: u128::from(s.start_unix_nanos),
+            end: u128::from(s.end_unix_nanos),
+            result: s.attr("result").map(str::to_owned),
+            protocol: s.attr("protocol").map(str::to_owned),
+        }
+    }
+}
+
+/// Checks the successful `session_setup` span of `protocol` and its phase children: `control`,
+/// `lcp`, `auth`, `ncp`, in order, without overlap, inside the root, in its trace.
+/// Returns the root's index.
+fn check_phases(spans: &[Span], protocol: &str) -> usize {
+    let Some(root) = spans.iter().position(|s| {
+        s.name == "session_setup"
+            && s.result.as_deref() == Some("ok")
+            && s.protocol.as_deref() == Some(protocol)
+    }) else {
+        panic!("no finished {protocol} session_setup span with result=ok: {spans:#?}");
+    };
+    let r = &spans[root];
+    let mut phases: Vec<&Span> = spans.iter().filter(|s| s.parent == r.id).collect();
+    phases.sort_by_key(|s| s.start);
+    let names: Vec<&str> = phases.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["control", "lcp", "auth", "ncp"]);
+    for pair in phases.windows(2) {
+        assert!(
+            pair[0].end <= pair[1].start,
+            "{} ends after {} starts",
+            pair[0].name,
+            pair[1].name
+        );
+    }
+    for p in &phases {
+        assert!(
+            r.start <= p.start && p.end <= r.end,
+            "{} outside the root",
+            p.name
+        );
+        assert_eq!(p.trace, r.trace);
+    }
+    root
+}
+
+/// Moves this thread into a new network namespace with `lo` up; false without root.
+fn private_netns() -> bool {
     // SAFETY: plain libc calls without pointers.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: needs root (network namespace, TUN device, raw GRE socket)");
-        return;
+        return false;
     }
     // SAFETY: as above; affects this thread and what it starts from now on.
     assert_eq!(
@@ -60,7 +162,99 @@ fn pptp_setup_produces_the_phase_spans_in_order() {
         .args(["link", "set", "lo", "up"])
         .status();
     assert!(up.is_ok_and(|s| s.success()), "ip link set lo up");
+    true
+}
 
+/// A scratch directory holding the manifests.
+fn manifests(test: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("sluice-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("manifests.yaml");
+    std::fs::write(&file, MANIFESTS).unwrap();
+    (dir, file)
+}
+
+fn wait_for_listener() {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect((Ipv4Addr::LOCALHOST, 1723)).is_err() {
+        assert!(Instant::now() < deadline, "gateway did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A client network namespace behind a veth pair: 10.230.0.2 there, 10.230.0.1 here
+/// (the IPsec client needs UDP 500 and 4500 of its own). Removed when dropped.
+struct ClientNetns(String);
+
+impl ClientNetns {
+    fn new() -> Self {
+        let name = format!("sluice-spans-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let ok = Command::new("ip").args(args).status();
+            assert!(ok.is_ok_and(|s| s.success()), "ip {args:?}");
+        };
+        ip(&["netns", "add", &name]);
+        let ns = ClientNetns(name);
+        let n = ns.0.as_str();
+        ip(&[
+            "link", "add", "sp0", "type", "veth", "peer", "name", "sp1", "netns", n,
+        ]);
+        ip(&["addr", "add", "10.230.0.1/24", "dev", "sp0"]);
+        ip(&["link", "set", "sp0", "up"]);
+        ip(&["-n", n, "addr", "add", "10.230.0.2/24", "dev", "sp1"]);
+        ip(&["-n", n, "link", "set", "sp1", "up"]);
+        ip(&["-n", n, "link", "set", "lo", "up"]);
+        ns
+    }
+}
+
+impl Drop for ClientNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// One session with the in-repo client (PPTP over the loopback unless told otherwise),
+/// hung up as soon as it is up.
+fn one_session(netns: Option<&ClientNetns>, server: &str, extra: &[&str]) {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args([
+                "netns",
+                "exec",
+                &ns.0,
+                env!("CARGO_BIN_EXE_sluice-dataplane"),
+            ]);
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_sluice-dataplane")),
+    };
+    let out = cmd
+        .args(["client", "--server", server, "--user", "alice"])
+        .args(extra)
+        .args([
+            "--password",
+            "alice-secret",
+            "--duration",
+            "0",
+            "--timeout",
+            "15",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "client: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn in_process_setup_produces_the_phase_spans_in_order() {
+    if !private_netns() {
+        return;
+    }
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
@@ -71,10 +265,7 @@ fn pptp_setup_produces_the_phase_spans_in_order() {
     ));
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
-    let dir = std::env::temp_dir().join(format!("sluice-spans-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let manifests = dir.join("manifests.yaml");
-    std::fs::write(&manifests, MANIFESTS).unwrap();
+    let (dir, manifests) = manifests("spans");
     let opts = ServeOptions {
         manifests,
         gateway: None,
@@ -99,29 +290,8 @@ fn pptp_setup_produces_the_phase_spans_in_order() {
             eprintln!("gateway: {e}");
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect((Ipv4Addr::LOCALHOST, 1723)).is_err() {
-        assert!(Instant::now() < deadline, "gateway did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice-dataplane"))
-        .args(["client", "--server", "127.0.0.1", "--user", "alice"])
-        .args([
-            "--password",
-            "alice-secret",
-            "--duration",
-            "0",
-            "--timeout",
-            "15",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "client: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    wait_for_listener();
+    one_session(None, "127.0.0.1", &[]);
 
     // The root span ends when the network phase is up (the simple exporter exports it then).
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -143,24 +313,109 @@ fn pptp_setup_produces_the_phase_spans_in_order() {
     assert_eq!(attr(&root, "user").as_deref(), Some("alice"));
     assert_eq!(attr(&root, "caller").as_deref(), Some("127.0.0.1"));
     assert!(attr(&root, "call_id").is_some());
-    let mut phases: Vec<&SpanData> = spans
+    let spans: Vec<Span> = spans.iter().map(Span::from).collect();
+    check_phases(&spans, "pptp");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn binary_exports_setup_spans_over_otlp_and_flushes_them_at_shutdown() {
+    if !private_netns() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let collector = rt
+        .block_on(Collector::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))))
+        .unwrap();
+    let (dir, manifests) = manifests("otlp");
+    let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_sluice-dataplane"))
+        .arg("--manifests")
+        .arg(&manifests)
+        .args([
+            "--tun",
+            "sluice0",
+            "--no-forwarding",
+            "--log-format",
+            "json",
+        ])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
+        // Longer than the test: only the shutdown flush can deliver the spans.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "600000")
+        .env_remove("OTEL_SERVICE_NAME")
+        .env_remove("OTEL_SDK_DISABLED")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_for_listener();
+    one_session(None, "127.0.0.1", &[]);
+    let client_ns = ClientNetns::new();
+    let ipsec = ["--protocol", "l2tp", "--ipsec-psk", "correct-horse-battery"];
+    one_session(Some(&client_ns), "10.230.0.1", &ipsec);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        collector.spans().is_empty(),
+        "spans arrived before the shutdown flush"
+    );
+
+    let status = terminate(&mut gateway, Duration::from_secs(20)).unwrap();
+    let log = std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default();
+    assert!(status.success(), "gateway exited with {status}: {log}");
+    assert!(log.contains("exporting traces over OTLP"), "{log}");
+
+    let received = collector.spans();
+    assert!(
+        received.iter().all(|s| s.service == "sluice-dataplane"),
+        "service.name: {received:#?}"
+    );
+    let spans: Vec<Span> = received.iter().map(Span::from).collect();
+    let root = &received[check_phases(&spans, "pptp")];
+    assert_eq!(root.attr("protocol"), Some("pptp"));
+    assert_eq!(root.attr("user"), Some("alice"));
+    assert_eq!(root.attr("caller"), Some("127.0.0.1"));
+    assert!(
+        root.parent_span_id.is_empty(),
+        "session_setup is a root span"
+    );
+
+    // L2TP/IPsec: the session's setup, and the IKE phases as a trace of their own.
+    let l2tp = &received[check_phases(&spans, "l2tp")];
+    let by_name = |n: &str| {
+        received
+            .iter()
+            .find(|s| s.name == n)
+            .unwrap_or_else(|| panic!("no {n} span: {received:#?}"))
+    };
+    let (p1, p2) = (by_name("ike_phase1"), by_name("ike_phase2"));
+    assert!(p1.parent_span_id.is_empty());
+    assert_eq!(p1.attr("auth"), Some("psk"));
+    assert!(p1.attr("cipher").is_some() && p1.attr("group").is_some());
+    assert_eq!(
+        p1.attr("client_behind_nat"),
+        Some("true"),
+        "forceEncapsulation"
+    );
+    assert_eq!(
+        p2.parent_span_id, p1.span_id,
+        "Quick Mode in its IKE SA's trace"
+    );
+    assert_eq!(p2.trace_id, p1.trace_id);
+    assert_eq!(p2.attr("udp_encap"), Some("true"));
+    assert!(p1.start_unix_nanos < p1.end_unix_nanos && p1.end_unix_nanos <= p2.end_unix_nanos);
+    assert!(
+        p2.end_unix_nanos <= l2tp.start_unix_nanos,
+        "IKE completes before L2TP starts"
+    );
+    let psk_shown = received
         .iter()
-        .filter(|s| s.parent_span_id == root.span_context.span_id())
-        .collect();
-    phases.sort_by_key(|s| s.start_time);
-    let names: Vec<&str> = phases.iter().map(|s| s.name.as_ref()).collect();
-    assert_eq!(names, ["control", "lcp", "auth", "ncp"]);
-    for pair in phases.windows(2) {
-        assert!(
-            pair[0].end_time <= pair[1].start_time,
-            "{} ends after {} starts",
-            pair[0].name,
-            pair[1].name
-        );
-    }
-    for p in &phases {
-        assert!(root.start_time <= p.start_time && p.end_time <= root.end_time);
-        assert_eq!(p.span_context.trace_id(), root.span_context.trace_id());
-    }
+        .any(|s| s.attributes.values().any(|v| v.contains("correct-horse")));
+    assert!(!psk_shown, "a secret in a span attribute");
+    drop(collector);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -271,6 +271,14 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
+    /// Name as strongSwan's `authby` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::PreSharedKey => "psk",
+            AuthMethod::RsaSignature => "rsasig",
+        }
+    }
+
     /// Attribute value.
     pub fn id(self) -> u16 {
         match self {
@@ -418,6 +426,19 @@ impl EspCipher {
         }
     }
 
+    /// Name as strongSwan spells it in ESP proposals.
+    pub fn name(self) -> &'static str {
+        match self {
+            EspCipher::AesCbc(AesKeyLen::Aes128) => "aes128",
+            EspCipher::AesCbc(AesKeyLen::Aes192) => "aes192",
+            EspCipher::AesCbc(AesKeyLen::Aes256) => "aes256",
+            EspCipher::TripleDesCbc => "3des",
+            EspCipher::AesGcm16(AesKeyLen::Aes128) => "aes128gcm16",
+            EspCipher::AesGcm16(AesKeyLen::Aes192) => "aes192gcm16",
+            EspCipher::AesGcm16(AesKeyLen::Aes256) => "aes256gcm16",
+        }
+    }
+
     /// Whether the cipher is an AEAD (no separate integrity algorithm).
     pub fn is_aead(self) -> bool {
         matches!(self, EspCipher::AesGcm16(_))
@@ -449,6 +470,17 @@ pub enum EspAuth {
 }
 
 impl EspAuth {
+    /// Name as strongSwan spells it in ESP proposals.
+    pub fn name(self) -> &'static str {
+        match self {
+            EspAuth::HmacMd5 => "md5",
+            EspAuth::HmacSha1 => "sha1",
+            EspAuth::HmacSha256 => "sha256",
+            EspAuth::HmacSha384 => "sha384",
+            EspAuth::HmacSha512 => "sha512",
+        }
+    }
+
     /// Attribute value.
     pub fn id(self) -> u16 {
         match self {
