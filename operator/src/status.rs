@@ -176,6 +176,7 @@ pub fn gateway_status(
         observed_generation: gw.metadata.generation,
         replicas: Some(replicas),
         ready_replicas: Some(ready),
+        draining_replicas: Some(i32::try_from(view.draining_pods().len()).unwrap_or(i32::MAX)),
         selector: Some(names.selector_string()),
         endpoints,
         sessions: Some(view.sessions.clone()),
@@ -356,6 +357,24 @@ mod tests {
         assert_eq!(cond(&s, "Degraded").status, "False");
         assert_eq!(s.observed_generation, Some(4));
         assert_eq!(s.ready_replicas, Some(2));
+        assert_eq!(s.draining_replicas, Some(0));
+    }
+
+    #[test]
+    fn draining_agents_are_counted() {
+        let mut v = view(["v2", "v2"], None);
+        if let Some(a) = v.agents.get_mut("p1") {
+            a.draining = true;
+        }
+        let names = GatewayNames::new("vpn", "office");
+        let s = gateway_status(&gw(), &names, Some(&deployment(2)), vec![], &v, None, &t0());
+        assert_eq!(s.draining_replicas, Some(1));
+        // A disconnected agent's last report does not count.
+        if let Some(a) = v.agents.get_mut("p1") {
+            a.connected = false;
+        }
+        let s = gateway_status(&gw(), &names, Some(&deployment(2)), vec![], &v, None, &t0());
+        assert_eq!(s.draining_replicas, Some(0));
     }
 
     #[test]

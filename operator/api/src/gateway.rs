@@ -63,6 +63,12 @@ pub const MAX_LIST_ITEMS: u32 = 64;
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
     printcolumn(
+        name = "Draining",
+        type_ = "integer",
+        json_path = ".status.drainingReplicas",
+        priority = 1
+    ),
+    printcolumn(
         name = "Sessions",
         type_ = "integer",
         json_path = ".status.sessions.total"
@@ -766,6 +772,10 @@ pub struct VpnGatewayStatus {
     /// Data-plane pods that are ready (have applied a configuration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
+    /// Data-plane pods whose agent reported draining: they refuse new sessions, keep the
+    /// ones they have, and exit once empty or at `spec.drainTimeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draining_replicas: Option<i32>,
     /// Label selector of the data-plane pods (for the scale subresource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,

@@ -187,8 +187,17 @@ fn subresources_names_and_columns() {
     };
     assert_eq!(
         cols(gv),
-        ["READY", "REPLICAS", "SESSIONS", "ENDPOINTS", "AGE"]
+        [
+            "READY",
+            "REPLICAS",
+            "DRAINING",
+            "SESSIONS",
+            "ENDPOINTS",
+            "AGE"
+        ]
     );
+    // `kubectl get -o wide` only.
+    assert_eq!(gv["additionalPrinterColumns"][2]["priority"], 1);
     let spec = &gv["schema"]["openAPIV3Schema"]["properties"]["spec"];
     assert_eq!(spec["required"], serde_json::json!(["ppp"]));
     assert_eq!(
