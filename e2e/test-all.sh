@@ -30,8 +30,11 @@ cargo fmt --all -- --check
 step "cargo clippy (deny warnings)"
 cargo clippy --workspace --all-targets --release -- -D warnings
 
-step "cargo build (release)"
-cargo build --workspace --release --bins
+# --all-targets: the binaries, tests and examples in one build, with the features
+# `cargo test` resolves (dev-dependencies included), so the test step below rebuilds
+# nothing; the end-to-end steps use these binaries.
+step "cargo build (release, all targets)"
+cargo build --workspace --release --all-targets
 
 step "Helm chart checks"
 e2e/helm/check.sh
