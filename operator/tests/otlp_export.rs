@@ -39,16 +39,10 @@ fn serve_manifests_exports_reconcile_spans_and_flushes_them_at_shutdown() {
         String::from_utf8_lossy(&pki.stderr)
     );
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let collector = rt
-        .block_on(Collector::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))))
-        .unwrap();
+    let collector = Collector::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
     let log_path = dir.join("operator.log");
-    let mut operator = Command::new(bin)
+    let mut operator = collector
+        .export_to_me(&mut Command::new(bin))
         .args(["--log-format", "json", "serve-manifests", "--manifests"])
         .arg(&manifests)
         .args([
@@ -59,12 +53,6 @@ fn serve_manifests_exports_reconcile_spans_and_flushes_them_at_shutdown() {
         ])
         .arg("--tls-dir")
         .arg(dir.join("pki"))
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
-        // Longer than the test: only the shutdown flush can deliver the spans.
-        .env("OTEL_BSP_SCHEDULE_DELAY", "600000")
-        .env_remove("OTEL_SERVICE_NAME")
-        .env_remove("OTEL_SDK_DISABLED")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()

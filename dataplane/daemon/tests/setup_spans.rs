@@ -323,17 +323,11 @@ fn binary_exports_setup_spans_over_otlp_and_flushes_them_at_shutdown() {
     if !private_netns() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let collector = rt
-        .block_on(Collector::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))))
-        .unwrap();
+    let collector = Collector::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
     let (dir, manifests) = manifests("otlp");
     let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_sluice-dataplane"))
+    let mut gateway = collector
+        .export_to_me(&mut Command::new(env!("CARGO_BIN_EXE_sluice-dataplane")))
         .arg("--manifests")
         .arg(&manifests)
         .args([
@@ -343,12 +337,6 @@ fn binary_exports_setup_spans_over_otlp_and_flushes_them_at_shutdown() {
             "--log-format",
             "json",
         ])
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
-        // Longer than the test: only the shutdown flush can deliver the spans.
-        .env("OTEL_BSP_SCHEDULE_DELAY", "600000")
-        .env_remove("OTEL_SERVICE_NAME")
-        .env_remove("OTEL_SDK_DISABLED")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::{Child, ExitStatus};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex};
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -104,32 +104,52 @@ impl TraceService for Sink {
     }
 }
 
-/// A running receiver; stops when dropped.
+/// A running receiver, on a runtime of its own; stops when dropped.
 pub struct Collector {
     addr: SocketAddr,
     sink: Arc<Sink>,
     task: tokio::task::JoinHandle<()>,
+    _runtime: tokio::runtime::Runtime,
 }
 
 impl Collector {
-    /// Listens on `bind` (port 0 picks one) and serves OTLP/gRPC on the current runtime.
-    pub async fn start(bind: SocketAddr) -> std::io::Result<Self> {
-        let incoming = TcpIncoming::bind(bind)?;
+    /// Listens on `bind` (port 0 picks one) and serves OTLP/gRPC.
+    pub fn start(bind: SocketAddr) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let incoming = runtime.block_on(async { TcpIncoming::bind(bind) })?;
         let addr = incoming.local_addr()?;
         let sink = Arc::new(Sink::default());
         let service = TraceServiceServer::from_arc(sink.clone());
-        let task = tokio::spawn(async move {
+        let task = runtime.spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(service)
                 .serve_with_incoming(incoming)
                 .await;
         });
-        Ok(Collector { addr, sink, task })
+        Ok(Collector {
+            addr,
+            sink,
+            task,
+            _runtime: runtime,
+        })
     }
 
     /// The `OTEL_EXPORTER_OTLP_ENDPOINT` value that reaches this receiver.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Points `cmd`'s exporter here through the standard variables only, with a batch
+    /// delay longer than any test: spans then arrive only through the flush at shutdown.
+    pub fn export_to_me<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", self.endpoint())
+            .env("OTEL_BSP_SCHEDULE_DELAY", "600000")
+            .env_remove("OTEL_SERVICE_NAME")
+            .env_remove("OTEL_SDK_DISABLED")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     }
 
     /// Every span received so far, in arrival order.
