@@ -339,14 +339,14 @@ render() {
     args+=(-f "$f")
     files+=("$f")
   done
-  if "$HELM" template "$release" "$CHART" --namespace "$namespace" --kube-version 1.30.0 \
+  if "$HELM" template "$release" "$CHART" --namespace "$namespace" --kube-version 1.31.0 \
     "${args[@]}" >"$WORK/$name.yaml" 2>"$WORK/$name.err"; then
-    pass "helm template ($name values, kube 1.30)"
+    pass "helm template ($name values, kube 1.31)"
     "$PY" "$WORK/monitoring.py" split "$WORK/$name.yaml" "$WORK/$name.core.yaml"
     pyrun render "$WORK/$name.core.yaml" "$release" "$namespace" "${files[@]}"
     monitoring_checks "$WORK/$name.yaml" "$release" "$namespace" "$CHART" "${files[@]}"
   else
-    fail "helm template ($name values, kube 1.30)"
+    fail "helm template ($name values, kube 1.31)"
     sed 's/^/    /' "$WORK/$name.err"
   fi
 }
@@ -356,10 +356,10 @@ render all-on gateway vpn-operators e2e/helm/values-all.yaml
 render external-sa sluice sluice-system e2e/helm/values-external-sa.yaml
 
 # The chart must refuse clusters older than its kubeVersion.
-if "$HELM" template sluice "$CHART" --kube-version 1.29.0 >"$WORK/old.out" 2>&1; then
-  fail "helm template refuses Kubernetes 1.29 (kubeVersion >=1.30.0-0)"
+if "$HELM" template sluice "$CHART" --kube-version 1.30.0 >"$WORK/old.out" 2>&1; then
+  fail "helm template refuses Kubernetes 1.30 (kubeVersion >=1.31.0-0)"
 else
-  pass "helm template refuses Kubernetes 1.29 (kubeVersion >=1.30.0-0)"
+  pass "helm template refuses Kubernetes 1.30 (kubeVersion >=1.31.0-0)"
 fi
 
 # `kubectl apply --dry-run=client --validate=false` is not run: even in client
@@ -368,22 +368,28 @@ fi
 # recognize ...: connection refused"). The checks above stand in for it.
 
 # ---------------------------------------------------------------------- CRDs
-crd_problems=()
-for f in crds/*.yaml; do
-  if [ ! -f "$CHART/crds/$(basename "$f")" ]; then
-    crd_problems+=("$CHART/crds/$(basename "$f") is missing")
-  elif ! cmp -s "$f" "$CHART/crds/$(basename "$f")"; then
-    crd_problems+=("$CHART/crds/$(basename "$f") differs from $f")
-  fi
-done
-for f in "$CHART"/crds/*.yaml; do
-  [ -f "crds/$(basename "$f")" ] || crd_problems+=("$f has no counterpart in crds/")
-done
-if [ ${#crd_problems[@]} -eq 0 ]; then
-  pass "$CHART/crds/*.yaml are byte-identical to crds/*.yaml"
-else
-  fail "$CHART/crds/*.yaml are byte-identical to crds/*.yaml: ${crd_problems[*]}"
-fi
+# The chart renders the CRDs as templates (so `helm upgrade` updates them);
+# they must be crds/*.yaml plus the chart's labels and keep annotation, and be
+# left out with crds.install=false.
+"$HELM" template sluice "$CHART" --namespace sluice-system >"$WORK/crd-render.yaml"
+run "$CHART renders exactly crds/*.yaml (plus labels and helm.sh/resource-policy: keep)" \
+  python3 - "$WORK/crd-render.yaml" crds/*.yaml <<'PY'
+import sys, yaml
+rendered = [d for d in yaml.safe_load_all(open(sys.argv[1]))
+            if d and d.get("kind") == "CustomResourceDefinition"]
+want = [yaml.safe_load(open(f)) for f in sys.argv[2:]]
+got = {d["metadata"]["name"]: d for d in rendered}
+assert sorted(got) == sorted(w["metadata"]["name"] for w in want), sorted(got)
+for w in want:
+    g = got[w["metadata"]["name"]]
+    assert g["metadata"].pop("annotations") == {"helm.sh/resource-policy": "keep"}, g["metadata"]
+    assert g["metadata"].pop("labels")["app.kubernetes.io/part-of"] == "sluice"
+    assert g == w, w["metadata"]["name"]
+PY
+"$HELM" template sluice "$CHART" --namespace sluice-system --set crds.install=false >"$WORK/no-crd.yaml"
+run "crds.install=false leaves the CRDs out" bash -c "! grep -q '^kind: CustomResourceDefinition' '$WORK/no-crd.yaml'"
+"$HELM" template sluice "$CHART" --namespace sluice-system --set crds.keep=false >"$WORK/crd-nokeep.yaml"
+run "crds.keep=false drops the keep annotation" bash -c "! grep -q 'helm.sh/resource-policy' '$WORK/crd-nokeep.yaml'"
 
 # ------------------------------------------------------------------ example
 pyrun example examples/kubernetes.yaml crds/vpngateways.yaml crds/vpnusers.yaml

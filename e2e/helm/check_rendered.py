@@ -293,6 +293,8 @@ def check_render(rendered, release, namespace, values_files):
         "--grpc-listen=0.0.0.0:50051",
         "--http-listen=0.0.0.0:8080",
         f"--grpc-service={fn}-grpc",
+        "--grpc-service-port=50051",
+        f"--owner-deployment={fn}-operator",
         f"--lease-name={lease}",
         f"--ca-secret={ca}",
         f"--dataplane-image={image}",
@@ -458,7 +460,7 @@ def check_render(rendered, release, namespace, values_files):
     check(f"{tag_line} ServiceMonitors match metrics.serviceMonitor ({state})", probs)
 
     known = {"Deployment", "Service", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
-             "RoleBinding", "PodDisruptionBudget", "ServiceMonitor"}
+             "RoleBinding", "PodDisruptionBudget", "ServiceMonitor", "CustomResourceDefinition"}
     extra = sorted({d["kind"] for d in docs} - known)
     check(f"{tag_line} no unexpected kinds", [f"unexpected kinds {extra}"] if extra else [])
 
@@ -661,7 +663,7 @@ def check_chart(chart_dir):
     with open(os.path.join(chart_dir, "Chart.yaml"), encoding="utf-8") as f:
         chart = yaml.safe_load(f)
     want = {"apiVersion": "v2", "name": "sluice", "version": "0.1.0", "appVersion": "0.1.0",
-            "kubeVersion": ">=1.30.0-0"}
+            "kubeVersion": ">=1.31.0-0"}
     probs = [f"{k} = {chart.get(k)!r}, want {v!r}" for k, v in want.items() if chart.get(k) != v]
     if not chart.get("description"):
         probs.append("no description")

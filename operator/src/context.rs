@@ -27,8 +27,6 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("certificate: {0}")]
     Pki(#[from] crate::pki::PkiError),
-    #[error("finalizer: {0}")]
-    Finalizer(String),
     #[error("object has no {0}")]
     Missing(&'static str),
 }
@@ -48,6 +46,23 @@ pub struct Stores {
     pub nodes: Store<Node>,
     /// Data-plane Deployments (for status).
     pub deployments: Store<Deployment>,
+}
+
+impl Stores {
+    /// Waits until every cache has its first full list, so that a reconcile never judges
+    /// from a half-filled cache (a user whose gateway seems missing, a gateway with no
+    /// pods): after an operator start or a leader change, objects whose state did not change
+    /// get no status write. Immediate once the caches are filled.
+    pub async fn ready(&self) {
+        let _ = tokio::join!(
+            self.gateways.wait_until_ready(),
+            self.users.wait_until_ready(),
+            self.secrets.wait_until_ready(),
+            self.pods.wait_until_ready(),
+            self.nodes.wait_until_ready(),
+            self.deployments.wait_until_ready(),
+        );
+    }
 }
 
 /// Shared by all reconciles.

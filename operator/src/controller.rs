@@ -96,9 +96,21 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
     let (nodes, node_writer) = reflector::store();
     let (deployments, deployment_writer) = reflector::store();
 
+    // Deleted gateways are forgotten as soon as the watch reports them, and after every
+    // re-list any that went while the watch was down (no finalizer: nothing must block
+    // the deletion of a gateway or its namespace when the operator is gone).
+    let (gone_tx, gone_rx) = mpsc::unbounded_channel();
     let gw_stream = watcher(Api::<VpnGateway>::all(client.clone()), wc.clone())
         .default_backoff()
         .reflect(gw_writer)
+        .inspect(move |ev| {
+            let gone = match ev {
+                Ok(watcher::Event::Delete(gw)) => Gone::Gateway(crate::hub::key_of(gw)),
+                Ok(watcher::Event::InitDone) => Gone::Relisted,
+                _ => return,
+            };
+            let _ = gone_tx.send(gone);
+        })
         .applied_objects();
     let user_stream = watcher(Api::<VpnUser>::all(client.clone()), wc.clone())
         .default_backoff()
@@ -188,14 +200,63 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
         })
         .reconcile_on(ReceiverStream::new(gw_rx))
         .graceful_shutdown_on(shutdown.clone())
-        .run(gateway::reconcile, gateway::error_policy, ctx.clone())
+        .run(
+            |gw, ctx: Arc<Context>| async move {
+                ctx.stores.ready().await;
+                gateway::reconcile(gw, ctx).await
+            },
+            gateway::error_policy,
+            ctx.clone(),
+        )
         .for_each(|_| async {});
 
     let user_controller = Controller::new(Api::<VpnUser>::all(client), wc)
         .reconcile_on(ReceiverStream::new(user_rx))
-        .graceful_shutdown_on(shutdown)
-        .run(user::reconcile, user::error_policy, ctx)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            |u, ctx: Arc<Context>| async move {
+                ctx.stores.ready().await;
+                user::reconcile(u, ctx).await
+            },
+            user::error_policy,
+            ctx.clone(),
+        )
         .for_each(|_| async {});
 
-    tokio::join!(gw_controller, user_controller);
+    let forget = forget_deleted(gone_rx, ctx);
+    tokio::select! {
+        _ = async { tokio::join!(gw_controller, user_controller) } => {}
+        () = forget => {}
+    }
+}
+
+/// What the gateway watch reports for [`forget_deleted`].
+enum Gone {
+    /// A gateway was deleted.
+    Gateway(crate::hub::Key),
+    /// The watch re-listed every gateway: whatever the cache lacks was deleted.
+    Relisted,
+}
+
+/// Drops the operator's state of deleted gateways (see [`gateway::forget`]).
+async fn forget_deleted(mut gone: mpsc::UnboundedReceiver<Gone>, ctx: Arc<Context>) {
+    while let Some(g) = gone.recv().await {
+        match g {
+            Gone::Gateway(key) => gateway::forget(&ctx, &key),
+            Gone::Relisted => {
+                let live: BTreeSet<String> = ctx
+                    .stores
+                    .gateways
+                    .state()
+                    .iter()
+                    .map(|g| crate::hub::key_of(&**g))
+                    .collect();
+                for key in ctx.hub.gateways() {
+                    if !live.contains(&key) {
+                        gateway::forget(&ctx, &key);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -10,7 +10,6 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
@@ -20,15 +19,21 @@ use tracing::{info, warn};
 
 use crate::config::compile_gateway;
 use crate::context::{Context, Error};
+use crate::hub::key_of;
 use crate::names::{FIELD_MANAGER, GATEWAY_LABEL, GatewayNames};
 use crate::status::{endpoints, gateway_status};
 use crate::workloads::{self, names_of};
 
-/// Finalizer that lets the operator forget a deleted gateway (its agents' streams, its
-/// compiled configuration); the Kubernetes objects go by owner reference.
-pub const FINALIZER: &str = "sluice.dev/cleanup";
+/// Finalizer that earlier versions put on every gateway. It is removed wherever it is
+/// found: a finalizer outlives the operator (`helm uninstall`) and then blocks the deletion
+/// of the gateway and of its namespace. Deleted gateways are forgotten from the watch
+/// instead ([`forget`]); their Kubernetes objects go by owner reference.
+pub const LEGACY_FINALIZER: &str = "sluice.dev/cleanup";
 /// Periodic re-reconcile (drift repair, certificate renewal).
 pub const RESYNC: Duration = Duration::from_secs(300);
+/// Re-reconcile interval of a gateway with `spec.autoscaling`: a scale-down is due when
+/// the stabilization window passes, whether or not anything else changed.
+pub const AUTOSCALE_TICK: Duration = Duration::from_secs(10);
 
 /// Server-side apply of `obj` (force: the operator owns these fields).
 pub async fn apply<K>(ctx: &Context, ns: &str, obj: &K) -> Result<K, Error>
@@ -54,50 +59,68 @@ where
         .await?)
 }
 
-/// Reconciles one gateway (inside the finalizer helper), traced as a `reconcile` span.
+/// Reconciles one gateway, traced as a `reconcile` span.
 #[tracing::instrument(name = "reconcile", skip_all, fields(kind = "VpnGateway", namespace = %gw.namespace().unwrap_or_default(), name = %gw.name_any()))]
 pub async fn reconcile(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let ns = gw.namespace().ok_or(Error::Missing("metadata.namespace"))?;
-    let api: Api<VpnGateway> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, gw, |event| async {
-        match event {
-            Finalizer::Apply(gw) => apply_gateway(gw, ctx.clone()).await,
-            Finalizer::Cleanup(gw) => cleanup(gw, ctx.clone()).await,
-        }
-    })
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    });
+    let result = if gw.finalizers().iter().any(|f| f == LEGACY_FINALIZER) {
+        remove_legacy_finalizer(&gw, &ctx).await
+    } else if gw.metadata.deletion_timestamp.is_some() {
+        // Going away; its owned objects go by owner reference, the watch tells `forget`.
+        Ok(Action::await_change())
+    } else {
+        apply_gateway(gw, ctx.clone()).await
+    };
     ctx.metrics
         .reconciled("VpnGateway", result.is_ok(), started.elapsed());
     result
 }
 
-async fn cleanup(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let names = names_of(&gw);
-    info!(gateway = %names.key(), "gateway deleted: dropping its configuration and agent streams");
-    ctx.hub.remove(&names.key());
+/// Removes [`LEGACY_FINALIZER`] (a merge patch carrying the resourceVersion, so a
+/// concurrent change is not overwritten but retried); the change triggers the next
+/// reconcile.
+async fn remove_legacy_finalizer(gw: &VpnGateway, ctx: &Context) -> Result<Action, Error> {
+    let kept: Vec<&String> = gw
+        .finalizers()
+        .iter()
+        .filter(|f| *f != LEGACY_FINALIZER)
+        .collect();
+    let ns = gw.namespace().ok_or(Error::Missing("metadata.namespace"))?;
+    let api: Api<VpnGateway> = Api::namespaced(ctx.client.clone(), &ns);
+    let body = serde_json::json!({
+        "metadata": {"finalizers": kept, "resourceVersion": gw.resource_version()}
+    });
+    api.patch(
+        &gw.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&body),
+    )
+    .await?;
+    info!(gateway = %key_of(gw), "removed the legacy finalizer {LEGACY_FINALIZER}");
+    Ok(Action::await_change())
+}
+
+/// Forgets a deleted gateway: its configuration (its agents' streams end), its compile
+/// error, its workload, autoscaler and deletion-cost bookkeeping.
+pub fn forget(ctx: &Context, key: &str) {
+    info!(gateway = %key, "gateway deleted: dropping its configuration and agent streams");
+    ctx.hub.remove(key);
     ctx.workloads_applied
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .remove(&names.key());
+        .remove(key);
     ctx.compile_errors
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .remove(&names.key());
+        .remove(key);
     ctx.autoscalers
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .remove(&names.key());
+        .remove(key);
     ctx.deletion_costs
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .remove(&names.key());
-    Ok(Action::await_change())
+        .remove(key);
 }
 
 /// The users of `gw` (same namespace, `gatewayRef.name`), and the Secrets of its namespace.
@@ -225,7 +248,11 @@ async fn apply_gateway(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action,
     // Last: a failing pod patch must not hold up status or a scale-up.
     let pods = gateway_pods(&ctx, &names);
     crate::deletion_cost::sync(&ctx, &names, &pods, false).await?;
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(if gw.spec.autoscaling.is_some() {
+        AUTOSCALE_TICK
+    } else {
+        RESYNC
+    }))
 }
 
 /// The data-plane pods of a gateway (from the pod cache).
@@ -339,6 +366,13 @@ pub async fn write_status(
     let status = gateway_status(gw, names, deployment, eps, &view, compile_error, now);
     if gw.status.as_ref() == Some(&status) {
         return Ok(());
+    }
+    let serving = |s: Option<&sluice_api::VpnGatewayStatus>| {
+        s.and_then(|s| s.ready_replicas).unwrap_or(0) > 0
+    };
+    if serving(gw.status.as_ref()) != serving(Some(&status)) {
+        // Its users' `Ready` follows whether any data-plane pod serves.
+        ctx.hub.mark_users(&names.key());
     }
     let api: Api<VpnGateway> = Api::namespaced(ctx.client.clone(), &names.namespace);
     let body = serde_json::json!({

@@ -15,6 +15,16 @@ use tokio::sync::{mpsc, watch};
 /// `namespace/name` of a gateway or user.
 pub type Key = String;
 
+/// The [`Key`] of an object.
+pub fn key_of<K: kube::Resource>(obj: &K) -> Key {
+    let meta = obj.meta();
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
+}
+
 /// Something whose status should be rewritten.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dirty {
@@ -97,6 +107,9 @@ pub struct GatewayView {
     pub rejected_users: BTreeMap<Key, String>,
     /// Live sessions across connected agents.
     pub sessions: SessionCounts,
+    /// Set while `sessions` is not yet known: shortly after start-up, before every agent
+    /// has reported (the status then keeps what it says).
+    pub sessions_unknown: bool,
 }
 
 impl GatewayView {
@@ -231,6 +244,26 @@ impl Hub {
             .flat_map(|e| e.included_users.iter().chain(e.rejected_users.keys()))
         {
             self.mark(Dirty::User(user.clone()));
+        }
+    }
+
+    /// The gateways the hub holds state for.
+    pub fn gateways(&self) -> Vec<Key> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Marks every user the last configuration of `gateway` served or left out dirty (their
+    /// `Ready` follows the gateway's).
+    pub fn mark_users(&self, gateway: &str) {
+        let users: Vec<Key> = self
+            .lock()
+            .get(gateway)
+            .into_iter()
+            .flat_map(|e| e.included_users.iter().chain(e.rejected_users.keys()))
+            .cloned()
+            .collect();
+        for user in users {
+            self.mark(Dirty::User(user));
         }
     }
 
@@ -391,11 +424,25 @@ impl Hub {
         self.mark(Dirty::Gateway(gateway.to_owned()));
     }
 
+    fn grace_over(&self) -> bool {
+        self.started.elapsed() >= self.grace
+    }
+
+    /// Whether the live sessions of a gateway are known: once some agent has connected and
+    /// every connected one has sent a snapshot, or once the start-up grace is over (agents
+    /// that never come back). Before that, an operator restart would show no sessions.
+    fn sessions_known(&self, e: &Entry) -> bool {
+        self.grace_over() || (!e.agents.is_empty() && e.agents.values().all(|a| a.snapshot_seen))
+    }
+
     /// What the gateway status writer needs.
     pub fn gateway_view(&self, gateway: &str) -> GatewayView {
         let map = self.lock();
         let Some(e) = map.get(gateway) else {
-            return GatewayView::default();
+            return GatewayView {
+                sessions_unknown: !self.grace_over(),
+                ..GatewayView::default()
+            };
         };
         let mut sessions = SessionCounts::default();
         for s in e.agents.values().flat_map(|a| &a.sessions) {
@@ -411,16 +458,16 @@ impl Hub {
             agents: e.agents.clone(),
             rejected_users: e.rejected_users.clone(),
             sessions,
+            sessions_unknown: !self.sessions_known(e),
         }
     }
 
     /// What the user status writer needs for user `user` of gateway `gateway`.
     pub fn user_view(&self, gateway: &str, user: &str) -> UserView {
         let map = self.lock();
-        let grace_over = self.started.elapsed() >= self.grace;
         let Some(e) = map.get(gateway) else {
             return UserView {
-                known: grace_over,
+                known: self.grace_over(),
                 ..UserView::default()
             };
         };
@@ -437,7 +484,7 @@ impl Hub {
         sessions.sort_by(|a, b| (&a.since, &a.address).cmp(&(&b.since, &b.address)));
         let act = e.activity.get(user).cloned().unwrap_or_default();
         UserView {
-            known: grace_over || e.agents.values().all(|a| a.snapshot_seen),
+            known: self.sessions_known(e),
             sessions,
             last_login: act.last_login,
             last_failure: act.last_failure,

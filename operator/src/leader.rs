@@ -5,9 +5,10 @@
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
-use kube_lease_manager::{LeaseCreateMode, LeaseManagerBuilder};
+use kube_lease_manager::{LeaseCreateMode, LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use tokio::sync::watch;
-use tracing::warn;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
 
 use crate::names::LEADER_LABEL;
 
@@ -16,13 +17,35 @@ pub const LEASE_SECONDS: u64 = 15;
 /// Grace before the lease's expiry in which the holder renews (seconds).
 pub const GRACE_SECONDS: u64 = 5;
 
-/// Starts the election; the receiver says whether this replica leads.
+/// A running election: `leading` says whether this replica leads.
+pub struct Election {
+    /// Whether this replica holds the Lease.
+    pub leading: watch::Receiver<bool>,
+    task: JoinHandle<Result<LeaseManager, LeaseManagerError>>,
+}
+
+impl Election {
+    /// Gives the Lease up (if held) so that another replica takes over at once instead of
+    /// after the Lease expires. Every clone of `leading` must be gone: the election task
+    /// releases when its channel closes.
+    pub async fn release(self) {
+        drop(self.leading);
+        match tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await {
+            Ok(Ok(Ok(_))) => info!("leader Lease released"),
+            Ok(Ok(Err(e))) => warn!(error = %e, "releasing the leader Lease failed"),
+            Ok(Err(e)) => warn!(error = %e, "the election task failed"),
+            Err(_) => warn!("releasing the leader Lease timed out (other receivers alive?)"),
+        }
+    }
+}
+
+/// Starts the election.
 pub async fn elect(
     client: Client,
     namespace: &str,
     lease: &str,
     identity: &str,
-) -> Result<watch::Receiver<bool>, kube_lease_manager::LeaseManagerError> {
+) -> Result<Election, LeaseManagerError> {
     let manager = LeaseManagerBuilder::new(client, lease)
         .with_namespace(namespace)
         .with_identity(identity)
@@ -31,8 +54,8 @@ pub async fn elect(
         .with_create_mode(LeaseCreateMode::AutoCreate)
         .build()
         .await?;
-    let (rx, _task) = manager.watch().await;
-    Ok(rx)
+    let (leading, task) = manager.watch().await;
+    Ok(Election { leading, task })
 }
 
 /// Sets or clears the leader label on this replica's pod (best effort, logged).

@@ -19,6 +19,7 @@ pub mod hub;
 pub mod leader;
 pub mod metrics;
 pub mod names;
+pub mod owner;
 pub mod pki;
 pub mod serve;
 pub mod standalone;

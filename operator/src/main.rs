@@ -31,6 +31,8 @@ use tracing::{error, info, warn};
 
 /// How long after start-up live-session fields are rewritten even if an agent never reported.
 const SESSION_GRACE: Duration = Duration::from_secs(20);
+/// Longest wait for the controllers and the control channel to stop once asked to.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -97,6 +99,15 @@ struct RunArgs {
     /// Service agents dial (selects the leader).
     #[arg(long, default_value = "sluice-grpc")]
     grpc_service: String,
+    /// Port of that Service. Data-plane pods dial `https://SERVICE.NAMESPACE.svc:PORT`,
+    /// whatever address this replica listens on.
+    #[arg(long, default_value_t = 50051)]
+    grpc_service_port: u16,
+    /// Deployment (in --namespace) of the operator itself. The CA Secret and the leader
+    /// Lease get it as their owner, so removing the operator (`helm uninstall`) removes
+    /// them too. Empty: they are left alone.
+    #[arg(long, env = "SLUICE_OWNER_DEPLOYMENT", default_value = "")]
+    owner_deployment: String,
     /// Lease used for leader election.
     #[arg(long, default_value = "sluice-leader")]
     lease_name: String,
@@ -339,7 +350,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         });
     }
     leader::label_pod(client.clone(), &args.namespace, &args.pod_name, false).await;
-    let mut leading = leader::elect(
+    let election = leader::elect(
         client.clone(),
         &args.namespace,
         &args.lease_name,
@@ -347,16 +358,32 @@ async fn run(args: RunArgs) -> Result<(), String> {
     )
     .await
     .map_err(|e| format!("leader election: {e}"))?;
+    let mut leading = election.leading.clone();
     info!(lease = %args.lease_name, "waiting to lead");
-    tokio::select! {
-        r = leading.wait_for(|l| *l) => { r.map_err(|e| e.to_string())?; }
-        () = terminated() => return Ok(()),
+    let became_leader = tokio::select! {
+        r = leading.wait_for(|l| *l) => { r.map_err(|e| e.to_string())?; true }
+        () = terminated() => false,
+    };
+    if !became_leader {
+        drop(leading);
+        election.release().await;
+        return Ok(());
     }
     info!(pod = %args.pod_name, "leading");
     metrics.leader.set(1);
     leader::label_pod(client.clone(), &args.namespace, &args.pod_name, true).await;
 
     let ca = Arc::new(ensure_ca(client.clone(), &args.namespace, &args.ca_secret).await?);
+    if !args.owner_deployment.is_empty() {
+        sluice_operator::owner::adopt(
+            client.clone(),
+            &args.namespace,
+            &args.owner_deployment,
+            &args.ca_secret,
+            &args.lease_name,
+        )
+        .await;
+    }
     let server: Issued = ca
         .issue_server(
             &service_dns_names(&args.grpc_service, &args.namespace),
@@ -401,13 +428,11 @@ async fn run(args: RunArgs) -> Result<(), String> {
         image_pull_policy: args.dataplane_image_pull_policy.clone(),
         operator_url: format!(
             "https://{}.{}.svc:{}",
-            args.grpc_service,
-            args.namespace,
-            args.grpc_listen.port()
+            args.grpc_service, args.namespace, args.grpc_service_port
         ),
         otel_env: sluice_operator::workloads::otel_env(std::env::vars()),
     };
-    controller::run(
+    let controllers = controller::run(
         Parts {
             client: client.clone(),
             hub,
@@ -421,12 +446,33 @@ async fn run(args: RunArgs) -> Result<(), String> {
             },
         },
         stop.clone(),
-    )
+    );
+    tokio::pin!(controllers);
+    tokio::select! {
+        () = &mut controllers => {}
+        () = stop.clone() => {}
+    }
+    // The controllers finish their running reconciles and the gRPC server closes the
+    // agents' streams; both are bounded, so a stuck one cannot keep the Lease past the
+    // pod's grace period.
+    let grpc_abort = grpc.abort_handle();
+    let finished = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        (&mut controllers).await;
+        info!("controllers stopped");
+        let _ = grpc.await;
+        info!("control channel closed");
+    })
     .await;
-    stop.await;
-    let _ = grpc.await;
+    if finished.is_err() {
+        warn!(grace = ?SHUTDOWN_GRACE, "shutdown did not finish in time; stopping anyway");
+        grpc_abort.abort();
+    }
+    drop(controllers);
     leader::label_pod(client, &args.namespace, &args.pod_name, false).await;
-    if *leading.borrow() {
+    let still_leading = *leading.borrow();
+    drop((leading, stop));
+    election.release().await;
+    if still_leading {
         Ok(())
     } else {
         Err("leadership lost; exiting so that a fresh replica takes over".into())

@@ -76,6 +76,17 @@ pub fn gateway_status(
     let rolled = deployment.is_some_and(|d| {
         d.status.as_ref().and_then(|s| s.observed_generation) >= d.metadata.generation
     }) && updated >= wanted;
+    // The Deployment gave up on the rollout (`progressDeadlineSeconds`).
+    let stuck = ds
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| {
+            cs.iter().find(|c| {
+                c.type_ == "Progressing"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+            })
+        })
+        .map(|c| c.message.clone().unwrap_or_default());
 
     let version = view.version.as_deref();
     let lagging: Vec<&str> = view
@@ -110,7 +121,15 @@ pub fn gateway_status(
                 nacks.join("\n")
             ),
         ),
-        (None, true) => Desired::new("Degraded", false, "AsExpected", ""),
+        (None, true) => match &stuck {
+            Some(m) => Desired::new(
+                "Degraded",
+                true,
+                "RolloutStuck",
+                format!("the data-plane Deployment made no progress: {m}"),
+            ),
+            None => Desired::new("Degraded", false, "AsExpected", ""),
+        },
     };
     let progressing = if !rolled {
         Desired::new(
@@ -118,6 +137,15 @@ pub fn gateway_status(
             true,
             "RollingOut",
             format!("{updated} of {wanted} data-plane pods updated"),
+        )
+    } else if ready < wanted && stuck.is_none() {
+        Desired::new(
+            "Progressing",
+            true,
+            "WaitingForPods",
+            format!(
+                "{ready} of {wanted} data-plane pods ready (pending pods wait for a node or are starting)"
+            ),
         )
     } else if !lagging.is_empty() {
         Desired::new(
@@ -179,7 +207,11 @@ pub fn gateway_status(
         draining_replicas: Some(i32::try_from(view.draining_pods().len()).unwrap_or(i32::MAX)),
         selector: Some(names.selector_string()),
         endpoints,
-        sessions: Some(view.sessions.clone()),
+        sessions: if view.sessions_unknown {
+            gw.status.as_ref().and_then(|s| s.sessions.clone())
+        } else {
+            Some(view.sessions.clone())
+        },
         config_version: view.version.clone(),
         firewall: gw.spec.firewall_rules(),
         conditions: merge(
@@ -204,6 +236,8 @@ pub enum UserProblem {
     Rejected(String),
     /// The gateway has not compiled yet.
     Pending,
+    /// The gateway serves the user, but none of its data-plane pods is ready.
+    GatewayNotReady(String),
 }
 
 /// The condition part of `VpnUser.status` (`Ready`, `SecretMissing`, `observedGeneration`).
@@ -226,6 +260,9 @@ pub fn user_conditions(user: &VpnUser, problem: Option<&UserProblem>, now: &Time
             Desired::new("Ready", false, "SecretNotFound", m.clone())
         }
         Some(UserProblem::Rejected(m)) => Desired::new("Ready", false, "ConfigRejected", m.clone()),
+        Some(UserProblem::GatewayNotReady(m)) => {
+            Desired::new("Ready", false, "GatewayNotReady", m.clone())
+        }
         Some(UserProblem::Pending) => Desired::new(
             "Ready",
             false,

@@ -82,24 +82,43 @@ async fn reconcile_user(user: &VpnUser, ctx: &Context) -> Result<Action, Error> 
     let gw_name = &user.spec.gateway_ref.name;
     let gw_key = format!("{ns}/{gw_name}");
     let view = ctx.hub.user_view(&gw_key, &key);
-    let gateway_exists = ctx
+    let gateway = ctx
         .stores
         .gateways
-        .get(&ObjectRef::new(gw_name).within(&ns))
-        .is_some();
+        .get(&ObjectRef::new(gw_name).within(&ns));
+    let compiled = view.configured
+        || ctx
+            .compile_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&gw_key);
+    let serving = gateway
+        .as_ref()
+        .and_then(|g| g.status.as_ref())
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+        > 0;
 
     let problem = if user.spec.disabled {
         Some(UserProblem::Disabled)
-    } else if !gateway_exists {
+    } else if gateway.is_none() {
         Some(UserProblem::GatewayMissing(format!(
             "VpnGateway {ns}/{gw_name} (spec.gatewayRef.name) does not exist"
         )))
     } else if let Some(m) = secret_problem(ctx, user, &ns) {
         Some(UserProblem::SecretMissing(m))
+    } else if !compiled {
+        // The gateway's first reconcile since start-up has not compiled it yet; its
+        // publish marks this user again. Judging now would flip `Ready` for nothing.
+        return Ok(Action::requeue(Duration::from_secs(2)));
     } else if let Some(m) = &view.rejected {
         Some(UserProblem::Rejected(m.clone()))
     } else if !view.configured || !view.included {
         Some(UserProblem::Pending)
+    } else if !serving {
+        Some(UserProblem::GatewayNotReady(format!(
+            "VpnGateway {ns}/{gw_name} has no ready data-plane pod"
+        )))
     } else {
         None
     };

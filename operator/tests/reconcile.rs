@@ -70,9 +70,13 @@ fn find<'a>(calls: &'a [Call], path_end: &str) -> &'a Call {
 }
 
 #[tokio::test]
-async fn a_new_gateway_gets_the_finalizer_first() {
-    let gw = gateway(false);
-    let h = harness(vec![to_value(&gw)], None);
+async fn the_finalizer_of_earlier_versions_is_removed_first() {
+    let gw = gateway(true);
+    let base = to_value(&gw);
+    // The apiserver answers a merge patch with the whole object.
+    let whole: Override =
+        Box::new(move |c| (c.method == Method::PATCH).then(|| (StatusCode::OK, base.clone())));
+    let h = harness(vec![to_value(&gw)], Some(whole));
     let (r, calls, _) = run_gateway(h, gw).await;
     r.unwrap();
     assert_eq!(calls.len(), 1, "{calls:#?}");
@@ -82,16 +86,16 @@ async fn a_new_gateway_gets_the_finalizer_first() {
         c.path(),
         "/apis/sluice.dev/v1alpha1/namespaces/vpn/vpngateways/office"
     );
-    assert!(
-        c.body.to_string().contains(gateway::FINALIZER),
-        "{}",
-        c.body
+    // Other finalizers stay; the resourceVersion makes a concurrent change conflict.
+    assert_eq!(
+        c.body,
+        json!({"metadata": {"finalizers": ["example.com/other"], "resourceVersion": "41"}})
     );
 }
 
 #[tokio::test]
 async fn a_gateway_is_compiled_published_applied_and_reported() {
-    let gw = gateway(true);
+    let gw = gateway(false);
     let mut h = harness(vec![to_value(&gw)], None);
     apply(&mut h.writers.users, user("alice", "alice-pw"));
     apply(&mut h.writers.users, user("bob", "no-such-secret"));
@@ -239,7 +243,7 @@ async fn a_gateway_is_compiled_published_applied_and_reported() {
 
 #[tokio::test]
 async fn a_rejected_gateway_keeps_the_previous_config_and_shows_degraded() {
-    let good = gateway(true);
+    let good = gateway(false);
     let mut h = harness(vec![to_value(&good)], None);
     apply(&mut h.writers.users, user("alice", "alice-pw"));
     apply(&mut h.writers.secrets, secret("alice-pw", "alice-password"));
@@ -302,7 +306,7 @@ fn harness_with_hub(base: Vec<Value>, hub: Arc<sluice_operator::hub::Hub>) -> Ha
 #[tokio::test]
 async fn apiserver_errors_fail_the_reconcile_before_status() {
     for code in [500u16, 409] {
-        let gw = gateway(true);
+        let gw = gateway(false);
         let h = harness(
             vec![to_value(&gw)],
             Some(Box::new(move |c: &Call| {
@@ -334,8 +338,8 @@ async fn apiserver_errors_fail_the_reconcile_before_status() {
 }
 
 #[tokio::test]
-async fn a_deleted_gateway_is_forgotten_and_released() {
-    let mut gw = gateway(true);
+async fn a_deleted_gateway_is_left_alone_and_forgotten_from_the_watch() {
+    let mut gw = gateway(false);
     gw.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         jiff::Timestamp::now(),
     ));
@@ -350,15 +354,14 @@ async fn a_deleted_gateway_is_forgotten_and_released() {
         Default::default(),
     );
     let mut rx = h.hub.subscribe("vpn/office");
-    let (r, calls, _) = run_gateway(h, gw).await;
+    gateway::forget(&h.ctx, "vpn/office");
+    let (r, calls, h2) = run_gateway(h, gw).await;
     r.unwrap();
-    assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].method, Method::PATCH);
     assert!(
-        calls[0].body.to_string().contains("remove"),
-        "{}",
-        calls[0].body
+        calls.is_empty(),
+        "no write for a gateway being deleted: {calls:#?}"
     );
+    assert!(h2.hub.gateways().is_empty());
     assert!(
         rx.changed().await.is_err(),
         "agent streams of a deleted gateway end"
@@ -390,7 +393,7 @@ async fn run_user(
 async fn a_user_without_its_secret_says_so() {
     let u = user("bob", "no-such-secret");
     let mut h = harness(vec![to_value(&u)], None);
-    apply(&mut h.writers.gateways, gateway(true));
+    apply(&mut h.writers.gateways, serving_gateway());
     let (r, calls) = run_user(h, u).await;
     r.unwrap();
     let c = find(&calls, "/vpnusers/bob/status");
@@ -436,7 +439,7 @@ fn hello(pod: &str) -> pb::Hello {
 async fn live_sessions_reach_the_user_status_with_an_event() {
     let u = user("alice", "alice-pw");
     let mut h = harness(vec![to_value(&u)], None);
-    apply(&mut h.writers.gateways, gateway(true));
+    apply(&mut h.writers.gateways, serving_gateway());
     apply(&mut h.writers.secrets, secret("alice-pw", "x"));
     h.hub.publish(
         "vpn/office",
@@ -519,7 +522,7 @@ async fn an_operator_restart_does_not_flip_users_to_disconnected() {
     let mut h = harness(vec![to_value(&u)], None);
     let (hub, _d) = sluice_operator::hub::Hub::new(Duration::from_secs(3600));
     Arc::get_mut(&mut h.ctx).unwrap().hub = hub.clone();
-    apply(&mut h.writers.gateways, gateway(true));
+    apply(&mut h.writers.gateways, serving_gateway());
     apply(&mut h.writers.secrets, secret("alice-pw", "x"));
     hub.agent_connected("vpn/office", &hello("p1"));
     let (r, calls) = run_user(h, u).await;
@@ -534,7 +537,7 @@ async fn an_operator_restart_does_not_flip_users_to_disconnected() {
 
 #[tokio::test]
 async fn a_report_triggered_reconcile_only_rewrites_status() {
-    let gw = gateway(true);
+    let gw = gateway(false);
     let Harness {
         ctx,
         hub,
@@ -600,7 +603,7 @@ async fn a_report_triggered_reconcile_only_rewrites_status() {
 }
 
 fn ipsec_gateway() -> VpnGateway {
-    let mut gw = gateway(true);
+    let mut gw = gateway(false);
     gw.spec.l2tp.enabled = true;
     gw.spec.l2tp.ipsec.pre_shared_key_secret_ref = Some(sluice_api::PreSharedKeySecretRef {
         name: "vpn-psk".into(),
@@ -748,7 +751,7 @@ fn report(hub: &sluice_operator::hub::Hub, pod: &str, n: usize, draining: bool) 
 }
 
 fn autoscaled_gateway() -> VpnGateway {
-    let mut gw = gateway(true);
+    let mut gw = gateway(false);
     gw.spec.autoscaling = Some(sluice_api::AutoscalingSpec {
         min_replicas: 1,
         max_replicas: 4,
@@ -829,7 +832,7 @@ fn only(patches: &[(usize, String, String)]) -> Vec<(&str, &str)> {
 
 #[tokio::test]
 async fn pods_carry_their_session_count_as_deletion_cost_patched_only_on_change() {
-    let gw = gateway(true);
+    let gw = gateway(false);
     let Harness {
         ctx,
         hub,
@@ -952,7 +955,7 @@ async fn before_the_autoscaler_scales_down_every_pod_cost_is_made_fresh() {
 
 #[tokio::test]
 async fn a_draining_pod_leaves_the_endpoints_at_once_and_is_removed_first() {
-    let gw = gateway(true);
+    let gw = gateway(false);
     let mut h = harness(vec![to_value(&gw)], None);
     apply(&mut h.writers.pods, dataplane_pod("pod-a", "node-a", None));
     apply(&mut h.writers.pods, dataplane_pod("pod-b", "node-b", None));

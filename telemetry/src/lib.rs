@@ -127,8 +127,12 @@ fn otlp_provider(service: &'static str) -> Result<SdkTracerProvider, String> {
 /// `export`, inside a Tokio runtime. Short-lived commands pass `export: false`.
 pub fn init(service: &'static str, format: LogFormat, export: bool) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let text = (format == LogFormat::Text)
-        .then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    // Colour only on a terminal: log collectors would keep the escape codes.
+    let text = (format == LogFormat::Text).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+    });
     let json = (format == LogFormat::Json).then(|| {
         tracing_subscriber::fmt::layer()
             .json()

@@ -50,6 +50,16 @@ helm.sh/chart: {{ include "sluice.chart" . }}
 {{- end -}}
 
 {{/*
+Labels on the CRDs (not the operator's selector labels: CRDs are not part of it).
+*/}}
+{{- define "sluice.crdLabels" -}}
+app.kubernetes.io/part-of: sluice
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ include "sluice.chart" . }}
+{{- end -}}
+
+{{/*
 The operator's ServiceAccount name.
 */}}
 {{- define "sluice.serviceAccountName" -}}

@@ -44,10 +44,13 @@ pub const DEFAULT_NATT_PORT: u16 = 4500;
 
 /// Most entries of a list field the schema accepts (CEL cost estimation needs a bound).
 pub const MAX_LIST_ITEMS: u32 = 64;
+/// Longest object name or Secret key a reference may hold (a DNS subdomain: 253).
+pub const MAX_NAME_LENGTH: u32 = 253;
 
 /// A VPN gateway: the PPTP and L2TP services and their PPP address plan.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
+    doc = "A VPN gateway: data-plane pods that serve PPTP and L2TP/IPsec on their nodes, with one PPP address plan. Users are VpnUser objects of the same namespace that name it.",
     group = "sluice.dev",
     version = "v1alpha1",
     kind = "VpnGateway",
@@ -425,9 +428,11 @@ impl Default for IpsecSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct PreSharedKeySecretRef {
     /// Name of the Secret.
+    #[schemars(length(max = MAX_NAME_LENGTH))]
     pub name: String,
     /// Key inside the Secret.
     #[serde(default = "default_pre_shared_key_key")]
+    #[schemars(length(max = MAX_NAME_LENGTH))]
     pub key: String,
 }
 
@@ -435,6 +440,7 @@ pub struct PreSharedKeySecretRef {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct CertificateSecretRef {
     /// Name of the Secret.
+    #[schemars(length(max = MAX_NAME_LENGTH))]
     pub name: String,
 }
 
@@ -442,9 +448,11 @@ pub struct CertificateSecretRef {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct ClientCaSecretRef {
     /// Name of the Secret.
+    #[schemars(length(max = MAX_NAME_LENGTH))]
     pub name: String,
     /// Key inside the Secret.
     #[serde(default = "default_client_ca_key")]
+    #[schemars(length(max = MAX_NAME_LENGTH))]
     pub key: String,
 }
 
@@ -544,9 +552,11 @@ fn default_natt_port() -> u16 {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct TunnelSecretRef {
     /// Name of the Secret.
+    #[schemars(length(max = MAX_NAME_LENGTH))]
     pub name: String,
     /// Key inside the Secret.
     #[serde(default = "default_tunnel_secret_key")]
+    #[schemars(length(max = MAX_NAME_LENGTH))]
     pub key: String,
 }
 
@@ -623,7 +633,7 @@ pub struct MppeSpec {
     #[schemars(length(min = 1, max = 3))]
     #[x_kube(
         validation = Rule::new("self.all(k, k == 40 || k == 56 || k == 128)")
-            .message("spec.pptp.mppe.keyLengths may only contain 40, 56 and 128")
+            .message("mppe.keyLengths may only contain 40, 56 and 128")
     )]
     pub key_lengths: Vec<u32>,
     /// Stateful MPPE: `refuse` (stateless only), `allow` (when the client asks for it) or
@@ -668,7 +678,7 @@ fn default_key_lengths() -> Vec<u32> {
 #[x_kube(
     validation = Rule::new(
         "!isIP(self.localAddress) || !isCIDR(self.addressPool) || \
-         ip(self.localAddress) != cidr(self.addressPool).masked().ip()"
+         !(ip(self.localAddress) == cidr(self.addressPool).masked().ip())"
     )
     .message("spec.ppp.localAddress must not be the network address of spec.ppp.addressPool"),
     validation = Rule::new(

@@ -18,6 +18,7 @@ mod gateway;
 mod ipsec;
 mod manifest;
 pub mod rate;
+pub mod schema_cases;
 mod user;
 
 pub use compile::{

@@ -14,6 +14,7 @@ pub const DEFAULT_PASSWORD_KEY: &str = "password";
 /// A VPN user of one gateway.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
+    doc = "A VPN user: a username and a password Secret, allowed on one VpnGateway of the same namespace; its status shows the user's live sessions.",
     group = "sluice.dev",
     version = "v1alpha1",
     kind = "VpnUser",
@@ -130,6 +131,7 @@ fn default_services() -> Vec<Service> {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct GatewayRef {
     /// Name of the `VpnGateway`.
+    #[schemars(length(max = crate::MAX_NAME_LENGTH))]
     pub name: String,
 }
 
@@ -137,9 +139,11 @@ pub struct GatewayRef {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct SecretKeyRef {
     /// Name of the Secret.
+    #[schemars(length(max = crate::MAX_NAME_LENGTH))]
     pub name: String,
     /// Key inside the Secret.
     #[serde(default = "default_key")]
+    #[schemars(length(max = crate::MAX_NAME_LENGTH))]
     pub key: String,
 }
 

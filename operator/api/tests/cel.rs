@@ -142,7 +142,7 @@ fn gateway_rules_name_the_field() {
         ),
         (
             json!({"pptp": {"mppe": {"keyLengths": [64]}}}),
-            "spec.pptp.mppe.keyLengths may only contain",
+            "spec.pptp.mppe.keyLengths: mppe.keyLengths may only contain",
         ),
         (
             json!({"pptp": {"authentication": ["mschapv2", "mschapv2"]}}),

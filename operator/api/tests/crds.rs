@@ -3,9 +3,8 @@
 //! `kubectl` users rely on.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use kube::CustomResourceExt;
 use serde_json::Value;
-use sluice_api::{VpnGateway, VpnUser, crdgen};
+use sluice_api::crdgen;
 
 #[test]
 fn committed_crds_match_the_types() {
@@ -19,6 +18,33 @@ fn committed_crds_match_the_types() {
             );
         }
     }
+    let chart = std::fs::read_to_string(top.join(crdgen::CHART_TEMPLATE)).unwrap_or_default();
+    assert!(
+        chart == crdgen::chart_template().unwrap(),
+        "{} is stale: run `cargo run -p sluice-api --bin crdgen` and commit the result",
+        crdgen::CHART_TEMPLATE
+    );
+}
+
+#[test]
+fn kubectl_explain_gets_unwrapped_descriptions_and_known_formats() {
+    for crd in crdgen::crds().unwrap() {
+        let text = crd.to_string();
+        for unknown in ["uint8", "uint16", "uint32", "uint64"] {
+            assert!(
+                !text.contains(&format!("\"format\":\"{unknown}\"")),
+                "{unknown}"
+            );
+        }
+        assert!(!text.contains("Auto-generated derived type"));
+    }
+    let gw = &crdgen::crds().unwrap()[0];
+    let d =
+        gw["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["drainTimeout"]["description"]
+            .as_str()
+            .unwrap();
+    assert!(!d.contains('\n'), "{d}");
 }
 
 /// Collects every violation of the apiserver's structural-schema rules under `s`.
@@ -113,10 +139,7 @@ fn walk(s: &Value, path: &str, in_junctor: bool, errors: &mut Vec<String>) {
 }
 
 fn crds() -> Vec<Value> {
-    vec![
-        serde_json::to_value(VpnGateway::crd()).unwrap(),
-        serde_json::to_value(VpnUser::crd()).unwrap(),
-    ]
+    crdgen::crds().unwrap()
 }
 
 #[test]

@@ -257,7 +257,8 @@ pub fn yaml<T: serde::de::DeserializeOwned>(s: &str) -> T {
     serde_saphyr::from_str(s).unwrap()
 }
 
-pub fn gateway(finalized: bool) -> VpnGateway {
+/// The test gateway; `legacy` adds the finalizer earlier versions set.
+pub fn gateway(legacy: bool) -> VpnGateway {
     let mut gw: VpnGateway = yaml(
         r#"
 apiVersion: sluice.dev/v1alpha1
@@ -269,9 +270,23 @@ spec:
   ppp: {localAddress: 10.200.0.1, addressPool: 10.200.0.0/24, dnsServers: [10.200.0.1]}
 "#,
     );
-    if finalized {
-        gw.metadata.finalizers = Some(vec![sluice_operator::gateway::FINALIZER.to_owned()]);
+    if legacy {
+        gw.metadata.finalizers = Some(vec![
+            "example.com/other".to_owned(),
+            sluice_operator::gateway::LEGACY_FINALIZER.to_owned(),
+        ]);
+        gw.metadata.resource_version = Some("41".into());
     }
+    gw
+}
+
+/// The test gateway with two ready data-plane pods in its status.
+pub fn serving_gateway() -> VpnGateway {
+    let mut gw = gateway(false);
+    gw.status = Some(sluice_api::VpnGatewayStatus {
+        ready_replicas: Some(2),
+        ..Default::default()
+    });
     gw
 }
 

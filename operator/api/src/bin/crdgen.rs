@@ -1,34 +1,43 @@
-//! Writes `crds/*.yaml` and the Helm chart's copies (`charts/sluice/crds/`) from the CRD
-//! types: `cargo run -p sluice-api --bin crdgen [DIR...]`.
+//! Writes `crds/*.yaml` and the Helm chart's `templates/crds.yaml` from the CRD types:
+//! `cargo run -p sluice-api --bin crdgen`. With `--cases`, prints instead the schema test
+//! cases (one JSON object a line: every CEL rule and schema constraint with a valid and an
+//! invalid object) that `e2e/kube/` sends through a real apiserver.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    let mut dirs: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    if dirs.is_empty() {
-        let top = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        dirs = sluice_api::crdgen::CRD_DIRS
-            .iter()
-            .map(|d| top.join(d))
-            .collect();
+fn write(path: PathBuf, text: &str) -> Result<(), String> {
+    std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn run() -> Result<(), String> {
+    if std::env::args().nth(1).as_deref() == Some("--cases") {
+        for case in sluice_api::schema_cases::cases() {
+            println!("{}", case.to_json());
+        }
+        return Ok(());
     }
-    let files = match sluice_api::crdgen::crd_files() {
-        Ok(f) => f,
+    let top = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let files = sluice_api::crdgen::crd_files()?;
+    for dir in sluice_api::crdgen::CRD_DIRS {
+        for (name, yaml) in &files {
+            write(top.join(dir).join(name), yaml)?;
+        }
+    }
+    write(
+        top.join(sluice_api::crdgen::CHART_TEMPLATE),
+        &sluice_api::crdgen::chart_template()?,
+    )
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("crdgen: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    for dir in &dirs {
-        for (name, yaml) in &files {
-            let path = dir.join(name);
-            if let Err(e) = std::fs::write(&path, yaml) {
-                eprintln!("crdgen: writing {}: {e}", path.display());
-                return ExitCode::FAILURE;
-            }
-            println!("wrote {}", path.display());
+            ExitCode::FAILURE
         }
     }
-    ExitCode::SUCCESS
 }
