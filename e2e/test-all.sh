@@ -5,7 +5,9 @@
 # end-to-end tests, and the real-client interoperability suite (stock pppd +
 # pptp-linux, xl2tpd and strongSwan in qemu guests). This is what the README's test command and CI run.
 # Needs root (network namespaces, TUN, raw GRE sockets, tap devices) and
-# qemu-system-x86 + debootstrap (see .ci/run for the packages).
+# qemu-system-x86 + debootstrap (see .ci/run for the packages). The real-apiserver
+# tier runs where test-only Kubernetes binaries are cached (e2e/kube/README.md) and
+# prints a SKIPPED line elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,6 +66,10 @@ SLUICE_BIN="$PWD/target/release/sluice-dataplane" OPERATOR_BIN="$PWD/target/rele
 step "agent mode end-to-end (operator control channel + data-plane agent, netns)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" OPERATOR_BIN="$PWD/target/release/sluice-operator" \
   e2e/netns/agent.sh
+
+step "real-apiserver tier (kube-apiserver + etcd + controller-manager: CRDs, schema rules, helm, operator, agents)"
+SLUICE_BIN="$PWD/target/release/sluice-dataplane" OPERATOR_BIN="$PWD/target/release/sluice-operator" \
+  CRDGEN_BIN="$PWD/target/release/crdgen" e2e/kube/run.sh
 
 step "real-client interoperability suite (qemu guests)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/qemu/run.sh

@@ -313,8 +313,15 @@ check "uninstall: no ClusterRole or ClusterRoleBinding of the release left" bash
 check "uninstall: CRDs kept (helm.sh/resource-policy: keep), gateways with no finalizer" bash -c \
   "kubectl get crd vpngateways.sluice.dev >/dev/null && test -z \"\$(kubectl get vgw -A -o jsonpath='{.items[*].metadata.finalizers}')\""
 kubectl delete namespace vpn legacy --wait=false >/dev/null
-check "uninstall: the gateways' namespaces delete (nothing blocks them)" wait_until 60 bash -c \
-  "! kubectl get namespace vpn legacy 2>/dev/null | grep -q ."
+# No kubelet here: once a pod is being deleted, do what the kubelet would do when its
+# containers have exited (remove it for good).
+kubelet_stand_in() {
+  kubectl delete pods --all -n vpn --grace-period=0 --force >/dev/null 2>&1 || true
+  ! kubectl get namespace vpn legacy 2>/dev/null | grep -q .
+}
+export -f kubelet_stand_in
+check "uninstall: the gateways' namespaces delete (nothing of Sluice's blocks them)" \
+  wait_until 60 bash -c kubelet_stand_in
 check "uninstall: nothing else in the release namespace" bash -c \
   "test -z \"\$(kubectl get all,secrets,configmaps,roles,rolebindings,leases -n sluice-system -o name | grep -v 'configmap/kube-root-ca.crt')\""
 

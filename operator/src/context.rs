@@ -48,20 +48,69 @@ pub struct Stores {
     pub deployments: Store<Deployment>,
 }
 
-impl Stores {
-    /// Waits until every cache has its first full list, so that a reconcile never judges
-    /// from a half-filled cache (a user whose gateway seems missing, a gateway with no
-    /// pods): after an operator start or a leader change, objects whose state did not change
-    /// get no status write. Immediate once the caches are filled.
-    pub async fn ready(&self) {
-        let _ = tokio::join!(
-            self.gateways.wait_until_ready(),
-            self.users.wait_until_ready(),
-            self.secrets.wait_until_ready(),
-            self.pods.wait_until_ready(),
-            self.nodes.wait_until_ready(),
-            self.deployments.wait_until_ready(),
-        );
+/// The reflector caches, for [`Synced`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    /// `VpnGateway`s.
+    Gateways,
+    /// `VpnUser`s.
+    Users,
+    /// Secrets.
+    Secrets,
+    /// Data-plane pods.
+    Pods,
+    /// Nodes.
+    Nodes,
+    /// Data-plane Deployments.
+    Deployments,
+}
+
+impl Cache {
+    const ALL: [Cache; 6] = [
+        Cache::Gateways,
+        Cache::Users,
+        Cache::Secrets,
+        Cache::Pods,
+        Cache::Nodes,
+        Cache::Deployments,
+    ];
+}
+
+/// Which caches have their first full list. Until every one has, reconciles are put
+/// off (never blocked): judged from a half-filled cache, a user's gateway would seem
+/// missing and a gateway would have no pods, so an operator start or a leader change
+/// would write status to objects whose state did not change.
+#[derive(Debug, Default)]
+pub struct Synced([std::sync::atomic::AtomicBool; 6]);
+
+impl Synced {
+    /// Every cache counts as listed (tests that fill the caches by hand).
+    pub fn all() -> Self {
+        let s = Self::default();
+        for c in Cache::ALL {
+            s.mark(c);
+        }
+        s
+    }
+
+    /// Records that `cache` has its first full list.
+    pub fn mark(&self, cache: Cache) {
+        if let Some(flag) = self.0.get(cache as usize) {
+            flag.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// The caches still waiting for their first list.
+    pub fn pending(&self) -> Vec<Cache> {
+        Cache::ALL
+            .into_iter()
+            .filter(|c| {
+                !self
+                    .0
+                    .get(*c as usize)
+                    .is_some_and(|f| f.load(std::sync::atomic::Ordering::Acquire))
+            })
+            .collect()
     }
 }
 
@@ -79,6 +128,8 @@ pub struct Context {
     pub ca: Arc<Ca>,
     /// Reflector caches.
     pub stores: Stores,
+    /// Which of them have their first list.
+    pub synced: Arc<Synced>,
     /// Publishes Events; one for the whole operator, so its cache aggregates repeated
     /// Events into series instead of creating a new object each time.
     pub recorder: Recorder,

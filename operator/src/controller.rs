@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -16,7 +17,7 @@ use sluice_api::{VpnGateway, VpnUser};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::context::{Context, Stores};
+use crate::context::{Cache, Context, Stores, Synced};
 use crate::hub::Dirty;
 use crate::names::{DATAPLANE_NAME, GATEWAY_LABEL, NAME_LABEL};
 use crate::{gateway, user};
@@ -100,9 +101,11 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
     // re-list any that went while the watch was down (no finalizer: nothing must block
     // the deletion of a gateway or its namespace when the operator is gone).
     let (gone_tx, gone_rx) = mpsc::unbounded_channel();
+    let synced = Arc::new(Synced::default());
     let gw_stream = watcher(Api::<VpnGateway>::all(client.clone()), wc.clone())
         .default_backoff()
         .reflect(gw_writer)
+        .inspect(listed(&synced, Cache::Gateways))
         .inspect(move |ev| {
             let gone = match ev {
                 Ok(watcher::Event::Delete(gw)) => Gone::Gateway(crate::hub::key_of(gw)),
@@ -115,23 +118,28 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
     let user_stream = watcher(Api::<VpnUser>::all(client.clone()), wc.clone())
         .default_backoff()
         .reflect(user_writer)
+        .inspect(listed(&synced, Cache::Users))
         .touched_objects();
     let secret_stream = watcher(Api::<Secret>::all(client.clone()), wc.clone())
         .default_backoff()
         .reflect(secret_writer)
+        .inspect(listed(&synced, Cache::Secrets))
         .touched_objects();
     let pod_stream = watcher(Api::<Pod>::all(client.clone()), dataplane.clone())
         .default_backoff()
         .reflect(pod_writer)
+        .inspect(listed(&synced, Cache::Pods))
         .touched_objects();
     let node_stream = watcher(Api::<Node>::all(client.clone()), wc.clone())
         .default_backoff()
         .reflect(node_writer)
+        .inspect(listed(&synced, Cache::Nodes))
         .touched_objects();
     tokio::spawn(node_stream.for_each(|_| async {}));
     let deployment_stream = watcher(Api::<Deployment>::all(client.clone()), dataplane.clone())
         .default_backoff()
         .reflect(deployment_writer)
+        .inspect(listed(&synced, Cache::Deployments))
         .touched_objects();
 
     let (gw_tx, gw_rx) = mpsc::channel(1024);
@@ -152,6 +160,7 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
             nodes,
             deployments,
         },
+        synced: synced.clone(),
         recorder: kube::runtime::events::Recorder::new(client.clone(), parts.reporter),
         compile_errors: Default::default(),
         user_events: Default::default(),
@@ -202,8 +211,10 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
         .graceful_shutdown_on(shutdown.clone())
         .run(
             |gw, ctx: Arc<Context>| async move {
-                ctx.stores.ready().await;
-                gateway::reconcile(gw, ctx).await
+                match put_off(&ctx) {
+                    Some(later) => Ok(later),
+                    None => gateway::reconcile(gw, ctx).await,
+                }
             },
             gateway::error_policy,
             ctx.clone(),
@@ -215,8 +226,10 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
         .graceful_shutdown_on(shutdown.clone())
         .run(
             |u, ctx: Arc<Context>| async move {
-                ctx.stores.ready().await;
-                user::reconcile(u, ctx).await
+                match put_off(&ctx) {
+                    Some(later) => Ok(later),
+                    None => user::reconcile(u, ctx).await,
+                }
             },
             user::error_policy,
             ctx.clone(),
@@ -228,6 +241,29 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
         _ = async { tokio::join!(gw_controller, user_controller) } => {}
         () = forget => {}
     }
+}
+
+/// Marks `cache` listed when its watch reports the end of a full list.
+fn listed<K>(
+    synced: &Arc<Synced>,
+    cache: Cache,
+) -> impl Fn(&Result<watcher::Event<K>, watcher::Error>) + use<K> {
+    let synced = synced.clone();
+    move |ev| {
+        if let Ok(watcher::Event::InitDone) = ev {
+            synced.mark(cache);
+        }
+    }
+}
+
+/// A reconcile is put off (requeued shortly) while some cache lacks its first list.
+fn put_off(ctx: &Context) -> Option<Action> {
+    let pending = ctx.synced.pending();
+    if pending.is_empty() {
+        return None;
+    }
+    tracing::debug!(?pending, "caches not listed yet: reconcile put off");
+    Some(Action::requeue(Duration::from_millis(500)))
 }
 
 /// What the gateway watch reports for [`forget_deleted`].

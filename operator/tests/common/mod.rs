@@ -144,6 +144,7 @@ pub fn harness(base: Vec<Value>, override_: Option<Override>) -> Harness {
         workloads_applied: Default::default(),
         autoscalers: Default::default(),
         deletion_costs: Default::default(),
+        synced: Arc::new(sluice_operator::context::Synced::all()),
     });
     Harness {
         ctx,
