@@ -123,6 +123,11 @@ pub async fn sync(
     let pods: Vec<&Pod> = pods.iter().map(|p| &**p).collect();
     let key = names.key();
     let view = ctx.hub.gateway_view(&key);
+    if view.sessions_unknown {
+        // Right after a start, before the agents have reported: the costs on the pods are
+        // the best knowledge there is.
+        return Ok(0);
+    }
     let now = Instant::now();
     let todo = {
         let mut all = ctx.deletion_costs.lock().unwrap_or_else(|p| p.into_inner());

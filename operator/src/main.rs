@@ -448,16 +448,18 @@ async fn run(args: RunArgs) -> Result<(), String> {
         stop.clone(),
     );
     tokio::pin!(controllers);
-    tokio::select! {
-        () = &mut controllers => {}
-        () = stop.clone() => {}
-    }
+    let controllers_done = tokio::select! {
+        () = &mut controllers => true,
+        () = stop.clone() => false,
+    };
     // The controllers finish their running reconciles and the gRPC server closes the
     // agents' streams; both are bounded, so a stuck one cannot keep the Lease past the
     // pod's grace period.
     let grpc_abort = grpc.abort_handle();
     let finished = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        (&mut controllers).await;
+        if !controllers_done {
+            (&mut controllers).await;
+        }
         info!("controllers stopped");
         let _ = grpc.await;
         info!("control channel closed");
@@ -467,7 +469,6 @@ async fn run(args: RunArgs) -> Result<(), String> {
         warn!(grace = ?SHUTDOWN_GRACE, "shutdown did not finish in time; stopping anyway");
         grpc_abort.abort();
     }
-    drop(controllers);
     leader::label_pod(client, &args.namespace, &args.pod_name, false).await;
     let still_leading = *leading.borrow();
     drop((leading, stop));
