@@ -461,7 +461,7 @@ impl IpsecIo {
 }
 
 /// Decapsulates one ESP packet and passes its L2TP payload on.
-fn receive_esp<H: Hooks>(
+pub(crate) fn receive_esp<H: Hooks>(
     h: &H,
     io: &IpsecIo,
     esp: &mut [u8],
@@ -645,7 +645,7 @@ pub fn esp_raw_rx_loop<H: Hooks>(h: Arc<H>) {
 
 /// Source, destination and payload range of an IPv4 ESP packet as the raw socket delivers
 /// it (after reassembly; the Total Length bounds the payload).
-fn ipv4_addresses(pkt: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, std::ops::Range<usize>)> {
+pub(crate) fn ipv4_addresses(pkt: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, std::ops::Range<usize>)> {
     let h = pkt.first_chunk::<20>()?;
     let [
         vihl,

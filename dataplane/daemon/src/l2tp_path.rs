@@ -183,7 +183,7 @@ pub fn session_link(
 const MAX_TRACKED_SOURCES: usize = 16384;
 
 /// Token buckets per source address.
-struct RateLimiter {
+pub(crate) struct RateLimiter {
     rate: ControlRate,
     buckets: HashMap<Ipv4Addr, (f64, Instant)>,
     /// Last time a flood was logged (one line per interval).
@@ -191,7 +191,7 @@ struct RateLimiter {
 }
 
 impl RateLimiter {
-    fn new(rate: ControlRate) -> Self {
+    pub(crate) fn new(rate: ControlRate) -> Self {
         RateLimiter {
             rate,
             buckets: HashMap::new(),
@@ -241,7 +241,7 @@ pub fn handle_protected<H: Hooks>(
 }
 
 /// Handles one L2TP datagram: from the L2TP port (`limiter` set) or from inside ESP.
-fn handle_datagram<H: Hooks>(
+pub(crate) fn handle_datagram<H: Hooks>(
     h: &H,
     limiter: Option<&mut RateLimiter>,
     buf: &mut [u8],

@@ -13,6 +13,8 @@ pub mod control;
 pub mod datapath;
 pub mod drain_cmd;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod http;
 pub mod ike;

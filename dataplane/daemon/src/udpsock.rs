@@ -164,7 +164,7 @@ impl UdpPort {
 }
 
 /// The destination address of a received datagram, from its `IP_PKTINFO` message.
-fn pktinfo_dst(msg: &libc::msghdr) -> Ipv4Addr {
+pub(crate) fn pktinfo_dst(msg: &libc::msghdr) -> Ipv4Addr {
     // SAFETY: `msg` was filled by recvmmsg; the CMSG_* macros walk its control buffer
     // within msg_controllen and never past it.
     unsafe {

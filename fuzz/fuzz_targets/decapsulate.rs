@@ -38,7 +38,9 @@ fn suites() -> Vec<Suite> {
 }
 
 fn keymat(suite: Suite, tweak: usize) -> Vec<u8> {
-    (0..suite.keymat_len()).map(|i| (i * 13 + tweak) as u8).collect()
+    (0..suite.keymat_len())
+        .map(|i| (i * 13 + tweak) as u8)
+        .collect()
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -87,7 +89,11 @@ fuzz_target!(|data: &[u8]| {
         if changed {
             assert!(result.is_err(), "corrupted packet accepted");
             // A refused packet must not have moved the replay window.
-            assert_eq!(second.as_deref(), Ok(rest), "genuine packet refused after a forgery");
+            assert_eq!(
+                second.as_deref(),
+                Ok(rest),
+                "genuine packet refused after a forgery"
+            );
         } else {
             assert_eq!(result.as_deref(), Ok(rest), "genuine packet refused");
             assert!(second.is_err(), "replay accepted");

@@ -14,9 +14,9 @@ const NOW: u64 = 1_767_225_600;
 fn store() -> &'static TrustStore {
     static STORE: OnceLock<TrustStore> = OnceLock::new();
     STORE.get_or_init(|| {
-        let mut pem = include_bytes!("../../tests/certs/ca.pem").to_vec();
-        pem.extend_from_slice(include_bytes!("../../tests/certs/int.pem"));
-        pem.extend_from_slice(include_bytes!("../../tests/certs/ec-ca.pem"));
+        let mut pem = include_bytes!("../../dataplane/ike/tests/certs/ca.pem").to_vec();
+        pem.extend_from_slice(include_bytes!("../../dataplane/ike/tests/certs/int.pem"));
+        pem.extend_from_slice(include_bytes!("../../dataplane/ike/tests/certs/ec-ca.pem"));
         TrustStore::from_pem(&pem).expect("test CAs load")
     })
 }

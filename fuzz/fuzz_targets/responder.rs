@@ -12,7 +12,10 @@ use sluice_ike::policy::Config;
 use sluice_ike::responder::Responder;
 
 fuzz_target!(|data: &[u8]| {
-    let cfg = Config { psk: Some(b"fuzz".to_vec().into()), ..Config::default() };
+    let cfg = Config {
+        psk: Some(b"fuzz".to_vec().into()),
+        ..Config::default()
+    };
     let mut r = Responder::new(cfg, [7; 32]);
     let mut now = Instant::now();
     let gw500: SocketAddr = "198.51.100.1:500".parse().unwrap();
@@ -22,7 +25,9 @@ fuzz_target!(|data: &[u8]| {
     while let Some((&[a, b], tail)) = rest.split_first_chunk::<2>() {
         let len = usize::from(u16::from_be_bytes([a & 0x3f, b]));
         let (msg, tail) = tail.split_at(len.min(tail.len()));
-        let client: SocketAddr = format!("192.0.2.{}:{}", 1 + (a >> 6), 500 + u16::from(b & 1)).parse().unwrap();
+        let client: SocketAddr = format!("192.0.2.{}:{}", 1 + (a >> 6), 500 + u16::from(b & 1))
+            .parse()
+            .unwrap();
         let local = if b & 2 == 0 { gw500 } else { gw4500 };
         r.handle_input(now, local, client, msg);
         while let Some(t) = r.poll_transmit() {
