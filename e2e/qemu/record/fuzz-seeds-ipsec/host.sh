@@ -1,0 +1,1 @@
+../../scenarios/12-l2tp-ipsec-strongswan/host.sh

@@ -1,0 +1,1 @@
+../../scenarios/10-l2tp-xl2tpd/guest.sh

@@ -1,0 +1,1 @@
+../../scenarios/01-mschapv2-mppe128/guest.sh
