@@ -32,7 +32,7 @@ use sluice_ike::sa::{EspAuth, EspCipher, SaPayload, protocol};
 const PSK: &[u8] = b"fuzz";
 const CKY_R: [u8; 8] = [0x99, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22];
 
-/// The initiator's datagrams, marker stripped.
+/// The initiator's datagrams, marker stripped (events printed with `SLUICE_FUZZ_TRACE=1`).
 fn drain(i: &mut Initiator) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     while let Some(t) = i.poll_transmit() {
@@ -43,7 +43,11 @@ fn drain(i: &mut Initiator) -> Vec<Vec<u8>> {
         };
         out.push(p);
     }
-    while i.poll_event().is_some() {}
+    while let Some(e) = i.poll_event() {
+        if sluice_fuzz::trace() {
+            eprintln!("initiator event: {e:?}");
+        }
+    }
     out
 }
 

@@ -34,14 +34,19 @@ use sluice_ike::sa::{Proposal, SaPayload, protocol};
 const PSK: &[u8] = b"fuzz";
 const CKY_I: [u8; 8] = [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88];
 
-/// Everything the responder sends, the last message first in `last`.
+/// Everything the responder sends; returns the last message. With `SLUICE_FUZZ_TRACE=1`
+/// the responder's events are printed (to see how deep an input gets).
 fn drain(r: &mut Responder) -> Option<Vec<u8>> {
     let mut last = None;
     while let Some(t) = r.poll_transmit() {
         assert!(t.payload.len() <= 16 * 1024 + 4);
         last = Some(t.payload);
     }
-    while r.poll_event().is_some() {}
+    while let Some(e) = r.poll_event() {
+        if sluice_fuzz::trace() {
+            eprintln!("responder event: {e:?}");
+        }
+    }
     last
 }
 

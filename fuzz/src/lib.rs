@@ -4,6 +4,12 @@
 
 pub mod ike_peer;
 
+/// Whether `SLUICE_FUZZ_TRACE=1` asks the targets to print what the engines report.
+pub fn trace() -> bool {
+    static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("SLUICE_FUZZ_TRACE").is_some_and(|v| v == "1"))
+}
+
 /// Reads operations out of the fuzzer's input. Running out of input reads zeros, so every
 /// prefix of an input is a valid (shorter) program.
 pub struct Ops<'a> {
