@@ -17,6 +17,9 @@ use crate::sa::{
     Transform, protocol,
 };
 
+mod show;
+pub use show::WEAK_TOKENS;
+
 /// One accepted Phase 1 proposal: any combination of its algorithms (strongSwan semantics:
 /// `aes128-aes256-sha1-modp2048` accepts both ciphers with SHA-1 and MODP2048).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,7 +287,8 @@ pub struct Config {
     pub half_open_timeout: Duration,
     /// Half-open IKE SAs per source IP address (strongSwan's default block threshold is 5).
     pub max_half_open_per_ip: usize,
-    /// Half-open IKE SAs in total.
+    /// Half-open IKE SAs in total. When full, a new Main Mode evicts the oldest half-open
+    /// SA whose client never answered message 2 (`responder::pressure`).
     pub max_half_open: usize,
     /// Established IKE SAs in total.
     pub max_ike_sas: usize,
@@ -341,7 +345,7 @@ impl Default for Config {
             nat_keepalive: Duration::from_secs(20),
             half_open_timeout: Duration::from_secs(30),
             max_half_open_per_ip: 5,
-            max_half_open: 1024,
+            max_half_open: 4096,
             max_ike_sas: 16384,
             max_ike_sas_per_client: 4,
             max_quick_modes_per_sa: 4,

@@ -39,6 +39,9 @@ use crate::sa::{
 };
 
 mod own_main;
+mod pressure;
+
+pub use pressure::SaChange;
 
 /// Identifies one IKE SA of a responder (derived from our cookie).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -212,6 +215,9 @@ pub enum DropReason {
     Replay,
     /// A Quick Mode selector we do not serve.
     InvalidId,
+    /// An unanswered half-open SA was evicted to make room for a new Main Mode (counted per
+    /// evicted SA; see [`pressure`]).
+    Evicted,
 }
 
 impl DropReason {
@@ -227,6 +233,7 @@ impl DropReason {
             DropReason::AuthFailed => "ike_auth_failed",
             DropReason::Replay => "ike_replay",
             DropReason::InvalidId => "ike_invalid_id",
+            DropReason::Evicted => "ike_half_open_evicted",
         }
     }
 }
@@ -423,6 +430,10 @@ pub struct Responder {
     by_initiator: HashMap<(SocketAddr, [u8; 8]), IkeSaId>,
     half_open_by_ip: HashMap<IpAddr, usize>,
     half_open: usize,
+    /// Half-open SAs whose client has not yet sent message 3, oldest first (evicted first).
+    unproven: BTreeSet<(Instant, IkeSaId)>,
+    /// Changes to the SA set, while the caller tracks them.
+    sa_journal: Option<VecDeque<SaChange>>,
     per_client: HashMap<SocketAddr, usize>,
     timers: BTreeSet<(Instant, IkeSaId)>,
     transmits: VecDeque<Transmit>,
@@ -576,6 +587,8 @@ impl Responder {
             by_initiator: HashMap::new(),
             half_open_by_ip: HashMap::new(),
             half_open: 0,
+            unproven: BTreeSet::new(),
+            sa_journal: None,
             per_client: HashMap::new(),
             timers: BTreeSet::new(),
             transmits: VecDeque::new(),
@@ -834,10 +847,8 @@ impl Responder {
         }
         let per_ip = self.half_open_by_ip.get(&remote.ip()).copied().unwrap_or(0);
         let per_client = self.per_client.get(&remote).copied().unwrap_or(0);
-        if self.half_open >= self.config.max_half_open
-            || per_ip >= self.config.max_half_open_per_ip
+        if per_ip >= self.config.max_half_open_per_ip
             || per_client >= self.config.max_ike_sas_per_client
-            || self.sas.len() >= self.config.max_ike_sas
         {
             return self.discard(DropReason::Limit);
         }
@@ -858,6 +869,15 @@ impl Responder {
             self.discard(DropReason::NoProposal);
             return self.notify_plain(local, remote, hdr.cky_i, [0; 8], code::NO_PROPOSAL_CHOSEN);
         };
+        // A full table makes room by evicting the oldest unanswered message 1 (see
+        // `pressure`); only a table of proven exchanges refuses the newcomer.
+        while self.half_open >= self.config.max_half_open
+            || self.sas.len() >= self.config.max_ike_sas
+        {
+            if !self.evict_unproven() {
+                return self.discard(DropReason::Limit);
+            }
+        }
         let cky_r = self.fresh_cookie();
         let id = IkeSaId(u64::from_be_bytes(cky_r));
         let mut sa = IkeSa::new(
@@ -876,6 +896,8 @@ impl Responder {
         sa.last_rx = digest(msg);
         sa.first_message = Some((remote, hdr.cky_i));
         self.sas.insert(id, sa);
+        self.journal(SaChange::Added(id));
+        self.mark_unproven(now, id);
         self.by_initiator.insert((remote, hdr.cky_i), id);
         *self.half_open_by_ip.entry(remote.ip()).or_default() += 1;
         self.half_open += 1;
@@ -1189,6 +1211,7 @@ impl Responder {
         sa.ni = nonce.body.to_vec();
         sa.keys = Some(keys);
         sa.phase = Phase::AwaitAuth;
+        let started = sa.started;
         let out = seal_plain(
             header(sa.cky_i, sa.cky_r, ExchangeType::IdentityProtection, 0),
             &reply,
@@ -1197,6 +1220,7 @@ impl Responder {
         sa.last_tx = out.clone();
         sa.retransmits = 0;
         let (local, peer) = (sa.local, sa.peer);
+        self.mark_proven(started, id);
         self.send(local, peer, &out);
     }
 
@@ -1358,10 +1382,11 @@ impl Responder {
         // The exchange is no longer half-open.
         let peer_ip = sa.peer.ip();
         let (peer, local, nat, transform) = (sa.peer, sa.local, sa.nat, sa.transform);
-        let setup = now.saturating_duration_since(sa.started);
+        let (started, setup) = (sa.started, now.saturating_duration_since(sa.started));
         if let Some(k) = sa.first_message.take() {
             self.by_initiator.remove(&k);
         }
+        self.mark_proven(started, id);
         if was_half_open {
             self.half_open_done(peer_ip);
         }
@@ -2369,15 +2394,22 @@ impl Responder {
         let Some(sa) = self.sas.remove(&id) else {
             return;
         };
-        // Our Main Mode to replace it has nothing left to replace.
-        let orphans: Vec<IkeSaId> = self
-            .sas
-            .values()
-            .filter(|o| {
-                o.phase != Phase::Established && o.own.as_ref().is_some_and(|m| m.replaces == id)
-            })
-            .map(|o| o.id)
-            .collect();
+        self.journal(SaChange::Removed(id));
+        self.mark_proven(sa.started, id);
+        // Our Main Mode to replace it has nothing left to replace (only established SAs
+        // are replaced: half-open ones, a flood's, skip the scan).
+        let orphans: Vec<IkeSaId> = if sa.phase == Phase::Established {
+            self.sas
+                .values()
+                .filter(|o| {
+                    o.phase != Phase::Established
+                        && o.own.as_ref().is_some_and(|m| m.replaces == id)
+                })
+                .map(|o| o.id)
+                .collect()
+        } else {
+            Vec::new()
+        };
         for o in orphans {
             self.remove(o, DownReason::Closed, false);
         }

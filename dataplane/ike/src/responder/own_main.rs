@@ -140,6 +140,7 @@ impl Responder {
             done: false,
         });
         self.sas.insert(new_id, sa);
+        self.journal(super::SaChange::Added(new_id));
         *self.per_client.entry(peer).or_default() += 1;
         if let Some(old) = self.sas.get_mut(&id) {
             old.superseded = true;
