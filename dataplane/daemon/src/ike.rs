@@ -1,21 +1,34 @@
-//! The gateway's IKE task: one sans-IO [`Responder`] with every IKE SA of this node, fed by
-//! the IKE queue of [`crate::ipsec_path`]. Quick Mode results become ESP SAs in the fast
+//! The gateway's IKE thread: one sans-IO [`Responder`] with every IKE SA of this node, fed
+//! by the IKE queues of [`crate::ipsec_path`]. Quick Mode results become ESP SAs in the fast
 //! path's tables; deletions, expiry and dead peers remove them.
+//!
+//! The responder runs on a dedicated OS thread (`sluice-ike`, a current-thread runtime for
+//! its timers and queues), not on the Tokio workers: Diffie-Hellman (Main Mode message 3,
+//! Aggressive Mode, PFS), RSA signatures and certificate chains cost milliseconds, and a
+//! burst of them would otherwise stall the control plane (PPTP/L2TP control, /metrics,
+//! reloads) on the two workers. It is a pool of one with bounded queues in front: the known
+//! queue (live SAs, served first) and the new-exchange queue behind the flood guard
+//! ([`crate::ipsec_path::guard`]); full queues drop and count. One thread suffices: a core
+//! completes over 1,100 MODP2048 Main Modes per second, and the engine's state is one
+//! `&mut` structure that would otherwise need locking or splitting per exchange.
+
+mod quiet;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use sluice_ike::responder::{ChildSa, DropReason, Event, IkeSaId, Responder};
+use sluice_ike::responder::{ChildSa, DownReason, DropReason, Event, IkeSaId, Responder};
 use sluice_ike::sa::IkeTransform;
 use sluice_telemetry::opentelemetry::KeyValue;
 use sluice_telemetry::opentelemetry::trace::SpanContext;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::control::{seed, unix_now};
 use crate::gateway::Gateway;
+use crate::ipsec_path::guard::{IkeGuard, Limits};
 use crate::ipsec_path::{IkeDatagram, IpsecIo};
 use crate::metrics::{DirLabels, Direction, Layer, Protocol, SetupPhase};
 
@@ -76,8 +89,16 @@ fn phase2_span(c: &ChildSa, phase1: Option<&SpanContext>) -> SpanContext {
     )
 }
 
-/// Sends every queued IKE datagram from the port it names; returns how many left.
+/// Drop reasons of the IKE thread under a flood, present from the start: half-open SAs
+/// timed out, and (the responder's `DropReason::Evicted`) evicted to make room.
+pub const DROP_REASONS: [&str; 2] = ["ike_half_open_timeout", "ike_half_open_evicted"];
+
+/// Sends every queued IKE datagram from the port it names; returns how many left. The
+/// guard learns new SAs first: a reply reveals their cookie, and the answer must get in.
 fn flush(io: &IpsecIo, r: &mut Responder) -> u64 {
+    if let Some(g) = io.guard.get() {
+        g.apply(std::iter::from_fn(|| r.poll_sa_change()));
+    }
     let mut n = 0;
     while let Some(t) = r.poll_transmit() {
         n += u64::from(io.send_ike(t.local, t.remote, &t.payload));
@@ -85,8 +106,47 @@ fn flush(io: &IpsecIo, r: &mut Responder) -> u64 {
     n
 }
 
-/// Runs the responder until `shutdown` turns true (DELETEs are sent to every client then).
+/// Runs the responder on its own thread until `shutdown` turns true (DELETEs are sent to
+/// every client then); returns when that thread has finished.
 pub async fn run(
+    gw: Arc<Gateway>,
+    rx: mpsc::Receiver<IkeDatagram>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("sluice-ike".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+            {
+                Ok(rt) => rt.block_on(drive(gw, rx, shutdown)),
+                Err(e) => warn!(error = %e, "IKE thread: no runtime"),
+            }
+            let _ = done_tx.send(());
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = done_rx.await;
+        }
+        Err(e) => warn!(error = %e, "starting the IKE thread failed"),
+    }
+}
+
+/// The next datagram: live SAs' queue first, then new exchanges (`None`: both closed).
+async fn next_datagram(
+    known: &mut mpsc::Receiver<IkeDatagram>,
+    new: &mut mpsc::Receiver<IkeDatagram>,
+) -> Option<IkeDatagram> {
+    tokio::select! {
+        biased;
+        d = known.recv() => d,
+        Some(d) = new.recv() => Some(d),
+    }
+}
+
+async fn drive(
     gw: Arc<Gateway>,
     mut rx: mpsc::Receiver<IkeDatagram>,
     mut shutdown: watch::Receiver<bool>,
@@ -99,6 +159,12 @@ pub async fn run(
     let mut version = cfg.version.clone();
     let mut r = Responder::new(ipsec.responder_config(cfg.l2tp.port), seed());
     drop(cfg);
+    r.track_sa_changes(true);
+    let (guard, mut new_rx) = IkeGuard::new(Limits::default(), Instant::now());
+    if io.guard.set(guard).is_err() {
+        warn!("the IKE flood guard was already set; first messages are not served");
+    }
+    let mut quiet = quiet::Quiet::new(Instant::now());
     let m = &gw.dp.metrics;
     let rx_count = m
         .ike_messages
@@ -180,6 +246,16 @@ pub async fn run(
                         "ESP SAs removed"
                     );
                 }
+                Event::IkeSaDown {
+                    peer,
+                    reason: DownReason::HalfOpenTimeout,
+                    ..
+                } => {
+                    // Attacker-driven (one per spoofed message 1): counted, summarised.
+                    quiet.half_open_timeout();
+                    m.dropped("ike_half_open_timeout");
+                    debug!(%peer, "half-open IKE SA timed out");
+                }
                 Event::IkeSaDown { id, peer, reason } => {
                     up.remove(&id);
                     traces.remove(&id);
@@ -211,7 +287,9 @@ pub async fn run(
                 }
                 Event::AuthFailed { peer, reason } => {
                     m.malformed(Layer::Ike);
-                    info!(%peer, reason, "IKE authentication failed");
+                    if quiet.auth_failed() {
+                        info!(%peer, reason, "IKE authentication failed");
+                    }
                 }
             }
         }
@@ -230,6 +308,7 @@ pub async fn run(
         retransmits_seen = retransmits;
         m.esp_sas
             .set(i64::try_from(io.sa_count()).unwrap_or(i64::MAX));
+        summarise(&mut quiet, &r, io);
         if last_activity.elapsed() >= ACTIVITY_EVERY {
             last_activity = Instant::now();
             for (ike, ms) in io.activity() {
@@ -248,15 +327,7 @@ pub async fn run(
             .poll_timeout()
             .map(|d| d.min(Instant::now() + ACTIVITY_EVERY));
         tokio::select! {
-            d = rx.recv() => match d {
-                Some(d) => {
-                    rx_count.inc();
-                    sync_config(&gw, &mut r, &mut version);
-                    r.set_unix_time(unix_now());
-                    r.handle_input(Instant::now(), SocketAddr::V4(d.local), SocketAddr::V4(d.remote), &d.bytes);
-                }
-                None => break,
-            },
+            biased;
             c = shutdown.changed() => {
                 if c.is_err() || *shutdown.borrow() {
                     r.shutdown();
@@ -265,12 +336,50 @@ pub async fn run(
                     break;
                 }
             }
+            d = next_datagram(&mut rx, &mut new_rx) => match d {
+                Some(d) => {
+                    rx_count.inc();
+                    sync_config(&gw, &mut r, &mut version);
+                    r.set_unix_time(unix_now());
+                    r.handle_input(Instant::now(), SocketAddr::V4(d.local), SocketAddr::V4(d.remote), &d.bytes);
+                }
+                None => break,
+            },
             _ = sleep_until(deadline) => r.handle_timeout(Instant::now()),
         }
     }
     m.ike_sas.set(0);
     m.esp_sas.set(0);
     debug!("IKE task stopped");
+}
+
+/// Once per [`quiet::INTERVAL`]: one line with what attackers can drive (timeouts,
+/// evictions, refused datagrams, unlogged authentication failures), when any happened.
+fn summarise(q: &mut quiet::Quiet, r: &Responder, io: &IpsecIo) {
+    let now = Instant::now();
+    if !q.due(now) {
+        return;
+    }
+    let engine = r.stats().drops.iter().map(|(why, n)| (why.label(), *n));
+    let totals: Vec<(&'static str, u64)> = match io.guard.get() {
+        Some(g) => engine.chain(g.drop_counts()).collect(),
+        None => engine.collect(),
+    };
+    let Some(s) = q.tick(now, totals) else {
+        return;
+    };
+    if s.any() {
+        warn!(
+            half_open = r.half_open_count(),
+            unanswered = r.unproven_count(),
+            half_open_timeouts = s.half_open_timeouts,
+            auth_failures = s.auth_failures,
+            auth_failures_not_logged = s.auth_failures_not_logged,
+            drops = %s.drops_text(),
+            "IKE under pressure in the last {}s",
+            quiet::INTERVAL.as_secs()
+        );
+    }
 }
 
 /// A reload replaces the PSK, proposals and lifetimes for new exchanges.
@@ -289,5 +398,15 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => tokio::time::sleep(ACTIVITY_EVERY).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_eviction_drop_reason_is_the_responders_label() {
+        assert!(DROP_REASONS.contains(&DropReason::Evicted.label()));
     }
 }

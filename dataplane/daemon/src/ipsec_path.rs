@@ -4,7 +4,9 @@
 //! (RFC 4303). The receive thread demultiplexes it by SPI, decapsulates it in place and hands
 //! the inner UDP payload (an L2TP message for our L2TP port) to [`crate::l2tp_path`] on the
 //! same thread — no task hop per packet, as for GRE and plain L2TP. IKE messages (UDP 500,
-//! and UDP 4500 behind the non-ESP marker) go to the IKE task through a bounded queue.
+//! and UDP 4500 behind the non-ESP marker) go to the IKE thread through bounded queues,
+//! after the flood guard of [`guard`] on the gateway (per-SA, per-source and global token
+//! buckets; docs/security.md).
 //!
 //! Every L2TP peer reached over IPsec is known by a *peer key*, the address the L2TP engine
 //! sees: for UDP-encapsulated SAs the client's public address and NAT-T port (unique per
@@ -17,7 +19,7 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use sluice_esp::udp_encap::{Udp4500Payload, classify};
@@ -30,6 +32,8 @@ use crate::datapath::Hooks;
 use crate::metrics::Layer;
 use crate::rawsock::{RawSocket, RecvBatch};
 use crate::udpsock::{UdpBatch, UdpPort};
+
+pub mod guard;
 
 /// IKE datagrams waiting for the IKE task, at most.
 pub const IKE_QUEUE: usize = 4096;
@@ -94,6 +98,8 @@ pub struct IpsecIo {
     outbound: RwLock<HashMap<u64, Arc<Mutex<Outbound>>>>,
     peers: RwLock<HashMap<SocketAddrV4, Binding>>,
     natt_port: u16,
+    /// The gateway's admission of IKE datagrams (set by the IKE thread; the client has none).
+    pub guard: OnceLock<guard::IkeGuard>,
 }
 
 /// The ESP suite for a negotiated transform.
@@ -151,6 +157,7 @@ impl IpsecIo {
                 outbound: RwLock::new(HashMap::new()),
                 peers: RwLock::new(HashMap::new()),
                 natt_port,
+                guard: OnceLock::new(),
             },
             rx,
         ))
@@ -569,7 +576,8 @@ fn udp_rx_loop<H: Hooks>(
     }
 }
 
-/// Queues an IKE message (as received, marker included) for the IKE task.
+/// Queues an IKE message (as received, marker included) for the IKE thread: through the
+/// flood guard when there is one (known SAs and first messages in queues of their own).
 fn forward_ike<H: Hooks>(
     h: &H,
     io: &IpsecIo,
@@ -577,14 +585,32 @@ fn forward_ike<H: Hooks>(
     buf: &[u8],
     remote: SocketAddrV4,
     local: Ipv4Addr,
+    now: Instant,
 ) {
-    let d = IkeDatagram {
+    let d = |bytes: &[u8]| IkeDatagram {
         local: SocketAddrV4::new(local, port),
         remote,
-        bytes: buf.to_vec(),
+        bytes: bytes.to_vec(),
     };
-    if !io.to_ike(d) {
-        h.dp().metrics.dropped("ike_queue_full");
+    let Some(g) = io.guard.get() else {
+        if !io.to_ike(d(buf)) {
+            h.dp().metrics.dropped("ike_queue_full");
+        }
+        return;
+    };
+    // RFC 3948 §2.2: IKE on the NAT-T port follows a four-octet non-ESP marker.
+    let isakmp = if port == io.natt_port {
+        buf.get(4..).unwrap_or_default()
+    } else {
+        buf
+    };
+    let refused = match g.admit(isakmp, *remote.ip(), now) {
+        Ok(guard::Class::Known) => (!io.to_ike(d(buf))).then_some("ike_queue_full"),
+        Ok(guard::Class::New) => (!g.queue_new(d(buf))).then_some("ike_new_queue_full"),
+        Err(why) => Some(why),
+    };
+    if let Some(why) = refused {
+        h.dp().metrics.dropped(g.count(why));
     }
 }
 
@@ -598,7 +624,7 @@ pub fn natt_rx_loop<H: Hooks>(h: Arc<H>) {
         "NAT-T",
         |buf, remote, local, now| match classify(buf) {
             Udp4500Payload::Keepalive => {}
-            Udp4500Payload::Ike(_) => forward_ike(&*h, io, port, buf, remote, local),
+            Udp4500Payload::Ike(_) => forward_ike(&*h, io, port, buf, remote, local, now),
             Udp4500Payload::Esp(_) => receive_esp(&*h, io, buf, remote, local, now),
             Udp4500Payload::Malformed => h.dp().metrics.malformed(Layer::Esp),
         },
@@ -609,8 +635,8 @@ pub fn natt_rx_loop<H: Hooks>(h: Arc<H>) {
 pub fn ike_rx_loop<H: Hooks>(h: Arc<H>) {
     let Some(io) = h.dp().ipsec.get() else { return };
     let port = io.ike.local_addr().map_or(0, |a| a.port());
-    udp_rx_loop(&*h, &io.ike, "IKE", |buf, remote, local, _| {
-        forward_ike(&*h, io, port, buf, remote, local)
+    udp_rx_loop(&*h, &io.ike, "IKE", |buf, remote, local, now| {
+        forward_ike(&*h, io, port, buf, remote, local, now)
     });
 }
 
