@@ -74,36 +74,44 @@ SECURITY_CONTEXT = {
     "seccompProfile": {"type": "RuntimeDefault"},
 }
 
-CRUD = ["get", "list", "watch", "create", "patch", "delete"]
-READ = ["get", "list", "watch"]
+WRITE = ["create", "patch"]
 
 
-def expected_cluster_rules():
+def expected_namespaced_rules():
+    """Rules on the gateways' namespaces (cluster-wide, or a Role per watchNamespaces entry)."""
     return [
         ("sluice.dev", "vpngateways", ["get", "list", "watch", "patch"], None),
-        ("sluice.dev", "vpnusers", ["get", "list", "watch", "patch"], None),
-        ("sluice.dev", "vpngateways/status", ["get", "patch"], None),
-        ("sluice.dev", "vpnusers/status", ["get", "patch"], None),
+        ("sluice.dev", "vpnusers", ["get", "list", "watch"], None),
+        ("sluice.dev", "vpngateways/status", ["patch"], None),
+        ("sluice.dev", "vpnusers/status", ["patch"], None),
         ("sluice.dev", "vpngateways/finalizers", ["update"], None),
         # spec.autoscaling: the built-in autoscaler writes spec.replicas through /scale.
-        ("sluice.dev", "vpngateways/scale", ["get", "patch"], None),
-        ("apps", "deployments", CRUD, None),
-        ("", "services", CRUD, None),
-        ("", "serviceaccounts", CRUD, None),
-        ("", "secrets", CRUD, None),
-        # patch: pod-deletion-cost annotations on data-plane pods (any namespace) and the
-        # leader label on the operator's own pod.
-        ("", "pods", READ + ["patch"], None),
-        ("", "nodes", READ, None),
-        ("policy", "poddisruptionbudgets", CRUD, None),
+        ("sluice.dev", "vpngateways/scale", ["patch"], None),
+        ("apps", "deployments", ["list", "watch"] + WRITE, None),
+        ("", "services", WRITE, None),
+        ("", "serviceaccounts", WRITE, None),
+        # get: one referenced Secret at a time; list/watch: the metadata-only watch.
+        ("", "secrets", ["get", "list", "watch"] + WRITE, None),
+        # patch: pod-deletion-cost annotations on data-plane pods.
+        ("", "pods", ["list", "watch", "patch"], None),
+        ("policy", "poddisruptionbudgets", WRITE, None),
         ("events.k8s.io", "events", ["create", "patch"], None),
     ]
 
 
-def expected_role_rules(lease):
+def expected_cluster_rules(namespaced):
+    nodes = [("", "nodes", ["list", "watch"], None)]
+    return nodes if namespaced else nodes + expected_namespaced_rules()
+
+
+def expected_role_rules(lease, ca, deployment):
     return [
         ("coordination.k8s.io", "leases", ["create"], None),
+        ("", "secrets", ["create"], None),
         ("coordination.k8s.io", "leases", ["get", "update", "patch"], (lease,)),
+        ("", "secrets", ["get", "patch"], (ca,)),
+        ("", "pods", ["patch"], None),
+        ("apps", "deployments", ["get"], (deployment,)),
     ]
 
 
@@ -176,7 +184,9 @@ def check_render(rendered, release, namespace, values_files):
         if d.get("kind") in CLUSTER_SCOPED:
             if "namespace" in d["metadata"]:
                 probs.append(f"cluster-scoped {d['kind']}/{name} has a namespace")
-        elif d["metadata"].get("namespace") != namespace:
+        elif d["metadata"].get("namespace") != namespace and not (
+                d.get("kind") in ("Role", "RoleBinding") and name.endswith("-operator-gateways")
+                and d["metadata"].get("namespace") in (values.get("watchNamespaces") or [])):
             probs.append(f"{d['kind']}/{name} is not in namespace {namespace}")
         labels = d["metadata"].get("labels") or {}
         if labels.get("app.kubernetes.io/part-of") != "sluice":
@@ -199,29 +209,52 @@ def check_render(rendered, release, namespace, values_files):
                     probs.append(f"{d['kind']}/{d['metadata']['name']} {field} uses *")
     check(f"{tag_line} no RBAC rule uses a wildcard", probs)
 
+    watch_ns = values.get("watchNamespaces") or []
     cr = by_kind("ClusterRole")
-    role = by_kind("Role")
+    roles = by_kind("Role")
+    role = [r for r in roles if r["metadata"].get("namespace") == namespace and r["metadata"]["name"] == f"{fn}-operator"]
+    gw_roles = [r for r in roles if r not in role]
     probs = []
+    want = norm_expected(expected_cluster_rules(bool(watch_ns)))
     if len(cr) != 1:
         probs.append(f"{len(cr)} ClusterRoles")
-    elif flatten_rules(cr[0]["rules"]) != norm_expected(expected_cluster_rules()):
+    elif flatten_rules(cr[0]["rules"]) != want:
         got = set(flatten_rules(cr[0]["rules"]))
-        want = set(norm_expected(expected_cluster_rules()))
-        probs.append(f"extra {sorted(got - want)} missing {sorted(want - got)}")
-    check(f"{tag_line} ClusterRole grants exactly the operator's permissions", probs)
+        probs.append(f"extra {sorted(got - set(want))} missing {sorted(set(want) - got)}")
+    mode = f"nodes only (watchNamespaces {watch_ns})" if watch_ns else "cluster-wide"
+    check(f"{tag_line} ClusterRole grants exactly the operator's permissions ({mode})", probs)
 
     probs = []
+    want = norm_expected(expected_role_rules(lease, ca, f"{fn}-operator"))
     if len(role) != 1:
-        probs.append(f"{len(role)} Roles")
-    elif flatten_rules(role[0]["rules"]) != norm_expected(expected_role_rules(lease)):
+        probs.append(f"{len(role)} release-namespace Roles")
+    elif flatten_rules(role[0]["rules"]) != want:
         got = set(flatten_rules(role[0]["rules"]))
-        want = set(norm_expected(expected_role_rules(lease)))
-        probs.append(f"extra {sorted(got - want)} missing {sorted(want - got)}")
-    check(f"{tag_line} Role grants the Lease ({lease}) only", probs)
+        probs.append(f"extra {sorted(got - set(want))} missing {sorted(set(want) - got)}")
+    check(f"{tag_line} release Role grants the Lease ({lease}), the CA Secret ({ca}), own pod and Deployment only", probs)
 
     probs = []
-    for kind, ref_kind, objs in (("ClusterRoleBinding", "ClusterRole", cr), ("RoleBinding", "Role", role)):
-        bs = by_kind(kind)
+    if sorted(r["metadata"].get("namespace") for r in gw_roles) != sorted(watch_ns):
+        probs.append(f"gateway Roles in {sorted(r['metadata'].get('namespace') for r in gw_roles)} != {sorted(watch_ns)}")
+    for r in gw_roles:
+        if r["metadata"]["name"] != f"{fn}-operator-gateways":
+            probs.append(f"Role {r['metadata']['name']}")
+        if flatten_rules(r["rules"]) != norm_expected(expected_namespaced_rules()):
+            probs.append(f"Role in {r['metadata'].get('namespace')} rules differ")
+    check(f"{tag_line} one gateway Role per watched namespace ({len(watch_ns)})", probs)
+
+    probs = []
+    bindings = by_kind("RoleBinding")
+    pairs = [("ClusterRoleBinding", "ClusterRole", cr, by_kind("ClusterRoleBinding"))]
+    pairs.append(("RoleBinding", "Role", role,
+                  [b for b in bindings if b["metadata"].get("namespace") == namespace and b["metadata"]["name"] == f"{fn}-operator"]))
+    for gr in gw_roles:
+        ns = gr["metadata"].get("namespace")
+        pairs.append((f"RoleBinding in {ns}", "Role", [gr],
+                      [b for b in bindings if b["metadata"].get("namespace") == ns and b["metadata"]["name"] == gr["metadata"]["name"]]))
+    if len(bindings) != 1 + len(gw_roles):
+        probs.append(f"{len(bindings)} RoleBindings for {1 + len(gw_roles)} Roles")
+    for kind, ref_kind, objs, bs in pairs:
         if len(bs) != 1:
             probs.append(f"{len(bs)} {kind}s")
             continue
@@ -297,6 +330,10 @@ def check_render(rendered, release, namespace, values_files):
         f"--owner-deployment={fn}-operator",
         f"--lease-name={lease}",
         f"--ca-secret={ca}",
+        f"--ca-lifetime={values['tls']['caLifetime']}",
+        f"--ca-rotate-before={values['tls']['caRotateBefore']}",
+        f"--ca-propagation={values['tls']['caPropagation']}",
+        f"--watch-namespaces={','.join(values.get('watchNamespaces') or [])}",
         f"--dataplane-image={image}",
         f"--dataplane-image-pull-policy={pull}",
         f"--log-format={values.get('logFormat', 'text')}",
@@ -459,10 +496,52 @@ def check_render(rendered, release, namespace, values_files):
     state = "enabled" if sm.get("enabled") else "disabled"
     check(f"{tag_line} ServiceMonitors match metrics.serviceMonitor ({state})", probs)
 
+    check_network_policy(by_kind("NetworkPolicy"), values, fn, dep, tag_line)
+
     known = {"Deployment", "Service", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
-             "RoleBinding", "PodDisruptionBudget", "ServiceMonitor", "CustomResourceDefinition"}
+             "RoleBinding", "PodDisruptionBudget", "ServiceMonitor", "CustomResourceDefinition",
+             "NetworkPolicy"}
     extra = sorted({d["kind"] for d in docs} - known)
     check(f"{tag_line} no unexpected kinds", [f"unexpected kinds {extra}"] if extra else [])
+
+
+def check_network_policy(nps, values, fn, dep, tag_line):
+    """Only the gRPC port (from the node CIDRs) and the HTTP port (from the metrics peers)."""
+    np_values = values.get("networkPolicy") or {}
+    probs = []
+    if not np_values.get("enabled"):
+        if nps:
+            probs.append("NetworkPolicy rendered while disabled")
+        check(f"{tag_line} NetworkPolicy matches networkPolicy (disabled)", probs)
+        return
+    if len(nps) != 1 or nps[0]["metadata"]["name"] != f"{fn}-operator":
+        check(f"{tag_line} NetworkPolicy matches networkPolicy (enabled)", [f"{len(nps)} NetworkPolicies"])
+        return
+    spec = nps[0]["spec"]
+    pod_labels = dep["spec"]["template"]["metadata"].get("labels") or {}
+    sel = (spec.get("podSelector") or {}).get("matchLabels") or {}
+    if not sel or not subset(sel, pod_labels):
+        probs.append(f"podSelector {sel} does not select the operator pods")
+    if spec.get("policyTypes") != ["Ingress"]:
+        probs.append(f"policyTypes {spec.get('policyTypes')}")
+    rules = spec.get("ingress") or []
+    by_port = {}
+    for r in rules:
+        ports = r.get("ports") or []
+        if len(ports) != 1 or ports[0].get("protocol") != "TCP":
+            probs.append(f"rule ports {ports}")
+            continue
+        by_port[ports[0].get("port")] = r.get("from")
+    if sorted(by_port) != [8080, 50051]:
+        probs.append(f"ports {sorted(by_port)} != [8080, 50051]")
+    cidrs = (np_values.get("grpc") or {}).get("nodeCidrs") or []
+    want_grpc = [{"ipBlock": {"cidr": c}} for c in cidrs] or None
+    if by_port.get(50051) != want_grpc:
+        probs.append(f"gRPC sources {by_port.get(50051)} != {want_grpc}")
+    want_metrics = (np_values.get("metrics") or {}).get("from") or None
+    if by_port.get(8080) != want_metrics:
+        probs.append(f"metrics sources {by_port.get(8080)} != {want_metrics}")
+    check(f"{tag_line} NetworkPolicy admits 50051 from {cidrs or 'any'} and 8080 only", probs)
 
 
 # -------------------------------------------------------------------- example

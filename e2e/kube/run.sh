@@ -13,8 +13,15 @@
 #   5. operator restart and leader failover: no write to any object whose state did
 #      not change (resourceVersions before and after);
 #   6. deleting a VpnUser ends its session;
-#   7. helm upgrade to a chart with a changed CRD; helm uninstall leaves nothing of
+#   7. CA rotation forced through the CA Secret's annotation (short --ca-propagation):
+#      the agents' bundle holds both CAs, their certificate is re-issued under the new
+#      one, the old CA is dropped, the agent stays connected throughout and reconnects
+#      with the new files; a certificate of the dropped CA is refused;
+#   8. helm upgrade to a chart with a changed CRD; helm uninstall leaves nothing of
 #      the release behind and the gateways' namespace deletes.
+# The release is installed with watchNamespaces=[vpn, legacy] (Roles in those
+# namespaces, a ClusterRole with list/watch on Nodes only): the operator is never
+# refused a request, and a gateway in another namespace is left alone.
 # Without the binaries (README.md) it prints one SKIPPED line and exits 0.
 # Needs root (network namespaces), kubectl, openssl, python3, helm (e2e/helm/check.sh
 # caches it).
@@ -74,11 +81,22 @@ check "kubectl explain shows unwrapped descriptions" bash -c \
 kubectl delete -f "$top/crds/" --wait >/dev/null
 
 # ------------------------------------------------------------ 3. helm install
+# The gateways' namespaces exist before the chart puts its Roles into them.
+kubectl create namespace vpn >/dev/null
+kubectl create namespace legacy >/dev/null
+kubectl create namespace elsewhere >/dev/null
 "$HELM" install sluice "$top/charts/sluice" -n sluice-system --create-namespace \
-  --set image.repository=sluice --set image.tag=test >"$WORK/helm-install.out" 2>&1 || true
+  --set image.repository=sluice --set image.tag=test --set 'watchNamespaces={vpn,legacy}' \
+  >"$WORK/helm-install.out" 2>&1 || true
 check "helm install succeeds (CRDs included)" grep -q 'STATUS: deployed' "$WORK/helm-install.out"
 check "the chart's CRDs are Established" kubectl wait --for condition=established --timeout=30s \
   crd/vpngateways.sluice.dev crd/vpnusers.sluice.dev
+check "watchNamespaces: Roles in vpn and legacy, the ClusterRole only lists and watches Nodes" bash -c \
+  "kubectl get role -n vpn sluice-operator-gateways && kubectl get role -n legacy sluice-operator-gateways &&
+   test \"\$(kubectl get clusterrole sluice-operator -o jsonpath='{range .rules[*]}{.resources} {.verbs}{end}')\" = '[\"nodes\"] [\"list\",\"watch\"]'"
+check "the operator's ServiceAccount cannot read Secrets outside the watched namespaces" bash -c \
+  "! kubectl auth can-i get secrets -n elsewhere --as system:serviceaccount:sluice-system:sluice &&
+   kubectl auth can-i get secrets -n vpn --as system:serviceaccount:sluice-system:sluice"
 
 fake_node node-1 192.0.2.11
 fake_node node-2 192.0.2.12
@@ -89,10 +107,6 @@ TOKEN=$(kubectl create token sluice -n sluice-system --duration 2h)
 kube_kubeconfig "$WORK/operator.kubeconfig" --token "$TOKEN"
 # A gateway left with the finalizer of earlier versions.
 kubectl apply -f - >/dev/null <<YAML
-apiVersion: v1
-kind: Namespace
-metadata: {name: legacy}
----
 apiVersion: sluice.dev/v1alpha1
 kind: VpnGateway
 metadata: {name: old, namespace: legacy, finalizers: [sluice.dev/cleanup]}
@@ -110,12 +124,15 @@ ip -n "$CL" route add default via 10.97.1.1
 trap 'ip link del "kh$$" 2>/dev/null || true; cleanup' EXIT
 trap 'FAILED=$((FAILED + 1)); exit 1' TERM INT
 
-start_operator() {  # IDENTITY HTTP_PORT
+start_operator() {  # IDENTITY HTTP_PORT [EXTRA ARGS...]
+  local id=$1 port=$2
+  shift 2
   KUBECONFIG="$WORK/operator.kubeconfig" "$OPERATOR_BIN" run --namespace sluice-system \
-    --pod-name "$1" --grpc-listen 10.97.0.1:50051 --http-listen "127.0.0.1:$2" \
+    --pod-name "$id" --grpc-listen 10.97.0.1:50051 --http-listen "127.0.0.1:$port" \
     --grpc-service sluice-grpc --lease-name sluice-leader --ca-secret sluice-ca \
     --owner-deployment sluice-operator --dataplane-image sluice:test \
-    >>"$WORK/operator-$1.log" 2>&1 &
+    --watch-namespaces vpn,legacy "$@" \
+    >>"$WORK/operator-$id.log" 2>&1 &
   OP_PIDS+=($!)
   OP_PID=$!
 }
@@ -165,6 +182,16 @@ check "office: Ready=True, Progressing=False Stable" wait_until 20 bash -c \
 check "alice and bob: Ready=True" wait_until 20 bash -c \
   "test \"\$(kubectl get vuser -n vpn -o jsonpath='{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{end}')\" = TrueTrue"
 check "the operator was never forbidden anything" bash -c "! grep -i forbidden '$WORK/operator-op-a.log'"
+kubectl apply -f - >/dev/null <<YAML
+apiVersion: sluice.dev/v1alpha1
+kind: VpnGateway
+metadata: {name: stray, namespace: elsewhere}
+spec: {replicas: 1, ppp: {localAddress: 10.203.0.1, addressPool: 10.203.0.0/24}}
+YAML
+sleep 3
+check "a gateway outside watchNamespaces gets nothing (no Deployment, Secret or status)" bash -c \
+  "test -z \"\$(kubectl get deploy,secrets -n elsewhere -o name | grep sluice)\" &&
+   test -z \"\$(kubectl get vgw stray -n elsewhere -o jsonpath='{.status}')\""
 check "operator logs carry no colour codes" bash -c "! grep -q \$'\\033\\[' '$WORK/operator-op-a.log'"
 check "CA Secret and Lease are owned by the operator's Deployment" bash -c \
   "kubectl get secret/sluice-ca lease/sluice-leader -n sluice-system -o jsonpath='{range .items[*]}{.metadata.ownerReferences[0].name} {end}' | grep -qx 'sluice-operator sluice-operator '"
@@ -210,9 +237,22 @@ for k in ca.crt tls.crt tls.key; do
 done
 check "agent arguments point at the Service's port, not a replica's listen address" bash -c \
   "kubectl get deploy loop-sluice -n vpn -o yaml | grep -q -- '--operator=https://sluice-grpc.sluice-system.svc:50051'"
+check "data-plane pods: metrics and probes on 9810, admin on loopback 9811 with a token, drain through it" bash -c \
+  "kubectl get deploy loop-sluice -n vpn -o yaml >'$WORK/loop-deploy.yaml' &&
+   grep -q -- '--metrics-listen=0.0.0.0:9810' '$WORK/loop-deploy.yaml' &&
+   grep -q -- '--admin-listen=127.0.0.1:9811' '$WORK/loop-deploy.yaml' &&
+   grep -q -- '--endpoint=127.0.0.1:9811' '$WORK/loop-deploy.yaml' &&
+   grep -q -- '--token-file=/run/sluice/admin-token' '$WORK/loop-deploy.yaml' &&
+   grep -q 'mountPath: /run/sluice' '$WORK/loop-deploy.yaml'"
+# The data plane's listeners: the split metrics/admin flags once the daemon has them.
+if "$SLUICE_BIN" agent --help 2>/dev/null | grep -q -- '--metrics-listen'; then
+  AGENT_HTTP=(--metrics-listen 10.97.1.1:9810 --admin-listen 127.0.0.1:9811 --admin-token-file "$WORK/admin-token")
+else
+  AGENT_HTTP=(--http 10.97.1.1:9810)
+fi
 bg "$GW" agent "$SLUICE_BIN" agent --operator https://10.97.0.1:50051 \
   --server-name sluice-grpc.sluice-system.svc --gateway vpn/loop --node node-3 --pod "$LOOP_POD" \
-  --tls-dir "$WORK/agent-tls" --http 10.97.1.1:9810 --report-interval 1
+  --tls-dir "$WORK/agent-tls" "${AGENT_HTTP[@]}" --report-interval 1
 check "agent connects over mTLS and applies its configuration" wait_until 30 bash -c \
   "ip netns exec $GW python3 -c 'import urllib.request;urllib.request.urlopen(\"http://10.97.1.1:9810/readyz\",timeout=2)'"
 bg "$CL" carol "$SLUICE_BIN" client --server 10.97.1.1 --user carol --password Carol-pw-1 --duration 600
@@ -246,6 +286,10 @@ stable_versions() {  # waits until two reads 3 s apart agree
   done
   echo "$b"
 }
+# The loop pod's deletion cost follows its 2 sessions (patched at most once a minute):
+# wait until it does, so a throttled patch cannot land in the windows below.
+wait_until 75 bash -c "kubectl get pod -n vpn '$LOOP_POD' \
+  -o jsonpath='{.metadata.annotations.controller\\.kubernetes\\.io/pod-deletion-cost}' | grep -qx 2" || true
 stable_versions >"$WORK/rv-before"
 log "restarting the operator"
 stop_operator "$A_PID"
@@ -288,7 +332,96 @@ check "autoscaler: an idle gateway scales down within its window plus a tick" wa
   "test \"\$(kubectl get vgw office -n vpn -o jsonpath='{.spec.replicas}')\" = 1"
 kubectl get vgw office -n vpn -o yaml >"$WORK/office.yaml" 2>&1 || true
 
-# ------------------------------------------------------- 7. upgrade, uninstall
+# ------------------------------------------------------------- 7. CA rotation
+# No kubelet: copy the agent's Secret to its files whenever it changes, as the kubelet
+# does for a mounted Secret.
+sync_agent_tls() {
+  local k tmp
+  while :; do
+    for k in ca.crt tls.crt tls.key; do
+      tmp="$WORK/agent-tls/.$k.new"
+      if kubectl get secret -n vpn loop-sluice-agent-tls -o jsonpath="{.data.${k//./\\.}}" 2>/dev/null | base64 -d >"$tmp" 2>/dev/null &&
+        [ -s "$tmp" ] && ! cmp -s "$tmp" "$WORK/agent-tls/$k"; then
+        mv -f "$tmp" "$WORK/agent-tls/$k"
+      fi
+    done
+    sleep 1
+  done
+}
+secret_key() {  # NAMESPACE SECRET KEY: the decoded value
+  kubectl get secret -n "$1" "$2" -o jsonpath="{.data.${3//./\\.}}" | base64 -d
+}
+certs_in() { grep -c 'BEGIN CERTIFICATE' || true; }
+export -f secret_key certs_in
+# tls_probe CAFILE CERT KEY: "ok" if the operator's gRPC port completes an mTLS
+# handshake with this client certificate and trusts nothing but CAFILE for the server.
+tls_probe() {
+  ip netns exec "$GW" python3 - "$@" <<'PY'
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.load_verify_locations(sys.argv[1])
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+ctx.set_alpn_protocols(["h2"])
+try:
+    with socket.create_connection(("10.97.0.1", 50051), timeout=3) as raw:
+        with ctx.wrap_socket(raw, server_hostname="sluice-grpc.sluice-system.svc") as tls:
+            tls.settimeout(1)
+            try:
+                tls.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(9))
+                data = tls.recv(64)
+            except socket.timeout:
+                data = b"(quiet)"
+            if not data:
+                print("refused: closed"); sys.exit(1)
+    print("ok")
+except (ssl.SSLError, OSError) as e:
+    print(f"refused: {e}"); sys.exit(1)
+PY
+}
+mkdir -p "$WORK/old-ca"
+cp "$WORK/agent-tls/tls.crt" "$WORK/agent-tls/tls.key" "$WORK/old-ca/"
+secret_key sluice-system sluice-ca ca.crt >"$WORK/old-ca/ca.crt"
+check "before the rotation: the agent's certificate passes the mTLS handshake" \
+  tls_probe "$WORK/old-ca/ca.crt" "$WORK/old-ca/tls.crt" "$WORK/old-ca/tls.key"
+sync_agent_tls &
+OP_PIDS+=($!)
+log "CA rotation: op-b restarts with --ca-propagation 5s, then the CA Secret is annotated"
+stop_operator "$B_PID"
+start_operator op-b 18082 --ca-propagation 5s
+B_PID=$OP_PID
+wait_until 30 bash -c "test \$(reconciles 18082) -ge 6" || true
+kubectl annotate secret -n sluice-system sluice-ca sluice.dev/rotate=now >/dev/null
+check "rotation 1/3: the agents' ca.crt holds the old and the new CA" wait_until 30 bash -c \
+  "test \"\$(secret_key vpn loop-sluice-agent-tls ca.crt | certs_in)\" = 2"
+check "rotation 1/3: the rotate annotation is consumed" bash -c \
+  "test -z \"\$(kubectl get secret -n sluice-system sluice-ca -o jsonpath='{.metadata.annotations.sluice\.dev/rotate}')\""
+check "rotation 2/3: the new CA signs, the old one is kept as previous.crt" wait_until 40 bash -c \
+  "secret_key sluice-system sluice-ca previous.crt | cmp -s - '$WORK/old-ca/ca.crt'"
+secret_key sluice-system sluice-ca ca.crt >"$WORK/new-ca.crt" || true
+check "rotation 2/3: the agent certificate is re-issued under the new CA" wait_until 30 bash -c \
+  "secret_key vpn loop-sluice-agent-tls tls.crt | openssl verify -CAfile '$WORK/new-ca.crt' >/dev/null"
+check "rotation 3/3: the old CA is dropped; the agents trust the new CA only" wait_until 40 bash -c \
+  "test -z \"\$(secret_key sluice-system sluice-ca previous.crt)\" &&
+   secret_key vpn loop-sluice-agent-tls ca.crt | cmp -s - '$WORK/new-ca.crt'"
+check "the agent stayed connected through the rotation" bash -c \
+  "ip netns exec $GW python3 -c 'import urllib.request;t=urllib.request.urlopen(\"http://10.97.1.1:9810/metrics\",timeout=2).read().decode();assert \"sluice_operator_connected 1\" in t'"
+check "carol's session survived the rotation" bash -c "! grep -q '^DOWN' '$WORK/carol.log'"
+check "three rotation steps logged, nothing forbidden" bash -c \
+  "test \$(grep -c 'CA rotation:' '$WORK/operator-op-b.log') -ge 3 && ! grep -i forbidden '$WORK/operator-op-b.log'"
+sleep 2  # the copied files settle
+check "the server presents a certificate of the new CA and takes the new client certificate" \
+  tls_probe "$WORK/new-ca.crt" "$WORK/agent-tls/tls.crt" "$WORK/agent-tls/tls.key"
+check "a client certificate of the dropped CA is refused" bash -c \
+  "! tls_probe '$WORK/new-ca.crt' '$WORK/old-ca/tls.crt' '$WORK/old-ca/tls.key'"
+log "restarting op-b: the agent reconnects with the rotated files"
+stop_operator "$B_PID"
+start_operator op-b 18082
+B_PID=$OP_PID
+check "the agent reconnects with the new CA's certificate" wait_until 40 bash -c \
+  "ip netns exec $GW python3 -c 'import urllib.request;t=urllib.request.urlopen(\"http://10.97.1.1:9810/metrics\",timeout=2).read().decode();assert \"sluice_operator_connected 1\" in t'"
+check "carol stays connected" bash -c "! grep -q '^DOWN' '$WORK/carol.log'"
+
+# ------------------------------------------------------- 8. upgrade, uninstall
 cp -r "$top/charts/sluice" "$WORK/chart-v2"
 sed -i 's/^version: .*/version: 0.2.0-test/' "$WORK/chart-v2/Chart.yaml"
 python3 - "$WORK/chart-v2/templates/crds.yaml" <<'PY'
@@ -298,7 +431,7 @@ s = s.replace("name: Endpoints", "name: Upgraded-Column", 1)
 open(p, "w").write(s)
 PY
 "$HELM" upgrade sluice "$WORK/chart-v2" -n sluice-system --set image.repository=sluice \
-  --set image.tag=test >"$WORK/helm-upgrade.out" 2>&1 || true
+  --set image.tag=test --set 'watchNamespaces={vpn,legacy}' >"$WORK/helm-upgrade.out" 2>&1 || true
 check "helm upgrade succeeds" grep -q 'STATUS: deployed' "$WORK/helm-upgrade.out"
 check "helm upgrade updated the CRD" bash -c \
   "kubectl get crd vpngateways.sluice.dev -o yaml | grep -q 'name: Upgraded-Column'"
@@ -312,12 +445,15 @@ check "uninstall: no ClusterRole or ClusterRoleBinding of the release left" bash
   "test -z \"\$(kubectl get clusterroles,clusterrolebindings -l app.kubernetes.io/instance=sluice -o name)\""
 check "uninstall: CRDs kept (helm.sh/resource-policy: keep), gateways with no finalizer" bash -c \
   "kubectl get crd vpngateways.sluice.dev >/dev/null && test -z \"\$(kubectl get vgw -A -o jsonpath='{.items[*].metadata.finalizers}')\""
-kubectl delete namespace vpn legacy --wait=false >/dev/null
+check "uninstall: the Roles in the watched namespaces go too" bash -c \
+  "test -z \"\$(kubectl get roles,rolebindings -n vpn -l app.kubernetes.io/instance=sluice -o name)\""
+kubectl delete namespace vpn legacy elsewhere --wait=false >/dev/null
 # No kubelet here: once a pod is being deleted, do what the kubelet would do when its
 # containers have exited (remove it for good).
 kubelet_stand_in() {
   kubectl delete pods --all -n vpn --grace-period=0 --force >/dev/null 2>&1 || true
-  ! kubectl get namespace vpn legacy 2>/dev/null | grep -q .
+  kubectl delete pods --all -n elsewhere --grace-period=0 --force >/dev/null 2>&1 || true
+  ! kubectl get namespace vpn legacy elsewhere 2>/dev/null | grep -q .
 }
 export -f kubelet_stand_in
 check "uninstall: the gateways' namespaces delete (nothing of Sluice's blocks them)" \

@@ -91,6 +91,48 @@ pub fn compile_gateway(
     }
 }
 
+/// Overwrites the secrets a configuration carries: passwords, NT hashes, the L2TP tunnel
+/// secret, the IPsec pre-shared key and private key.
+pub fn wipe(config: &mut GatewayConfig) {
+    use zeroize::Zeroize;
+    for u in &mut config.users {
+        u.password.zeroize();
+        u.nt_hash.zeroize();
+    }
+    if let Some(l) = config.l2tp.as_mut() {
+        l.tunnel_secret.zeroize();
+        if let Some(i) = l.ipsec.as_mut() {
+            i.pre_shared_key.zeroize();
+            i.private_key.zeroize();
+        }
+    }
+}
+
+/// A configuration wiped from memory when dropped (what the hub keeps).
+#[derive(Clone, PartialEq)]
+pub struct WipedConfig(pub GatewayConfig);
+
+impl std::ops::Deref for WipedConfig {
+    type Target = GatewayConfig;
+    fn deref(&self) -> &GatewayConfig {
+        &self.0
+    }
+}
+
+impl Drop for WipedConfig {
+    fn drop(&mut self) {
+        wipe(&mut self.0);
+    }
+}
+
+impl std::fmt::Debug for WipedConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("WipedConfig")
+            .field(&sluice_api::redacted(&self.0))
+            .finish()
+    }
+}
+
 /// Replaces each password by its NtPasswordHash when every method accepted by an enabled
 /// protocol is MS-CHAP (v1 or v2), which is all those methods need; PAP and CHAP-MD5 need
 /// the cleartext.
@@ -109,7 +151,7 @@ pub fn for_transport(mut config: GatewayConfig) -> GatewayConfig {
     if mschap_only {
         for u in &mut config.users {
             u.nt_hash = sluice_ppp::mschap::nt_password_hash(&u.password).to_vec();
-            u.password.clear();
+            zeroize::Zeroize::zeroize(&mut u.password);
         }
     }
     config
@@ -146,6 +188,17 @@ mod tests {
         let u = &for_transport(c).users[0];
         assert_ne!(u.password.is_empty(), u.nt_hash.is_empty());
         !u.nt_hash.is_empty()
+    }
+
+    #[test]
+    fn a_dropped_configuration_is_wiped() {
+        let mut c = for_transport(config((true, AuthMethod::Pap), None));
+        assert_eq!(c.users[0].password, b"secret");
+        wipe(&mut c);
+        assert!(c.users[0].password.is_empty());
+        let w = WipedConfig(config((true, AuthMethod::Pap), None));
+        assert_eq!(w.users.len(), 1);
+        assert!(!format!("{w:?}").contains("secret"));
     }
 
     #[test]

@@ -5,16 +5,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
 use sluice_api::{VpnGateway, VpnUser};
 use tracing::warn;
 
+use crate::ca_set::CaHandle;
 use crate::hub::{Hub, Key};
 use crate::metrics::Metrics;
-use crate::pki::Ca;
+use crate::secrets::{SecretCache, SecretMeta};
 use crate::workloads::DataplaneSettings;
 
 /// Fewest seconds between two connected/disconnected Events for one user.
@@ -27,6 +28,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("certificate: {0}")]
     Pki(#[from] crate::pki::PkiError),
+    #[error("agent TLS Secret of {0}: {1}")]
+    AgentTls(String, &'static str),
     #[error("object has no {0}")]
     Missing(&'static str),
 }
@@ -38,8 +41,9 @@ pub struct Stores {
     pub gateways: Store<VpnGateway>,
     /// All `VpnUser`s.
     pub users: Store<VpnUser>,
-    /// All Secrets (user passwords, agent TLS).
-    pub secrets: Store<Secret>,
+    /// Metadata (never data) of the Secrets in the watched namespaces; contents of
+    /// referenced ones are read one by one ([`crate::secrets::fetch`]).
+    pub secrets: Store<SecretMeta>,
     /// Data-plane pods.
     pub pods: Store<Pod>,
     /// Nodes (for endpoints).
@@ -124,10 +128,15 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Image and URL of the data plane.
     pub settings: DataplaneSettings,
-    /// The control channel's CA.
-    pub ca: Arc<Ca>,
+    /// The control channel's CAs.
+    pub ca: CaHandle,
     /// Reflector caches.
     pub stores: Stores,
+    /// Contents of the referenced Secrets.
+    pub secrets: Arc<SecretCache>,
+    /// Per gateway: [`crate::ca_set::CaSet::fingerprint`] of the CAs its agent Secret was
+    /// last written for (the rotation waits until every gateway's is current).
+    pub agent_tls: Mutex<HashMap<Key, String>>,
     /// Which of them have their first list.
     pub synced: Arc<Synced>,
     /// Publishes Events; one for the whole operator, so its cache aggregates repeated
@@ -147,6 +156,18 @@ pub struct Context {
 }
 
 impl Context {
+    /// Whether every gateway in the cache has an agent Secret written for the current CAs.
+    pub fn agents_current(&self) -> bool {
+        let want = self.ca.current().fingerprint();
+        let written = self.agent_tls.lock().unwrap_or_else(|p| p.into_inner());
+        self.stores
+            .gateways
+            .state()
+            .iter()
+            .filter(|g| g.metadata.deletion_timestamp.is_none())
+            .all(|g| written.get(&crate::hub::key_of(&**g)) == Some(&want))
+    }
+
     /// Publishes an Event about `obj`; failures are logged, never fatal.
     pub async fn event(
         &self,

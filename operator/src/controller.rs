@@ -9,17 +9,19 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use sluice_api::{VpnGateway, VpnUser};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::wrappers::{ReceiverStream, WatchStream};
 
 use crate::context::{Cache, Context, Stores, Synced};
 use crate::hub::Dirty;
 use crate::names::{DATAPLANE_NAME, GATEWAY_LABEL, NAME_LABEL};
+use crate::watch::{Scope, watch, watch_metadata};
 use crate::{gateway, user};
 
 /// Status writes caused by agent reports are batched per this interval.
@@ -78,8 +80,12 @@ pub struct Parts {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Data-plane image and operator URL.
     pub settings: crate::workloads::DataplaneSettings,
-    /// The control channel's CA.
-    pub ca: Arc<crate::pki::Ca>,
+    /// The control channel's CAs; every gateway is reconciled when they change.
+    pub ca: crate::ca_set::CaHandle,
+    /// Namespaces watched.
+    pub scope: Scope,
+    /// The CA rotation task (the leader's), run with the reconcilers' context.
+    pub rotation: Option<crate::rotation::Rotation>,
     /// Event reporter.
     pub reporter: kube::runtime::events::Reporter,
 }
@@ -102,7 +108,8 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
     // the deletion of a gateway or its namespace when the operator is gone).
     let (gone_tx, gone_rx) = mpsc::unbounded_channel();
     let synced = Arc::new(Synced::default());
-    let gw_stream = watcher(Api::<VpnGateway>::all(client.clone()), wc.clone())
+    let scope = parts.scope;
+    let gw_stream = watch::<VpnGateway>(&client, &scope, &wc)
         .default_backoff()
         .reflect(gw_writer)
         .inspect(listed(&synced, Cache::Gateways))
@@ -115,17 +122,26 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
             let _ = gone_tx.send(gone);
         })
         .applied_objects();
-    let user_stream = watcher(Api::<VpnUser>::all(client.clone()), wc.clone())
+    let user_stream = watch::<VpnUser>(&client, &scope, &wc)
         .default_backoff()
         .reflect(user_writer)
         .inspect(listed(&synced, Cache::Users))
         .touched_objects();
-    let secret_stream = watcher(Api::<Secret>::all(client.clone()), wc.clone())
+    // Metadata only: Secret data is read by single GETs of referenced Secrets; a deleted
+    // Secret leaves the content cache at once.
+    let secret_cache = Arc::new(crate::secrets::SecretCache::default());
+    let evict = secret_cache.clone();
+    let secret_stream = watch_metadata::<Secret>(&client, &scope, &wc)
         .default_backoff()
+        .inspect(move |ev| {
+            if let Ok(watcher::Event::Delete(s)) = ev {
+                evict.remove(&(s.namespace().unwrap_or_default(), s.name_any()));
+            }
+        })
         .reflect(secret_writer)
         .inspect(listed(&synced, Cache::Secrets))
         .touched_objects();
-    let pod_stream = watcher(Api::<Pod>::all(client.clone()), dataplane.clone())
+    let pod_stream = watch::<Pod>(&client, &scope, &dataplane)
         .default_backoff()
         .reflect(pod_writer)
         .inspect(listed(&synced, Cache::Pods))
@@ -136,7 +152,7 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
         .inspect(listed(&synced, Cache::Nodes))
         .touched_objects();
     tokio::spawn(node_stream.for_each(|_| async {}));
-    let deployment_stream = watcher(Api::<Deployment>::all(client.clone()), dataplane.clone())
+    let deployment_stream = watch::<Deployment>(&client, &scope, &dataplane)
         .default_backoff()
         .reflect(deployment_writer)
         .inspect(listed(&synced, Cache::Deployments))
@@ -151,7 +167,9 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
         hub: parts.hub,
         metrics: parts.metrics,
         settings: parts.settings,
-        ca: parts.ca,
+        ca: parts.ca.clone(),
+        secrets: secret_cache,
+        agent_tls: Default::default(),
         stores: Stores {
             gateways: gateways.clone(),
             users: users.clone(),
@@ -177,7 +195,7 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
             u.namespace()
                 .map(|ns| ObjectRef::new(&u.spec.gateway_ref.name).within(&ns))
         })
-        .watches_stream(secret_stream, move |s: Secret| {
+        .watches_stream(secret_stream, move |s: PartialObjectMeta<Secret>| {
             let ns = s.namespace().unwrap_or_default();
             let name = s.name_any();
             let mut refs: Vec<ObjectRef<VpnGateway>> = users_for_secrets
@@ -208,6 +226,8 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
             Some(ObjectRef::new(gw).within(&ns))
         })
         .reconcile_on(ReceiverStream::new(gw_rx))
+        // New CAs: every agent Secret gets the new bundle (or certificate).
+        .reconcile_all_on(WatchStream::from_changes(parts.ca.subscribe()).map(|_| ()))
         .graceful_shutdown_on(shutdown.clone())
         .run(
             |gw, ctx: Arc<Context>| async move {
@@ -221,7 +241,12 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
         )
         .for_each(|_| async {});
 
-    let user_controller = Controller::new(Api::<VpnUser>::all(client), wc)
+    let (users_own, users_own_writer) = reflector::store();
+    let users_own_stream = watch::<VpnUser>(&client, &scope, &wc)
+        .default_backoff()
+        .reflect(users_own_writer)
+        .applied_objects();
+    let user_controller = Controller::for_stream(users_own_stream, users_own)
         .reconcile_on(ReceiverStream::new(user_rx))
         .graceful_shutdown_on(shutdown.clone())
         .run(
@@ -236,6 +261,9 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
         )
         .for_each(|_| async {});
 
+    if let Some(r) = parts.rotation {
+        tokio::spawn(r.run(ctx.clone(), shutdown.clone()));
+    }
     let forget = forget_deleted(gone_rx, ctx);
     tokio::select! {
         _ = async { tokio::join!(gw_controller, user_controller) } => {}

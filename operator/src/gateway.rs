@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -21,6 +21,7 @@ use crate::config::compile_gateway;
 use crate::context::{Context, Error};
 use crate::hub::key_of;
 use crate::names::{FIELD_MANAGER, GATEWAY_LABEL, GatewayNames};
+use crate::secrets::{self, SecretKey, SecretList};
 use crate::status::{endpoints, gateway_status};
 use crate::workloads::{self, names_of};
 
@@ -121,29 +122,58 @@ pub fn forget(ctx: &Context, key: &str) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(key);
+    ctx.agent_tls
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(key);
+    ctx.secrets.forget(key);
 }
 
-/// The users of `gw` (same namespace, `gatewayRef.name`), and the Secrets of its namespace.
-pub fn inputs(ctx: &Context, gw: &VpnGateway) -> (Vec<VpnUser>, Vec<Secret>) {
-    let ns = gw.namespace();
+/// Secrets read at once by one reconcile.
+const PARALLEL_SECRET_READS: usize = 16;
+
+/// The users of `gw` (same namespace, `gatewayRef.name`), and the Secrets they and the
+/// gateway reference (read one by one, never listed; missing ones are left out and
+/// `compile` says so).
+pub async fn inputs(ctx: &Context, gw: &VpnGateway) -> Result<(Vec<VpnUser>, SecretList), Error> {
+    use futures::{StreamExt, TryStreamExt};
+    let ns = gw.namespace().unwrap_or_default();
     let name = gw.name_any();
-    let users = ctx
+    let users: Vec<VpnUser> = ctx
         .stores
         .users
         .state()
         .into_iter()
-        .filter(|u| u.namespace() == ns && u.spec.gateway_ref.name == name)
+        .filter(|u| {
+            u.namespace().as_deref() == Some(ns.as_str()) && u.spec.gateway_ref.name == name
+        })
         .map(|u| (*u).clone())
         .collect();
-    let secrets = ctx
-        .stores
-        .secrets
-        .state()
-        .into_iter()
-        .filter(|s| s.namespace() == ns)
-        .map(|s| (*s).clone())
+    let mut refs: std::collections::BTreeSet<SecretKey> = users
+        .iter()
+        .map(|u| (ns.clone(), u.spec.password_secret_ref.name.clone()))
+        .chain(
+            gw.spec
+                .secret_names()
+                .into_iter()
+                .map(|n| (ns.clone(), n.to_owned())),
+        )
         .collect();
-    (users, secrets)
+    let wanted: Vec<SecretKey> = refs.iter().cloned().collect();
+    let read: Vec<_> = futures::stream::iter(wanted)
+        .map(|(ns, n)| async move { secrets::fetch(ctx, &ns, &n).await })
+        .buffer_unordered(PARALLEL_SECRET_READS)
+        .try_collect()
+        .await?;
+    let mut list = SecretList::default();
+    list.0 = read
+        .into_iter()
+        .flatten()
+        .map(|h| h.get().clone())
+        .collect();
+    refs.insert((ns, names_of(gw).tls_secret));
+    ctx.secrets.set_refs(&key_of(gw), refs);
+    Ok((users, list))
 }
 
 async fn apply_gateway(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -152,8 +182,10 @@ async fn apply_gateway(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action,
     let now_time = Time(jiff::Timestamp::now());
 
     // Compile and publish (agents pick it up at once).
-    let (users, secrets) = inputs(&ctx, &gw);
-    let compile_error = match compile_gateway(&gw, &users, &secrets) {
+    let (users, secrets) = inputs(&ctx, &gw).await?;
+    let compiled = compile_gateway(&gw, &users, &secrets.0);
+    drop(secrets);
+    let compile_error = match compiled {
         Ok(compiled) => {
             let version = compiled.config.version.clone();
             let included = compiled
@@ -321,31 +353,51 @@ async fn autoscale(
 /// Field manager of the built-in autoscaler's writes to `spec.replicas`.
 pub const AUTOSCALER_FIELD_MANAGER: &str = "sluice-autoscaler";
 
+/// The agents' TLS Secret: a client certificate from the signing CA and, as `ca.crt`, every
+/// trusted CA (two during a rotation). Rewritten when the certificate is due or the set
+/// of CAs changed; records which CAs it was written for.
 async fn ensure_agent_tls(
     gw: &VpnGateway,
     names: &GatewayNames,
     ctx: &Context,
 ) -> Result<(), Error> {
-    let existing = ctx
-        .stores
-        .secrets
-        .get(&ObjectRef::new(&names.tls_secret).within(&names.namespace));
+    let set = ctx.ca.current();
+    let fingerprint = set.fingerprint();
+    let bundle = set.bundle();
+    let existing = secrets::fetch(ctx, &names.namespace, &names.tls_secret).await?;
     let now = time::OffsetDateTime::now_utc();
-    let current = existing
-        .as_ref()
-        .and_then(|s| s.data.as_ref()?.get("tls.crt").cloned())
-        .and_then(|b| String::from_utf8(b.0).ok())
-        .is_some_and(|pem| ctx.ca.agent_cert_current(&pem, &names.key(), now));
-    if !current {
-        info!(gateway = %names.key(), secret = %names.tls_secret, "issuing the agents' client certificate");
-        let issued = ctx.ca.issue_agent(&names.key(), now)?;
-        apply(
+    let text = |k: &str| {
+        existing
+            .as_ref()
+            .and_then(|s| s.value(k))
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .map(str::to_owned)
+    };
+    let cert = text("tls.crt").filter(|pem| set.signing.agent_cert_current(pem, &names.key(), now));
+    let bundle_current = text("ca.crt").as_deref() == Some(bundle.as_str());
+    if cert.is_none() || !bundle_current {
+        let issued = match (cert, text("tls.key")) {
+            (Some(cert_pem), Some(key_pem)) => crate::pki::Issued { cert_pem, key_pem },
+            _ => {
+                info!(gateway = %names.key(), secret = %names.tls_secret, "issuing the agents' client certificate");
+                set.signing.issue_agent(&names.key(), now)?
+            }
+        };
+        if !bundle_current {
+            info!(gateway = %names.key(), secret = %names.tls_secret, cas = %fingerprint, "writing the trusted CAs to the agents' Secret");
+        }
+        let written = apply(
             ctx,
             &names.namespace,
-            &workloads::agent_tls_secret(gw, names, &issued, &ctx.ca.pem().cert_pem),
+            &workloads::agent_tls_secret(gw, names, &issued, &bundle),
         )
         .await?;
+        ctx.secrets.insert(written);
     }
+    ctx.agent_tls
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(names.key(), fingerprint);
     Ok(())
 }
 

@@ -161,7 +161,7 @@ impl Control for ControlService {
                 if let Some(c) = pending.take() {
                     debug!(%gateway, %pod, version = %c.version, "sending configuration");
                     let msg = OperatorMessage {
-                        body: Some(OperatorBody::Config((*c).clone())),
+                        body: Some(OperatorBody::Config((**c).clone())),
                     };
                     if tx.send(Ok(msg)).await.is_err() {
                         break;

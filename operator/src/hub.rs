@@ -12,6 +12,8 @@ use sluice_api::{AuthFailure, GatewayConfig, SessionCounts, UserSession};
 use sluice_proto::v1::{self as pb, SessionEventKind};
 use tokio::sync::{mpsc, watch};
 
+use crate::config::WipedConfig;
+
 /// `namespace/name` of a gateway or user.
 pub type Key = String;
 
@@ -75,7 +77,7 @@ impl Agent {
 }
 
 struct Entry {
-    config: watch::Sender<Option<Arc<GatewayConfig>>>,
+    config: watch::Sender<Option<Arc<WipedConfig>>>,
     published_at: Option<Instant>,
     rejected_users: BTreeMap<Key, String>,
     included_users: BTreeSet<Key>,
@@ -211,6 +213,7 @@ impl Hub {
         rejected_users: BTreeMap<Key, String>,
         included: BTreeSet<Key>,
     ) -> bool {
+        let config = WipedConfig(config);
         let mut map = self.lock();
         let e = map.entry(gateway.to_owned()).or_insert_with(Entry::new);
         let old_rejected = std::mem::replace(&mut e.rejected_users, rejected_users);
@@ -268,7 +271,7 @@ impl Hub {
     }
 
     /// The configuration channel of a gateway (created empty if unknown).
-    pub fn subscribe(&self, gateway: &str) -> watch::Receiver<Option<Arc<GatewayConfig>>> {
+    pub fn subscribe(&self, gateway: &str) -> watch::Receiver<Option<Arc<WipedConfig>>> {
         self.lock()
             .entry(gateway.to_owned())
             .or_insert_with(Entry::new)

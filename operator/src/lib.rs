@@ -7,6 +7,7 @@
 //! → server-side apply of [`workloads`] → [`status`].
 
 pub mod autoscaler;
+pub mod ca_set;
 pub mod conditions;
 pub mod config;
 pub mod context;
@@ -21,8 +22,12 @@ pub mod metrics;
 pub mod names;
 pub mod owner;
 pub mod pki;
+pub mod rotation;
+pub mod secrets;
 pub mod serve;
 pub mod standalone;
 pub mod status;
+pub mod tls;
 pub mod user;
+pub mod watch;
 pub mod workloads;

@@ -9,19 +9,18 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand};
 use futures::FutureExt;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::events::Reporter;
+use sluice_operator::ca_set::Policy;
 use sluice_operator::controller::{self, Parts};
 use sluice_operator::hub::Hub;
 use sluice_operator::metrics::Metrics;
-use sluice_operator::pki::{Ca, Issued, service_dns_names};
+use sluice_operator::pki::{Ca, service_dns_names};
+use sluice_operator::rotation::{self, Rotation, parse_duration};
+use sluice_operator::watch::Scope;
 use sluice_operator::workloads::DataplaneSettings;
 use sluice_operator::{http, leader, serve, standalone};
 use sluice_telemetry::LogFormat;
@@ -112,8 +111,23 @@ struct RunArgs {
     #[arg(long, default_value = "sluice-leader")]
     lease_name: String,
     /// Secret (in --namespace) holding the control channel's CA; created when absent.
+    /// Annotate it `sluice.dev/rotate=now` to rotate the CA at once.
     #[arg(long, default_value = "sluice-ca")]
     ca_secret: String,
+    /// Lifetime of a new control-channel CA (s, m, h or d).
+    #[arg(long, default_value = "365d", value_parser = parse_duration)]
+    ca_lifetime: time::Duration,
+    /// A CA rotation starts this long before the CA ends (at most half its lifetime).
+    #[arg(long, default_value = "60d", value_parser = parse_duration)]
+    ca_rotate_before: time::Duration,
+    /// Least time between two rotation steps, for the kubelet to update the agents'
+    /// mounted Secrets.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    ca_propagation: time::Duration,
+    /// Namespaces (comma-separated) whose gateways, users, Secrets and data-plane
+    /// workloads the operator watches; empty: every namespace.
+    #[arg(long, env = "SLUICE_WATCH_NAMESPACES", default_value = "")]
+    watch_namespaces: String,
     /// Data-plane container image.
     #[arg(long)]
     dataplane_image: String,
@@ -286,55 +300,6 @@ async fn serve_manifests(
     }
 }
 
-/// Loads the CA from its Secret, or creates it (a racing replica's Secret wins).
-async fn ensure_ca(client: kube::Client, ns: &str, name: &str) -> Result<Ca, String> {
-    let api: Api<Secret> = Api::namespaced(client, ns);
-    for _ in 0..3 {
-        if let Some(s) = api.get_opt(name).await.map_err(|e| e.to_string())? {
-            let field = |k: &str| {
-                s.data
-                    .as_ref()
-                    .and_then(|d| d.get(k))
-                    .and_then(|b| String::from_utf8(b.0.clone()).ok())
-                    .ok_or_else(|| format!("Secret {ns}/{name} has no {k}"))
-            };
-            return Ca::from_pem(&field("ca.crt")?, &field("ca.key")?)
-                .map_err(|e| format!("Secret {ns}/{name}: {e}"));
-        }
-        let ca = Ca::generate(time::OffsetDateTime::now_utc()).map_err(|e| e.to_string())?;
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(name.to_owned()),
-                namespace: Some(ns.to_owned()),
-                ..ObjectMeta::default()
-            },
-            data: Some(
-                [
-                    (
-                        "ca.crt".to_owned(),
-                        ByteString(ca.pem().cert_pem.clone().into_bytes()),
-                    ),
-                    (
-                        "ca.key".to_owned(),
-                        ByteString(ca.pem().key_pem.clone().into_bytes()),
-                    ),
-                ]
-                .into(),
-            ),
-            ..Secret::default()
-        };
-        match api.create(&PostParams::default(), &secret).await {
-            Ok(_) => {
-                info!(secret = %format!("{ns}/{name}"), "created the control channel CA");
-                return Ok(ca);
-            }
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    Err(format!("could not load or create Secret {ns}/{name}"))
-}
-
 async fn run(args: RunArgs) -> Result<(), String> {
     let client = kube::Client::try_default()
         .await
@@ -373,7 +338,14 @@ async fn run(args: RunArgs) -> Result<(), String> {
     metrics.leader.set(1);
     leader::label_pod(client.clone(), &args.namespace, &args.pod_name, true).await;
 
-    let ca = Arc::new(ensure_ca(client.clone(), &args.namespace, &args.ca_secret).await?);
+    let policy = Policy {
+        lifetime: args.ca_lifetime,
+        rotate_before: args.ca_rotate_before,
+        propagation: args.ca_propagation,
+    };
+    let cas = rotation::load_or_create(client.clone(), &args.namespace, &args.ca_secret, &policy)
+        .await
+        .map_err(|e| e.to_string())?;
     if !args.owner_deployment.is_empty() {
         sluice_operator::owner::adopt(
             client.clone(),
@@ -384,12 +356,17 @@ async fn run(args: RunArgs) -> Result<(), String> {
         )
         .await;
     }
-    let server: Issued = ca
-        .issue_server(
-            &service_dns_names(&args.grpc_service, &args.namespace),
-            time::OffsetDateTime::now_utc(),
-        )
-        .map_err(|e| e.to_string())?;
+    let started = Rotation::start(
+        client.clone(),
+        &args.namespace,
+        &args.ca_secret,
+        policy,
+        service_dns_names(&args.grpc_service, &args.namespace),
+        cas,
+    )
+    .map_err(|e| e.to_string())?;
+    let scope = Scope::parse(&args.watch_namespaces);
+    info!(?scope, "watching");
 
     // Ends on SIGTERM or when leadership is lost; every task below stops on it.
     let stop = {
@@ -404,10 +381,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .shared()
     };
     let grpc = {
-        let (hub, metrics, ca_pem, stop) = (
+        let (hub, metrics, tls, stop) = (
             hub.clone(),
             metrics.clone(),
-            ca.pem().cert_pem.clone(),
+            started.tls.clone(),
             stop.clone(),
         );
         let leading = leading.clone();
@@ -417,7 +394,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             .map_err(|e| format!("listening on {addr}: {e}"))?;
         tokio::spawn(async move {
             if let Err(e) =
-                serve::serve_tls(listener, &server, &ca_pem, hub, leading, metrics, stop).await
+                serve::serve_tls_dynamic(listener, tls, hub, leading, metrics, stop).await
             {
                 error!(error = %e, "gRPC server failed");
             }
@@ -439,7 +416,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
             dirty,
             metrics,
             settings,
-            ca,
+            ca: started.ca,
+            scope,
+            rotation: Some(started.rotation),
             reporter: Reporter {
                 controller: "sluice-operator".into(),
                 instance: Some(args.pod_name.clone()),

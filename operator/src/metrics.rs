@@ -68,6 +68,12 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Publish-to-ACK delay of configuration changes.
     pub ack_latency: Histogram,
+    /// GETs of single referenced Secrets (contents are never listed or watched).
+    pub secret_reads: Counter,
+    /// CA rotation steps taken (introduce, switch, drop).
+    pub ca_rotations: Counter,
+    /// Seconds until the signing CA of the control channel expires.
+    pub ca_expiry_seconds: Gauge,
 }
 
 impl Metrics {
@@ -87,8 +93,26 @@ impl Metrics {
             ack_latency: Histogram::new([
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
+            secret_reads: Counter::default(),
+            ca_rotations: Counter::default(),
+            ca_expiry_seconds: Gauge::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "secret_reads",
+            "GETs of single Secrets a VpnGateway or VpnUser references",
+            m.secret_reads.clone(),
+        );
+        registry.register(
+            "ca_rotation_steps",
+            "Control-channel CA rotation steps taken (introduce, switch, drop)",
+            m.ca_rotations.clone(),
+        );
+        registry.register(
+            "ca_expiry_seconds",
+            "Seconds until the control channel's signing CA expires",
+            m.ca_expiry_seconds.clone(),
+        );
         registry.register(
             "agents_connected",
             "Open data-plane agent streams",

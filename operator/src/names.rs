@@ -18,6 +18,13 @@ pub const SESSIONS_FIELD_MANAGER: &str = "sluice-operator-sessions";
 pub const LEADER_LABEL: &str = "sluice.dev/leader";
 /// Port of the data plane's HTTP endpoint (`/metrics`, `/readyz`, `/healthz`).
 pub const DATAPLANE_HTTP_PORT: i32 = 9810;
+/// Port of the data plane's admin endpoint (`/sessions`, `/drain`): loopback only, and
+/// each request needs the bearer token the daemon writes to [`ADMIN_TOKEN_FILE`].
+pub const DATAPLANE_ADMIN_PORT: i32 = 9811;
+/// Writable directory of the data-plane container (an emptyDir: the root is read-only).
+pub const RUN_DIR: &str = "/run/sluice";
+/// The admin token the daemon writes at start (mode 0600) and `drain` reads.
+pub const ADMIN_TOKEN_FILE: &str = "/run/sluice/admin-token";
 /// Where the agent's TLS Secret is mounted in data-plane pods.
 pub const AGENT_TLS_DIR: &str = "/etc/sluice/tls";
 

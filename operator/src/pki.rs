@@ -12,11 +12,13 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 /// Prefix of the URI SAN naming a gateway: `spiffe://sluice.dev/ns/<namespace>/vpngateway/<name>`.
 const IDENTITY_PREFIX: &str = "spiffe://sluice.dev/ns/";
-/// Lifetime of the CA.
-const CA_LIFETIME: Duration = Duration::days(3650);
-/// Lifetime of server and agent certificates.
+/// Default lifetime of a CA (`--ca-lifetime`); it is rotated before it ends
+/// ([`crate::ca_set`]).
+pub const DEFAULT_CA_LIFETIME: Duration = Duration::days(365);
+/// Longest lifetime of server and agent certificates; never past their CA's end.
 const LEAF_LIFETIME: Duration = Duration::days(365);
-/// An agent certificate is re-issued when it expires within this long.
+/// A certificate is re-issued when it expires within this long, or within a third of its
+/// validity when that is shorter (a short-lived CA issues short-lived certificates).
 pub const RENEW_BEFORE: Duration = Duration::days(30);
 /// Tolerated clock skew between the operator and the nodes.
 const BACKDATE: Duration = Duration::hours(1);
@@ -39,6 +41,12 @@ pub struct Issued {
     pub key_pem: String,
 }
 
+impl Drop for Issued {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key_pem);
+    }
+}
+
 impl std::fmt::Debug for Issued {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Issued")
@@ -52,6 +60,8 @@ impl std::fmt::Debug for Issued {
 pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
     pem: Issued,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
 }
 
 impl std::fmt::Debug for Ca {
@@ -65,9 +75,38 @@ fn validity(params: &mut CertificateParams, now: OffsetDateTime, lifetime: Durat
     params.not_after = now + lifetime;
 }
 
+/// `(not_before, not_after)` of a PEM certificate.
+pub fn cert_validity(cert_pem: &str) -> Option<(OffsetDateTime, OffsetDateTime)> {
+    let der = pem_der(cert_pem)?;
+    let (_, cert) = X509Certificate::from_der(&der).ok()?;
+    let v = cert.validity();
+    Some((v.not_before.to_datetime(), v.not_after.to_datetime()))
+}
+
+/// The lifetime a certificate valid `not_before..not_after` was issued for (without the
+/// back-dating for clock skew).
+pub fn lifetime(not_before: OffsetDateTime, not_after: OffsetDateTime) -> Duration {
+    (not_after - not_before - BACKDATE).max(Duration::ZERO)
+}
+
+/// Whether a certificate valid `not_before..not_after` should be renewed at `now`.
+pub fn renewal_due(
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    now: OffsetDateTime,
+) -> bool {
+    let margin = RENEW_BEFORE.min(lifetime(not_before, not_after) / 3);
+    not_after - now <= margin
+}
+
 impl Ca {
-    /// A new self-signed CA (ECDSA P-256).
+    /// A new self-signed CA (ECDSA P-256) valid for [`DEFAULT_CA_LIFETIME`].
     pub fn generate(now: OffsetDateTime) -> Result<Ca, PkiError> {
+        Self::generate_for(now, DEFAULT_CA_LIFETIME)
+    }
+
+    /// A new self-signed CA (ECDSA P-256) valid for `lifetime`.
+    pub fn generate_for(now: OffsetDateTime, lifetime: Duration) -> Result<Ca, PkiError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         let mut dn = DistinguishedName::new();
@@ -76,8 +115,11 @@ impl Ca {
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        validity(&mut params, now, CA_LIFETIME);
+        validity(&mut params, now, lifetime);
         let cert = params.self_signed(&key)?;
+        // As encoded (whole seconds).
+        let (not_before, not_after) = cert_validity(&cert.pem())
+            .ok_or_else(|| PkiError::Invalid("CA certificate: unreadable validity".into()))?;
         let pem = Issued {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -85,6 +127,8 @@ impl Ca {
         Ok(Ca {
             issuer: Issuer::new(params, key),
             pem,
+            not_before,
+            not_after,
         })
     }
 
@@ -94,18 +138,43 @@ impl Ca {
             KeyPair::from_pem(key_pem).map_err(|e| PkiError::Invalid(format!("CA key: {e}")))?;
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key)
             .map_err(|e| PkiError::Invalid(format!("CA certificate: {e}")))?;
+        let (not_before, not_after) = cert_validity(cert_pem)
+            .ok_or_else(|| PkiError::Invalid("CA certificate: unreadable validity".into()))?;
         Ok(Ca {
             issuer,
             pem: Issued {
                 cert_pem: cert_pem.to_owned(),
                 key_pem: key_pem.to_owned(),
             },
+            not_before,
+            not_after,
         })
+    }
+
+    /// A copy (through its PEM).
+    pub fn clone_ca(&self) -> Result<Ca, PkiError> {
+        Ca::from_pem(&self.pem.cert_pem, &self.pem.key_pem)
     }
 
     /// The CA certificate and key.
     pub fn pem(&self) -> &Issued {
         &self.pem
+    }
+
+    /// When the CA certificate became valid.
+    pub fn not_before(&self) -> OffsetDateTime {
+        self.not_before
+    }
+
+    /// When the CA certificate ends.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
+    }
+
+    /// Leaf validity: [`LEAF_LIFETIME`], but never past this CA's end.
+    fn leaf_validity(&self, params: &mut CertificateParams, now: OffsetDateTime) {
+        validity(params, now, LEAF_LIFETIME);
+        params.not_after = params.not_after.min(self.not_after);
     }
 
     /// A server certificate for the gRPC endpoint, valid for `dns_names`.
@@ -121,7 +190,7 @@ impl Ca {
         );
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        validity(&mut params, now, LEAF_LIFETIME);
+        self.leaf_validity(&mut params, now);
         self.sign(params)
     }
 
@@ -139,7 +208,7 @@ impl Ca {
         )];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        validity(&mut params, now, LEAF_LIFETIME);
+        self.leaf_validity(&mut params, now);
         self.sign(params)
     }
 
@@ -153,7 +222,7 @@ impl Ca {
     }
 
     /// Whether `cert_pem` is an agent certificate for `gateway_key`, signed by this CA and
-    /// valid for at least [`RENEW_BEFORE`] from `now` (otherwise it is re-issued).
+    /// not due for renewal ([`renewal_due`]) at `now` (otherwise it is re-issued).
     pub fn agent_cert_current(
         &self,
         cert_pem: &str,
@@ -172,10 +241,24 @@ impl Ca {
         ) else {
             return false;
         };
-        let not_after = cert.validity().not_after.to_datetime();
+        let v = cert.validity();
         cert.verify_signature(Some(ca.public_key())).is_ok()
-            && not_after - now > RENEW_BEFORE
+            && !renewal_due(v.not_before.to_datetime(), v.not_after.to_datetime(), now)
             && identity(&cert).as_deref() == Some(gateway_key)
+    }
+
+    /// Whether this CA signed `cert_pem`.
+    pub fn signed(&self, cert_pem: &str) -> bool {
+        let (Some(der), Some(ca_der)) = (pem_der(cert_pem), pem_der(&self.pem.cert_pem)) else {
+            return false;
+        };
+        match (
+            X509Certificate::from_der(&der),
+            X509Certificate::from_der(&ca_der),
+        ) {
+            (Ok((_, cert)), Ok((_, ca))) => cert.verify_signature(Some(ca.public_key())).is_ok(),
+            _ => false,
+        }
     }
 }
 
@@ -246,6 +329,30 @@ mod tests {
         let agent2 = again.issue_agent("vpn/office", now).unwrap();
         assert!(ca.agent_cert_current(&agent2.cert_pem, "vpn/office", now));
         assert!(!format!("{ca:?}").contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn a_short_lived_ca_issues_leaves_that_end_with_it() {
+        let now = OffsetDateTime::now_utc();
+        let ca = Ca::generate_for(now, Duration::minutes(10)).unwrap();
+        assert_eq!(
+            ca.not_after() - ca.not_before(),
+            Duration::minutes(10) + BACKDATE
+        );
+        let agent = ca.issue_agent("vpn/office", now).unwrap();
+        let (_, end) = cert_validity(&agent.cert_pem).unwrap();
+        assert_eq!(end, ca.not_after());
+        // Renewal is relative to the validity: current now, due near the end, never
+        // due right after issuance.
+        assert!(ca.agent_cert_current(&agent.cert_pem, "vpn/office", now));
+        assert!(!ca.agent_cert_current(&agent.cert_pem, "vpn/office", now + Duration::minutes(8)));
+        let server = ca.issue_server(&["x".into()], now).unwrap();
+        assert_eq!(cert_validity(&server.cert_pem).unwrap().1, ca.not_after());
+        assert!(ca.signed(&server.cert_pem));
+        assert!(!Ca::generate(now).unwrap().signed(&server.cert_pem));
+        // The default CA lives a year, not ten.
+        let long = Ca::generate(now).unwrap();
+        assert!(long.not_after() - now <= DEFAULT_CA_LIFETIME);
     }
 
     #[test]

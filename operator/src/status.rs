@@ -213,7 +213,7 @@ pub fn gateway_status(
             Some(view.sessions.clone())
         },
         config_version: view.version.clone(),
-        firewall: gw.spec.firewall_rules(),
+        firewall: firewall(gw),
         conditions: merge(
             existing,
             vec![ready_cond, progressing, degraded],
@@ -221,6 +221,20 @@ pub fn gateway_status(
             now,
         ),
     }
+}
+
+/// The flows of the enabled protocols, then the data plane's metrics port: open only to the
+/// Prometheus scraper (its admin port is loopback-only and needs no rule).
+pub fn firewall(gw: &VpnGateway) -> Vec<sluice_api::FirewallRule> {
+    let mut rules = gw.spec.firewall_rules();
+    rules.push(sluice_api::FirewallRule {
+        protocol: "tcp".into(),
+        port: u16::try_from(crate::names::DATAPLANE_HTTP_PORT).ok(),
+        purpose: "data-plane metrics and health (/metrics, /healthz, /readyz): allow only from \
+                  the Prometheus scraper and the node itself, never from clients or the internet"
+            .into(),
+    });
+    rules
 }
 
 /// Why a user is not served, as the user reconciler sees it.

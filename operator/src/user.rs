@@ -19,26 +19,22 @@ use crate::metrics::Metrics;
 use crate::names::{FIELD_MANAGER, SESSIONS_FIELD_MANAGER};
 use crate::status::{UserProblem, user_conditions, user_sessions};
 
-/// Why the password Secret of `user` cannot be used, if it cannot.
-fn secret_problem(ctx: &Context, user: &VpnUser, ns: &str) -> Option<String> {
+/// Why the password Secret of `user` cannot be used, if it cannot (one GET at most: the
+/// gateway's reconcile has usually read it already).
+async fn secret_problem(ctx: &Context, user: &VpnUser, ns: &str) -> Result<Option<String>, Error> {
     let r = &user.spec.password_secret_ref;
-    let Some(secret) = ctx.stores.secrets.get(&ObjectRef::new(&r.name).within(ns)) else {
-        return Some(format!(
+    let Some(secret) = crate::secrets::fetch(ctx, ns, &r.name).await? else {
+        return Ok(Some(format!(
             "Secret {ns}/{} (spec.passwordSecretRef.name) does not exist",
             r.name
-        ));
+        )));
     };
-    let has_key = secret.data.as_ref().is_some_and(|d| d.contains_key(&r.key))
-        || secret
-            .string_data
-            .as_ref()
-            .is_some_and(|d| d.contains_key(&r.key));
-    (!has_key).then(|| {
+    Ok(secret.value(&r.key).is_none().then(|| {
         format!(
             "Secret {ns}/{} has no key {:?} (spec.passwordSecretRef.key)",
             r.name, r.key
         )
-    })
+    }))
 }
 
 async fn patch(
@@ -105,7 +101,7 @@ async fn reconcile_user(user: &VpnUser, ctx: &Context) -> Result<Action, Error> 
         Some(UserProblem::GatewayMissing(format!(
             "VpnGateway {ns}/{gw_name} (spec.gatewayRef.name) does not exist"
         )))
-    } else if let Some(m) = secret_problem(ctx, user, &ns) {
+    } else if let Some(m) = secret_problem(ctx, user, &ns).await? {
         Some(UserProblem::SecretMissing(m))
     } else if !compiled {
         // The gateway's first reconcile since start-up has not compiled it yet; its

@@ -10,11 +10,11 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction,
-    HTTPGetAction, HostPathVolumeSource, Lifecycle, LifecycleHandler, ObjectFieldSelector,
-    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Service, ServiceAccount,
-    ServicePort, ServiceSpec, Volume, VolumeMount,
+    Affinity, Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    ExecAction, HTTPGetAction, HostPathVolumeSource, Lifecycle, LifecycleHandler,
+    ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Service,
+    ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -23,7 +23,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use sluice_api::{VpnGateway, VpnGatewaySpec};
 
-use crate::names::{AGENT_TLS_DIR, DATAPLANE_HTTP_PORT, DATAPLANE_NAME, GatewayNames, NAME_LABEL};
+use crate::names::{
+    ADMIN_TOKEN_FILE, AGENT_TLS_DIR, DATAPLANE_ADMIN_PORT, DATAPLANE_HTTP_PORT, DATAPLANE_NAME,
+    GatewayNames, NAME_LABEL, RUN_DIR,
+};
 use crate::pki::Issued;
 
 /// What the operator knows that the gateway spec does not say.
@@ -122,6 +125,8 @@ pub const DRAIN_GRACE_SECONDS: i64 = 30;
 ///   to the apiserver: its config arrives over the mTLS control channel);
 /// * readiness = "has applied a configuration and is not draining" (`/readyz`), liveness
 ///   `/healthz`;
+/// * `/metrics` and the probes on [`DATAPLANE_HTTP_PORT`]; `/sessions` and `/drain` on the
+///   loopback-only admin port with a bearer token in an emptyDir at [`RUN_DIR`];
 /// * a pod being removed drains first: its preStop hook runs `sluice-dataplane drain --wait`
 ///   (no new sessions, exit once none is left, the rest closed at `spec.drainTimeout`), and
 ///   `terminationGracePeriodSeconds` leaves it that long plus [`DRAIN_GRACE_SECONDS`].
@@ -133,7 +138,9 @@ pub fn deployment(gw: &VpnGateway, names: &GatewayNames, s: &DataplaneSettings) 
         format!("--operator={}", s.operator_url),
         format!("--gateway={}", names.key()),
         format!("--tls-dir={AGENT_TLS_DIR}"),
-        format!("--http=0.0.0.0:{DATAPLANE_HTTP_PORT}"),
+        format!("--metrics-listen=0.0.0.0:{DATAPLANE_HTTP_PORT}"),
+        format!("--admin-listen=127.0.0.1:{DATAPLANE_ADMIN_PORT}"),
+        format!("--admin-token-file={ADMIN_TOKEN_FILE}"),
     ];
     let container = Container {
         name: "dataplane".into(),
@@ -162,7 +169,8 @@ pub fn deployment(gw: &VpnGateway, names: &GatewayNames, s: &DataplaneSettings) 
                     command: Some(vec![
                         "/usr/local/bin/sluice-dataplane".into(),
                         "drain".into(),
-                        format!("--endpoint=127.0.0.1:{DATAPLANE_HTTP_PORT}"),
+                        format!("--endpoint=127.0.0.1:{DATAPLANE_ADMIN_PORT}"),
+                        format!("--token-file={ADMIN_TOKEN_FILE}"),
                         format!("--timeout={drain_timeout}"),
                         "--wait".into(),
                     ]),
@@ -198,6 +206,11 @@ pub fn deployment(gw: &VpnGateway, names: &GatewayNames, s: &DataplaneSettings) 
                 name: "agent-tls".into(),
                 mount_path: AGENT_TLS_DIR.into(),
                 read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "run".into(),
+                mount_path: RUN_DIR.into(),
                 ..VolumeMount::default()
             },
         ]),
@@ -250,6 +263,16 @@ pub fn deployment(gw: &VpnGateway, names: &GatewayNames, s: &DataplaneSettings) 
                     secret_name: Some(names.tls_secret.clone()),
                     default_mode: Some(0o400),
                     ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+            // The admin token (the root filesystem is read-only); memory-backed, so the
+            // token never touches the node's disk.
+            Volume {
+                name: "run".into(),
+                empty_dir: Some(EmptyDirVolumeSource {
+                    medium: Some("Memory".into()),
+                    size_limit: Some(Quantity("1Mi".into())),
                 }),
                 ..Volume::default()
             },
@@ -548,12 +571,59 @@ mod tests {
                 [
                     "/usr/local/bin/sluice-dataplane".to_owned(),
                     "drain".into(),
-                    format!("--endpoint=127.0.0.1:{DATAPLANE_HTTP_PORT}"),
+                    format!("--endpoint=127.0.0.1:{DATAPLANE_ADMIN_PORT}"),
+                    "--token-file=/run/sluice/admin-token".into(),
                     format!("--timeout={secs}"),
                     "--wait".into(),
                 ]
             );
         }
+    }
+
+    #[test]
+    fn admin_endpoint_is_loopback_only_with_a_token_on_a_writable_volume() {
+        let pod = pod_of(&gateway(|_| {}));
+        let c = pod.containers.first().cloned().unwrap_or_default();
+        let args = c.args.clone().unwrap_or_default();
+        for want in [
+            "--metrics-listen=0.0.0.0:9810",
+            "--admin-listen=127.0.0.1:9811",
+            "--admin-token-file=/run/sluice/admin-token",
+        ] {
+            assert!(args.iter().any(|a| a == want), "{want} not in {args:?}");
+        }
+        // Probes stay on the metrics port; the admin port is no container port.
+        for probe in [&c.readiness_probe, &c.liveness_probe] {
+            let port = probe
+                .as_ref()
+                .and_then(|p| p.http_get.as_ref())
+                .map(|g| g.port.clone());
+            assert_eq!(port, Some(IntOrString::Int(DATAPLANE_HTTP_PORT)));
+        }
+        assert!(
+            !c.ports
+                .unwrap_or_default()
+                .iter()
+                .any(|p| p.container_port == DATAPLANE_ADMIN_PORT)
+        );
+        // /run/sluice is a writable memory-backed emptyDir (the root is read-only).
+        let mount = c
+            .volume_mounts
+            .unwrap_or_default()
+            .into_iter()
+            .find(|m| m.mount_path == "/run/sluice");
+        assert_eq!(mount.as_ref().map(|m| m.read_only), Some(None));
+        let vol = pod
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .find(|v| Some(&v.name) == mount.as_ref().map(|m| &m.name));
+        let medium = vol.and_then(|v| v.empty_dir).and_then(|e| e.medium);
+        assert_eq!(medium.as_deref(), Some("Memory"));
+        assert_eq!(
+            c.security_context.and_then(|s| s.read_only_root_filesystem),
+            Some(true)
+        );
     }
 
     fn p(name: &str, port: i32, proto: &str) -> (String, i32, String) {

@@ -318,9 +318,19 @@ async fn raw_connect(
     cert: Option<&Issued>,
     gateway: &str,
 ) -> Result<(), tonic::Status> {
+    raw_connect_pem(port, &ca.pem().cert_pem, cert, gateway).await
+}
+
+/// [`raw_connect`] trusting every CA of `trust_pem` (a bundle).
+async fn raw_connect_pem(
+    port: u16,
+    trust_pem: &str,
+    cert: Option<&Issued>,
+    gateway: &str,
+) -> Result<(), tonic::Status> {
     use sluice_proto::v1::control_client::ControlClient;
     let mut tls = tonic::transport::ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(&ca.pem().cert_pem))
+        .ca_certificate(tonic::transport::Certificate::from_pem(trust_pem))
         .domain_name("localhost");
     if let Some(c) = cert {
         tls = tls.identity(tonic::transport::Identity::from_pem(
@@ -432,4 +442,126 @@ async fn a_draining_agent_says_so_before_its_next_snapshot() {
         "reported at the next event tick, not the next snapshot"
     );
     stop_agent.send(true).unwrap();
+}
+
+/// A CA rotation, step by step, against the real server TLS and a real agent: the agent's
+/// stream survives every step; during the overlap client certificates of both CAs are
+/// accepted; after the switch the server's certificate needs the new CA (a bundle works);
+/// after the drop certificates of the old CA are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_rotation_keeps_agents_connected_and_moves_trust_step_by_step() {
+    use sluice_operator::ca_set::{CaSet, Phase, Policy};
+    use sluice_operator::rotation::server_tls;
+    use sluice_operator::serve::serve_tls_dynamic;
+
+    let t0 = time::OffsetDateTime::now_utc();
+    let policy = Policy::default();
+    let names = ["localhost".to_owned()];
+    let old = CaSet::new(Ca::generate(t0).unwrap(), t0);
+    let old_pem = old.signing.pem().cert_pem.clone();
+    let old_cert = old.signing.issue_agent("vpn/office", t0).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (hub, _dirty) = Hub::new(Duration::ZERO);
+    let v1 = publish(&hub, &[("alice", "a1")], 0);
+    let (tls_tx, tls_rx) = watch::channel(server_tls(&old, &names, t0).unwrap().0);
+    let (_leader_tx, leader) = watch::channel(true);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let metrics = Metrics::new();
+    tokio::spawn(serve_tls_dynamic(
+        listener,
+        tls_rx,
+        hub.clone(),
+        leader,
+        metrics,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    // A long-lived agent of the old CA; it trusts both CAs once its Secret has the bundle,
+    // but its open stream never reconnects here.
+    let sink = Arc::new(FakeSink::default());
+    let opts = agent_options(port, &old.signing, &old_cert, "vpn/office", "p0");
+    let (stop_agent, agent_stop) = watch::channel(false);
+    {
+        let sink: Arc<dyn ConfigSink> = sink.clone();
+        let mut stop = agent_stop.clone();
+        tokio::spawn(async move {
+            run_agent(opts, sink, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+            .unwrap();
+        });
+    }
+    eventually("the agent ACKs v1", || acked(&hub, &["p0"], &v1)).await;
+    let applies = sink.applies.load(Ordering::SeqCst);
+
+    // 1. Introduce: the server still presents the old CA's certificate and accepts client
+    //    certificates of both.
+    let introduced = old.step(t0, &policy, true, false).unwrap().unwrap();
+    assert_eq!(introduced.phase(), Phase::Introduced);
+    let new_ca = introduced.next.as_ref().unwrap();
+    let new_pem = new_ca.pem().cert_pem.clone();
+    let new_cert = new_ca.issue_agent("vpn/office", t0).unwrap();
+    tls_tx.send_replace(server_tls(&introduced, &names, t0).unwrap().0);
+    raw_connect_pem(port, &old_pem, Some(&old_cert), "vpn/office")
+        .await
+        .expect("old client, old trust");
+    raw_connect_pem(port, &old_pem, Some(&new_cert), "vpn/office")
+        .await
+        .expect("a client certificate of the new CA");
+
+    // 2. Switch: the new CA signs the server's certificate; old client certificates still pass.
+    let t1 = t0 + time::Duration::hours(2);
+    let switched = introduced.step(t1, &policy, false, true).unwrap().unwrap();
+    assert_eq!(switched.phase(), Phase::Switched);
+    // (Certificates are issued at the real time; t1 and t2 only drive the steps.)
+    tls_tx.send_replace(server_tls(&switched, &names, t0).unwrap().0);
+    let bundle = switched.bundle();
+    assert!(
+        raw_connect_pem(port, &old_pem, Some(&old_cert), "vpn/office")
+            .await
+            .is_err(),
+        "trusting only the old CA fails once the server's certificate is of the new one"
+    );
+    raw_connect_pem(port, &bundle, Some(&old_cert), "vpn/office")
+        .await
+        .expect("old client certificate during the overlap");
+    raw_connect_pem(port, &bundle, Some(&new_cert), "vpn/office")
+        .await
+        .expect("new client certificate");
+    let v2 = publish(&hub, &[("alice", "a2")], 0);
+    eventually("the open stream still gets v2", || {
+        acked(&hub, &["p0"], &v2)
+    })
+    .await;
+
+    // 3. Drop: certificates of the old CA are refused; the open stream lives on.
+    let t2 = t1 + time::Duration::hours(2);
+    let stable = switched.step(t2, &policy, false, true).unwrap().unwrap();
+    assert_eq!(stable.phase(), Phase::Stable);
+    tls_tx.send_replace(server_tls(&stable, &names, t0).unwrap().0);
+    assert!(
+        raw_connect_pem(port, &new_pem, Some(&old_cert), "vpn/office")
+            .await
+            .is_err(),
+        "a client certificate of the dropped CA"
+    );
+    raw_connect_pem(port, &new_pem, Some(&new_cert), "vpn/office")
+        .await
+        .expect("new CA only");
+    let v3 = publish(&hub, &[("alice", "a3")], 0);
+    eventually("the open stream still gets v3", || {
+        acked(&hub, &["p0"], &v3)
+    })
+    .await;
+    assert_eq!(
+        sink.applies.load(Ordering::SeqCst),
+        applies + 2,
+        "only the two new versions were applied: no reconnect"
+    );
+    stop_agent.send(true).unwrap();
+    let _ = stop_tx.send(());
 }

@@ -99,7 +99,7 @@ async fn a_gateway_is_compiled_published_applied_and_reported() {
     let mut h = harness(vec![to_value(&gw)], None);
     apply(&mut h.writers.users, user("alice", "alice-pw"));
     apply(&mut h.writers.users, user("bob", "no-such-secret"));
-    apply(&mut h.writers.secrets, secret("alice-pw", "alice-password"));
+    put_secret(&mut h.writers, &h.ctx, secret("alice-pw", "alice-password"));
     let rx = h.hub.subscribe("vpn/office");
     let (r, calls, h2) = run_gateway(h, gw).await;
     r.unwrap();
@@ -246,7 +246,7 @@ async fn a_rejected_gateway_keeps_the_previous_config_and_shows_degraded() {
     let good = gateway(false);
     let mut h = harness(vec![to_value(&good)], None);
     apply(&mut h.writers.users, user("alice", "alice-pw"));
-    apply(&mut h.writers.secrets, secret("alice-pw", "alice-password"));
+    put_secret(&mut h.writers, &h.ctx, secret("alice-pw", "alice-password"));
     let hub = h.hub.clone();
     let rx = hub.subscribe("vpn/office");
     let (r, _, _) = run_gateway(h, good.clone()).await;
@@ -418,7 +418,7 @@ async fn a_user_without_its_secret_says_so() {
 async fn a_user_without_a_gateway_says_so() {
     let u = user("carol", "carol-pw");
     let mut h = harness(vec![to_value(&u)], None);
-    apply(&mut h.writers.secrets, secret("carol-pw", "x"));
+    put_secret(&mut h.writers, &h.ctx, secret("carol-pw", "x"));
     let (r, calls) = run_user(h, u).await;
     r.unwrap();
     let conds = find(&calls, "/vpnusers/carol/status").body["status"]["conditions"].clone();
@@ -440,7 +440,7 @@ async fn live_sessions_reach_the_user_status_with_an_event() {
     let u = user("alice", "alice-pw");
     let mut h = harness(vec![to_value(&u)], None);
     apply(&mut h.writers.gateways, serving_gateway());
-    apply(&mut h.writers.secrets, secret("alice-pw", "x"));
+    put_secret(&mut h.writers, &h.ctx, secret("alice-pw", "x"));
     h.hub.publish(
         "vpn/office",
         pb::GatewayConfig {
@@ -523,7 +523,7 @@ async fn an_operator_restart_does_not_flip_users_to_disconnected() {
     let (hub, _d) = sluice_operator::hub::Hub::new(Duration::from_secs(3600));
     Arc::get_mut(&mut h.ctx).unwrap().hub = hub.clone();
     apply(&mut h.writers.gateways, serving_gateway());
-    apply(&mut h.writers.secrets, secret("alice-pw", "x"));
+    put_secret(&mut h.writers, &h.ctx, secret("alice-pw", "x"));
     hub.agent_connected("vpn/office", &hello("p1"));
     let (r, calls) = run_user(h, u).await;
     r.unwrap();
@@ -545,16 +545,18 @@ async fn a_report_triggered_reconcile_only_rewrites_status() {
         server,
     } = harness(vec![to_value(&gw)], None);
     apply(&mut writers.users, user("alice", "alice-pw"));
-    apply(&mut writers.secrets, secret("alice-pw", "alice-password"));
+    put_secret(&mut writers, &ctx, secret("alice-pw", "alice-password"));
     // The agent TLS Secret is current: it is not issued again.
     let names = sluice_operator::workloads::names_of(&gw);
-    let issued = ctx
-        .ca
+    let cas = ctx.ca.current();
+    let issued = cas
+        .signing
         .issue_agent("vpn/office", time::OffsetDateTime::now_utc())
         .unwrap();
-    apply(
-        &mut writers.secrets,
-        sluice_operator::workloads::agent_tls_secret(&gw, &names, &issued, &ctx.ca.pem().cert_pem),
+    put_secret(
+        &mut writers,
+        &ctx,
+        sluice_operator::workloads::agent_tls_secret(&gw, &names, &issued, &cas.bundle()),
     );
     gateway::reconcile(Arc::new(gw.clone()), ctx.clone())
         .await
@@ -630,8 +632,8 @@ async fn an_l2tp_ipsec_gateway_opens_ike_natt_and_esp_and_never_shows_its_key() 
     let gw = ipsec_gateway();
     let mut h = harness(vec![to_value(&gw)], None);
     apply(&mut h.writers.users, user("alice", "alice-pw"));
-    apply(&mut h.writers.secrets, secret("alice-pw", "alice-password"));
-    apply(&mut h.writers.secrets, psk_secret(PSK));
+    put_secret(&mut h.writers, &h.ctx, secret("alice-pw", "alice-password"));
+    put_secret(&mut h.writers, &h.ctx, psk_secret(PSK));
     let rx = h.hub.subscribe("vpn/office");
     let (r, calls, h2) = run_gateway(h, gw).await;
     r.unwrap();
@@ -653,7 +655,14 @@ async fn an_l2tp_ipsec_gateway_opens_ike_natt_and_esp_and_never_shows_its_key() 
         .collect();
     assert_eq!(
         flows,
-        ["tcp/1723", "gre/null", "udp/500", "udp/4500", "esp/null"]
+        [
+            "tcp/1723", "gre/null", "udp/500", "udp/4500", "esp/null", "tcp/9810"
+        ]
+    );
+    let metrics = st["firewall"][5]["purpose"].as_str().unwrap();
+    assert!(
+        metrics.contains("only from the Prometheus scraper"),
+        "{metrics}"
     );
 
     // The Deployment serves UDP 500 and 4500 and may bind the privileged port.
@@ -701,7 +710,7 @@ async fn a_short_pre_shared_key_rejects_the_gateway_without_showing_it() {
     const PSK: &str = "SHORT12";
     let gw = ipsec_gateway();
     let mut h = harness(vec![to_value(&gw)], None);
-    apply(&mut h.writers.secrets, psk_secret(PSK));
+    put_secret(&mut h.writers, &h.ctx, psk_secret(PSK));
     let (r, calls, h2) = run_gateway(h, gw).await;
     r.unwrap();
     let why = h2.compile_errors.get("vpn/office").expect("rejected");
@@ -973,5 +982,51 @@ async fn a_draining_pod_leaves_the_endpoints_at_once_and_is_removed_first() {
     assert_eq!(
         only(&cost_patches(&calls)),
         [("pod-a", "4"), ("pod-b", draining.as_str())]
+    );
+}
+
+/// Secrets are read one by one, only those the gateway and its users reference, and not
+/// again while their resourceVersion holds; an unrelated Secret is never read.
+#[tokio::test]
+async fn only_referenced_secrets_are_read_and_only_once() {
+    let gw = gateway(false);
+    let mut pw = secret("alice-pw", "alice-password");
+    pw.metadata.resource_version = Some("7".into());
+    let body = to_value(&pw);
+    let answer: Override = Box::new(move |c| {
+        (c.method == Method::GET && c.path().ends_with("/secrets/alice-pw"))
+            .then(|| (StatusCode::OK, body.clone()))
+    });
+    let Harness {
+        ctx,
+        hub: _,
+        mut writers,
+        server,
+    } = harness(vec![to_value(&gw)], Some(answer));
+    apply(&mut writers.users, user("alice", "alice-pw"));
+    put_secret_meta(&mut writers, &pw);
+    let mut unrelated = secret("tls-of-another-app", "private");
+    unrelated.metadata.resource_version = Some("3".into());
+    put_secret_meta(&mut writers, &unrelated);
+    let rx = ctx.hub.subscribe("vpn/office");
+    for _ in 0..2 {
+        gateway::reconcile(Arc::new(gw.clone()), ctx.clone())
+            .await
+            .unwrap();
+    }
+    assert_eq!(rx.borrow().as_ref().map(|c| c.users.len()), Some(1));
+    assert_eq!(ctx.secrets.len(), 2, "alice-pw and the agent TLS Secret");
+    drop(ctx);
+    drop(writers);
+    let calls = server.await.unwrap();
+    let gets: Vec<&str> = calls
+        .iter()
+        .filter(|c| c.method == Method::GET)
+        .map(|c| c.path())
+        .collect();
+    assert_eq!(
+        gets,
+        ["/api/v1/namespaces/vpn/secrets/alice-pw"],
+        "{calls:#?}"
     );
 }

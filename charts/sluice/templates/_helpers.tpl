@@ -95,3 +95,56 @@ Names shared by several templates.
 {{- define "sluice.caSecret" -}}
 {{- .Values.tls.caSecret | default (printf "%s-ca" (include "sluice.fullname" .)) -}}
 {{- end -}}
+
+{{/*
+Rules on the objects of the namespaces where gateways live: cluster-wide in the
+ClusterRole when watchNamespaces is empty, else in a Role per listed namespace.
+*/}}
+{{- define "sluice.namespacedRules" -}}
+# Reconcile the custom resources; patch removes the finalizer of earlier versions.
+- apiGroups: ["sluice.dev"]
+  resources: ["vpngateways"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["sluice.dev"]
+  resources: ["vpnusers"]
+  verbs: ["get", "list", "watch"]
+# Observed state (replicas, endpoints, sessions, conditions) in status.
+- apiGroups: ["sluice.dev"]
+  resources: ["vpngateways/status", "vpnusers/status"]
+  verbs: ["patch"]
+# Owner references with blockOwnerDeletion: true need update on
+# vpngateways/finalizers where OwnerReferencesPermissionEnforcement is on.
+- apiGroups: ["sluice.dev"]
+  resources: ["vpngateways/finalizers"]
+  verbs: ["update"]
+# spec.autoscaling: the built-in autoscaler writes replicas through /scale.
+- apiGroups: ["sluice.dev"]
+  resources: ["vpngateways/scale"]
+  verbs: ["patch"]
+# The data-plane Deployment of each gateway (server-side apply; watched for status).
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["list", "watch", "create", "patch"]
+# Per-gateway metrics Service and the data-plane pods' ServiceAccount.
+- apiGroups: [""]
+  resources: ["services", "serviceaccounts"]
+  verbs: ["create", "patch"]
+# Secrets: a metadata-only watch (list, watch) to see referenced Secrets change,
+# get of each Secret a gateway or user references, and the per-gateway agent TLS
+# Secret (create, patch). RBAC cannot tell a metadata-only list from a full one.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Data-plane pods (readiness, node) for status; patch: their pod-deletion-cost.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch", "patch"]
+# One PodDisruptionBudget per gateway.
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["create", "patch"]
+# Events about reconciliation, configuration errors and user sessions.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}

@@ -20,10 +20,12 @@ use kube::runtime::watcher;
 use kube::{Client, Resource};
 use serde_json::{Value, json};
 use sluice_api::{VpnGateway, VpnUser};
+use sluice_operator::ca_set::{CaHandle, CaSet};
 use sluice_operator::context::{Context, Stores};
 use sluice_operator::hub::Hub;
 use sluice_operator::metrics::Metrics;
 use sluice_operator::pki::Ca;
+use sluice_operator::secrets::SecretMeta;
 use sluice_operator::workloads::DataplaneSettings;
 use tokio::task::JoinHandle;
 
@@ -55,7 +57,7 @@ pub type Override = Box<dyn Fn(&Call) -> Option<(StatusCode, Value)> + Send + Sy
 pub struct Writers {
     pub gateways: Writer<VpnGateway>,
     pub users: Writer<VpnUser>,
-    pub secrets: Writer<Secret>,
+    pub secrets: Writer<SecretMeta>,
     pub pods: Writer<Pod>,
     pub nodes: Writer<Node>,
     pub deployments: Writer<Deployment>,
@@ -73,6 +75,32 @@ where
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     w.apply_watcher_event(&watcher::Event::Apply(obj));
+}
+
+/// Puts `secret` in the cluster as the operator sees it: its metadata in the watch cache,
+/// its contents as if read earlier (so no GET is needed while its resourceVersion holds).
+pub fn put_secret(writers: &mut Writers, ctx: &Context, secret: Secret) {
+    let meta = SecretMeta {
+        types: None,
+        metadata: secret.metadata.clone(),
+        _phantom: Default::default(),
+    };
+    writers
+        .secrets
+        .apply_watcher_event(&watcher::Event::Apply(meta));
+    ctx.secrets.insert(secret);
+}
+
+/// Puts only the metadata of `secret` in the watch cache (its contents need a GET).
+pub fn put_secret_meta(writers: &mut Writers, secret: &Secret) {
+    let meta = SecretMeta {
+        types: None,
+        metadata: secret.metadata.clone(),
+        _phantom: Default::default(),
+    };
+    writers
+        .secrets
+        .apply_watcher_event(&watcher::Event::Apply(meta));
 }
 
 /// A harness whose apiserver answers `requests` calls, then stops (returning them).
@@ -123,7 +151,9 @@ pub fn harness(base: Vec<Value>, override_: Option<Override>) -> Harness {
             operator_url: "https://sluice-grpc.sluice-system.svc:50051".into(),
             otel_env: Vec::new(),
         },
-        ca: Arc::new(Ca::generate(now).unwrap()),
+        ca: CaHandle::fixed(CaSet::new(Ca::generate(now).unwrap(), now)),
+        secrets: Default::default(),
+        agent_tls: Default::default(),
         stores: Stores {
             gateways,
             users,
