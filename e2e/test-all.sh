@@ -63,6 +63,12 @@ step "Grafana dashboard against real metrics (every panel's query through Promet
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" OPERATOR_BIN="$PWD/target/release/sluice-operator" \
   e2e/netns/dashboard.sh
 
+step "abuse suite: management endpoints, inner IPv6 spoofing, password guessing, PPTP floods, descriptor exhaustion (netns)"
+SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/abuse.sh
+
+step "abuse suite: spoofed IKE Main Mode flood vs a real L2TP/IPsec client (netns)"
+SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/abuse-ike.sh
+
 step "agent mode end-to-end (operator control channel + data-plane agent, netns)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" OPERATOR_BIN="$PWD/target/release/sluice-operator" \
   e2e/netns/agent.sh

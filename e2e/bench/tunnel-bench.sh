@@ -58,7 +58,7 @@ EP=10.98.0.1:9810
 gateway_start() {  # a fresh gateway (idle RSS is measured from its start)
   [ -n "${GW_PID:-}" ] && { kill "$GW_PID" 2>/dev/null; wait "$GW_PID" 2>/dev/null || true; }
   # The client opens thousands of L2TP tunnels from one address: no per-source control limit.
-  RUST_LOG=warn bg "$GW" gateway "$SLUICE_BIN" --manifests "$M" --http "$EP" --l2tp-control-rate 0 --max-calls-per-connection 1000
+  RUST_LOG=warn bg "$GW" gateway "$SLUICE_BIN" --manifests "$M" --metrics-listen "$EP" --l2tp-control-rate 0 --max-calls-per-connection 1000
   GW_PID=$BG_PID   # bg started `ip netns exec`, which execs the binary: same PID
   for _ in $(seq 100); do http "$GW" "http://$EP/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 }
@@ -86,7 +86,7 @@ for proto in $PROTOCOLS; do
 
   echo "## $proto: tunnel throughput, one session$([ "$proto" = pptp ] && echo ", MPPE-128 stateless")"
   for size in ${SIZES:-64 1400}; do
-    ip netns exec "$CL" "$SLUICE_BIN" bench throughput "${common[@]}" --size "$size" --seconds 3 --gateway-http "$EP"
+    ip netns exec "$CL" "$SLUICE_BIN" bench throughput "${common[@]}" --size "$size" --seconds 3 --gateway-metrics "$EP"
     if [ -n "${SHOW_METRICS:-}" ]; then http "$GW" "http://$EP/metrics" | grep -E "dropped|malformed" || true; fi
   done
 done

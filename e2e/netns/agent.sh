@@ -68,7 +68,7 @@ except Exception as e: print(getattr(e, "code", 0))' "http://$EP/readyz"; }
 
 # The agent starts first: no configuration yet, so not ready.
 bg "$GW" agent "$SLUICE_BIN" agent --operator https://localhost:50051 --gateway vpn/office \
-  --node node-1 --pod dataplane-1 --tls-dir "$WORK/pki/agent" --http "$EP" --report-interval 1
+  --node node-1 --pod dataplane-1 --tls-dir "$WORK/pki/agent" --metrics-listen "$EP" --report-interval 1
 AGENT_PID=$BG_PID
 for _ in $(seq 50); do [ "$(readyz)" = 503 ] && break; sleep 0.1; done
 check "agent without a configuration is not ready (/readyz 503)" test "$(readyz)" = 503
@@ -92,12 +92,12 @@ client "$CB" bob bob bob-secret --duration 600
 wait_for "$WORK/bob.log" "^(UP|FAILED)" 20 || true
 check "bob: session up" grep -q '^UP' "$WORK/bob.log"
 check "the agent logs no password" bash -c \
-  "ip netns exec $GW $SLUICE_BIN sessions --endpoint $EP >/dev/null && ! grep -q 'alice-secret\|bob-secret' $WORK/agent.log"
+  "ip netns exec $GW $SLUICE_BIN sessions >/dev/null && ! grep -q 'alice-secret\|bob-secret' $WORK/agent.log"
 check "wrong password refused" bash -c \
   "! ip netns exec $CB $SLUICE_BIN client --server 10.99.2.1 --user alice --password wrong --duration 0 --timeout 15 >/dev/null 2>&1"
 
 # Operator restart mid-session: traffic keeps flowing while it is away, nothing drops.
-a_call=$(ip netns exec "$GW" "$SLUICE_BIN" sessions --endpoint "$EP" --json | python3 -c 'import json,sys;print([s["call_id"] for s in json.load(sys.stdin) if s["user"]=="alice"][0])')
+a_call=$(ip netns exec "$GW" "$SLUICE_BIN" sessions --json | python3 -c 'import json,sys;print([s["call_id"] for s in json.load(sys.stdin) if s["user"]=="alice"][0])')
 kill "$OP_PID"; wait "$OP_PID" 2>/dev/null || true
 for _ in $(seq 50); do [ "$(metric "$GW" "$EP" sluice_operator_connected | cut -d. -f1)" = 0 ] && break; sleep 0.1; done
 check "agent notices the operator is gone" test "$(metric "$GW" "$EP" sluice_operator_connected | cut -d. -f1)" = 0
@@ -107,7 +107,7 @@ start_operator 2
 for _ in $(seq 150); do [ "$(metric "$GW" "$EP" sluice_operator_connected | cut -d. -f1)" = 1 ] && break; sleep 0.1; done
 check "agent reconnects to the restarted operator" test "$(metric "$GW" "$EP" sluice_operator_connected | cut -d. -f1)" = 1
 check "alice's session survived the restart (same call, still up)" bash -c \
-  "ip netns exec $GW $SLUICE_BIN sessions --endpoint $EP --json | python3 -c 'import json,sys;s=[s for s in json.load(sys.stdin) if s[\"user\"]==\"alice\"];assert s and s[0][\"call_id\"]==$a_call and s[0][\"state\"]==\"up\", s'"
+  "ip netns exec $GW $SLUICE_BIN sessions --json | python3 -c 'import json,sys;s=[s for s in json.load(sys.stdin) if s[\"user\"]==\"alice\"];assert s and s[0][\"call_id\"]==$a_call and s[0][\"state\"]==\"up\", s'"
 check "no client saw a disconnect" bash -c "! grep -q '^DOWN' $WORK/alice.log $WORK/bob.log"
 check "alice passes traffic after the restart" ip netns exec "$CA" ping -c 2 -i 0.2 -W 2 192.168.77.2
 

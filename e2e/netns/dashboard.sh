@@ -99,7 +99,7 @@ if ! "$SLUICE_BIN" check -f "$M" >"$WORK/manifest-check.log" 2>&1 && grep -q 'sp
 fi
 
 EP=10.99.1.1:9810
-bg "$GW" gateway "$SLUICE_BIN" --manifests "$M" --http "$EP" --watch-interval 1
+bg "$GW" gateway "$SLUICE_BIN" --manifests "$M" --metrics-listen "$EP" --watch-interval 1
 wait_for "$WORK/gateway.log" "gateway ready" 20
 
 # ------------------------------------------------------------ operator + agent
@@ -142,7 +142,7 @@ bg "$AG" operator "$OPERATOR_BIN" serve-manifests --manifests "$OM" \
   --grpc-listen 127.0.0.1:50051 --http-listen "$OP_EP" --tls-dir "$WORK/pki" --server-name localhost
 OP_PID=$BG_PID
 bg "$AG" agent "$SLUICE_BIN" agent --operator https://localhost:50051 --gateway vpn/office \
-  --node node-1 --pod dataplane-1 --tls-dir "$WORK/pki/agent" --http "$AG_EP" --report-interval 1
+  --node node-1 --pod dataplane-1 --tls-dir "$WORK/pki/agent" --metrics-listen "$AG_EP" --report-interval 1
 
 # ------------------------------------------------------------ Prometheus
 PROM=127.0.0.1:9090

@@ -53,7 +53,7 @@ done
 
 EP=10.99.1.1:9810
 start_gateway() {  # logname
-  bg "$GW" "$1" "$SLUICE_BIN" --manifests "$M" --http "$EP"
+  bg "$GW" "$1" "$SLUICE_BIN" --manifests "$M" --metrics-listen "$EP"
   GW_PID=$BG_PID
   wait_for "$WORK/$1.log" "gateway ready" 20
 }
@@ -79,7 +79,7 @@ check "alice (PPTP) and bob (L2TP) are up" bash -c "grep -q '^UP' $WORK/alice.lo
 check "ready before draining" test "$(readyz)" = 200
 
 check "drain: the command reports the two sessions left" bash -c \
-  "ip netns exec $GW $SLUICE_BIN drain --endpoint $EP --timeout 600 | tee /dev/stderr | grep -q 'draining: 2 session'"
+  "ip netns exec $GW $SLUICE_BIN drain --timeout 600 | tee /dev/stderr | grep -q 'draining: 2 session'"
 check "not ready while draining (the Service stops sending new clients)" test "$(readyz)" = 503
 check "sluice_draining is 1" test "$(metric "$GW" "$EP" sluice_draining)" = 1
 check "a new PPTP session is refused" bash -c \
@@ -91,7 +91,7 @@ check "both refusals are counted as draining" bash -c \
 check "alice's session still carries traffic" ip netns exec "$CA" ping -c 3 -i 0.2 -W 2 192.168.77.2
 check "bob's session still carries traffic" ip netns exec "$CB" ping -c 3 -i 0.2 -W 2 192.168.77.2
 check "the gateway is still running with both sessions" bash -c \
-  "kill -0 $GW_PID && ip netns exec $GW $SLUICE_BIN sessions --endpoint $EP --json | python3 -c 'import json,sys; assert len(json.load(sys.stdin)) == 2'"
+  "kill -0 $GW_PID && ip netns exec $GW $SLUICE_BIN sessions --json | python3 -c 'import json,sys; assert len(json.load(sys.stdin)) == 2'"
 check "once both sessions have ended, the gateway exits by itself (status 0)" exited "$GW_PID" 40
 check "it says it drained" grep -q "drained: no session left" "$WORK/gateway.log"
 
@@ -102,7 +102,7 @@ A_PID=$BG_PID
 wait_for "$WORK/alice2.log" "^(UP|FAILED)" 20 || true
 check "alice is up on the second gateway" grep -q '^UP' "$WORK/alice2.log"
 check "drain --timeout 2 --wait returns once the gateway is gone" \
-  ip netns exec "$GW" timeout 60 "$SLUICE_BIN" drain --endpoint "$EP" --timeout 2 --wait
+  ip netns exec "$GW" timeout 60 "$SLUICE_BIN" drain --timeout 2 --wait
 check "the gateway exited at the drain timeout (status 0)" exited "$GW_PID" 10
 check "it says why" grep -q "drain timeout" "$WORK/gateway2.log"
 check "alice was told her session ended (not left hanging)" wait_for "$WORK/alice2.log" "^DOWN" 10

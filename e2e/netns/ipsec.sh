@@ -95,7 +95,7 @@ $(indent "$CERTS/ca.pem")
 YAML
 
 EP=10.98.1.1:9811
-bg "$GW" gateway "$SLUICE_BIN" --manifests "$M" --http "$EP" --watch-interval 1
+bg "$GW" gateway "$SLUICE_BIN" --manifests "$M" --metrics-listen "$EP" --watch-interval 1
 GW_PID=$BG_PID
 wait_for "$WORK/gateway.log" "gateway ready" 20
 check "gateway starts the IKEv1 responder and the ESP fast path" \

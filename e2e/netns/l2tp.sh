@@ -68,7 +68,7 @@ YAML
 write_manifests ""
 
 EP=10.99.1.1:9810
-bg "$GW" gateway "$SLUICE_BIN" --manifests "$M" --http "$EP" --watch-interval 1
+bg "$GW" gateway "$SLUICE_BIN" --manifests "$M" --metrics-listen "$EP" --watch-interval 1
 GW_PID=$BG_PID
 wait_for "$WORK/gateway.log" "gateway ready" 20
 check "gateway warns that L2TP is served without IPsec" grep -q "WITHOUT IPsec" "$WORK/gateway.log"
@@ -94,7 +94,7 @@ for a in $(grep -oE '^UP .*address=[0-9.]+' "$WORK/alice.log" | sed 's/.*address
 done
 check "1400-byte ping with DF set" ip netns exec "$CA" ping -c 2 -i 0.2 -W 2 -M do -s 1372 192.168.77.2
 check "sessions table lists the l2tp sessions" bash -c \
-  "ip netns exec $GW $SLUICE_BIN sessions --endpoint $EP | grep -c l2tp | grep -qx 3"
+  "ip netns exec $GW $SLUICE_BIN sessions | grep -c l2tp | grep -qx 3"
 
 # 2. HELLO keeps an idle tunnel alive (PPP keepalive is off: only HELLO talks).
 tx1=$(metric "$GW" "$EP" 'sluice_l2tp_control_messages_total{direction="tx"}')

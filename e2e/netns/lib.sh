@@ -6,6 +6,8 @@ set -euo pipefail
 : "${SLUICE_BIN:?SLUICE_BIN must point at the sluice-dataplane binary}"
 TAG="sl$$"
 WORK=$(mktemp -d /tmp/sluice-e2e.XXXXXX)
+# The gateways write their admin token here, and `sluice-dataplane sessions|drain` read it.
+export SLUICE_ADMIN_TOKEN_FILE="$WORK/admin-token"
 NSES=()
 PIDS=()
 FAILED=0

@@ -77,7 +77,7 @@ applied() { grep -c "configuration applied" "$WORK/gateway.log" || true; }
 write_manifests "$(user_yaml bob)"
 
 EP=10.99.1.1:9810
-bg "$GW" gateway "$SLUICE_BIN" --manifests "$M" --http "$EP" --watch-interval 1
+bg "$GW" gateway "$SLUICE_BIN" --manifests "$M" --metrics-listen "$EP" --watch-interval 1
 GW_PID=$BG_PID
 wait_for "$WORK/gateway.log" "gateway ready" 20
 
@@ -118,7 +118,7 @@ wait_for "$WORK/bob.log" "^(UP|FAILED)" 20 || true
 check "bob: session up with MPPE 128 stateful" grep -E '^UP .*encoding="MPPE 128 bit, stateful"' "$WORK/bob.log"
 check "bob: ping a host behind the gateway (stateful)" ip netns exec "$CB" ping -c 5 -i 0.2 -W 2 192.168.77.2
 check "sessions table lists both users with their encoding" bash -c \
-  "ip netns exec $GW $SLUICE_BIN sessions --endpoint $EP | tee /dev/stderr | grep -E '^alice +pptp +10\.200\.0\.[0-9]+ +10\.99\.1\.2 +up .*MPPE 128 bit, stateless' && ip netns exec $GW $SLUICE_BIN sessions --endpoint $EP | grep -E '^bob .*MPPE 128 bit, stateful'"
+  "ip netns exec $GW $SLUICE_BIN sessions | tee /dev/stderr | grep -E '^alice +pptp +10\.200\.0\.[0-9]+ +10\.99\.1\.2 +up .*MPPE 128 bit, stateless' && ip netns exec $GW $SLUICE_BIN sessions | grep -E '^bob .*MPPE 128 bit, stateful'"
 
 # 3. Wrong password: refused (E=691 on the wire), counted, nobody else disturbed.
 before=$(metric "$GW" "$EP" 'sluice_auth_failures_total{method="mschapv2"}')
@@ -134,7 +134,7 @@ check "40-bit MPPE negotiated when the manifest allows it" bash -c \
 
 # 5. Reload (SIGHUP): add dave (maxSessions 1), remove bob, change alice's password;
 #    alice's live session must not be touched.
-a_call=$(ip netns exec "$GW" "$SLUICE_BIN" sessions --endpoint "$EP" --json | python3 -c 'import json,sys;print([s["call_id"] for s in json.load(sys.stdin) if s["user"]=="alice"][0])')
+a_call=$(ip netns exec "$GW" "$SLUICE_BIN" sessions --json | python3 -c 'import json,sys;print([s["call_id"] for s in json.load(sys.stdin) if s["user"]=="alice"][0])')
 ALICE_PW=alice-new
 write_manifests "$(user_yaml dave 'maxSessions: 1')"
 kill -HUP "$GW_PID"
@@ -144,7 +144,7 @@ client "$CC" dave dave dave-secret --duration 30
 wait_for "$WORK/dave.log" "^(UP|FAILED)" 20 || true
 check "added user dave can log in after reload" grep -q '^UP' "$WORK/dave.log"
 check "alice's session survived the reload (same call, still up)" bash -c \
-  "ip netns exec $GW $SLUICE_BIN sessions --endpoint $EP --json | python3 -c 'import json,sys;s=[s for s in json.load(sys.stdin) if s[\"user\"]==\"alice\"];assert s and s[0][\"call_id\"]==$a_call and s[0][\"state\"]==\"up\", s'"
+  "ip netns exec $GW $SLUICE_BIN sessions --json | python3 -c 'import json,sys;s=[s for s in json.load(sys.stdin) if s[\"user\"]==\"alice\"];assert s and s[0][\"call_id\"]==$a_call and s[0][\"state\"]==\"up\", s'"
 check "alice still passes traffic after the reload" ip netns exec "$CA" ping -c 2 -i 0.2 -W 2 192.168.77.2
 check "alice's client saw no disconnect" bash -c "! grep -q '^DOWN' $WORK/alice.log"
 check "alice's old password no longer works for a new login" bash -c \

@@ -25,7 +25,9 @@ GUEST_CPUS=${GUEST_CPUS:-1}
 QEMU_CPU=${QEMU_CPU:-}       # e.g. "max": TCG then emulates AES-NI and friends (benchmarks)
 LAB_TAG="slq$$"
 LAB_WORK=${LAB_WORK:-$(mktemp -d /tmp/sluice-qemu.XXXXXX)}
-EP=127.0.0.1:9810            # the gateway's HTTP endpoint, inside the gw namespace
+EP=127.0.0.1:9810            # the gateway's metrics endpoint, inside the gw namespace
+# The gateway writes its admin token here; `sluice-dataplane sessions` reads it.
+export SLUICE_ADMIN_TOKEN_FILE="$LAB_WORK/admin-token"
 GW_ADDR=10.99.0.1            # the gateway's address on the guests' segment
 LAN_HOST=192.168.77.2        # "a host on the gateway side"
 NAT_NET=10.98.0              # the guests' segment behind the NAT (lab_nat_up), /24
@@ -102,7 +104,7 @@ gateway_start() {
   [ -x "$SLUICE_BIN" ] || die "gateway binary $SLUICE_BIN missing: cargo build --release -p sluice-dataplane"
   MANIFEST="$SW/manifest.yaml"
   cp "$1" "$MANIFEST"
-  lab_bg "$GW_NS" gateway "$SLUICE_BIN" --manifests "$MANIFEST" --http "$EP" --watch-interval 1
+  lab_bg "$GW_NS" gateway "$SLUICE_BIN" --manifests "$MANIFEST" --metrics-listen "$EP" --watch-interval 1
   GATEWAY_PID=$BG_PID
   wait_for "$SW/gateway.log" "gateway ready" 20 || { log "gateway did not start"; return 1; }
 }
@@ -188,7 +190,7 @@ wait_marks() {
 }
 
 # Gateway introspection (run inside the gw namespace).
-gw_sessions() { ip netns exec "$GW_NS" "$SLUICE_BIN" sessions --endpoint "$EP" "$@"; }
+gw_sessions() { ip netns exec "$GW_NS" "$SLUICE_BIN" sessions "$@"; }
 gw_metrics() {
   ip netns exec "$GW_NS" python3 -c 'import sys,urllib.request;sys.stdout.write(urllib.request.urlopen(sys.argv[1],timeout=5).read().decode())' "http://$EP/metrics"
 }

@@ -57,9 +57,10 @@ pub enum Which {
         size: usize,
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
-        /// The gateway's HTTP endpoint (to read what it received).
+        /// The gateway's metrics endpoint (to read what it received; the gateway should
+        /// carry no other session).
         #[arg(long)]
-        gateway_http: SocketAddr,
+        gateway_metrics: SocketAddr,
     },
 }
 
@@ -83,8 +84,8 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             client,
             size,
             seconds,
-            gateway_http,
-        } => throughput(client, size, seconds, gateway_http).await,
+            gateway_metrics,
+        } => throughput(client, size, seconds, gateway_metrics).await,
     }
 }
 
@@ -150,7 +151,7 @@ async fn throughput(
     args: ClientArgs,
     size: usize,
     seconds: f64,
-    http: SocketAddr,
+    gateway_metrics: SocketAddr,
 ) -> Result<(), String> {
     let mut a = args.clone();
     a.sessions = 1;
@@ -169,7 +170,7 @@ async fn throughput(
         let st = link.lock();
         (st.address.ok_or("no address")?, gateway_address(&st))
     };
-    let before = gateway_rx(http, src)?;
+    let before = gateway_rx(gateway_metrics)?;
     let packet = udp_packet(src, dst, size.clamp(28, 1400));
     let dur = Duration::from_secs_f64(seconds);
     let sent = tokio::task::spawn_blocking(move || {
@@ -191,7 +192,7 @@ async fn throughput(
     .await
     .map_err(|e| e.to_string())?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let after = gateway_rx(http, src)?;
+    let after = gateway_rx(gateway_metrics)?;
     let (sent, elapsed) = sent;
     let got = after.0.saturating_sub(before.0);
     let bytes = after.1.saturating_sub(before.1);
@@ -213,14 +214,20 @@ fn gateway_address(st: &crate::link::LinkState) -> Ipv4Addr {
         .unwrap_or(Ipv4Addr::new(10, 200, 0, 1))
 }
 
-/// (packets, bytes) the gateway received from the session at `addr`.
-fn gateway_rx(http: SocketAddr, addr: Ipv4Addr) -> Result<(u64, u64), String> {
-    let rows = sessions_cmd::fetch(http)?;
-    let me = addr.to_string();
-    rows.iter()
-        .find(|r| r.address.as_deref() == Some(me.as_str()))
-        .map(|r| (r.packets_in, r.bytes_in))
-        .ok_or_else(|| format!("gateway has no session for {addr}"))
+/// (packets, bytes) of IP the gateway received through tunnels, from its metrics.
+fn gateway_rx(endpoint: SocketAddr) -> Result<(u64, u64), String> {
+    let text = sessions_cmd::request(endpoint, None, "GET", "/metrics")?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
+            .ok_or_else(|| format!("{endpoint}/metrics has no {name}"))
+    };
+    Ok((
+        value("sluice_tunnel_packets_total{direction=\"rx\"}")?,
+        value("sluice_tunnel_bytes_total{direction=\"rx\"}")?,
+    ))
 }
 
 /// An IPv4/UDP packet to the discard port.

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,8 @@ pub struct Client {
     /// Packets and bytes delivered when there is no TUN device.
     pub sink_packets: AtomicU64,
     pub sink_bytes: AtomicU64,
+    /// Abuse tests: send whatever the TUN device gives, IPv6 included, as IPv4 PPP frames.
+    pub send_any_ip: AtomicBool,
 }
 
 impl Client {
@@ -58,6 +60,7 @@ impl Client {
                 outcomes: tx,
                 sink_packets: AtomicU64::new(0),
                 sink_bytes: AtomicU64::new(0),
+                send_any_ip: AtomicBool::new(false),
             }),
             rx,
         )
@@ -164,6 +167,10 @@ impl Hooks for Client {
             }
             Event::AuthRequest { .. } | Event::Authenticated { .. } => {}
         }
+    }
+
+    fn tun_accepts(&self, ip: &[u8]) -> bool {
+        self.send_any_ip.load(Ordering::Relaxed) || ip.first().map(|b| b >> 4) == Some(4)
     }
 
     fn route(&self, ip: &[u8]) -> Option<Arc<Link>> {

@@ -126,6 +126,10 @@ pub struct ClientArgs {
     /// Print only the summary, not a line per session.
     #[arg(long)]
     pub quiet: bool,
+    /// Abuse tests only: send anything the TUN device gives (IPv6 included) into the tunnel,
+    /// as a hostile client would.
+    #[arg(long, hide = true)]
+    pub test_send_any_ip: bool,
 }
 
 impl ClientArgs {
@@ -238,6 +242,9 @@ pub fn start(args: &ClientArgs) -> Result<Running, String> {
     let dp = DataPath::new(args.bind, tun, Arc::new(Metrics::new()))
         .map_err(|e| format!("opening the raw GRE socket: {e} (needs CAP_NET_RAW)"))?;
     let (client, outcomes) = Client::new(dp);
+    client
+        .send_any_ip
+        .store(args.test_send_any_ip, std::sync::atomic::Ordering::Relaxed);
     for (name, f) in [
         ("gre-rx", gre_rx_loop::<Client> as fn(Arc<Client>)),
         ("tun-rx", tun_rx_loop::<Client>),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 use sluice_ppp::{AuthProto, EncryptionPolicy, KeyLengths, MppePolicy, StatefulMode};
 use sluice_proto::v1 as pb;
+use zeroize::Zeroize;
 
 use crate::metrics::Protocol;
 use crate::ratelimit::RateLimit;
@@ -39,6 +40,12 @@ impl Secret {
     }
 }
 
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
@@ -52,6 +59,12 @@ pub struct NtHash([u8; 16]);
 impl NtHash {
     pub fn expose(&self) -> &[u8; 16] {
         &self.0
+    }
+}
+
+impl Drop for NtHash {
+    fn drop(&mut self) {
+        self.0.zeroize();
     }
 }
 
@@ -595,6 +608,31 @@ pub fn summary(c: &Runtime) -> String {
                     i.dpd_delay,
                     i.dpd_timeout
                 );
+                // Every proposal, with the weak algorithms it accepts (docs/security.md).
+                let weak = |w: Vec<&str>| {
+                    if w.is_empty() {
+                        String::new()
+                    } else {
+                        format!("   (weak: {})", w.join(", "))
+                    }
+                };
+                let default = |yes: bool| if yes { " (default list)" } else { "" };
+                let _ = writeln!(
+                    s,
+                    "  ike proposals:{}",
+                    default(i.ike == sluice_ike::policy::default_ike_proposals())
+                );
+                for p in &i.ike {
+                    let _ = writeln!(s, "    {p}{}", weak(p.weak()));
+                }
+                let _ = writeln!(
+                    s,
+                    "  esp proposals:{}",
+                    default(i.esp == sluice_ike::policy::default_esp_proposals())
+                );
+                for p in &i.esp {
+                    let _ = writeln!(s, "    {p}{}", weak(p.weak()));
+                }
             }
             None => {
                 let _ = writeln!(s, "  ipsec:          none");

@@ -3,7 +3,7 @@
 //! call teardown between the data path and the peer.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::SocketAddrV4;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,12 +12,16 @@ use sluice_pptp::{ControlConnection, ControlEvent, GreChannel, OcrpResult, PacCo
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::time::timeout;
 use tracing::{debug, info, warn};
 
+use crate::admission::ConnSlot;
 use crate::config::{PppPolicy, Runtime};
 use crate::gateway::Gateway;
 use crate::link::{CtlCmd, Framing, Link, setup_span};
 use crate::metrics::{Layer, Protocol, SetupPhase, SetupResult};
+// Re-exported: the other session tasks take their seeds from here.
+pub use crate::rng::{seed, seed_u64};
 
 /// How long a new call waits for the client to speak first.
 const PASSIVE_START: Duration = Duration::from_millis(250);
@@ -68,12 +72,6 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "sluice".into())
 }
 
-/// 64 random bits (see [`seed`]).
-pub fn seed_u64() -> u64 {
-    let s = seed();
-    u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
-}
-
 /// Wall-clock seconds since the epoch, for the engines' certificate validity checks.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -81,32 +79,22 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// 32 bytes from the OS for an engine's CSPRNG.
-pub fn seed() -> [u8; 32] {
-    let mut s = [0u8; 32];
-    if getrandom::fill(&mut s).is_err() {
-        // getrandom only fails on exotic platforms; mix in the clock rather than abort.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        s[..16].copy_from_slice(&t.to_le_bytes());
-    }
-    s
-}
+/// By default, a connection without a call for this long is closed (RFC 2637 §3.1.3: a PAC clears the
+/// control connection once no call is left; stock clients place their call at once).
+pub const NO_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A control message not taken by the peer's TCP stack within this is a dead or hostile
+/// peer: the connection is closed.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves one control connection until it closes.
 pub async fn serve(
     gw: Arc<Gateway>,
     stream: TcpStream,
-    peer: SocketAddr,
+    peer: SocketAddrV4,
     _permit: OwnedSemaphorePermit,
+    _slot: ConnSlot,
 ) {
-    let SocketAddr::V4(peer4) = peer else {
-        debug!(%peer, "PPTP over IPv6 is not supported; closing");
-        return;
-    };
-    let peer_ip = *peer4.ip();
+    let peer_ip = *peer.ip();
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<CtlCmd>();
@@ -117,6 +105,9 @@ pub async fn serve(
     let mut first_call = true;
     let mut pac = ControlConnection::new(pac_cfg, opened);
     let mut calls: HashMap<u16, Arc<Link>> = HashMap::new();
+    // Since when the connection has had no call (from the accept: SCCRQ, echoes and no
+    // call hold a descriptor and a slot for nothing).
+    let mut idle_since = Some(opened);
     let mut buf = vec![0u8; 2048];
     gw.dp.metrics.control_connections.inc();
     debug!(%peer, "control connection opened");
@@ -137,14 +128,25 @@ pub async fn serve(
                     ..
                 } => {
                     let cfg = gw.config();
-                    let limit =
-                        cfg.max_sessions > 0 && gw.dp.links.len() >= cfg.max_sessions as usize;
+                    // maxSessions counts authenticated sessions; those in setup are bounded
+                    // per source and in total by the admission slots.
+                    let limit = cfg.max_sessions > 0
+                        && gw.admission.authenticated() >= cfg.max_sessions as usize;
                     if gw.draining() {
                         gw.dp.metrics.setup(Protocol::Pptp, SetupResult::Draining);
                         info!(%peer, "call refused: gateway draining");
                         pac.reject_call(now, peer_call_id, OcrpResult::Busy, None);
                         continue;
                     }
+                    let slot = match gw.admission.setup(peer_ip) {
+                        Ok(slot) => slot,
+                        Err(refusal) => {
+                            gw.dp.metrics.setup(Protocol::Pptp, SetupResult::Limit);
+                            gw.dp.metrics.dropped(refusal.as_str());
+                            pac.reject_call(now, peer_call_id, OcrpResult::Busy, None);
+                            continue;
+                        }
+                    };
                     let id = if limit || !cfg.pptp_enabled {
                         None
                     } else {
@@ -159,6 +161,7 @@ pub async fn serve(
                         pac.reject_call(now, peer_call_id, OcrpResult::Busy, None);
                         continue;
                     };
+
                     let span = setup_span(Protocol::Pptp, peer_ip);
                     span.record("call_id", id);
                     let control = tracing::info_span!(parent: &span, "control");
@@ -179,7 +182,10 @@ pub async fn serve(
                         ppp,
                         Framing::Gre(gre),
                     ));
+                    link.lock().setup_slot = Some(slot);
+                    gw.note_setups();
                     gw.dp.links.insert(link.clone());
+                    idle_since = None;
                     if let Err(e) = pac.accept_call(now, peer_call_id, id) {
                         warn!(%peer, error = %e, "accepting call failed");
                         gw.abort(&link, "call setup failed");
@@ -208,20 +214,33 @@ pub async fn serve(
                     if let Some(link) = calls.remove(&local_call_id) {
                         gw.abort(&link, "peer cleared the call");
                     }
+                    if calls.is_empty() {
+                        idle_since = Some(now);
+                    }
                 }
                 ControlEvent::Closed { reason } => closed = Some(reason),
                 _ => {}
             }
         }
         while let Some(bytes) = pac.poll_transmit() {
-            if let Err(e) = wr.write_all(&bytes).await {
-                break 'conn format!("write failed: {e}");
+            match timeout(WRITE_TIMEOUT, wr.write_all(&bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => break 'conn format!("write failed: {e}"),
+                Err(_) => break 'conn "write timed out: the peer does not read".to_owned(),
             }
         }
         if let Some(reason) = closed {
             break reason;
         }
-        let deadline = pac.poll_timeout();
+        let idle_deadline = idle_since.map(|t| t + gw.control_idle_timeout);
+        if idle_deadline.is_some_and(|d| Instant::now() >= d) {
+            gw.dp.metrics.dropped("control_connection_without_call");
+            break "no call placed".to_owned();
+        }
+        let deadline = [pac.poll_timeout(), idle_deadline]
+            .into_iter()
+            .flatten()
+            .min();
         tokio::select! {
             r = rd.read(&mut buf) => match r {
                 Ok(0) => break "peer closed the TCP connection".to_owned(),

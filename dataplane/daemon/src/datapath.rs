@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use ipnet::Ipv4Net;
 use sluice_ppp::{Event, Phase};
 use sluice_pptp::{GrePacket, GreRepr, RxVerdict, ipv4_payload_range};
 use tracing::{Span, warn};
@@ -71,9 +72,16 @@ pub trait Hooks: Send + Sync + 'static {
     /// Receives decapsulated IP when there is no TUN device (load generator).
     fn deliver(&self, _link: &Link, _ip: &[u8]) {}
     /// Whether decapsulated IP from this link may enter the TUN device (anti-spoofing).
-    fn accept_source(&self, _st: &LinkState, _ip: &[u8]) -> bool {
-        true
+    fn accept_source(&self, _st: &LinkState, _ip: &[u8]) -> SourceCheck {
+        SourceCheck::Allowed
     }
+    /// Whether an IP packet read from the TUN device may go into a tunnel (IPv4 only).
+    fn tun_accepts(&self, ip: &[u8]) -> bool {
+        ip.first().map(|b| b >> 4) == Some(4)
+    }
+    /// The link's timer fired (before its engines' timeouts run): the hooks' own timers,
+    /// such as a held-back password check ([`LinkState::held_auth`]).
+    fn on_timer(&self, _link: &Arc<Link>, _st: &mut LinkState, _now: Instant) {}
 }
 
 /// Drains the engines of a locked link: control frames to the peer, events to
@@ -122,7 +130,7 @@ pub fn drive<H: Hooks>(h: &H, link: &Arc<Link>, st: &mut LinkState, now: Instant
         .as_ref()
         .and_then(|(_, l)| l.next_release())
         .map(|ns| dp.clock.epoch + Duration::from_nanos(ns));
-    let next = [st.ppp.poll_timeout(), framing_timeout, shaper]
+    let next = [st.ppp.poll_timeout(), framing_timeout, shaper, st.held_auth]
         .into_iter()
         .flatten()
         .min();
@@ -311,15 +319,80 @@ pub fn count(m: &Metrics, stats: &LinkStats, dir: Direction, len: usize) {
     node_bytes.inc_by(len as u64);
 }
 
-/// Anti-spoofing for the gateway: a session may only send from its assigned address or from
-/// the networks routed to it (`VpnUser.spec.routes`); anything else would let one user
-/// impersonate another or the gateway side.
-pub fn source_allowed(st: &LinkState, ip: &[u8]) -> bool {
-    let Some(src) = ip.get(12..16).and_then(|b| <[u8; 4]>::try_from(b).ok()) else {
-        return false;
+/// The verdict of the gateway's anti-spoofing check on one decapsulated packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceCheck {
+    /// A well-formed IPv4 packet from the session's address or one of its routes.
+    Allowed,
+    /// IPv4 from any other source.
+    Spoofed,
+    /// An IPv6 packet (version 6): not carried until IPv6 is supported, whatever its source.
+    Ipv6,
+    /// Not a well-formed IPv4 header (other version, IHL below 5 or past the packet, total
+    /// length past the packet), RFC 791 §3.1.
+    Malformed,
+}
+
+impl SourceCheck {
+    /// The `sluice_dropped_packets_total` reason of a refused packet.
+    pub fn drop_reason(self) -> Option<&'static str> {
+        match self {
+            SourceCheck::Allowed => None,
+            SourceCheck::Spoofed => Some("spoofed_source"),
+            SourceCheck::Ipv6 => Some("inner_ipv6"),
+            SourceCheck::Malformed => Some("inner_malformed"),
+        }
+    }
+}
+
+/// Anti-spoofing for the gateway: a session may only send IPv4 (RFC 791 §3.1: version 4, a
+/// header length of 5..=15 words within the packet, a total length within the packet) from its
+/// assigned address or from the networks routed to it (`VpnUser.spec.routes`); anything else
+/// would let one user impersonate another or the gateway side. The TUN device picks the
+/// protocol from the version nibble, so the version is checked before any address.
+pub fn check_source(st: &LinkState, ip: &[u8]) -> SourceCheck {
+    check_packet_source(ip, st.address, &st.routes)
+}
+
+/// [`check_source`] for a session with tunnel address `address` and routed networks `routes`.
+pub fn check_packet_source(
+    ip: &[u8],
+    address: Option<Ipv4Addr>,
+    routes: &[Ipv4Net],
+) -> SourceCheck {
+    let Some(&first) = ip.first() else {
+        return SourceCheck::Malformed;
     };
-    let src = Ipv4Addr::from(src);
-    st.address == Some(src) || st.routes.iter().any(|n| n.contains(&src))
+    match first >> 4 {
+        4 => {}
+        6 => return SourceCheck::Ipv6,
+        _ => return SourceCheck::Malformed,
+    }
+    let header_len = usize::from(first & 0x0f) * 4;
+    let total_len = ip
+        .get(2..4)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let src = ip
+        .get(12..16)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(Ipv4Addr::from);
+    match (total_len, src) {
+        (Some(total), Some(src))
+            if header_len >= 20 && header_len <= total && total <= ip.len() =>
+        {
+            if address == Some(src) || routes.iter().any(|n| n.contains(&src)) {
+                SourceCheck::Allowed
+            } else {
+                SourceCheck::Spoofed
+            }
+        }
+        _ => SourceCheck::Malformed,
+    }
+}
+
+/// Whether [`check_source`] lets the packet in.
+pub fn source_allowed(st: &LinkState, ip: &[u8]) -> bool {
+    check_source(st, ip) == SourceCheck::Allowed
 }
 
 /// Handles one datagram from the raw GRE socket.
@@ -380,31 +453,29 @@ pub fn receive_frame<H: Hooks>(
     now: Instant,
 ) {
     let dp = h.dp();
-    match st.ppp.handle_input(now, frame) {
-        Ok(Some(ip)) if !h.accept_source(st, ip) => {
-            dp.metrics.dropped("spoofed_source");
-        }
-        Ok(Some(ip))
-            if st
-                .rate_limit
-                .as_mut()
-                .is_some_and(|(_, l)| !l.allow_up(dp.clock.now_nanos(now), ip.len())) =>
-        {
-            dp.metrics.dropped("rate_limit_up");
-        }
-        Ok(Some(ip)) => {
-            count(&dp.metrics, &link.stats, Direction::Rx, ip.len());
-            match &dp.tun {
-                Some(tun) => {
-                    if tun.send(ip).is_err() {
-                        dp.metrics.dropped("tun_write_error");
-                    }
-                }
-                None => h.deliver(link, ip),
+    let ip = match st.ppp.handle_input(now, frame) {
+        Ok(Some(ip)) => ip,
+        Ok(None) => return,
+        Err(e) => return dp.metrics.malformed(Layer::from(e.layer())),
+    };
+    if let Some(reason) = h.accept_source(st, ip).drop_reason() {
+        return dp.metrics.dropped(reason);
+    }
+    if st
+        .rate_limit
+        .as_mut()
+        .is_some_and(|(_, l)| !l.allow_up(dp.clock.now_nanos(now), ip.len()))
+    {
+        return dp.metrics.dropped("rate_limit_up");
+    }
+    count(&dp.metrics, &link.stats, Direction::Rx, ip.len());
+    match &dp.tun {
+        Some(tun) => {
+            if tun.send(ip).is_err() {
+                dp.metrics.dropped("tun_write_error");
             }
         }
-        Ok(None) => {}
-        Err(e) => dp.metrics.malformed(Layer::from(e.layer())),
+        None => h.deliver(link, ip),
     }
 }
 
@@ -447,7 +518,7 @@ pub fn tun_rx_loop<H: Hooks>(h: Arc<H>) {
             }
         };
         let Some(ip) = buf.get(..n) else { continue };
-        if ip.first().map(|b| b >> 4) != Some(4) {
+        if !h.tun_accepts(ip) {
             h.dp().metrics.dropped("not_ipv4");
             continue;
         }
@@ -479,6 +550,7 @@ pub fn timer_loop<H: Hooks>(h: Arc<H>, tick: Duration) {
             if st.closed {
                 continue;
             }
+            h.on_timer(&link, &mut st, now);
             st.ppp.handle_timeout(now);
             if let Framing::Gre(gre) = &mut st.framing {
                 gre.handle_timeout(now);
@@ -486,5 +558,73 @@ pub fn timer_loop<H: Hooks>(h: Arc<H>, tick: Duration) {
             release_shaped(h.dp(), &link, &mut st, now, &mut scratch);
             drive(&*h, &link, &mut st, now);
         }
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    /// An IPv4 header (RFC 791 §3.1) with the given first byte, total length and source.
+    fn ipv4(first: u8, total: u16, src: [u8; 4], len: usize) -> Vec<u8> {
+        let mut p = vec![0u8; len];
+        p[0] = first;
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p[12..16].copy_from_slice(&src);
+        p
+    }
+
+    #[test]
+    fn only_well_formed_ipv4_from_the_session_passes() {
+        let addr = Some(Ipv4Addr::new(10, 9, 0, 2));
+        let routes: Vec<Ipv4Net> = vec!["192.168.50.0/24".parse().unwrap()];
+        let check = |p: &[u8]| check_packet_source(p, addr, &routes);
+        assert_eq!(
+            check(&ipv4(0x45, 28, [10, 9, 0, 2], 28)),
+            SourceCheck::Allowed
+        );
+        assert_eq!(
+            check(&ipv4(0x45, 28, [192, 168, 50, 7], 28)),
+            SourceCheck::Allowed
+        );
+        // Options (IHL 6) are fine; trailing padding after the total length too.
+        assert_eq!(
+            check(&ipv4(0x46, 28, [10, 9, 0, 2], 32)),
+            SourceCheck::Allowed
+        );
+        assert_eq!(
+            check(&ipv4(0x45, 28, [10, 9, 0, 3], 28)),
+            SourceCheck::Spoofed
+        );
+        assert_eq!(
+            check(&ipv4(0x45, 28, [192, 168, 51, 1], 28)),
+            SourceCheck::Spoofed
+        );
+    }
+
+    #[test]
+    fn ipv6_is_refused_whatever_bytes_12_to_16_hold() {
+        let addr = Some(Ipv4Addr::new(10, 9, 0, 2));
+        // The audit's packet: version 6, with the session's IPv4 address where an IPv4
+        // source would sit (inside the IPv6 source address).
+        let mut p = vec![0u8; 48];
+        p[0] = 0x60;
+        p[12..16].copy_from_slice(&[10, 9, 0, 2]);
+        assert_eq!(check_packet_source(&p, addr, &[]), SourceCheck::Ipv6);
+        assert_eq!(SourceCheck::Ipv6.drop_reason(), Some("inner_ipv6"));
+    }
+
+    #[test]
+    fn malformed_headers_are_refused() {
+        let addr = Some(Ipv4Addr::new(10, 9, 0, 2));
+        let src = [10, 9, 0, 2];
+        let check = |p: &[u8]| check_packet_source(p, addr, &[]);
+        assert_eq!(check(&[]), SourceCheck::Malformed);
+        assert_eq!(check(&[0x45]), SourceCheck::Malformed);
+        assert_eq!(check(&ipv4(0x44, 28, src, 28)), SourceCheck::Malformed); // IHL 4
+        assert_eq!(check(&ipv4(0x4f, 28, src, 28)), SourceCheck::Malformed); // IHL past total
+        assert_eq!(check(&ipv4(0x45, 40, src, 28)), SourceCheck::Malformed); // total past end
+        assert_eq!(check(&ipv4(0x55, 28, src, 28)), SourceCheck::Malformed); // version 5
+        assert_eq!(check(&ipv4(0x45, 16, src, 16)), SourceCheck::Malformed); // too short
     }
 }

@@ -5,13 +5,19 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::http::DrainStatus;
+use crate::admin::DrainStatus;
+use crate::admin_token::AdminToken;
 use crate::sessions_cmd::request;
 
 /// Starts draining `endpoint`'s gateway; with `wait`, polls until no session is left or the
 /// process is gone (it exits once drained), at most `timeout` plus a grace period.
-pub fn run(endpoint: SocketAddr, timeout: Duration, wait: bool) -> Result<(), String> {
-    let status = post(endpoint, timeout)?;
+pub fn run(
+    endpoint: SocketAddr,
+    token: &AdminToken,
+    timeout: Duration,
+    wait: bool,
+) -> Result<(), String> {
+    let status = post(endpoint, token, timeout)?;
     println!(
         "draining: {} session(s) left, closed anyway in {} s",
         status.sessions,
@@ -24,7 +30,7 @@ pub fn run(endpoint: SocketAddr, timeout: Duration, wait: bool) -> Result<(), St
     let mut last = status.sessions;
     while Instant::now() < give_up {
         std::thread::sleep(Duration::from_secs(1));
-        match request(endpoint, "GET", "/drain") {
+        match request(endpoint, Some(token), "GET", "/drain") {
             // The process exits once drained: a refused connection means done.
             Err(_) => {
                 println!("drained: the data plane has stopped");
@@ -46,9 +52,14 @@ pub fn run(endpoint: SocketAddr, timeout: Duration, wait: bool) -> Result<(), St
     ))
 }
 
-fn post(endpoint: SocketAddr, timeout: Duration) -> Result<DrainStatus, String> {
+fn post(
+    endpoint: SocketAddr,
+    token: &AdminToken,
+    timeout: Duration,
+) -> Result<DrainStatus, String> {
     let body = request(
         endpoint,
+        Some(token),
         "POST",
         &format!("/drain?timeout={}", timeout.as_secs()),
     )?;

@@ -13,11 +13,14 @@ use sluice_proto::v1::SessionEventKind;
 use tokio::sync::{mpsc, watch};
 use tracing::{Span, info, warn};
 
+use crate::admission::{Admission, AdmissionLimits};
 use crate::callid::CallIds;
 use crate::config::{Credential, Runtime, UserEntry};
 use crate::datapath::{self, DataPath, Hooks, drive};
 use crate::events::{self, Details, EventQueue};
 use crate::link::{CtlCmd, Framing, Link, LinkState};
+use crate::login::LoginGuard;
+use crate::login_throttle::Verdict;
 use crate::metrics::{MethodLabels, ProtoLabels, Protocol, SessionLabels, SetupResult, UserSeries};
 use crate::netcfg::RouteCmd;
 use crate::pool::Pool;
@@ -43,6 +46,12 @@ pub struct Gateway {
     /// while a session's bytes move here from the link table, so a scrape of the
     /// per-user series never counts them twice.
     user_bytes: Mutex<HashMap<String, (u64, u64)>>,
+    /// Per-source caps before authentication; authenticated-session count.
+    pub admission: Arc<Admission>,
+    /// Password-guessing throttle and the failed-login log.
+    pub login: LoginGuard,
+    /// A PPTP control connection without a call is closed after this.
+    pub control_idle_timeout: Duration,
 }
 
 /// Default for [`Gateway::max_calls_per_connection`].
@@ -108,6 +117,9 @@ impl Gateway {
             l2tp_shutdown: watch::channel(false).0,
             drain: Mutex::new(None),
             user_bytes: Mutex::new(HashMap::new()),
+            admission: Admission::new(AdmissionLimits::default()),
+            login: LoginGuard::default(),
+            control_idle_timeout: crate::control::NO_CALL_TIMEOUT,
         };
         gw.dp.l2tp_plain.store(
             gw.config().l2tp.plain_allowed(),
@@ -120,11 +132,13 @@ impl Gateway {
     /// Starts draining: new sessions are refused (PPTP Outgoing-Call-Reply "busy", L2TP CDN
     /// "temporary lack of facilities"), existing ones carry on, and the process ends once
     /// none is left or at `now + timeout`, closing what remains properly (Call-Clear /
-    /// StopCCN / LCP Terminate) so clients reconnect elsewhere. Returns the deadline (the
-    /// first call's: draining cannot be extended or undone).
+    /// StopCCN / LCP Terminate) so clients reconnect elsewhere. A later call may bring the
+    /// deadline forward, never push it back; draining cannot be undone. Returns the deadline.
     pub fn start_drain(&self, now: Instant, timeout: Duration) -> Instant {
         let mut d = lock(&self.drain);
-        let deadline = *d.get_or_insert(now + timeout);
+        let asked = now + timeout;
+        let deadline = d.map_or(asked, |earlier| earlier.min(asked));
+        *d = Some(deadline);
         self.dp.metrics.draining.set(1);
         deadline
     }
@@ -259,12 +273,14 @@ impl Gateway {
             return Err(format!("user already has {n} session(s) (maxSessions)"));
         }
         *n += 1;
+        self.admission.add_authenticated();
         Ok(())
     }
 
     fn uncount_user(&self, username: &str) {
         let mut map = lock(&self.user_sessions);
         if let Some(n) = map.get_mut(username) {
+            self.admission.remove_authenticated();
             *n = n.saturating_sub(1);
             if *n == 0 {
                 map.remove(username);
@@ -313,6 +329,10 @@ impl Gateway {
         }
         st.closed = true;
         st.down_reason = Some(cause.to_owned());
+        st.held_auth = None;
+        if st.setup_slot.take().is_some() {
+            self.note_setups();
+        }
         // A peer that hangs up (or goes silent) after a failed attempt failed authentication.
         let result = match result {
             SetupResult::PeerClosed | SetupResult::Timeout if st.auth_failed => {
@@ -368,14 +388,18 @@ impl Gateway {
             );
         } else {
             self.record_setup(link, st, result);
-            info!(
-                protocol = link.protocol.as_str(),
-                user = st.username.as_deref().unwrap_or(""),
-                caller = %link.peer,
-                call_id = link.local_call_id,
-                %cause,
-                "session setup failed"
-            );
+            // Failed setups are attacker-driven: through the failed-login log budget.
+            let user = st.username.as_deref().unwrap_or("");
+            self.login.log(user, link.peer, Instant::now(), || {
+                info!(
+                    protocol = link.protocol.as_str(),
+                    user,
+                    caller = %link.peer,
+                    call_id = link.local_call_id,
+                    %cause,
+                    "session setup failed"
+                );
+            });
         }
         {
             let mut totals = lock(&self.user_bytes);
@@ -475,47 +499,95 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Looks the user up and lets the PPP authenticator check the password (or fail an
+    /// unknown or refused user without a check).
+    fn answer_auth(&self, link: &Link, st: &mut LinkState, now: Instant) {
+        let username = st.username.clone().unwrap_or_default();
+        let cfg = self.config();
+        let credential = match self.admissible(&cfg, &username, link.protocol) {
+            Ok(user) => Some(user.credential.as_ppp()),
+            Err((result, why)) => {
+                self.login.log(&username, link.peer, now, || {
+                    info!(user = %username, caller = %link.peer, reason = %why, "login refused");
+                });
+                if result != SetupResult::AuthFailed {
+                    // Refused by policy: count it as such, not as a bad password.
+                    st.policy_refused = true;
+                    self.record_setup(link, st, result);
+                }
+                st.refusal = Some(why);
+                None
+            }
+        };
+        st.ppp.provide_credential(now, credential);
+    }
+
+    /// Updates the sessions-in-setup gauge.
+    pub fn note_setups(&self) {
+        self.dp
+            .metrics
+            .setups_pending
+            .set(i64::from(self.admission.setups()));
+    }
+}
+
 impl Hooks for Gateway {
+    fn on_timer(&self, link: &Arc<Link>, st: &mut LinkState, now: Instant) {
+        if st.held_auth.is_some_and(|at| now >= at) {
+            st.held_auth = None;
+            self.answer_auth(link, st, now);
+        }
+    }
+
     fn dp(&self) -> &DataPath {
         &self.dp
     }
 
-    fn accept_source(&self, st: &LinkState, ip: &[u8]) -> bool {
-        datapath::source_allowed(st, ip)
+    fn accept_source(&self, st: &LinkState, ip: &[u8]) -> datapath::SourceCheck {
+        datapath::check_source(st, ip)
     }
 
     fn on_event(&self, link: &Arc<Link>, st: &mut LinkState, ev: Event, now: Instant) {
         match ev {
             Event::AuthRequest { username, method } => {
                 st.setup_span.record("user", username.as_str());
-                let cfg = self.config();
                 st.refusal = None;
-                let credential = match self.admissible(&cfg, &username, link.protocol) {
-                    Ok(user) => Some(user.credential.as_ppp()),
-                    Err((result, why)) => {
-                        info!(user = %username, caller = %link.peer, reason = %why, "login refused");
-                        if result != SetupResult::AuthFailed {
-                            // Refused by policy: count it as such, not as a bad password.
-                            st.policy_refused = true;
-                            self.record_setup(link, st, result);
-                        }
-                        st.refusal = Some(why);
-                        None
-                    }
-                };
-                st.username = Some(username);
                 st.auth_method = Some(method);
-                st.ppp.provide_credential(now, credential);
+                let verdict = self
+                    .login
+                    .admit(&self.dp.metrics, &username, link.peer, now);
+                st.username = Some(username);
+                match verdict {
+                    Verdict::Now => self.answer_auth(link, st, now),
+                    // Answered from the link's timer (on_timer).
+                    Verdict::At(at) => st.held_auth = Some(at),
+                    Verdict::Refuse => {
+                        st.refusal = Some("too many failed logins: try again later".to_owned());
+                        st.ppp.provide_credential(now, None);
+                    }
+                }
             }
             Event::Authenticated { username, method } => {
                 st.auth_failed = false;
+                self.login.succeeded(&username, link.peer, now);
                 let cfg = self.config();
                 st.username = Some(username.clone());
                 st.auth_method = Some(method);
+                st.setup_slot = None;
+                self.note_setups();
                 let Some(user) = cfg.users.get(&username) else {
                     st.ppp.close(now, "user removed");
                     return;
                 };
+                if cfg.max_sessions > 0
+                    && self.admission.authenticated() >= cfg.max_sessions as usize
+                {
+                    info!(user = %username, "gateway session limit reached (maxSessions)");
+                    self.record_setup(link, st, SetupResult::Limit);
+                    st.ppp.close(now, "gateway session limit reached");
+                    return;
+                }
                 if let Err(why) = self.count_user(user) {
                     info!(user = %username, reason = %why, "session limit reached");
                     self.record_setup(link, st, SetupResult::Limit);
@@ -565,7 +637,14 @@ impl Hooks for Gateway {
                 }
                 // Recorded when the setup ends: MS-CHAP peers may retry and succeed.
                 st.auth_failed = true;
-                info!(user = %username, method = method_name(method), caller = %link.peer, %reason, "authentication failed");
+                if !st.policy_refused {
+                    // A password guess (or an unknown user), not a policy refusal.
+                    self.login
+                        .failed(&self.dp.metrics, &username, link.peer, now);
+                }
+                self.login.log(&username, link.peer, now, || {
+                    info!(user = %username, method = method_name(method), caller = %link.peer, %reason, "authentication failed");
+                });
                 if self.events.is_some() {
                     let cfg = self.config();
                     let user = cfg.users.get(&username);

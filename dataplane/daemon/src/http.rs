@@ -1,23 +1,31 @@
-//! The data plane's HTTP endpoint: `/metrics` (Prometheus text), `/sessions`
-//! (JSON for `sluice-dataplane sessions`), `/healthz` (the process is alive),
-//! `/readyz` (a configuration is applied and the gateway is not draining: 503
-//! otherwise) and `/drain` (GET: the drain status; POST `?timeout=SECONDS`: start
-//! draining, see [`Gateway::start_drain`]; JSON [`DrainStatus`] either way).
+//! The data plane's management endpoints. Two listeners:
+//!
+//! * metrics (`--metrics-listen`, reachable by Prometheus and the kubelet): `/metrics`
+//!   (OpenMetrics text), `/healthz` (the process is alive), `/readyz` (a configuration is
+//!   applied and the gateway is not draining: 503 otherwise);
+//! * admin (`--admin-listen`, loopback only, bearer token): `/sessions` and `/drain`, see
+//!   [`crate::admin`].
+//!
+//! Both are bounded ([`crate::http_listener`]) so that no client can hold the process's
+//! descriptors.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
-use tracing::info;
+use thiserror::Error;
+use tokio::net::TcpListener;
 
-use crate::gateway::{Gateway, method_name};
+use crate::admin;
+use crate::admin_token::{AdminToken, TokenError};
+use crate::gateway::Gateway;
+use crate::http_listener::{BoundedListener, Bounds};
 use crate::metrics::Metrics;
 
 /// What the endpoint serves: the metrics from the start, the gateway once it runs.
@@ -45,81 +53,6 @@ impl HttpState {
     }
 }
 
-/// One row of the session table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SessionInfo {
-    pub user: String,
-    /// "namespace/name" of the VpnUser (empty before authentication).
-    #[serde(default)]
-    pub source: String,
-    pub protocol: String,
-    /// Tunnel address assigned to the client.
-    pub address: Option<String>,
-    /// The client's public address.
-    pub caller: String,
-    pub call_id: u16,
-    pub peer_call_id: u16,
-    /// "up", or the setup phase.
-    pub state: String,
-    pub auth: Option<String>,
-    pub encoding: String,
-    pub uptime_seconds: u64,
-    /// Seconds since the Unix epoch when the session came up.
-    pub since: Option<u64>,
-    /// IP bytes from the client.
-    pub bytes_in: u64,
-    /// IP bytes to the client.
-    pub bytes_out: u64,
-    pub packets_in: u64,
-    pub packets_out: u64,
-    /// The session's bandwidth limit as `down/up` bits per second (`10M/2M`, `-` for an
-    /// unlimited direction), when the user has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<String>,
-}
-
-/// Snapshot of every session of a gateway.
-pub fn sessions(gw: &Gateway) -> Vec<SessionInfo> {
-    let mut out: Vec<SessionInfo> = gw
-        .dp
-        .links
-        .all()
-        .into_iter()
-        .map(|l| {
-            let st = l.lock();
-            SessionInfo {
-                user: st.username.clone().unwrap_or_default(),
-                source: st.source.clone(),
-                protocol: l.protocol.as_str().into(),
-                address: st.address.map(|a| a.to_string()),
-                caller: l.peer.to_string(),
-                call_id: l.local_call_id,
-                peer_call_id: l.peer_call_id,
-                state: if st.up_at.is_some() {
-                    "up".into()
-                } else {
-                    format!("{:?}", st.ppp.phase()).to_lowercase()
-                },
-                auth: st.auth_method.map(|m| method_name(m).to_owned()),
-                encoding: st.encoding.to_string(),
-                uptime_seconds: st.up_at.map(|(t, _)| t.elapsed().as_secs()).unwrap_or(0),
-                since: st.up_at.and_then(|(_, w)| {
-                    w.duration_since(SystemTime::UNIX_EPOCH)
-                        .ok()
-                        .map(|d| d.as_secs())
-                }),
-                bytes_in: l.stats.rx_bytes.load(Ordering::Relaxed),
-                bytes_out: l.stats.tx_bytes.load(Ordering::Relaxed),
-                packets_in: l.stats.rx_packets.load(Ordering::Relaxed),
-                packets_out: l.stats.tx_packets.load(Ordering::Relaxed),
-                rate_limit: st.rate_limit.as_ref().map(|(r, _)| r.display()),
-            }
-        })
-        .collect();
-    out.sort_by(|a, b| (&a.user, a.call_id).cmp(&(&b.user, b.call_id)));
-    out
-}
-
 async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     (
         [(
@@ -136,22 +69,6 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     )
 }
 
-async fn sessions_json(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
-    let rows = state.gateway().map(|gw| sessions(gw)).unwrap_or_default();
-    match serde_json::to_string(&rows) {
-        Ok(body) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            body,
-        ),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain")],
-            e.to_string(),
-        ),
-    }
-}
-
 async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     match state.gateway() {
         Some(gw) if gw.draining() => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
@@ -163,140 +80,100 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     }
 }
 
-/// What `/drain` answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DrainStatus {
-    pub draining: bool,
-    /// Sessions still up or in setup.
-    pub sessions: usize,
-    /// Seconds until the remaining sessions are closed anyway (while draining).
-    pub remaining_seconds: Option<u64>,
+/// The public routes: metrics and probes, nothing that names a user or changes anything.
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
 }
 
-/// Default drain timeout of `POST /drain` without `?timeout=`.
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
-/// Longest drain timeout accepted (a week).
-const MAX_DRAIN_TIMEOUT: u64 = 7 * 24 * 3600;
-
-/// The `timeout` of a `/drain` query string, in seconds.
-fn drain_timeout(query: Option<&str>) -> Result<Duration, String> {
-    let Some(v) = query
-        .unwrap_or_default()
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("timeout="))
-    else {
-        return Ok(DEFAULT_DRAIN_TIMEOUT);
-    };
-    match v.parse::<u64>() {
-        Ok(s) if s <= MAX_DRAIN_TIMEOUT => Ok(Duration::from_secs(s)),
-        _ => Err(format!(
-            "timeout must be whole seconds from 0 to {MAX_DRAIN_TIMEOUT}, not {v:?}"
-        )),
-    }
-}
-
-fn drain_status(gw: &Gateway) -> DrainStatus {
-    DrainStatus {
-        draining: gw.draining(),
-        sessions: gw.dp.links.len(),
-        remaining_seconds: gw
-            .drain_deadline()
-            .map(|d| d.saturating_duration_since(Instant::now()).as_secs()),
-    }
-}
-
-fn json_response<T: Serialize>(v: &T) -> axum::response::Response {
-    match serde_json::to_string(v) {
-        Ok(body) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
-}
-
-async fn drain_get(State(state): State<Arc<HttpState>>) -> axum::response::Response {
-    match state.gateway() {
-        Some(gw) => json_response(&drain_status(gw)),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no configuration applied yet",
-        )
-            .into_response(),
-    }
-}
-
-async fn drain_post(State(state): State<Arc<HttpState>>, uri: Uri) -> axum::response::Response {
-    let timeout = match drain_timeout(uri.query()) {
-        Ok(t) => t,
-        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
-    };
-    let Some(gw) = state.gateway() else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no configuration applied yet",
-        )
-            .into_response();
-    };
-    if !gw.draining() {
-        info!(
-            sessions = gw.dp.links.len(),
-            timeout_s = timeout.as_secs(),
-            "draining: refusing new sessions, exiting once none is left"
-        );
-    }
-    gw.start_drain(Instant::now(), timeout);
-    json_response(&drain_status(gw))
-}
-
-/// Serves the endpoint on `addr` until the process exits.
-pub async fn serve(state: Arc<HttpState>, addr: SocketAddr) -> std::io::Result<()> {
-    serve_listener(state, tokio::net::TcpListener::bind(addr).await?).await
-}
-
-/// Serves the endpoint on a bound listener.
+/// Serves the metrics endpoint on a bound listener.
 pub async fn serve_listener(
     state: Arc<HttpState>,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/sessions", get(sessions_json))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/drain", get(drain_get).post(drain_post))
-        .with_state(state);
-    axum::serve(listener, app).await
+    axum::serve(
+        BoundedListener::new(listener, METRICS_BOUNDS),
+        router(state),
+    )
+    .await
 }
 
-/// Runs [`serve`] in the background, logging when it fails.
-pub fn spawn(state: Arc<HttpState>, addr: SocketAddr) {
+/// Bounds of the metrics listener (Prometheus, kubelet probes).
+const METRICS_BOUNDS: Bounds = Bounds {
+    max_connections: 32,
+    lifetime: Duration::from_secs(30),
+};
+/// Bounds of the admin listener (the CLI, the preStop hook).
+const ADMIN_BOUNDS: Bounds = Bounds {
+    max_connections: 8,
+    lifetime: Duration::from_secs(30),
+};
+
+/// Where the management endpoints listen.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub metrics: SocketAddr,
+    /// `/sessions`, `/drain` (loopback only).
+    pub admin: SocketAddr,
+    /// Where the admin endpoint's bearer token is written.
+    pub admin_token_file: PathBuf,
+}
+
+/// Why the management endpoints could not start.
+#[derive(Debug, Error)]
+pub enum EndpointError {
+    #[error("{endpoint} endpoint: binding {addr}: {source}")]
+    Bind {
+        endpoint: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    NotLoopback(#[from] admin::NotLoopback),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+async fn bind(endpoint: &'static str, addr: SocketAddr) -> Result<TcpListener, EndpointError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| EndpointError::Bind {
+            endpoint,
+            addr,
+            source,
+        })
+}
+
+/// Binds both endpoints, writes a fresh admin token and serves them in the background.
+/// Returns the bound addresses (metrics, admin).
+pub async fn start(
+    state: Arc<HttpState>,
+    at: &Endpoints,
+) -> Result<(SocketAddr, SocketAddr), EndpointError> {
+    admin::check_loopback(at.admin)?;
+    let metrics = bind("metrics", at.metrics).await?;
+    let admin_listener = bind("admin", at.admin).await?;
+    let token = AdminToken::generate();
+    token.write_file(&at.admin_token_file)?;
+    let bound = (
+        metrics.local_addr().unwrap_or(at.metrics),
+        admin_listener.local_addr().unwrap_or(at.admin),
+    );
+    let admin_app = admin::router(state.clone(), Arc::new(token));
     tokio::spawn(async move {
-        if let Err(e) = serve(state, addr).await {
-            tracing::error!(%addr, error = %e, "HTTP endpoint failed");
+        if let Err(e) = serve_listener(state, metrics).await {
+            tracing::error!(error = %e, "metrics endpoint failed");
         }
     });
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn drain_timeout_from_the_query_string() {
-        assert_eq!(drain_timeout(None), Ok(DEFAULT_DRAIN_TIMEOUT));
-        assert_eq!(drain_timeout(Some("")), Ok(DEFAULT_DRAIN_TIMEOUT));
-        assert_eq!(drain_timeout(Some("timeout=0")), Ok(Duration::ZERO));
-        assert_eq!(
-            drain_timeout(Some("x=1&timeout=90")),
-            Ok(Duration::from_secs(90))
-        );
-        for bad in ["timeout=", "timeout=-1", "timeout=1h", "timeout=604801"] {
-            let e = drain_timeout(Some(bad)).unwrap_err();
-            assert!(e.contains("timeout must be whole seconds"), "{bad}: {e}");
+    tokio::spawn(async move {
+        let l = BoundedListener::new(admin_listener, ADMIN_BOUNDS);
+        if let Err(e) = axum::serve(l, admin_app).await {
+            tracing::error!(error = %e, "admin endpoint failed");
         }
-    }
+    });
+    Ok(bound)
 }

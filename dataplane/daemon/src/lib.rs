@@ -2,6 +2,9 @@
 //! mode (configured by the operator over gRPC) — and the in-repo client and
 //! load generator that drive the same sans-IO engines.
 
+pub mod admin;
+pub mod admin_token;
+pub mod admission;
 pub mod agent;
 pub mod bench;
 pub mod callid;
@@ -17,18 +20,24 @@ pub mod events;
 pub mod fuzzing;
 pub mod gateway;
 pub mod http;
+pub mod http_listener;
 pub mod ike;
 pub mod ipsec_path;
 pub mod l2tp_path;
 pub mod lac;
 pub mod link;
 pub mod lns;
+pub mod log_budget;
+pub mod login;
+pub mod login_throttle;
 pub mod managed;
 pub mod metrics;
 pub mod netcfg;
+pub mod nofile;
 pub mod pool;
 pub mod ratelimit;
 pub mod rawsock;
+pub mod rng;
 pub mod server;
 pub mod sessions_cmd;
 pub mod udpsock;

@@ -17,6 +17,7 @@ use sluice_pptp::GreChannel;
 use tokio::sync::mpsc;
 use tracing::Span;
 
+use crate::admission::SetupSlot;
 use crate::metrics::{Protocol, SessionLabels};
 use crate::ratelimit::{RateLimit, SessionLimit};
 
@@ -118,6 +119,10 @@ pub struct LinkState {
     pub retransmits_seen: u64,
     /// The user's bandwidth limit and this session's buckets.
     pub rate_limit: Option<(RateLimit, SessionLimit)>,
+    /// Gateway: the session's place among those in setup, given back once authenticated.
+    pub setup_slot: Option<SetupSlot>,
+    /// Gateway: the password check is held back until then (login throttle).
+    pub held_auth: Option<Instant>,
 }
 
 /// One PPP session (over GRE or L2TP).
@@ -188,6 +193,8 @@ impl Link {
                 phase_span: Span::none(),
                 retransmits_seen: 0,
                 rate_limit: None,
+                setup_slot: None,
+                held_auth: None,
             }),
         }
     }

@@ -17,6 +17,7 @@ use sluice_ppp::Ppp;
 use tokio::sync::{mpsc, watch};
 use tracing::{Span, debug, info, warn};
 
+use crate::admission::SetupSlot;
 use crate::config::Runtime;
 use crate::control::{ppp_server_config, seed};
 use crate::datapath::drive;
@@ -72,7 +73,8 @@ pub async fn run(
     // Our Session ID → (our Tunnel ID, link); and IDs answered but not up yet.
     let mut sessions: HashMap<u16, (u16, Arc<Link>)> = HashMap::new();
     // (pending: when the call's signalling started, its setup trace and control phase.)
-    let mut pending: HashMap<u16, (Instant, Span, Span)> = HashMap::new();
+    // Each holds its session's place among those in setup (admission), until the link does.
+    let mut pending: HashMap<u16, (Instant, Span, Span, SetupSlot)> = HashMap::new();
     // Tunnels up whose first call has not come yet: since when (SCCCN).
     let mut fresh: HashMap<u16, Instant> = HashMap::new();
     // Established tunnels (TunnelUp until TunnelDown), for the gauge.
@@ -113,7 +115,14 @@ pub async fn run(
                 } => {
                     let started = fresh.remove(&tunnel).unwrap_or(now);
                     let cfg = gw.config();
-                    let in_use = gw.dp.links.len() + pending.len();
+                    // maxSessions counts authenticated sessions; those in setup are bounded
+                    // per source and in total by the admission slots.
+                    let in_use = gw.admission.authenticated();
+                    let caller = match remote.ip() {
+                        IpAddr::V4(a) => a,
+                        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+                    };
+                    let slot = gw.admission.setup(caller);
                     let refusal = if !cfg.l2tp.enabled {
                         Some("L2TP is disabled")
                     } else if stopping.is_some() {
@@ -122,6 +131,9 @@ pub async fn run(
                         Some("gateway draining")
                     } else if cfg.max_sessions > 0 && in_use >= cfg.max_sessions as usize {
                         Some("gateway session limit reached")
+                    } else if let Err(r) = &slot {
+                        gw.dp.metrics.dropped(r.as_str());
+                        Some("too many sessions in setup from this address")
                     } else {
                         None
                     };
@@ -133,7 +145,7 @@ pub async fn run(
                             .unwrap_or_else(|p| p.into_inner())
                             .allocate(),
                     };
-                    let Some(id) = id else {
+                    let (Some(id), Ok(slot)) = (id, slot) else {
                         let why = refusal.unwrap_or("out of session IDs");
                         let result = if gw.draining() {
                             SetupResult::Draining
@@ -153,14 +165,11 @@ pub async fn run(
                     };
                     match ep.accept_session(now, tunnel, peer_session, id) {
                         Ok(()) => {
-                            let caller = match remote.ip() {
-                                IpAddr::V4(a) => a,
-                                IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
-                            };
                             let span = setup_span(Protocol::L2tp, caller);
                             span.record("call_id", id);
                             let control = tracing::info_span!(parent: &span, "control");
-                            pending.insert(id, (started, span, control));
+                            pending.insert(id, (started, span, control, slot));
+                            gw.note_setups();
                         }
                         Err(e) => {
                             warn!(%remote, error = %e, "accepting an L2TP call failed");
@@ -169,7 +178,8 @@ pub async fn run(
                     }
                 }
                 ev @ Event::SessionUp { local_session, .. } => {
-                    let Some((started, span, control)) = pending.remove(&local_session) else {
+                    let Some((started, span, control, slot)) = pending.remove(&local_session)
+                    else {
                         continue;
                     };
                     let cfg = gw.config();
@@ -187,6 +197,7 @@ pub async fn run(
                     );
                     drop(control);
                     link.set_setup_span(span);
+                    link.lock().setup_slot = Some(slot);
                     gw.dp.links.insert(link.clone());
                     sessions.insert(local_session, (tunnel, link.clone()));
                     // The LAC has sent ICCN and is ready: our Configure-Request goes out now.
@@ -200,10 +211,12 @@ pub async fn run(
                 } => {
                     if let Some((_, link)) = sessions.remove(&local_session) {
                         gw.abort(&link, &format!("L2TP session closed: {reason}"));
-                    } else if let Some((_, span, _)) = pending.remove(&local_session) {
+                    } else if let Some((_, span, _, slot)) = pending.remove(&local_session) {
                         span.record("result", SetupResult::PeerClosed.as_str());
                         gw.dp.metrics.setup(Protocol::L2tp, SetupResult::PeerClosed);
                         release(&gw, local_session);
+                        drop(slot);
+                        gw.note_setups();
                     }
                 }
                 Event::TunnelDown { tunnel, reason } => {

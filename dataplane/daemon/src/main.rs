@@ -16,10 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use sluice_dataplane::admin_token::{AdminToken, DEFAULT_TOKEN_FILE};
+use sluice_dataplane::admission::AdmissionLimits;
 use sluice_dataplane::agent::{TlsReload, tls};
+use sluice_dataplane::http::Endpoints;
 use sluice_dataplane::l2tp_path::ControlRate;
 use sluice_dataplane::server::HostOptions;
-use sluice_dataplane::{bench, client_cli, config, drain_cmd, managed, server, sessions_cmd};
+use sluice_dataplane::{
+    bench, client_cli, config, drain_cmd, managed, nofile, rng, server, sessions_cmd,
+};
 use sluice_telemetry::LogFormat;
 
 #[derive(Parser, Debug)]
@@ -49,9 +54,11 @@ struct ServeArgs {
     gateway: Option<String>,
     #[command(flatten)]
     host: HostArgs,
-    /// Address of the HTTP endpoint (/metrics, /sessions, /healthz, /readyz).
-    #[arg(long, default_value = "127.0.0.1:9810")]
-    http: SocketAddr,
+    /// Address of the metrics endpoint (/metrics, /healthz, /readyz).
+    #[arg(long, alias = "http", default_value = "127.0.0.1:9810")]
+    metrics_listen: SocketAddr,
+    #[command(flatten)]
+    admin: AdminArgs,
     /// How often the manifest file is checked for changes (seconds).
     #[arg(long, default_value_t = 2)]
     watch_interval: u64,
@@ -78,20 +85,76 @@ struct HostArgs {
     /// L2TP control messages per second accepted from one source address (0: unlimited).
     #[arg(long, default_value_t = ControlRate::default().per_second)]
     l2tp_control_rate: u32,
+    /// PPTP control connections from one source address (clients behind one NAT share it).
+    #[arg(long, default_value_t = AdmissionLimits::default().control_per_source)]
+    max_control_connections_per_source: u32,
+    /// Sessions in setup (not yet authenticated) from one source address.
+    #[arg(long, default_value_t = AdmissionLimits::default().setups_per_source)]
+    max_setups_per_source: u32,
+    /// Sessions in setup from all sources together.
+    #[arg(long, default_value_t = AdmissionLimits::default().setups_total)]
+    max_setups: u32,
+    /// Seconds after which a PPTP control connection without a call is closed.
+    #[arg(long, default_value_t = sluice_dataplane::control::NO_CALL_TIMEOUT.as_secs())]
+    control_idle_timeout: u64,
+}
+
+/// The admin endpoint (both modes).
+#[derive(Args, Debug)]
+struct AdminArgs {
+    /// Address of the admin endpoint (/sessions, /drain): loopback only, bearer token.
+    #[arg(long, default_value = "127.0.0.1:9811")]
+    admin_listen: SocketAddr,
+    /// Where the admin endpoint's token is written at start (mode 0600).
+    #[arg(long, env = "SLUICE_ADMIN_TOKEN_FILE", default_value = DEFAULT_TOKEN_FILE)]
+    admin_token_file: PathBuf,
+}
+
+impl AdminArgs {
+    fn endpoints(self, metrics: SocketAddr) -> Endpoints {
+        Endpoints {
+            metrics,
+            admin: self.admin_listen,
+            admin_token_file: self.admin_token_file,
+        }
+    }
+}
+
+/// How the CLI reaches a running data plane's admin endpoint.
+#[derive(Args, Debug)]
+struct AdminClientArgs {
+    /// The data plane's admin endpoint.
+    #[arg(long, default_value = "127.0.0.1:9811")]
+    endpoint: SocketAddr,
+    /// The token file the data plane wrote (its --admin-token-file).
+    #[arg(long, env = "SLUICE_ADMIN_TOKEN_FILE", default_value = DEFAULT_TOKEN_FILE)]
+    token_file: PathBuf,
+}
+
+impl AdminClientArgs {
+    fn token(&self) -> Result<AdminToken, String> {
+        AdminToken::read_file(&self.token_file).map_err(|e| e.to_string())
+    }
 }
 
 impl HostArgs {
-    fn options(self, http: SocketAddr) -> HostOptions {
+    fn options(self, endpoints: Endpoints) -> HostOptions {
         HostOptions {
             tun: self.tun,
             bind: self.bind,
-            http,
+            endpoints,
             forwarding: !self.no_forwarding,
             max_control_connections: self.max_control_connections,
             max_calls_per_connection: self.max_calls_per_connection,
             l2tp_control_rate: ControlRate {
                 per_second: self.l2tp_control_rate,
                 burst: self.l2tp_control_rate.saturating_mul(2),
+            },
+            control_idle_timeout: Duration::from_secs(self.control_idle_timeout.max(1)),
+            admission: AdmissionLimits {
+                control_per_source: self.max_control_connections_per_source,
+                setups_per_source: self.max_setups_per_source,
+                setups_total: self.max_setups,
             },
         }
     }
@@ -120,9 +183,12 @@ struct AgentArgs {
     server_name: Option<String>,
     #[command(flatten)]
     host: HostArgs,
-    /// Address of the HTTP endpoint (/metrics, /sessions, /healthz, /readyz).
-    #[arg(long, default_value = "0.0.0.0:9810")]
-    http: SocketAddr,
+    /// Address of the metrics endpoint (/metrics, /healthz, /readyz). Limit who can reach
+    /// it (docs/security.md): it is the only management port off the node.
+    #[arg(long, alias = "http", default_value = "0.0.0.0:9810")]
+    metrics_listen: SocketAddr,
+    #[command(flatten)]
+    admin: AdminArgs,
     /// How often the session snapshot and counters go to the operator (seconds).
     #[arg(long, default_value_t = 5)]
     report_interval: u64,
@@ -152,7 +218,7 @@ impl AgentArgs {
             gateway: self.gateway,
             node: self.node,
             pod: self.pod,
-            host: self.host.options(self.http),
+            host: self.host.options(self.admin.endpoints(self.metrics_listen)),
             report_interval: Duration::from_secs(self.report_interval.max(1)),
         })
     }
@@ -171,9 +237,8 @@ enum Command {
     },
     /// Print the live session table of a running data plane.
     Sessions {
-        /// The data plane's HTTP endpoint.
-        #[arg(long, default_value = "127.0.0.1:9810")]
-        endpoint: SocketAddr,
+        #[command(flatten)]
+        admin: AdminClientArgs,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -181,10 +246,10 @@ enum Command {
     /// Drain a running data plane: refuse new sessions, exit once none is left or at
     /// --timeout (then the rest are closed properly). The data-plane pod's preStop hook.
     Drain {
-        /// The data plane's HTTP endpoint.
-        #[arg(long, default_value = "127.0.0.1:9810")]
-        endpoint: SocketAddr,
-        /// Seconds after which the remaining sessions are closed.
+        #[command(flatten)]
+        admin: AdminClientArgs,
+        /// Seconds after which the remaining sessions are closed (a later, shorter drain
+        /// brings the deadline forward).
         #[arg(long, default_value_t = 3600)]
         timeout: u64,
         /// Wait until the data plane has drained (or the timeout passed).
@@ -215,9 +280,26 @@ fn serve<F: std::future::Future<Output = Result<(), String>>>(
         let _rt = rt.enter();
         sluice_telemetry::init("sluice-dataplane", format, true)
     };
-    let result = mode().and_then(|f| rt.block_on(f));
+    let result = host_checks()
+        .and_then(|()| mode())
+        .and_then(|f| rt.block_on(f));
     drop(telemetry);
     result
+}
+
+/// Start-up checks of a gateway process: secure randomness, and the descriptor limit raised
+/// as far as the host allows.
+fn host_checks() -> Result<(), String> {
+    rng::check().map_err(|e| e.to_string())?;
+    match nofile::raise() {
+        Ok(l) => tracing::info!(
+            soft = l.soft,
+            hard = l.hard,
+            "descriptor limit (RLIMIT_NOFILE)"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not raise the descriptor limit"),
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -236,7 +318,10 @@ fn main() -> ExitCode {
             let opts = server::ServeOptions {
                 manifests,
                 gateway: cli.serve.gateway,
-                host: cli.serve.host.options(cli.serve.http),
+                host: cli
+                    .serve
+                    .host
+                    .options(cli.serve.admin.endpoints(cli.serve.metrics_listen)),
                 watch_interval: Duration::from_secs(cli.serve.watch_interval.max(1)),
             };
             serve(format, || Ok(server::run(opts)))
@@ -247,8 +332,8 @@ fn main() -> ExitCode {
                 .map(|cfg| print!("{}", config::summary(&cfg)))
                 .map_err(|e| e.to_string())
         }
-        Some(Command::Sessions { endpoint, json }) => {
-            sessions_cmd::fetch(endpoint).and_then(|rows| {
+        Some(Command::Sessions { admin, json }) => admin.token().and_then(|token| {
+            sessions_cmd::fetch(admin.endpoint, &token).and_then(|rows| {
                 if json {
                     serde_json::to_string_pretty(&rows)
                         .map(|s| println!("{s}"))
@@ -258,12 +343,14 @@ fn main() -> ExitCode {
                     Ok(())
                 }
             })
-        }
+        }),
         Some(Command::Drain {
-            endpoint,
+            admin,
             timeout,
             wait,
-        }) => drain_cmd::run(endpoint, Duration::from_secs(timeout), wait),
+        }) => admin.token().and_then(|token| {
+            drain_cmd::run(admin.endpoint, &token, Duration::from_secs(timeout), wait)
+        }),
         Some(Command::Client(args)) => runtime().and_then(|rt| rt.block_on(client_cli::run(args))),
         Some(Command::Bench(args)) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
     };

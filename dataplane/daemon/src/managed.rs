@@ -12,11 +12,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tonic::transport::ClientTlsConfig;
 use tracing::info;
 
+use crate::admin::{self, SessionInfo};
 use crate::agent::{AgentOptions, ConfigSink, TlsReload, run_agent};
 use crate::config::Runtime;
 use crate::events::{self, EventQueue};
 use crate::gateway::method_name;
-use crate::http::{self, HttpState, SessionInfo};
+use crate::http::{self, HttpState};
 use crate::metrics::{MethodLabels, Metrics, Protocol, SetupLabels, SetupResult};
 use crate::server::{self, HostOptions};
 
@@ -88,7 +89,7 @@ impl ConfigSink for ManagedGateway {
         self.state
             .gateway()
             .map(|gw| {
-                http::sessions(gw)
+                admin::sessions(gw)
                     .iter()
                     .filter(|s| s.since.is_some())
                     .map(session)
@@ -179,7 +180,9 @@ pub fn counters(m: &Metrics) -> pb::Counters {
 pub async fn run(opts: AgentModeOptions) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new_agent());
     let state = Arc::new(HttpState::new(metrics.clone()));
-    http::spawn(state.clone(), opts.host.http);
+    http::start(state.clone(), &opts.host.endpoints)
+        .await
+        .map_err(|e| e.to_string())?;
     let sink = Arc::new(ManagedGateway::new(
         opts.host.clone(),
         state.clone(),
@@ -204,7 +207,8 @@ pub async fn run(opts: AgentModeOptions) -> Result<(), String> {
     info!(
         operator = %opts.operator,
         gateway = %opts.gateway,
-        http = %opts.host.http,
+        metrics = %opts.host.endpoints.metrics,
+        admin = %opts.host.endpoints.admin,
         "agent mode: waiting for the configuration from the operator"
     );
     let mut agent = AgentOptions::new(

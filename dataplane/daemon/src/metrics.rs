@@ -281,6 +281,12 @@ pub struct Metrics {
     pub sessions_up: Gauge,
     pub setups: Family<SetupLabels, Counter>,
     pub auth_failures: Family<MethodLabels, Counter>,
+    /// Login attempts the password-guessing throttle held back or failed unchecked.
+    pub login_throttled: Family<ReasonLabels, Counter>,
+    /// Keys (user, source, pair) the throttle tracks.
+    pub login_throttle_entries: Gauge,
+    /// Sessions in setup (not yet authenticated).
+    pub setups_pending: Gauge,
     pub setup_duration: Family<ProtoLabels, Histogram>,
     /// Setup time of each phase that completed.
     pub setup_phase_duration: Family<PhaseLabels, Histogram>,
@@ -346,6 +352,9 @@ impl Metrics {
             sessions_up: Gauge::default(),
             setups: Family::default(),
             auth_failures: Family::default(),
+            login_throttled: Family::default(),
+            login_throttle_entries: Gauge::default(),
+            setups_pending: Gauge::default(),
             setup_duration: Family::new_with_constructor(setup_histogram),
             setup_phase_duration: Family::new_with_constructor(setup_histogram),
             retransmissions: Family::default(),
@@ -417,8 +426,16 @@ impl Metrics {
         for layer in Layer::ALL {
             let _ = m.malformed.get_or_create(&LayerLabels { layer });
         }
+        for reason in ["delayed", "refused"] {
+            let _ = m.login_throttled.get_or_create(&ReasonLabels { reason });
+        }
         for layer in [Layer::L2tp, Layer::Ike, Layer::Ppp] {
             let _ = m.retransmissions.get_or_create(&LayerLabels { layer });
+        }
+        // IKE under flood (docs/security.md): drops of the receive side and of the IKE thread.
+        let ike_flood = crate::ipsec_path::guard::DROP_REASONS.into_iter();
+        for reason in ike_flood.chain(crate::ike::DROP_REASONS) {
+            let _ = m.dropped.get_or_create(&ReasonLabels { reason });
         }
         registry.register(
             "sessions_active",
@@ -434,6 +451,21 @@ impl Metrics {
             "auth_failures",
             "Failed PPP authentications by method",
             m.auth_failures.clone(),
+        );
+        registry.register(
+            "login_throttled",
+            "Login attempts held back (delayed) or failed unchecked (refused) by the password-guessing throttle",
+            m.login_throttled.clone(),
+        );
+        registry.register(
+            "login_throttle_entries",
+            "Users, sources and user/source pairs the password-guessing throttle tracks",
+            m.login_throttle_entries.clone(),
+        );
+        registry.register(
+            "sessions_in_setup",
+            "Sessions not yet authenticated",
+            m.setups_pending.clone(),
         );
         registry.register(
             "session_setup_duration_seconds",

@@ -14,14 +14,16 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
+use crate::admission::{Admission, AdmissionLimits};
 use crate::config::{self, Runtime};
 use crate::datapath::{DataPath, gre_rx_loop, timer_loop, tun_rx_loop};
 use crate::events::EventQueue;
 use crate::gateway::Gateway;
-use crate::http::{self, HttpState};
+use crate::http::{self, Endpoints, HttpState};
 use crate::ipsec_path::{self, IpsecIo};
 use crate::l2tp_path::{ControlRate, L2tpIo, l2tp_rx_loop};
 use crate::metrics::{Metrics, ResultLabels};
+use crate::nofile;
 use crate::udpsock::UdpPort;
 use crate::{control, ike, lns, netcfg};
 
@@ -31,14 +33,18 @@ pub struct HostOptions {
     pub tun: String,
     /// Local address for the control listener and the GRE socket (default: all).
     pub bind: Option<Ipv4Addr>,
-    /// Address of the HTTP endpoint.
-    pub http: SocketAddr,
+    /// Where the metrics and admin endpoints listen.
+    pub endpoints: Endpoints,
     pub forwarding: bool,
     pub max_control_connections: usize,
     /// Calls per PPTP control connection (and sessions per L2TP tunnel).
     pub max_calls_per_connection: u16,
     /// Per-source budget of L2TP control messages.
     pub l2tp_control_rate: ControlRate,
+    /// Per-source caps before authentication.
+    pub admission: AdmissionLimits,
+    /// PPTP control connections without a call are closed after this.
+    pub control_idle_timeout: Duration,
 }
 
 impl HostOptions {
@@ -53,9 +59,9 @@ impl HostOptions {
         let listen = self.listen_addr(cfg.pptp_port);
         if cfg.l2tp.enabled {
             let l2tp = self.listen_addr(cfg.l2tp.port);
-            info!(%listen, %l2tp, tun = %self.tun, http = %self.http, version = %cfg.version, "gateway ready");
+            info!(%listen, %l2tp, tun = %self.tun, metrics = %self.endpoints.metrics, admin = %self.endpoints.admin, version = %cfg.version, "gateway ready");
         } else {
-            info!(%listen, tun = %self.tun, http = %self.http, version = %cfg.version, "gateway ready");
+            info!(%listen, tun = %self.tun, metrics = %self.endpoints.metrics, admin = %self.endpoints.admin, version = %cfg.version, "gateway ready");
         }
     }
 }
@@ -108,6 +114,8 @@ pub fn start(
     let routes = netcfg::spawn_route_task(host.tun.clone());
     let mut gw = Gateway::new(dp, cfg, Some(routes), control::seed_u64());
     gw.max_calls_per_connection = host.max_calls_per_connection.max(1);
+    gw.admission = Admission::new(host.admission);
+    gw.control_idle_timeout = host.control_idle_timeout;
     gw.events = events;
     let gw = Arc::new(gw);
     if let Err(e) = spawn_threads(&gw) {
@@ -115,6 +123,7 @@ pub fn start(
         return Err(e);
     }
     spawn_accept_loop(gw.clone(), listener, host.max_control_connections);
+    spawn_log_flush(gw.clone());
     if gw.config().l2tp.enabled
         && let Err(e) = start_l2tp(&gw, host)
     {
@@ -242,7 +251,33 @@ fn spawn_threads(gw: &Arc<Gateway>) -> Result<(), String> {
     Ok(())
 }
 
+/// Emits the failed-login summary of a window even when no further failure comes.
+fn spawn_log_flush(gw: Arc<Gateway>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        while !gw.dp.stop.load(Ordering::Relaxed) {
+            every.tick().await;
+            gw.login.flush(Instant::now());
+        }
+    });
+}
+
 fn spawn_accept_loop(gw: Arc<Gateway>, listener: TcpListener, max_connections: usize) {
+    let max_connections = match nofile::get() {
+        Ok(limit) => {
+            let cap = nofile::control_connection_cap(max_connections, limit).max(1);
+            if cap < max_connections {
+                warn!(
+                    configured = max_connections,
+                    cap,
+                    nofile = limit.soft,
+                    "the descriptor limit caps PPTP control connections below --max-control-connections"
+                );
+            }
+            cap
+        }
+        Err(_) => max_connections,
+    };
     let permits = Arc::new(Semaphore::new(max_connections));
     tokio::spawn(async move {
         loop {
@@ -259,7 +294,18 @@ fn spawn_accept_loop(gw: Arc<Gateway>, listener: TcpListener, max_connections: u
                 drop(stream);
                 continue;
             };
-            tokio::spawn(control::serve(gw.clone(), stream, peer, permit));
+            let SocketAddr::V4(peer) = peer else {
+                continue; // PPTP over IPv6 is not supported (the listener is IPv4).
+            };
+            let slot = match gw.admission.control_connection(*peer.ip()) {
+                Ok(slot) => slot,
+                Err(refusal) => {
+                    gw.dp.metrics.dropped(refusal.as_str());
+                    drop(stream);
+                    continue;
+                }
+            };
+            tokio::spawn(control::serve(gw.clone(), stream, peer, permit, slot));
         }
     });
 }
@@ -307,7 +353,9 @@ pub async fn run(opts: ServeOptions) -> Result<(), String> {
     let gw = start(&opts.host, cfg, metrics.clone(), None)?;
     let state = Arc::new(HttpState::new(metrics));
     state.set_gateway(gw.clone());
-    http::spawn(state.clone(), opts.host.http);
+    http::start(state.clone(), &opts.host.endpoints)
+        .await
+        .map_err(|e| e.to_string())?;
     opts.host.log_ready(&gw);
 
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;

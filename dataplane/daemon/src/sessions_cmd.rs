@@ -4,22 +4,34 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::http::SessionInfo;
+use crate::admin::SessionInfo;
+use crate::admin_token::AdminToken;
 
-/// Fetches `/sessions` from a running data plane.
-pub fn fetch(endpoint: SocketAddr) -> Result<Vec<SessionInfo>, String> {
-    let body = request(endpoint, "GET", "/sessions")?;
+/// Fetches `/sessions` from a running data plane's admin endpoint.
+pub fn fetch(endpoint: SocketAddr, token: &AdminToken) -> Result<Vec<SessionInfo>, String> {
+    let body = request(endpoint, Some(token), "GET", "/sessions")?;
     serde_json::from_str(&body).map_err(|e| format!("decoding session list: {e}"))
 }
 
-/// One HTTP/1.1 request to a running data plane's endpoint; the body of a 200 answer.
-pub fn request(endpoint: SocketAddr, method: &str, path: &str) -> Result<String, String> {
+/// One HTTP/1.1 request to a running data plane's endpoint (with the admin token for the
+/// admin endpoint); the body of a 200 answer.
+pub fn request(
+    endpoint: SocketAddr,
+    token: Option<&AdminToken>,
+    method: &str,
+    path: &str,
+) -> Result<String, String> {
     let mut s = TcpStream::connect_timeout(&endpoint, Duration::from_secs(3))
         .map_err(|e| format!("connecting to {endpoint}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {endpoint}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {endpoint}\r\n{}Content-Length: 0\r\n\
+         Connection: close\r\n\r\n",
+        token.map_or(String::new(), |t| format!(
+            "Authorization: Bearer {}\r\n",
+            t.as_str()
+        ))
     )
     .map_err(|e| e.to_string())?;
     let mut resp = Vec::new();

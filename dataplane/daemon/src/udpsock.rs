@@ -165,19 +165,95 @@ impl UdpPort {
 
 /// The destination address of a received datagram, from its `IP_PKTINFO` message.
 pub(crate) fn pktinfo_dst(msg: &libc::msghdr) -> Ipv4Addr {
-    // SAFETY: `msg` was filled by recvmmsg; the CMSG_* macros walk its control buffer
-    // within msg_controllen and never past it.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::IPPROTO_IP && (*cmsg).cmsg_type == libc::IP_PKTINFO {
-                let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
-                return Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr));
-            }
-            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+    if msg.msg_control.is_null() {
+        return Ipv4Addr::UNSPECIFIED;
+    }
+    // SAFETY: `msg_control` points at a control buffer of at least `msg_controllen` bytes
+    // (set to the buffer's size before recvmmsg; the kernel only lowers it).
+    let control =
+        unsafe { std::slice::from_raw_parts(msg.msg_control.cast::<u8>(), msg.msg_controllen) };
+    pktinfo_in(control)
+}
+
+/// Walks a control buffer (cmsg(3) layout) with bounds checks on every header, rather than
+/// trusting `cmsg_len` as the CMSG_* macros do: a truncated header or a huge length ends
+/// the walk.
+fn pktinfo_in(control: &[u8]) -> Ipv4Addr {
+    const HDR: usize = std::mem::size_of::<libc::cmsghdr>();
+    const ALIGN: usize = std::mem::size_of::<usize>();
+    let word = |b: &[u8], at: usize| -> Option<[u8; 4]> { b.get(at..at + 4)?.try_into().ok() };
+    let mut off = 0usize;
+    while let Some(h) = control.get(off..).and_then(|rest| rest.get(..HDR)) {
+        let Some(len) = h
+            .get(..ALIGN)
+            .and_then(|b| b.try_into().ok())
+            .map(usize::from_ne_bytes)
+        else {
+            break;
+        };
+        let (Some(level), Some(kind)) = (word(h, ALIGN), word(h, ALIGN + 4)) else {
+            break;
+        };
+        let Some(body) = (len >= HDR)
+            .then(|| control.get(off + HDR..off.checked_add(len)?))
+            .flatten()
+        else {
+            break;
+        };
+        if i32::from_ne_bytes(level) == libc::IPPROTO_IP
+            && i32::from_ne_bytes(kind) == libc::IP_PKTINFO
+        {
+            // struct in_pktinfo: ipi_ifindex, ipi_spec_dst, ipi_addr (network order).
+            return word(body, 8).map_or(Ipv4Addr::UNSPECIFIED, Ipv4Addr::from);
         }
+        let Some(next) = len.checked_add(ALIGN - 1).map(|l| l & !(ALIGN - 1)) else {
+            break;
+        };
+        off = match off.checked_add(next) {
+            Some(o) => o,
+            None => break,
+        };
     }
     Ipv4Addr::UNSPECIFIED
+}
+
+#[cfg(test)]
+mod pktinfo_tests {
+    use super::*;
+
+    fn cmsg(level: i32, kind: i32, data: &[u8], len_override: Option<usize>) -> Vec<u8> {
+        let hdr = std::mem::size_of::<libc::cmsghdr>();
+        let mut v = Vec::new();
+        v.extend_from_slice(&len_override.unwrap_or(hdr + data.len()).to_ne_bytes());
+        v.extend_from_slice(&level.to_ne_bytes());
+        v.extend_from_slice(&kind.to_ne_bytes());
+        v.extend_from_slice(data);
+        while v.len() % std::mem::size_of::<usize>() != 0 {
+            v.push(0);
+        }
+        v
+    }
+
+    #[test]
+    fn finds_ip_pktinfo_and_survives_hostile_lengths() {
+        let info = [2, 0, 0, 0, 10, 0, 0, 1, 10, 99, 1, 1];
+        let mut buf = cmsg(libc::SOL_SOCKET, 29, &[0; 8], None);
+        buf.extend(cmsg(libc::IPPROTO_IP, libc::IP_PKTINFO, &info, None));
+        assert_eq!(pktinfo_in(&buf), Ipv4Addr::new(10, 99, 1, 1));
+        // A header cut short, a length past the end, a length of u64::MAX, zero: no read
+        // past the buffer, no endless loop.
+        assert_eq!(
+            pktinfo_in(&buf[..buf.len() - 4]),
+            Ipv4Addr::new(10, 99, 1, 1)
+        );
+        let past = cmsg(libc::IPPROTO_IP, libc::IP_PKTINFO, &info, Some(4096));
+        assert_eq!(pktinfo_in(&past), Ipv4Addr::UNSPECIFIED);
+        let huge = cmsg(libc::SOL_SOCKET, 29, &[0; 8], Some(usize::MAX));
+        assert_eq!(pktinfo_in(&huge), Ipv4Addr::UNSPECIFIED);
+        let zero = cmsg(libc::SOL_SOCKET, 29, &[0; 8], Some(0));
+        assert_eq!(pktinfo_in(&zero), Ipv4Addr::UNSPECIFIED);
+        assert_eq!(pktinfo_in(&[]), Ipv4Addr::UNSPECIFIED);
+    }
 }
 
 fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {

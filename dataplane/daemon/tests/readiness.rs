@@ -34,11 +34,17 @@ fn host() -> HostOptions {
     HostOptions {
         tun: "sluice-test0".into(),
         bind: None,
-        http: "127.0.0.1:0".parse().unwrap(),
+        endpoints: sluice_dataplane::http::Endpoints {
+            metrics: "127.0.0.1:0".parse().unwrap(),
+            admin: "127.0.0.1:0".parse().unwrap(),
+            admin_token_file: std::env::temp_dir().join("sluice-readiness-token"),
+        },
         forwarding: false,
         max_control_connections: 10,
         max_calls_per_connection: 1,
         l2tp_control_rate: Default::default(),
+        admission: Default::default(),
+        control_idle_timeout: std::time::Duration::from_secs(30),
     }
 }
 
@@ -53,7 +59,9 @@ async fn not_ready_until_a_configuration_is_applied() {
 
     assert_eq!(get(addr, "/healthz").await.0, 200);
     assert_eq!(get(addr, "/readyz").await.0, 503);
-    assert_eq!(get(addr, "/sessions").await, (200, "[]".into()));
+    // Session rows and drain live on the admin endpoint only (tests/admin_endpoint.rs).
+    assert_eq!(get(addr, "/sessions").await.0, 404);
+    assert_eq!(get(addr, "/drain").await.0, 404);
     let (_, text) = get(addr, "/metrics").await;
     assert!(text.contains("sluice_operator_connected 0"), "{text}");
 

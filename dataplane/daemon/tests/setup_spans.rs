@@ -20,6 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use sluice_dataplane::http::Endpoints;
 use sluice_dataplane::l2tp_path::ControlRate;
 use sluice_dataplane::server::{self, HostOptions, ServeOptions};
 use sluice_otlp_collector::{Collector, ReceivedSpan, terminate};
@@ -272,11 +273,17 @@ fn in_process_setup_produces_the_phase_spans_in_order() {
         host: HostOptions {
             tun: "sluice0".into(),
             bind: None,
-            http: SocketAddr::from((Ipv4Addr::LOCALHOST, 9810)),
+            endpoints: Endpoints {
+                metrics: SocketAddr::from((Ipv4Addr::LOCALHOST, 9810)),
+                admin: SocketAddr::from((Ipv4Addr::LOCALHOST, 9811)),
+                admin_token_file: dir.join("admin-token"),
+            },
             forwarding: false,
             max_control_connections: 16,
             max_calls_per_connection: 16,
             l2tp_control_rate: ControlRate::default(),
+            admission: Default::default(),
+            control_idle_timeout: Duration::from_secs(30),
         },
         watch_interval: Duration::from_secs(60),
     };
@@ -330,6 +337,7 @@ fn binary_exports_setup_spans_over_otlp_and_flushes_them_at_shutdown() {
         .export_to_me(&mut Command::new(env!("CARGO_BIN_EXE_sluice-dataplane")))
         .arg("--manifests")
         .arg(&manifests)
+        .env("SLUICE_ADMIN_TOKEN_FILE", dir.join("admin-token"))
         .args([
             "--tun",
             "sluice0",

@@ -6,6 +6,7 @@
 //! per-packet rekey of stateless mode costs one key schedule and no allocation.
 
 use sha1::{Digest as _, Sha1};
+use zeroize::Zeroize;
 
 /// MPPE header flag A: "flushed", RC4 tables re-initialized before this packet (RFC 3078 §3.1).
 pub const FLAG_FLUSHED: u8 = 0x80;
@@ -146,6 +147,14 @@ impl Default for Rc4 {
     }
 }
 
+impl Drop for Rc4 {
+    fn drop(&mut self) {
+        self.s.zeroize();
+        self.i.zeroize();
+        self.j.zeroize();
+    }
+}
+
 impl core::fmt::Debug for Rc4 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("Rc4(..)")
@@ -209,6 +218,13 @@ struct KeyState {
     start: [u8; 16],
     session: [u8; 16],
     rc4: Rc4,
+}
+
+impl Drop for KeyState {
+    fn drop(&mut self) {
+        self.start.zeroize();
+        self.session.zeroize();
+    }
 }
 
 impl core::fmt::Debug for KeyState {
