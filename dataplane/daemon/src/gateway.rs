@@ -24,6 +24,7 @@ use crate::login_throttle::Verdict;
 use crate::metrics::{MethodLabels, ProtoLabels, Protocol, SessionLabels, SetupResult, UserSeries};
 use crate::netcfg::RouteCmd;
 use crate::pool::Pool;
+use crate::sync::lock;
 
 /// Shared state of one running gateway.
 pub struct Gateway {
@@ -56,10 +57,6 @@ pub struct Gateway {
 
 /// Default for [`Gateway::max_calls_per_connection`].
 pub const DEFAULT_MAX_CALLS_PER_CONNECTION: u16 = 16;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Name of an authentication method for logs and metric labels.
 pub fn method_name(m: AuthProto) -> &'static str {

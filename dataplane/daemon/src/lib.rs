@@ -40,4 +40,5 @@ pub mod rawsock;
 pub mod rng;
 pub mod server;
 pub mod sessions_cmd;
+mod sync;
 pub mod udpsock;

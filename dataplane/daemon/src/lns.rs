@@ -122,8 +122,7 @@ pub async fn run(
                         IpAddr::V4(a) => a,
                         IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
                     };
-                    let slot = gw.admission.setup(caller);
-                    let refusal = if !cfg.l2tp.enabled {
+                    let mut refusal = if !cfg.l2tp.enabled {
                         Some("L2TP is disabled")
                     } else if stopping.is_some() {
                         Some("gateway shutting down")
@@ -131,11 +130,20 @@ pub async fn run(
                         Some("gateway draining")
                     } else if cfg.max_sessions > 0 && in_use >= cfg.max_sessions as usize {
                         Some("gateway session limit reached")
-                    } else if let Err(r) = &slot {
-                        gw.dp.metrics.dropped(r.as_str());
-                        Some("too many sessions in setup from this address")
                     } else {
                         None
+                    };
+                    // A place among the sessions in setup, only once nothing else refuses.
+                    let slot = match refusal {
+                        Some(_) => None,
+                        None => gw
+                            .admission
+                            .setup(caller)
+                            .map_err(|r| {
+                                gw.dp.metrics.dropped(r.as_str());
+                                refusal = Some("too many sessions in setup from this address");
+                            })
+                            .ok(),
                     };
                     let id = match refusal {
                         Some(_) => None,
@@ -145,7 +153,7 @@ pub async fn run(
                             .unwrap_or_else(|p| p.into_inner())
                             .allocate(),
                     };
-                    let (Some(id), Ok(slot)) = (id, slot) else {
+                    let (Some(id), Some(slot)) = (id, slot) else {
                         let why = refusal.unwrap_or("out of session IDs");
                         let result = if gw.draining() {
                             SetupResult::Draining

@@ -10,6 +10,7 @@ use tracing::info;
 use crate::log_budget::LogBudget;
 use crate::login_throttle::{Limits, LoginThrottle, Verdict};
 use crate::metrics::{Metrics, ReasonLabels};
+use crate::sync::lock;
 
 /// Window of the failed-login log.
 const LOG_WINDOW: Duration = Duration::from_secs(10);
@@ -21,10 +22,6 @@ const LOG_BURST: u32 = 5;
 pub struct LoginGuard {
     throttle: Mutex<LoginThrottle>,
     log: Mutex<(LogBudget, Option<(String, Ipv4Addr)>)>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Default for LoginGuard {
