@@ -8,6 +8,8 @@
 //! encrypted messages, with client actions (rekey, DPD, delete) and time in between.
 //! Invariants: no panic, bounded output.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -15,19 +17,20 @@ use libfuzzer_sys::fuzz_target;
 use sluice_fuzz::Ops;
 use sluice_fuzz::ike_peer::{
     Chain, delete, dpd_notify, esp_sa, hash_a, hash_then, hashed, header, id, ike_transform,
-    keypair, open, seal, seal_chain,
+    keypair, open, public_key, seal, seal_chain,
 };
 use sluice_ike::cipher::AesKeyLen;
 use sluice_ike::dh::Group;
 use sluice_ike::header::{ExchangeType, Header};
 use sluice_ike::initiator::{Initiator, InitiatorConfig, esp_proposal};
 use sluice_ike::keys::{
-    AuthHashInput, Phase1Input, SkeyidInput, auth_hash, derive_phase1, phase1_iv, phase2_iv,
+    AuthHashInput, Phase1Input, Phase1Keys, SkeyidInput, auth_hash, derive_phase1, phase1_iv,
+    phase2_iv,
 };
 use sluice_ike::message::{PayloadsExt, seal_plain};
 use sluice_ike::natt::{NatTVariant, nat_d, vid};
 use sluice_ike::payload::{ChainBuilder, kind, parse_chain};
-use sluice_ike::sa::{EspAuth, EspCipher, SaPayload, protocol};
+use sluice_ike::sa::{EspAuth, EspCipher, IkeTransform, SaPayload, protocol};
 
 const PSK: &[u8] = b"fuzz";
 const CKY_R: [u8; 8] = [0x99, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22];
@@ -51,17 +54,39 @@ fn drain(i: &mut Initiator) -> Vec<Vec<u8>> {
     out
 }
 
-fuzz_target!(|data: &[u8]| {
-    let mut ops = Ops::new(data);
-    let sel = ops.u8();
-    let sel2 = ops.u8();
+/// The state after Main Mode messages 1–5: the initiator and what the scripted responder
+/// knows. Two Diffie-Hellman operations make it, so it is made once per selector pair and
+/// cloned for each input (the initiator is `Clone` under `cfg(fuzzing)`; its RNG seed and the
+/// peer's DH secret are fixed). An input that mutates message 2 gets a fresh exchange.
+#[derive(Clone)]
+struct Phase1 {
+    init: Initiator,
+    cky_i: [u8; 8],
+    sai_b: Vec<u8>,
+    chosen: IkeTransform,
+    gxi: Vec<u8>,
+    gxr: Vec<u8>,
+    keys: Phase1Keys,
+    iv: Vec<u8>,
+    now: Instant,
+}
+
+/// Snapshots kept at most (selector pairs), a few KiB each.
+const MAX_SNAPSHOTS: usize = 8192;
+
+thread_local! {
+    static PHASE1: RefCell<HashMap<(u8, u8), Option<Phase1>>> = RefCell::new(HashMap::new());
+}
+
+/// Main Mode messages 1–5 for selectors `sel`/`sel2`; `mutate` edits message 2.
+fn main_mode_1_to_5(sel: u8, sel2: u8, mutate: Option<&mut Ops>) -> Option<Phase1> {
     let t = ike_transform(sel);
     let nat_t = sel & 0x80 != 0;
     let behind_nat = nat_t && sel2 & 1 != 0;
     let pfs = (sel2 & 2 != 0).then_some(Group::Ecp256);
     let gw: SocketAddr = "198.51.100.1:500".parse().unwrap();
     let client: SocketAddr = "192.0.2.1:500".parse().unwrap();
-    let mut now = Instant::now();
+    let now = Instant::now();
     let mut init = Initiator::new(
         InitiatorConfig {
             psk: PSK.to_vec().into(),
@@ -89,48 +114,24 @@ fuzz_target!(|data: &[u8]| {
         },
         [sel; 32],
     );
-    // Our messages, with the non-ESP marker once the client has moved to the NAT-T port.
-    let framed = |m: Vec<u8>| {
-        if behind_nat {
-            [&[0u8; 4][..], &m].concat()
-        } else {
-            m
-        }
-    };
-
     // Message 1 → message 2: the client's first transform, or the one the input picks.
     init.start(now);
-    let Some(m1) = drain(&mut init).pop() else {
-        return;
-    };
-    let Ok((h1, b1)) = Header::parse(&m1) else {
-        return;
-    };
+    let m1 = drain(&mut init).pop()?;
+    let (h1, b1) = Header::parse(&m1).ok()?;
     let cky_i = h1.cky_i;
-    let Ok(chain1) = parse_chain(h1.next_payload, b1) else {
-        return;
-    };
-    let Some(sa_p) = chain1.find_kind(kind::SA) else {
-        return;
-    };
+    let chain1 = parse_chain(h1.next_payload, b1).ok()?;
+    let sa_p = chain1.find_kind(kind::SA)?;
     let sai_b = sa_p.body.to_vec();
-    let Ok(mut sa) = SaPayload::parse(&sai_b) else {
-        return;
-    };
+    let mut sa = SaPayload::parse(&sai_b).ok()?;
     let pick = usize::from(sel2 >> 7);
-    let Some(p) = sa.proposals.first_mut() else {
-        return;
-    };
+    let p = sa.proposals.first_mut()?;
     if p.transforms.len() > 1 {
         p.transforms = vec![p.transforms[pick % p.transforms.len()].clone()];
     }
-    let Some(chosen) = p
+    let chosen = p
         .transforms
         .first()
-        .and_then(|t| sluice_ike::sa::IkeTransform::from_transform(t).ok())
-    else {
-        return;
-    };
+        .and_then(|t| sluice_ike::sa::IkeTransform::from_transform(t).ok())?;
     sa.proposals.truncate(1);
     let mut c = ChainBuilder::new();
     c.push(kind::SA, &sa.emit());
@@ -142,30 +143,20 @@ fuzz_target!(|data: &[u8]| {
         header(cky_i, CKY_R, ExchangeType::IdentityProtection, 0),
         &c,
     );
-    if sel2 & 0x40 != 0 {
+    if let Some(ops) = mutate {
         ops.mutate(&mut m2, 4);
     }
     init.handle_input(now, &m2);
 
     // Message 3 → message 4 (+ NAT-D: honest, or showing the client behind a NAT).
-    let Some(m3) = drain(&mut init).pop() else {
-        return;
-    };
-    let Ok((h3, b3)) = Header::parse(&m3) else {
-        return;
-    };
-    let Ok(chain3) = parse_chain(h3.next_payload, b3) else {
-        return;
-    };
-    let (Some(ke), Some(ni)) = (chain3.find_kind(kind::KE), chain3.find_kind(kind::NONCE)) else {
-        return;
-    };
+    let m3 = drain(&mut init).pop()?;
+    let (h3, b3) = Header::parse(&m3).ok()?;
+    let chain3 = parse_chain(h3.next_payload, b3).ok()?;
+    let (ke, ni) = (chain3.find_kind(kind::KE)?, chain3.find_kind(kind::NONCE)?);
     let gxi = ke.body.to_vec();
     let ni = ni.body.to_vec();
     let dh = keypair(chosen.group, sel2);
-    let Ok(gxy) = dh.shared_secret(&gxi) else {
-        return;
-    };
+    let gxy = dh.shared_secret(&gxi).ok()?;
     let nr = vec![0x52; 16];
     let mut c = ChainBuilder::new();
     c.push(kind::KE, dh.public()).push(kind::NONCE, &nr);
@@ -195,16 +186,78 @@ fuzz_target!(|data: &[u8]| {
         cky_i,
         cky_r: CKY_R,
     });
-    let mut iv = phase1_iv(chosen.hash, chosen.cipher, &gxi, dh.public());
+    let iv = phase1_iv(chosen.hash, chosen.cipher, &gxi, dh.public());
 
     // Message 5 (the client's IDii + HASH_I), then message 6: the input's plaintext.
-    let Some(m5) = drain(&mut init).pop() else {
+    let m5 = drain(&mut init).pop()?;
+    let m5 = open(&m5, &keys, &iv)?;
+    Some(Phase1 {
+        init,
+        cky_i,
+        sai_b,
+        chosen,
+        gxi,
+        gxr: dh.public().to_vec(),
+        keys,
+        iv: m5.last_block.unwrap_or_default(),
+        now,
+    })
+}
+
+/// [`main_mode_1_to_5`] from the snapshot cache, or fresh when message 2 is mutated.
+fn phase1(sel: u8, sel2: u8, ops: &mut Ops) -> Option<Phase1> {
+    // Bit 6 of `sel2` (and then the next octet) asks for a mutated message 2; the other bits
+    // choose transforms, NAT, PFS, the pick and the DH seed (bits 4–5 of `sel` choose nothing).
+    let mutate = sel2 & 0x40 != 0 && ops.u8() & 1 != 0;
+    let (sel, sel2) = (sel & 0xCF, sel2 & 0xBF);
+    if mutate {
+        return main_mode_1_to_5(sel, sel2, Some(ops));
+    }
+    PHASE1.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(p) = c.get(&(sel, sel2)) {
+            return p.clone();
+        }
+        let p = main_mode_1_to_5(sel, sel2, None);
+        if c.len() < MAX_SNAPSHOTS {
+            c.insert((sel, sel2), p.clone());
+        }
+        p
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut ops = Ops::new(data);
+    let sel = ops.u8();
+    let sel2 = ops.u8();
+    let nat_t = sel & 0x80 != 0;
+    let behind_nat = nat_t && sel2 & 1 != 0;
+    let pfs = (sel2 & 2 != 0).then_some(Group::Ecp256);
+    let gw: SocketAddr = "198.51.100.1:500".parse().unwrap();
+    let client: SocketAddr = "192.0.2.1:500".parse().unwrap();
+    let Some(Phase1 {
+        mut init,
+        cky_i,
+        sai_b,
+        chosen,
+        gxi,
+        gxr,
+        keys,
+        mut iv,
+        mut now,
+    }) = phase1(sel, sel2, &mut ops)
+    else {
         return;
     };
-    let Some(m5) = open(&m5, &keys, &iv) else {
-        return;
+    // Our messages, with the non-ESP marker once the client has moved to the NAT-T port.
+    let framed = |m: Vec<u8>| {
+        if behind_nat {
+            [&[0u8; 4][..], &m].concat()
+        } else {
+            m
+        }
     };
-    iv = m5.last_block.unwrap_or_default();
+
     let mode = ops.u8();
     let hdr6 = header(cky_i, CKY_R, ExchangeType::IdentityProtection, 0);
     let (m6, last) = if mode % 4 == 3 {
@@ -221,7 +274,7 @@ fuzz_target!(|data: &[u8]| {
             chosen.hash,
             &keys.skeyid,
             &AuthHashInput {
-                gx_self: dh.public(),
+                gx_self: &gxr,
                 gx_peer: &gxi,
                 cky_self: CKY_R,
                 cky_peer: cky_i,
@@ -253,10 +306,19 @@ fuzz_target!(|data: &[u8]| {
     };
     note(drain(&mut init), &mut pending);
 
+    // With PFS every Quick Mode costs the client two DH operations: at most two of them
+    // per input (further PFS Quick Mode steps are skipped), which keeps the target fast.
+    let mut pfs_budget = if pfs.is_some() { 2u8 } else { u8::MAX };
     let mut rounds = 0;
     while !ops.is_empty() && rounds < 32 {
         rounds += 1;
         let op = ops.u8();
+        if matches!(op % 8, 0 | 1 | 3 | 6) && pfs.is_some() {
+            if pfs_budget == 0 {
+                continue;
+            }
+            pfs_budget -= 1;
+        }
         match op % 8 {
             0 | 1 => {
                 // Answer the client's Quick Mode: its SA with our SPI, Nr, [KE], its IDs;
@@ -299,7 +361,7 @@ fuzz_target!(|data: &[u8]| {
                     rest.push(kind::SA, sa.emit())
                         .push(kind::NONCE, vec![0x53; 16]);
                     if let (Some(_), Some(g)) = (chain.find_kind(kind::KE), pfs) {
-                        rest.push(kind::KE, keypair(g, op).public().to_vec());
+                        rest.push(kind::KE, public_key(g, op));
                     }
                     for i in chain.all_kind(kind::ID) {
                         rest.push(kind::ID, i.body.to_vec());
@@ -375,7 +437,7 @@ fuzz_target!(|data: &[u8]| {
                 rest.push(kind::SA, esp_sa(0x3000_0000 | msgid, pfs))
                     .push(kind::NONCE, qni.clone());
                 if let Some(g) = pfs {
-                    rest.push(kind::KE, keypair(g, op).public().to_vec());
+                    rest.push(kind::KE, public_key(g, op));
                 }
                 rest.push(kind::ID, id(gw.ip(), 17, 1701))
                     .push(kind::ID, id(client.ip(), 17, 1701));

@@ -9,6 +9,8 @@
 //! right key and IV chain before the responder sees it.
 //! Invariants: no panic, bounded replies, shutdown leaves no SA behind.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -16,12 +18,13 @@ use libfuzzer_sys::fuzz_target;
 use sluice_fuzz::Ops;
 use sluice_fuzz::ike_peer::{
     Chain, delete, dpd_notify, esp_sa, hash_a, hash_then, hashed, header, id, ike_transform,
-    keypair, open, seal, seal_chain,
+    keypair, open, public_key, seal, seal_chain,
 };
 use sluice_ike::dh::Group;
 use sluice_ike::header::{ExchangeType, Header};
 use sluice_ike::keys::{
-    AuthHashInput, Phase1Input, SkeyidInput, auth_hash, derive_phase1, phase1_iv, phase2_iv,
+    AuthHashInput, Phase1Input, Phase1Keys, SkeyidInput, auth_hash, derive_phase1, phase1_iv,
+    phase2_iv,
 };
 use sluice_ike::message::{PayloadsExt, seal_plain};
 use sluice_ike::natt::{NatTVariant, nat_d, vid};
@@ -50,9 +53,25 @@ fn drain(r: &mut Responder) -> Option<Vec<u8>> {
     last
 }
 
-fuzz_target!(|data: &[u8]| {
-    let mut ops = Ops::new(data);
-    let sel = ops.u8();
+/// The state after Main Mode messages 1–4: the responder and what the scripted peer knows.
+/// Computing it costs two Diffie-Hellman operations, so it is made once per transform
+/// selector and cloned for each input (the responder is `Clone` under `cfg(fuzzing)`); the
+/// responder's RNG seed and the peer's DH secret are fixed, so the snapshot is what the
+/// exchange would produce again.
+#[derive(Clone)]
+struct Phase1 {
+    r: Responder,
+    gxi: Vec<u8>,
+    gxr: Vec<u8>,
+    keys: Phase1Keys,
+    iv: Vec<u8>,
+    cky_r: [u8; 8],
+    sai_b: Vec<u8>,
+    now: Instant,
+}
+
+/// Main Mode messages 1–4 for transform selector `sel` (see [`Phase1`]).
+fn main_mode_1_to_4(sel: u8) -> Option<Phase1> {
     let t = ike_transform(sel);
     let nat_t = sel & 0x80 != 0;
     let gw: SocketAddr = "198.51.100.1:500".parse().unwrap();
@@ -64,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
         },
         [7; 32],
     );
-    let mut now = Instant::now();
+    let now = Instant::now();
 
     // Message 1: SA (+ NAT-T and DPD vendor IDs).
     let sai_b = SaPayload {
@@ -91,13 +110,11 @@ fuzz_target!(|data: &[u8]| {
             &c,
         ),
     );
-    let Some(m2) = drain(&mut r) else { return };
-    let Ok((h2, _)) = Header::parse(&m2) else {
-        return;
-    };
+    let m2 = drain(&mut r)?;
+    let (h2, _) = Header::parse(&m2).ok()?;
     let cky_r = h2.cky_r;
     if cky_r == [0; 8] {
-        return;
+        return None;
     }
 
     // Message 3: KE, Ni (+ NAT-D: no NAT).
@@ -118,19 +135,11 @@ fuzz_target!(|data: &[u8]| {
             &c,
         ),
     );
-    let Some(m4) = drain(&mut r) else { return };
-    let Ok((h4, b4)) = Header::parse(&m4) else {
-        return;
-    };
-    let Ok(chain4) = parse_chain(h4.next_payload, b4) else {
-        return;
-    };
-    let (Some(ke), Some(nr)) = (chain4.find_kind(kind::KE), chain4.find_kind(kind::NONCE)) else {
-        return;
-    };
-    let Ok(gxy) = dh.shared_secret(ke.body) else {
-        return;
-    };
+    let m4 = drain(&mut r)?;
+    let (h4, b4) = Header::parse(&m4).ok()?;
+    let chain4 = parse_chain(h4.next_payload, b4).ok()?;
+    let (ke, nr) = (chain4.find_kind(kind::KE)?, chain4.find_kind(kind::NONCE)?);
+    let gxy = dh.shared_secret(ke.body).ok()?;
     let keys = derive_phase1(&Phase1Input {
         hash: t.hash,
         cipher: t.cipher,
@@ -142,7 +151,47 @@ fuzz_target!(|data: &[u8]| {
         cky_r,
     });
     let gxr = ke.body.to_vec();
-    let mut iv = phase1_iv(t.hash, t.cipher, dh.public(), &gxr);
+    let iv = phase1_iv(t.hash, t.cipher, dh.public(), &gxr);
+    Some(Phase1 {
+        r,
+        gxi: dh.public().to_vec(),
+        gxr,
+        keys,
+        iv,
+        cky_r,
+        sai_b,
+        now,
+    })
+}
+
+thread_local! {
+    static PHASE1: RefCell<HashMap<u8, Option<Phase1>>> = RefCell::new(HashMap::new());
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut ops = Ops::new(data);
+    let sel = ops.u8();
+    let t = ike_transform(sel);
+    let gw: SocketAddr = "198.51.100.1:500".parse().unwrap();
+    let client: SocketAddr = "192.0.2.1:500".parse().unwrap();
+    let Some(Phase1 {
+        mut r,
+        gxi,
+        gxr,
+        keys,
+        mut iv,
+        cky_r,
+        sai_b,
+        mut now,
+    }) = PHASE1.with(|c| {
+        c.borrow_mut()
+            .entry(sel)
+            .or_insert_with(|| main_mode_1_to_4(sel))
+            .clone()
+    })
+    else {
+        return;
+    };
 
     // Message 5: the input's plaintext.
     let mode = ops.u8();
@@ -163,7 +212,7 @@ fuzz_target!(|data: &[u8]| {
             t.hash,
             &keys.skeyid,
             &AuthHashInput {
-                gx_self: dh.public(),
+                gx_self: &gxi,
                 gx_peer: &gxr,
                 cky_self: CKY_I,
                 cky_peer: cky_r,
@@ -205,6 +254,7 @@ fuzz_target!(|data: &[u8]| {
     // Phase 2 and Informational exchanges.
     let mut spi_r: Vec<u8> = vec![0; 4];
     let mut rounds = 0;
+    let mut pfs_done = false;
     while !ops.is_empty() && rounds < 32 {
         rounds += 1;
         let op = ops.u8();
@@ -214,8 +264,12 @@ fuzz_target!(|data: &[u8]| {
                 // Quick Mode message 1: the template (edited by the input) or, with bit 2,
                 // the input's payload bytes (e.g. a real client's); HASH(1) correct unless
                 // the input forges it.
-                let pfs = (op & 0x10 != 0).then_some(Group::Ecp256);
-                let qdh = pfs.map(|g| keypair(g, op));
+                // PFS in a quarter of them, at most one per input (it costs the responder
+                // two DH operations; the peer's KE value is cached), and always with HASH(3),
+                // so it completes.
+                let pfs = (op & 0x18 == 0x18 && !pfs_done).then_some(Group::Ecp256);
+                pfs_done |= pfs.is_some();
+                let qdh = pfs.map(|g| public_key(g, op));
                 let mut qni = vec![0x51; 16];
                 let (first, body) = if op & 0x04 != 0 {
                     let first = ops.u8();
@@ -232,7 +286,7 @@ fuzz_target!(|data: &[u8]| {
                     rest.push(kind::SA, esp_sa(0x1000_0000 | msgid, pfs))
                         .push(kind::NONCE, qni.clone());
                     if let Some(d) = &qdh {
-                        rest.push(kind::KE, d.public().to_vec());
+                        rest.push(kind::KE, d.clone());
                     }
                     if op & 0x20 == 0 {
                         rest.push(kind::ID, id(client.ip(), 17, 1701))

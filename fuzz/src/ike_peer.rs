@@ -222,6 +222,22 @@ pub fn keypair(group: Group, seed: u8) -> KeyPair {
     KeyPair::generate(group, &mut rng(seed))
 }
 
+thread_local! {
+    static PUBLIC_KEYS: std::cell::RefCell<std::collections::HashMap<(Group, u8), Vec<u8>>> =
+        std::cell::RefCell::default();
+}
+
+/// The public value of [`keypair`]`(group, seed)`, computed once per thread: a KE payload
+/// the peer sends without needing the shared secret (Quick Mode PFS), at no DH cost per input.
+pub fn public_key(group: Group, seed: u8) -> Vec<u8> {
+    PUBLIC_KEYS.with(|c| {
+        c.borrow_mut()
+            .entry((group, seed))
+            .or_insert_with(|| keypair(group, seed).public().to_vec())
+            .clone()
+    })
+}
+
 /// A HASH payload with `hash` in front of the raw payload bytes `rest` (first payload
 /// `first`): the first payload type and the body of a hashed message.
 pub fn hash_then(hash: &[u8], first: u8, rest: &[u8]) -> (u8, Vec<u8>) {

@@ -116,12 +116,14 @@ impl Group {
 }
 
 /// Our half of one exchange: the private value and the public value for the KE payload.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct KeyPair {
     group: Group,
     secret: Secret,
     public: Vec<u8>,
 }
 
+#[cfg_attr(fuzzing, derive(Clone))]
 enum Secret {
     Modp(Zeroizing<BoxedUint>),
     Ecp256(p256::NonZeroScalar),

@@ -84,6 +84,7 @@ pub enum InitiatorState {
 
 /// What the initiator reports.
 #[derive(Debug)]
+#[cfg_attr(fuzzing, derive(Clone))]
 pub enum InitiatorEvent {
     /// Phase 1 complete.
     IkeUp {
@@ -108,6 +109,7 @@ pub enum InitiatorEvent {
 }
 
 /// The initiator.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct Initiator {
     cfg: InitiatorConfig,
     rng: ChaCha20Rng,
@@ -143,6 +145,7 @@ pub struct Initiator {
 }
 
 /// The responder's Quick Mode in progress (us as Quick Mode responder).
+#[cfg_attr(fuzzing, derive(Clone))]
 struct PeerQuick {
     msgid: u32,
     /// IV for its message 3 (the last block of our message 2).

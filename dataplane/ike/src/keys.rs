@@ -18,6 +18,7 @@ pub enum SkeyidInput<'a> {
 }
 
 /// The keying material of an ISAKMP SA.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct Phase1Keys {
     /// The PRF / hash.
     pub hash: HashAlg,

@@ -59,6 +59,7 @@ pub struct Transmit {
 }
 
 /// Keys of one direction of an ESP SA.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct ChildKeys {
     /// SPI (inbound: ours; outbound: the client's).
     pub spi: u32,
@@ -78,6 +79,7 @@ impl std::fmt::Debug for ChildKeys {
 
 /// A negotiated pair of ESP SAs in transport mode.
 #[derive(Debug)]
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct ChildSa {
     /// The IKE SA it was negotiated under.
     pub ike: IkeSaId,
@@ -124,6 +126,7 @@ pub enum DownReason {
 
 /// What the data plane must act on.
 #[derive(Debug)]
+#[cfg_attr(fuzzing, derive(Clone))]
 pub enum Event {
     /// Main Mode completed.
     IkeSaUp {
@@ -299,6 +302,7 @@ enum Phase {
     Established,
 }
 
+#[cfg_attr(fuzzing, derive(Clone))]
 struct Quick {
     msgid: u32,
     iv: Vec<u8>,
@@ -320,6 +324,7 @@ struct Quick {
     started: Instant,
 }
 
+#[cfg_attr(fuzzing, derive(Clone))]
 struct Child {
     inbound_spi: u32,
     outbound_spi: u32,
@@ -344,6 +349,7 @@ impl Child {
 }
 
 /// A Quick Mode we started to rekey an ESP SA pair (RFC 2409 §5.5, us as initiator).
+#[cfg_attr(fuzzing, derive(Clone))]
 struct OwnQuick {
     msgid: u32,
     /// IV for the client's reply (the last block of our message 1), then of our message 3.
@@ -364,6 +370,7 @@ struct OwnQuick {
     started: Instant,
 }
 
+#[cfg_attr(fuzzing, derive(Clone))]
 struct IkeSa {
     id: IkeSaId,
     cky_i: [u8; 8],
@@ -422,6 +429,7 @@ struct IkeSa {
 }
 
 /// The responder endpoint: every IKE SA of one gateway.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct Responder {
     config: Config,
     rng: ChaCha20Rng,

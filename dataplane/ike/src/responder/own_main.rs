@@ -38,6 +38,7 @@ const RETRY: Duration = Duration::from_secs(10);
 const PEER_NATT_PORT: u16 = 4500;
 
 /// State of a Main Mode we started.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub(super) struct OwnMain {
     /// The IKE SA it replaces.
     pub(super) replaces: IkeSaId,
