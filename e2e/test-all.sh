@@ -20,6 +20,14 @@ lap() {
   T_STEP=$SECONDS
 }
 step() { lap; STEP_NAME="$*"; printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# The table also when a step fails (the failing step is the last line).
+table() {
+  local rc=$?
+  lap
+  printf '\nstep times:\n%s%6ds  total\n' "$TIMES" $((SECONDS - T0))
+  [ "$rc" -eq 0 ] || printf 'FAILED in: %s\n' "$STEP_NAME"
+}
+trap table EXIT
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "e2e/test-all.sh needs root (network namespaces, TUN, raw sockets); run it with sudo" >&2
@@ -37,6 +45,15 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 # nothing; the end-to-end steps use these binaries.
 step "cargo build (release, all targets)"
 cargo build --workspace --release --all-targets
+
+# Quick failures first: the unit, known-answer and engine-pair tests run before the
+# network and VM suites. Tests that need root are #[ignore]d (a plain `cargo test` stays
+# honest about what it ran) and run here explicitly.
+step "cargo test (unit, known-answer, engine-pair, robustness)"
+cargo test --workspace --release
+
+step "cargo test, root-only tests (network namespace, TUN, raw sockets)"
+cargo test --release -p sluice-dataplane --test setup_spans -- --ignored
 
 step "Helm chart checks"
 e2e/helm/check.sh
@@ -80,8 +97,3 @@ SLUICE_BIN="$PWD/target/release/sluice-dataplane" OPERATOR_BIN="$PWD/target/rele
 step "real-client interoperability suite (qemu guests)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/qemu/run.sh
 
-step "cargo test (unit, known-answer, engine-pair, robustness)"
-cargo test --workspace --release
-
-lap
-printf '\nstep times:\n%s%6ds  total\n' "$TIMES" $((SECONDS - T0))

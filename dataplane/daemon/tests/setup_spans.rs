@@ -10,8 +10,9 @@
 //!
 //! Each test runs in a network namespace of its own (`unshare(CLONE_NEWNET)` on the
 //! test thread: the runtime's threads and the processes it starts inherit it), so the
-//! gateway's TUN device and sockets never touch the host's network. Needs root;
-//! skipped otherwise.
+//! gateway's TUN device and sockets never touch the host's network. Needs root, so both
+//! are `#[ignore]`d; `e2e/test-all.sh` runs them as root:
+//! `cargo test --release -p sluice-dataplane --test setup_spans -- --ignored`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -146,13 +147,15 @@ fn check_phases(spans: &[Span], protocol: &str) -> usize {
     root
 }
 
-/// Moves this thread into a new network namespace with `lo` up; false without root.
-fn private_netns() -> bool {
+/// Moves this thread into a new network namespace with `lo` up. The tests are
+/// `#[ignore]`d because of it: `e2e/test-all.sh` runs them as root with `--ignored`.
+fn private_netns() {
     // SAFETY: plain libc calls without pointers.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root (network namespace, TUN device, raw GRE socket)");
-        return false;
-    }
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "needs root (network namespace, TUN device, raw GRE socket): run as root with --ignored"
+    );
     // SAFETY: as above; affects this thread and what it starts from now on.
     assert_eq!(
         unsafe { libc::unshare(libc::CLONE_NEWNET) },
@@ -163,7 +166,6 @@ fn private_netns() -> bool {
         .args(["link", "set", "lo", "up"])
         .status();
     assert!(up.is_ok_and(|s| s.success()), "ip link set lo up");
-    true
 }
 
 /// A scratch directory holding the manifests.
@@ -252,10 +254,9 @@ fn one_session(netns: Option<&ClientNetns>, server: &str, extra: &[&str]) {
 }
 
 #[test]
+#[ignore = "needs root: network namespace, TUN, raw sockets (e2e/test-all.sh runs it)"]
 fn in_process_setup_produces_the_phase_spans_in_order() {
-    if !private_netns() {
-        return;
-    }
+    private_netns();
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
@@ -326,10 +327,9 @@ fn in_process_setup_produces_the_phase_spans_in_order() {
 }
 
 #[test]
+#[ignore = "needs root: network namespace, TUN, raw sockets (e2e/test-all.sh runs it)"]
 fn binary_exports_setup_spans_over_otlp_and_flushes_them_at_shutdown() {
-    if !private_netns() {
-        return;
-    }
+    private_netns();
     let collector = Collector::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
     let (dir, manifests) = manifests("otlp");
     let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
