@@ -16,6 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 SLUICE_BIN=${SLUICE_BIN:-$repo/target/release/sluice-dataplane}
+CLIENT_BIN=${CLIENT_BIN:-$repo/target/release/sluice-client}
 source "$repo/e2e/netns/lib.sh"
 trap netns_cleanup EXIT
 ulimit -n "$(ulimit -Hn)"
@@ -69,24 +70,24 @@ for proto in $PROTOCOLS; do
   gateway_start
   if [ "$proto" = pptp ]; then
     echo "## in-memory data path"
-    "$SLUICE_BIN" bench engine --seconds 1
+    "$CLIENT_BIN" bench engine --seconds 1
   fi
 
   echo "## $proto: concurrent idle sessions (fresh gateway)"
-  ip netns exec "$CL" "$SLUICE_BIN" bench idle "${common[@]}" --sessions "$IDLE" --concurrency "$CONCURRENCY" \
+  ip netns exec "$CL" "$CLIENT_BIN" bench idle "${common[@]}" --sessions "$IDLE" --concurrency "$CONCURRENCY" \
     --calls-per-connection "$([ "$proto" = l2tp ] && echo "$SESSIONS_PER_TUNNEL" || echo 1)" --gateway-pid "$GW_PID"
 
   echo "## $proto: full session setups, one tunnel (control connection) per session (client and gateway share this machine's cores)"
-  ip netns exec "$CL" "$SLUICE_BIN" bench setups "${common[@]}" --sessions "$SETUPS" --concurrency "$CONCURRENCY"
+  ip netns exec "$CL" "$CLIENT_BIN" bench setups "${common[@]}" --sessions "$SETUPS" --concurrency "$CONCURRENCY"
   if [ "$proto" = l2tp ]; then
     echo "## $proto: full session setups, $SESSIONS_PER_TUNNEL sessions per tunnel"
-    ip netns exec "$CL" "$SLUICE_BIN" bench setups "${common[@]}" --sessions "$SETUPS" --concurrency "$CONCURRENCY" \
+    ip netns exec "$CL" "$CLIENT_BIN" bench setups "${common[@]}" --sessions "$SETUPS" --concurrency "$CONCURRENCY" \
       --calls-per-connection "$SESSIONS_PER_TUNNEL"
   fi
 
   echo "## $proto: tunnel throughput, one session$([ "$proto" = pptp ] && echo ", MPPE-128 stateless")"
   for size in ${SIZES:-64 1400}; do
-    ip netns exec "$CL" "$SLUICE_BIN" bench throughput "${common[@]}" --size "$size" --seconds 3 --gateway-metrics "$EP"
+    ip netns exec "$CL" "$CLIENT_BIN" bench throughput "${common[@]}" --size "$size" --seconds 3 --gateway-metrics "$EP"
     if [ -n "${SHOW_METRICS:-}" ]; then http "$GW" "http://$EP/metrics" | grep -E "dropped|malformed" || true; fi
   done
 done

@@ -255,8 +255,8 @@ bg "$GW" agent "$SLUICE_BIN" agent --operator https://10.97.0.1:50051 \
   --tls-dir "$WORK/agent-tls" "${AGENT_HTTP[@]}" --report-interval 1
 check "agent connects over mTLS and applies its configuration" wait_until 30 bash -c \
   "ip netns exec $GW python3 -c 'import urllib.request;urllib.request.urlopen(\"http://10.97.1.1:9810/readyz\",timeout=2)'"
-bg "$CL" carol "$SLUICE_BIN" client --server 10.97.1.1 --user carol --password Carol-pw-1 --duration 600
-bg "$CL" dave "$SLUICE_BIN" client --protocol l2tp --server 10.97.1.1 --user dave --password Dave-pw-22 \
+bg "$CL" carol "$CLIENT_BIN" --server 10.97.1.1 --user carol --password Carol-pw-1 --duration 600
+bg "$CL" dave "$CLIENT_BIN" --protocol l2tp --server 10.97.1.1 --user dave --password Dave-pw-22 \
   --ipsec-psk correct-horse-battery --duration 600
 wait_for "$WORK/carol.log" "^(UP|FAILED)" 30 || true
 wait_for "$WORK/dave.log" "^(UP|FAILED)" 40 || true

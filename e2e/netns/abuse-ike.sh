@@ -89,7 +89,7 @@ ticks() {
 connect() {
   local name=$1 t0 t1
   t0=$(now_ms)
-  bg "$CL" "$name" "$SLUICE_BIN" client --protocol l2tp --server 10.97.1.1 --user alice \
+  bg "$CL" "$name" "$CLIENT_BIN" --protocol l2tp --server 10.97.1.1 --user alice \
     --password alice-secret --ipsec-psk correct-horse-battery --duration 1 --timeout 20
   local pid=$BG_PID
   if wait_for "$WORK/$name.log" "^(UP|FAILED)" 25 && grep -q '^UP' "$WORK/$name.log"; then

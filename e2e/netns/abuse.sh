@@ -70,7 +70,7 @@ login() {
   local u=$1 p=$2; shift 2
   local t0 t1 rc=0
   t0=$(date +%s%N)
-  ip netns exec "$USR" "$SLUICE_BIN" client --server 10.99.2.1 --user "$u" --password "$p" \
+  ip netns exec "$USR" "$CLIENT_BIN" --server 10.99.2.1 --user "$u" --password "$p" \
     --duration 0 --timeout 25 "$@" >"$WORK/login.log" 2>&1 || rc=$?
   t1=$(date +%s%N)
   echo $(( (t1 - t0) / 1000000 ))
@@ -99,7 +99,7 @@ PY
 client_bg() {  # ns logname user password [args]
   local ns=$1 name=$2 u=$3 p=$4; shift 4
   local server; server=$(ip -n "$ns" -4 route show default | awk '{print $3}')
-  bg "$ns" "$name" "$SLUICE_BIN" client --server "$server" --user "$u" --password "$p" "$@"
+  bg "$ns" "$name" "$CLIENT_BIN" --server "$server" --user "$u" --password "$p" "$@"
 }
 client_bg "$USR" alice alice alice-secret
 wait_for "$WORK/alice.log" "^(UP|FAILED)" 20 || true
@@ -163,7 +163,7 @@ conn_refused_before=$(metric "$GW" "$EP" 'sluice_dropped_packets_total{reason="c
 # The guessing loop: wrong passwords for alice as fast as the client pushes them, for 12 s
 # (each round gives up on what is still pending after 2 s and starts again).
 # Four loops side by side, as one attacker host would run them.
-bg "$ATK" guesser timeout 12 bash -c "for i in 1 2 3 4; do (while :; do '$SLUICE_BIN' client \
+bg "$ATK" guesser timeout 12 bash -c "for i in 1 2 3 4; do (while :; do '$CLIENT_BIN' \
   --server 10.99.1.1 --user alice --password wrong --sessions 2000 --concurrency 500 \
   --calls-per-connection 16 --duration 0 --timeout 1 --quiet; done) & done; wait"
 GUESSER=$BG_PID
@@ -235,7 +235,7 @@ wait "$FLOOD" || true
 check "connections without a call are closed after the idle timeout" bash -c \
   "tail -1 $WORK/connflood.txt | awk '{ exit !(\$1 >= 60) }'"
 before=$(metric "$GW" "$EP" 'sluice_dropped_packets_total{reason="setups_per_source"}')
-bg "$ATK" callflood timeout 8 "$SLUICE_BIN" client --server 10.99.1.1 --user nobody \
+bg "$ATK" callflood timeout 8 "$CLIENT_BIN" --server 10.99.1.1 --user nobody \
   --password x --sessions 3200 --concurrency 3200 --calls-per-connection 16 \
   --duration 0 --timeout 6 --quiet
 CALLS=$BG_PID

@@ -82,7 +82,7 @@ check "operator counts one connected agent" bash -c \
 client() {  # ns logname user password [extra args]
   local ns=$1 name=$2 user=$3 pw=$4; shift 4
   local server; server=$(ip -n "$ns" -4 route show default | awk '{print $3}')
-  bg "$ns" "$name" "$SLUICE_BIN" client --server "$server" --user "$user" --password "$pw" "$@"
+  bg "$ns" "$name" "$CLIENT_BIN" --server "$server" --user "$user" --password "$pw" "$@"
 }
 client "$CA" alice alice alice-secret --tun slc0 --route 192.168.77.0/24 --route 10.200.0.0/24
 wait_for "$WORK/alice.log" "^(UP|FAILED)" 20 || true
@@ -94,7 +94,7 @@ check "bob: session up" grep -q '^UP' "$WORK/bob.log"
 check "the agent logs no password" bash -c \
   "ip netns exec $GW $SLUICE_BIN sessions >/dev/null && ! grep -q 'alice-secret\|bob-secret' $WORK/agent.log"
 check "wrong password refused" bash -c \
-  "! ip netns exec $CB $SLUICE_BIN client --server 10.99.2.1 --user alice --password wrong --duration 0 --timeout 15 >/dev/null 2>&1"
+  "! ip netns exec $CB $CLIENT_BIN --server 10.99.2.1 --user alice --password wrong --duration 0 --timeout 15 >/dev/null 2>&1"
 
 # Operator restart mid-session: traffic keeps flowing while it is away, nothing drops.
 a_call=$(ip netns exec "$GW" "$SLUICE_BIN" sessions --json | python3 -c 'import json,sys;print([s["call_id"] for s in json.load(sys.stdin) if s["user"]=="alice"][0])')

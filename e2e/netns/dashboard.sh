@@ -170,7 +170,7 @@ check "operator serves one agent" test "$(agents)" = 1
 client() {  # ns logname user password [extra args]
   local ns=$1 name=$2 user=$3 pw=$4; shift 4
   local server; server=$(ip -n "$ns" -4 route show default | awk '{print $3}')
-  bg "$ns" "$name" "$SLUICE_BIN" client --server "$server" --user "$user" --password "$pw" "$@"
+  bg "$ns" "$name" "$CLIENT_BIN" --server "$server" --user "$user" --password "$pw" "$@"
 }
 lac() {  # ns logname user password [extra args]: L2TP/IPsec
   client "$@" --protocol l2tp --ipsec-psk correct-horse-battery
@@ -187,7 +187,7 @@ check "alice: ping through the PPTP tunnel" ip netns exec "$CA" ping -c 5 -i 0.2
 check "bob: ping through the L2TP/IPsec tunnel" ip netns exec "$CB" ping -c 5 -i 0.2 -W 2 -s 1000 192.168.77.2
 
 check "wrong password is refused" bash -c \
-  "! ip netns exec $CC $SLUICE_BIN client --server 10.99.3.1 --user alice --password wrong --duration 0 --timeout 10 >$WORK/wrong.log 2>&1"
+  "! ip netns exec $CC $CLIENT_BIN --server 10.99.3.1 --user alice --password wrong --duration 0 --timeout 10 >$WORK/wrong.log 2>&1"
 
 # A LAC that dies without StopCCN: the gateway's HELLO (every 2 s here) goes unacknowledged
 # and is retransmitted.

@@ -69,9 +69,9 @@ exited() {
 
 start_gateway gateway
 # Two sessions that end by themselves after 15 s: alice over PPTP, bob over L2TP.
-bg "$CA" alice "$SLUICE_BIN" client --server 10.99.1.1 --user alice --password alice-secret \
+bg "$CA" alice "$CLIENT_BIN" --server 10.99.1.1 --user alice --password alice-secret \
   --tun slc0 --route 192.168.77.0/24 --duration 15
-bg "$CB" bob "$SLUICE_BIN" client --protocol l2tp --server 10.99.2.1 --user bob --password bob-secret \
+bg "$CB" bob "$CLIENT_BIN" --protocol l2tp --server 10.99.2.1 --user bob --password bob-secret \
   --tun slc0 --route 192.168.77.0/24 --duration 15
 wait_for "$WORK/alice.log" "^(UP|FAILED)" 20 || true
 wait_for "$WORK/bob.log" "^(UP|FAILED)" 20 || true
@@ -83,9 +83,9 @@ check "drain: the command reports the two sessions left" bash -c \
 check "not ready while draining (the Service stops sending new clients)" test "$(readyz)" = 503
 check "sluice_draining is 1" test "$(metric "$GW" "$EP" sluice_draining)" = 1
 check "a new PPTP session is refused" bash -c \
-  "! ip netns exec $CC $SLUICE_BIN client --server 10.99.3.1 --user carol --password carol-secret --duration 0 --timeout 10 >$WORK/carol-pptp.log 2>&1"
+  "! ip netns exec $CC $CLIENT_BIN --server 10.99.3.1 --user carol --password carol-secret --duration 0 --timeout 10 >$WORK/carol-pptp.log 2>&1"
 check "a new L2TP session is refused" bash -c \
-  "! ip netns exec $CC $SLUICE_BIN client --protocol l2tp --server 10.99.3.1 --user carol --password carol-secret --duration 0 --timeout 10 >$WORK/carol-l2tp.log 2>&1"
+  "! ip netns exec $CC $CLIENT_BIN --protocol l2tp --server 10.99.3.1 --user carol --password carol-secret --duration 0 --timeout 10 >$WORK/carol-l2tp.log 2>&1"
 check "both refusals are counted as draining" bash -c \
   "test \"\$(metric $GW $EP 'sluice_session_setups_total{protocol=\"pptp\",result=\"draining\"}')\" = 1 && test \"\$(metric $GW $EP 'sluice_session_setups_total{protocol=\"l2tp\",result=\"draining\"}')\" = 1"
 check "alice's session still carries traffic" ip netns exec "$CA" ping -c 3 -i 0.2 -W 2 192.168.77.2
@@ -97,7 +97,7 @@ check "it says it drained" grep -q "drained: no session left" "$WORK/gateway.log
 
 # Drain timeout: a session that would stay is closed properly at the deadline.
 start_gateway gateway2
-bg "$CA" alice2 "$SLUICE_BIN" client --server 10.99.1.1 --user alice --password alice-secret
+bg "$CA" alice2 "$CLIENT_BIN" --server 10.99.1.1 --user alice --password alice-secret
 A_PID=$BG_PID
 wait_for "$WORK/alice2.log" "^(UP|FAILED)" 20 || true
 check "alice is up on the second gateway" grep -q '^UP' "$WORK/alice2.log"

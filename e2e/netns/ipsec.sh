@@ -105,7 +105,7 @@ client() {  # ns logname [extra args]: an L2TP/IPsec client toward the gateway
   local ns=$1 name=$2; shift 2
   local server=10.98.1.1
   [ "$ns" = "$C0" ] || server=10.98.3.1
-  bg "$ns" "$name" "$SLUICE_BIN" client --protocol l2tp --server "$server" --user alice \
+  bg "$ns" "$name" "$CLIENT_BIN" --protocol l2tp --server "$server" --user alice \
     --password alice-secret --ipsec-psk correct-horse-battery "$@"
 }
 ike_sas() { metric "$GW" "$EP" sluice_ipsec_ike_sas | cut -d. -f1; }
@@ -116,7 +116,7 @@ export WORK; export -f glog
 
 # 1. Plain L2TP is refused: L2TP is served only inside IPsec.
 check "plain L2TP (no IPsec) gets no session" bash -c \
-  "! ip netns exec $C3 $SLUICE_BIN client --protocol l2tp --server 10.98.4.1 --user alice --password alice-secret --duration 0 --timeout 6 >$WORK/plain.log 2>&1"
+  "! ip netns exec $C3 $CLIENT_BIN --protocol l2tp --server 10.98.4.1 --user alice --password alice-secret --duration 0 --timeout 6 >$WORK/plain.log 2>&1"
 check "the plain L2TP was dropped and counted" bash -c \
   "test \$(metric $GW $EP 'sluice_dropped_packets_total{reason=\"l2tp_not_under_esp\"}' | cut -d. -f1) -ge 1"
 
@@ -148,11 +148,11 @@ check "both NAT clients' IKE SAs come from the NAT's address" bash -c \
 
 # 4. Other proposals: 3DES/SHA-1/MODP1024 (Windows' default) and AES-GCM with PFS.
 check "3des-sha1-modp1024 + 3des-sha1" \
-  ip netns exec "$C3" "$SLUICE_BIN" client --protocol l2tp --server 10.98.4.1 --user alice --password alice-secret \
+  ip netns exec "$C3" "$CLIENT_BIN" --protocol l2tp --server 10.98.4.1 --user alice --password alice-secret \
   --ipsec-psk correct-horse-battery --ike-proposal 3des-sha1-modp1024 --esp-proposal 3des-sha1 --duration 0 --timeout 20 \
   >"$WORK/p3des.log" 2>&1
 check "aes128-sha1-ecp256 + aes128gcm16 with PFS (modp2048)" \
-  ip netns exec "$C4" "$SLUICE_BIN" client --protocol l2tp --server 10.98.3.1 --user alice --password alice-secret \
+  ip netns exec "$C4" "$CLIENT_BIN" --protocol l2tp --server 10.98.3.1 --user alice --password alice-secret \
   --ipsec-psk correct-horse-battery --ike-proposal aes128-sha1-ecp256 --esp-proposal aes128gcm16-modp2048 --duration 0 --timeout 20 \
   >"$WORK/pgcm.log" 2>&1
 
@@ -160,19 +160,19 @@ check "aes128-sha1-ecp256 + aes128gcm16 with PFS (modp2048)" \
 #     once; the client's proposal decides), from behind the NAT.
 cat "$CERTS/alice.pem" "$CERTS/int.pem" >"$WORK/alice-chain.pem"
 check "RSA signatures: a client certificate from the CA gets a session (behind NAT)" \
-  ip netns exec "$C4" "$SLUICE_BIN" client --protocol l2tp --server 10.98.3.1 --user alice --password alice-secret \
+  ip netns exec "$C4" "$CLIENT_BIN" --protocol l2tp --server 10.98.3.1 --user alice --password alice-secret \
   --ipsec-cert "$WORK/alice-chain.pem" --ipsec-key "$CERTS/alice.key" --ipsec-ca "$CERTS/ca.pem" \
   --duration 0 --timeout 20 >"$WORK/cert.log" 2>&1
 check "the gateway names the client by its certificate's subject" glog -q "IKE SA up.*CN=alice"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/eve.key" -out "$WORK/eve.pem" \
   -subj "/CN=eve" -days 2 >/dev/null 2>&1
 check "a certificate from another CA gets no session" bash -c \
-  "! ip netns exec $C3 $SLUICE_BIN client --protocol l2tp --server 10.98.4.1 --user alice --password alice-secret --ipsec-cert $WORK/eve.pem --ipsec-key $WORK/eve.key --ipsec-ca $CERTS/ca.pem --duration 0 --timeout 6 >$WORK/eve.log 2>&1"
+  "! ip netns exec $C3 $CLIENT_BIN --protocol l2tp --server 10.98.4.1 --user alice --password alice-secret --ipsec-cert $WORK/eve.pem --ipsec-key $WORK/eve.key --ipsec-ca $CERTS/ca.pem --duration 0 --timeout 6 >$WORK/eve.log 2>&1"
 check "the refusal names the reason" glog -q "IKE authentication failed.*client certificate refused"
 
 # 5. A wrong pre-shared key is refused and logged.
 check "wrong pre-shared key: no session" bash -c \
-  "! ip netns exec $C3 $SLUICE_BIN client --protocol l2tp --server 10.98.4.1 --user alice --password alice-secret --ipsec-psk wrong-key --duration 0 --timeout 8 >$WORK/wrongpsk.log 2>&1"
+  "! ip netns exec $C3 $CLIENT_BIN --protocol l2tp --server 10.98.4.1 --user alice --password alice-secret --ipsec-psk wrong-key --duration 0 --timeout 8 >$WORK/wrongpsk.log 2>&1"
 check "gateway logged the authentication failure" grep -q "IKE authentication failed" "$WORK/gateway.log"
 
 # 6. Garbage on the IKE and NAT-T ports is counted and dropped; sessions unaffected.
@@ -207,14 +207,14 @@ check "the direct client is still fine" ip netns exec "$C0" ping -c 2 -i 0.2 -W 
 # 9. Aggressive Mode is refused by default, and answered once the manifest allows it
 #    (applied by a reload, without a restart) — here from behind the NAT.
 check "Aggressive Mode is refused by default" bash -c \
-  "! ip netns exec $C3 $SLUICE_BIN client --protocol l2tp --server 10.98.4.1 --user alice --password alice-secret --ipsec-psk correct-horse-battery --ike-aggressive --duration 0 --timeout 6 >$WORK/am-refused.log 2>&1"
+  "! ip netns exec $C3 $CLIENT_BIN --protocol l2tp --server 10.98.4.1 --user alice --password alice-secret --ipsec-psk correct-horse-battery --ike-aggressive --duration 0 --timeout 6 >$WORK/am-refused.log 2>&1"
 check "the refusal is counted" bash -c \
   "test \$(metric $GW $EP 'sluice_dropped_packets_total{reason=\"ike_aggressive_refused\"}' | cut -d. -f1) -ge 1"
 applied=$(glog -c "configuration applied" || true)
 sed -i 's/^      dpd: { delay: 5s, timeout: 15s }$/&\n      allowAggressiveMode: true/' "$M"
 for _ in $(seq 1 20); do [ "$(glog -c 'configuration applied' || true)" -gt "$applied" ] && break; sleep 0.5; done
 check "Aggressive Mode is answered once allowAggressiveMode is set (behind NAT)" \
-  ip netns exec "$C4" "$SLUICE_BIN" client --protocol l2tp --server 10.98.3.1 --user alice --password alice-secret \
+  ip netns exec "$C4" "$CLIENT_BIN" --protocol l2tp --server 10.98.3.1 --user alice --password alice-secret \
   --ipsec-psk correct-horse-battery --ike-aggressive --duration 0 --timeout 20 >"$WORK/am.log" 2>&1
 
 # 10. ESP SAs live one minute here: the gateway rekeys them itself (its own Quick Mode,

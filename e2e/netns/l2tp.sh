@@ -76,7 +76,7 @@ check "gateway warns that L2TP is served without IPsec" grep -q "WITHOUT IPsec" 
 lac() {  # ns logname user password [extra args]
   local ns=$1 name=$2 user=$3 pw=$4; shift 4
   local server; server=$(ip -n "$ns" -4 route show default | awk '{print $3}')
-  bg "$ns" "$name" "$SLUICE_BIN" client --protocol l2tp --server "$server" --user "$user" --password "$pw" "$@"
+  bg "$ns" "$name" "$CLIENT_BIN" --protocol l2tp --server "$server" --user "$user" --password "$pw" "$@"
 }
 
 # 1. One tunnel carrying three sessions; traffic through each.
@@ -106,13 +106,13 @@ check "alice's client saw no disconnect" bash -c "! grep -q '^DOWN' $WORK/alice.
 
 # 3. Services: bob may only use PPTP.
 check "bob (services: [pptp]) is refused over L2TP" bash -c \
-  "! ip netns exec $CB $SLUICE_BIN client --protocol l2tp --server 10.99.2.1 --user bob --password bob-secret --duration 0 --timeout 15 >$WORK/bob.log 2>&1"
+  "! ip netns exec $CB $CLIENT_BIN --protocol l2tp --server 10.99.2.1 --user bob --password bob-secret --duration 0 --timeout 15 >$WORK/bob.log 2>&1"
 check "gateway counted the refusal as a limit" bash -c \
   "test \$(metric $GW $EP 'sluice_session_setups_total{protocol=\"l2tp\",result=\"limit\"}' | cut -d. -f1) -ge 1"
 
 # 4. Replies leave from the address the LAC talked to (the gateway's second address).
 check "a LAC talking to the gateway's second address gets its session" \
-  ip netns exec "$CB" "$SLUICE_BIN" client --protocol l2tp --server 10.99.2.100 --user alice --password alice-secret --duration 0 --timeout 15
+  ip netns exec "$CB" "$CLIENT_BIN" --protocol l2tp --server 10.99.2.100 --user alice --password alice-secret --duration 0 --timeout 15
 
 # 5. Data sequencing (Sequencing Required in ICCN): both sides send Ns on data messages.
 lac "$CB" seq alice alice-secret --sequencing --tun slc0 --route 192.168.77.0/24
@@ -128,11 +128,11 @@ write_manifests "    tunnelSecretRef: { name: passwords, key: tunnel }"
 wait_for "$WORK/gateway.log" "configuration applied" 10 || true
 sleep 1
 check "matching tunnel secret with hidden AVPs: session up" \
-  ip netns exec "$CB" "$SLUICE_BIN" client --protocol l2tp --server 10.99.2.1 --user alice --password alice-secret --tunnel-secret tunnel-secret --hide-avps --duration 0 --timeout 15
+  ip netns exec "$CB" "$CLIENT_BIN" --protocol l2tp --server 10.99.2.1 --user alice --password alice-secret --tunnel-secret tunnel-secret --hide-avps --duration 0 --timeout 15
 check "wrong tunnel secret: refused" bash -c \
-  "! ip netns exec $CB $SLUICE_BIN client --protocol l2tp --server 10.99.2.1 --user alice --password alice-secret --tunnel-secret wrong --duration 0 --timeout 15 >$WORK/wrongsecret.log 2>&1"
+  "! ip netns exec $CB $CLIENT_BIN --protocol l2tp --server 10.99.2.1 --user alice --password alice-secret --tunnel-secret wrong --duration 0 --timeout 15 >$WORK/wrongsecret.log 2>&1"
 check "no tunnel secret: refused" bash -c \
-  "! ip netns exec $CB $SLUICE_BIN client --protocol l2tp --server 10.99.2.1 --user alice --password alice-secret --duration 0 --timeout 15 >$WORK/nosecret.log 2>&1"
+  "! ip netns exec $CB $CLIENT_BIN --protocol l2tp --server 10.99.2.1 --user alice --password alice-secret --duration 0 --timeout 15 >$WORK/nosecret.log 2>&1"
 check "alice's tunnel survived the reload" ip netns exec "$CA" ping -c 2 -i 0.2 -W 2 192.168.77.2
 
 # 7. Malformed datagrams are counted and dropped; nothing else is affected.

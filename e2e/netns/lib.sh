@@ -4,6 +4,10 @@
 set -euo pipefail
 
 : "${SLUICE_BIN:?SLUICE_BIN must point at the sluice-dataplane binary}"
+# The in-repo client and load generator: built next to the data plane by default.
+: "${CLIENT_BIN:=$(dirname "$SLUICE_BIN")/sluice-client}"
+[ -x "$CLIENT_BIN" ] || { echo "CLIENT_BIN: no sluice-client at $CLIENT_BIN (cargo build --release -p sluice-client)" >&2; exit 2; }
+export CLIENT_BIN
 TAG="sl$$"
 WORK=$(mktemp -d /tmp/sluice-e2e.XXXXXX)
 # The gateways write their admin token here, and `sluice-dataplane sessions|drain` read it.

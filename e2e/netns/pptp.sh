@@ -84,7 +84,7 @@ wait_for "$WORK/gateway.log" "gateway ready" 20
 client() {  # ns logname user password [extra args]
   local ns=$1 name=$2 user=$3 pw=$4; shift 4
   local server; server=$(ip -n "$ns" -4 route show default | awk '{print $3}')
-  bg "$ns" "$name" "$SLUICE_BIN" client --server "$server" --user "$user" --password "$pw" "$@"
+  bg "$ns" "$name" "$CLIENT_BIN" --server "$server" --user "$user" --password "$pw" "$@"
 }
 
 # 1. MS-CHAPv2 + MPPE-128 stateless, traffic through a TUN on the client.
@@ -123,14 +123,14 @@ check "sessions table lists both users with their encoding" bash -c \
 # 3. Wrong password: refused (E=691 on the wire), counted, nobody else disturbed.
 before=$(metric "$GW" "$EP" 'sluice_auth_failures_total{method="mschapv2"}')
 check "carol-with-wrong-password is refused" bash -c \
-  "! ip netns exec $CC $SLUICE_BIN client --server 10.99.3.1 --user alice --password wrong --duration 0 --timeout 15 > $WORK/wrong.log 2>&1 && grep -qiE 'auth' $WORK/wrong.log"
+  "! ip netns exec $CC $CLIENT_BIN --server 10.99.3.1 --user alice --password wrong --duration 0 --timeout 15 > $WORK/wrong.log 2>&1 && grep -qiE 'auth' $WORK/wrong.log"
 after=$(metric "$GW" "$EP" 'sluice_auth_failures_total{method="mschapv2"}')
 check "gateway counted the authentication failure ($before -> $after)" test "${after%.*}" -gt "${before%.*}"
 check "alice unaffected by the failed login" ip netns exec "$CA" ping -c 2 -i 0.2 -W 2 192.168.77.2
 
 # 4. 40-bit MPPE when the client accepts only 40 bits (this manifest allows it).
 check "40-bit MPPE negotiated when the manifest allows it" bash -c \
-  "ip netns exec $CC $SLUICE_BIN client --server 10.99.3.1 --user bob --password bob-secret --mppe-bits 40 --duration 0 --timeout 15 >$WORK/forty.log 2>&1; grep -E '^UP .*encoding=\"MPPE 40 bit, stateless\"' $WORK/forty.log"
+  "ip netns exec $CC $CLIENT_BIN --server 10.99.3.1 --user bob --password bob-secret --mppe-bits 40 --duration 0 --timeout 15 >$WORK/forty.log 2>&1; grep -E '^UP .*encoding=\"MPPE 40 bit, stateless\"' $WORK/forty.log"
 
 # 5. Reload (SIGHUP): add dave (maxSessions 1), remove bob, change alice's password;
 #    alice's live session must not be touched.
@@ -148,11 +148,11 @@ check "alice's session survived the reload (same call, still up)" bash -c \
 check "alice still passes traffic after the reload" ip netns exec "$CA" ping -c 2 -i 0.2 -W 2 192.168.77.2
 check "alice's client saw no disconnect" bash -c "! grep -q '^DOWN' $WORK/alice.log"
 check "alice's old password no longer works for a new login" bash -c \
-  "! ip netns exec $CC $SLUICE_BIN client --server 10.99.3.1 --user alice --password alice-secret --duration 0 --timeout 15 >/dev/null 2>&1"
+  "! ip netns exec $CC $CLIENT_BIN --server 10.99.3.1 --user alice --password alice-secret --duration 0 --timeout 15 >/dev/null 2>&1"
 check "alice's new password works for a new login" \
-  ip netns exec "$CC" "$SLUICE_BIN" client --server 10.99.3.1 --user alice --password alice-new --duration 0 --timeout 15
+  ip netns exec "$CC" "$CLIENT_BIN" --server 10.99.3.1 --user alice --password alice-new --duration 0 --timeout 15
 check "dave's second session is refused (maxSessions: 1)" bash -c \
-  "! ip netns exec $CC $SLUICE_BIN client --server 10.99.3.1 --user dave --password dave-secret --duration 0 --timeout 15 >$WORK/dave2.log 2>&1"
+  "! ip netns exec $CC $CLIENT_BIN --server 10.99.3.1 --user dave --password dave-secret --duration 0 --timeout 15 >$WORK/dave2.log 2>&1"
 check "gateway counted the limit refusal" bash -c \
   "test \$(metric $GW $EP 'sluice_session_setups_total{protocol=\"pptp\",result=\"limit\"}' | cut -d. -f1) -ge 1"
 

@@ -80,7 +80,7 @@ within() {
 }
 report() { log "$1: $(within "$2" "$3" || true)"; }
 
-bg "$CA" carol "$SLUICE_BIN" client --server 10.98.1.1 --user carol --password carol-secret \
+bg "$CA" carol "$CLIENT_BIN" --server 10.98.1.1 --user carol --password carol-secret \
   --tun slc0 --route 192.168.77.0/24
 C_PID=$BG_PID
 wait_for "$WORK/carol.log" "^(UP|FAILED)" 20 || true
@@ -107,7 +107,7 @@ check "reload: the new 8 Mbit/s limit applies to the live session" within 800000
 # dave has no limit: the same path is much faster.
 kill "$C_PID" 2>/dev/null || true
 wait_for "$WORK/gateway.log" "session down" 10 || true
-bg "$CA" dave "$SLUICE_BIN" client --server 10.98.1.1 --user dave --password dave-secret \
+bg "$CA" dave "$CLIENT_BIN" --server 10.98.1.1 --user dave --password dave-secret \
   --tun slc0 --route 192.168.77.0/24
 D_PID=$BG_PID
 wait_for "$WORK/dave.log" "^(UP|FAILED)" 20 || true
@@ -118,7 +118,7 @@ kill "$D_PID" 2>/dev/null || true
 wait_for "$WORK/gateway.log" "session down.*dave|dave.*session down" 10 || sleep 1
 
 # L2TP (plain, allowUnencrypted) is limited the same way.
-bg "$CA" carol-l2tp "$SLUICE_BIN" client --protocol l2tp --server 10.98.1.1 --user carol \
+bg "$CA" carol-l2tp "$CLIENT_BIN" --protocol l2tp --server 10.98.1.1 --user carol \
   --password carol-secret --encryption require --tun slc1 --route 192.168.77.0/24
 wait_for "$WORK/carol-l2tp.log" "^(UP|FAILED)" 20 || true
 check "carol: L2TP session up" grep -q '^UP ' "$WORK/carol-l2tp.log"

@@ -1,5 +1,5 @@
 #![no_main]
-//! `ipsec_path::receive_esp`: ESP on the NAT-T port and raw ESP (IPv4 header first) into the
+//! `datapath::ipsec::receive_esp`: ESP on the NAT-T port and raw ESP (IPv4 header first) into the
 //! data path, with one ESP SA pair and one L2TP session link on real sockets bound to
 //! 127.0.0.1 (needs CAP_NET_RAW; answers go to 127.0.0.2). The harness holds the inbound SA's
 //! keys, so the input writes the *plaintext*: the next-header value and the inner UDP header,

@@ -1,5 +1,5 @@
 #![no_main]
-//! `l2tp_path::handle_datagram`: L2TP on the L2TP port into the data path, with one session
+//! `datapath::l2tp::handle_datagram`: L2TP on the L2TP port into the data path, with one session
 //! link and real sockets on 127.0.0.1 (needs CAP_NET_RAW; whatever the link answers goes to
 //! 127.0.0.2). Operations: any datagram from the session's peer or another source; a data
 //! message with the session's IDs (optionally sequenced) around a PPP frame of the input's;

@@ -1,5 +1,5 @@
 //! The control channel end to end in one process: the operator's config server (mTLS) and
-//! real data-plane agents (`sluice_dataplane::agent`) with in-memory sinks. Users are added,
+//! real data-plane agents (`sluice_dataplane::mode::agent::channel`) with in-memory sinks. Users are added,
 //! changed and removed through the same compile the reconciler uses; an agent NACKs; the
 //! operator restarts mid-stream; session reports reach the hub the status writers read;
 //! peers without the right certificate are refused.
@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sluice_dataplane::agent::{AgentOptions, Backoff, ConfigSink, run_agent, tls::client_config};
+use sluice_dataplane::mode::agent::channel::{AgentOptions, Backoff, ConfigSink, run_agent};
+use sluice_dataplane::mode::agent::tls::client_config;
 use sluice_operator::config::compile_gateway;
 use sluice_operator::hub::Hub;
 use sluice_operator::metrics::Metrics;

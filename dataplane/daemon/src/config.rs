@@ -15,8 +15,8 @@ use sluice_ppp::{AuthProto, EncryptionPolicy, KeyLengths, MppePolicy, StatefulMo
 use sluice_proto::v1 as pb;
 use zeroize::Zeroize;
 
+use crate::datapath::ratelimit::RateLimit;
 use crate::metrics::Protocol;
-use crate::ratelimit::RateLimit;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]

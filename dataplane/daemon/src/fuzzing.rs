@@ -22,12 +22,12 @@ use sluice_l2tp::{DataSequencer, Role};
 use sluice_ppp::{ClientConfig, Event, Ppp, ServerConfig};
 use tokio::sync::mpsc;
 
+use crate::datapath::ipsec::{self, IkeDatagram, IpsecIo};
+use crate::datapath::l2tp::{self, ControlQueues, ControlRate, L2tpIo, RateLimiter};
+use crate::datapath::link::{CtlCmd, Framing, L2tpFraming, Link, LinkState};
 use crate::datapath::{self, DataPath, Hooks};
-use crate::ipsec_path::{self, IkeDatagram, IpsecIo};
-use crate::l2tp_path::{self, ControlQueues, ControlRate, L2tpIo, RateLimiter};
-use crate::link::{CtlCmd, Framing, L2tpFraming, Link, LinkState};
+use crate::io::udpsock::UdpPort;
 use crate::metrics::Metrics;
-use crate::udpsock::UdpPort;
 
 /// Our Session ID of the fuzzed link, and its Tunnel ID.
 pub const SESSION: u16 = 0x4242;
@@ -113,7 +113,7 @@ impl Glue {
         let _ = dp.l2tp.set(l2tp);
         let _ = dp.ipsec.set(ipsec);
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
-        let suite = ipsec_path::suite_of(&transform()).map_err(io::Error::other)?;
+        let suite = ipsec::suite_of(&transform()).map_err(io::Error::other)?;
         let keymat = (0..suite.keymat_len()).map(|i| i as u8).collect();
         let mut g = Glue {
             h: Arc::new(FuzzHooks {
@@ -211,7 +211,7 @@ impl Glue {
                 [3; 32],
             );
         }
-        self.tx = ipsec_path::suite_of(&transform())
+        self.tx = ipsec::suite_of(&transform())
             .ok()
             .and_then(|s| OutboundSa::new(SPI, s, &self.keymat, [5; 32]).ok());
         self.drain();
@@ -244,7 +244,7 @@ impl Glue {
         } else {
             SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 3), 1701)
         };
-        l2tp_path::handle_datagram(
+        l2tp::handle_datagram(
             &*self.h,
             Some(&mut self.limiter),
             buf,
@@ -275,7 +275,7 @@ impl Glue {
             Udp4500Payload::Keepalive | Udp4500Payload::Malformed => {}
             Udp4500Payload::Ike(_) => {}
             Udp4500Payload::Esp(_) => {
-                ipsec_path::receive_esp(h, io, buf, remote, Ipv4Addr::LOCALHOST, now)
+                ipsec::receive_esp(h, io, buf, remote, Ipv4Addr::LOCALHOST, now)
             }
         }
     }
@@ -284,12 +284,12 @@ impl Glue {
     pub fn esp_raw(&mut self, pkt: &mut [u8], now: Instant) {
         let h = &*self.h;
         let Some(io) = h.dp.ipsec.get() else { return };
-        let Some((src, dst, range)) = ipsec_path::ipv4_addresses(pkt) else {
+        let Some((src, dst, range)) = ipsec::ipv4_addresses(pkt) else {
             return;
         };
         assert!(range.end <= pkt.len() && range.start >= 20);
         if let Some(esp) = pkt.get_mut(range) {
-            ipsec_path::receive_esp(h, io, esp, SocketAddrV4::new(src, 0), dst, now);
+            ipsec::receive_esp(h, io, esp, SocketAddrV4::new(src, 0), dst, now);
         }
     }
 
@@ -364,5 +364,5 @@ pub fn pktinfo_dst(control: &[u64], len: usize) -> Ipv4Addr {
     let mut msg: libc::msghdr = unsafe { std::mem::MaybeUninit::zeroed().assume_init() };
     msg.msg_control = control.as_ptr() as *mut libc::c_void;
     msg.msg_controllen = len.min(std::mem::size_of_val(control));
-    crate::udpsock::pktinfo_dst(&msg)
+    crate::io::udpsock::pktinfo_dst(&msg)
 }

@@ -1,44 +1,27 @@
-//! Sluice data plane: the PPTP gateway — standalone (manifests) or in agent
-//! mode (configured by the operator over gRPC) — and the in-repo client and
-//! load generator that drive the same sans-IO engines.
+//! Sluice data plane: the gateway for PPTP and L2TP/IPsec in user space — standalone
+//! (manifests) or in agent mode (configured by the operator over gRPC).
+//!
+//! ```text
+//! io/         sockets: raw GRE/ESP, UDP with IP_PKTINFO, host network configuration
+//! datapath/   the fast path: links, PPTP/GRE, L2TP and ESP receive paths, rate limits
+//! control/    one task per protocol's control plane: PPTP (pptp), L2TP LNS (lns), IKE (ike)
+//! gateway/    one gateway's state and policy: admission, logins, pool, events
+//! mode/       how it runs: standalone (manifests) and agent (operator)
+//! http/       metrics listener and the authenticated admin listener
+//! cli/        the admin endpoint's commands (sessions, drain)
+//! host.rs     seeds, hostname, wall clock, descriptor limit
+//! ```
 
-pub mod admin;
-pub mod admin_token;
-pub mod admission;
-pub mod agent;
-pub mod bench;
-pub mod callid;
-pub mod client;
-pub mod client_cli;
-pub mod client_ipsec;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod datapath;
-pub mod drain_cmd;
-pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;
+pub mod host;
 pub mod http;
-pub mod http_listener;
-pub mod ike;
-pub mod ipsec_path;
-pub mod l2tp_path;
-pub mod lac;
-pub mod link;
-pub mod lns;
-pub mod log_budget;
-pub mod login;
-pub mod login_throttle;
-pub mod managed;
+pub mod io;
 pub mod metrics;
-pub mod netcfg;
-pub mod nofile;
-pub mod pool;
-pub mod ratelimit;
-pub mod rawsock;
-pub mod rng;
-pub mod server;
-pub mod sessions_cmd;
+pub mod mode;
 mod sync;
-pub mod udpsock;

@@ -5,9 +5,11 @@
 //! sluice-dataplane agent --operator URL ...  run the gateway configured by the operator
 //! sluice-dataplane check --manifests FILE    validate manifests, print the compiled config (no secrets)
 //! sluice-dataplane sessions                  print the live session table
-//! sluice-dataplane client --server ADDR ...  in-repo PPTP client (tests, load)
-//! sluice-dataplane bench ...                 benchmarks
+//! sluice-dataplane drain                     drain a running data plane
 //! ```
+//!
+//!
+//! The in-repo client, load generator and benchmarks are a separate binary, `sluice-client`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -16,22 +18,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use sluice_dataplane::admin_token::{AdminToken, DEFAULT_TOKEN_FILE};
-use sluice_dataplane::admission::AdmissionLimits;
-use sluice_dataplane::agent::{TlsReload, tls};
+use sluice_dataplane::cli::{drain, sessions};
+use sluice_dataplane::config;
+use sluice_dataplane::datapath::l2tp::ControlRate;
+use sluice_dataplane::gateway::admission::AdmissionLimits;
+use sluice_dataplane::host::{self, nofile};
 use sluice_dataplane::http::Endpoints;
-use sluice_dataplane::l2tp_path::ControlRate;
-use sluice_dataplane::server::HostOptions;
-use sluice_dataplane::{
-    bench, client_cli, config, drain_cmd, managed, nofile, rng, server, sessions_cmd,
-};
+use sluice_dataplane::http::admin_token::{AdminToken, DEFAULT_TOKEN_FILE};
+use sluice_dataplane::mode::agent::channel::TlsReload;
+use sluice_dataplane::mode::agent::tls;
+use sluice_dataplane::mode::standalone::HostOptions;
+use sluice_dataplane::mode::{agent, standalone};
 use sluice_telemetry::LogFormat;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "sluice-dataplane",
     version,
-    about = "Sluice VPN gateway data plane (PPTP in user space)"
+    about = "Sluice VPN gateway data plane (PPTP and L2TP/IPsec in user space)"
 )]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -95,7 +99,7 @@ struct HostArgs {
     #[arg(long, default_value_t = AdmissionLimits::default().setups_total)]
     max_setups: u32,
     /// Seconds after which a PPTP control connection without a call is closed.
-    #[arg(long, default_value_t = sluice_dataplane::control::NO_CALL_TIMEOUT.as_secs())]
+    #[arg(long, default_value_t = sluice_dataplane::control::pptp::NO_CALL_TIMEOUT.as_secs())]
     control_idle_timeout: u64,
 }
 
@@ -195,7 +199,7 @@ struct AgentArgs {
 }
 
 impl AgentArgs {
-    fn options(self) -> Result<managed::AgentModeOptions, String> {
+    fn options(self) -> Result<agent::AgentModeOptions, String> {
         if !self.operator.starts_with("https://") {
             return Err(format!(
                 "--operator {:?}: the control channel is mTLS, use https://",
@@ -211,7 +215,7 @@ impl AgentArgs {
         let dir = self.tls_dir.clone();
         let reload: TlsReload =
             Arc::new(move || tls::load_dir(&dir, &server_name).map_err(|e| e.to_string()));
-        Ok(managed::AgentModeOptions {
+        Ok(agent::AgentModeOptions {
             operator: self.operator,
             tls,
             tls_reload: Some(reload),
@@ -227,7 +231,7 @@ impl AgentArgs {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the gateway configured by the operator over mTLS gRPC (Kubernetes).
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Validate manifests and print the compiled configuration (passwords redacted).
     Check {
         #[arg(long, short = 'f')]
@@ -256,10 +260,6 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
-    /// In-repo PPTP client: open sessions against a gateway.
-    Client(client_cli::ClientArgs),
-    /// Benchmarks (figures are printed, never asserted).
-    Bench(bench::BenchArgs),
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -290,7 +290,7 @@ fn serve<F: std::future::Future<Output = Result<(), String>>>(
 /// Start-up checks of a gateway process: secure randomness, and the descriptor limit raised
 /// as far as the host allows.
 fn host_checks() -> Result<(), String> {
-    rng::check().map_err(|e| e.to_string())?;
+    host::check().map_err(|e| e.to_string())?;
     match nofile::raise() {
         Ok(l) => tracing::info!(
             soft = l.soft,
@@ -315,7 +315,7 @@ fn main() -> ExitCode {
                 eprintln!("error: --manifests FILE is required (see --help)");
                 return ExitCode::from(2);
             };
-            let opts = server::ServeOptions {
+            let opts = standalone::ServeOptions {
                 manifests,
                 gateway: cli.serve.gateway,
                 host: cli
@@ -324,22 +324,22 @@ fn main() -> ExitCode {
                     .options(cli.serve.admin.endpoints(cli.serve.metrics_listen)),
                 watch_interval: Duration::from_secs(cli.serve.watch_interval.max(1)),
             };
-            serve(format, || Ok(server::run(opts)))
+            serve(format, || Ok(standalone::run(opts)))
         }
-        Some(Command::Agent(args)) => serve(format, || args.options().map(managed::run)),
+        Some(Command::Agent(args)) => serve(format, || args.options().map(agent::run)),
         Some(Command::Check { manifests, gateway }) => {
             config::load_file(&manifests, gateway.as_deref())
                 .map(|cfg| print!("{}", config::summary(&cfg)))
                 .map_err(|e| e.to_string())
         }
         Some(Command::Sessions { admin, json }) => admin.token().and_then(|token| {
-            sessions_cmd::fetch(admin.endpoint, &token).and_then(|rows| {
+            sessions::fetch(admin.endpoint, &token).and_then(|rows| {
                 if json {
                     serde_json::to_string_pretty(&rows)
                         .map(|s| println!("{s}"))
                         .map_err(|e| e.to_string())
                 } else {
-                    print!("{}", sessions_cmd::render(&rows));
+                    print!("{}", sessions::render(&rows));
                     Ok(())
                 }
             })
@@ -349,10 +349,8 @@ fn main() -> ExitCode {
             timeout,
             wait,
         }) => admin.token().and_then(|token| {
-            drain_cmd::run(admin.endpoint, &token, Duration::from_secs(timeout), wait)
+            drain::run(admin.endpoint, &token, Duration::from_secs(timeout), wait)
         }),
-        Some(Command::Client(args)) => runtime().and_then(|rt| rt.block_on(client_cli::run(args))),
-        Some(Command::Bench(args)) => runtime().and_then(|rt| rt.block_on(bench::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -433,8 +433,8 @@ impl Metrics {
             let _ = m.retransmissions.get_or_create(&LayerLabels { layer });
         }
         // IKE under flood (docs/security.md): drops of the receive side and of the IKE thread.
-        let ike_flood = crate::ipsec_path::guard::DROP_REASONS.into_iter();
-        for reason in ike_flood.chain(crate::ike::DROP_REASONS) {
+        let ike_flood = crate::datapath::ipsec::guard::DROP_REASONS.into_iter();
+        for reason in ike_flood.chain(crate::control::ike::DROP_REASONS) {
             let _ = m.dropped.get_or_create(&ReasonLabels { reason });
         }
         registry.register(

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sluice_dataplane::admin_token::AdminToken;
+use sluice_dataplane::http::admin_token::AdminToken;
 use sluice_dataplane::http::{self, EndpointError, Endpoints, HttpState};
 use sluice_dataplane::metrics::Metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -8,8 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sluice_dataplane::agent::{AgentError, AgentOptions, Backoff, ConfigSink, run_agent, tls};
 use sluice_dataplane::config::Runtime;
+use sluice_dataplane::mode::agent::channel::{
+    AgentError, AgentOptions, Backoff, ConfigSink, run_agent,
+};
+use sluice_dataplane::mode::agent::tls;
 use sluice_proto::v1 as pb;
 use sluice_proto::v1::agent_message::Body;
 use sluice_proto::v1::control_server::{Control, ControlServer};

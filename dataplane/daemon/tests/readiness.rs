@@ -5,11 +5,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sluice_dataplane::agent::ConfigSink;
 use sluice_dataplane::http::{HttpState, serve_listener};
-use sluice_dataplane::managed::ManagedGateway;
 use sluice_dataplane::metrics::Metrics;
-use sluice_dataplane::server::HostOptions;
+use sluice_dataplane::mode::agent::ManagedGateway;
+use sluice_dataplane::mode::agent::channel::ConfigSink;
+use sluice_dataplane::mode::standalone::HostOptions;
 use sluice_proto::v1 as pb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -21,9 +21,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use sluice_dataplane::datapath::l2tp::ControlRate;
 use sluice_dataplane::http::Endpoints;
-use sluice_dataplane::l2tp_path::ControlRate;
-use sluice_dataplane::server::{self, HostOptions, ServeOptions};
+use sluice_dataplane::mode::standalone::{self, HostOptions, ServeOptions};
 use sluice_otlp_collector::{Collector, ReceivedSpan, terminate};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -217,24 +217,31 @@ impl Drop for ClientNetns {
     }
 }
 
+/// The in-repo client's binary (crate `sluice-client`), built next to this package's.
+fn client_bin() -> PathBuf {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sluice-dataplane"))
+        .with_file_name("sluice-client");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build [--release] -p sluice-client)",
+        bin.display()
+    );
+    bin
+}
+
 /// One session with the in-repo client (PPTP over the loopback unless told otherwise),
 /// hung up as soon as it is up.
 fn one_session(netns: Option<&ClientNetns>, server: &str, extra: &[&str]) {
     let mut cmd = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
-            c.args([
-                "netns",
-                "exec",
-                &ns.0,
-                env!("CARGO_BIN_EXE_sluice-dataplane"),
-            ]);
+            c.args(["netns", "exec", &ns.0]).arg(client_bin());
             c
         }
-        None => Command::new(env!("CARGO_BIN_EXE_sluice-dataplane")),
+        None => Command::new(client_bin()),
     };
     let out = cmd
-        .args(["client", "--server", server, "--user", "alice"])
+        .args(["--server", server, "--user", "alice"])
         .args(extra)
         .args([
             "--password",
@@ -294,7 +301,7 @@ fn in_process_setup_produces_the_phase_spans_in_order() {
         .build()
         .unwrap();
     rt.spawn(async move {
-        if let Err(e) = server::run(opts).await {
+        if let Err(e) = standalone::run(opts).await {
             eprintln!("gateway: {e}");
         }
     });

@@ -1,0 +1,317 @@
+//! IPsec for the in-repo L2TP client: one IKEv1 initiator (Main Mode PSK + Quick Mode for
+//! the L2TP selectors, [`sluice_ike::initiator`]) and the same ESP fast path as the gateway.
+//! L2TP starts once the ESP SAs are installed; from then on every L2TP datagram to the
+//! gateway travels inside ESP (UDP 4500 when NAT-D found a NAT, raw ESP otherwise).
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_ike::cert::{Credentials, TrustStore};
+use sluice_ike::cipher::{AesKeyLen, Cipher};
+use sluice_ike::dh::Group;
+use sluice_ike::initiator::{Initiator, InitiatorConfig, InitiatorEvent, esp_proposal};
+use sluice_ike::prf::HashAlg;
+use sluice_ike::sa::{AuthMethod, EspAuth, EspCipher, IkeTransform, Lifetime};
+use tokio::sync::{oneshot, watch};
+use tracing::{debug, info};
+
+use crate::pptp::Client;
+use sluice_dataplane::datapath::ipsec::{self, IkeDatagram, IpsecIo};
+use sluice_dataplane::host::{seed, unix_now};
+
+/// The IKE SA id the client's single IKE SA has in the ESP tables.
+const CLIENT_IKE: u64 = 1;
+
+/// What the client proposes.
+#[derive(Debug, Clone)]
+pub struct IpsecParams {
+    pub psk: Vec<u8>,
+    /// Phase 1: `cipher-hash-group` (one transform).
+    pub ike: String,
+    /// ESP: `cipher[-integrity][-group]`.
+    pub esp: String,
+    pub bind: Option<Ipv4Addr>,
+    pub ike_port: u16,
+    pub natt_port: u16,
+    /// Aggressive Mode instead of Main Mode (for testing a gateway's refusal or opt-in).
+    pub aggressive: bool,
+    /// RSA signatures instead of the pre-shared key: our chain and key, the gateway's CAs.
+    pub certificate: Option<(Arc<Credentials>, Arc<TrustStore>)>,
+}
+
+impl IpsecParams {
+    /// Loads `--ipsec-cert` (chain, leaf first), `--ipsec-key` and `--ipsec-ca` (PEM files).
+    pub fn load_certificate(
+        cert: &str,
+        key: &str,
+        ca: &str,
+    ) -> Result<(Arc<Credentials>, Arc<TrustStore>), String> {
+        let read =
+            |flag: &str, path: &str| std::fs::read(path).map_err(|e| format!("{flag} {path}: {e}"));
+        let creds = Credentials::from_pem(&read("--ipsec-cert", cert)?, &read("--ipsec-key", key)?)
+            .map_err(|e| format!("--ipsec-cert/--ipsec-key: {e}"))?;
+        let trust = TrustStore::from_pem(&read("--ipsec-ca", ca)?)
+            .map_err(|e| format!("--ipsec-ca: {e}"))?;
+        Ok((Arc::new(creds), Arc::new(trust)))
+    }
+}
+
+fn parse_ike(s: &str) -> Result<IkeTransform, String> {
+    let p = sluice_ike::policy::IkeProposal::parse(s, true)
+        .map_err(|e| format!("--ike-proposal {s:?}: {e}"))?;
+    let (Some(&cipher), Some(&hash), Some(&group)) =
+        (p.ciphers.first(), p.hashes.first(), p.groups.first())
+    else {
+        return Err(format!("--ike-proposal {s:?}: incomplete"));
+    };
+    Ok(IkeTransform {
+        cipher,
+        hash,
+        auth: AuthMethod::PreSharedKey,
+        group,
+        lifetime: Lifetime {
+            seconds: Some(28800),
+            kilobytes: None,
+        },
+    })
+}
+
+fn parse_esp(s: &str) -> Result<sluice_ike::sa::EspTransform, String> {
+    let p = sluice_ike::policy::EspProposal::parse(s, true)
+        .map_err(|e| format!("--esp-proposal {s:?}: {e}"))?;
+    let cipher = *p
+        .ciphers
+        .first()
+        .ok_or_else(|| format!("--esp-proposal {s:?}: no cipher"))?;
+    let auth = if cipher.is_aead() {
+        None
+    } else {
+        p.auths.first().copied()
+    };
+    Ok(esp_proposal(cipher, auth, p.groups.first().copied()))
+}
+
+/// The default client proposal (what Windows 10 sends first for L2TP/IPsec).
+pub fn default_ike() -> IkeTransform {
+    IkeTransform {
+        cipher: Cipher::AesCbc(AesKeyLen::Aes256),
+        hash: HashAlg::Sha1,
+        auth: AuthMethod::PreSharedKey,
+        group: Group::Modp2048,
+        lifetime: Lifetime {
+            seconds: Some(28800),
+            kilobytes: None,
+        },
+    }
+}
+
+/// The address the kernel would send from toward `server`.
+fn source_toward(server: Ipv4Addr, bind: Option<Ipv4Addr>) -> Result<Ipv4Addr, String> {
+    if let Some(b) = bind.filter(|b| !b.is_unspecified()) {
+        return Ok(b);
+    }
+    let s = UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect((server, 500)).map(|()| s));
+    match s.and_then(|s| s.local_addr()) {
+        Ok(SocketAddr::V4(a)) => Ok(*a.ip()),
+        Ok(_) => Err("no IPv4 route to the server".into()),
+        Err(e) => Err(format!("no route to the server: {e}")),
+    }
+}
+
+/// Opens the IPsec ports, negotiates the SAs with `server` and installs them; returns once
+/// L2TP to `server` (its L2TP address) travels inside ESP. A task keeps the IKE SA alive
+/// (answers DPD) and deletes it when `stop` turns true.
+pub async fn establish(
+    client: Arc<Client>,
+    params: IpsecParams,
+    server: SocketAddrV4,
+    local_l2tp_port: u16,
+    mut stop: watch::Receiver<bool>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let (io, mut rx) = IpsecIo::open(
+        params.bind,
+        params.ike_port,
+        params.natt_port,
+        local_l2tp_port,
+        false,
+    )
+    .map_err(|e| {
+        format!(
+            "opening udp/{} and udp/{} for IPsec: {e}",
+            params.ike_port, params.natt_port
+        )
+    })?;
+    if client.dp.ipsec.set(io).is_err() {
+        return Err("the IPsec ports are already open".into());
+    }
+    for (name, f) in [
+        ("ike-rx", ipsec::ike_rx_loop::<Client> as fn(Arc<Client>)),
+        ("natt-rx", ipsec::natt_rx_loop::<Client>),
+        ("esp-rx", ipsec::esp_raw_rx_loop::<Client>),
+    ] {
+        let c = client.clone();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || f(c))
+            .map_err(|e| e.to_string())?;
+    }
+    let local = source_toward(*server.ip(), params.bind)?;
+    let mut ike = if params.ike.is_empty() {
+        default_ike()
+    } else {
+        parse_ike(&params.ike)?
+    };
+    if params.certificate.is_some() {
+        ike.auth = AuthMethod::RsaSignature;
+    }
+    let cfg = InitiatorConfig {
+        psk: params.psk.clone().into(),
+        ike: vec![ike],
+        esp: vec![if params.esp.is_empty() {
+            esp_proposal(
+                EspCipher::AesCbc(AesKeyLen::Aes128),
+                Some(EspAuth::HmacSha1),
+                None,
+            )
+        } else {
+            parse_esp(&params.esp)?
+        }],
+        local: SocketAddr::V4(SocketAddrV4::new(local, params.ike_port)),
+        local_natt: SocketAddr::V4(SocketAddrV4::new(local, params.natt_port)),
+        remote: SocketAddr::V4(SocketAddrV4::new(*server.ip(), params.ike_port)),
+        remote_natt_port: params.natt_port,
+        nat_t: true,
+        dpd: true,
+        l2tp_port: server.port(),
+        retransmit: Duration::from_secs(2),
+        aggressive: params.aggressive,
+        certificate: params.certificate.as_ref().map(|(c, _)| c.clone()),
+        ca: params.certificate.as_ref().map(|(_, t)| t.clone()),
+        unix_time: unix_now(),
+    };
+    let mut ini = Initiator::new(cfg, seed());
+    let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
+    let c = client.clone();
+    tokio::spawn(async move {
+        let mut ready = Some(ready_tx);
+        let Some(io) = c.dp.ipsec.get() else { return };
+        ini.start(Instant::now());
+        loop {
+            flush(io, &mut ini);
+            while let Some(ev) = ini.poll_event() {
+                match ev {
+                    InitiatorEvent::IkeUp { nat } => {
+                        info!(client_behind_nat = nat.local_behind_nat, "IKE SA up");
+                    }
+                    InitiatorEvent::ChildUp {
+                        transform,
+                        inbound,
+                        outbound,
+                        udp_encap,
+                    } => {
+                        let remote = if udp_encap {
+                            SocketAddrV4::new(*server.ip(), params.natt_port)
+                        } else {
+                            SocketAddrV4::new(*server.ip(), 0)
+                        };
+                        let local = SocketAddrV4::new(local, params.natt_port);
+                        let r = io.install(
+                            CLIENT_IKE,
+                            &transform,
+                            (inbound.spi, &inbound.keymat),
+                            (outbound.spi, &outbound.keymat),
+                            local,
+                            remote,
+                            udp_encap,
+                            None,
+                            seed(),
+                        );
+                        if r.is_ok() {
+                            io.bind_peer(server, CLIENT_IKE);
+                            info!(
+                                udp_encap,
+                                spi_in = format_args!("{:#010x}", inbound.spi),
+                                "ESP SAs installed"
+                            );
+                        }
+                        if let Some(t) = ready.take() {
+                            let _ = t.send(r);
+                        }
+                    }
+                    InitiatorEvent::Notified(code) => {
+                        let name = sluice_ike::notify::code::name(code);
+                        debug!(code, name, "IKE notify from the gateway");
+                        // Error types are below 8192 (RFC 2408 §3.14.1); status notifies
+                        // such as RESPONDER-LIFETIME are not refusals.
+                        if code < 8192
+                            && let Some(t) = ready.take()
+                        {
+                            let _ = t.send(Err(format!("the gateway refused IKE: {name}")));
+                        }
+                    }
+                    InitiatorEvent::Deleted => {
+                        info!("the gateway deleted the IKE SA");
+                        io.remove_ike(CLIENT_IKE);
+                    }
+                }
+            }
+            let deadline = ini.poll_timeout();
+            tokio::select! {
+                d = rx.recv() => match d {
+                    Some(IkeDatagram { bytes, .. }) => ini.handle_input(Instant::now(), &bytes),
+                    None => break,
+                },
+                r = stop.changed() => {
+                    if r.is_err() || *stop.borrow() {
+                        ini.delete(Instant::now());
+                        flush(io, &mut ini);
+                        break;
+                    }
+                }
+                _ = sleep_until(deadline) => ini.handle_timeout(Instant::now()),
+            }
+        }
+    });
+    match tokio::time::timeout(timeout, ready_rx).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err("the IKE task ended".into()),
+        Err(_) => Err(format!(
+            "no IPsec SA with {} within {timeout:?}",
+            server.ip()
+        )),
+    }
+}
+
+fn flush(io: &IpsecIo, ini: &mut Initiator) {
+    while let Some(t) = ini.poll_transmit() {
+        io.send_ike(t.local, t.remote, &t.payload);
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proposal_flags_parse() {
+        assert_eq!(
+            parse_ike("3des-sha1-modp1024").map(|t| t.group),
+            Ok(Group::Modp1024)
+        );
+        assert!(parse_ike("aes128-sha1").is_err());
+        assert_eq!(parse_esp("aes256gcm16").map(|t| t.auth), Ok(None));
+        assert_eq!(
+            parse_esp("aes128-sha256").map(|t| t.auth),
+            Ok(Some(EspAuth::HmacSha256))
+        );
+    }
+}

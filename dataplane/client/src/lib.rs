@@ -1,0 +1,11 @@
+//! Sluice's in-repo client: PPTP (PNS, [`pptp`]), L2TP (LAC, [`lac`]) and L2TP/IPsec
+//! ([`ipsec`]) sessions against a gateway, one or thousands at once ([`cli`]), and the
+//! benchmarks ([`bench`]). It drives the same sans-IO engines and the same fast path
+//! (`sluice_dataplane::datapath`) as the gateway, with client-side hooks; none of it ships
+//! in the gateway's binary.
+
+pub mod bench;
+pub mod cli;
+pub mod ipsec;
+pub mod lac;
+pub mod pptp;

@@ -1,0 +1,832 @@
+//! The IPsec side of the per-node fast path (L2TP/IPsec, RFC 3193 usage).
+//!
+//! ESP arrives UDP-encapsulated on the NAT-T port (RFC 3948) or as raw IP protocol 50
+//! (RFC 4303). The receive thread demultiplexes it by SPI, decapsulates it in place and hands
+//! the inner UDP payload (an L2TP message for our L2TP port) to [`crate::datapath::l2tp`] on the
+//! same thread — no task hop per packet, as for GRE and plain L2TP. IKE messages (UDP 500,
+//! and UDP 4500 behind the non-ESP marker) go to the IKE thread through bounded queues,
+//! after the flood guard of [`guard`] on the gateway (per-SA, per-source and global token
+//! buckets; docs/security.md).
+//!
+//! Every L2TP peer reached over IPsec is known by a *peer key*, the address the L2TP engine
+//! sees: for UDP-encapsulated SAs the client's public address and NAT-T port (unique per
+//! client even when many share one NAT), for raw ESP the client's address and inner UDP port.
+//! A key is bound to the IKE SA whose ESP SA it first arrived under. The same key under
+//! another IKE SA is dropped unless that SA reaches the same client (its Phase 1 rekey takes
+//! the key over), and L2TP that did not arrive under ESP is dropped unless the configuration
+//! allows plain L2TP. When no SA reaches a key any more its L2TP tunnels are closed.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use sluice_esp::udp_encap::{Udp4500Payload, classify};
+use sluice_esp::{AesKeyLen, Cipher, DecapError, InboundSa, Integrity, OutboundSa, Suite};
+use sluice_ike::sa::{EspAuth, EspCipher, EspTransform};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::datapath::Hooks;
+use crate::io::rawsock::{RawSocket, RecvBatch};
+use crate::io::udpsock::{UdpBatch, UdpPort};
+use crate::metrics::Layer;
+
+pub mod guard;
+
+/// IKE datagrams waiting for the IKE task, at most.
+pub const IKE_QUEUE: usize = 4096;
+/// IP protocol number of ESP.
+pub const IPPROTO_ESP: i32 = 50;
+/// Anti-replay window of inbound SAs (packets).
+pub const REPLAY_WINDOW: usize = 1024;
+/// Most IPsec peer keys tracked.
+const MAX_PEERS: usize = 65536;
+
+/// One IKE message for the IKE task: the UDP payload as received (with the non-ESP marker on
+/// the NAT-T port).
+#[derive(Debug)]
+pub struct IkeDatagram {
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    pub bytes: Vec<u8>,
+}
+
+/// The receiving half of an ESP SA.
+pub struct Inbound {
+    /// The IKE SA it belongs to (changes when a Phase 1 rekey adopts it).
+    pub ike: AtomicU64,
+    pub udp_encap: bool,
+    sa: Mutex<InboundSa>,
+    /// Milliseconds (data-path clock) of the last authentic packet; 0 = none yet.
+    pub last_rx_ms: AtomicU64,
+}
+
+/// Where and how an IKE SA's outbound ESP goes.
+struct Outbound {
+    spi: u32,
+    sa: OutboundSa,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    udp_encap: bool,
+    /// Payload octets after which IKE should replace the SA (90 % of its kilobyte lifetime).
+    soft_bytes: Option<u64>,
+}
+
+/// Fraction (per cent) of a kilobyte lifetime after which the SA is rekeyed.
+const SOFT_KB_PERCENT: u64 = 90;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Binding {
+    ike: u64,
+    /// The client's inner UDP port (where our L2TP goes inside ESP).
+    inner_port: u16,
+}
+
+/// The IKE and NAT-T ports, the raw ESP socket and the SA tables.
+pub struct IpsecIo {
+    pub ike: UdpPort,
+    pub natt: UdpPort,
+    pub raw: RawSocket,
+    pub l2tp_port: u16,
+    /// Gateway: key UDP-encapsulated peers by their outer port (clients behind one NAT).
+    /// Client: always by the inner port (the gateway's L2TP port).
+    key_by_outer_port: bool,
+    ike_tx: mpsc::Sender<IkeDatagram>,
+    inbound: RwLock<HashMap<u32, Arc<Inbound>>>,
+    outbound: RwLock<HashMap<u64, Arc<Mutex<Outbound>>>>,
+    peers: RwLock<HashMap<SocketAddrV4, Binding>>,
+    natt_port: u16,
+    /// The gateway's admission of IKE datagrams (set by the IKE thread; the client has none).
+    pub guard: OnceLock<guard::IkeGuard>,
+}
+
+/// The ESP suite for a negotiated transform.
+pub fn suite_of(t: &EspTransform) -> Result<Suite, String> {
+    let key = |k: sluice_ike::cipher::AesKeyLen| match k {
+        sluice_ike::cipher::AesKeyLen::Aes128 => AesKeyLen::Aes128,
+        sluice_ike::cipher::AesKeyLen::Aes192 => AesKeyLen::Aes192,
+        sluice_ike::cipher::AesKeyLen::Aes256 => AesKeyLen::Aes256,
+    };
+    let cipher = match t.cipher {
+        EspCipher::AesCbc(k) => Cipher::AesCbc { key_len: key(k) },
+        EspCipher::TripleDesCbc => Cipher::TripleDesCbc,
+        EspCipher::AesGcm16(k) => Cipher::AesGcm16 { key_len: key(k) },
+    };
+    let integrity = t.auth.map(|a| match a {
+        EspAuth::HmacMd5 => Integrity::HmacMd5_96,
+        EspAuth::HmacSha1 => Integrity::HmacSha1_96,
+        EspAuth::HmacSha256 => Integrity::HmacSha256_128,
+        EspAuth::HmacSha384 => Integrity::HmacSha384_192,
+        EspAuth::HmacSha512 => Integrity::HmacSha512_256,
+    });
+    Suite::new(cipher, integrity).map_err(|e| e.to_string())
+}
+
+/// The metrics drop reason of a refused ESP packet.
+fn decap_reason(e: &DecapError) -> &'static str {
+    match e {
+        DecapError::Replayed { .. } | DecapError::TooOld { .. } => "esp_replay",
+        DecapError::IntegrityFailed => "esp_integrity",
+        DecapError::DummyPacket => "esp_dummy",
+        _ => "esp_malformed",
+    }
+}
+
+impl IpsecIo {
+    /// Opens the IKE port, the NAT-T port and the raw ESP socket.
+    pub fn open(
+        bind: Option<Ipv4Addr>,
+        ike_port: u16,
+        natt_port: u16,
+        l2tp_port: u16,
+        key_by_outer_port: bool,
+    ) -> std::io::Result<(IpsecIo, mpsc::Receiver<IkeDatagram>)> {
+        let timeout = Duration::from_millis(200);
+        let (tx, rx) = mpsc::channel(IKE_QUEUE);
+        Ok((
+            IpsecIo {
+                ike: UdpPort::open(bind, ike_port, timeout)?,
+                natt: UdpPort::open(bind, natt_port, timeout)?,
+                raw: RawSocket::open(IPPROTO_ESP, bind, timeout)?,
+                l2tp_port,
+                key_by_outer_port,
+                ike_tx: tx,
+                inbound: RwLock::new(HashMap::new()),
+                outbound: RwLock::new(HashMap::new()),
+                peers: RwLock::new(HashMap::new()),
+                natt_port,
+                guard: OnceLock::new(),
+            },
+            rx,
+        ))
+    }
+
+    /// Installs both ESP SAs of a Quick Mode exchange; the newest outbound SA of an IKE SA
+    /// carries its traffic.
+    #[allow(clippy::too_many_arguments)]
+    pub fn install(
+        &self,
+        ike: u64,
+        transform: &EspTransform,
+        inbound: (u32, &[u8]),
+        outbound: (u32, &[u8]),
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        udp_encap: bool,
+        lifetime_kb: Option<u64>,
+        iv_seed: [u8; 32],
+    ) -> Result<(), String> {
+        let suite = suite_of(transform)?;
+        let rx = InboundSa::new(inbound.0, suite, inbound.1, REPLAY_WINDOW)
+            .map_err(|e| e.to_string())?;
+        let tx =
+            OutboundSa::new(outbound.0, suite, outbound.1, iv_seed).map_err(|e| e.to_string())?;
+        let mut table = self.inbound.write().unwrap_or_else(|p| p.into_inner());
+        if table.contains_key(&inbound.0) {
+            return Err(format!(
+                "inbound SPI {:#010x} already in use on this node",
+                inbound.0
+            ));
+        }
+        table.insert(
+            inbound.0,
+            Arc::new(Inbound {
+                ike: AtomicU64::new(ike),
+                udp_encap,
+                sa: Mutex::new(rx),
+                last_rx_ms: AtomicU64::new(0),
+            }),
+        );
+        drop(table);
+        self.outbound
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                ike,
+                Arc::new(Mutex::new(Outbound {
+                    spi: outbound.0,
+                    sa: tx,
+                    local,
+                    remote,
+                    udp_encap,
+                    soft_bytes: lifetime_kb
+                        .map(|kb| kb.saturating_mul(1024) / 100 * SOFT_KB_PERCENT),
+                })),
+            );
+        Ok(())
+    }
+
+    /// Removes one ESP SA pair (the outbound only if it is still the current one).
+    pub fn remove_child(&self, ike: u64, inbound_spi: u32, outbound_spi: u32) {
+        self.inbound
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&inbound_spi);
+        let mut out = self.outbound.write().unwrap_or_else(|p| p.into_inner());
+        if out
+            .get(&ike)
+            .is_some_and(|o| o.lock().unwrap_or_else(|p| p.into_inner()).spi == outbound_spi)
+        {
+            out.remove(&ike);
+        }
+    }
+
+    /// An ESP SA pair now belongs to IKE SA `to` (a Phase 1 rekey): its inbound half, its
+    /// outbound half unless `to` already has a newer one, and the peer keys of `from`.
+    pub fn adopt_child(&self, from: u64, to: u64, inbound_spi: u32, outbound_spi: u32) {
+        if let Some(i) = self
+            .inbound
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&inbound_spi)
+        {
+            i.ike.store(to, Ordering::Relaxed);
+        }
+        let mut out = self.outbound.write().unwrap_or_else(|p| p.into_inner());
+        let current = out
+            .get(&from)
+            .is_some_and(|o| o.lock().unwrap_or_else(|p| p.into_inner()).spi == outbound_spi);
+        if current && let Some(o) = out.remove(&from) {
+            out.entry(to).or_insert(o);
+        }
+        drop(out);
+        for b in self
+            .peers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .values_mut()
+            .filter(|b| b.ike == from)
+        {
+            b.ike = to;
+        }
+    }
+
+    /// Removes every SA of an IKE SA. Its peer keys move to another IKE SA that reaches the
+    /// same client (a Phase 1 rekey); returns the keys no SA reaches any more.
+    pub fn remove_ike(&self, ike: u64) -> Vec<SocketAddrV4> {
+        self.inbound
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, i| i.ike.load(Ordering::Relaxed) != ike);
+        self.outbound
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ike);
+        let mut peers = self.peers.write().unwrap_or_else(|p| p.into_inner());
+        let mut gone = Vec::new();
+        for (key, b) in peers.iter_mut().filter(|(_, b)| b.ike == ike) {
+            // Rare (a key and a dying IKE SA): only then look for its successor.
+            let others: Vec<u64> = self
+                .outbound
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .copied()
+                .collect();
+            let successor = others.into_iter().find(|o| self.ike_reaches(*o, *key));
+            match successor {
+                Some(other) => b.ike = other,
+                None => gone.push(*key),
+            }
+        }
+        for k in &gone {
+            peers.remove(k);
+        }
+        gone
+    }
+
+    /// Whether an SA sending to `remote` reaches the L2TP peer `key`: the same outer address
+    /// and port when keys are outer ports (clients behind one NAT), else the same address.
+    fn reaches(&self, remote: SocketAddrV4, udp_encap: bool, key: SocketAddrV4) -> bool {
+        if udp_encap && self.key_by_outer_port {
+            remote == key
+        } else {
+            remote.ip() == key.ip()
+        }
+    }
+
+    /// Whether the IKE SA `ike` currently sends to the client behind `key`.
+    fn ike_reaches(&self, ike: u64, key: SocketAddrV4) -> bool {
+        self.outbound
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ike)
+            .is_some_and(|o| {
+                let o = o.lock().unwrap_or_else(|p| p.into_inner());
+                self.reaches(o.remote, o.udp_encap, key)
+            })
+    }
+
+    /// The client of an IKE SA moved (NAT rebinding, float to the NAT-T port).
+    pub fn move_peer(&self, ike: u64, local: SocketAddrV4, remote: SocketAddrV4) {
+        if let Some(o) = self
+            .outbound
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ike)
+        {
+            let mut o = o.lock().unwrap_or_else(|p| p.into_inner());
+            o.local = local;
+            o.remote = remote;
+        }
+    }
+
+    /// Current outbound SAs that reached a soft limit (sequence numbers, 3DES volume, 90 %
+    /// of the kilobyte lifetime): (IKE SA, SPI) for IKE to rekey.
+    pub fn rekey_due(&self) -> Vec<(u64, u32)> {
+        self.outbound
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|(ike, o)| {
+                let o = o.lock().unwrap_or_else(|p| p.into_inner());
+                let volume = o.soft_bytes.is_some_and(|b| o.sa.stats().bytes >= b);
+                (o.sa.needs_rekey() || volume).then_some((*ike, o.spi))
+            })
+            .collect()
+    }
+
+    /// Inbound SAs with their last-traffic times (for DPD).
+    pub fn activity(&self) -> Vec<(u64, u64)> {
+        self.inbound
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|i| {
+                (
+                    i.ike.load(Ordering::Relaxed),
+                    i.last_rx_ms.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
+    /// Installed inbound SAs.
+    pub fn sa_count(&self) -> usize {
+        self.inbound.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether `key` is an L2TP peer reached over IPsec.
+    pub fn is_peer(&self, key: SocketAddrV4) -> bool {
+        self.peers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&key)
+    }
+
+    /// Registers a peer key ahead of traffic (the client knows its gateway).
+    pub fn bind_peer(&self, key: SocketAddrV4, ike: u64) {
+        self.bind_peer_to(key, ike, key.port());
+    }
+
+    fn bind_peer_to(&self, key: SocketAddrV4, ike: u64, inner_port: u16) {
+        self.peers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, Binding { ike, inner_port });
+    }
+
+    /// Sends an L2TP datagram to `key` inside ESP. `None` when `key` is not an IPsec peer
+    /// (the caller sends it in clear if that is allowed).
+    pub fn send_l2tp(&self, key: SocketAddrV4, l2tp: &[u8]) -> Option<Result<(), &'static str>> {
+        let b = *self
+            .peers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)?;
+        let out = self
+            .outbound
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&b.ike)
+            .cloned();
+        let Some(out) = out else {
+            return Some(Err("esp_no_outbound_sa"));
+        };
+        // Inner UDP header (RFC 768); checksum 0 is allowed for IPv4 and avoids the
+        // NAT-OA dance of RFC 3948 §3.1.2 for the client. Built in place after room for the
+        // ESP header, then sealed around it: one buffer per packet.
+        let len = u16::try_from(l2tp.len() + 8).ok()?;
+        let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
+        let suite = o.sa.suite();
+        let mut pkt = vec![0u8; suite.encapsulated_len(usize::from(len))];
+        let mut inner = Vec::with_capacity(8);
+        inner.extend_from_slice(&self.l2tp_port.to_be_bytes());
+        inner.extend_from_slice(&b.inner_port.to_be_bytes());
+        inner.extend_from_slice(&len.to_be_bytes());
+        inner.extend_from_slice(&[0, 0]);
+        let at = suite.header_len();
+        if let Some(dst) = pkt.get_mut(at..at + usize::from(len)) {
+            let (udp, data) = dst.split_at_mut(8);
+            udp.copy_from_slice(&inner);
+            data.copy_from_slice(l2tp);
+        }
+        let n = match o.sa.encapsulate_in_place(17, &mut pkt, usize::from(len)) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "ESP encapsulation failed");
+                return Some(Err("esp_encap_error"));
+            }
+        };
+        pkt.truncate(n);
+        let sent = if o.udp_encap {
+            self.natt
+                .send_from(&pkt, Some(*o.local.ip()), o.remote)
+                .map(|_| ())
+        } else {
+            self.raw.send_to(&pkt, *o.remote.ip()).map(|_| ())
+        };
+        Some(sent.map_err(|_| "esp_send_error"))
+    }
+
+    /// Sends an IKE datagram from the port the engine named (IKE or NAT-T); false on an
+    /// IPv6 address or a send error (logged at debug).
+    pub fn send_ike(&self, local: SocketAddr, remote: SocketAddr, payload: &[u8]) -> bool {
+        let (SocketAddr::V4(local), SocketAddr::V4(remote)) = (local, remote) else {
+            return false;
+        };
+        let sock = if local.port() == self.natt_port {
+            &self.natt
+        } else {
+            &self.ike
+        };
+        match sock.send_from(payload, Some(*local.ip()), remote) {
+            Ok(_) => true,
+            Err(e) => {
+                debug!(%remote, error = %e, "IKE send failed");
+                false
+            }
+        }
+    }
+
+    /// Queues an IKE message for the IKE task.
+    fn to_ike(&self, d: IkeDatagram) -> bool {
+        self.ike_tx.try_send(d).is_ok()
+    }
+}
+
+/// Decapsulates one ESP packet and passes its L2TP payload on.
+pub(crate) fn receive_esp<H: Hooks>(
+    h: &H,
+    io: &IpsecIo,
+    esp: &mut [u8],
+    outer: SocketAddrV4,
+    local: Ipv4Addr,
+    now: Instant,
+) {
+    let dp = h.dp();
+    let Some(spi) = sluice_esp::spi_of(esp) else {
+        return dp.metrics.malformed(Layer::Esp);
+    };
+    let entry = io
+        .inbound
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&spi)
+        .cloned();
+    let Some(entry) = entry else {
+        return dp.metrics.dropped("esp_unknown_spi");
+    };
+    let mut sa = entry.sa.lock().unwrap_or_else(|p| p.into_inner());
+    let opened = match sa.decapsulate(esp) {
+        Ok(o) => o,
+        Err(e) => return dp.metrics.dropped(decap_reason(&e)),
+    };
+    if opened.next_header != 17 {
+        return dp.metrics.dropped("esp_not_udp");
+    }
+    let udp = opened.payload;
+    let (Some(&[s0, s1, d0, d1]), true) = (udp.first_chunk::<4>(), udp.len() >= 8) else {
+        return dp.metrics.malformed(Layer::Esp);
+    };
+    let (src_port, dst_port) = (u16::from_be_bytes([s0, s1]), u16::from_be_bytes([d0, d1]));
+    if dst_port != io.l2tp_port {
+        return dp.metrics.dropped("esp_not_l2tp");
+    }
+    entry
+        .last_rx_ms
+        .store(dp.clock.millis(now).max(1), Ordering::Relaxed);
+    let key = if entry.udp_encap && io.key_by_outer_port {
+        outer
+    } else {
+        SocketAddrV4::new(*outer.ip(), src_port)
+    };
+    let bound = io
+        .peers
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        .copied();
+    let entry_ike = entry.ike.load(Ordering::Relaxed);
+    match bound {
+        // A new IKE SA of the same client (Phase 1 rekey) takes the key over; any other
+        // IKE SA is refused (another client cannot inject into this one's tunnel).
+        Some(b) if b.ike != entry_ike => {
+            if !io.ike_reaches(entry_ike, key) {
+                return dp.metrics.dropped("l2tp_wrong_esp_sa");
+            }
+            io.bind_peer_to(key, entry_ike, src_port);
+        }
+        Some(_) => {}
+        None => {
+            let mut peers = io.peers.write().unwrap_or_else(|p| p.into_inner());
+            if peers.len() >= MAX_PEERS {
+                return dp.metrics.dropped("esp_peer_limit");
+            }
+            peers.insert(
+                key,
+                Binding {
+                    ike: entry_ike,
+                    inner_port: src_port,
+                },
+            );
+        }
+    }
+    drop(sa);
+    if let Some(l2tp) = udp.get_mut(8..) {
+        crate::datapath::l2tp::handle_protected(h, l2tp, key, local, now);
+    }
+}
+
+/// Reads `sock` in batches until stopped, handing every datagram to `each`.
+fn udp_rx_loop<H: Hooks>(
+    h: &H,
+    sock: &UdpPort,
+    what: &str,
+    mut each: impl FnMut(&mut [u8], SocketAddrV4, Ipv4Addr, Instant),
+) {
+    let mut batch = UdpBatch::new(32);
+    while !h.dp().stop.load(Ordering::Relaxed) {
+        let n = match sock.recv_batch(&mut batch) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "{what} receive failed");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let now = Instant::now();
+        for i in 0..n {
+            if let Some((buf, remote, local)) = batch.get_mut(i) {
+                each(buf, remote, local, now);
+            }
+        }
+    }
+}
+
+/// Queues an IKE message (as received, marker included) for the IKE thread: through the
+/// flood guard when there is one (known SAs and first messages in queues of their own).
+fn forward_ike<H: Hooks>(
+    h: &H,
+    io: &IpsecIo,
+    port: u16,
+    buf: &[u8],
+    remote: SocketAddrV4,
+    local: Ipv4Addr,
+    now: Instant,
+) {
+    let d = |bytes: &[u8]| IkeDatagram {
+        local: SocketAddrV4::new(local, port),
+        remote,
+        bytes: bytes.to_vec(),
+    };
+    let Some(g) = io.guard.get() else {
+        if !io.to_ike(d(buf)) {
+            h.dp().metrics.dropped("ike_queue_full");
+        }
+        return;
+    };
+    // RFC 3948 §2.2: IKE on the NAT-T port follows a four-octet non-ESP marker.
+    let isakmp = if port == io.natt_port {
+        buf.get(4..).unwrap_or_default()
+    } else {
+        buf
+    };
+    let refused = match g.admit(isakmp, *remote.ip(), now) {
+        Ok(guard::Class::Known) => (!io.to_ike(d(buf))).then_some("ike_queue_full"),
+        Ok(guard::Class::New) => (!g.queue_new(d(buf))).then_some("ike_new_queue_full"),
+        Err(why) => Some(why),
+    };
+    if let Some(why) = refused {
+        h.dp().metrics.dropped(g.count(why));
+    }
+}
+
+/// Reads the NAT-T port until stopped: ESP to the fast path, IKE to the IKE task.
+pub fn natt_rx_loop<H: Hooks>(h: Arc<H>) {
+    let Some(io) = h.dp().ipsec.get() else { return };
+    let port = io.natt.local_addr().map_or(0, |a| a.port());
+    udp_rx_loop(
+        &*h,
+        &io.natt,
+        "NAT-T",
+        |buf, remote, local, now| match classify(buf) {
+            Udp4500Payload::Keepalive => {}
+            Udp4500Payload::Ike(_) => forward_ike(&*h, io, port, buf, remote, local, now),
+            Udp4500Payload::Esp(_) => receive_esp(&*h, io, buf, remote, local, now),
+            Udp4500Payload::Malformed => h.dp().metrics.malformed(Layer::Esp),
+        },
+    );
+}
+
+/// Reads the IKE port until stopped.
+pub fn ike_rx_loop<H: Hooks>(h: Arc<H>) {
+    let Some(io) = h.dp().ipsec.get() else { return };
+    let port = io.ike.local_addr().map_or(0, |a| a.port());
+    udp_rx_loop(&*h, &io.ike, "IKE", |buf, remote, local, now| {
+        forward_ike(&*h, io, port, buf, remote, local, now)
+    });
+}
+
+/// Reads raw ESP (IP protocol 50) until stopped.
+pub fn esp_raw_rx_loop<H: Hooks>(h: Arc<H>) {
+    let Some(io) = h.dp().ipsec.get() else { return };
+    let mut batch = RecvBatch::new(32);
+    while !h.dp().stop.load(Ordering::Relaxed) {
+        let n = match io.raw.recv_batch(&mut batch) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "raw ESP receive failed");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let now = Instant::now();
+        for i in 0..n {
+            let Some(pkt) = batch.get_mut(i) else {
+                continue;
+            };
+            let Some((src, dst, range)) = ipv4_addresses(pkt) else {
+                h.dp().metrics.malformed(Layer::Ip);
+                continue;
+            };
+            if let Some(esp) = pkt.get_mut(range) {
+                receive_esp(&*h, io, esp, SocketAddrV4::new(src, 0), dst, now);
+            }
+        }
+    }
+}
+
+/// Source, destination and payload range of an IPv4 ESP packet as the raw socket delivers
+/// it (after reassembly; the Total Length bounds the payload).
+pub(crate) fn ipv4_addresses(pkt: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, std::ops::Range<usize>)> {
+    let h = pkt.first_chunk::<20>()?;
+    let [
+        vihl,
+        _,
+        t0,
+        t1,
+        _,
+        _,
+        _,
+        _,
+        _,
+        proto,
+        _,
+        _,
+        s0,
+        s1,
+        s2,
+        s3,
+        d0,
+        d1,
+        d2,
+        d3,
+    ] = *h;
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([t0, t1]));
+    if vihl >> 4 != 4
+        || ihl < 20
+        || total < ihl
+        || pkt.len() < total
+        || i32::from(proto) != IPPROTO_ESP
+    {
+        return None;
+    }
+    Some((
+        Ipv4Addr::new(s0, s1, s2, s3),
+        Ipv4Addr::new(d0, d1, d2, d3),
+        ihl..total,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_ike::sa::{EncapMode, Lifetime};
+
+    #[test]
+    fn ipv4_header_of_raw_esp() {
+        let mut p = vec![
+            0x45, 0, 0, 28, 0, 0, 0, 0, 64, 50, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        p.extend_from_slice(&[1, 2, 3, 4, 0, 0, 0, 1, 9, 9]);
+        let (s, d, r) = ipv4_addresses(&p).unwrap_or_else(|| panic!("valid header"));
+        assert_eq!(
+            (s, d, r),
+            (
+                Ipv4Addr::new(10, 0, 0, 1),
+                Ipv4Addr::new(10, 0, 0, 2),
+                20..28
+            )
+        );
+        p[9] = 47;
+        assert!(ipv4_addresses(&p).is_none());
+        assert!(ipv4_addresses(&p[..10]).is_none());
+    }
+
+    #[test]
+    fn every_negotiable_transform_has_a_suite() {
+        let ciphers = [
+            EspCipher::AesCbc(sluice_ike::cipher::AesKeyLen::Aes128),
+            EspCipher::AesCbc(sluice_ike::cipher::AesKeyLen::Aes256),
+            EspCipher::TripleDesCbc,
+        ];
+        for c in ciphers {
+            for a in [
+                EspAuth::HmacSha1,
+                EspAuth::HmacSha256,
+                EspAuth::HmacSha512,
+                EspAuth::HmacMd5,
+            ] {
+                let t = EspTransform {
+                    cipher: c,
+                    auth: Some(a),
+                    mode: EncapMode::Transport,
+                    mode_value: 2,
+                    group: None,
+                    lifetime: Lifetime::default(),
+                };
+                let s = suite_of(&t).unwrap_or_else(|e| panic!("{t:?}: {e}"));
+                assert_eq!(s.keymat_len(), t.keymat_len(), "{t:?}");
+            }
+        }
+        let gcm = EspTransform {
+            cipher: EspCipher::AesGcm16(sluice_ike::cipher::AesKeyLen::Aes256),
+            auth: None,
+            mode: EncapMode::UdpTransport,
+            mode_value: 4,
+            group: None,
+            lifetime: Lifetime::default(),
+        };
+        assert_eq!(suite_of(&gcm).map(|s| s.keymat_len()), Ok(36));
+    }
+
+    #[test]
+    fn api_and_engine_accept_the_same_proposal_tokens() {
+        use sluice_ike::policy::{EspProposal, IkeProposal, PROPOSAL_TOKENS};
+        let t = sluice_api::ipsec_tokens();
+        for e in t.ike_encryption {
+            assert!(
+                IkeProposal::parse(&format!("{e}-sha1-modp2048"), false).is_ok(),
+                "{e}"
+            );
+        }
+        for h in t.ike_integrity {
+            assert!(
+                IkeProposal::parse(&format!("aes128-{h}-modp2048"), true).is_ok(),
+                "{h}"
+            );
+        }
+        for g in t.ike_dh_groups.iter().chain(t.esp_dh_groups) {
+            assert!(
+                IkeProposal::parse(&format!("aes128-sha1-{g}"), false).is_ok(),
+                "{g}"
+            );
+            assert!(
+                EspProposal::parse(&format!("aes128-sha1-{g}"), false).is_ok(),
+                "{g}"
+            );
+        }
+        for e in t.esp_encryption {
+            let s = if t.esp_aead.contains(e) {
+                e.to_string()
+            } else {
+                format!("{e}-sha1")
+            };
+            assert!(EspProposal::parse(&s, false).is_ok(), "{s}");
+        }
+        for i in t.esp_integrity {
+            assert!(
+                EspProposal::parse(&format!("aes128-{i}"), true).is_ok(),
+                "{i}"
+            );
+        }
+        let all: Vec<&str> = [
+            t.ike_encryption,
+            t.ike_integrity,
+            t.ike_dh_groups,
+            t.esp_encryption,
+            t.esp_integrity,
+        ]
+        .concat();
+        for tok in PROPOSAL_TOKENS {
+            assert!(
+                all.contains(&tok),
+                "the manifest validator refuses {tok}, which the data plane accepts"
+            );
+        }
+    }
+}

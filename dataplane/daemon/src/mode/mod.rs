@@ -1,0 +1,5 @@
+//! How the data plane runs: [`standalone`] (manifests on disk, reloads on change) or
+//! [`agent`] (configuration pushed by the operator over mTLS gRPC).
+
+pub mod agent;
+pub mod standalone;
