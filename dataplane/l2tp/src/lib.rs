@@ -13,7 +13,9 @@
 //!
 //! No I/O, clocks, threads or OS randomness: callers pass datagrams, `now` and a seed, and poll
 //! for datagrams, events and the next timeout.
+#![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
+#![warn(missing_docs)]
 
 pub mod auth;
 pub mod avp;

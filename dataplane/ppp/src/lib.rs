@@ -9,7 +9,9 @@
 //!
 //! The server answers `AuthRequest` with a [`Credential`]: the cleartext password, or only its
 //! NtPasswordHash (RFC 2759 §8.3), which suffices for MS-CHAPv1/v2 and MPPE.
+#![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
+#![warn(missing_docs)]
 
 mod auth;
 mod ccp;

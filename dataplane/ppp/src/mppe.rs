@@ -279,10 +279,20 @@ pub enum MppeError {
     NotEncrypted,
     /// Stateless: coherency count not ahead of the last one (duplicate or late).
     #[error("MPPE coherency count {got} not ahead of {last} (duplicate or reordered)")]
-    Stale { got: u16, last: u16 },
+    Stale {
+        /// The packet's coherency count.
+        got: u16,
+        /// The count of the last packet accepted.
+        last: u16,
+    },
     /// Stateful: loss detected; a CCP Reset-Request must be sent, packet dropped.
     #[error("MPPE packet loss detected (coherency count {got}, expected {expected})")]
-    Lost { got: u16, expected: u16 },
+    Lost {
+        /// The packet's coherency count.
+        got: u16,
+        /// The count that was due.
+        expected: u16,
+    },
     /// Stateful: waiting for a flushed packet after a Reset-Request.
     #[error("MPPE waiting for a flushed packet")]
     Discarding,

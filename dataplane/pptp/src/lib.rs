@@ -8,7 +8,9 @@
 //! - [`channel`]: per-call GRE sequencing, acknowledgement and window state.
 //!
 //! No I/O, clocks or threads: callers pass bytes and `now`, and poll for output.
+#![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
+#![warn(missing_docs)]
 
 pub mod channel;
 pub mod control;
