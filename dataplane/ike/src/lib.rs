@@ -15,7 +15,9 @@
 pub mod cert;
 pub mod cipher;
 pub mod dh;
+mod endpoint;
 pub mod error;
+pub(crate) mod exchange;
 pub mod header;
 pub mod identity;
 pub mod initiator;
