@@ -9,10 +9,9 @@ use rand_core::Rng;
 use super::Responder;
 use super::event::{ChildKeys, ChildSa, DownReason, Event, IkeSaId};
 use super::ike_sa::{Child, IkeSa};
+use crate::exchange::informational::delete_esp;
 use crate::keys::SecretBytes;
-use crate::notify::Delete;
 use crate::payload::kind;
-use crate::sa::protocol;
 
 impl Responder {
     /// A new ESP SA pair is up (either side's Quick Mode): older pairs of the IKE SA are
@@ -175,10 +174,7 @@ impl Responder {
         };
         let c = e.children.swap_remove(pos);
         if tell_peer {
-            let d = Delete {
-                protocol: protocol::ESP,
-                spis: vec![c.inbound_spi.to_be_bytes().to_vec()],
-            };
+            let d = delete_esp(c.inbound_spi);
             self.send_info(id, |chain| {
                 chain.push(kind::D, &d.emit());
             });

@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::Responder;
 use super::event::{DownReason, DropReason, IkeSaId};
 use super::ike_sa::IkeSa;
-use crate::exchange::informational::r_u_there_ack;
+use crate::exchange::informational::{r_u_there, r_u_there_ack};
 use crate::exchange::{Incoming, new_msgid};
 use crate::message::PayloadsExt;
 use crate::notify::{Delete, Notify, code};
@@ -116,9 +116,7 @@ impl Responder {
             e.dpd_outstanding = true;
             sa.dpd_seq = sa.dpd_seq.wrapping_add(1);
             let seq = sa.dpd_seq;
-            let Some(n) = sa.protection().map(|p| p.r_u_there(seq)) else {
-                return true;
-            };
+            let n = r_u_there((sa.cky_i, sa.cky_r), seq);
             self.send_info(id, |c| {
                 c.push(kind::N, &n.emit());
             });

@@ -8,9 +8,8 @@ use super::Responder;
 use super::event::{DownReason, Event, IkeSaId};
 use super::ike_sa::{IkeSa, State};
 use super::{OWN_RETRANSMIT, SaChange};
-use crate::notify::Delete;
+use crate::exchange::informational::delete_isakmp;
 use crate::payload::kind;
-use crate::sa::protocol;
 
 /// Resends of our own Quick Mode message 1 before the rekey is given up.
 const MAX_OWN_RETRANSMITS: u8 = 3;
@@ -40,10 +39,7 @@ impl Responder {
             self.remove_child(id, spi, reason, tell_peer);
         }
         if tell_peer && let Some(sa) = self.sas.get(&id) {
-            let d = Delete {
-                protocol: protocol::ISAKMP,
-                spis: vec![[sa.cky_i, sa.cky_r].concat()],
-            };
+            let d = delete_isakmp((sa.cky_i, sa.cky_r));
             self.send_info(id, |chain| {
                 chain.push(kind::D, &d.emit());
             });

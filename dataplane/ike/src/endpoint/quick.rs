@@ -14,9 +14,7 @@ use crate::identity::{Identification, emit_nat_oa};
 use crate::message::PayloadsExt;
 use crate::notify::{Notify, code};
 use crate::payload::{ChainBuilder, RawPayload, kind};
-use crate::sa::{
-    Lifetime, Proposal, SaPayload, encode_attributes, esp_lifetime_attributes, protocol,
-};
+use crate::sa::{Lifetime, SaPayload, encode_attributes, esp_lifetime_attributes, protocol};
 
 /// Quick Mode exchanges not completed within this are dropped.
 pub(super) const QUICK_MODE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -156,17 +154,11 @@ impl Responder {
             (a, b) => a.or(b),
         };
         let shortened = lifetime < proposed || lifetime_kb != et.lifetime.kilobytes;
-        let reply_sa = SaPayload {
-            proposals: vec![Proposal {
-                spi: our_spi.to_be_bytes().to_vec(),
-                transforms: vec![t.clone()],
-                ..p.clone()
-            }],
-        };
+        let reply_sa = quick_mode::chosen_sa(p, t, our_spi);
         let sa = self.sas.get(&id).ok_or(code::INVALID_COOKIE)?;
         let prot = sa.protection().ok_or(code::INVALID_COOKIE)?;
         let mut rest = ChainBuilder::new();
-        rest.push(kind::SA, &reply_sa.emit()).push(kind::NONCE, &nr);
+        rest.push(kind::SA, &reply_sa).push(kind::NONCE, &nr);
         if let Some(pk) = &pfs_public {
             rest.push(kind::KE, pk);
         }

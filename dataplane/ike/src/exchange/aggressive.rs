@@ -201,7 +201,7 @@ pub(crate) struct InitiatorSent {
 /// Why message 2 was not answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Message2Error {
-    /// It lacks a payload, or its KE does not fit the group, or sealing failed.
+    /// Its KE does not fit the group, or sealing failed.
     Malformed,
     /// HASH_R does not match.
     HashMismatch,
@@ -241,34 +241,26 @@ impl InitiatorSent {
     pub(crate) fn finish(
         &self,
         sa: &Phase1Sa,
-        chain: &[RawPayload<'_>],
+        answer: &Answer<'_>,
         psk: &[u8],
         nat_t: Option<NatTVariant>,
     ) -> Result<(Phase1Keys, Vec<u8>, Vec<u8>), Message2Error> {
-        let (Some(ke), Some(nr), Some(idr), Some(hash_r)) = (
-            chain.find_kind(kind::KE),
-            chain.find_kind(kind::NONCE),
-            chain.find_kind(kind::ID),
-            chain.find_kind(kind::HASH),
-        ) else {
-            return Err(Message2Error::Malformed);
-        };
         let gxy = self
             .dh
-            .shared_secret(ke.body)
+            .shared_secret(answer.ke)
             .map_err(|_| Message2Error::Malformed)?;
         let keys = Transcript::derive(
             sa,
             SkeyidInput::PreSharedKey(psk),
-            (&self.ni, nr.body),
+            (&self.ni, answer.nr),
             &gxy,
         );
         let transcript = Transcript {
             sai_b: self.sai_b.clone(),
             gxi: self.dh.public().to_vec(),
-            gxr: ke.body.to_vec(),
+            gxr: answer.ke.to_vec(),
         };
-        if !hash_eq(&transcript.hash_r(&keys, sa, idr.body), hash_r.body) {
+        if !hash_eq(&transcript.hash_r(&keys, sa, answer.idr), answer.hash_r) {
             return Err(Message2Error::HashMismatch);
         }
         let hash_i = transcript.hash_i(&keys, sa, &self.idi_b);
@@ -286,5 +278,29 @@ impl InitiatorSent {
         )
         .map_err(|_| Message2Error::Malformed)?;
         Ok((keys, msg, iv))
+    }
+}
+
+/// The payloads of message 2 that message 3 depends on.
+pub(crate) struct Answer<'a> {
+    /// g^xr.
+    pub(crate) ke: &'a [u8],
+    /// Nr_b.
+    pub(crate) nr: &'a [u8],
+    /// IDir_b.
+    pub(crate) idr: &'a [u8],
+    /// HASH_R.
+    pub(crate) hash_r: &'a [u8],
+}
+
+impl<'a> Answer<'a> {
+    /// Finds them; `None` when one is missing.
+    pub(crate) fn find(chain: &[RawPayload<'a>]) -> Option<Answer<'a>> {
+        Some(Answer {
+            ke: chain.find_kind(kind::KE)?.body,
+            nr: chain.find_kind(kind::NONCE)?.body,
+            idr: chain.find_kind(kind::ID)?.body,
+            hash_r: chain.find_kind(kind::HASH)?.body,
+        })
     }
 }

@@ -7,7 +7,7 @@ use crate::error::WireError;
 use crate::header::{ExchangeType, Header};
 use crate::keys::{Phase1Keys, phase2_iv};
 use crate::message::{Message, after_hash, header, seal_encrypted};
-use crate::notify::{Notify, code};
+use crate::notify::{Delete, Notify, code};
 use crate::payload::ChainBuilder;
 use crate::responder::DropReason;
 use crate::sa::protocol;
@@ -28,7 +28,21 @@ pub(crate) struct Protection<'a> {
     pub(crate) cky_r: [u8; 8],
 }
 
-impl Protection<'_> {
+impl<'a> Protection<'a> {
+    /// The protection of an ISAKMP SA with `keys` (none before Phase 1 completes).
+    pub(crate) fn of(
+        keys: Option<&'a Phase1Keys>,
+        phase1_iv: &'a [u8],
+        (cky_i, cky_r): ([u8; 8], [u8; 8]),
+    ) -> Option<Protection<'a>> {
+        Some(Protection {
+            keys: keys?,
+            phase1_iv,
+            cky_i,
+            cky_r,
+        })
+    }
+
     /// Seals the first message of an exchange: HDR*, HASH(1), `rest`. Returns the message
     /// and its last ciphertext block (the IV of the answer).
     pub(crate) fn seal_first(
@@ -92,15 +106,31 @@ impl Protection<'_> {
             .ok()
             .map(|(out, _)| out)
     }
+}
 
-    /// R-U-THERE with sequence number `seq` (RFC 3706 §5).
-    pub(crate) fn r_u_there(&self, seq: u32) -> Notify {
-        Notify {
-            protocol: protocol::ISAKMP,
-            code: code::R_U_THERE,
-            spi: [self.cky_i, self.cky_r].concat(),
-            data: seq.to_be_bytes().to_vec(),
-        }
+/// R-U-THERE with sequence number `seq` (RFC 3706 §5).
+pub(crate) fn r_u_there((cky_i, cky_r): ([u8; 8], [u8; 8]), seq: u32) -> Notify {
+    Notify {
+        protocol: protocol::ISAKMP,
+        code: code::R_U_THERE,
+        spi: [cky_i, cky_r].concat(),
+        data: seq.to_be_bytes().to_vec(),
+    }
+}
+
+/// DELETE of the ISAKMP SA named by its cookies (RFC 2408 §3.15).
+pub(crate) fn delete_isakmp((cky_i, cky_r): ([u8; 8], [u8; 8])) -> Delete {
+    Delete {
+        protocol: protocol::ISAKMP,
+        spis: vec![[cky_i, cky_r].concat()],
+    }
+}
+
+/// DELETE of the ESP SA with our inbound SPI `spi` (RFC 2408 §3.15).
+pub(crate) fn delete_esp(spi: u32) -> Delete {
+    Delete {
+        protocol: protocol::ESP,
+        spis: vec![spi.to_be_bytes().to_vec()],
     }
 }
 

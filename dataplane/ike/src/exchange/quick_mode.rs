@@ -214,6 +214,19 @@ pub(crate) struct Request<'a> {
     pub(crate) iv: &'a [u8],
 }
 
+/// The SA payload of message 2: the chosen proposal `p` with our SPI and the chosen
+/// transform `t` only.
+pub(crate) fn chosen_sa(p: &Proposal, t: &Transform, our_spi: u32) -> Vec<u8> {
+    SaPayload {
+        proposals: vec![Proposal {
+            spi: our_spi.to_be_bytes().to_vec(),
+            transforms: vec![t.clone()],
+            ..p.clone()
+        }],
+    }
+    .emit()
+}
+
 /// PFS as responder (RFC 2409 §5.5): with a group, the peer's KE is required and we
 /// answer with ours; without one, there must be none. Returns (our KE, g^xy).
 pub(crate) fn pfs_answer(
