@@ -284,6 +284,33 @@ impl IkeSa {
         })
     }
 
+    /// The step of a client's Phase 1 in progress.
+    pub(super) fn responding(&self) -> Option<&RespondingStep> {
+        match &self.state {
+            State::Responding(r) => Some(&r.step),
+            _ => None,
+        }
+    }
+
+    /// The step of our own Main Mode in progress.
+    pub(super) fn initiating_step(&self) -> Option<&InitiatingStep> {
+        self.initiating().map(|o| &o.step)
+    }
+
+    /// Moves a client's Phase 1 on to `step`.
+    pub(super) fn set_responding(&mut self, step: RespondingStep) {
+        if let State::Responding(r) = &mut self.state {
+            r.step = step;
+        }
+    }
+
+    /// Moves our own Main Mode on to `step`.
+    pub(super) fn set_initiating(&mut self, step: InitiatingStep) {
+        if let State::Initiating(o) = &mut self.state {
+            o.step = step;
+        }
+    }
+
     /// Replaces the state with what `f` makes of it.
     pub(super) fn transition<T>(&mut self, f: impl FnOnce(State) -> (State, T)) -> T {
         let old = std::mem::replace(&mut self.state, State::Moving);

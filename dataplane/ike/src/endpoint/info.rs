@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::Handled;
 use super::Responder;
 use super::event::{DownReason, DropReason, IkeSaId};
 use super::ike_sa::IkeSa;
@@ -15,22 +16,19 @@ use crate::sa::protocol;
 
 impl Responder {
     /// An Informational message of the client: HDR*, HASH(1), N/D.
-    pub(super) fn informational(&mut self, id: IkeSaId, msg: &Incoming<'_>) {
+    pub(super) fn informational(&mut self, id: IkeSaId, msg: &Incoming<'_>) -> Handled {
         let msgid = msg.hdr.message_id;
-        let Some(sa) = self.sas.get(&id) else { return };
+        let sa = self.sas.get(&id).ok_or(DropReason::UnknownSa)?;
         let (Some(e), Some(p)) = (sa.established(), sa.protection()) else {
-            return;
+            return Err(DropReason::Unexpected);
         };
         if e.done_msgids.contains(&msgid) {
-            return self.discard(DropReason::Replay);
+            return Err(DropReason::Replay);
         }
         let cookies = [sa.cky_i, sa.cky_r].concat();
-        let m = match p.open_first(&msg.hdr, msg.body) {
-            Ok(m) => m,
-            Err(why) => return self.discard(why),
-        };
+        let m = p.open_first(&msg.hdr, msg.body)?;
         let Ok(chain) = m.payloads() else {
-            return self.discard(DropReason::Malformed);
+            return Err(DropReason::Malformed);
         };
         let notifies: Vec<Notify> = chain
             .all_kind(kind::N)
@@ -60,7 +58,7 @@ impl Responder {
             match d.protocol {
                 protocol::ISAKMP if d.spis.contains(&cookies) => {
                     self.remove(id, DownReason::DeletedByPeer, false);
-                    return;
+                    return Ok(());
                 }
                 protocol::ESP => {
                     for spi in &d.spis {
@@ -78,6 +76,7 @@ impl Responder {
             }
         }
         self.reschedule(id);
+        Ok(())
     }
 
     /// Sends a protected Informational message built by `fill` (RFC 2409 §5.7).

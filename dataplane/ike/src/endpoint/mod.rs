@@ -50,6 +50,9 @@ const MAX_CERT_REQUESTS: usize = 8;
 /// First resend interval of our own Quick Mode message 1 and Main Mode messages (doubling).
 const OWN_RETRANSMIT: Duration = Duration::from_secs(2);
 
+/// What handling a datagram came to: done, or dropped for a reason that is counted.
+type Handled = Result<(), DropReason>;
+
 /// The responder endpoint: every IKE SA of one gateway.
 #[cfg_attr(fuzzing, derive(Clone))]
 pub struct Responder {
@@ -204,55 +207,60 @@ impl Responder {
             body,
             bytes,
         };
-        if hdr.cky_r == [0; 8] {
-            return self.first_message(&msg);
-        }
-        let Some((id, sa)) = self.lookup(&hdr) else {
-            return self.discard(DropReason::UnknownSa);
+        let handled = if hdr.cky_r == [0; 8] {
+            self.first_message(&msg)
+        } else {
+            self.demux(&msg)
         };
+        if let Err(why) = handled {
+            self.discard(why);
+        }
+    }
+
+    /// A message of an existing SA, to the handler of its exchange and state.
+    fn demux(&mut self, msg: &Incoming<'_>) -> Handled {
+        let hdr = msg.hdr;
+        let (id, sa) = self.lookup(&hdr).ok_or(DropReason::UnknownSa)?;
         let phase1 = sa.exchange;
         let (x, encrypted) = (hdr.exchange, hdr.encrypted());
         match &sa.state {
-            _ if x == phase1 && sa.last_rx == msg.digest() => {
-                if x == ExchangeType::Aggressive {
-                    // Message 3 again: it has no answer.
-                    self.discard(DropReason::Replay);
-                } else {
-                    self.retransmit(id);
-                }
+            // Aggressive Mode message 3 again: it has no answer.
+            _ if x == phase1 && sa.last_rx == msg.digest() && x == ExchangeType::Aggressive => {
+                Err(DropReason::Replay)
             }
+            _ if x == phase1 && sa.last_rx == msg.digest() => self.retransmit(id),
             State::Responding(r) => match (&r.step, x) {
                 (RespondingStep::MainSentSa(_), ExchangeType::IdentityProtection) if !encrypted => {
-                    self.main_mode_ke(id, &msg)
+                    self.main_mode_ke(id, msg)
                 }
                 (RespondingStep::MainSentKe(_), ExchangeType::IdentityProtection) if encrypted => {
-                    self.main_mode_auth(id, &msg)
+                    self.main_mode_auth(id, msg)
                 }
                 (RespondingStep::Aggressive(_), ExchangeType::Aggressive) => {
-                    self.aggressive_auth(id, &msg)
+                    self.aggressive_auth(id, msg)
                 }
-                _ => self.discard(DropReason::Unexpected),
+                _ => Err(DropReason::Unexpected),
             },
             State::Initiating(o) => match (&o.step, x) {
                 (InitiatingStep::Sa(_), ExchangeType::IdentityProtection) if !encrypted => {
-                    self.own_main_sa(id, &msg)
+                    self.own_main_sa(id, msg)
                 }
                 (InitiatingStep::Ke(_), ExchangeType::IdentityProtection) if !encrypted => {
-                    self.own_main_ke(id, &msg)
+                    self.own_main_ke(id, msg)
                 }
                 (InitiatingStep::Auth(_), ExchangeType::IdentityProtection) if encrypted => {
-                    self.own_main_auth(id, &msg)
+                    self.own_main_auth(id, msg)
                 }
-                _ => self.discard(DropReason::Unexpected),
+                _ => Err(DropReason::Unexpected),
             },
             State::Established(_) => match x {
                 ExchangeType::QuickMode if encrypted && hdr.message_id != 0 => {
-                    self.quick_mode(id, &msg)
+                    self.quick_mode(id, msg)
                 }
-                ExchangeType::Informational if encrypted => self.informational(id, &msg),
-                _ => self.discard(DropReason::Unexpected),
+                ExchangeType::Informational if encrypted => self.informational(id, msg),
+                _ => Err(DropReason::Unexpected),
             },
-            State::Moving => self.discard(DropReason::Unexpected),
+            State::Moving => Err(DropReason::Unexpected),
         }
     }
 
@@ -288,17 +296,16 @@ impl Responder {
     }
 
     /// Resends our last Phase 1 message to a retransmitted request.
-    fn retransmit(&mut self, id: IkeSaId) {
-        let Some(sa) = self.sas.get_mut(&id) else {
-            return;
-        };
+    fn retransmit(&mut self, id: IkeSaId) -> Handled {
+        let sa = self.sas.get_mut(&id).ok_or(DropReason::UnknownSa)?;
         if sa.retransmits >= MAX_RETRANSMITS || sa.last_tx.is_empty() {
-            return self.discard(DropReason::Replay);
+            return Err(DropReason::Replay);
         }
         sa.retransmits += 1;
         let (local, peer, msg) = (sa.local, sa.peer, sa.last_tx.clone());
         self.stats.retransmits += 1;
         self.send(local, peer, &msg);
+        Ok(())
     }
 
     /// An unprotected Informational notify (RFC 2408 §5: errors before keys exist).

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::Rng;
 
+use super::Handled;
 use super::event::{DownReason, DropReason, Event, IkeSaId};
 use super::ike_sa::{IkeSa, Initiating, InitiatingStep, State};
 use super::phase1::Phase1End;
@@ -172,37 +173,29 @@ impl Responder {
     }
 
     /// The payloads of the client's message 2 or 4. Nothing is authenticated before message
-    /// 6, so only the client's address may answer; `None` (counted) otherwise or when the
-    /// payloads do not parse.
-    fn own_reply<'a>(&mut self, id: IkeSaId, msg: &Incoming<'a>) -> Option<Vec<RawPayload<'a>>> {
+    /// 6, so only the client's address may answer.
+    fn own_reply<'a>(
+        &self,
+        id: IkeSaId,
+        msg: &Incoming<'a>,
+    ) -> Result<Vec<RawPayload<'a>>, DropReason> {
         if self.sas.get(&id).is_some_and(|sa| sa.peer != msg.remote) {
-            self.discard(DropReason::Unexpected);
-            return None;
+            return Err(DropReason::Unexpected);
         }
-        let chain = parse_chain(msg.hdr.next_payload, msg.body).ok();
-        if chain.is_none() {
-            self.discard(DropReason::Malformed);
-        }
-        chain
+        parse_chain(msg.hdr.next_payload, msg.body).map_err(|_| DropReason::Malformed)
     }
 
     /// Main Mode message 2 (HDR, SA, VID*) → message 3 (HDR, KE, Ni, [CR*], NAT-D*).
-    pub(super) fn own_main_sa(&mut self, id: IkeSaId, msg: &Incoming<'_>) {
-        let Some(chain) = self.own_reply(id, msg) else {
-            return;
-        };
+    pub(super) fn own_main_sa(&mut self, id: IkeSaId, msg: &Incoming<'_>) -> Handled {
+        let chain = self.own_reply(id, msg)?;
         let chosen = chosen_ike(&chain);
-        let Some(sa) = self.sas.get(&id) else { return };
+        let sa = self.sas.get(&id).ok_or(DropReason::UnknownSa)?;
         if !chosen.is_some_and(|c| same_suite(&c, &sa.transform)) {
-            self.discard(DropReason::NoProposal);
-            return self.own_main_failed(msg.now, id);
+            self.own_main_failed(msg.now, id);
+            return Err(DropReason::NoProposal);
         }
-        let Some(Initiating {
-            step: InitiatingStep::Sa(st),
-            ..
-        }) = sa.initiating()
-        else {
-            return;
+        let Some(InitiatingStep::Sa(st)) = sa.initiating_step() else {
+            return Err(DropReason::Unexpected);
         };
         let vendor = vendor_of(&chain);
         let signatures = sa.transform.auth == AuthMethod::RsaSignature;
@@ -214,38 +207,29 @@ impl Responder {
         let mut facts = sa.phase1();
         facts.cky_r = msg.hdr.cky_r;
         let (next, out) = st.send_ke(&mut self.rng, &facts, NONCE_LEN, &crs, nat_t);
-        let Some(sa) = self.sas.get_mut(&id) else {
-            return;
-        };
+        let sa = self.sas.get_mut(&id).ok_or(DropReason::UnknownSa)?;
         sa.cky_r = msg.hdr.cky_r;
         sa.vendor = vendor;
         sa.nat_t = nat_t;
-        if let State::Initiating(o) = &mut sa.state {
-            o.step = InitiatingStep::Ke(next);
-        }
+        sa.set_initiating(InitiatingStep::Ke(next));
         sa.last_rx = msg.digest();
         self.send_own(msg.now, id, out);
+        Ok(())
     }
 
     /// Main Mode message 4 (HDR, KE, Nr, [CR*], NAT-D*) → message 5 (HDR*, IDii, HASH_I or
     /// CERT* + SIG_I).
-    pub(super) fn own_main_ke(&mut self, id: IkeSaId, msg: &Incoming<'_>) {
-        let Some(chain) = self.own_reply(id, msg) else {
-            return;
-        };
+    pub(super) fn own_main_ke(&mut self, id: IkeSaId, msg: &Incoming<'_>) -> Handled {
+        let chain = self.own_reply(id, msg)?;
         let Some((ke, nr)) = main_mode::key_exchange(&chain) else {
-            return self.discard(DropReason::Malformed);
+            return Err(DropReason::Malformed);
         };
         if !nonce_ok(nr.body) {
-            return self.discard(DropReason::Malformed);
+            return Err(DropReason::Malformed);
         }
-        let Some(sa) = self.sas.get(&id) else { return };
-        let Some(Initiating {
-            step: InitiatingStep::Ke(st),
-            ..
-        }) = sa.initiating()
-        else {
-            return;
+        let sa = self.sas.get(&id).ok_or(DropReason::UnknownSa)?;
+        let Some(InitiatingStep::Ke(st)) = sa.initiating_step() else {
+            return Err(DropReason::Unexpected);
         };
         let credentials = match sa.transform.auth {
             AuthMethod::RsaSignature => self.config.certificate.clone(),
@@ -271,19 +255,16 @@ impl Responder {
         };
         let (next, out) = match st.send_auth(&mut self.rng, &facts, (ke.body, nr.body), &own) {
             Ok(r) => r,
-            Err(SendAuthError::BadKe) => return self.discard(DropReason::Malformed),
+            Err(SendAuthError::BadKe) => return Err(DropReason::Malformed),
             Err(SendAuthError::NoCredentials | SendAuthError::Seal) => {
-                return self.own_main_failed(msg.now, id);
+                self.own_main_failed(msg.now, id);
+                return Ok(());
             }
         };
         let (natt_port, detection) = (self.config.natt_port, self.config.nat_detection);
-        let Some(sa) = self.sas.get_mut(&id) else {
-            return;
-        };
+        let sa = self.sas.get_mut(&id).ok_or(DropReason::UnknownSa)?;
         sa.apply_nat(nat, detection);
-        if let State::Initiating(o) = &mut sa.state {
-            o.step = InitiatingStep::Auth(Box::new(next));
-        }
+        sa.set_initiating(InitiatingStep::Auth(Box::new(next)));
         sa.last_rx = msg.digest();
         // RFC 3947 §4: with a NAT in between, message 5 on goes to the NAT-T ports (an SA
         // that had floated already is there).
@@ -294,22 +275,23 @@ impl Responder {
         }
         self.move_peer(id, local, peer, false);
         self.send_own(msg.now, id, out);
+        Ok(())
     }
 
     /// Main Mode message 6 (HDR*, IDir, HASH_R or CERT* + SIG_R): the new SA is up.
-    pub(super) fn own_main_auth(&mut self, id: IkeSaId, msg: &Incoming<'_>) {
-        let Some(sa) = self.sas.get(&id) else { return };
+    pub(super) fn own_main_auth(&mut self, id: IkeSaId, msg: &Incoming<'_>) -> Handled {
+        let sa = self.sas.get(&id).ok_or(DropReason::UnknownSa)?;
         let Some(Initiating {
             step: InitiatingStep::Auth(st),
             expect,
             ..
         }) = sa.initiating()
         else {
-            return;
+            return Err(DropReason::Unexpected);
         };
         let signatures = sa.transform.auth == AuthMethod::RsaSignature;
         let verdict = match st.open(&sa.phase1(), &msg.hdr, msg.body, signatures) {
-            Err(Message6Error::Undecryptable) => return self.discard(DropReason::Malformed),
+            Err(Message6Error::Undecryptable) => return Err(DropReason::Malformed),
             Err(Message6Error::Garbled) => {
                 Err("message 6 did not decrypt (pre-shared key mismatch?)".to_owned())
             }
@@ -332,12 +314,12 @@ impl Responder {
         };
         match verdict {
             Err(reason) => {
-                self.discard(DropReason::AuthFailed);
                 self.event(Event::AuthFailed {
                     peer: msg.remote,
                     reason: format!("our Phase 1 rekey: {reason}"),
                 });
-                self.own_main_failed(msg.now, id)
+                self.own_main_failed(msg.now, id);
+                Err(DropReason::AuthFailed)
             }
             Ok((m, identity, peer_subject)) => {
                 if let Some(sa) = self.sas.get_mut(&id) {
@@ -352,6 +334,7 @@ impl Responder {
                     reply: None,
                 };
                 self.phase1_done(msg.now, id, end);
+                Ok(())
             }
         }
     }

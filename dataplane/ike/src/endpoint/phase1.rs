@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::Rng;
 
+use super::Handled;
 use super::event::{DownReason, DropReason, Event, IkeSaId};
 use super::ike_sa::{Established, IkeSa, Responding, RespondingStep, State};
 use super::{DEFAULT_LIFETIME, MAX_CERT_REQUESTS, NONCE_LEN, Responder, SaChange};
@@ -84,19 +85,19 @@ pub(super) struct Phase1End {
 impl Responder {
     /// Main Mode message 1 (HDR, SA, VID*) → message 2; Aggressive Mode message 1
     /// (HDR, SA, KE, Ni, IDii, VID*) → message 2 when the configuration allows it.
-    pub(super) fn first_message(&mut self, msg: &Incoming<'_>) {
+    pub(super) fn first_message(&mut self, msg: &Incoming<'_>) -> Handled {
         let (hdr, remote) = (&msg.hdr, msg.remote);
         match hdr.exchange {
             ExchangeType::IdentityProtection => {}
             ExchangeType::Aggressive if self.config.allow_aggressive => {}
             ExchangeType::Aggressive => {
-                self.discard(DropReason::AggressiveRefused);
-                return self.notify_plain(msg, [0; 8], code::INVALID_EXCHANGE_TYPE);
+                self.notify_plain(msg, [0; 8], code::INVALID_EXCHANGE_TYPE);
+                return Err(DropReason::AggressiveRefused);
             }
-            _ => return self.discard(DropReason::Unexpected),
+            _ => return Err(DropReason::Unexpected),
         }
         if hdr.message_id != 0 || hdr.encrypted() {
-            return self.discard(DropReason::Malformed);
+            return Err(DropReason::Malformed);
         }
         if let Some(&id) = self.by_initiator.get(&(remote, hdr.cky_i)) {
             if self
@@ -106,28 +107,28 @@ impl Responder {
             {
                 return self.retransmit(id);
             }
-            return self.discard(DropReason::Unexpected);
+            return Err(DropReason::Unexpected);
         }
         let per_ip = self.half_open_by_ip.get(&remote.ip()).copied().unwrap_or(0);
         let per_client = self.per_client.get(&remote).copied().unwrap_or(0);
         if per_ip >= self.config.max_half_open_per_ip
             || per_client >= self.config.max_ike_sas_per_client
         {
-            return self.discard(DropReason::Limit);
+            return Err(DropReason::Limit);
         }
         let Ok(chain) = parse_chain(hdr.next_payload, msg.body) else {
-            return self.discard(DropReason::Malformed);
+            return Err(DropReason::Malformed);
         };
         let Some(sa_p) = chain.first().filter(|p| p.kind == kind::SA) else {
-            return self.discard(DropReason::Malformed);
+            return Err(DropReason::Malformed);
         };
         let Ok(sa_payload) = SaPayload::parse(sa_p.body) else {
-            return self.discard(DropReason::Malformed);
+            return Err(DropReason::Malformed);
         };
         let vendor = vendor_of(&chain);
         let Some(choice) = self.config.choose_ike(&sa_payload) else {
-            self.discard(DropReason::NoProposal);
-            return self.notify_plain(msg, [0; 8], code::NO_PROPOSAL_CHOSEN);
+            self.notify_plain(msg, [0; 8], code::NO_PROPOSAL_CHOSEN);
+            return Err(DropReason::NoProposal);
         };
         // A full table makes room by evicting the oldest unanswered message 1 (see
         // `pressure`); only a table of proven exchanges refuses the newcomer.
@@ -135,7 +136,7 @@ impl Responder {
             || self.sas.len() >= self.config.max_ike_sas
         {
             if !self.evict_unproven() {
-                return self.discard(DropReason::Limit);
+                return Err(DropReason::Limit);
             }
         }
         let cky_r = self.fresh_cookie();
@@ -191,8 +192,8 @@ impl Responder {
             Some(Ok(out)) => out,
             Some(Err(why)) => {
                 // Admitted and gone at once: the journal sees both.
-                self.discard(why);
-                return self.remove(id, DownReason::Closed, false);
+                self.remove(id, DownReason::Closed, false);
+                return Err(why);
             }
             None => {
                 let mut reply = ChainBuilder::new();
@@ -208,6 +209,7 @@ impl Responder {
             sa.last_tx = out.clone();
         }
         self.send(msg.local, remote, &out);
+        Ok(())
     }
 
     /// Files a client's new half-open SA: the journal, the unproven list, the half-open and
@@ -225,26 +227,22 @@ impl Responder {
     }
 
     /// Main Mode message 3 (HDR, KE, Ni, NAT-D*) → message 4.
-    pub(super) fn main_mode_ke(&mut self, id: IkeSaId, msg: &Incoming<'_>) {
+    pub(super) fn main_mode_ke(&mut self, id: IkeSaId, msg: &Incoming<'_>) -> Handled {
         let Ok(chain) = parse_chain(msg.hdr.next_payload, msg.body) else {
-            return self.discard(DropReason::Malformed);
+            return Err(DropReason::Malformed);
         };
         let Some((ke, nonce)) = main_mode::key_exchange(&chain) else {
-            return self.discard(DropReason::Malformed);
+            return Err(DropReason::Malformed);
         };
         if !nonce_ok(nonce.body) {
-            return self.discard(DropReason::Malformed);
+            return Err(DropReason::Malformed);
         }
-        let Some(sa) = self.sas.get(&id) else { return };
+        let sa = self.sas.get(&id).ok_or(DropReason::UnknownSa)?;
         if msg.remote != sa.peer {
-            return self.discard(DropReason::Unexpected);
+            return Err(DropReason::Unexpected);
         }
-        let State::Responding(Responding {
-            step: RespondingStep::MainSentSa(st),
-            ..
-        }) = &sa.state
-        else {
-            return;
+        let Some(RespondingStep::MainSentSa(st)) = sa.responding() else {
+            return Err(DropReason::Unexpected);
         };
         let signatures = sa.transform.auth == AuthMethod::RsaSignature;
         let crs = match (&self.config.client_ca, signatures) {
@@ -266,40 +264,27 @@ impl Responder {
             (ke.body, nonce.body),
             &keying,
         );
-        let (next, out, seen) = match answer {
-            Ok(a) => a,
-            Err(why) => return self.discard(why),
-        };
-        let Some(sa) = self.sas.get_mut(&id) else {
-            return;
-        };
+        let (next, out, seen) = answer?;
+        let sa = self.sas.get_mut(&id).ok_or(DropReason::UnknownSa)?;
         sa.apply_nat(seen, detection);
-        if let State::Responding(r) = &mut sa.state {
-            r.step = RespondingStep::MainSentKe(Box::new(next));
-        }
+        sa.set_responding(RespondingStep::MainSentKe(Box::new(next)));
         sa.last_rx = msg.digest();
         sa.last_tx = out.clone();
         sa.retransmits = 0;
         let (local, peer, started) = (sa.local, sa.peer, sa.started);
         self.mark_proven(started, id);
         self.send(local, peer, &out);
+        Ok(())
     }
 
     /// Main Mode message 5 (HDR*, IDii, HASH_I | CERT*, SIG_I) → message 6.
-    pub(super) fn main_mode_auth(&mut self, id: IkeSaId, msg: &Incoming<'_>) {
-        let Some(sa) = self.sas.get(&id) else { return };
-        let State::Responding(Responding {
-            step: RespondingStep::MainSentKe(st),
-            ..
-        }) = &sa.state
-        else {
-            return;
+    pub(super) fn main_mode_auth(&mut self, id: IkeSaId, msg: &Incoming<'_>) -> Handled {
+        let sa = self.sas.get(&id).ok_or(DropReason::UnknownSa)?;
+        let Some(RespondingStep::MainSentKe(st)) = sa.responding() else {
+            return Err(DropReason::Unexpected);
         };
         let signatures = sa.transform.auth == AuthMethod::RsaSignature;
-        let m5 = match st.open(&msg.hdr, msg.body, signatures) {
-            Ok(m) => m,
-            Err(why) => return self.discard(why),
-        };
+        let m5 = st.open(&msg.hdr, msg.body, signatures)?;
         let parsed = m5.proof.and_then(|p| {
             let ident = Identification::parse(&p.id_b).ok()?;
             Some((p, ident))
@@ -330,18 +315,14 @@ impl Responder {
         };
         self.move_peer(id, msg.local, msg.remote, false);
         let credentials = self.config.certificate.clone().filter(|_| signatures);
-        let Some(sa) = self.sas.get(&id) else { return };
-        let State::Responding(Responding {
-            step: RespondingStep::MainSentKe(st),
-            ..
-        }) = &sa.state
-        else {
-            return;
+        let sa = self.sas.get(&id).ok_or(DropReason::UnknownSa)?;
+        let Some(RespondingStep::MainSentKe(st)) = sa.responding() else {
+            return Err(DropReason::Unexpected);
         };
         let last = m5.message.last_block.clone().unwrap_or_default();
         let Some((out, iv)) = st.finish(&mut self.rng, &sa.phase1(), credentials.as_deref(), &last)
         else {
-            return;
+            return Ok(());
         };
         if let Some(sa) = self.sas.get_mut(&id) {
             sa.last_rx = msg.digest();
@@ -354,21 +335,18 @@ impl Responder {
             reply: Some(out),
         };
         self.phase1_done(msg.now, id, end);
+        Ok(())
     }
 
     /// Aggressive Mode message 3: HDR[*], HASH_I, NAT-D*.
-    pub(super) fn aggressive_auth(&mut self, id: IkeSaId, msg: &Incoming<'_>) {
-        let Some(sa) = self.sas.get(&id) else { return };
-        let State::Responding(Responding {
-            step: RespondingStep::Aggressive(st),
-            ..
-        }) = &sa.state
-        else {
-            return;
+    pub(super) fn aggressive_auth(&mut self, id: IkeSaId, msg: &Incoming<'_>) -> Handled {
+        let sa = self.sas.get(&id).ok_or(DropReason::UnknownSa)?;
+        let Some(RespondingStep::Aggressive(st)) = sa.responding() else {
+            return Err(DropReason::Unexpected);
         };
         let m3 = match st.check(&sa.phase1(), (&msg.hdr, msg.body, msg.bytes), sa.nat_t) {
             Ok(m3) => m3,
-            Err(Message3Error::Malformed) => return self.discard(DropReason::Malformed),
+            Err(Message3Error::Malformed) => return Err(DropReason::Malformed),
             Err(Message3Error::HashMismatch) => {
                 let reason = "HASH_I mismatch (Aggressive Mode)";
                 return self.refuse_phase1(id, msg, reason.into(), code::INVALID_HASH_INFORMATION);
@@ -376,9 +354,7 @@ impl Responder {
         };
         let identity = st.identity().clone();
         let detection = self.config.nat_detection;
-        let Some(sa) = self.sas.get_mut(&id) else {
-            return;
-        };
+        let sa = self.sas.get_mut(&id).ok_or(DropReason::UnknownSa)?;
         sa.apply_nat(Some(m3.nat), detection);
         sa.last_rx = msg.digest();
         self.move_peer(id, msg.local, msg.remote, false);
@@ -390,19 +366,26 @@ impl Responder {
             reply: None,
         };
         self.phase1_done(msg.now, id, end);
+        Ok(())
     }
 
-    /// The client failed to authenticate: counted, reported, told (RFC 2408 §5) and
-    /// forgotten.
-    fn refuse_phase1(&mut self, id: IkeSaId, msg: &Incoming<'_>, reason: String, notify: u16) {
+    /// The client failed to authenticate: reported, told (RFC 2408 §5), forgotten, and
+    /// counted.
+    fn refuse_phase1(
+        &mut self,
+        id: IkeSaId,
+        msg: &Incoming<'_>,
+        reason: String,
+        notify: u16,
+    ) -> Handled {
         let cky_r = self.sas.get(&id).map_or([0; 8], |sa| sa.cky_r);
-        self.discard(DropReason::AuthFailed);
         self.event(Event::AuthFailed {
             peer: msg.remote,
             reason,
         });
         self.notify_plain(msg, cky_r, notify);
         self.remove(id, DownReason::Closed, false);
+        Err(DropReason::AuthFailed)
     }
 
     /// Phase 1 is complete (after Main Mode message 5 with `reply` = message 6, after

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::Handled;
 use super::event::{DropReason, IkeSaId};
 use super::ike_sa::{Child, IkeSa, OwnQuick, Quick};
 use super::{DEFAULT_LIFETIME, MAX_RETRANSMITS, NONCE_LEN, OWN_RETRANSMIT, Responder};
@@ -22,73 +23,70 @@ pub(super) const QUICK_MODE_TIMEOUT: Duration = Duration::from_secs(30);
 impl Responder {
     /// A Quick Mode message: the first of a client's, its message 3, a retransmission, or
     /// the answer to one of ours.
-    pub(super) fn quick_mode(&mut self, id: IkeSaId, msg: &Incoming<'_>) {
+    pub(super) fn quick_mode(&mut self, id: IkeSaId, msg: &Incoming<'_>) -> Handled {
         let msgid = msg.hdr.message_id;
         let Some(e) = self.sas.get(&id).and_then(IkeSa::established) else {
-            return;
+            return Err(DropReason::Unexpected);
         };
         if e.own_quick.iter().any(|q| q.qm.msgid == msgid) {
             return self.own_quick_reply(id, msg);
         }
         if let Some(q) = e.quick.iter().find(|q| q.qm.msgid == msgid) {
             if q.last_rx == msg.digest() {
-                let Some(sa) = self.sas.get_mut(&id) else {
-                    return;
-                };
+                let sa = self.sas.get_mut(&id).ok_or(DropReason::UnknownSa)?;
                 let (l, p) = (sa.local, sa.peer);
                 let Some(q) = sa
                     .established_mut()
                     .and_then(|e| e.quick.iter_mut().find(|q| q.qm.msgid == msgid))
                 else {
-                    return;
+                    return Err(DropReason::Unexpected);
                 };
                 if q.retransmits >= MAX_RETRANSMITS {
-                    return self.discard(DropReason::Replay);
+                    return Err(DropReason::Replay);
                 }
                 q.retransmits += 1;
                 let out = q.last_tx.clone();
                 self.stats.retransmits += 1;
-                return self.send(l, p, &out);
+                self.send(l, p, &out);
+                return Ok(());
             }
             return self.quick_mode_hash3(id, msg);
         }
         if e.done_msgids.contains(&msgid) {
-            return self.discard(DropReason::Replay);
+            return Err(DropReason::Replay);
         }
         if e.quick.len() >= self.config.max_quick_modes_per_sa
             || e.children.len() >= self.config.max_child_sas_per_ike_sa
         {
-            return self.discard(DropReason::Limit);
+            return Err(DropReason::Limit);
         }
         let Some(p) = self.sas.get(&id).and_then(IkeSa::protection) else {
-            return;
+            return Err(DropReason::Unexpected);
         };
-        let m = match p.open_first(&msg.hdr, msg.body) {
-            Ok(m) => m,
-            Err(why) => return self.discard(why),
-        };
+        let m = p.open_first(&msg.hdr, msg.body)?;
         let Ok(chain) = m.payloads() else {
-            return self.discard(DropReason::Malformed);
+            return Err(DropReason::Malformed);
         };
         // Authenticated: the client may have moved (NAT rebinding).
         self.move_peer(id, msg.local, msg.remote, true);
         let last_block = m.last_block.clone().unwrap_or_default();
-        if let Err(c) = self.quick_mode_reply(id, msg, &chain, &last_block) {
-            self.discard(if c == code::INVALID_ID_INFORMATION {
-                DropReason::InvalidId
-            } else {
-                DropReason::NoProposal
-            });
-            let n = Notify {
-                protocol: protocol::ESP,
-                code: c,
-                spi: vec![],
-                data: vec![],
-            };
-            self.send_info(id, |chain| {
-                chain.push(kind::N, &n.emit());
-            });
-        }
+        let Err(c) = self.quick_mode_reply(id, msg, &chain, &last_block) else {
+            return Ok(());
+        };
+        let n = Notify {
+            protocol: protocol::ESP,
+            code: c,
+            spi: vec![],
+            data: vec![],
+        };
+        self.send_info(id, |chain| {
+            chain.push(kind::N, &n.emit());
+        });
+        Err(if c == code::INVALID_ID_INFORMATION {
+            DropReason::InvalidId
+        } else {
+            DropReason::NoProposal
+        })
     }
 
     /// Message 1 (HASH(1) checked) → message 2, or the notify code that refuses it.
@@ -217,25 +215,23 @@ impl Responder {
     }
 
     /// Message 3 (HASH(3)) of a client's Quick Mode: the new pair is up.
-    fn quick_mode_hash3(&mut self, id: IkeSaId, msg: &Incoming<'_>) {
+    fn quick_mode_hash3(&mut self, id: IkeSaId, msg: &Incoming<'_>) -> Handled {
         let msgid = msg.hdr.message_id;
-        let Some(sa) = self.sas.get(&id) else { return };
+        let sa = self.sas.get(&id).ok_or(DropReason::UnknownSa)?;
         let (Some(e), Some(p)) = (sa.established(), sa.protection()) else {
-            return;
+            return Err(DropReason::Unexpected);
         };
         let Some(q) = e.quick.iter().find(|q| q.qm.msgid == msgid) else {
-            return;
+            return Err(DropReason::Unexpected);
         };
-        if let Err(why) = q.qm.check_hash3(&p, &msg.hdr, msg.body) {
-            return self.discard(why);
-        }
+        q.qm.check_hash3(&p, &msg.hdr, msg.body)?;
         let keymat = q.qm.keymat(&e.keys);
         self.move_peer(id, msg.local, msg.remote, true);
         let Some(e) = self.sas.get_mut(&id).and_then(IkeSa::established_mut) else {
-            return;
+            return Err(DropReason::Unexpected);
         };
         let Some(pos) = e.quick.iter().position(|q| q.qm.msgid == msgid) else {
-            return;
+            return Err(DropReason::Unexpected);
         };
         let q = e.quick.swap_remove(pos);
         e.remember(msgid);
@@ -252,6 +248,7 @@ impl Responder {
             lifetime_kb: q.lifetime_kb,
         };
         self.child_up(now, id, child, keymat, q.started);
+        Ok(())
     }
 
     /// Starts our own Quick Mode to replace the ESP SA pair with inbound or outbound SPI
@@ -319,14 +316,14 @@ impl Responder {
 
     /// The client's answer to our Quick Mode (HASH(2), SA, Nr, [KE], [IDci, IDcr]) →
     /// message 3 and the new pair.
-    fn own_quick_reply(&mut self, id: IkeSaId, msg: &Incoming<'_>) {
+    fn own_quick_reply(&mut self, id: IkeSaId, msg: &Incoming<'_>) -> Handled {
         let msgid = msg.hdr.message_id;
-        let Some(sa) = self.sas.get(&id) else { return };
+        let sa = self.sas.get(&id).ok_or(DropReason::UnknownSa)?;
         let (Some(e), Some(p)) = (sa.established(), sa.protection()) else {
-            return;
+            return Err(DropReason::Unexpected);
         };
         let Some(q) = e.own_quick.iter().find(|q| q.qm.msgid == msgid) else {
-            return;
+            return Err(DropReason::Unexpected);
         };
         if let Some(d) = q.answered {
             // Our message 3 was lost: the client repeats message 2.
@@ -341,19 +338,17 @@ impl Responder {
                     q.retransmits += 1;
                 }
                 self.stats.retransmits += 1;
-                return self.send(l, p, &out);
+                self.send(l, p, &out);
+                return Ok(());
             }
-            return self.discard(DropReason::Replay);
+            return Err(DropReason::Replay);
         }
-        let m = match q.qm.open_answer(&p, &msg.hdr, msg.body) {
-            Ok(m) => m,
-            Err(why) => return self.discard(why),
-        };
+        let m = q.qm.open_answer(&p, &msg.hdr, msg.body)?;
         let Ok(chain) = m.payloads() else {
-            return self.discard(DropReason::Malformed);
+            return Err(DropReason::Malformed);
         };
         let Some(old) = e.children.iter().find(|c| c.inbound_spi == q.replaces) else {
-            return self.discard(DropReason::Unexpected);
+            return Err(DropReason::Unexpected);
         };
         let answer = quick_mode::Initiator::answer(&chain).and_then(|a| {
             let (et, ot) = (&a.transform, &old.transform);
@@ -367,11 +362,11 @@ impl Responder {
             (same && nonce_ok(a.nr) && a.peer_spi > 255).then(|| (a.nr.to_vec(), a.peer_spi, pfs))
         });
         let Some((nr, peer_spi, pfs)) = answer else {
-            return self.discard(DropReason::NoProposal);
+            return Err(DropReason::NoProposal);
         };
         let last = m.last_block.clone().unwrap_or_default();
         let Ok(out) = q.qm.finish(&p, &nr, &last) else {
-            return;
+            return Ok(());
         };
         let len = old.transform.keymat_len();
         let keymat = q.qm.keymat(&e.keys, pfs.as_ref(), &nr, peer_spi, len);
@@ -389,12 +384,10 @@ impl Responder {
             lifetime_kb: old.lifetime_kb,
         };
         self.move_peer(id, msg.local, msg.remote, true);
-        let Some(sa) = self.sas.get_mut(&id) else {
-            return;
-        };
+        let sa = self.sas.get_mut(&id).ok_or(DropReason::UnknownSa)?;
         let (l, p) = (sa.local, sa.peer);
         let Some(e) = sa.established_mut() else {
-            return;
+            return Err(DropReason::Unexpected);
         };
         if let Some(q) = e.own_quick.iter_mut().find(|q| q.qm.msgid == msgid) {
             q.answered = Some(msg.digest());
@@ -405,5 +398,6 @@ impl Responder {
         self.send(l, p, &out);
         self.stats.rekeys_completed += 1;
         self.child_up(now, id, child, keymat, started);
+        Ok(())
     }
 }
