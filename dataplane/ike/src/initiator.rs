@@ -2,7 +2,7 @@
 //! one Quick Mode for L2TP transport mode), used by the engine-pair tests and the in-repo
 //! client. It floats to the NAT-T port when NAT-D shows a NAT (RFC 3947 §4), answers the
 //! responder's Quick Modes (its rekeys) and DPD (RFC 3706), and sends DELETEs. The
-//! exchanges are the initiator states of [`crate::exchange`], which the gateway's own
+//! exchanges are the initiator states of `crate::exchange`, which the gateway's own
 //! rekeys drive as well; this module only sequences them for one SA.
 
 use std::net::SocketAddr;

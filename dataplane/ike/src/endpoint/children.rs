@@ -25,7 +25,7 @@ impl Responder {
         (inbound, outbound): (SecretBytes, SecretBytes),
         started: Instant,
     ) {
-        child.rekey_at = self.rekey_time(now, child.lifetime);
+        child.rekey_at = self.rekey_time(now, child.terms.lifetime);
         let Some(sa) = self.sas.get_mut(&id) else {
             return;
         };
@@ -52,8 +52,8 @@ impl Responder {
                 keymat: outbound,
             },
             client_addr: child.client_addr(),
-            lifetime: child.lifetime,
-            lifetime_kb: child.lifetime_kb,
+            lifetime: child.terms.lifetime,
+            lifetime_kb: child.terms.lifetime_kb,
             setup: now.saturating_duration_since(started),
         };
         e.children.push(child);

@@ -138,10 +138,7 @@ pub(super) struct Established {
 #[cfg_attr(fuzzing, derive(Clone))]
 pub(super) struct Quick {
     pub(super) qm: quick_mode::Responder,
-    /// The selectors as the client sent them (IDci, IDcr): its address, and our own rekey.
-    pub(super) ids: Option<(Identification, Identification)>,
-    pub(super) lifetime: Duration,
-    pub(super) lifetime_kb: Option<u64>,
+    pub(super) terms: Terms,
     pub(super) last_rx: [u8; 20],
     pub(super) last_tx: Vec<u8>,
     pub(super) retransmits: u8,
@@ -177,15 +174,43 @@ pub(super) struct Child {
     /// A newer pair exists, or our Quick Mode to make one is running.
     pub(super) rekeying: bool,
     pub(super) transform: EspTransform,
+    pub(super) terms: Terms,
+}
+
+/// What an ESP SA pair is agreed for besides its transform: selectors and lifetimes.
+#[derive(Clone)]
+pub(super) struct Terms {
+    /// The selectors as the client sent them (IDci, IDcr): its address, and our own rekey.
     pub(super) ids: Option<(Identification, Identification)>,
+    /// Lifetime in effect.
     pub(super) lifetime: Duration,
+    /// Kilobyte lifetime in effect.
     pub(super) lifetime_kb: Option<u64>,
 }
 
 impl Child {
+    /// A pair that came up at `now` with SPIs (inbound, outbound).
+    pub(super) fn new(
+        now: Instant,
+        (inbound_spi, outbound_spi): (u32, u32),
+        transform: EspTransform,
+        terms: Terms,
+    ) -> Child {
+        Child {
+            inbound_spi,
+            outbound_spi,
+            expires: now + terms.lifetime,
+            rekey_at: now,
+            rekeying: false,
+            transform,
+            terms,
+        }
+    }
+
     /// The client's address from its Quick Mode ID (checked to be a single address).
     pub(super) fn client_addr(&self) -> Option<IpAddr> {
-        self.ids
+        self.terms
+            .ids
             .as_ref()
             .and_then(|(client, _)| client.single_address())
     }

@@ -79,3 +79,64 @@ impl Output {
         self.events.pop_front()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::responder::{DownReason, IkeSaId};
+
+    fn auth_failed() -> Event {
+        Event::AuthFailed {
+            peer: SocketAddr::from(([192, 0, 2, 1], 500)),
+            reason: "test".into(),
+        }
+    }
+
+    fn child_down(spi: u32) -> Event {
+        Event::ChildSaDown {
+            ike: IkeSaId(1),
+            inbound_spi: spi,
+            outbound_spi: spi,
+            reason: DownReason::Expired,
+        }
+    }
+
+    #[test]
+    fn sa_events_are_never_dropped_and_informational_ones_are_counted() {
+        let (mut out, mut stats) = (Output::default(), Stats::default());
+        for _ in 0..MAX_QUEUE {
+            out.event(&mut stats, auth_failed());
+        }
+        // Full: an SA event evicts the oldest informational one; another informational
+        // one is dropped.
+        out.event(&mut stats, child_down(7));
+        out.event(&mut stats, auth_failed());
+        assert_eq!(stats.events_dropped, 2);
+        let events: Vec<Event> = std::iter::from_fn(|| out.poll_event()).collect();
+        assert_eq!(events.len(), MAX_QUEUE);
+        assert!(matches!(
+            events.last(),
+            Some(Event::ChildSaDown { inbound_spi: 7, .. })
+        ));
+        // A queue of SA events only grows past the bound rather than lose one.
+        for spi in 0..=u32::try_from(MAX_QUEUE).unwrap_or(u32::MAX) {
+            out.event(&mut stats, child_down(spi));
+        }
+        assert_eq!(
+            std::iter::from_fn(|| out.poll_event()).count(),
+            MAX_QUEUE + 1
+        );
+        assert_eq!(stats.events_dropped, 2);
+    }
+
+    #[test]
+    fn datagrams_past_the_bound_are_not_queued() {
+        let (mut out, mut stats) = (Output::default(), Stats::default());
+        let a = SocketAddr::from(([192, 0, 2, 1], 500));
+        for _ in 0..=MAX_QUEUE {
+            out.send(&mut stats, a, a, vec![1]);
+        }
+        assert_eq!(stats.tx, u64::try_from(MAX_QUEUE).unwrap_or(u64::MAX));
+        assert!(!out.has_room());
+    }
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::Handled;
 use super::event::{DropReason, IkeSaId};
-use super::ike_sa::{Child, IkeSa, OwnQuick, Quick};
+use super::ike_sa::{Child, IkeSa, OwnQuick, Quick, Terms};
 use super::{DEFAULT_LIFETIME, MAX_RETRANSMITS, NONCE_LEN, OWN_RETRANSMIT, Responder};
 use crate::exchange::quick_mode::{self, Offer, Request};
 use crate::exchange::{Incoming, new_msgid, new_nonce, nonce_ok};
@@ -195,9 +195,11 @@ impl Responder {
             .map_err(|_| code::PAYLOAD_MALFORMED)?;
         let q = Quick {
             qm,
-            ids: idci.zip(idcr),
-            lifetime,
-            lifetime_kb,
+            terms: Terms {
+                ids: idci.zip(idcr),
+                lifetime,
+                lifetime_kb,
+            },
             last_rx: msg.digest(),
             last_tx: out.clone(),
             retransmits: 0,
@@ -236,17 +238,8 @@ impl Responder {
         let q = e.quick.swap_remove(pos);
         e.remember(msgid);
         let now = msg.now;
-        let child = Child {
-            inbound_spi: q.qm.our_spi,
-            outbound_spi: q.qm.peer_spi,
-            expires: now + q.lifetime,
-            rekey_at: now,
-            rekeying: false,
-            transform: q.qm.transform,
-            ids: q.ids,
-            lifetime: q.lifetime,
-            lifetime_kb: q.lifetime_kb,
-        };
+        let spis = (q.qm.our_spi, q.qm.peer_spi);
+        let child = Child::new(now, spis, q.qm.transform, q.terms);
         self.child_up(now, id, child, keymat, q.started);
         Ok(())
     }
@@ -267,7 +260,7 @@ impl Responder {
         else {
             return;
         };
-        let (transform, ids, replaces) = (old.transform, old.ids.clone(), old.inbound_spi);
+        let (transform, ids, replaces) = (old.transform, old.terms.ids.clone(), old.inbound_spi);
         let (local, peer) = (sa.local, sa.peer);
         let nat_oa = sa.nat_t.filter(|_| sa.udp_encap());
         let used: Vec<u32> = e
@@ -372,17 +365,12 @@ impl Responder {
         let keymat = q.qm.keymat(&e.keys, pfs.as_ref(), &nr, peer_spi, len);
         let now = msg.now;
         let started = q.started;
-        let child = Child {
-            inbound_spi: q.qm.our_spi,
-            outbound_spi: peer_spi,
-            expires: now + old.lifetime,
-            rekey_at: now,
-            rekeying: false,
-            transform: old.transform,
-            ids: old.ids.clone(),
-            lifetime: old.lifetime,
-            lifetime_kb: old.lifetime_kb,
-        };
+        let child = Child::new(
+            now,
+            (q.qm.our_spi, peer_spi),
+            old.transform,
+            old.terms.clone(),
+        );
         self.move_peer(id, msg.local, msg.remote, true);
         let sa = self.sas.get_mut(&id).ok_or(DropReason::UnknownSa)?;
         let (l, p) = (sa.local, sa.peer);

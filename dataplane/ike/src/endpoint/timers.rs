@@ -126,3 +126,22 @@ impl Responder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_earliest_armed_timer_is_next() {
+        let now = Instant::now();
+        let mut t = TimerTable::default();
+        assert_eq!(t.next_timeout(), None);
+        t.set(Timer::Deadline, Some(now + Duration::from_secs(30)));
+        t.set(Timer::Dpd, Some(now + Duration::from_secs(10)));
+        t.set(Timer::Keepalive, Some(now + Duration::from_secs(20)));
+        assert_eq!(t.next_timeout(), Some(now + Duration::from_secs(10)));
+        t.set(Timer::Dpd, None);
+        assert_eq!(t.next_timeout(), Some(now + Duration::from_secs(20)));
+    }
+}
