@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::event::IkeSaId;
+use super::event::{DropReason, IkeSaId};
 use super::timers::TimerTable;
 use crate::exchange::informational::Protection;
 use crate::exchange::main_mode::{
@@ -307,6 +307,15 @@ impl IkeSa {
             cky_i: self.cky_i,
             cky_r: self.cky_r,
         })
+    }
+
+    /// The established SA and the protection of its Phase 2 and Informational messages;
+    /// `Unexpected` before Phase 1 is complete.
+    pub(super) fn phase2(&self) -> Result<(&Established, Protection<'_>), DropReason> {
+        match (self.established(), self.protection()) {
+            (Some(e), Some(p)) => Ok((e, p)),
+            _ => Err(DropReason::Unexpected),
+        }
     }
 
     /// The step of a client's Phase 1 in progress.

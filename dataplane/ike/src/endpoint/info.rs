@@ -19,9 +19,7 @@ impl Responder {
     pub(super) fn informational(&mut self, id: IkeSaId, msg: &Incoming<'_>) -> Handled {
         let msgid = msg.hdr.message_id;
         let sa = self.sas.get(&id).ok_or(DropReason::UnknownSa)?;
-        let (Some(e), Some(p)) = (sa.established(), sa.protection()) else {
-            return Err(DropReason::Unexpected);
-        };
+        let (e, p) = sa.phase2()?;
         if e.done_msgids.contains(&msgid) {
             return Err(DropReason::Replay);
         }

@@ -220,9 +220,7 @@ impl Responder {
     fn quick_mode_hash3(&mut self, id: IkeSaId, msg: &Incoming<'_>) -> Handled {
         let msgid = msg.hdr.message_id;
         let sa = self.sas.get(&id).ok_or(DropReason::UnknownSa)?;
-        let (Some(e), Some(p)) = (sa.established(), sa.protection()) else {
-            return Err(DropReason::Unexpected);
-        };
+        let (e, p) = sa.phase2()?;
         let Some(q) = e.quick.iter().find(|q| q.qm.msgid == msgid) else {
             return Err(DropReason::Unexpected);
         };
@@ -312,9 +310,7 @@ impl Responder {
     fn own_quick_reply(&mut self, id: IkeSaId, msg: &Incoming<'_>) -> Handled {
         let msgid = msg.hdr.message_id;
         let sa = self.sas.get(&id).ok_or(DropReason::UnknownSa)?;
-        let (Some(e), Some(p)) = (sa.established(), sa.protection()) else {
-            return Err(DropReason::Unexpected);
-        };
+        let (e, p) = sa.phase2()?;
         let Some(q) = e.own_quick.iter().find(|q| q.qm.msgid == msgid) else {
             return Err(DropReason::Unexpected);
         };

@@ -85,16 +85,19 @@ impl<'a> Protection<'a> {
         let k = self.keys;
         let iv = phase2_iv(k.hash, k.cipher, self.phase1_iv, hdr.message_id);
         let m = self.open(hdr, body, &iv)?;
-        let authentic = {
+        {
             let chain = m.payloads().map_err(|_| DropReason::Malformed)?;
             let (rest, _) = after_hash(&m.body, &chain).ok_or(DropReason::Malformed)?;
-            let expect = k
-                .hash
-                .prf(&k.skeyid_a, &[&hdr.message_id.to_be_bytes(), rest]);
-            hash_eq(&expect, first_body(&chain))
-        };
-        if authentic {
-            Ok(m)
+            self.verify(&[&hdr.message_id.to_be_bytes(), rest], first_body(&chain))?;
+        }
+        Ok(m)
+    }
+
+    /// Checks a received hash: `got` = prf(SKEYID_a, `parts`).
+    pub(crate) fn verify(&self, parts: &[&[u8]], got: &[u8]) -> Result<(), DropReason> {
+        let expect = self.keys.hash.prf(&self.keys.skeyid_a, parts);
+        if hash_eq(&expect, got) {
+            Ok(())
         } else {
             Err(DropReason::AuthFailed)
         }

@@ -29,7 +29,7 @@ use crate::responder::DropReason;
 use crate::sa::{EspTransform, Proposal, SaPayload, Transform, protocol};
 
 use super::informational::Protection;
-use super::{first_body, hash_eq, new_nonce};
+use super::{first_body, new_nonce};
 
 /// What a Quick Mode we start offers.
 pub(crate) struct Offer {
@@ -117,16 +117,13 @@ impl Initiator {
         hdr: &Header,
         body: &[u8],
     ) -> Result<Message, DropReason> {
-        let k = p.keys;
         let m = p.open(hdr, body, &self.iv)?;
         let chain = m.payloads().map_err(|_| DropReason::Malformed)?;
         let (rest, _) = after_hash(&m.body, &chain).ok_or(DropReason::Malformed)?;
-        let expect = k
-            .hash
-            .prf(&k.skeyid_a, &[&self.msgid.to_be_bytes(), &self.ni, rest]);
-        if !hash_eq(&expect, first_body(&chain)) {
-            return Err(DropReason::AuthFailed);
-        }
+        p.verify(
+            &[&self.msgid.to_be_bytes(), &self.ni, rest],
+            first_body(&chain),
+        )?;
         drop(chain);
         Ok(m)
     }
@@ -290,16 +287,10 @@ impl Responder {
         if h.kind != kind::HASH {
             return Err(DropReason::Malformed);
         }
-        let k = p.keys;
-        let expect = k.hash.prf(
-            &k.skeyid_a,
+        p.verify(
             &[&[0], &self.msgid.to_be_bytes(), &self.ni, &self.nr],
-        );
-        if hash_eq(&expect, h.body) {
-            Ok(())
-        } else {
-            Err(DropReason::AuthFailed)
-        }
+            h.body,
+        )
     }
 
     /// KEYMAT of the new pair: (inbound, outbound).
