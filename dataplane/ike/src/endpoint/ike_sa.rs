@@ -70,6 +70,66 @@ pub(super) enum State {
     Moving,
 }
 
+/// What a Phase 1 whose last message checked out leaves for the established SA.
+pub(super) struct Completed {
+    pub(super) keys: Phase1Keys,
+    /// The IV after the exchange's last encrypted message the state knows of.
+    pub(super) iv: Vec<u8>,
+    /// The client's key in `by_initiator`.
+    pub(super) first_message: Option<(SocketAddr, [u8; 8])>,
+    /// With our own Main Mode, the SA it replaces.
+    pub(super) replaces: Option<IkeSaId>,
+}
+
+impl State {
+    /// The keys of a Phase 1 at its last step (Main Mode message 5 or 6 checked,
+    /// Aggressive Mode message 3 checked); the state back when it is not there.
+    pub(super) fn complete(self) -> Result<Completed, State> {
+        match self {
+            State::Responding(Responding {
+                step: RespondingStep::MainSentKe(st),
+                first_message,
+            }) => {
+                let (keys, iv) = st.into_keys();
+                Ok(Completed {
+                    keys,
+                    iv,
+                    first_message,
+                    replaces: None,
+                })
+            }
+            State::Responding(Responding {
+                step: RespondingStep::Aggressive(st),
+                first_message,
+            }) => {
+                let (keys, iv) = st.into_keys();
+                Ok(Completed {
+                    keys,
+                    iv,
+                    first_message,
+                    replaces: None,
+                })
+            }
+            State::Initiating(o) => {
+                let o = *o;
+                match o.step {
+                    InitiatingStep::Auth(st) => {
+                        let (keys, iv) = st.into_keys();
+                        Ok(Completed {
+                            keys,
+                            iv,
+                            first_message: None,
+                            replaces: Some(o.replaces),
+                        })
+                    }
+                    step => Err(State::Initiating(Box::new(Initiating { step, ..o }))),
+                }
+            }
+            other => Err(other),
+        }
+    }
+}
+
 /// A client's Phase 1 in progress.
 #[cfg_attr(fuzzing, derive(Clone))]
 pub(super) struct Responding {

@@ -406,43 +406,14 @@ impl Responder {
         let next_keepalive = (sa.local_behind_nat && sa.nat.any()).then(|| now + keepalive);
         let ident = end.identity.clone();
         let shown = end.peer_subject.clone().unwrap_or_else(|| ident.display());
-        let done = sa.transition(|old| {
-            let (keys, iv, first_message, replaces) = match old {
-                State::Responding(Responding {
-                    step: RespondingStep::MainSentKe(st),
-                    first_message,
-                }) => (st.into_keys(), end.iv, first_message, None),
-                State::Responding(Responding {
-                    step: RespondingStep::Aggressive(st),
-                    first_message,
-                }) => {
-                    let (keys, iv) = st.into_keys();
-                    (keys, end.iv.or(Some(iv)), first_message, None)
-                }
-                State::Initiating(o) => match o.step {
-                    super::ike_sa::InitiatingStep::Auth(st) => {
-                        let (keys, iv) = st.into_keys();
-                        (keys, end.iv.or(Some(iv)), None, Some(o.replaces))
-                    }
-                    step => {
-                        return (
-                            State::Initiating(Box::new(super::ike_sa::Initiating { step, ..*o })),
-                            None,
-                        );
-                    }
-                },
-                other => return (other, None),
-            };
-            let est = established(
-                keys,
-                iv.unwrap_or_default(),
-                end.identity,
-                (now, lifetime, next_keepalive),
-            );
-            (
-                State::Established(Box::new(est)),
-                Some((first_message, replaces)),
-            )
+        let done = sa.transition(|old| match old.complete() {
+            Ok(c) => {
+                let iv = end.iv.unwrap_or(c.iv);
+                let est = established(c.keys, iv, end.identity, (now, lifetime, next_keepalive));
+                let done = (c.first_message, c.replaces);
+                (State::Established(Box::new(est)), Some(done))
+            }
+            Err(old) => (old, None),
         });
         let Some((first_message, replaces)) = done else {
             return;

@@ -210,9 +210,9 @@ impl ResponderSentKe {
         encrypted(sa, &self.keys, &reply, iv)
     }
 
-    /// The keys, once Phase 1 is complete.
-    pub(crate) fn into_keys(self) -> Phase1Keys {
-        self.keys
+    /// The keys and the IV of message 5, once Phase 1 is complete.
+    pub(crate) fn into_keys(self) -> (Phase1Keys, Vec<u8>) {
+        (self.keys, self.iv)
     }
 }
 
