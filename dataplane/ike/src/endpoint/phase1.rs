@@ -19,10 +19,9 @@ use crate::exchange::{Incoming, cert_requests, hash_eq, initial_contact, nonce_o
 use crate::header::ExchangeType;
 use crate::identity::Identification;
 use crate::keys::Phase1Keys;
-use crate::message::{header, seal_plain};
 use crate::natt::NatDetection;
 use crate::notify::code;
-use crate::payload::{ChainBuilder, kind, parse_chain};
+use crate::payload::{kind, parse_chain};
 use crate::sa::{AuthMethod, SaPayload};
 
 /// CERT payloads accepted from a client (its leaf and intermediates).
@@ -159,6 +158,7 @@ impl Responder {
         sa.nat_t = vendor.nat_t;
         sa.last_rx = msg.digest();
         let sa_reply = choice.reply.emit();
+        let facts = sa.phase1();
         let answer = if hdr.exchange == ExchangeType::Aggressive {
             let keying = aggressive::ResponderKeying {
                 sa_reply: &sa_reply,
@@ -171,7 +171,7 @@ impl Responder {
             Some(
                 aggressive::ResponderSent::answer(
                     &mut self.rng,
-                    &sa.phase1(),
+                    &facts,
                     sa_facts,
                     sa.nat_t,
                     &keying,
@@ -195,15 +195,7 @@ impl Responder {
                 self.remove(id, DownReason::Closed, false);
                 return Err(why);
             }
-            None => {
-                let mut reply = ChainBuilder::new();
-                reply.push(kind::SA, &sa_reply);
-                crate::exchange::push_vendor_ids(&mut reply, vendor.nat_t, vendor.dpd);
-                seal_plain(
-                    header(hdr.cky_i, cky_r, ExchangeType::IdentityProtection, 0),
-                    &reply,
-                )
-            }
+            None => ResponderSentSa::message2(&facts, &sa_reply, &vendor),
         };
         if let Some(sa) = self.sas.get_mut(&id) {
             sa.last_tx = out.clone();

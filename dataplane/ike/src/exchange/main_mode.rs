@@ -21,7 +21,7 @@ use crate::dh::KeyPair;
 use crate::header::{ExchangeType, Header};
 use crate::keys::{Phase1Keys, SecretBytes, SkeyidInput};
 use crate::message::{Message, PayloadsExt, header, seal_encrypted, seal_plain};
-use crate::natt::{NatDetection, NatTVariant};
+use crate::natt::{NatDetection, NatTVariant, PeerVendor};
 use crate::payload::{ChainBuilder, RawPayload, kind};
 use crate::responder::DropReason;
 use crate::sa::Transform;
@@ -93,6 +93,15 @@ impl ResponderSentSa {
     /// After message 1 with SA payload body `sai_b`.
     pub(crate) fn new(sai_b: Vec<u8>) -> ResponderSentSa {
         ResponderSentSa { sai_b }
+    }
+
+    /// Message 2 (HDR, SA, VID*): the chosen proposal `sa_reply`, and our Vendor IDs for
+    /// those the initiator sent.
+    pub(crate) fn message2(sa: &Phase1Sa, sa_reply: &[u8], vendor: &PeerVendor) -> Vec<u8> {
+        let mut reply = ChainBuilder::new();
+        reply.push(kind::SA, sa_reply);
+        push_vendor_ids(&mut reply, vendor.nat_t, vendor.dpd);
+        plain(sa, &reply)
     }
 
     /// Message 3 (HDR, KE, Ni, NAT-D*) → message 4 (HDR, KE, Nr, [CR*], NAT-D*), with a
