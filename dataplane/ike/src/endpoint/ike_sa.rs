@@ -87,22 +87,19 @@ impl State {
     pub(super) fn complete(self) -> Result<Completed, State> {
         match self {
             State::Responding(Responding {
-                step: RespondingStep::MainSentKe(st),
+                step,
                 first_message,
             }) => {
-                let (keys, iv) = st.into_keys();
-                Ok(Completed {
-                    keys,
-                    iv,
-                    first_message,
-                    replaces: None,
-                })
-            }
-            State::Responding(Responding {
-                step: RespondingStep::Aggressive(st),
-                first_message,
-            }) => {
-                let (keys, iv) = st.into_keys();
+                let (keys, iv) = match step {
+                    RespondingStep::MainSentKe(st) => st.into_keys(),
+                    RespondingStep::Aggressive(st) => st.into_keys(),
+                    step => {
+                        return Err(State::Responding(Responding {
+                            step,
+                            first_message,
+                        }));
+                    }
+                };
                 Ok(Completed {
                     keys,
                     iv,
