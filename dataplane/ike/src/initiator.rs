@@ -1,30 +1,42 @@
-//! A single-SA IKEv1 initiator (Main Mode PSK, or Aggressive Mode PSK, + one Quick Mode for
-//! L2TP transport mode), used by the engine-pair tests and the in-repo client. It floats to the NAT-T port when NAT-D
-//! shows a NAT (RFC 3947 §4), answers DPD and sends DELETEs.
+//! A single-SA IKEv1 initiator (Main Mode PSK or RSA signatures, or Aggressive Mode PSK, +
+//! one Quick Mode for L2TP transport mode), used by the engine-pair tests and the in-repo
+//! client. It floats to the NAT-T port when NAT-D shows a NAT (RFC 3947 §4), answers the
+//! responder's Quick Modes (its rekeys) and DPD (RFC 3706), and sends DELETEs. The
+//! exchanges are the initiator states of `crate::exchange`, which the gateway's own
+//! rekeys drive as well; this module only sequences them for one SA.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::dh::KeyPair;
-use crate::header::{ExchangeType, Header};
-use crate::identity::{Identification, emit_nat_oa};
-use crate::keys::{
-    AuthHashInput, KeymatInput, Phase1Input, Phase1Keys, SkeyidInput, auth_hash, derive_phase1,
-    phase1_iv, phase2_iv, quick_mode_keymat,
+use crate::exchange::aggressive::{self, Message2Error};
+use crate::exchange::informational::{
+    Protection, delete_esp, delete_isakmp, r_u_there, r_u_there_ack,
 };
-use crate::message::{Message, PayloadsExt, after_hash, header, seal_encrypted, seal_plain};
-use crate::natt::{NatState, NatTVariant, PeerVendor, nat_d, vid};
+use crate::exchange::main_mode::{
+    self, InitiatorSentAuth, InitiatorSentKe, InitiatorSentSa, OwnProof,
+};
+use crate::exchange::quick_mode::{self, Offer, Request};
+use crate::exchange::{Phase1Sa, chosen_ike, hash_eq, new_msgid, new_nonce, own_id};
+use crate::header::{ExchangeType, Header};
+use crate::identity::Identification;
+use crate::keys::{Phase1Keys, SkeyidInput};
+use crate::message::PayloadsExt;
+use crate::natt::{NatState, NatTVariant, PeerVendor};
 use crate::notify::{Delete, Notify, code};
 use crate::payload::{ChainBuilder, kind, parse_chain};
 use crate::responder::{ChildKeys, Transmit};
 use crate::sa::{
-    AuthMethod, EncapMode, EspTransform, IkeTransform, Lifetime, Proposal, SaPayload, protocol,
+    AuthMethod, EncapMode, EspTransform, IkeTransform, Lifetime, SaPayload, Transform, protocol,
 };
+
+/// Length of our Phase 1 nonce.
+const PHASE1_NONCE_LEN: usize = 24;
+/// Length of our Quick Mode nonce.
+const QUICK_NONCE_LEN: usize = 16;
 
 /// What the initiator proposes.
 #[derive(Clone)]
@@ -57,7 +69,9 @@ pub struct InitiatorConfig {
     /// With RSA-signature transforms: our certificate chain and key, the CAs the
     /// responder's certificate must chain to, and the wall clock (seconds since the epoch).
     pub certificate: Option<std::sync::Arc<crate::cert::Credentials>>,
+    /// The CAs the responder's certificate must chain to.
     pub ca: Option<std::sync::Arc<crate::cert::TrustStore>>,
+    /// The wall clock (seconds since the epoch) certificates are checked against.
     pub unix_time: u64,
 }
 
@@ -108,6 +122,29 @@ pub enum InitiatorEvent {
     Deleted,
 }
 
+/// The Phase 1 exchange in progress.
+#[cfg_attr(fuzzing, derive(Clone))]
+enum Phase1 {
+    /// Main Mode message 1 sent.
+    MainSa(InitiatorSentSa),
+    /// Main Mode message 3 sent.
+    MainKe(InitiatorSentKe),
+    /// Main Mode message 5 sent.
+    MainAuth(Box<InitiatorSentAuth>),
+    /// Aggressive Mode message 1 sent.
+    Aggressive(Box<aggressive::InitiatorSent>),
+}
+
+/// The responder's Quick Mode in progress (us as Quick Mode responder).
+#[cfg_attr(fuzzing, derive(Clone))]
+struct PeerQuick {
+    qm: quick_mode::Responder,
+    /// Our message 2, resent when message 1 repeats.
+    last_tx: Vec<u8>,
+    /// Its message 1.
+    rx1: Vec<u8>,
+}
+
 /// The initiator.
 #[cfg_attr(fuzzing, derive(Clone))]
 pub struct Initiator {
@@ -116,21 +153,18 @@ pub struct Initiator {
     state: InitiatorState,
     cky_i: [u8; 8],
     cky_r: [u8; 8],
-    sai_b: Vec<u8>,
+    /// The Phase 1 exchange, until it completes.
+    phase1: Option<Phase1>,
     chosen: Option<IkeTransform>,
     vendor: PeerVendor,
-    dh: Option<KeyPair>,
-    ni: Vec<u8>,
+    /// The ISAKMP SA once Phase 1 is complete: its keys and the last Phase 1 CBC block.
     keys: Option<Phase1Keys>,
     iv: Vec<u8>,
-    gxr: Vec<u8>,
     nat: NatState,
     floated: bool,
+    /// Message ID of our latest Quick Mode, and its state.
     qm_id: u32,
-    qm_ni: Vec<u8>,
-    qm_spi: u32,
-    qm_iv: Vec<u8>,
-    qm_dh: Option<KeyPair>,
+    quick: Option<quick_mode::Initiator>,
     last_tx: Vec<u8>,
     next_retransmit: Option<Instant>,
     out: Vec<Transmit>,
@@ -144,24 +178,6 @@ pub struct Initiator {
     peer_qm: Option<PeerQuick>,
 }
 
-/// The responder's Quick Mode in progress (us as Quick Mode responder).
-#[cfg_attr(fuzzing, derive(Clone))]
-struct PeerQuick {
-    msgid: u32,
-    /// IV for its message 3 (the last block of our message 2).
-    iv: Vec<u8>,
-    /// Its nonce (Ni_b) and ours (Nr_b).
-    ni: Vec<u8>,
-    nr: Vec<u8>,
-    our_spi: u32,
-    peer_spi: u32,
-    transform: EspTransform,
-    pfs_gxy: Option<crate::keys::SecretBytes>,
-    /// Our message 2, resent when message 1 repeats.
-    last_tx: Vec<u8>,
-    rx1: Vec<u8>,
-}
-
 impl Initiator {
     /// A new initiator; `seed` drives cookies, nonces and DH secrets.
     pub fn new(cfg: InitiatorConfig, seed: [u8; 32]) -> Initiator {
@@ -173,21 +189,15 @@ impl Initiator {
             state: InitiatorState::Idle,
             cky_i,
             cky_r: [0; 8],
-            sai_b: Vec::new(),
+            phase1: None,
             chosen: None,
             vendor: PeerVendor::default(),
-            dh: None,
-            ni: Vec::new(),
             keys: None,
             iv: Vec::new(),
-            gxr: Vec::new(),
             nat: NatState::default(),
             floated: false,
             qm_id: 0,
-            qm_ni: Vec::new(),
-            qm_spi: 0,
-            qm_iv: Vec::new(),
-            qm_dh: None,
+            quick: None,
             last_tx: Vec::new(),
             next_retransmit: None,
             out: Vec::new(),
@@ -295,50 +305,51 @@ impl Initiator {
         }
     }
 
+    /// The facts of our Phase 1: NAT-D covers our port-500 addresses (RFC 3947 §3.2).
+    fn phase1_sa(&self, transform: IkeTransform) -> Phase1Sa {
+        Phase1Sa {
+            cky_i: self.cky_i,
+            cky_r: self.cky_r,
+            local: self.cfg.local,
+            peer: self.cfg.remote,
+            transform,
+        }
+    }
+
+    /// The NAT-T variant in use: the responder's, if we announced NAT-T.
+    fn nat_t(&self) -> Option<NatTVariant> {
+        self.vendor.nat_t.filter(|_| self.cfg.nat_t)
+    }
+
     /// Sends Main Mode (or Aggressive Mode) message 1.
     pub fn start(&mut self, now: Instant) {
-        let sa = SaPayload {
-            proposals: vec![Proposal {
-                number: 1,
-                protocol: protocol::ISAKMP,
-                spi: vec![],
-                transforms: self
-                    .cfg
-                    .ike
-                    .iter()
-                    .zip(1u8..)
-                    .map(|(t, n)| t.to_transform(n, t.lifetime))
-                    .collect(),
-            }],
-        };
-        self.sai_b = sa.emit();
-        let mut c = ChainBuilder::new();
-        c.push(kind::SA, &self.sai_b);
-        let mut exchange = ExchangeType::IdentityProtection;
-        if self.cfg.aggressive
+        let transforms: Vec<Transform> = self
+            .cfg
+            .ike
+            .iter()
+            .zip(1u8..)
+            .map(|(t, n)| t.to_transform(n, t.lifetime))
+            .collect();
+        let nat_t = self.cfg.nat_t.then_some(NatTVariant::Rfc3947);
+        let msg = if self.cfg.aggressive
             && let Some(first) = self.cfg.ike.first()
         {
-            let dh = KeyPair::generate(first.group, &mut self.rng);
-            let mut ni = vec![0u8; 24];
-            self.rng.fill_bytes(&mut ni);
-            c.push(kind::KE, dh.public())
-                .push(kind::NONCE, &ni)
-                .push(kind::ID, &self.id_payload());
-            self.dh = Some(dh);
-            self.ni = ni;
-            exchange = ExchangeType::Aggressive;
-        }
-        if self.cfg.nat_t {
-            c.push(kind::VID, &NatTVariant::Rfc3947.vendor_id());
-        }
-        if self.cfg.dpd {
-            c.push(kind::VID, &vid::DPD);
-        }
-        let msg = seal_plain(header(self.cky_i, [0; 8], exchange, 0), &c);
-        self.state = if exchange == ExchangeType::Aggressive {
-            InitiatorState::SentAggressive
+            let idi_b = self.id_payload();
+            let (st, msg) = aggressive::InitiatorSent::start(
+                &mut self.rng,
+                (self.cky_i, transforms, first.group),
+                PHASE1_NONCE_LEN,
+                idi_b,
+                (nat_t, self.cfg.dpd),
+            );
+            self.phase1 = Some(Phase1::Aggressive(Box::new(st)));
+            self.state = InitiatorState::SentAggressive;
+            msg
         } else {
-            InitiatorState::SentSa
+            let (st, msg) = InitiatorSentSa::start(self.cky_i, transforms, nat_t, self.cfg.dpd);
+            self.phase1 = Some(Phase1::MainSa(st));
+            self.state = InitiatorState::SentSa;
+            msg
         };
         self.send(now, msg, true);
     }
@@ -353,147 +364,24 @@ impl Initiator {
                 .ike
                 .first()
                 .is_some_and(|t| t.auth == AuthMethod::RsaSignature);
-        match self.cfg.certificate.as_ref().filter(|_| signed) {
-            Some(c) => Identification {
-                id_type: crate::identity::id_type::DER_ASN1_DN,
-                protocol: 0,
-                port: 0,
-                data: c.subject_dn_der().to_vec(),
-            }
-            .emit(),
-            None => Identification::address(self.cfg.local.ip(), 0, 0).emit(),
-        }
+        let credentials = self.cfg.certificate.as_deref().filter(|_| signed);
+        own_id(credentials, self.cfg.local.ip())
     }
 
-    /// NAT situation from the responder's NAT-D: the first is its hash of our address, the
-    /// rest of its own.
+    /// NAT situation from the responder's NAT-D.
     fn nat_from(
         &self,
-        h: crate::prf::HashAlg,
-        natd: &[&crate::payload::RawPayload<'_>],
-    ) -> NatState {
-        let Some((first, rest)) = natd.split_first() else {
-            return NatState::default();
-        };
-        let ours = nat_d(h, &self.cky_i, &self.cky_r, self.cfg.local);
-        let theirs = nat_d(h, &self.cky_i, &self.cky_r, self.cfg.remote);
-        NatState {
-            local_behind_nat: first.body != ours.as_slice(),
-            peer_behind_nat: !rest.iter().any(|p| p.body == theirs.as_slice()),
-        }
-    }
-
-    /// Our NAT-D: the responder's address, then ours.
-    fn push_nat_d(&self, c: &mut ChainBuilder, v: NatTVariant, h: crate::prf::HashAlg) {
-        c.push(
-            v.nat_d_kind(),
-            &nat_d(h, &self.cky_i, &self.cky_r, self.cfg.remote),
-        );
-        c.push(
-            v.nat_d_kind(),
-            &nat_d(h, &self.cky_i, &self.cky_r, self.cfg.local),
-        );
-    }
-
-    /// Aggressive Mode message 2 → message 3 (HASH_I and NAT-D, encrypted like strongSwan).
-    fn on_aggressive(&mut self, now: Instant, hdr: &Header, body: &[u8]) {
-        let Ok(chain) = parse_chain(hdr.next_payload, body) else {
-            return;
-        };
-        let Some(chosen) = chain
-            .find_kind(kind::SA)
-            .and_then(|p| SaPayload::parse(p.body).ok())
-            .and_then(|sa| {
-                let t = sa.proposals.first()?.transforms.first()?.clone();
-                IkeTransform::from_transform(&t).ok()
-            })
-        else {
-            return;
-        };
-        let (Some(ke), Some(nr), Some(idr), Some(hash_r), Some(dh)) = (
-            chain.find_kind(kind::KE),
-            chain.find_kind(kind::NONCE),
-            chain.find_kind(kind::ID),
-            chain.find_kind(kind::HASH),
-            self.dh.as_ref(),
-        ) else {
-            return;
-        };
-        for v in chain.all_kind(kind::VID) {
-            self.vendor.note(v.body);
-        }
-        self.cky_r = hdr.cky_r;
-        let Ok(gxy) = dh.shared_secret(ke.body) else {
-            return;
-        };
-        let keys = derive_phase1(&Phase1Input {
-            hash: chosen.hash,
-            cipher: chosen.cipher,
-            auth: SkeyidInput::PreSharedKey(&self.cfg.psk),
-            ni: &self.ni,
-            nr: nr.body,
-            gxy: &gxy,
-            cky_i: self.cky_i,
-            cky_r: self.cky_r,
-        });
-        let gxi = dh.public().to_vec();
-        let expect = auth_hash(
-            chosen.hash,
-            &keys.skeyid,
-            &AuthHashInput {
-                gx_self: ke.body,
-                gx_peer: &gxi,
-                cky_self: self.cky_r,
-                cky_peer: self.cky_i,
-                sai_b: &self.sai_b,
-                id_b: idr.body,
-            },
-        );
-        if !bool::from(expect.as_slice().ct_eq(hash_r.body)) {
-            self.close_locally();
-            return;
-        }
-        let nat_t = self.vendor.nat_t.filter(|_| self.cfg.nat_t);
-        if let Some(v) = nat_t {
-            self.nat = self.nat_from(chosen.hash, &chain.all_kind(v.nat_d_kind()));
-        }
-        let hash_i = auth_hash(
-            chosen.hash,
-            &keys.skeyid,
-            &AuthHashInput {
-                gx_self: &gxi,
-                gx_peer: ke.body,
-                cky_self: self.cky_i,
-                cky_peer: self.cky_r,
-                sai_b: &self.sai_b,
-                id_b: &self.id_payload(),
-            },
-        );
-        let mut c = ChainBuilder::new();
-        c.push(kind::HASH, &hash_i);
-        if let Some(v) = nat_t {
-            self.push_nat_d(&mut c, v, chosen.hash);
-        }
-        let iv = phase1_iv(chosen.hash, chosen.cipher, &gxi, ke.body);
-        let Ok((msg, last)) = seal_encrypted(
-            header(self.cky_i, self.cky_r, ExchangeType::Aggressive, 0),
-            &c,
-            keys.cipher,
-            &keys.enc_key,
-            &iv,
-        ) else {
-            return;
-        };
-        self.gxr = ke.body.to_vec();
-        self.chosen = Some(chosen);
-        self.iv = last;
-        self.keys = Some(keys);
-        // RFC 3947 §4: behind a NAT, message 3 already goes to the NAT-T port.
-        self.floated = self.nat.any();
-        self.send(now, msg, false);
-        self.next_retransmit = None;
-        self.events.push(InitiatorEvent::IkeUp { nat: self.nat });
-        self.start_quick_mode(now);
+        sa: &Phase1Sa,
+        chain: &[crate::payload::RawPayload<'_>],
+    ) -> Option<NatState> {
+        let v = self.nat_t()?;
+        let seen = sa.nat_seen(&chain.all_kind(v.nat_d_kind()));
+        Some(
+            seen.map_or_else(NatState::default, |(local, peer)| NatState {
+                local_behind_nat: local,
+                peer_behind_nat: peer,
+            }),
+        )
     }
 
     /// Processes a UDP payload from the responder.
@@ -540,20 +428,22 @@ impl Initiator {
         }
     }
 
+    /// Phase 1 is complete: the ISAKMP SA's keys and IV, and on to Quick Mode.
+    fn phase1_done(&mut self, now: Instant, keys: Phase1Keys, iv: Vec<u8>) {
+        self.keys = Some(keys);
+        self.iv = iv;
+        self.phase1 = None;
+        self.events.push(InitiatorEvent::IkeUp { nat: self.nat });
+        self.next_retransmit = None;
+        self.start_quick_mode(now);
+    }
+
+    /// Main Mode message 2 (HDR, SA, VID*) → message 3 (HDR, KE, Ni, NAT-D*).
     fn on_sa(&mut self, now: Instant, hdr: &Header, body: &[u8]) {
         let Ok(chain) = parse_chain(hdr.next_payload, body) else {
             return;
         };
-        let Some(sa) = chain
-            .find_kind(kind::SA)
-            .and_then(|p| SaPayload::parse(p.body).ok())
-        else {
-            return;
-        };
-        let Some(t) = sa.proposals.first().and_then(|p| p.transforms.first()) else {
-            return;
-        };
-        let Ok(chosen) = IkeTransform::from_transform(t) else {
+        let Some(chosen) = chosen_ike(&chain) else {
             return;
         };
         for v in chain.all_kind(kind::VID) {
@@ -561,182 +451,127 @@ impl Initiator {
         }
         self.cky_r = hdr.cky_r;
         self.chosen = Some(chosen);
-        let dh = KeyPair::generate(chosen.group, &mut self.rng);
-        let mut ni = vec![0u8; 24];
-        self.rng.fill_bytes(&mut ni);
-        let mut c = ChainBuilder::new();
-        c.push(kind::KE, dh.public()).push(kind::NONCE, &ni);
-        if let Some(v) = self.vendor.nat_t.filter(|_| self.cfg.nat_t) {
-            self.push_nat_d(&mut c, v, chosen.hash);
-        }
-        self.dh = Some(dh);
-        self.ni = ni;
-        let msg = seal_plain(
-            header(self.cky_i, self.cky_r, ExchangeType::IdentityProtection, 0),
-            &c,
-        );
+        let Some(Phase1::MainSa(st)) = &self.phase1 else {
+            return;
+        };
+        let (sa, nat_t) = (self.phase1_sa(chosen), self.nat_t());
+        let (next, msg) = st.send_ke(&mut self.rng, &sa, PHASE1_NONCE_LEN, &[], nat_t);
+        self.phase1 = Some(Phase1::MainKe(next));
         self.state = InitiatorState::SentKe;
         self.send(now, msg, true);
     }
 
+    /// Main Mode message 4 (HDR, KE, Nr, [CR*], NAT-D*) → message 5.
     fn on_ke(&mut self, now: Instant, hdr: &Header, body: &[u8]) {
         let Ok(chain) = parse_chain(hdr.next_payload, body) else {
             return;
         };
-        let (Some(ke), Some(nr), Some(chosen), Some(dh)) = (
-            chain.find_kind(kind::KE),
-            chain.find_kind(kind::NONCE),
-            self.chosen,
-            self.dh.as_ref(),
-        ) else {
-            return;
-        };
-        let Ok(gxy) = dh.shared_secret(ke.body) else {
+        let (Some((ke, nr)), Some(chosen), Some(Phase1::MainKe(st))) =
+            (main_mode::key_exchange(&chain), self.chosen, &self.phase1)
+        else {
             return;
         };
         let signatures = chosen.auth == AuthMethod::RsaSignature;
-        let keys = derive_phase1(&Phase1Input {
-            hash: chosen.hash,
-            cipher: chosen.cipher,
-            auth: if signatures {
+        let sa = self.phase1_sa(chosen);
+        let idii = self.id_payload();
+        let own = OwnProof {
+            auth: Some(if signatures {
                 SkeyidInput::Signature
             } else {
                 SkeyidInput::PreSharedKey(&self.cfg.psk)
-            },
-            ni: &self.ni,
-            nr: nr.body,
-            gxy: &gxy,
-            cky_i: self.cky_i,
-            cky_r: self.cky_r,
-        });
-        if let Some(v) = self.vendor.nat_t.filter(|_| self.cfg.nat_t) {
-            self.nat = self.nat_from(chosen.hash, &chain.all_kind(v.nat_d_kind()));
-        }
-        self.cert_requested = !chain.all_kind(kind::CR).is_empty();
-        self.iv = phase1_iv(chosen.hash, chosen.cipher, dh.public(), ke.body);
-        self.gxr = ke.body.to_vec();
-        let idii = self.id_payload();
-        let gxi = dh.public().to_vec();
-        let hash_i = auth_hash(
-            chosen.hash,
-            &keys.skeyid,
-            &AuthHashInput {
-                gx_self: &gxi,
-                gx_peer: &self.gxr,
-                cky_self: self.cky_i,
-                cky_peer: self.cky_r,
-                sai_b: &self.sai_b,
-                id_b: &idii,
-            },
-        );
-        let mut c = ChainBuilder::new();
-        c.push(kind::ID, &idii);
-        match self.cfg.certificate.clone().filter(|_| signatures) {
-            Some(cert) => {
-                for der in cert.chain_der() {
-                    c.push(kind::CERT, &[&[4u8][..], der].concat());
-                }
-                let Ok(sig) = cert.sign_hash(&mut self.rng, &hash_i) else {
-                    return;
-                };
-                c.push(kind::SIG, &sig);
-            }
-            None => {
-                c.push(kind::HASH, &hash_i);
-            }
-        }
-        let Ok((msg, last)) = seal_encrypted(
-            header(self.cky_i, self.cky_r, ExchangeType::IdentityProtection, 0),
-            &c,
-            keys.cipher,
-            &keys.enc_key,
-            &self.iv,
-        ) else {
+            }),
+            id_b: &idii,
+            credentials: self.cfg.certificate.as_deref().filter(|_| signatures),
+        };
+        let Ok((next, msg)) = st.send_auth(&mut self.rng, &sa, (ke.body, nr.body), &own) else {
             return;
         };
-        self.iv = last;
-        self.keys = Some(keys);
+        if let Some(nat) = self.nat_from(&sa, &chain) {
+            self.nat = nat;
+        }
+        self.cert_requested = !chain.all_kind(kind::CR).is_empty();
+        self.phase1 = Some(Phase1::MainAuth(Box::new(next)));
         // RFC 3947 §4: with a NAT in between, switch to the NAT-T port from message 5 on.
         self.floated = self.nat.any();
         self.state = InitiatorState::SentAuth;
         self.send(now, msg, true);
     }
 
+    /// Main Mode message 6 (HDR*, IDir, HASH_R | CERT*, SIG_R): Phase 1 is complete.
     fn on_auth(&mut self, now: Instant, hdr: &Header, body: &[u8]) {
-        let (Some(keys), Some(chosen), Some(dh)) =
-            (self.keys.as_ref(), self.chosen, self.dh.as_ref())
-        else {
+        let (Some(chosen), Some(Phase1::MainAuth(st))) = (self.chosen, &self.phase1) else {
             return;
         };
-        let Ok(m) = Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, &self.iv) else {
-            return;
-        };
-        let Ok(chain) = m.payloads() else { return };
         let signatures = chosen.auth == AuthMethod::RsaSignature;
-        let proof_kind = if signatures { kind::SIG } else { kind::HASH };
-        let (Some(idr), Some(hash)) = (chain.find_kind(kind::ID), chain.find_kind(proof_kind))
-        else {
+        let Ok((m, proof, expect)) = st.open(&self.phase1_sa(chosen), hdr, body, signatures) else {
             return;
         };
-        let expect = auth_hash(
-            chosen.hash,
-            &keys.skeyid,
-            &AuthHashInput {
-                gx_self: &self.gxr,
-                gx_peer: dh.public(),
-                cky_self: self.cky_r,
-                cky_peer: self.cky_i,
-                sai_b: &self.sai_b,
-                id_b: idr.body,
-            },
-        );
         let authentic = if signatures {
-            let certs: Vec<&[u8]> = chain
-                .all_kind(kind::CERT)
-                .iter()
-                .filter_map(|c| match c.body.split_first() {
-                    Some((4, der)) => Some(der),
-                    _ => None,
-                })
-                .collect();
-            let ident = Identification::parse(idr.body).ok();
-            match (&self.cfg.ca, certs.split_first(), ident) {
+            let ident = Identification::parse(&proof.id_b).ok();
+            match (&self.cfg.ca, proof.certs.split_first(), ident) {
                 (Some(ca), Some((leaf, rest)), Some(ident)) => {
-                    ca.verify(leaf, rest, self.cfg.unix_time).is_ok_and(|p| {
-                        p.matches_id(&ident) && p.verify_hash_signature(&expect, hash.body)
+                    let rest: Vec<&[u8]> = rest.iter().map(Vec::as_slice).collect();
+                    ca.verify(leaf, &rest, self.cfg.unix_time).is_ok_and(|p| {
+                        p.matches_id(&ident) && p.verify_hash_signature(&expect, &proof.proof)
                     })
                 }
                 _ => false,
             }
         } else {
-            bool::from(expect.as_slice().ct_eq(hash.body))
+            hash_eq(&expect, &proof.proof)
         };
         if !authentic {
             self.close_locally();
             return;
         }
-        self.iv = m.last_block.clone().unwrap_or_default();
-        self.events.push(InitiatorEvent::IkeUp { nat: self.nat });
-        self.next_retransmit = None;
-        self.start_quick_mode(now);
+        let Some(Phase1::MainAuth(st)) = self.phase1.take() else {
+            return;
+        };
+        let (keys, _) = st.into_keys();
+        self.phase1_done(now, keys, m.last_block.unwrap_or_default());
+    }
+
+    /// Aggressive Mode message 2 → message 3 (HASH_I and NAT-D, encrypted like strongSwan).
+    fn on_aggressive(&mut self, now: Instant, hdr: &Header, body: &[u8]) {
+        let Ok(chain) = parse_chain(hdr.next_payload, body) else {
+            return;
+        };
+        let (Some(chosen), Some(answer), Some(Phase1::Aggressive(st))) = (
+            chosen_ike(&chain),
+            aggressive::Answer::find(&chain),
+            &self.phase1,
+        ) else {
+            return;
+        };
+        for v in chain.all_kind(kind::VID) {
+            self.vendor.note(v.body);
+        }
+        self.cky_r = hdr.cky_r;
+        let sa = self.phase1_sa(chosen);
+        let (keys, msg, iv) = match st.finish(&sa, &answer, &self.cfg.psk, self.nat_t()) {
+            Ok(r) => r,
+            Err(Message2Error::HashMismatch) => return self.close_locally(),
+            Err(Message2Error::Malformed) => return,
+        };
+        if let Some(nat) = self.nat_from(&sa, &chain) {
+            self.nat = nat;
+        }
+        self.chosen = Some(chosen);
+        // RFC 3947 §4: behind a NAT, message 3 already goes to the NAT-T port.
+        self.floated = self.nat.any();
+        self.send(now, msg, false);
+        self.phase1_done(now, keys, iv);
     }
 
     /// Starts a Quick Mode exchange for the L2TP selectors (also used to rekey).
     pub fn start_quick_mode(&mut self, now: Instant) {
-        let Some(keys) = self.keys.as_ref() else {
+        if self.keys.is_none() {
             return;
-        };
+        }
         let udp = self.nat.any();
         let v = self.vendor.nat_t.unwrap_or(NatTVariant::Rfc3947);
-        self.qm_id = loop {
-            let m = self.rng.next_u32();
-            if m != 0 {
-                break m;
-            }
-        };
-        self.qm_spi = self.rng.next_u32() | 0x1000;
-        let mut ni = vec![0u8; 16];
-        self.rng.fill_bytes(&mut ni);
+        self.qm_id = new_msgid(&mut self.rng, |_| false);
+        let our_spi = self.rng.next_u32() | 0x1000;
         let mut transforms = Vec::new();
         for (t, n) in self.cfg.esp.iter().zip(1u8..) {
             let mut t = *t;
@@ -748,93 +583,52 @@ impl Initiator {
             t.mode_value = if udp { v.udp_transport_mode() } else { 2 };
             transforms.push(t.to_transform(n, t.lifetime));
         }
-        let pfs = self.cfg.esp.first().and_then(|t| t.group);
-        let sa = SaPayload {
-            proposals: vec![Proposal {
-                number: 1,
-                protocol: protocol::ESP,
-                spi: self.qm_spi.to_be_bytes().to_vec(),
-                transforms,
-            }],
+        let selector = |ip| Identification::address(ip, 17, self.cfg.l2tp_port).emit();
+        let offer = Offer {
+            transforms,
+            pfs: self.cfg.esp.first().and_then(|t| t.group),
+            ids: Some((
+                selector(self.cfg.local.ip()),
+                selector(self.cfg.remote.ip()),
+            )),
+            nat_oa: udp.then(|| (v, self.cfg.local.ip(), self.cfg.remote.ip())),
         };
-        let mut rest = ChainBuilder::new();
-        rest.push(kind::SA, &sa.emit()).push(kind::NONCE, &ni);
-        if let Some(g) = pfs {
-            let dh = KeyPair::generate(g, &mut self.rng);
-            rest.push(kind::KE, dh.public());
-            self.qm_dh = Some(dh);
-        }
-        rest.push(
-            kind::ID,
-            &Identification::address(self.cfg.local.ip(), 17, self.cfg.l2tp_port).emit(),
-        );
-        rest.push(
-            kind::ID,
-            &Identification::address(self.cfg.remote.ip(), 17, self.cfg.l2tp_port).emit(),
-        );
-        if udp {
-            rest.push(v.nat_oa_kind(), &emit_nat_oa(self.cfg.local.ip()));
-            rest.push(v.nat_oa_kind(), &emit_nat_oa(self.cfg.remote.ip()));
-        }
-        let hash1 = keys
-            .hash
-            .prf(&keys.skeyid_a, &[&self.qm_id.to_be_bytes(), rest.bytes()]);
-        let mut full = ChainBuilder::new();
-        full.push(kind::HASH, &hash1).append(rest);
-        let iv = phase2_iv(keys.hash, keys.cipher, &self.iv, self.qm_id);
-        let Ok((msg, last)) = seal_encrypted(
-            header(self.cky_i, self.cky_r, ExchangeType::QuickMode, self.qm_id),
-            &full,
-            keys.cipher,
-            &keys.enc_key,
-            &iv,
+        let Some(p) = Protection::of(self.keys.as_ref(), &self.iv, (self.cky_i, self.cky_r)) else {
+            return;
+        };
+        let Ok((qm, msg)) = quick_mode::Initiator::start(
+            &mut self.rng,
+            &p,
+            (self.qm_id, our_spi),
+            QUICK_NONCE_LEN,
+            offer,
         ) else {
             return;
         };
-        self.qm_iv = last;
-        self.qm_ni = ni;
+        self.quick = Some(qm);
         self.state = InitiatorState::SentQuick;
         self.send(now, msg, true);
     }
 
+    /// Quick Mode message 2 → message 3 and the ESP SAs.
     fn on_quick(&mut self, now: Instant, hdr: &Header, body: &[u8]) {
-        let Some(keys) = self.keys.as_ref() else {
+        let (Some(p), Some(qm)) = (
+            Protection::of(self.keys.as_ref(), &self.iv, (self.cky_i, self.cky_r)),
+            self.quick.as_ref(),
+        ) else {
             return;
         };
-        let Ok(m) = Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, &self.qm_iv) else {
+        let Ok(m) = qm.open_answer(&p, hdr, body) else {
             return;
         };
         let Ok(chain) = m.payloads() else { return };
-        let Some((rest, _)) = after_hash(&m.body, &chain) else {
+        let Some(a) = quick_mode::Initiator::answer(&chain) else {
             return;
         };
-        let (Some(nr), Some(sa)) = (chain.find_kind(kind::NONCE), chain.find_kind(kind::SA)) else {
-            return;
-        };
-        let hash2 = chain.first().map(|p| p.body).unwrap_or_default();
-        let expect = keys.hash.prf(
-            &keys.skeyid_a,
-            &[&hdr.message_id.to_be_bytes(), &self.qm_ni, rest],
-        );
-        if !bool::from(expect.as_slice().ct_eq(hash2)) {
-            return;
-        }
-        let Ok(sa) = SaPayload::parse(sa.body) else {
-            return;
-        };
-        let Some(p) = sa.proposals.first() else {
-            return;
-        };
-        let Some(Ok(et)) = p.transforms.first().map(EspTransform::from_transform) else {
-            return;
-        };
-        let Ok(peer_spi) = <[u8; 4]>::try_from(p.spi.as_slice()).map(u32::from_be_bytes) else {
-            return;
-        };
-        let pfs = match (&self.qm_dh, chain.find_kind(kind::KE)) {
-            (Some(dh), Some(ke)) => match dh.shared_secret(ke.body) {
-                Ok(g) => Some(g),
-                Err(_) => return,
+        let pfs = match (qm.has_pfs(), chain.find_kind(kind::KE)) {
+            (true, Some(ke)) => match qm.pfs_secret(ke.body) {
+                Some(g) => Some(g),
+                None => return,
             },
             _ => None,
         };
@@ -843,126 +637,64 @@ impl Initiator {
                 self.events.push(InitiatorEvent::Notified(n.code));
             }
         }
-        let hash3 = keys.hash.prf(
-            &keys.skeyid_a,
-            &[&[0], &hdr.message_id.to_be_bytes(), &self.qm_ni, nr.body],
-        );
-        let mut c = ChainBuilder::new();
-        c.push(kind::HASH, &hash3);
-        let Ok((msg, _)) = seal_encrypted(
-            header(self.cky_i, self.cky_r, ExchangeType::QuickMode, self.qm_id),
-            &c,
-            keys.cipher,
-            &keys.enc_key,
-            m.last_block.as_deref().unwrap_or_default(),
-        ) else {
+        let Ok(msg) = qm.finish(&p, a.nr, m.last_block.as_deref().unwrap_or_default()) else {
             return;
         };
-        let len = et.keymat_len();
-        let g = pfs.as_ref().map(|g| g.as_slice());
-        let km = KeymatInput {
-            hash: keys.hash,
-            skeyid_d: &keys.skeyid_d,
-            pfs_gxy: g,
-            protocol: protocol::ESP,
-            ni_b: &self.qm_ni,
-            nr_b: nr.body,
-        };
-        let inbound = quick_mode_keymat(&km, self.qm_spi, len);
-        let outbound = quick_mode_keymat(&km, peer_spi, len);
-        self.our_spi = Some(self.qm_spi);
-        self.out_spi = Some(peer_spi);
+        let len = a.transform.keymat_len();
+        let (inbound, outbound) = qm.keymat(p.keys, pfs.as_ref(), a.nr, a.peer_spi, len);
+        let our_spi = qm.our_spi;
+        self.our_spi = Some(our_spi);
+        self.out_spi = Some(a.peer_spi);
         self.state = InitiatorState::Established;
         self.next_retransmit = None;
         self.send(now, msg, false);
+        self.child_up(a.transform, (our_spi, inbound), (a.peer_spi, outbound));
+    }
+
+    /// A new pair of ESP SAs.
+    fn child_up(
+        &mut self,
+        transform: EspTransform,
+        (in_spi, inbound): (u32, crate::keys::SecretBytes),
+        (out_spi, outbound): (u32, crate::keys::SecretBytes),
+    ) {
         self.events.push(InitiatorEvent::ChildUp {
-            transform: et,
+            transform,
             inbound: ChildKeys {
-                spi: self.qm_spi,
+                spi: in_spi,
                 keymat: inbound,
             },
             outbound: ChildKeys {
-                spi: peer_spi,
+                spi: out_spi,
                 keymat: outbound,
             },
             udp_encap: self.nat.any(),
         });
     }
 
-    /// Decrypts the first message of an exchange the responder started (Quick Mode or
-    /// Informational) with its own IV and checks HASH(1) = prf(SKEYID_a, M-ID | payloads
-    /// after HASH) (RFC 2409 §5.5, §5.7).
-    fn open_hashed(&self, hdr: &Header, body: &[u8]) -> Option<Message> {
-        let keys = self.keys.as_ref()?;
-        let iv = phase2_iv(keys.hash, keys.cipher, &self.iv, hdr.message_id);
-        let m = Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, &iv).ok()?;
-        let chain = m.payloads().ok()?;
-        let (rest, _) = after_hash(&m.body, &chain)?;
-        let hash1 = chain.first().map(|p| p.body).unwrap_or_default();
-        let expect = keys
-            .hash
-            .prf(&keys.skeyid_a, &[&hdr.message_id.to_be_bytes(), rest]);
-        let ok = bool::from(expect.as_slice().ct_eq(hash1));
-        drop(chain);
-        ok.then_some(m)
-    }
-
     /// The responder's own Quick Mode (its rekey, RFC 2409 §5.5): message 1 → message 2;
     /// message 3 → the new pair.
     fn on_peer_quick(&mut self, now: Instant, hdr: &Header, body: &[u8]) {
-        let Some(keys) = self.keys.as_ref() else {
+        let Some(p) = Protection::of(self.keys.as_ref(), &self.iv, (self.cky_i, self.cky_r)) else {
             return;
         };
         let msgid = hdr.message_id;
-        if let Some(pq) = self.peer_qm.as_ref().filter(|p| p.msgid == msgid) {
+        if let Some(pq) = self.peer_qm.as_ref().filter(|q| q.qm.msgid == msgid) {
             if pq.rx1 == body {
                 let out = pq.last_tx.clone();
                 return self.send(now, out, false);
             }
-            let Ok(m) = Message::decrypt(*hdr, body, keys.cipher, &keys.enc_key, &pq.iv) else {
-                return;
-            };
-            let Ok(chain) = m.payloads() else { return };
-            let expect = keys.hash.prf(
-                &keys.skeyid_a,
-                &[&[0], &msgid.to_be_bytes(), &pq.ni, &pq.nr],
-            );
-            let ok = matches!(chain.as_slice(), [h] if h.kind == kind::HASH
-                && bool::from(expect.as_slice().ct_eq(h.body)));
-            if !ok {
+            if pq.qm.check_hash3(&p, hdr, body).is_err() {
                 return;
             }
-            let Some(pq) = self.peer_qm.take() else {
-                return;
-            };
-            let km = KeymatInput {
-                hash: keys.hash,
-                skeyid_d: &keys.skeyid_d,
-                pfs_gxy: pq.pfs_gxy.as_ref().map(|g| g.as_slice()),
-                protocol: protocol::ESP,
-                ni_b: &pq.ni,
-                nr_b: &pq.nr,
-            };
-            let len = pq.transform.keymat_len();
-            let inbound = quick_mode_keymat(&km, pq.our_spi, len);
-            let outbound = quick_mode_keymat(&km, pq.peer_spi, len);
-            self.our_spi = Some(pq.our_spi);
-            self.out_spi = Some(pq.peer_spi);
-            self.events.push(InitiatorEvent::ChildUp {
-                transform: pq.transform,
-                inbound: ChildKeys {
-                    spi: pq.our_spi,
-                    keymat: inbound,
-                },
-                outbound: ChildKeys {
-                    spi: pq.peer_spi,
-                    keymat: outbound,
-                },
-                udp_encap: self.nat.any(),
-            });
-            return;
+            let (inbound, outbound) = pq.qm.keymat(p.keys);
+            let (transform, in_spi, out_spi) = (pq.qm.transform, pq.qm.our_spi, pq.qm.peer_spi);
+            self.peer_qm = None;
+            self.our_spi = Some(in_spi);
+            self.out_spi = Some(out_spi);
+            return self.child_up(transform, (in_spi, inbound), (out_spi, outbound));
         }
-        let Some(m) = self.open_hashed(hdr, body) else {
+        let Ok(m) = p.open_first(hdr, body) else {
             return;
         };
         let Ok(chain) = m.payloads() else { return };
@@ -972,10 +704,10 @@ impl Initiator {
         let Ok(sa) = SaPayload::parse(sa.body) else {
             return;
         };
-        let Some(p) = sa.proposals.first() else {
+        let Some(prop) = sa.proposals.first() else {
             return;
         };
-        let Some((t, Ok(et))) = p
+        let Some((t, Ok(et))) = prop
             .transforms
             .first()
             .map(|t| (t, EspTransform::from_transform(t)))
@@ -990,68 +722,46 @@ impl Initiator {
         {
             return;
         }
-        let Ok(peer_spi) = <[u8; 4]>::try_from(p.spi.as_slice()).map(u32::from_be_bytes) else {
+        let Ok(peer_spi) = <[u8; 4]>::try_from(prop.spi.as_slice()).map(u32::from_be_bytes) else {
             return;
         };
-        let (ke_pub, pfs_gxy) = match (et.group, chain.find_kind(kind::KE)) {
-            (None, None) => (None, None),
-            (Some(g), Some(ke)) => {
-                let dh = KeyPair::generate(g, &mut self.rng);
-                let Ok(gxy) = dh.shared_secret(ke.body) else {
-                    return;
-                };
-                (Some(dh.public().to_vec()), Some(gxy))
-            }
-            _ => return,
+        let Some((ke_pub, pfs_gxy)) =
+            quick_mode::pfs_answer(&mut self.rng, et.group, chain.find_kind(kind::KE))
+        else {
+            return;
         };
         let our_spi = self.rng.next_u32() | 0x1000;
-        let mut nr = vec![0u8; 16];
-        self.rng.fill_bytes(&mut nr);
-        let reply_sa = SaPayload {
-            proposals: vec![Proposal {
-                spi: our_spi.to_be_bytes().to_vec(),
-                transforms: vec![t.clone()],
-                ..p.clone()
-            }],
-        };
+        let nr = new_nonce(&mut self.rng, QUICK_NONCE_LEN);
         let mut rest = ChainBuilder::new();
-        rest.push(kind::SA, &reply_sa.emit()).push(kind::NONCE, &nr);
+        rest.push(kind::SA, &quick_mode::chosen_sa(prop, t, our_spi))
+            .push(kind::NONCE, &nr);
         if let Some(k) = &ke_pub {
             rest.push(kind::KE, k);
         }
         for id in chain.all_kind(kind::ID) {
             rest.push(kind::ID, id.body);
         }
-        let hash2 = keys.hash.prf(
-            &keys.skeyid_a,
-            &[&msgid.to_be_bytes(), ni.body, rest.bytes()],
-        );
-        let mut full = ChainBuilder::new();
-        full.push(kind::HASH, &hash2).append(rest);
-        let Ok((msg, last)) = seal_encrypted(
-            header(self.cky_i, self.cky_r, ExchangeType::QuickMode, msgid),
-            &full,
-            keys.cipher,
-            &keys.enc_key,
-            m.last_block.as_deref().unwrap_or_default(),
-        ) else {
+        let req = Request {
+            msgid,
+            ni: ni.body,
+            peer_spi,
+            transform: et,
+            iv: m.last_block.as_deref().unwrap_or_default(),
+        };
+        let Ok((qm, msg)) = quick_mode::Responder::answer(&p, req, (our_spi, nr), pfs_gxy, rest)
+        else {
             return;
         };
         self.peer_qm = Some(PeerQuick {
-            msgid,
-            iv: last,
-            ni: ni.body.to_vec(),
-            nr,
-            our_spi,
-            peer_spi,
-            transform: et,
-            pfs_gxy,
+            qm,
             last_tx: msg.clone(),
             rx1: body.to_vec(),
         });
         self.send(now, msg, false);
     }
 
+    /// An Informational message: errors before Phase 1 (in clear), then DPD, notifies and
+    /// DELETEs (RFC 2409 §5.7).
     fn on_info(&mut self, now: Instant, hdr: &Header, body: &[u8]) {
         if !hdr.encrypted() {
             if let Ok(chain) = parse_chain(hdr.next_payload, body) {
@@ -1064,7 +774,9 @@ impl Initiator {
             self.close_locally();
             return;
         }
-        let Some(m) = self.open_hashed(hdr, body) else {
+        let Some(Ok(m)) = Protection::of(self.keys.as_ref(), &self.iv, (self.cky_i, self.cky_r))
+            .map(|p| p.open_first(hdr, body))
+        else {
             return;
         };
         let Ok(chain) = m.payloads() else { return };
@@ -1074,10 +786,7 @@ impl Initiator {
                 continue;
             };
             if n.code == code::R_U_THERE {
-                acks.push(Notify {
-                    code: code::R_U_THERE_ACK,
-                    ..n
-                });
+                acks.push(r_u_there_ack(n));
             } else {
                 self.events.push(InitiatorEvent::Notified(n.code));
             }
@@ -1105,25 +814,15 @@ impl Initiator {
 
     /// Sends a protected Informational message.
     pub fn send_info(&mut self, now: Instant, fill: impl FnOnce(&mut ChainBuilder)) {
-        let Some(keys) = self.keys.as_ref() else {
+        if self.keys.is_none() {
             return;
-        };
+        }
         let msgid = self.rng.next_u32() | 1;
         let mut rest = ChainBuilder::new();
         fill(&mut rest);
-        let hash = keys
-            .hash
-            .prf(&keys.skeyid_a, &[&msgid.to_be_bytes(), rest.bytes()]);
-        let mut full = ChainBuilder::new();
-        full.push(kind::HASH, &hash).append(rest);
-        let iv = phase2_iv(keys.hash, keys.cipher, &self.iv, msgid);
-        let Ok((msg, _)) = seal_encrypted(
-            header(self.cky_i, self.cky_r, ExchangeType::Informational, msgid),
-            &full,
-            keys.cipher,
-            &keys.enc_key,
-            &iv,
-        ) else {
+        let Some(msg) = Protection::of(self.keys.as_ref(), &self.iv, (self.cky_i, self.cky_r))
+            .and_then(|p| p.informational(msgid, rest))
+        else {
             return;
         };
         self.send(now, msg, false);
@@ -1131,12 +830,7 @@ impl Initiator {
 
     /// Sends R-U-THERE (RFC 3706) with `seq`.
     pub fn send_dpd(&mut self, now: Instant, seq: u32) {
-        let n = Notify {
-            protocol: protocol::ISAKMP,
-            code: code::R_U_THERE,
-            spi: [self.cky_i, self.cky_r].concat(),
-            data: seq.to_be_bytes().to_vec(),
-        };
+        let n = r_u_there((self.cky_i, self.cky_r), seq);
         self.send_info(now, |c| {
             c.push(kind::N, &n.emit());
         });
@@ -1145,18 +839,12 @@ impl Initiator {
     /// Deletes the ESP SA and the IKE SA (RFC 2408 §3.15).
     pub fn delete(&mut self, now: Instant) {
         if let Some(spi) = self.our_spi {
-            let d = Delete {
-                protocol: protocol::ESP,
-                spis: vec![spi.to_be_bytes().to_vec()],
-            };
+            let d = delete_esp(spi);
             self.send_info(now, |c| {
                 c.push(kind::D, &d.emit());
             });
         }
-        let d = Delete {
-            protocol: protocol::ISAKMP,
-            spis: vec![[self.cky_i, self.cky_r].concat()],
-        };
+        let d = delete_isakmp((self.cky_i, self.cky_r));
         self.send_info(now, |c| {
             c.push(kind::D, &d.emit());
         });

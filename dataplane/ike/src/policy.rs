@@ -288,7 +288,7 @@ pub struct Config {
     /// Half-open IKE SAs per source IP address (strongSwan's default block threshold is 5).
     pub max_half_open_per_ip: usize,
     /// Half-open IKE SAs in total. When full, a new Main Mode evicts the oldest half-open
-    /// SA whose client never answered message 2 (`responder::pressure`).
+    /// SA whose client never answered message 2 (`endpoint::pressure`).
     pub max_half_open: usize,
     /// Established IKE SAs in total.
     pub max_ike_sas: usize,

@@ -17,8 +17,8 @@
 
 use std::time::Instant;
 
-use super::{DropReason, IkeSaId, Responder};
-use crate::responder::DownReason;
+use super::Responder;
+use super::event::{DownReason, DropReason, IkeSaId};
 
 /// A change to the set of IKE SAs, in order: SA identifiers are the cookies that name them
 /// (our responder cookie, or our initiator cookie for a Main Mode we started), so a
