@@ -60,7 +60,9 @@ one() {
   done
 }
 
-printf '# %s %s\ntarget\texecutions\ttotal\tseconds\texec_per_s\tcrashes\texit\n' "$(date -u +%FT%TZ)" "$(git rev-parse --short HEAD)" >>"$work/summary.tsv"
+# The header names what was fuzzed: the tree's commit, or BIN_DIR's COMMIT note.
+built=$(cat "${BIN_DIR:-/nonexistent}/COMMIT" 2>/dev/null || git rev-parse --short HEAD)
+printf '# %s %s\ntarget\texecutions\ttotal\tseconds\texec_per_s\tcrashes\texit\n' "$(date -u +%FT%TZ)" "$built" >>"$work/summary.tsv"
 jobs=${JOBS:-1}
 for t in "${targets[@]}"; do
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
