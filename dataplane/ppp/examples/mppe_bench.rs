@@ -2,7 +2,9 @@
 //!
 //! Prints packets/s and MB/s for 64 B and 1400 B datagrams, stateless and stateful, for
 //! encrypt (MppeTx), decrypt (MppeRx), the full engine path (encapsulate_ip + handle_input),
-//! and raw `rc4` crate throughput with a per-packet key schedule for comparison.
+//! and raw `rc4` crate throughput with a per-packet key schedule for comparison; and what a
+//! forged stateless packet with a far coherency count costs the receiver (RFC 3078 §8.1: up
+//! to 2,047 key changes, rolled back when its inner protocol field turns out invalid).
 
 use std::time::{Duration, Instant};
 
@@ -74,6 +76,7 @@ fn main() {
                 start.elapsed(),
             );
         }
+        forged_far_count(key, size);
         let mut rc = Rc4::new(&key);
         let mut buf = ip.clone();
         let (n, dt) = bench(|| {
@@ -90,4 +93,20 @@ fn main() {
         let (n, dt) = bench(|| c.apply_keystream(&mut buf));
         report("rc4 crate (apply only)", size, n, dt);
     }
+}
+
+/// A stateless receiver facing forged packets whose coherency count is 2,047 ahead (the
+/// most it accepts): each costs the key changes up to that count, then a rollback.
+fn forged_far_count(key: [u8; 16], size: usize) {
+    let mut rx = MppeRx::new(key, KeyBits::B128, false);
+    let mut forged = vec![0x5Cu8; size + 4];
+    // Encrypted + flushed, count 2047 ahead of the receiver's start (4095): 2046.
+    forged[0] = 0x90 | 0x07;
+    forged[1] = 0xFE;
+    let mut buf = forged.clone();
+    let (n, dt) = bench(|| {
+        buf.copy_from_slice(&forged);
+        let _ = rx.decrypt(&mut buf);
+    });
+    report("forged far-count packet (stateless)", size, n, dt);
 }
