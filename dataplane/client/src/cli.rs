@@ -338,10 +338,15 @@ fn start_lac(
         Duration::from_secs(args.timeout),
     );
     let task = tokio::spawn(async move {
-        if let Some(p) = ipsec {
-            ipsec::establish(c.clone(), p, server, local_port, stop_rx.clone(), timeout).await?;
+        let ike = match ipsec {
+            Some(p) => Some(ipsec::establish(c.clone(), p, server, local_port, timeout).await?),
+            None => None,
+        };
+        let r = lac::run(c, params, control.control, rx, stop_rx).await;
+        if let Some(ike) = ike {
+            ike.close().await;
         }
-        lac::run(c, params, control.control, rx, stop_rx).await
+        r
     });
     Ok((tx, task))
 }

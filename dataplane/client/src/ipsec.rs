@@ -14,6 +14,7 @@ use sluice_ike::initiator::{Initiator, InitiatorConfig, InitiatorEvent, esp_prop
 use sluice_ike::prf::HashAlg;
 use sluice_ike::sa::{AuthMethod, EspAuth, EspCipher, IkeTransform, Lifetime};
 use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
 use crate::pptp::Client;
@@ -119,17 +120,33 @@ fn source_toward(server: Ipv4Addr, bind: Option<Ipv4Addr>) -> Result<Ipv4Addr, S
     }
 }
 
+/// The task that keeps the client's IKE SA alive (answers DPD).
+pub struct IkeTask {
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+impl IkeTask {
+    /// Deletes the IKE SA and its ESP SAs (RFC 2408 §3.15), once L2TP has closed over
+    /// them: L2TP's StopCCN travels inside ESP, so the SAs go last, as with xl2tpd and
+    /// strongSwan.
+    pub async fn close(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.handle).await;
+    }
+}
+
 /// Opens the IPsec ports, negotiates the SAs with `server` and installs them; returns once
-/// L2TP to `server` (its L2TP address) travels inside ESP. A task keeps the IKE SA alive
-/// (answers DPD) and deletes it when `stop` turns true.
+/// L2TP to `server` (its L2TP address) travels inside ESP, with the task that keeps the IKE
+/// SA alive. Dropping the task's handle deletes the SA too.
 pub async fn establish(
     client: Arc<Client>,
     params: IpsecParams,
     server: SocketAddrV4,
     local_l2tp_port: u16,
-    mut stop: watch::Receiver<bool>,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<IkeTask, String> {
+    let (stop_tx, mut stop) = watch::channel(false);
     let (io, mut rx) = IpsecIo::open(
         params.bind,
         params.ike_port,
@@ -194,7 +211,7 @@ pub async fn establish(
     let mut ini = Initiator::new(cfg, seed());
     let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
     let c = client.clone();
-    tokio::spawn(async move {
+    let handle = tokio::spawn(async move {
         let mut ready = Some(ready_tx);
         let Some(io) = c.dp.ipsec.get() else { return };
         ini.start(Instant::now());
@@ -274,8 +291,12 @@ pub async fn establish(
             }
         }
     });
+    let task = IkeTask {
+        stop: stop_tx,
+        handle,
+    };
     match tokio::time::timeout(timeout, ready_rx).await {
-        Ok(Ok(r)) => r,
+        Ok(Ok(r)) => r.map(|()| task),
         Ok(Err(_)) => Err("the IKE task ended".into()),
         Err(_) => Err(format!(
             "no IPsec SA with {} within {timeout:?}",

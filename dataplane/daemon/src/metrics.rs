@@ -306,6 +306,8 @@ pub struct Metrics {
     pub ike_sas: Gauge,
     /// ESP SA pairs installed.
     pub esp_sas: Gauge,
+    /// ESP packets that overtook Quick Mode message 3 and were held until their SA was up.
+    pub esp_held: Counter,
     /// IKE messages by direction.
     pub ike_messages: Family<DirLabels, Counter>,
     /// L2TP control messages (ZLB acknowledgements included) by direction.
@@ -367,6 +369,7 @@ impl Metrics {
             l2tp_tunnels: Gauge::default(),
             ike_sas: Gauge::default(),
             esp_sas: Gauge::default(),
+            esp_held: Counter::default(),
             ike_messages: Family::default(),
             l2tp_control: Family::default(),
             reloads: Family::default(),
@@ -523,6 +526,11 @@ impl Metrics {
             m.ike_sas.clone(),
         );
         registry.register("ipsec_esp_sas", "Installed ESP SA pairs", m.esp_sas.clone());
+        registry.register(
+            "ipsec_esp_held",
+            "ESP packets that arrived before Quick Mode message 3 had installed their SA, held and passed on after it",
+            m.esp_held.clone(),
+        );
         registry.register(
             "ipsec_ike_messages",
             "IKE messages, by direction",

@@ -293,6 +293,16 @@ fn establish(ike_t: IkeTransform, esp: EspTransform) -> Net {
     assert_eq!(r.transform.cipher, t.cipher);
     assert!(!udp && !r.udp_encap);
     assert_eq!(r.client_addr, Some("192.0.2.10".parse().unwrap()));
+    // Message 2 announced the inbound SPI before message 3 brought the pair up (the
+    // data plane holds ESP that overtakes message 3).
+    let expected = net.events.iter().position(|e| {
+        matches!(e, Event::ChildSaExpected { inbound_spi, .. } if *inbound_spi == r.inbound.spi)
+    });
+    let up = net
+        .events
+        .iter()
+        .position(|e| matches!(e, Event::ChildSaUp(_)));
+    assert!(expected.is_some() && expected < up, "{:?}", (expected, up));
     net
 }
 

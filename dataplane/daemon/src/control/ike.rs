@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::datapath::ipsec::guard::{IkeGuard, Limits};
-use crate::datapath::ipsec::{IkeDatagram, IpsecIo};
+use crate::datapath::ipsec::{IkeDatagram, IpsecIo, receive_esp};
 use crate::gateway::Gateway;
 use crate::host::{seed, unix_now};
 use crate::metrics::{DirLabels, Direction, Layer, Protocol, SetupPhase};
@@ -205,6 +205,10 @@ async fn drive(
                     info!(%peer, %identity, cipher = transform.cipher.name(), hash = transform.hash.name(),
                         group = transform.group.name(), client_behind_nat = nat.peer_behind_nat, "IKE SA up");
                 }
+                Event::ChildSaExpected { inbound_spi, .. } => {
+                    let expired = io.expect_child(inbound_spi, Instant::now());
+                    m.dropped_n("esp_held_expired", expired as u64);
+                }
                 Event::ChildSaUp(c) => {
                     m.phase(Protocol::L2tp, SetupPhase::IkePhase2, c.setup);
                     phase2_span(&c, traces.get(&c.ike));
@@ -226,9 +230,16 @@ async fn drive(
                             info!(%peer, spi_in = format_args!("{:#010x}", c.inbound.spi),
                                 spi_out = format_args!("{:#010x}", c.outbound.spi), udp_encap = c.udp_encap,
                                 client = ?c.client_addr, lifetime = ?c.lifetime, "ESP SAs installed");
+                            // ESP that overtook message 3, in arrival order.
+                            for mut p in io.release_held(c.inbound.spi) {
+                                m.esp_held.inc();
+                                receive_esp(&*gw, io, &mut p.esp, p.outer, p.local, Instant::now());
+                            }
                         }
                         Err(e) => {
                             warn!(%peer, error = %e, "installing ESP SAs failed");
+                            let lost = io.release_held(c.inbound.spi).len();
+                            m.dropped_n("esp_unknown_spi", lost as u64);
                             r.close(c.ike);
                         }
                     }

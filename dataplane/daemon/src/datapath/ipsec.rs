@@ -34,6 +34,7 @@ use crate::io::udpsock::{UdpBatch, UdpPort};
 use crate::metrics::Layer;
 
 pub mod guard;
+pub mod held;
 
 /// IKE datagrams waiting for the IKE task, at most.
 pub const IKE_QUEUE: usize = 4096;
@@ -100,6 +101,8 @@ pub struct IpsecIo {
     natt_port: u16,
     /// The gateway's admission of IKE datagrams (set by the IKE thread; the client has none).
     pub guard: OnceLock<guard::IkeGuard>,
+    /// ESP that overtook Quick Mode message 3, until its SA is installed.
+    held: Mutex<held::Held>,
 }
 
 /// The ESP suite for a negotiated transform.
@@ -158,6 +161,7 @@ impl IpsecIo {
                 peers: RwLock::new(HashMap::new()),
                 natt_port,
                 guard: OnceLock::new(),
+                held: Mutex::new(held::Held::default()),
             },
             rx,
         ))
@@ -216,6 +220,23 @@ impl IpsecIo {
                 })),
             );
         Ok(())
+    }
+
+    /// Quick Mode message 2 with inbound SPI `spi` goes out: hold ESP for it (see
+    /// [`held`]). Returns the number of held packets dropped because their time was up.
+    pub fn expect_child(&self, spi: u32, now: Instant) -> usize {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .expect(spi, now)
+    }
+
+    /// The ESP held for inbound SPI `spi`, once its SA is installed (or failed to be).
+    pub fn release_held(&self, spi: u32) -> Vec<held::HeldPacket> {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .release(spi)
     }
 
     /// Removes one ESP SA pair (the outbound only if it is still the current one).
@@ -480,14 +501,31 @@ pub(crate) fn receive_esp<H: Hooks>(
     let Some(spi) = sluice_esp::spi_of(esp) else {
         return dp.metrics.malformed(Layer::Esp);
     };
-    let entry = io
-        .inbound
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&spi)
-        .cloned();
-    let Some(entry) = entry else {
-        return dp.metrics.dropped("esp_unknown_spi");
+    let lookup = || {
+        io.inbound
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&spi)
+            .cloned()
+    };
+    let entry = match lookup() {
+        Some(e) => e,
+        None => {
+            // Looked up again under the hold lock: the IKE thread installs the SA before it
+            // takes this lock to release what was held, so no packet is held after that.
+            let mut held = io.held.lock().unwrap_or_else(|p| p.into_inner());
+            match lookup() {
+                Some(e) => e,
+                None => {
+                    return match held.hold(spi, esp, (outer, local), now) {
+                        held::HoldOutcome::Held => {}
+                        held::HoldOutcome::Full | held::HoldOutcome::NotExpected => {
+                            dp.metrics.dropped("esp_unknown_spi")
+                        }
+                    };
+                }
+            }
+        }
     };
     let mut sa = entry.sa.lock().unwrap_or_else(|p| p.into_inner());
     let opened = match sa.decapsulate(esp) {

@@ -110,6 +110,17 @@ pub enum Event {
         /// From the exchange's first message to its completion (Phase 1 setup time).
         setup: Duration,
     },
+    /// Our Quick Mode message 2 is about to go out (RFC 2409 §5.5). The client installs
+    /// its SAs when it receives it and may send ESP with `inbound_spi` before its
+    /// message 3 has been processed here: the data plane may hold such packets briefly and
+    /// pass them on after the [`Event::ChildSaUp`] of the same SPI. Informational: it can
+    /// be dropped from a full queue, and no `ChildSaUp` may follow (a lost exchange).
+    ChildSaExpected {
+        /// The IKE SA.
+        ike: IkeSaId,
+        /// The inbound SPI we chose.
+        inbound_spi: u32,
+    },
     /// Quick Mode completed: install both ESP SAs.
     ChildSaUp(Box<ChildSa>),
     /// Remove these ESP SAs.
@@ -229,7 +240,7 @@ pub struct Stats {
     pub ike_rekeys_started: u64,
     /// Of those, completed.
     pub ike_rekeys_completed: u64,
-    /// Informational events ([`Event::AuthFailed`]) dropped because the event queue was
-    /// full; SA events are never dropped.
+    /// Informational events ([`Event::AuthFailed`], [`Event::ChildSaExpected`]) dropped
+    /// because the event queue was full; SA events are never dropped.
     pub events_dropped: u64,
 }

@@ -2,7 +2,7 @@
 //!
 //! Both queues hold at most [`MAX_QUEUE`] entries between two drains by the caller. Past
 //! that, new datagrams are dropped (the peers retransmit), and so are informational events
-//! ([`Event::AuthFailed`]), counted in [`Stats::events_dropped`]. An SA event (an IKE or
+//! ([`Event::AuthFailed`], [`Event::ChildSaExpected`]), counted in [`Stats::events_dropped`]. An SA event (an IKE or
 //! ESP SA up, down or moved) is never dropped: it first evicts the oldest informational
 //! event, and is queued beyond the bound when there is none (the SA limits bound how many
 //! one call can make).
@@ -25,7 +25,7 @@ pub(super) struct Output {
 
 /// An event the data plane must apply to its SA state (others are for logs and metrics).
 fn changes_sas(e: &Event) -> bool {
-    !matches!(e, Event::AuthFailed { .. })
+    !matches!(e, Event::AuthFailed { .. } | Event::ChildSaExpected { .. })
 }
 
 impl Output {

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::Handled;
-use super::event::{DropReason, IkeSaId};
+use super::event::{DropReason, Event, IkeSaId};
 use super::ike_sa::{Child, IkeSa, OwnQuick, Quick, Terms};
 use super::{DEFAULT_LIFETIME, MAX_RETRANSMITS, NONCE_LEN, OWN_RETRANSMIT, Responder};
 use crate::exchange::quick_mode::{self, Offer, Request};
@@ -212,6 +212,10 @@ impl Responder {
             e.last_activity = now;
         }
         self.reschedule(id);
+        self.event(Event::ChildSaExpected {
+            ike: id,
+            inbound_spi: our_spi,
+        });
         self.send(local, peer, &out);
         Ok(())
     }
