@@ -25,28 +25,56 @@ echo "fuzz: built every target in $((t1 - t0))s"
 bin="$CARGO_TARGET_DIR/$(rustc -vV | sed -n 's/^host: //p')/debug"
 scratch="$CARGO_TARGET_DIR/smoke"
 rm -rf "$scratch"
-failed=()
+# Targets run FUZZ_JOBS at a time (default: one per core, at most 2); each prints its lines
+# when it ends.
+jobs=${FUZZ_JOBS:-$(( $(nproc) >= 2 ? 2 : 1 ))}
+# one TARGET: a bounded run from the seed corpus; writes its report and exit status.
+one() {
+  local t=$1 corpus="$scratch/corpus/$1" artifacts="$scratch/artifacts/$1" rc=0
+  mkdir -p "$corpus" "$artifacts"
+  [ -d "fuzz/corpus/$t" ] && cp -R "fuzz/corpus/$t/." "$corpus/"
+  {
+    echo "fuzz: $t (${secs}s, $(find "$corpus" -type f | wc -l) seeds)"
+    "$bin/$t" "$corpus" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=4096 -timeout=10 \
+      -artifact_prefix="$artifacts/" -print_final_stats=1 >"$scratch/$t.log" 2>&1 || rc=$?
+    grep -E '^stat::number_of_executed_units|^Done [0-9]+ runs' "$scratch/$t.log" | tail -n 1 || true
+    if [ "$rc" -ne 0 ]; then
+      tail -n 40 "$scratch/$t.log"
+      echo "fuzz: $t FAILED (exit $rc); input(s) in $artifacts"
+    fi
+  } >"$scratch/$t.report" 2>&1
+  echo "$rc" >"$scratch/$t.rc"
+}
+mkdir -p "$scratch"
+targets=()
 for t in $(cargo fuzz list); do
   case $t in
     daemon_l2tp_datagram|daemon_esp_inner)
       # Real sockets on 127.0.0.1, among them raw GRE and ESP sockets.
       if [ "$(id -u)" -ne 0 ]; then echo "fuzz: $t skipped (needs root for raw sockets)"; continue; fi ;;
   esac
-  corpus="$scratch/corpus/$t" artifacts="$scratch/artifacts/$t"
-  mkdir -p "$corpus" "$artifacts"
-  [ -d "fuzz/corpus/$t" ] && cp -R "fuzz/corpus/$t/." "$corpus/"
-  echo "fuzz: $t (${secs}s, $(find "$corpus" -type f | wc -l) seeds)"
-  rc=0
-  "$bin/$t" "$corpus" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=4096 -timeout=10 \
-    -artifact_prefix="$artifacts/" -print_final_stats=1 >"$scratch/$t.log" 2>&1 || rc=$?
-  grep -E '^stat::number_of_executed_units|^Done [0-9]+ runs' "$scratch/$t.log" | tail -n 1 || true
-  if [ "$rc" -ne 0 ]; then
-    failed+=("$t")
-    tail -n 40 "$scratch/$t.log"
-    echo "fuzz: $t FAILED (exit $rc); input(s) in $artifacts" >&2
+  targets+=("$t")
+done
+running=()
+for t in "${targets[@]}"; do
+  one "$t" &
+  running+=("$t")
+  if [ "${#running[@]}" -ge "$jobs" ]; then
+    wait -n || true
+    still=()
+    for r in "${running[@]}"; do
+      if [ -f "$scratch/$r.rc" ]; then cat "$scratch/$r.report"; else still+=("$r"); fi
+    done
+    running=("${still[@]}")
   fi
 done
-echo "fuzz: ran $(cargo fuzz list | wc -l) targets in $(( $(date +%s) - t1 ))s (build $((t1 - t0))s)"
+wait
+for r in "${running[@]}"; do cat "$scratch/$r.report"; done
+failed=()
+for t in "${targets[@]}"; do
+  [ "$(cat "$scratch/$t.rc" 2>/dev/null || echo 1)" -eq 0 ] || failed+=("$t")
+done
+echo "fuzz: ran ${#targets[@]} targets, $jobs at a time, in $(( $(date +%s) - t1 ))s (build $((t1 - t0))s)"
 if [ "${#failed[@]}" -ne 0 ]; then
   echo "fuzz: failed: ${failed[*]}" >&2
   exit 1

@@ -6,6 +6,11 @@
 #
 #   e2e/qemu/run.sh [SCENARIO...]     # default: every directory in e2e/qemu/scenarios
 #
+# Scenarios run SLUICE_E2E_JOBS at a time (default: 2 where the machine has 2 cores or
+# more, else 1), longest first, each in its own lab (namespaces named after the worker's
+# PID, so labs never share a device or an address space). Worker lines are prefixed
+# [w1], [w2], ...
+#
 # A scenario is a directory scenarios/NN-name/ with
 #   guest.sh       bash run as root in the guest (sources ./lib.sh = guest/lib.sh);
 #                  exit 0 = pass. Header lines:
@@ -31,6 +36,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, tap devices)"
+# A worker of a parallel run (see below) takes scenarios from a queue directory.
+QUEUE=""
+if [ "${1:-}" = --queue ]; then QUEUE=$2; shift 2; fi
 if [ $# -gt 0 ]; then
   SCENARIOS=()
   for s in "$@"; do
@@ -137,7 +145,39 @@ run_scenario() {
   lab_teardown
 }
 
-for dir in "${SCENARIOS[@]}"; do run_scenario "$dir"; done
+# lab_timeout DIR: a scenario's time limit, to run the longest first.
+lab_timeout() { header "$1/guest.sh" timeout 120; }
+
+JOBS=${SLUICE_E2E_JOBS:-$(( $(nproc) >= 2 ? 2 : 1 ))}
+[[ "$JOBS" =~ ^[1-9]$ ]] || die "SLUICE_E2E_JOBS must be 1..9, not '$JOBS'"
+if [ -n "$QUEUE" ]; then
+  # Worker: claim queued scenarios one at a time (a rename is atomic, so each is taken once).
+  for f in "$QUEUE"/q-[0-9][0-9][0-9]; do
+    mv "$f" "$f.$$" 2>/dev/null || continue
+    run_scenario "$(cat "$f.$$")"
+    printf '%s\n' "${RESULTS[-1]}" >>"$QUEUE/results"
+  done
+elif [ "$JOBS" -gt 1 ] && [ "${#SCENARIOS[@]}" -gt 1 ]; then
+  queue="$LAB_WORK/queue"; mkdir -p "$queue"
+  i=0
+  while read -r _ dir; do
+    i=$((i + 1)); printf '%s\n' "$dir" >"$queue/q-$(printf %03d "$i")"
+  done < <(for d in "${SCENARIOS[@]}"; do echo "$(lab_timeout "$d") $d"; done | sort -k1,1nr -s)
+  log "${#SCENARIOS[@]} scenarios, $JOBS at a time"
+  pids=()
+  for w in $(seq 1 "$JOBS"); do
+    ( SLUICE_E2E_JOBS=1 "$here/run.sh" --queue "$queue" 2>&1 | sed -u "s/^/[w$w] /" ) &
+    pids+=("$!")
+  done
+  trap 'kill "${pids[@]}" 2>/dev/null; exit 130' INT TERM
+  for p in "${pids[@]}"; do wait "$p" || true; done
+  mapfile -t RESULTS <"$queue/results" 2>/dev/null || RESULTS=()
+  PASS=$(printf '%s\n' "${RESULTS[@]}" | grep -c '^ok' || true)
+  FAIL=$(( ${#SCENARIOS[@]} - PASS ))
+  [ "${#RESULTS[@]}" -eq "${#SCENARIOS[@]}" ] || RESULTS+=("FAIL $(( ${#SCENARIOS[@]} - ${#RESULTS[@]} )) scenario(s) without a result (a worker died)")
+else
+  for dir in "${SCENARIOS[@]}"; do run_scenario "$dir"; done
+fi
 
 printf '\n'
 for r in "${RESULTS[@]}"; do echo "$r"; done
