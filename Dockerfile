@@ -25,10 +25,10 @@ COPY . .
 RUN --mount=type=cache,id=sluice-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,id=sluice-cargo-git,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,id=sluice-target,target=/src/target,sharing=locked \
-    cargo build --release --locked -p sluice-operator -p sluice-dataplane --bins \
+    cargo build --profile dist --locked -p sluice-operator -p sluice-dataplane --bins \
     && mkdir -p /out \
     && for bin in sluice-operator sluice-dataplane; do \
-         objcopy --strip-debug "target/release/$bin" "/out/$bin"; \
+         objcopy --strip-debug "target/dist/$bin" "/out/$bin"; \
        done
 
 # ---------------------------------------------------------------- runtime

@@ -102,7 +102,10 @@ run_scenario() {
       qemu_pids+=("$GUEST_PID")
     done
     if [ -f "$dir/host.sh" ]; then
-      ( set -euo pipefail; source "$dir/host.sh" ) >"$SW/host.log" 2>&1 &
+      # What the hook starts with lab_bg (e.g. an iperf3 server) ends with the hook.
+      ( set -euo pipefail; own=${#LAB_PIDS[@]}
+        trap 'for p in "${LAB_PIDS[@]:own}"; do kill "$p" 2>/dev/null || true; done' EXIT
+        source "$dir/host.sh" ) >"$SW/host.log" 2>&1 &
       host_pid=$!
     fi
     local qemu_rcs=()

@@ -254,7 +254,7 @@ pub async fn establish(
                             );
                         }
                         if let Some(t) = ready.take() {
-                            let _ = t.send(r);
+                            let _ = t.send(r.map_err(|e| e.to_string()));
                         }
                     }
                     InitiatorEvent::Notified(code) => {

@@ -364,5 +364,5 @@ pub fn pktinfo_dst(control: &[u64], len: usize) -> Ipv4Addr {
     let mut msg: libc::msghdr = unsafe { std::mem::MaybeUninit::zeroed().assume_init() };
     msg.msg_control = control.as_ptr() as *mut libc::c_void;
     msg.msg_controllen = len.min(std::mem::size_of_val(control));
-    crate::io::udpsock::pktinfo_dst(&msg)
+    crate::io::batch::pktinfo_dst(&msg)
 }

@@ -186,6 +186,7 @@ async fn drive(
     let mut last_activity = Instant::now();
     let mut seen: HashMap<u64, u64> = HashMap::new();
     let mut retransmits_seen = 0;
+    let mut events_dropped_seen = 0;
     loop {
         while let Some(ev) = r.poll_event() {
             match ev {
@@ -317,6 +318,13 @@ async fn drive(
         let retransmits = r.stats().retransmits;
         m.retransmitted(Layer::Ike, retransmits.saturating_sub(retransmits_seen));
         retransmits_seen = retransmits;
+        // Informational events a full queue lost (SA events never are): counted as drops.
+        let events_dropped = r.stats().events_dropped;
+        m.dropped_n(
+            "ike_events_dropped",
+            events_dropped.saturating_sub(events_dropped_seen),
+        );
+        events_dropped_seen = events_dropped;
         m.esp_sas
             .set(i64::try_from(io.sa_count()).unwrap_or(i64::MAX));
         summarise(&mut quiet, &r, io);

@@ -23,14 +23,18 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use sluice_esp::udp_encap::{Udp4500Payload, classify};
-use sluice_esp::{AesKeyLen, Cipher, DecapError, InboundSa, Integrity, OutboundSa, Suite};
+use sluice_esp::{
+    AesKeyLen, Cipher, DecapError, InboundSa, Integrity, KeyError, OutboundSa, Suite, SuiteError,
+};
 use sluice_ike::sa::{EspAuth, EspCipher, EspTransform};
+use thiserror::Error;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::datapath::Hooks;
-use crate::io::rawsock::{RawSocket, RecvBatch};
-use crate::io::udpsock::{UdpBatch, UdpPort};
+use crate::io::batch::RecvBatch;
+use crate::io::rawsock::{self, RawSocket};
+use crate::io::udpsock::{self, UdpPort};
 use crate::metrics::Layer;
 
 pub mod guard;
@@ -105,8 +109,22 @@ pub struct IpsecIo {
     held: Mutex<held::Held>,
 }
 
+/// Why an ESP SA pair could not be installed.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum InstallError {
+    /// The negotiated transform has no ESP suite here.
+    #[error("ESP suite: {0}")]
+    Suite(#[from] SuiteError),
+    /// The key material does not fit the suite, or the SPI is reserved.
+    #[error("ESP keys: {0}")]
+    Keys(#[from] KeyError),
+    /// Another SA of this node already receives on the SPI.
+    #[error("inbound SPI {0:#010x} already in use on this node")]
+    SpiInUse(u32),
+}
+
 /// The ESP suite for a negotiated transform.
-pub fn suite_of(t: &EspTransform) -> Result<Suite, String> {
+pub fn suite_of(t: &EspTransform) -> Result<Suite, SuiteError> {
     let key = |k: sluice_ike::cipher::AesKeyLen| match k {
         sluice_ike::cipher::AesKeyLen::Aes128 => AesKeyLen::Aes128,
         sluice_ike::cipher::AesKeyLen::Aes192 => AesKeyLen::Aes192,
@@ -124,7 +142,7 @@ pub fn suite_of(t: &EspTransform) -> Result<Suite, String> {
         EspAuth::HmacSha384 => Integrity::HmacSha384_192,
         EspAuth::HmacSha512 => Integrity::HmacSha512_256,
     });
-    Suite::new(cipher, integrity).map_err(|e| e.to_string())
+    Suite::new(cipher, integrity)
 }
 
 /// The metrics drop reason of a refused ESP packet.
@@ -181,18 +199,13 @@ impl IpsecIo {
         udp_encap: bool,
         lifetime_kb: Option<u64>,
         iv_seed: [u8; 32],
-    ) -> Result<(), String> {
+    ) -> Result<(), InstallError> {
         let suite = suite_of(transform)?;
-        let rx = InboundSa::new(inbound.0, suite, inbound.1, REPLAY_WINDOW)
-            .map_err(|e| e.to_string())?;
-        let tx =
-            OutboundSa::new(outbound.0, suite, outbound.1, iv_seed).map_err(|e| e.to_string())?;
+        let rx = InboundSa::new(inbound.0, suite, inbound.1, REPLAY_WINDOW)?;
+        let tx = OutboundSa::new(outbound.0, suite, outbound.1, iv_seed)?;
         let mut table = self.inbound.write().unwrap_or_else(|p| p.into_inner());
         if table.contains_key(&inbound.0) {
-            return Err(format!(
-                "inbound SPI {:#010x} already in use on this node",
-                inbound.0
-            ));
+            return Err(InstallError::SpiInUse(inbound.0));
         }
         table.insert(
             inbound.0,
@@ -595,7 +608,7 @@ fn udp_rx_loop<H: Hooks>(
     what: &str,
     mut each: impl FnMut(&mut [u8], SocketAddrV4, Ipv4Addr, Instant),
 ) {
-    let mut batch = UdpBatch::new(32);
+    let mut batch = RecvBatch::new(32, udpsock::MAX_DATAGRAM);
     while !h.dp().stop.load(Ordering::Relaxed) {
         let n = match sock.recv_batch(&mut batch) {
             Ok(n) => n,
@@ -681,7 +694,7 @@ pub fn ike_rx_loop<H: Hooks>(h: Arc<H>) {
 /// Reads raw ESP (IP protocol 50) until stopped.
 pub fn esp_raw_rx_loop<H: Hooks>(h: Arc<H>) {
     let Some(io) = h.dp().ipsec.get() else { return };
-    let mut batch = RecvBatch::new(32);
+    let mut batch = RecvBatch::new(32, rawsock::MAX_DATAGRAM);
     while !h.dp().stop.load(Ordering::Relaxed) {
         let n = match io.raw.recv_batch(&mut batch) {
             Ok(n) => n,
@@ -693,7 +706,7 @@ pub fn esp_raw_rx_loop<H: Hooks>(h: Arc<H>) {
         };
         let now = Instant::now();
         for i in 0..n {
-            let Some(pkt) = batch.get_mut(i) else {
+            let Some(pkt) = batch.payload_mut(i) else {
                 continue;
             };
             let Some((src, dst, range)) = ipv4_addresses(pkt) else {

@@ -18,7 +18,8 @@ use tracing::{debug, info, warn};
 
 use crate::datapath::link::{CtlCmd, Framing, L2tpFraming, Link};
 use crate::datapath::{DataPath, Hooks, drive, receive_frame};
-use crate::io::udpsock::{UdpBatch, UdpPort};
+use crate::io::batch::RecvBatch;
+use crate::io::udpsock::{self, UdpPort};
 use crate::metrics::Layer;
 
 /// Control datagrams waiting for the control task, at most.
@@ -316,7 +317,7 @@ pub fn l2tp_rx_loop<H: Hooks>(h: Arc<H>) {
     let Some(io) = h.dp().l2tp.get() else { return };
     let port = io.port();
     let mut limiter = RateLimiter::new(io.rate);
-    let mut batch = UdpBatch::new(32);
+    let mut batch = RecvBatch::new(32, udpsock::MAX_DATAGRAM);
     while !h.dp().stop.load(Ordering::Relaxed) {
         let n = match io.sock.recv_batch(&mut batch) {
             Ok(n) => n,

@@ -26,7 +26,8 @@ use crate::datapath::ipsec::IpsecIo;
 use crate::datapath::l2tp::{L2tpIo, send_l2tp};
 use crate::datapath::link::{Clock, Framing, Link, LinkState, LinkStats, LinkTable, due};
 use crate::datapath::ratelimit::Admit;
-use crate::io::rawsock::{IPPROTO_GRE, RawSocket, RecvBatch};
+use crate::io::batch::RecvBatch;
+use crate::io::rawsock::{self, IPPROTO_GRE, RawSocket};
 use crate::metrics::{Direction, Layer, Metrics, SetupPhase};
 
 /// Shared data-path resources.
@@ -487,7 +488,7 @@ pub fn receive_frame<H: Hooks>(
 
 /// Reads the raw GRE socket until stopped.
 pub fn gre_rx_loop<H: Hooks>(h: Arc<H>) {
-    let mut batch = RecvBatch::new(32);
+    let mut batch = RecvBatch::new(32, rawsock::MAX_DATAGRAM);
     while !h.dp().stop.load(Ordering::Relaxed) {
         let n = match h.dp().gre.recv_batch(&mut batch) {
             Ok(n) => n,
@@ -499,7 +500,7 @@ pub fn gre_rx_loop<H: Hooks>(h: Arc<H>) {
         };
         let now = Instant::now();
         for i in 0..n {
-            if let Some(buf) = batch.get_mut(i) {
+            if let Some(buf) = batch.payload_mut(i) {
                 handle_datagram(&*h, buf, now);
             }
         }

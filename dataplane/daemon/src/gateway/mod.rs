@@ -7,6 +7,7 @@ pub mod log_budget;
 pub mod login;
 pub mod login_throttle;
 pub mod pool;
+pub mod snapshot;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;

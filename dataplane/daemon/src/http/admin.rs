@@ -9,7 +9,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
@@ -22,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::info;
 
+use crate::gateway::snapshot::{self, Session, SessionPhase};
 use crate::gateway::{Gateway, method_name};
 use crate::http::HttpState;
 use crate::http::admin_token::AdminToken;
@@ -75,46 +75,44 @@ pub struct SessionInfo {
     pub rate_limit: Option<String>,
 }
 
-/// Snapshot of every session of a gateway.
+/// Every session of a gateway as table rows.
 pub fn sessions(gw: &Gateway) -> Vec<SessionInfo> {
-    let mut out: Vec<SessionInfo> = gw
-        .dp
-        .links
-        .all()
-        .into_iter()
-        .map(|l| {
-            let st = l.lock();
-            SessionInfo {
-                user: st.username.clone().unwrap_or_default(),
-                source: st.source.clone(),
-                protocol: l.protocol.as_str().into(),
-                address: st.address.map(|a| a.to_string()),
-                caller: l.peer.to_string(),
-                call_id: l.local_call_id,
-                peer_call_id: l.peer_call_id,
-                state: if st.up_at.is_some() {
-                    "up".into()
-                } else {
-                    format!("{:?}", st.ppp.phase()).to_lowercase()
-                },
-                auth: st.auth_method.map(|m| method_name(m).to_owned()),
-                encoding: st.encoding.to_string(),
-                uptime_seconds: st.up_at.map(|(t, _)| t.elapsed().as_secs()).unwrap_or(0),
-                since: st.up_at.and_then(|(_, w)| {
-                    w.duration_since(SystemTime::UNIX_EPOCH)
-                        .ok()
-                        .map(|d| d.as_secs())
-                }),
-                bytes_in: l.stats.rx_bytes.load(Ordering::Relaxed),
-                bytes_out: l.stats.tx_bytes.load(Ordering::Relaxed),
-                packets_in: l.stats.rx_packets.load(Ordering::Relaxed),
-                packets_out: l.stats.tx_packets.load(Ordering::Relaxed),
-                rate_limit: st.rate_limit.as_ref().map(|(r, _)| r.display()),
-            }
-        })
-        .collect();
-    out.sort_by(|a, b| (&a.user, a.call_id).cmp(&(&b.user, b.call_id)));
-    out
+    snapshot::sessions(gw)
+        .iter()
+        .map(SessionInfo::from)
+        .collect()
+}
+
+impl From<&Session> for SessionInfo {
+    fn from(s: &Session) -> Self {
+        let (state, uptime) = match s.phase {
+            SessionPhase::Up { uptime, .. } => ("up".to_owned(), uptime.as_secs()),
+            SessionPhase::Setup(phase) => (format!("{phase:?}").to_lowercase(), 0),
+        };
+        SessionInfo {
+            user: s.user.clone().unwrap_or_default(),
+            source: s.source.clone(),
+            protocol: s.protocol.as_str().into(),
+            address: s.address.map(|a| a.to_string()),
+            caller: s.caller.to_string(),
+            call_id: s.call_id,
+            peer_call_id: s.peer_call_id,
+            state,
+            auth: s.auth.map(|m| method_name(m).to_owned()),
+            encoding: s.encoding.to_string(),
+            uptime_seconds: uptime,
+            since: s.since().and_then(|w| {
+                w.duration_since(SystemTime::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_secs())
+            }),
+            bytes_in: s.traffic.bytes_in,
+            bytes_out: s.traffic.bytes_out,
+            packets_in: s.traffic.packets_in,
+            packets_out: s.traffic.packets_out,
+            rate_limit: s.rate_limit.map(|r| r.display()),
+        }
+    }
 }
 
 async fn sessions_json(State(state): State<Arc<HttpState>>) -> impl IntoResponse {

@@ -8,7 +8,7 @@ pub mod channel;
 pub mod tls;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use sluice_ppp::AuthProto;
 use sluice_proto::v1 as pb;
@@ -19,7 +19,7 @@ use tracing::info;
 use crate::config::Runtime;
 use crate::gateway::events::{self, EventQueue};
 use crate::gateway::method_name;
-use crate::http::admin::{self, SessionInfo};
+use crate::gateway::snapshot::{self, Session};
 use crate::http::{self, HttpState};
 use crate::metrics::{MethodLabels, Metrics, Protocol, SetupLabels, SetupResult};
 use crate::mode::agent::channel::{AgentOptions, ConfigSink, TlsReload, run_agent};
@@ -92,13 +92,7 @@ impl ConfigSink for ManagedGateway {
     fn snapshot(&self) -> Vec<pb::Session> {
         self.state
             .gateway()
-            .map(|gw| {
-                admin::sessions(gw)
-                    .iter()
-                    .filter(|s| s.since.is_some())
-                    .map(session)
-                    .collect()
-            })
+            .map(|gw| snapshot::sessions(gw).iter().filter_map(session).collect())
             .unwrap_or_default()
     }
 
@@ -123,19 +117,20 @@ impl ConfigSink for ManagedGateway {
     }
 }
 
-/// A live session as the operator sees it.
-fn session(s: &SessionInfo) -> pb::Session {
-    pb::Session {
-        username: s.user.clone(),
+/// A live session as the operator sees it (`None` while it is still setting up).
+fn session(s: &Session) -> Option<pb::Session> {
+    let since = s.since()?.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    Some(pb::Session {
+        username: s.user.clone().unwrap_or_default(),
         source: s.source.clone(),
-        protocol: s.protocol.clone(),
-        address: s.address.clone().unwrap_or_default(),
-        caller_address: s.caller.clone(),
-        since_unix: s.since.map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX)),
-        bytes_in: s.bytes_in,
-        bytes_out: s.bytes_out,
-        encoding: s.encoding.clone(),
-    }
+        protocol: s.protocol.as_str().into(),
+        address: s.address.map(|a| a.to_string()).unwrap_or_default(),
+        caller_address: s.caller.to_string(),
+        since_unix: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        bytes_in: s.traffic.bytes_in,
+        bytes_out: s.traffic.bytes_out,
+        encoding: s.encoding.to_string(),
+    })
 }
 
 /// Cumulative counters, read from the metrics.

@@ -59,7 +59,7 @@ async fn not_ready_until_a_configuration_is_applied() {
 
     assert_eq!(get(addr, "/healthz").await.0, 200);
     assert_eq!(get(addr, "/readyz").await.0, 503);
-    // Session rows and drain live on the admin endpoint only (tests/admin_endpoint.rs).
+    // Session rows and drain live on the admin endpoint only (the `admin_endpoint` module).
     assert_eq!(get(addr, "/sessions").await.0, 404);
     assert_eq!(get(addr, "/drain").await.0, 404);
     let (_, text) = get(addr, "/metrics").await;

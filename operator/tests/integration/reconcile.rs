@@ -2,12 +2,10 @@
 //! for a gateway, status patches, finalizer, error paths, and the user status writers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sluice_api::VpnGateway;
