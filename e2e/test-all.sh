@@ -53,7 +53,7 @@ step "cargo test (unit, known-answer, engine-pair, robustness)"
 cargo test --workspace --release
 
 step "cargo test, root-only tests (network namespace, TUN, raw sockets)"
-cargo test --release -p sluice-dataplane --test integration -- --ignored
+cargo test --workspace --release --test integration -- --ignored
 
 step "Helm chart checks"
 e2e/helm/check.sh

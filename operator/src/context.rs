@@ -134,38 +134,29 @@ pub struct Context {
     pub stores: Stores,
     /// Contents of the referenced Secrets.
     pub secrets: Arc<SecretCache>,
-    /// Per gateway: [`crate::ca_set::CaSet::fingerprint`] of the CAs its agent Secret was
-    /// last written for (the rotation waits until every gateway's is current).
-    pub agent_tls: Mutex<HashMap<Key, String>>,
     /// Which of them have their first list.
     pub synced: Arc<Synced>,
     /// Publishes Events; one for the whole operator, so its cache aggregates repeated
     /// Events into series instead of creating a new object each time.
     pub recorder: Recorder,
-    /// Last compile error per gateway (shown in its status).
-    pub compile_errors: Mutex<HashMap<Key, String>>,
     /// When each user last got a connected/disconnected Event.
     pub user_events: Mutex<HashMap<Key, Instant>>,
-    /// Per gateway: the generation whose workloads were last applied, and when. Reconciles
-    /// triggered by agent reports (up to one a second) then only rewrite status.
-    pub workloads_applied: Mutex<HashMap<Key, (Option<i64>, Instant)>>,
-    /// Per gateway with `spec.autoscaling`: its recent replica recommendations.
-    pub autoscalers: Mutex<HashMap<Key, crate::autoscaler::Recommender>>,
-    /// Per gateway: when each pod's deletion cost was last patched.
-    pub deletion_costs: Mutex<HashMap<Key, crate::deletion_cost::Throttle>>,
 }
 
 impl Context {
     /// Whether every gateway in the cache has an agent Secret written for the current CAs.
     pub fn agents_current(&self) -> bool {
         let want = self.ca.current().fingerprint();
-        let written = self.agent_tls.lock().unwrap_or_else(|p| p.into_inner());
         self.stores
             .gateways
             .state()
             .iter()
             .filter(|g| g.metadata.deletion_timestamp.is_none())
-            .all(|g| written.get(&crate::hub::key_of(&**g)) == Some(&want))
+            .all(|g| {
+                self.hub.states.read(&crate::hub::key_of(&**g), |s| {
+                    s.and_then(|s| s.agent_tls.as_ref()) == Some(&want)
+                })
+            })
     }
 
     /// Publishes an Event about `obj`; failures are logged, never fatal.
@@ -200,19 +191,16 @@ impl Context {
         generation: Option<i64>,
         max_age: Duration,
     ) -> bool {
-        self.workloads_applied
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(gateway)
-            .is_some_and(|(g, t)| *g == generation && t.elapsed() < max_age)
+        self.hub.states.read(gateway, |s| {
+            s.is_some_and(|s| s.workloads_fresh(generation, max_age))
+        })
     }
 
     /// Records that the workloads of `gateway` at `generation` were applied now.
     pub fn workloads_done(&self, gateway: &str, generation: Option<i64>) {
-        self.workloads_applied
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(gateway.to_owned(), (generation, Instant::now()));
+        self.hub.states.update(gateway, |s| {
+            s.workloads_applied = Some((generation, Instant::now()));
+        });
     }
 
     /// Whether a connected/disconnected Event for `user` may be sent now (and records it).

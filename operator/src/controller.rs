@@ -169,7 +169,6 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
         settings: parts.settings,
         ca: parts.ca.clone(),
         secrets: secret_cache,
-        agent_tls: Default::default(),
         stores: Stores {
             gateways: gateways.clone(),
             users: users.clone(),
@@ -180,11 +179,7 @@ pub async fn run(parts: Parts, shutdown: impl Future<Output = ()> + Send + Sync 
         },
         synced: synced.clone(),
         recorder: kube::runtime::events::Recorder::new(client.clone(), parts.reporter),
-        compile_errors: Default::default(),
         user_events: Default::default(),
-        workloads_applied: Default::default(),
-        autoscalers: Default::default(),
-        deletion_costs: Default::default(),
     });
 
     let users_for_secrets = users.clone();

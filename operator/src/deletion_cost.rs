@@ -130,15 +130,14 @@ pub async fn sync(
     }
     let now = Instant::now();
     let todo = {
-        let mut all = ctx.deletion_costs.lock().unwrap_or_else(|p| p.into_inner());
-        let throttle = all.entry(key.clone()).or_default();
-        throttle.retain(
-            &pods
-                .iter()
-                .filter_map(|p| p.metadata.name.clone())
-                .collect(),
-        );
-        plan(throttle, &pods, &view, now, force)
+        let pod_names: BTreeSet<String> = pods
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        ctx.hub.states.update(&key, |s| {
+            s.deletion_costs.retain(&pod_names);
+            plan(&s.deletion_costs, &pods, &view, now, force)
+        })
     };
     if todo.is_empty() {
         return Ok(0);
@@ -158,12 +157,9 @@ pub async fn sync(
         }
         debug!(gateway = %key, %pod, cost, "pod deletion cost updated");
         ctx.metrics.deletion_cost_patches.inc();
-        ctx.deletion_costs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key.clone())
-            .or_default()
-            .patched(&pod, cost, now);
+        ctx.hub
+            .states
+            .update(&key, |s| s.deletion_costs.patched(&pod, cost, now));
         patched += 1;
     }
     Ok(patched)

@@ -1,8 +1,9 @@
 //! `VpnGateway` reconcile: dereference → compile → publish → apply workloads → status →
 //! autoscale → pod deletion costs.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -19,6 +20,7 @@ use tracing::{info, warn};
 
 use crate::config::compile_gateway;
 use crate::context::{Context, Error};
+use crate::gateway_state::CompileInputs;
 use crate::hub::key_of;
 use crate::names::{FIELD_MANAGER, GATEWAY_LABEL, GatewayNames};
 use crate::secrets::{self, SecretKey, SecretList};
@@ -101,45 +103,23 @@ async fn remove_legacy_finalizer(gw: &VpnGateway, ctx: &Context) -> Result<Actio
     Ok(Action::await_change())
 }
 
-/// Forgets a deleted gateway: its configuration (its agents' streams end), its compile
-/// error, its workload, autoscaler and deletion-cost bookkeeping.
+/// Forgets a deleted gateway: its configuration (its agents' streams end) and its
+/// [`crate::gateway_state::GatewayState`], then its Secrets.
 pub fn forget(ctx: &Context, key: &str) {
     info!(gateway = %key, "gateway deleted: dropping its configuration and agent streams");
     ctx.hub.remove(key);
-    ctx.workloads_applied
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(key);
-    ctx.compile_errors
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(key);
-    ctx.autoscalers
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(key);
-    ctx.deletion_costs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(key);
-    ctx.agent_tls
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(key);
     ctx.secrets.forget(key);
 }
 
 /// Secrets read at once by one reconcile.
 const PARALLEL_SECRET_READS: usize = 16;
 
-/// The users of `gw` (same namespace, `gatewayRef.name`), and the Secrets they and the
-/// gateway reference (read one by one, never listed; missing ones are left out and
-/// `compile` says so).
-pub async fn inputs(ctx: &Context, gw: &VpnGateway) -> Result<(Vec<VpnUser>, SecretList), Error> {
-    use futures::{StreamExt, TryStreamExt};
+/// The users of `gw` (same namespace, `gatewayRef.name`, from the cache) and the Secrets
+/// they and the gateway reference.
+fn referenced(ctx: &Context, gw: &VpnGateway) -> (Vec<Arc<VpnUser>>, BTreeSet<SecretKey>) {
     let ns = gw.namespace().unwrap_or_default();
     let name = gw.name_any();
-    let users: Vec<VpnUser> = ctx
+    let users: Vec<Arc<VpnUser>> = ctx
         .stores
         .users
         .state()
@@ -147,9 +127,8 @@ pub async fn inputs(ctx: &Context, gw: &VpnGateway) -> Result<(Vec<VpnUser>, Sec
         .filter(|u| {
             u.namespace().as_deref() == Some(ns.as_str()) && u.spec.gateway_ref.name == name
         })
-        .map(|u| (*u).clone())
         .collect();
-    let mut refs: std::collections::BTreeSet<SecretKey> = users
+    let refs = users
         .iter()
         .map(|u| (ns.clone(), u.spec.password_secret_ref.name.clone()))
         .chain(
@@ -159,6 +138,46 @@ pub async fn inputs(ctx: &Context, gw: &VpnGateway) -> Result<(Vec<VpnUser>, Sec
                 .map(|n| (ns.clone(), n.to_owned())),
         )
         .collect();
+    (users, refs)
+}
+
+/// The versions of what compiling `gw` reads, from the caches alone (no apiserver call).
+pub fn compile_inputs(ctx: &Context, gw: &VpnGateway) -> CompileInputs {
+    let (users, refs) = referenced(ctx, gw);
+    let version = |m: &kube::api::ObjectMeta| {
+        format!(
+            "{} {}",
+            m.uid.as_deref().unwrap_or_default(),
+            m.generation.unwrap_or_default()
+        )
+    };
+    let mut inputs = vec![(format!("VpnGateway {}", key_of(gw)), version(&gw.metadata))];
+    inputs.extend(
+        users
+            .iter()
+            .map(|u| (format!("VpnUser {}", key_of(&**u)), version(&u.metadata))),
+    );
+    inputs.extend(refs.iter().map(|(ns, name)| {
+        let rv = ctx
+            .stores
+            .secrets
+            .get(&ObjectRef::new(name).within(ns))
+            .and_then(|s| s.metadata.resource_version.clone())
+            .unwrap_or_else(|| "-".into());
+        (format!("Secret {ns}/{name}"), rv)
+    }));
+    inputs.sort();
+    CompileInputs(inputs)
+}
+
+/// The users of `gw` (same namespace, `gatewayRef.name`), and the Secrets they and the
+/// gateway reference (read one by one, never listed; missing ones are left out and
+/// `compile` says so).
+pub async fn inputs(ctx: &Context, gw: &VpnGateway) -> Result<(Vec<VpnUser>, SecretList), Error> {
+    use futures::{StreamExt, TryStreamExt};
+    let ns = gw.namespace().unwrap_or_default();
+    let (users, mut refs) = referenced(ctx, gw);
+    let users: Vec<VpnUser> = users.iter().map(|u| (**u).clone()).collect();
     let wanted: Vec<SecretKey> = refs.iter().cloned().collect();
     let read: Vec<_> = futures::stream::iter(wanted)
         .map(|(ns, n)| async move { secrets::fetch(ctx, &ns, &n).await })
@@ -176,16 +195,17 @@ pub async fn inputs(ctx: &Context, gw: &VpnGateway) -> Result<(Vec<VpnUser>, Sec
     Ok((users, list))
 }
 
-async fn apply_gateway(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let names = names_of(&gw);
-    let key = names.key();
-    let now_time = Time(jiff::Timestamp::now());
-
-    // Compile and publish (agents pick it up at once).
-    let (users, secrets) = inputs(&ctx, &gw).await?;
-    let compiled = compile_gateway(&gw, &users, &secrets.0);
+/// Compiles `gw` with its users and Secrets and publishes the result to its agents; returns
+/// the compile error (the agents keep the previous configuration), with Events on changes.
+async fn compile_and_publish(
+    gw: &VpnGateway,
+    ctx: &Context,
+    key: &str,
+) -> Result<Option<String>, Error> {
+    let (users, secrets) = inputs(ctx, gw).await?;
+    let compiled = compile_gateway(gw, &users, &secrets.0);
     drop(secrets);
-    let compile_error = match compiled {
+    Ok(match compiled {
         Ok(compiled) => {
             let version = compiled.config.version.clone();
             let included = compiled
@@ -197,15 +217,11 @@ async fn apply_gateway(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action,
             let rejected = compiled.rejected_users.len();
             if ctx
                 .hub
-                .publish(&key, compiled.config, compiled.rejected_users, included)
+                .publish(key, compiled.config, compiled.rejected_users, included)
             {
                 info!(gateway = %key, %version, rejected_users = rejected, "configuration published");
             }
-            let was = ctx
-                .compile_errors
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
+            let was = ctx.hub.states.update(key, |s| s.compile_error.take());
             if was.is_some() {
                 ctx.event(
                     &gw.object_ref(&()),
@@ -221,10 +237,9 @@ async fn apply_gateway(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action,
         Err(e) => {
             let msg = e.to_string();
             let old = ctx
-                .compile_errors
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key.clone(), msg.clone());
+                .hub
+                .states
+                .update(key, |s| s.compile_error.replace(msg.clone()));
             ctx.metrics.configs_rejected.inc();
             if old.as_deref() != Some(msg.as_str()) {
                 warn!(gateway = %key, error = %msg, "configuration rejected; agents keep the previous one");
@@ -239,6 +254,32 @@ async fn apply_gateway(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action,
             }
             Some(msg)
         }
+    })
+}
+
+async fn apply_gateway(gw: Arc<VpnGateway>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let names = names_of(&gw);
+    let key = names.key();
+    let now_time = Time(jiff::Timestamp::now());
+
+    // Compile and publish (agents pick it up at once), unless nothing the compile reads has
+    // changed since the last one: a reconcile for an agent report, a status write or a pod
+    // event only rewrites status (no Secret reads, no compile, no publish).
+    let read = compile_inputs(&ctx, &gw);
+    let fresh = ctx
+        .hub
+        .states
+        .read(&key, |s| s.is_some_and(|s| s.compiled_fresh(&read, RESYNC)));
+    let compile_error = if fresh {
+        ctx.hub
+            .states
+            .read(&key, |s| s.and_then(|s| s.compile_error.clone()))
+    } else {
+        let error = compile_and_publish(&gw, &ctx, &key).await?;
+        ctx.hub
+            .states
+            .update(&key, |s| s.compiled = Some((read, Instant::now())));
+        error
     };
 
     // The agents' client certificate (checked against the cache every time: renewal).
@@ -311,13 +352,10 @@ async fn autoscale(
     let policy = crate::autoscaler::Policy::of(spec);
     let sessions = u64::from(ctx.hub.gateway_view(&names.key()).sessions.total);
     let current = gw.spec.replicas;
-    let desired = ctx
-        .autoscalers
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(names.key())
-        .or_default()
-        .desired(std::time::Instant::now(), &policy, current, sessions);
+    let desired = ctx.hub.states.update(&names.key(), |s| {
+        s.autoscaler
+            .desired(std::time::Instant::now(), &policy, current, sessions)
+    });
     if desired == current {
         return Ok(());
     }
@@ -394,10 +432,9 @@ async fn ensure_agent_tls(
         .await?;
         ctx.secrets.insert(written);
     }
-    ctx.agent_tls
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(names.key(), fingerprint);
+    ctx.hub
+        .states
+        .update(&names.key(), |s| s.agent_tls = Some(fingerprint));
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use sluice_proto::v1::{self as pb, SessionEventKind};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::WipedConfig;
+use crate::gateway_state::GatewayStates;
 
 /// `namespace/name` of a gateway or user.
 pub type Key = String;
@@ -155,6 +156,9 @@ pub struct Hub {
     next_stream: std::sync::atomic::AtomicU64,
     /// Observed change-to-ACK delays (seconds), drained by the metrics.
     ack_latency: Mutex<Vec<f64>>,
+    /// The reconcilers' bookkeeping per gateway (compile error, agent TLS, workloads,
+    /// autoscaler, deletion costs), dropped with the gateway in [`Hub::remove`].
+    pub states: GatewayStates,
 }
 
 /// Formats Unix seconds as RFC 3339 (what the status fields hold).
@@ -190,6 +194,7 @@ impl Hub {
                 grace,
                 next_stream: std::sync::atomic::AtomicU64::new(1),
                 ack_latency: Mutex::new(Vec::new()),
+                states: GatewayStates::default(),
             }),
             rx,
         )
@@ -241,6 +246,7 @@ impl Hub {
     /// Forgets a deleted gateway; its agent streams see the channel close and its users
     /// are marked dirty.
     pub fn remove(&self, gateway: &str) {
+        self.states.forget(gateway);
         let removed = self.lock().remove(gateway);
         for user in removed
             .iter()

@@ -14,6 +14,7 @@ pub mod context;
 pub mod controller;
 pub mod deletion_cost;
 pub mod gateway;
+pub mod gateway_state;
 pub mod grpc;
 pub mod http;
 pub mod hub;

@@ -9,11 +9,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use futures::FutureExt;
 use kube::runtime::events::Reporter;
+use sluice_api::ManifestFile;
 use sluice_operator::ca_set::Policy;
 use sluice_operator::controller::{self, Parts};
 use sluice_operator::hub::Hub;
@@ -224,11 +225,6 @@ async fn terminated() {
     }
 }
 
-fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
-}
-
 async fn serve_manifests(
     manifests: PathBuf,
     grpc_listen: SocketAddr,
@@ -272,17 +268,14 @@ async fn serve_manifests(
             Ok(s) => s,
             Err(_) => return std::future::pending().await,
         };
-        let mut stamp = file_stamp(&manifests);
+        let mut file = ManifestFile::new(&manifests);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = hup.recv() => {}
-                _ = tick.tick() => {
-                    let now = file_stamp(&manifests);
-                    if now == stamp || now.is_none() { continue; }
-                }
+                _ = tick.tick() => if !file.changed() { continue; },
             }
-            stamp = file_stamp(&manifests);
+            file.mark_read();
             match std::fs::read_to_string(&manifests) {
                 Ok(text) => {
                     if let Err(e) = standalone::publish_manifests(&hub, &metrics, &text) {

@@ -84,10 +84,9 @@ async fn reconcile_user(user: &VpnUser, ctx: &Context) -> Result<Action, Error> 
         .get(&ObjectRef::new(gw_name).within(&ns));
     let compiled = view.configured
         || ctx
-            .compile_errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&gw_key);
+            .hub
+            .states
+            .read(&gw_key, |s| s.is_some_and(|s| s.compile_error.is_some()));
     let serving = gateway
         .as_ref()
         .and_then(|g| g.status.as_ref())

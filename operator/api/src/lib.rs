@@ -17,6 +17,7 @@ mod error;
 mod gateway;
 mod ipsec;
 mod manifest;
+mod manifest_file;
 pub mod rate;
 pub mod schema_cases;
 mod user;
@@ -33,5 +34,6 @@ pub use ipsec::{
     IpsecTokens, MAX_PROPOSAL_TOKENS, MAX_PROPOSALS, ProposalKind, check_proposal, ipsec_tokens,
 };
 pub use manifest::{MAX_DOCUMENTS, MAX_INPUT_BYTES, Manifests, parse_manifests};
+pub use manifest_file::ManifestFile;
 pub use sluice_proto::v1::GatewayConfig;
 pub use user::*;

@@ -33,7 +33,7 @@ async fn run_gateway(
     )
     .await
     .expect("reconcile hung");
-    let compile_errors = ctx.compile_errors.lock().unwrap().clone();
+    let compile_errors = ctx.hub.states.compile_errors();
     drop(ctx);
     drop(writers);
     let calls = server.await.unwrap();
@@ -1026,5 +1026,47 @@ async fn only_referenced_secrets_are_read_and_only_once() {
         gets,
         ["/api/v1/namespaces/vpn/secrets/alice-pw"],
         "{calls:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_reconcile_with_nothing_new_to_compile_only_rewrites_status() {
+    let gw = gateway(false);
+    let mut pw = secret("alice-pw", "alice-password");
+    pw.metadata.resource_version = Some("7".into());
+    let mut h = harness(vec![to_value(&gw)], None);
+    apply(&mut h.writers.users, user("alice", "alice-pw"));
+    put_secret(&mut h.writers, &h.ctx, pw.clone());
+    let hub = h.hub.clone();
+    let rx = hub.subscribe("vpn/office");
+    let (r, _, _) = run_gateway(h, gw.clone()).await;
+    r.unwrap();
+    let v1 = rx.borrow().clone().unwrap().version.clone();
+
+    // An agent report (same gateway, users and Secret versions): status is written, but
+    // nothing is read or compiled again. The Secret's contents differ here under the same
+    // resourceVersion, which a compile would turn into a new configuration.
+    let mut h = harness_with_hub(vec![to_value(&gw)], hub.clone());
+    apply(&mut h.writers.users, user("alice", "alice-pw"));
+    let mut changed = secret("alice-pw", "another-password");
+    changed.metadata.resource_version = Some("7".into());
+    put_secret(&mut h.writers, &h.ctx, changed.clone());
+    let (r, calls, _) = run_gateway(h, gw.clone()).await;
+    r.unwrap();
+    find(&calls, "/vpngateways/office/status");
+    assert_eq!(rx.borrow().clone().unwrap().version, v1, "not recompiled");
+
+    // A new resourceVersion of the Secret: compiled and published again.
+    changed.metadata.resource_version = Some("8".into());
+    let mut h = harness_with_hub(vec![to_value(&gw)], hub.clone());
+    apply(&mut h.writers.users, user("alice", "alice-pw"));
+    put_secret(&mut h.writers, &h.ctx, changed);
+    let (r, _, _) = run_gateway(h, gw).await;
+    r.unwrap();
+    let config = rx.borrow().clone().unwrap();
+    assert_ne!(config.version, v1, "recompiled after the Secret changed");
+    assert_eq!(
+        config.users[0].nt_hash,
+        sluice_ppp::mschap::nt_password_hash(b"another-password")
     );
 }

@@ -7,8 +7,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use sluice_api::ManifestFile;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
@@ -75,11 +76,6 @@ pub struct ServeOptions {
     pub host: HostOptions,
     /// How often the manifest file is checked for changes.
     pub watch_interval: Duration,
-}
-
-fn file_stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
 }
 
 /// Brings a gateway up from `cfg`: TUN device, pool route, forwarding,
@@ -362,7 +358,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), String> {
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut stamp = file_stamp(&opts.manifests);
+    let mut file = ManifestFile::new(&opts.manifests);
     let mut tick = tokio::time::interval(opts.watch_interval);
     let drained = drained(state.clone());
     tokio::pin!(drained);
@@ -370,15 +366,14 @@ pub async fn run(opts: ServeOptions) -> Result<(), String> {
         let reason = tokio::select! {
             _ = hup.recv() => "SIGHUP",
             _ = tick.tick() => {
-                let now = file_stamp(&opts.manifests);
-                if now == stamp || now.is_none() { continue; }
+                if !file.changed() { continue; }
                 "manifest file changed"
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
             () = &mut drained => break,
         };
-        stamp = file_stamp(&opts.manifests);
+        file.mark_read();
         reload(&gw, &opts, reason);
     }
     stop(&gw, &opts.host.tun).await;

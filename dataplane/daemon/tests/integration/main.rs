@@ -2,7 +2,7 @@
 //! and every one of them linked tonic, OpenTelemetry and the whole daemon again.
 //!
 //! The root-only tests (`setup_spans`) are `#[ignore]`d; `e2e/test-all.sh` runs them with
-//! `cargo test --release -p sluice-dataplane --test integration -- --ignored`.
+//! `cargo test --workspace --release --test integration -- --ignored`.
 
 mod admin_endpoint;
 mod agent;

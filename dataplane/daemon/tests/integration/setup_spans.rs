@@ -12,7 +12,7 @@
 //! test thread: the runtime's threads and the processes it starts inherit it), so the
 //! gateway's TUN device and sockets never touch the host's network. Needs root, so both
 //! are `#[ignore]`d; `e2e/test-all.sh` runs them as root:
-//! `cargo test --release -p sluice-dataplane --test integration -- --ignored`.
+//! `cargo test --workspace --release --test integration -- --ignored`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

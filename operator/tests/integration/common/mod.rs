@@ -153,7 +153,6 @@ pub fn harness(base: Vec<Value>, override_: Option<Override>) -> Harness {
         },
         ca: CaHandle::fixed(CaSet::new(Ca::generate(now).unwrap(), now)),
         secrets: Default::default(),
-        agent_tls: Default::default(),
         stores: Stores {
             gateways,
             users,
@@ -169,11 +168,7 @@ pub fn harness(base: Vec<Value>, override_: Option<Override>) -> Harness {
                 instance: Some("test".into()),
             },
         ),
-        compile_errors: Default::default(),
         user_events: Default::default(),
-        workloads_applied: Default::default(),
-        autoscalers: Default::default(),
-        deletion_costs: Default::default(),
         synced: Arc::new(sluice_operator::context::Synced::all()),
     });
     Harness {
