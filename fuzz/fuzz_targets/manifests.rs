@@ -1,4 +1,5 @@
-//! Arbitrary bytes → YAML manifests → compile: errors are fine, panics and hangs are not.
+//! Arbitrary bytes → YAML manifests → compile (and the bad-user policy): errors are fine,
+//! panics and hangs are not.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,6 +9,8 @@ fuzz_target!(|data: &[u8]| {
         && let Ok(manifests) = sluice_api::parse_manifests(text)
     {
         let _ = sluice_api::compile_from_manifests(&manifests, None);
+        // The bad-user policy: compiles again without each user that fails.
+        let _ = sluice_api::compile_manifests(&manifests, None);
         for gw in &manifests.gateways {
             let _ = sluice_api::compile(gw, &manifests.users, &manifests.secrets);
         }

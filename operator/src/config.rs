@@ -9,11 +9,10 @@
 //! * passwords are replaced by their NT hashes when every method an enabled protocol accepts
 //!   is MS-CHAP (RFC 2759 §8.3), so cleartext passwords do not cross the control channel.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::ResourceExt;
-use sluice_api::{ConfigError, GatewayConfig, VpnGateway, VpnUser, compile, object_name};
+use sluice_api::{ConfigError, GatewayConfig, VpnGateway, VpnUser, compile_leaving_out_bad_users};
 use sluice_proto::v1::AuthMethod;
 
 /// A compiled gateway configuration.
@@ -34,7 +33,9 @@ impl std::fmt::Debug for Compiled {
     }
 }
 
-/// Compiles `gateway` with the users that compile, leaving out (and reporting) the others.
+/// Compiles `gateway` with the users that compile, leaving out (and reporting) the others:
+/// `sluice_api`'s one policy for bad users ([`compile_leaving_out_bad_users`]), with users
+/// keyed as the hub keys them (`namespace/name`).
 ///
 /// `Err` carries the errors about the gateway itself (and nothing is pushed).
 pub fn compile_gateway(
@@ -42,53 +43,18 @@ pub fn compile_gateway(
     users: &[VpnUser],
     secrets: &[Secret],
 ) -> Result<Compiled, ConfigError> {
-    let mut included: Vec<VpnUser> = users.to_vec();
-    let mut rejected: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    // Each round removes at least one user, so this ends; in practice it takes one or two.
-    loop {
-        let err = match compile(gateway, &included, secrets) {
-            Ok(config) => {
-                return Ok(Compiled {
-                    config: for_transport(config),
-                    rejected_users: rejected
-                        .into_iter()
-                        .map(|(k, v)| (k, v.join("\n")))
-                        .collect(),
-                });
-            }
-            Err(e) => e,
-        };
-        let by_object: BTreeMap<String, String> = included
-            .iter()
-            .map(|u| {
-                let ns = u.namespace().unwrap_or_default();
-                (
-                    object_name("VpnUser", Some(&ns), &u.name_any()),
-                    format!("{ns}/{}", u.name_any()),
-                )
+    let c = compile_leaving_out_bad_users(gateway, users, secrets)?;
+    Ok(Compiled {
+        config: for_transport(c.config),
+        rejected_users: c
+            .left_out
+            .into_iter()
+            .map(|(user, errors)| {
+                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                (user.key(), lines.join("\n"))
             })
-            .collect();
-        let mut bad_users = BTreeSet::new();
-        let mut gateway_errors = Vec::new();
-        for e in err.errors {
-            match by_object.get(&e.object) {
-                Some(key) => {
-                    rejected.entry(key.clone()).or_default().push(e.to_string());
-                    bad_users.insert(key.clone());
-                }
-                None => gateway_errors.push(e),
-            }
-        }
-        if !gateway_errors.is_empty() || bad_users.is_empty() {
-            return Err(ConfigError {
-                errors: gateway_errors,
-            });
-        }
-        included.retain(|u| {
-            let key = format!("{}/{}", u.namespace().unwrap_or_default(), u.name_any());
-            !bad_users.contains(&key)
-        });
-    }
+            .collect(),
+    })
 }
 
 /// Overwrites the secrets a configuration carries: passwords, NT hashes, the L2TP tunnel

@@ -4,13 +4,15 @@
 //! operator uses — and the resulting `GatewayConfig` is turned into typed
 //! values here once, so the hot path never parses strings.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
+use sluice_api::wire::{ipv4_from_wire, prefix_from_wire};
+use sluice_api::{FieldError, ObjectRef};
 use sluice_ppp::{AuthProto, EncryptionPolicy, KeyLengths, MppePolicy, StatefulMode};
 use sluice_proto::v1 as pb;
 use zeroize::Zeroize;
@@ -26,8 +28,62 @@ pub enum LoadError {
         path: String,
         source: std::io::Error,
     },
+    /// The manifests do not parse or compile (every error, one per line).
     #[error("{0}")]
-    Invalid(String),
+    Manifests(#[from] sluice_api::ConfigError),
+    /// A compiled configuration that no runtime value corresponds to (from a newer or
+    /// broken operator: `compile` never writes one).
+    #[error("compiled config: {0}")]
+    Compiled(#[from] CompiledError),
+}
+
+/// What [`Runtime::from_proto`] cannot convert.
+#[derive(Debug, thiserror::Error)]
+pub enum CompiledError {
+    #[error("has no {0}")]
+    Missing(&'static str),
+    #[error("has no {} authentication method", .0.as_str())]
+    NoAuthentication(Protocol),
+    #[error("has an invalid {what} {value}")]
+    Port { what: &'static str, value: u32 },
+    #[error("{field}: {source}")]
+    Wire {
+        field: &'static str,
+        source: sluice_api::wire::WireError,
+    },
+    #[error("user {user:?}: {problem}")]
+    Credential {
+        user: String,
+        problem: CredentialError,
+    },
+    #[error("spec.l2tp.ipsec.{field}: {source}")]
+    Certificates {
+        field: &'static str,
+        source: sluice_ike::cert::CertError,
+    },
+    #[error(
+        "l2tp is enabled without IPsec (no pre-shared key or certificate) and without \
+         allowUnencrypted"
+    )]
+    L2tpWithoutIpsec,
+}
+
+/// A user's credential fields that do not make one credential.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("NT hash is {0} octets long, 16 expected")]
+    NtHashLength(usize),
+    #[error("neither a password nor an NT hash is set")]
+    Neither,
+    #[error("both a password and an NT hash are set")]
+    Both,
+}
+
+fn wire<T>(
+    field: &'static str,
+    r: Result<T, sluice_api::wire::WireError>,
+) -> Result<T, CompiledError> {
+    r.map_err(|source| CompiledError::Wire { field, source })
 }
 
 /// A password that never prints.
@@ -100,21 +156,20 @@ impl Credential {
     }
 
     /// Exactly one of `password` and `nt_hash` (16 octets) must be set.
-    fn from_proto(u: &pb::User) -> Result<Credential, LoadError> {
-        let invalid = |why: String| LoadError::Invalid(format!("user {:?}: {why}", u.username));
-        match (u.password.is_empty(), u.nt_hash.is_empty()) {
-            (false, true) => Ok(Credential::Password(Secret(u.password.clone()))),
-            (true, false) => <[u8; 16]>::try_from(u.nt_hash.as_slice())
-                .map(|h| Credential::NtHash(NtHash(h)))
-                .map_err(|_| {
-                    invalid(format!(
-                        "NT hash is {} octets long, 16 expected",
-                        u.nt_hash.len()
-                    ))
-                }),
-            (true, true) => Err(invalid("neither a password nor an NT hash is set".into())),
-            (false, false) => Err(invalid("both a password and an NT hash are set".into())),
-        }
+    fn from_proto(u: &pb::User) -> Result<Credential, CompiledError> {
+        let problem = match (u.password.is_empty(), u.nt_hash.is_empty()) {
+            (false, true) => return Ok(Credential::Password(Secret(u.password.clone()))),
+            (true, false) => match <[u8; 16]>::try_from(u.nt_hash.as_slice()) {
+                Ok(h) => return Ok(Credential::NtHash(NtHash(h))),
+                Err(_) => CredentialError::NtHashLength(u.nt_hash.len()),
+            },
+            (true, true) => CredentialError::Neither,
+            (false, false) => CredentialError::Both,
+        };
+        Err(CompiledError::Credential {
+            user: u.username.clone(),
+            problem,
+        })
     }
 }
 
@@ -143,12 +198,12 @@ pub struct PppPolicy {
 
 impl PppPolicy {
     fn from_proto(
-        protocol: &str,
+        protocol: Protocol,
         methods: impl Iterator<Item = pb::AuthMethod>,
         encryption: pb::EncryptionPolicy,
-        key_lengths: &[u32],
+        key_lengths: impl Iterator<Item = pb::MppeKeyLength>,
         stateful: pb::StatefulMppe,
-    ) -> Result<PppPolicy, LoadError> {
+    ) -> Result<PppPolicy, CompiledError> {
         let auth = methods
             .filter_map(|m| match m {
                 pb::AuthMethod::Pap => Some(AuthProto::Pap),
@@ -159,9 +214,20 @@ impl PppPolicy {
             })
             .collect::<Vec<_>>();
         if auth.is_empty() {
-            return Err(LoadError::Invalid(format!(
-                "compiled config has no {protocol} authentication method"
-            )));
+            return Err(CompiledError::NoAuthentication(protocol));
+        }
+        let mut lengths = KeyLengths {
+            bits40: false,
+            bits56: false,
+            bits128: false,
+        };
+        for l in key_lengths {
+            match l {
+                pb::MppeKeyLength::Bits40 => lengths.bits40 = true,
+                pb::MppeKeyLength::Bits56 => lengths.bits56 = true,
+                pb::MppeKeyLength::Bits128 => lengths.bits128 = true,
+                pb::MppeKeyLength::Unspecified => {}
+            }
         }
         let policy = match encryption {
             pb::EncryptionPolicy::Deny => EncryptionPolicy::Deny,
@@ -175,11 +241,7 @@ impl PppPolicy {
             auth,
             mppe: MppePolicy {
                 policy,
-                key_lengths: KeyLengths {
-                    bits40: key_lengths.contains(&40),
-                    bits56: key_lengths.contains(&56),
-                    bits128: key_lengths.contains(&128),
-                },
+                key_lengths: lengths,
                 stateful: match stateful {
                     pb::StatefulMppe::Refuse => StatefulMode::Refuse,
                     pb::StatefulMppe::Unspecified | pb::StatefulMppe::Allow => StatefulMode::Allow,
@@ -259,44 +321,35 @@ impl L2tpRuntime {
 }
 
 impl IpsecRuntime {
-    fn from_proto(p: &pb::IpsecSettings) -> Result<IpsecRuntime, LoadError> {
-        use sluice_ike::policy::{
-            EspProposal, IkeProposal, default_esp_proposals, default_ike_proposals,
-        };
-        let proposal_err = |what: &str, s: &str, e: sluice_ike::policy::ProposalError| {
-            LoadError::Invalid(format!(
-                "compiled config has invalid {what} proposal {s:?}: {e}"
-            ))
-        };
-        let ike = if p.ike_proposals.is_empty() {
-            default_ike_proposals()
+    fn from_proto(p: &pb::IpsecSettings) -> Result<IpsecRuntime, CompiledError> {
+        use sluice_api::wire::{esp_proposal_from_wire, ike_proposal_from_wire};
+        use sluice_ike::natt::NatDetection;
+        use sluice_ike::policy as ike;
+        let ike_proposals = if p.ike_proposals.is_empty() {
+            ike::default_ike_proposals()
         } else {
-            p.ike_proposals
-                .iter()
-                .map(|s| IkeProposal::parse(s, p.allow_md5).map_err(|e| proposal_err("IKE", s, e)))
-                .collect::<Result<_, _>>()?
+            let list = p.ike_proposals.iter().map(ike_proposal_from_wire);
+            wire("ike_proposals", list.collect())?
         };
-        let esp = if p.esp_proposals.is_empty() {
-            default_esp_proposals()
+        let esp_proposals = if p.esp_proposals.is_empty() {
+            ike::default_esp_proposals()
         } else {
-            p.esp_proposals
-                .iter()
-                .map(|s| EspProposal::parse(s, p.allow_md5).map_err(|e| proposal_err("ESP", s, e)))
-                .collect::<Result<_, _>>()?
+            let list = p.esp_proposals.iter().map(esp_proposal_from_wire);
+            wire("esp_proposals", list.collect())?
         };
-        let secs =
-            |v: u32, default: u64| Duration::from_secs(if v == 0 { default } else { u64::from(v) });
-        let port = |v: u32, default: u16| {
+        // Proto3 zero is "not set": the engine's defaults, defined once in sluice_ike::policy.
+        let secs = |v: u32, default: Duration| {
             if v == 0 {
-                Ok(default)
+                default
             } else {
-                u16::try_from(v).map_err(|_| bad("IPsec port", &v.to_string()))
+                Duration::from_secs(u64::from(v))
             }
         };
-        use sluice_ike::natt::NatDetection;
-        let cert_err = |field: &str, e: sluice_ike::cert::CertError| {
-            LoadError::Invalid(format!("spec.l2tp.ipsec.{field}: {e}"))
+        let port = |what, v: u32, default: u16| match v {
+            0 => Ok(default),
+            v => u16::try_from(v).map_err(|_| CompiledError::Port { what, value: v }),
         };
+        let cert_err = |field, source| CompiledError::Certificates { field, source };
         let certificates = if p.certificate_chain.is_empty() {
             None
         } else {
@@ -313,10 +366,10 @@ impl IpsecRuntime {
         };
         Ok(IpsecRuntime {
             psk: Secret(p.pre_shared_key.clone()),
-            ike,
-            esp,
-            ike_lifetime: secs(p.ike_lifetime_seconds, 8 * 3600),
-            esp_lifetime: secs(p.esp_lifetime_seconds, 3600),
+            ike: ike_proposals,
+            esp: esp_proposals,
+            ike_lifetime: secs(p.ike_lifetime_seconds, ike::DEFAULT_IKE_LIFETIME),
+            esp_lifetime: secs(p.esp_lifetime_seconds, ike::DEFAULT_ESP_LIFETIME),
             esp_lifetime_kb: (p.esp_lifetime_kilobytes > 0).then_some(p.esp_lifetime_kilobytes),
             nat_detection: match p.nat_detection() {
                 pb::NatDetection::Parrot => NatDetection::Parrot,
@@ -325,9 +378,9 @@ impl IpsecRuntime {
             },
             dpd_delay: (p.dpd_delay_seconds > 0)
                 .then(|| Duration::from_secs(u64::from(p.dpd_delay_seconds))),
-            dpd_timeout: secs(p.dpd_timeout_seconds, 150),
-            ike_port: port(p.ike_port, 500)?,
-            natt_port: port(p.natt_port, 4500)?,
+            dpd_timeout: secs(p.dpd_timeout_seconds, ike::DEFAULT_DPD_TIMEOUT),
+            ike_port: port("IKE port", p.ike_port, ike::DEFAULT_IKE_PORT)?,
+            natt_port: port("NAT-T port", p.natt_port, ike::DEFAULT_NATT_PORT)?,
             allow_aggressive: p.allow_aggressive_mode,
             certificates,
         })
@@ -390,32 +443,24 @@ pub struct Runtime {
     pub per_user_metrics: bool,
 }
 
-fn bad(what: &str, value: &str) -> LoadError {
-    LoadError::Invalid(format!("compiled config has invalid {what} {value:?}"))
-}
-
-fn ip(what: &str, s: &str) -> Result<Ipv4Addr, LoadError> {
-    s.parse().map_err(|_| bad(what, s))
-}
-
-fn net(what: &str, s: &str) -> Result<Ipv4Net, LoadError> {
-    s.parse().map_err(|_| bad(what, s))
+fn prefixes(field: &'static str, list: &[pb::Ipv4Prefix]) -> Result<Vec<Ipv4Net>, CompiledError> {
+    wire(field, list.iter().map(prefix_from_wire).collect())
 }
 
 impl Runtime {
     /// Converts a compiled `GatewayConfig` (from `compile` or from the operator).
-    pub fn from_proto(c: &pb::GatewayConfig) -> Result<Runtime, LoadError> {
+    pub fn from_proto(c: &pb::GatewayConfig) -> Result<Runtime, CompiledError> {
         let pptp = c.pptp.clone().unwrap_or_default();
         let l2tp = c.l2tp.clone().unwrap_or_default();
         let ppp = c
             .ppp
             .clone()
-            .ok_or_else(|| LoadError::Invalid("compiled config has no ppp settings".into()))?;
+            .ok_or(CompiledError::Missing("ppp settings"))?;
         let pptp_policy = PppPolicy::from_proto(
-            "pptp",
+            Protocol::Pptp,
             pptp.authentication(),
             pptp.encryption(),
-            &pptp.mppe_key_lengths,
+            pptp.mppe_key_lengths(),
             pptp.mppe_stateful(),
         )?;
         let ipsec = match &l2tp.ipsec {
@@ -428,18 +473,14 @@ impl Runtime {
             _ => None,
         };
         if l2tp.enabled && !l2tp.allow_unencrypted && ipsec.is_none() {
-            return Err(LoadError::Invalid(
-                "l2tp is enabled without IPsec (no pre-shared key or certificate) and without \
-                 allowUnencrypted"
-                    .into(),
-            ));
+            return Err(CompiledError::L2tpWithoutIpsec);
         }
         let l2tp_policy = if l2tp.enabled {
             PppPolicy::from_proto(
-                "l2tp",
+                Protocol::L2tp,
                 l2tp.authentication(),
                 l2tp.encryption(),
-                &l2tp.mppe_key_lengths,
+                l2tp.mppe_key_lengths(),
                 l2tp.mppe_stateful(),
             )?
         } else {
@@ -447,13 +488,13 @@ impl Runtime {
         };
         let mut users = HashMap::new();
         for u in &c.users {
-            let mut entry = UserEntry {
+            let entry = UserEntry {
                 username: u.username.clone(),
                 credential: Credential::from_proto(u)?,
-                pptp: u.services.iter().any(|s| s == "pptp"),
-                l2tp: u.services.iter().any(|s| s == "l2tp"),
-                remote_address: None,
-                routes: Vec::new(),
+                pptp: u.services().any(|s| s == pb::Service::Pptp),
+                l2tp: u.services().any(|s| s == pb::Service::L2tp),
+                remote_address: u.remote_address.as_ref().map(ipv4_from_wire),
+                routes: prefixes("user routes", &u.routes)?,
                 max_sessions: u.max_sessions,
                 source: u.source.clone(),
                 rate_limit: u.rate_limit.as_ref().and_then(|r| {
@@ -465,19 +506,13 @@ impl Runtime {
                     (limit.down_bps > 0 || limit.up_bps > 0).then_some(limit)
                 }),
             };
-            if !u.remote_address.is_empty() {
-                entry.remote_address = Some(ip("remote address", &u.remote_address)?);
-            }
-            for r in &u.routes {
-                entry.routes.push(net("route", r)?);
-            }
             users.insert(u.username.clone(), entry);
         }
-        let port = |what: &str, p: u32| {
+        let port = |what, p: u32| {
             u16::try_from(p)
                 .ok()
                 .filter(|p| *p != 0)
-                .ok_or_else(|| bad(what, &p.to_string()))
+                .ok_or(CompiledError::Port { what, value: p })
         };
         let clamp16 = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
         Ok(Runtime {
@@ -505,18 +540,21 @@ impl Runtime {
             mru: clamp16(ppp.mru),
             keepalive: (ppp.keepalive_timeout_seconds > 0)
                 .then(|| Duration::from_secs(u64::from(ppp.keepalive_timeout_seconds))),
-            local_address: ip("local address", &ppp.local_address)?,
-            pool: net("address pool", &ppp.address_pool)?,
-            dns: ppp
-                .dns_servers
-                .iter()
-                .map(|d| ip("dns server", d))
-                .collect::<Result<_, _>>()?,
-            static_ranges: ppp
-                .static_addresses
-                .iter()
-                .map(|d| net("static address range", d))
-                .collect::<Result<_, _>>()?,
+            local_address: ipv4_from_wire(
+                ppp.local_address
+                    .as_ref()
+                    .ok_or(CompiledError::Missing("local address"))?,
+            ),
+            pool: wire(
+                "address pool",
+                prefix_from_wire(
+                    ppp.address_pool
+                        .as_ref()
+                        .ok_or(CompiledError::Missing("address pool"))?,
+                ),
+            )?,
+            dns: ppp.dns_servers.iter().map(ipv4_from_wire).collect(),
+            static_ranges: prefixes("static addresses", &ppp.static_addresses)?,
             masquerade: c.nat.as_ref().is_some_and(|n| n.masquerade),
             max_sessions: c.max_sessions,
             users,
@@ -539,8 +577,27 @@ impl Runtime {
     }
 }
 
+/// A configuration loaded from manifests.
+#[derive(Debug)]
+pub struct Loaded {
+    pub runtime: Runtime,
+    /// Users left out because their own fields are wrong, each with every error about it
+    /// (`sluice_api`'s one policy for bad users: the others are served, as with the operator).
+    pub left_out: BTreeMap<ObjectRef, Vec<FieldError>>,
+}
+
+impl Loaded {
+    /// Logs each left-out user with its errors (never secret values: errors name fields).
+    pub fn warn_left_out(&self) {
+        for (user, errors) in &self.left_out {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            tracing::warn!(%user, "user left out of the configuration:\n{}", lines.join("\n"));
+        }
+    }
+}
+
 /// Reads, parses and compiles a manifest file into a runtime config.
-pub fn load_file(path: &Path, gateway: Option<&str>) -> Result<Runtime, LoadError> {
+pub fn load_file(path: &Path, gateway: Option<&str>) -> Result<Loaded, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.display().to_string(),
         source,
@@ -549,12 +606,13 @@ pub fn load_file(path: &Path, gateway: Option<&str>) -> Result<Runtime, LoadErro
 }
 
 /// Parses and compiles manifest text into a runtime config.
-pub fn load_str(text: &str, gateway: Option<&str>) -> Result<Runtime, LoadError> {
-    let manifests =
-        sluice_api::parse_manifests(text).map_err(|e| LoadError::Invalid(e.to_string()))?;
-    let compiled = sluice_api::compile_from_manifests(&manifests, gateway)
-        .map_err(|e| LoadError::Invalid(e.to_string()))?;
-    Runtime::from_proto(&compiled)
+pub fn load_str(text: &str, gateway: Option<&str>) -> Result<Loaded, LoadError> {
+    let manifests = sluice_api::parse_manifests(text)?;
+    let compiled = sluice_api::compile_manifests(&manifests, gateway)?;
+    Ok(Loaded {
+        runtime: Runtime::from_proto(&compiled.config)?,
+        left_out: compiled.left_out,
+    })
 }
 
 /// A human-readable summary of a runtime config, without secrets.
@@ -692,7 +750,7 @@ mod tests {
                 port: 1723,
                 authentication: vec![pb::AuthMethod::MschapV2 as i32],
                 encryption: pb::EncryptionPolicy::Require as i32,
-                mppe_key_lengths: vec![128],
+                mppe_key_lengths: vec![pb::MppeKeyLength::Bits128 as i32],
                 mppe_stateful: pb::StatefulMppe::Refuse as i32,
             }),
             l2tp: None,
@@ -700,8 +758,11 @@ mod tests {
                 mtu: 1400,
                 mru: 1400,
                 keepalive_timeout_seconds: 30,
-                local_address: "10.200.0.1".into(),
-                address_pool: "10.200.0.0/24".into(),
+                local_address: Some(sluice_api::wire::ipv4_to_wire([10, 200, 0, 1].into())),
+                address_pool: Some(pb::Ipv4Prefix {
+                    address: u32::from(Ipv4Addr::new(10, 200, 0, 0)),
+                    length: 24,
+                }),
                 dns_servers: vec![],
                 static_addresses: vec![],
             }),
@@ -716,7 +777,7 @@ mod tests {
         pb::User {
             username: "alice".into(),
             password: password.to_vec(),
-            services: vec!["pptp".into()],
+            services: vec![pb::Service::Pptp as i32],
             source: "vpn/alice".into(),
             nt_hash: nt_hash.to_vec(),
             ..pb::User::default()
@@ -787,6 +848,35 @@ mod tests {
         let rt = Runtime::from_proto(&config(user(b"", &[1; 16])));
         let text = rt.map(|rt| summary(&rt)).unwrap_or_default();
         assert!(text.contains("alice (NT hash set;"), "{text}");
+    }
+
+    #[test]
+    fn standalone_serves_good_users_and_leaves_out_bad_ones() {
+        let text = concat!(
+            include_str!("../../../examples/standalone.yaml"),
+            "\n---\napiVersion: sluice.dev/v1alpha1\nkind: VpnUser\nmetadata: {name: eve}\n",
+            "spec: {gatewayRef: {name: office}, passwordSecretRef: {name: eve-missing}}\n"
+        );
+        let loaded = load_str(text, None).map_err(|e| e.to_string());
+        let loaded = loaded.as_ref();
+        let mut names: Vec<&str> = loaded
+            .map(|l| l.runtime.users.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        names.sort_unstable();
+        assert_eq!(names, ["alice", "bob"]);
+        let left_out: Vec<String> = loaded
+            .map(|l| {
+                l.left_out
+                    .values()
+                    .flatten()
+                    .map(ToString::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            left_out,
+            ["VpnUser/eve: spec.passwordSecretRef Secret \"eve-missing\" not found"]
+        );
     }
 
     #[test]

@@ -289,6 +289,20 @@ fn serve<F: std::future::Future<Output = Result<(), String>>>(
 
 /// Start-up checks of a gateway process: secure randomness, and the descriptor limit raised
 /// as far as the host allows.
+/// `check` fails when users would be left out: they are listed with every error (the
+/// gateway itself would run with the others).
+fn check_left_out(loaded: &config::Loaded) -> Result<(), String> {
+    if loaded.left_out.is_empty() {
+        return Ok(());
+    }
+    let mut lines = vec![format!(
+        "{} user(s) would be left out (the gateway serves the others):",
+        loaded.left_out.len()
+    )];
+    lines.extend(loaded.left_out.values().flatten().map(ToString::to_string));
+    Err(lines.join("\n"))
+}
+
 fn host_checks() -> Result<(), String> {
     host::check().map_err(|e| e.to_string())?;
     match nofile::raise() {
@@ -329,8 +343,11 @@ fn main() -> ExitCode {
         Some(Command::Agent(args)) => serve(format, || args.options().map(agent::run)),
         Some(Command::Check { manifests, gateway }) => {
             config::load_file(&manifests, gateway.as_deref())
-                .map(|cfg| print!("{}", config::summary(&cfg)))
                 .map_err(|e| e.to_string())
+                .and_then(|loaded| {
+                    print!("{}", config::summary(&loaded.runtime));
+                    check_left_out(&loaded)
+                })
         }
         Some(Command::Sessions { admin, json }) => admin.token().and_then(|token| {
             sessions::fetch(admin.endpoint, &token).and_then(|rows| {

@@ -314,6 +314,8 @@ pub struct Metrics {
     pub l2tp_control: Family<DirLabels, Counter>,
     pub reloads: Family<ResultLabels, Counter>,
     pub config: Family<ConfigLabels, Gauge>,
+    /// Users the standalone configuration left out (their own fields are wrong).
+    pub users_left_out: Gauge,
     pub pool_used: Gauge,
     pub pool_free: Gauge,
     /// 1 while draining (no new sessions; exits when empty or at the drain timeout).
@@ -374,6 +376,7 @@ impl Metrics {
             l2tp_control: Family::default(),
             reloads: Family::default(),
             config: Family::default(),
+            users_left_out: Gauge::default(),
             pool_used: Gauge::default(),
             pool_free: Gauge::default(),
             draining: Gauge::default(),
@@ -550,6 +553,12 @@ impl Metrics {
             "config_info",
             "The configuration applied (value 1), labelled with its version",
             m.config.clone(),
+        );
+        registry.register(
+            "config_users_left_out",
+            "Users the standalone configuration left out because their own fields are wrong \
+             (the log names each and why)",
+            m.users_left_out.clone(),
         );
         registry.register(
             "pool_addresses_used",

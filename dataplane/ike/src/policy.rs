@@ -8,146 +8,33 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use crate::cert::{Credentials, TrustStore};
-use crate::cipher::{AesKeyLen, Cipher};
-use crate::dh::Group;
 use crate::natt::NatDetection;
-use crate::prf::HashAlg;
 use crate::sa::{
-    AuthMethod, EncapMode, EspAuth, EspCipher, EspTransform, IkeTransform, Proposal, SaPayload,
-    Transform, protocol,
+    AuthMethod, EncapMode, EspTransform, IkeTransform, Proposal, SaPayload, Transform, protocol,
 };
 
+mod proposal;
 mod show;
+pub use proposal::{
+    AlgorithmClass, EspProposal, IkeProposal, MAX_PROPOSAL_TOKENS, MAX_PROPOSALS, ProposalError,
+    ProposalKind, default_esp_proposals, default_ike_proposals, words,
+};
 pub use show::WEAK_TOKENS;
 
-/// One accepted Phase 1 proposal: any combination of its algorithms (strongSwan semantics:
-/// `aes128-aes256-sha1-modp2048` accepts both ciphers with SHA-1 and MODP2048).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IkeProposal {
-    /// Encryption algorithms.
-    pub ciphers: Vec<Cipher>,
-    /// Hash algorithms.
-    pub hashes: Vec<HashAlg>,
-    /// DH groups.
-    pub groups: Vec<Group>,
-}
-
-/// One accepted ESP proposal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EspProposal {
-    /// Encryption algorithms.
-    pub ciphers: Vec<EspCipher>,
-    /// Integrity algorithms for the non-AEAD ciphers.
-    pub auths: Vec<EspAuth>,
-    /// PFS groups: empty means the proposal is without PFS, otherwise PFS with one of them.
-    pub groups: Vec<Group>,
-}
-
-/// Why a proposal string was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProposalError {
-    /// A token that names no supported algorithm.
-    #[error("unknown algorithm {0:?}")]
-    Unknown(String),
-    /// A class of algorithm is missing.
-    #[error("proposal has no {0}")]
-    Missing(&'static str),
-    /// MD5 without explicit permission.
-    #[error("md5 is broken and refused unless explicitly allowed")]
-    Md5,
-    /// Integrity given for AEAD-only proposals.
-    #[error("AES-GCM proposals take no integrity algorithm")]
-    IntegrityWithAead,
-}
-
-enum Token {
-    Cipher(Cipher),
-    EspCipher(EspCipher),
-    Hash(HashAlg),
-    Group(Group),
-}
-
-fn token(t: &str) -> Option<Token> {
-    use AesKeyLen::*;
-    Some(match t {
-        "aes128" => Token::Cipher(Cipher::AesCbc(Aes128)),
-        "aes192" => Token::Cipher(Cipher::AesCbc(Aes192)),
-        "aes256" => Token::Cipher(Cipher::AesCbc(Aes256)),
-        "3des" => Token::Cipher(Cipher::TripleDesCbc),
-        "aes128gcm16" => Token::EspCipher(EspCipher::AesGcm16(Aes128)),
-        "aes192gcm16" => Token::EspCipher(EspCipher::AesGcm16(Aes192)),
-        "aes256gcm16" => Token::EspCipher(EspCipher::AesGcm16(Aes256)),
-        "md5" => Token::Hash(HashAlg::Md5),
-        "sha1" => Token::Hash(HashAlg::Sha1),
-        "sha256" => Token::Hash(HashAlg::Sha256),
-        "sha384" => Token::Hash(HashAlg::Sha384),
-        "sha512" => Token::Hash(HashAlg::Sha512),
-        g => Token::Group(Group::ALL.into_iter().find(|x| x.name() == g)?),
-    })
-}
-
-/// Every token the proposal grammar accepts (for cross-checking other parsers of it).
-pub const PROPOSAL_TOKENS: [&str; 19] = [
-    "aes128",
-    "aes192",
-    "aes256",
-    "3des",
-    "aes128gcm16",
-    "aes192gcm16",
-    "aes256gcm16",
-    "md5",
-    "sha1",
-    "sha256",
-    "sha384",
-    "sha512",
-    "modp1024",
-    "modp1536",
-    "modp2048",
-    "modp3072",
-    "modp4096",
-    "ecp256",
-    "ecp384",
-];
-
-fn esp_auth(h: HashAlg) -> EspAuth {
-    match h {
-        HashAlg::Md5 => EspAuth::HmacMd5,
-        HashAlg::Sha1 => EspAuth::HmacSha1,
-        HashAlg::Sha256 => EspAuth::HmacSha256,
-        HashAlg::Sha384 => EspAuth::HmacSha384,
-        HashAlg::Sha512 => EspAuth::HmacSha512,
-    }
-}
+/// The IKE port (RFC 2409 §2.2 as registered: UDP 500).
+pub const DEFAULT_IKE_PORT: u16 = 500;
+/// The NAT-T port (RFC 3947 §4, RFC 3948 §2: UDP 4500).
+pub const DEFAULT_NATT_PORT: u16 = 4500;
+/// Longest ISAKMP SA lifetime agreed to by default: 8 h, what Windows proposes.
+pub const DEFAULT_IKE_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+/// Longest ESP SA lifetime agreed to by default: 1 h.
+pub const DEFAULT_ESP_LIFETIME: Duration = Duration::from_secs(3600);
+/// Idle time before a DPD R-U-THERE (RFC 3706 §5.5) by default.
+pub const DEFAULT_DPD_DELAY: Duration = Duration::from_secs(30);
+/// Silence after which a DPD peer is declared dead by default (strongSwan's 150 s).
+pub const DEFAULT_DPD_TIMEOUT: Duration = Duration::from_secs(150);
 
 impl IkeProposal {
-    /// Parses `enc[-enc…]-hash[-hash…]-group[-group…]` (strongSwan's IKEv1 syntax).
-    pub fn parse(s: &str, allow_md5: bool) -> Result<IkeProposal, ProposalError> {
-        let mut p = IkeProposal {
-            ciphers: vec![],
-            hashes: vec![],
-            groups: vec![],
-        };
-        for t in s.split('-') {
-            match token(&t.to_ascii_lowercase()) {
-                Some(Token::Cipher(c)) => p.ciphers.push(c),
-                Some(Token::Hash(HashAlg::Md5)) if !allow_md5 => return Err(ProposalError::Md5),
-                Some(Token::Hash(h)) => p.hashes.push(h),
-                Some(Token::Group(g)) => p.groups.push(g),
-                Some(Token::EspCipher(_)) | None => return Err(ProposalError::Unknown(t.into())),
-            }
-        }
-        if p.ciphers.is_empty() {
-            return Err(ProposalError::Missing("encryption algorithm"));
-        }
-        if p.hashes.is_empty() {
-            return Err(ProposalError::Missing("hash algorithm"));
-        }
-        if p.groups.is_empty() {
-            return Err(ProposalError::Missing("DH group"));
-        }
-        Ok(p)
-    }
-
     /// Whether the transform matches this proposal.
     pub fn accepts(&self, t: &IkeTransform) -> bool {
         self.ciphers.contains(&t.cipher)
@@ -157,39 +44,6 @@ impl IkeProposal {
 }
 
 impl EspProposal {
-    /// Parses `enc[-enc…][-integ…][-group…]`; groups mean PFS.
-    pub fn parse(s: &str, allow_md5: bool) -> Result<EspProposal, ProposalError> {
-        let mut p = EspProposal {
-            ciphers: vec![],
-            auths: vec![],
-            groups: vec![],
-        };
-        for t in s.split('-') {
-            match token(&t.to_ascii_lowercase()) {
-                Some(Token::Cipher(Cipher::AesCbc(k))) => p.ciphers.push(EspCipher::AesCbc(k)),
-                Some(Token::Cipher(Cipher::TripleDesCbc)) => {
-                    p.ciphers.push(EspCipher::TripleDesCbc)
-                }
-                Some(Token::EspCipher(c)) => p.ciphers.push(c),
-                Some(Token::Hash(HashAlg::Md5)) if !allow_md5 => return Err(ProposalError::Md5),
-                Some(Token::Hash(h)) => p.auths.push(esp_auth(h)),
-                Some(Token::Group(g)) => p.groups.push(g),
-                None => return Err(ProposalError::Unknown(t.into())),
-            }
-        }
-        if p.ciphers.is_empty() {
-            return Err(ProposalError::Missing("encryption algorithm"));
-        }
-        let all_aead = p.ciphers.iter().all(|c| c.is_aead());
-        if all_aead && !p.auths.is_empty() {
-            return Err(ProposalError::IntegrityWithAead);
-        }
-        if !all_aead && p.auths.is_empty() {
-            return Err(ProposalError::Missing("integrity algorithm"));
-        }
-        Ok(p)
-    }
-
     /// Whether the transform matches this proposal.
     pub fn accepts(&self, t: &EspTransform) -> bool {
         let auth_ok = match t.auth {
@@ -202,57 +56,6 @@ impl EspProposal {
         };
         auth_ok && pfs_ok && self.ciphers.contains(&t.cipher)
     }
-}
-
-/// The default Phase 1 proposals: what Windows 10/11 (3DES/AES + SHA-1 + MODP1024/2048),
-/// macOS/iOS (AES-256 + SHA-256 + MODP2048) and strongSwan (AES + SHA-2 + MODP2048/ECP)
-/// propose by default. MD5 and DES are never in it.
-pub fn default_ike_proposals() -> Vec<IkeProposal> {
-    vec![IkeProposal {
-        ciphers: vec![
-            Cipher::AesCbc(AesKeyLen::Aes256),
-            Cipher::AesCbc(AesKeyLen::Aes192),
-            Cipher::AesCbc(AesKeyLen::Aes128),
-            Cipher::TripleDesCbc,
-        ],
-        hashes: vec![
-            HashAlg::Sha512,
-            HashAlg::Sha384,
-            HashAlg::Sha256,
-            HashAlg::Sha1,
-        ],
-        groups: Group::ALL.to_vec(),
-    }]
-}
-
-/// The default ESP proposals: AES-GCM, AES-CBC and 3DES with SHA-1/SHA-2, with or without PFS.
-pub fn default_esp_proposals() -> Vec<EspProposal> {
-    let ciphers = vec![
-        EspCipher::AesGcm16(AesKeyLen::Aes256),
-        EspCipher::AesGcm16(AesKeyLen::Aes128),
-        EspCipher::AesCbc(AesKeyLen::Aes256),
-        EspCipher::AesCbc(AesKeyLen::Aes192),
-        EspCipher::AesCbc(AesKeyLen::Aes128),
-        EspCipher::TripleDesCbc,
-    ];
-    let auths = vec![
-        EspAuth::HmacSha512,
-        EspAuth::HmacSha384,
-        EspAuth::HmacSha256,
-        EspAuth::HmacSha1,
-    ];
-    vec![
-        EspProposal {
-            ciphers: ciphers.clone(),
-            auths: auths.clone(),
-            groups: vec![],
-        },
-        EspProposal {
-            ciphers,
-            auths,
-            groups: Group::ALL.to_vec(),
-        },
-    ]
 }
 
 /// Responder configuration.
@@ -336,12 +139,12 @@ impl Default for Config {
             client_ca: None,
             ike: default_ike_proposals(),
             esp: default_esp_proposals(),
-            ike_lifetime: Duration::from_secs(8 * 3600),
-            esp_lifetime: Duration::from_secs(3600),
+            ike_lifetime: DEFAULT_IKE_LIFETIME,
+            esp_lifetime: DEFAULT_ESP_LIFETIME,
             esp_lifetime_kb: None,
             nat_detection: NatDetection::Honest,
-            dpd_delay: Some(Duration::from_secs(30)),
-            dpd_timeout: Duration::from_secs(150),
+            dpd_delay: Some(DEFAULT_DPD_DELAY),
+            dpd_timeout: DEFAULT_DPD_TIMEOUT,
             nat_keepalive: Duration::from_secs(20),
             half_open_timeout: Duration::from_secs(30),
             max_half_open_per_ip: 5,
@@ -351,7 +154,7 @@ impl Default for Config {
             max_quick_modes_per_sa: 4,
             max_child_sas_per_ike_sa: 8,
             l2tp_port: 1701,
-            natt_port: 4500,
+            natt_port: DEFAULT_NATT_PORT,
             allow_aggressive: false,
         }
     }
@@ -435,7 +238,10 @@ impl Config {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::sa::Lifetime;
+    use crate::cipher::{AesKeyLen, Cipher};
+    use crate::dh::Group;
+    use crate::prf::HashAlg;
+    use crate::sa::{EspAuth, EspCipher, Lifetime};
 
     fn psk_config() -> Config {
         Config {
@@ -484,42 +290,6 @@ mod tests {
         assert_eq!(c.reply.proposals[0].transforms[0].number, 2);
         // Without a PSK nothing is acceptable.
         assert!(Config::default().choose_ike(&sa).is_none());
-    }
-
-    #[test]
-    fn proposal_strings() {
-        let p = IkeProposal::parse("aes128-AES256-sha1-modp2048-ecp256", false).unwrap();
-        assert_eq!(p.ciphers.len(), 2);
-        assert_eq!(p.groups, vec![Group::Modp2048, Group::Ecp256]);
-        assert_eq!(
-            IkeProposal::parse("aes128-md5-modp2048", false),
-            Err(ProposalError::Md5)
-        );
-        assert!(IkeProposal::parse("aes128-md5-modp2048", true).is_ok());
-        assert_eq!(
-            IkeProposal::parse("aes128-sha1", false),
-            Err(ProposalError::Missing("DH group"))
-        );
-        assert_eq!(
-            IkeProposal::parse("aes512-sha1-modp2048", false),
-            Err(ProposalError::Unknown("aes512".into()))
-        );
-        assert!(IkeProposal::parse("aes128gcm16-sha1-modp2048", false).is_err());
-        let e = EspProposal::parse("aes256gcm16", false).unwrap();
-        assert!(e.auths.is_empty() && e.groups.is_empty());
-        assert_eq!(
-            EspProposal::parse("aes128gcm16-sha1", false),
-            Err(ProposalError::IntegrityWithAead)
-        );
-        assert_eq!(
-            EspProposal::parse("aes128", false),
-            Err(ProposalError::Missing("integrity algorithm"))
-        );
-        let pfs = EspProposal::parse("aes256-sha256-modp2048", false).unwrap();
-        assert_eq!(pfs.groups, vec![Group::Modp2048]);
-        for t in PROPOSAL_TOKENS {
-            assert!(token(t).is_some(), "{t}");
-        }
     }
 
     #[test]

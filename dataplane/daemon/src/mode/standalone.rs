@@ -344,10 +344,12 @@ pub async fn stop(gw: &Arc<Gateway>, tun: &str) {
 
 /// Runs the standalone gateway until SIGTERM/SIGINT.
 pub async fn run(opts: ServeOptions) -> Result<(), String> {
-    let cfg =
+    let loaded =
         config::load_file(&opts.manifests, opts.gateway.as_deref()).map_err(|e| e.to_string())?;
+    loaded.warn_left_out();
     let metrics = Arc::new(Metrics::new());
-    let gw = start(&opts.host, cfg, metrics.clone(), None)?;
+    metrics.users_left_out.set(gauge(loaded.left_out.len()));
+    let gw = start(&opts.host, loaded.runtime, metrics.clone(), None)?;
     let state = Arc::new(HttpState::new(metrics));
     state.set_gateway(gw.clone());
     http::start(state.clone(), &opts.host.endpoints)
@@ -409,7 +411,9 @@ fn reload(gw: &Arc<Gateway>, opts: &ServeOptions, why: &str) {
     info!(reason = why, "reloading configuration");
     match config::load_file(&opts.manifests, opts.gateway.as_deref()) {
         Ok(new) => {
-            reconfigure(gw, &opts.host, new);
+            new.warn_left_out();
+            gw.dp.metrics.users_left_out.set(gauge(new.left_out.len()));
+            reconfigure(gw, &opts.host, new.runtime);
             count_apply(&gw.dp.metrics, true);
         }
         Err(e) => {
@@ -417,6 +421,10 @@ fn reload(gw: &Arc<Gateway>, opts: &ServeOptions, why: &str) {
             count_apply(&gw.dp.metrics, false);
         }
     }
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn apply_host_changes(gw: &Gateway, tun: &str, new: &Runtime) {

@@ -107,7 +107,7 @@ fn user(password: &[u8], nt_hash: &[u8]) -> pb::User {
     pb::User {
         username: "alice".into(),
         password: password.to_vec(),
-        services: vec!["pptp".into()],
+        services: vec![pb::Service::Pptp as i32],
         source: "vpn/alice".into(),
         nt_hash: nt_hash.to_vec(),
         ..pb::User::default()
@@ -123,7 +123,7 @@ fn config(version: &str, users: Vec<pb::User>) -> pb::GatewayConfig {
             port: 1723,
             authentication: vec![pb::AuthMethod::MschapV2 as i32],
             encryption: pb::EncryptionPolicy::Require as i32,
-            mppe_key_lengths: vec![128],
+            mppe_key_lengths: vec![pb::MppeKeyLength::Bits128 as i32],
             mppe_stateful: pb::StatefulMppe::Refuse as i32,
         }),
         l2tp: None,
@@ -131,8 +131,11 @@ fn config(version: &str, users: Vec<pb::User>) -> pb::GatewayConfig {
             mtu: 1400,
             mru: 1400,
             keepalive_timeout_seconds: 30,
-            local_address: "10.200.0.1".into(),
-            address_pool: "10.200.0.0/24".into(),
+            local_address: Some(sluice_api::wire::ipv4_to_wire([10, 200, 0, 1].into())),
+            address_pool: Some(pb::Ipv4Prefix {
+                address: u32::from(std::net::Ipv4Addr::new(10, 200, 0, 0)),
+                length: 24,
+            }),
             dns_servers: vec![],
             static_addresses: vec![],
         }),

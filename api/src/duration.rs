@@ -2,19 +2,41 @@
 
 use std::time::Duration;
 
+/// Why a duration string was refused; displays as a phrase that follows the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Nothing at all.
+    #[error("is empty")]
+    Empty,
+    /// `-1s`, `+1s`.
+    #[error("must not have a sign")]
+    Signed,
+    /// `s`, `.s`.
+    #[error("expects a number before each unit")]
+    NoNumber,
+    /// `30`.
+    #[error("is missing a unit (ns, us, ms, s, m, h)")]
+    NoUnit,
+    /// `1x`.
+    #[error("has an unknown unit {0:?}")]
+    UnknownUnit(String),
+    /// More than `u64::MAX` nanoseconds.
+    #[error("is too large")]
+    TooLarge,
+}
+
 /// Parses a non-negative Go duration: one or more `<decimal><unit>` terms
 /// with units `ns`, `us` (`µs`), `ms`, `s`, `m`, `h`; a bare `0` is allowed.
-///
-/// Returns a human-readable reason on failure. Total work is linear in the input.
-pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+/// Total work is linear in the input.
+pub fn parse_go_duration(s: &str) -> Result<Duration, DurationError> {
     if s == "0" {
         return Ok(Duration::ZERO);
     }
     if s.is_empty() {
-        return Err("is empty".into());
+        return Err(DurationError::Empty);
     }
     if s.starts_with(['-', '+']) {
-        return Err("must not have a sign".into());
+        return Err(DurationError::Signed);
     }
     let mut rest = s;
     let mut total: u128 = 0;
@@ -31,7 +53,7 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
             None => ("", after),
         };
         if int_part.is_empty() && frac_part.is_empty() {
-            return Err("expects a number before each unit".into());
+            return Err(DurationError::NoNumber);
         }
         let unit_len = after
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -44,10 +66,10 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            "" => return Err("is missing a unit (ns, us, ms, s, m, h)".into()),
-            _ => return Err(format!("has an unknown unit {unit:?}")),
+            "" => return Err(DurationError::NoUnit),
+            _ => return Err(DurationError::UnknownUnit(unit.to_owned())),
         };
-        let too_big = || "is too large".to_string();
+        let too_big = || DurationError::TooLarge;
         let int: u128 = if int_part.is_empty() {
             0
         } else {
@@ -69,9 +91,21 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
         }
         rest = after;
     }
-    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| "is too large".to_string())?;
-    let sub = u32::try_from(total % 1_000_000_000).map_err(|_| "is too large".to_string())?;
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| DurationError::TooLarge)?;
+    let sub = u32::try_from(total % 1_000_000_000).map_err(|_| DurationError::TooLarge)?;
     Ok(Duration::new(secs, sub))
+}
+
+/// Whole seconds as the shortest Go duration of one unit: `3600` → `1h`, `300` → `5m`,
+/// `90` → `90s`.
+pub fn format_go_duration(secs: u64) -> String {
+    if secs >= 3600 && secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
 }
 
 #[cfg(test)]

@@ -2,14 +2,51 @@
 
 use std::fmt;
 
+pub use crate::object_ref::{ObjectKind, ObjectRef};
+
+/// What an error is about.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Subject {
+    /// One object (displayed `Kind/name`, or `Kind/namespace/name` outside `default`).
+    Object(ObjectRef),
+    /// A place in the input that names no object: `input`, `document 2 (line 5)`.
+    Place(String),
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Object(r) => r.fmt(f),
+            Subject::Place(p) => f.write_str(p),
+        }
+    }
+}
+
+impl From<ObjectRef> for Subject {
+    fn from(r: ObjectRef) -> Self {
+        Subject::Object(r)
+    }
+}
+
+impl From<&str> for Subject {
+    fn from(place: &str) -> Self {
+        Subject::Place(place.to_owned())
+    }
+}
+
+impl From<String> for Subject {
+    fn from(place: String) -> Self {
+        Subject::Place(place)
+    }
+}
+
 /// One problem with one object (or with the input as a whole).
 ///
 /// Never carries secret values: messages name fields and keys, not their contents.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
-    /// `Kind/name`, `Kind/namespace/name` outside the `default` namespace,
-    /// or `document N` / `input` when no object can be named.
-    pub object: String,
+    /// The object, or the place in the input when no object can be named.
+    pub object: Subject,
     /// Field path such as `spec.ppp.mtu`; empty when the error concerns the whole object.
     pub field: String,
     /// What is wrong, phrased to follow the field path.
@@ -19,7 +56,7 @@ pub struct FieldError {
 impl FieldError {
     /// Builds an error.
     pub fn new(
-        object: impl Into<String>,
+        object: impl Into<Subject>,
         field: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
@@ -72,13 +109,5 @@ impl fmt::Display for ConfigError {
             write!(f, "{e}")?;
         }
         Ok(())
-    }
-}
-
-/// Names an object as errors do: `Kind/name`, or `Kind/namespace/name` outside `default`.
-pub fn object_name(kind: &str, namespace: Option<&str>, name: &str) -> String {
-    match namespace {
-        None | Some("") | Some("default") => format!("{kind}/{name}"),
-        Some(ns) => format!("{kind}/{ns}/{name}"),
     }
 }

@@ -29,18 +29,8 @@ pub const DEFAULT_TUNNEL_SECRET_KEY: &str = "secret";
 pub const DEFAULT_KEEPALIVE: &str = "30s";
 /// Secret key read when `ipsec.preSharedKeySecretRef.key` is absent.
 pub const DEFAULT_PRE_SHARED_KEY_KEY: &str = "psk";
-/// Default longest ISAKMP (Phase 1) SA lifetime.
-pub const DEFAULT_IKE_LIFETIME: &str = "8h";
-/// Default longest ESP (Phase 2) SA lifetime.
-pub const DEFAULT_ESP_LIFETIME: &str = "1h";
-/// Default DPD idle time before an R-U-THERE is sent (RFC 3706).
-pub const DEFAULT_DPD_DELAY: &str = "30s";
-/// Default DPD time without a sign of life before a client is declared dead.
-pub const DEFAULT_DPD_TIMEOUT: &str = "150s";
-/// Default IKE port (RFC 2409: UDP 500).
-pub const DEFAULT_IKE_PORT: u16 = 500;
-/// Default NAT-T port (RFC 3947/3948: UDP 4500).
-pub const DEFAULT_NATT_PORT: u16 = 4500;
+// The IPsec defaults are the engine's (`sluice_ike::policy`), defined there once.
+pub use sluice_ike::policy::{DEFAULT_IKE_PORT, DEFAULT_NATT_PORT};
 
 /// Most entries of a list field the schema accepts (CEL cost estimation needs a bound).
 pub const MAX_LIST_ITEMS: u32 = 64;
@@ -525,19 +515,19 @@ fn default_pre_shared_key_key() -> String {
 }
 
 fn default_ike_lifetime() -> String {
-    DEFAULT_IKE_LIFETIME.to_owned()
+    crate::duration::format_go_duration(sluice_ike::policy::DEFAULT_IKE_LIFETIME.as_secs())
 }
 
 fn default_esp_lifetime() -> String {
-    DEFAULT_ESP_LIFETIME.to_owned()
+    crate::duration::format_go_duration(sluice_ike::policy::DEFAULT_ESP_LIFETIME.as_secs())
 }
 
 fn default_dpd_delay() -> String {
-    DEFAULT_DPD_DELAY.to_owned()
+    crate::duration::format_go_duration(sluice_ike::policy::DEFAULT_DPD_DELAY.as_secs())
 }
 
 fn default_dpd_timeout() -> String {
-    DEFAULT_DPD_TIMEOUT.to_owned()
+    crate::duration::format_go_duration(sluice_ike::policy::DEFAULT_DPD_TIMEOUT.as_secs())
 }
 
 fn default_ike_port() -> u16 {

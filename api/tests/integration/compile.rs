@@ -1,11 +1,37 @@
 //! compile() from YAML fixtures: defaults, every validation error, determinism.
 
 use sluice_api::NatDetection as NatDetectionSpec;
+use sluice_api::wire::{
+    esp_proposal_from_wire, ike_proposal_from_wire, ipv4_from_wire, prefix_from_wire,
+};
 use sluice_api::{
     AuthenticationMethod, ConfigError, Encryption, GatewayConfig, Manifests, compile,
     compile_from_manifests, parse_manifests, redacted,
 };
-use sluice_proto::v1::{AuthMethod, EncryptionPolicy, IpsecSettings, NatDetection};
+use sluice_proto::v1::{
+    self as pb, AuthMethod, EncryptionPolicy, IpsecSettings, MppeKeyLength, NatDetection, Service,
+};
+
+/// A compiled address as a manifest writes it ("" when absent).
+fn ip(a: Option<&pb::Ipv4Address>) -> String {
+    a.map(|a| ipv4_from_wire(a).to_string()).unwrap_or_default()
+}
+
+/// A compiled network as a manifest writes it.
+fn net(p: &pb::Ipv4Prefix) -> String {
+    prefix_from_wire(p).map_or_else(|e| panic!("{e}"), |n| n.to_string())
+}
+
+/// Compiled proposals in the proposal grammar.
+fn ike_text(list: &[pb::IkeProposal]) -> Vec<String> {
+    let text = |p| ike_proposal_from_wire(p).map_or_else(|e| panic!("{e}"), |p| p.to_string());
+    list.iter().map(text).collect()
+}
+
+fn esp_text(list: &[pb::EspProposal]) -> Vec<String> {
+    let text = |p| esp_proposal_from_wire(p).map_or_else(|e| panic!("{e}"), |p| p.to_string());
+    list.iter().map(text).collect()
+}
 
 fn load(yaml: &str) -> Manifests {
     parse_manifests(yaml).unwrap_or_else(|e| panic!("fixture does not parse:\n{e}"))
@@ -37,13 +63,13 @@ fn defaults_are_filled_explicitly() {
     assert_eq!(pptp.port, 1723);
     assert_eq!(pptp.authentication, [AuthMethod::MschapV2 as i32]);
     assert_eq!(pptp.encryption, EncryptionPolicy::Require as i32);
-    assert_eq!(pptp.mppe_key_lengths, [128]);
+    assert_eq!(pptp.mppe_key_lengths, [MppeKeyLength::Bits128 as i32]);
     assert_eq!(pptp.mppe_stateful(), sluice_proto::v1::StatefulMppe::Allow);
     let ppp = c.ppp.as_ref().unwrap();
     assert_eq!((ppp.mtu, ppp.mru), (1400, 1400));
     assert_eq!(ppp.keepalive_timeout_seconds, 30);
-    assert_eq!(ppp.local_address, "10.200.0.1");
-    assert_eq!(ppp.address_pool, "10.200.0.0/24");
+    assert_eq!(ip(ppp.local_address.as_ref()), "10.200.0.1");
+    assert_eq!(net(ppp.address_pool.as_ref().unwrap()), "10.200.0.0/24");
     assert!(ppp.dns_servers.is_empty() && ppp.static_addresses.is_empty());
     assert!(!c.nat.as_ref().unwrap().masquerade);
     assert_eq!(c.max_sessions, 0);
@@ -51,8 +77,8 @@ fn defaults_are_filled_explicitly() {
     let u = &c.users[0];
     assert_eq!(u.username, "jack");
     assert_eq!(u.password, b"pass");
-    assert_eq!(u.services, ["pptp", "l2tp"]);
-    assert_eq!(u.remote_address, "");
+    assert_eq!(u.services, [Service::Pptp as i32, Service::L2tp as i32]);
+    assert_eq!(u.remote_address, None);
     assert!(u.routes.is_empty());
     assert_eq!(u.max_sessions, 0);
     assert_eq!(u.source, "default/jack");
@@ -77,10 +103,13 @@ fn standalone_example_compiles() {
     assert_eq!(names, ["alice", "bob"]);
     assert_eq!(c.users[0].password, b"Alice-change-me!");
     assert_eq!(c.users[1].password, b"B0b-change-me!");
-    assert_eq!(c.users[1].remote_address, "10.200.0.50");
+    assert_eq!(ip(c.users[1].remote_address.as_ref()), "10.200.0.50");
     assert_eq!(c.users[1].max_sessions, 1);
     let ppp = c.ppp.unwrap();
-    assert_eq!(ppp.dns_servers, ["10.200.0.1"]);
+    assert_eq!(
+        ppp.dns_servers,
+        [sluice_api::wire::ipv4_to_wire([10, 200, 0, 1].into())]
+    );
     assert_eq!(c.pptp.unwrap().encryption, EncryptionPolicy::Require as i32);
     // L2TP/IPsec is on in the example, with its pre-shared key.
     let ipsec = c.l2tp.unwrap().ipsec.unwrap();
@@ -679,14 +708,14 @@ fn ipsec_fields_reach_the_config() {
     let ipsec = c.l2tp.unwrap().ipsec.unwrap();
     assert_eq!(ipsec.pre_shared_key, b"base64-or-not-this-is-long-enough");
     assert_eq!(
-        ipsec.ike_proposals,
+        ike_text(&ipsec.ike_proposals),
         [
             "aes256-sha256-modp2048",
             "aes128-aes256-sha1-modp2048-modp1024"
         ]
     );
     assert_eq!(
-        ipsec.esp_proposals,
+        esp_text(&ipsec.esp_proposals),
         ["aes256gcm16", "aes128-sha1", "aes256-sha256-modp2048"]
     );
     assert_eq!(

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_saphyr::{Budget, Options, Spanned};
 
-use crate::error::{ConfigError, FieldError, object_name};
+use crate::error::{ConfigError, FieldError, ObjectKind, ObjectRef};
 use crate::gateway::VpnGateway;
 use crate::user::VpnUser;
 
@@ -125,7 +125,7 @@ struct Loader {
     out: Manifests,
     errors: Vec<FieldError>,
     objects: usize,
-    seen: BTreeSet<(&'static str, String, String)>,
+    seen: BTreeSet<ObjectRef>,
 }
 
 impl Loader {
@@ -159,19 +159,25 @@ impl Loader {
                 }
             }
             (SLUICE_API_VERSION, "VpnGateway") => {
-                if let Some(mut gw) = self.object::<VpnGateway>(label, "VpnGateway", map, true) {
+                if let Some(mut gw) =
+                    self.object::<VpnGateway>(label, ObjectKind::VpnGateway, map, true)
+                {
                     fill_namespace(&mut gw.metadata);
                     self.out.gateways.push(gw);
                 }
             }
             (SLUICE_API_VERSION, "VpnUser") => {
-                if let Some(mut user) = self.object::<VpnUser>(label, "VpnUser", map, true) {
+                if let Some(mut user) =
+                    self.object::<VpnUser>(label, ObjectKind::VpnUser, map, true)
+                {
                     fill_namespace(&mut user.metadata);
                     self.out.users.push(user);
                 }
             }
             ("v1", "Secret") => {
-                if let Some(mut secret) = self.object::<Secret>(label, "Secret", map, false) {
+                if let Some(mut secret) =
+                    self.object::<Secret>(label, ObjectKind::Secret, map, false)
+                {
                     fill_namespace(&mut secret.metadata);
                     merge_string_data(&mut secret);
                     self.out.secrets.push(secret);
@@ -195,7 +201,7 @@ impl Loader {
     fn object<T: DeserializeOwned>(
         &mut self,
         label: &str,
-        kind: &'static str,
+        kind: ObjectKind,
         mut map: serde_json::Map<String, Value>,
         strip_type_meta: bool,
     ) -> Option<T> {
@@ -223,14 +229,18 @@ impl Loader {
             .to_owned();
         if name.is_empty() {
             self.errors.push(FieldError::new(
-                format!("{label}: {kind}"),
+                format!("{label}: {}", kind.as_str()),
                 "metadata.name",
                 "is required",
             ));
             return None;
         }
-        let obj = object_name(kind, Some(&namespace), &name);
-        if !self.seen.insert((kind, namespace, name)) {
+        let obj = ObjectRef {
+            kind,
+            namespace,
+            name,
+        };
+        if !self.seen.insert(obj.clone()) {
             self.errors.push(FieldError::new(
                 obj,
                 "",
@@ -262,7 +272,7 @@ impl Loader {
             Ok(_) => None,
             Err(e) => {
                 let field = tracked_path(&track.path());
-                let secret_value = kind == "Secret"
+                let secret_value = kind == ObjectKind::Secret
                     && (field.starts_with("data") || field.starts_with("stringData"));
                 let message = if secret_value {
                     "is invalid (value not shown)".to_owned()

@@ -12,11 +12,31 @@ pub const MAX_BURST_BYTES: u64 = 1_000_000_000;
 /// Default bucket: this much time at the rate.
 pub const DEFAULT_BURST_MILLIS: u64 = 100;
 
+/// Why a rate or size was refused; displays as a phrase that follows the field's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    /// Empty, or longer than 24 characters.
+    #[error("must be a number with an optional k, M or G suffix, such as 10M")]
+    Malformed,
+    /// Not `<decimal>[k|M|G]`.
+    #[error("{0:?} is not a number with an optional k, M or G suffix, such as 10M")]
+    NotANumber(String),
+    /// Beyond `u64`.
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+    /// A rate outside [`MIN_RATE_BPS`]..=[`MAX_RATE_BPS`].
+    #[error("{0:?} must be from 8k to 100G bits per second")]
+    RateOutOfRange(String),
+    /// A bucket outside [`MIN_BURST_BYTES`]..=[`MAX_BURST_BYTES`].
+    #[error("{0:?} must be from 3k to 1G bytes")]
+    BurstOutOfRange(String),
+}
+
 /// Parses `<decimal>[k|M|G]` into a whole number (fractions below 1 are dropped).
 /// Bounded work: at most 24 characters are looked at.
-pub fn parse_si(s: &str) -> Result<u64, String> {
+pub fn parse_si(s: &str) -> Result<u64, RateError> {
     if s.is_empty() || s.len() > 24 {
-        return Err("must be a number with an optional k, M or G suffix, such as 10M".into());
+        return Err(RateError::Malformed);
     }
     let (num, scale) = match s.as_bytes().last() {
         Some(b'k') => (&s[..s.len() - 1], 1_000u128),
@@ -30,11 +50,9 @@ pub fn parse_si(s: &str) -> Result<u64, String> {
     };
     let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
     if !digits(int) || !frac.is_none_or(digits) {
-        return Err(format!(
-            "{s:?} is not a number with an optional k, M or G suffix, such as 10M"
-        ));
+        return Err(RateError::NotANumber(s.to_owned()));
     }
-    let too_big = || format!("{s:?} is too large");
+    let too_big = || RateError::TooLarge(s.to_owned());
     let mut value = int
         .parse::<u128>()
         .map_err(|_| too_big())?
@@ -49,19 +67,19 @@ pub fn parse_si(s: &str) -> Result<u64, String> {
 }
 
 /// A bit rate within [`MIN_RATE_BPS`]..=[`MAX_RATE_BPS`].
-pub fn parse_rate(s: &str) -> Result<u64, String> {
+pub fn parse_rate(s: &str) -> Result<u64, RateError> {
     let v = parse_si(s)?;
     if !(MIN_RATE_BPS..=MAX_RATE_BPS).contains(&v) {
-        return Err(format!("{s:?} must be from 8k to 100G bits per second"));
+        return Err(RateError::RateOutOfRange(s.to_owned()));
     }
     Ok(v)
 }
 
 /// A bucket size within [`MIN_BURST_BYTES`]..=[`MAX_BURST_BYTES`].
-pub fn parse_burst(s: &str) -> Result<u64, String> {
+pub fn parse_burst(s: &str) -> Result<u64, RateError> {
     let v = parse_si(s)?;
     if !(MIN_BURST_BYTES..=MAX_BURST_BYTES).contains(&v) {
-        return Err(format!("{s:?} must be from 3k to 1G bytes"));
+        return Err(RateError::BurstOutOfRange(s.to_owned()));
     }
     Ok(v)
 }

@@ -8,7 +8,7 @@ use sluice_api::crdgen;
 
 #[test]
 fn committed_crds_match_the_types() {
-    let top = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let top = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for dir in crdgen::CRD_DIRS {
         for (name, yaml) in crdgen::crd_files().unwrap() {
             let committed = std::fs::read_to_string(top.join(dir).join(name)).unwrap_or_default();

@@ -7,25 +7,26 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use prost::Message;
 use sha2::{Digest, Sha256};
+use sluice_ike::policy::{EspProposal, IkeProposal, MAX_PROPOSALS, ProposalError};
 use sluice_proto::v1::{
-    AuthMethod, EncryptionPolicy, GatewayConfig, IpsecSettings, L2tpSettings,
-    NatDetection as WireNatDetection, NatSettings, PppSettings, PptpSettings, RateLimit,
+    AuthMethod, EncryptionPolicy, GatewayConfig, IpsecSettings, L2tpSettings, MppeKeyLength,
+    NatDetection as WireNatDetection, NatSettings, PppSettings, PptpSettings, RateLimit, Service,
     StatefulMppe as WireStateful, User,
 };
 
-use crate::duration::parse_go_duration;
-use crate::error::{ConfigError, FieldError, object_name};
+use crate::duration::{format_go_duration, parse_go_duration};
+use crate::error::{ConfigError, FieldError, ObjectKind, ObjectRef};
 use crate::gateway::{
     AuthenticationMethod, Encryption, IpsecSpec, MAX_MTU, MIN_MTU, MppeSpec, NatDetection,
     StatefulMppe, VpnGateway, VpnGatewaySpec,
 };
-use crate::ipsec::{MAX_PROPOSALS, ProposalKind, check_proposal};
 use crate::manifest::Manifests;
+use crate::object_ref::namespace;
 use crate::rate;
-use crate::user::{RateLimitSpec, VpnUser};
+use crate::user::{RateLimitSpec, Service as ServiceSpec, VpnUser};
+use crate::wire::{esp_proposal_to_wire, ike_proposal_to_wire, ipv4_to_wire, prefix_to_wire};
 
 /// Longest user name or password: PAP/CHAP carry them with a one-octet length (RFC 1334 §2.2.1).
 pub const MAX_CREDENTIAL_BYTES: usize = 255;
@@ -42,8 +43,6 @@ pub const MAX_KEEPALIVE_SECONDS: u64 = 3600;
 pub const MAX_DNS_SERVERS: usize = 2;
 /// Longest pool prefix: a /30 leaves two assignable addresses.
 pub const MAX_POOL_PREFIX: u8 = 30;
-
-const MPPE_KEY_LENGTHS: [u32; 3] = [40, 56, 128];
 
 /// Compiles one gateway, its users and their Secrets into a [`GatewayConfig`].
 ///
@@ -63,9 +62,10 @@ pub fn compile(
 ) -> Result<GatewayConfig, ConfigError> {
     let gw_name = gateway.metadata.name.as_deref().unwrap_or("");
     let gw_ns = namespace(&gateway.metadata);
+    let gw_ref = ObjectRef::of(ObjectKind::VpnGateway, &gateway.metadata);
     let mut errs = Errors {
         list: Vec::new(),
-        object: object_name("VpnGateway", Some(gw_ns), gw_name),
+        object: gw_ref.clone(),
     };
     let spec = &gateway.spec;
 
@@ -262,7 +262,7 @@ pub fn compile(
     let mut statics: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
     for (username, user) in &mine {
         let name = user.metadata.name.as_deref().unwrap_or("");
-        errs.object = object_name("VpnUser", Some(gw_ns), name);
+        errs.object = ObjectRef::of_user(user);
         let s = &user.spec;
 
         if username.is_empty() {
@@ -283,7 +283,7 @@ pub fn compile(
                 format!("{username:?} is also used by {other}"),
             );
         } else {
-            usernames.insert(username, errs.object.clone());
+            usernames.insert(username, errs.object.to_string());
         }
 
         let password = password(&mut errs, user, gw_ns, secrets);
@@ -294,20 +294,23 @@ pub fn compile(
                 "must list at least one service (use spec.disabled to disable a user)",
             );
         }
-        let mut services: Vec<String> = Vec::new();
+        let mut services: Vec<i32> = Vec::new();
         for svc in &s.services {
-            let svc = svc.as_str().to_owned();
+            let svc = match svc {
+                ServiceSpec::Pptp => Service::Pptp,
+                ServiceSpec::L2tp => Service::L2tp,
+            } as i32;
             if !services.contains(&svc) {
                 services.push(svc);
             }
         }
 
         let mut max_sessions = s.max_sessions.unwrap_or(0);
-        let mut remote_address = String::new();
+        let mut remote_address = None;
         if let Some(ra) = &s.remote_address {
             if let Some(ip) = parse_ip(&mut errs, "spec.remoteAddress", ra) {
                 check_static(&mut errs, ip, local, pool, &static_nets, &mut statics);
-                remote_address = ip.to_string();
+                remote_address = Some(ipv4_to_wire(ip));
             }
             match s.max_sessions {
                 None => max_sessions = 1,
@@ -332,13 +335,10 @@ pub fn compile(
                 {
                     errs.push(
                         field,
-                        format!(
-                            "{net} contains spec.ppp.localAddress {local} of {}",
-                            object_name("VpnGateway", Some(gw_ns), gw_name)
-                        ),
+                        format!("{net} contains spec.ppp.localAddress {local} of {gw_ref}"),
                     );
                 } else {
-                    routes.push(net.to_string());
+                    routes.push(prefix_to_wire(net));
                 }
             }
         }
@@ -397,15 +397,15 @@ pub fn compile(
             mtu: ppp.mtu,
             mru: ppp.mru,
             keepalive_timeout_seconds: keepalive,
-            local_address: local.map(|a| a.to_string()).unwrap_or_default(),
-            address_pool: pool.map(|p| p.to_string()).unwrap_or_default(),
+            local_address: local.map(ipv4_to_wire),
+            address_pool: pool.map(prefix_to_wire),
             dns_servers: ppp
                 .dns_servers
                 .iter()
                 .filter_map(|d| d.trim().parse::<Ipv4Addr>().ok())
-                .map(|a| a.to_string())
+                .map(ipv4_to_wire)
                 .collect(),
-            static_addresses: static_nets.iter().map(|n| n.to_string()).collect(),
+            static_addresses: static_nets.iter().copied().map(prefix_to_wire).collect(),
         }),
         nat: Some(NatSettings {
             masquerade: spec.nat.masquerade,
@@ -424,7 +424,7 @@ fn rate_limit(errs: &mut Errors, r: &RateLimitSpec) -> Option<RateLimit> {
         None => Some(0),
         Some(Ok(bps)) => Some(bps),
         Some(Err(e)) => {
-            errs.push(field, e);
+            errs.push(field, e.to_string());
             None
         }
     };
@@ -434,7 +434,7 @@ fn rate_limit(errs: &mut Errors, r: &RateLimitSpec) -> Option<RateLimit> {
         None => Some(None),
         Some(Ok(b)) => Some(Some(b)),
         Some(Err(e)) => {
-            errs.push("spec.rateLimit.burst", e);
+            errs.push("spec.rateLimit.burst", e.to_string());
             None
         }
     };
@@ -457,6 +457,14 @@ pub fn compile_from_manifests(
     m: &Manifests,
     gateway: Option<&str>,
 ) -> Result<GatewayConfig, ConfigError> {
+    compile(pick_gateway(m, gateway)?, &m.users, &m.secrets)
+}
+
+/// The gateway `gateway` names (`name` or `namespace/name`; `None`: the only one).
+pub(crate) fn pick_gateway<'m>(
+    m: &'m Manifests,
+    gateway: Option<&str>,
+) -> Result<&'m VpnGateway, ConfigError> {
     let input_err = |msg: String| ConfigError::single(FieldError::new("input", "", msg));
     let chosen: Vec<&VpnGateway> = match gateway {
         None => m.gateways.iter().collect(),
@@ -473,7 +481,7 @@ pub fn compile_from_manifests(
             .collect(),
     };
     match chosen.as_slice() {
-        [gw] => compile(gw, &m.users, &m.secrets),
+        [gw] => Ok(gw),
         [] => Err(input_err(match gateway {
             Some(want) => format!("has no VpnGateway named {want:?}"),
             None => "has no VpnGateway".to_owned(),
@@ -567,16 +575,14 @@ fn ipsec_settings(
     let ike_proposals = proposals(
         errs,
         &format!("{P}.ikeProposals"),
-        ProposalKind::Ike,
         &ipsec.ike_proposals,
-        ipsec.allow_md5,
+        |p| IkeProposal::parse(p, ipsec.allow_md5).map(|p| ike_proposal_to_wire(&p)),
     );
     let esp_proposals = proposals(
         errs,
         &format!("{P}.espProposals"),
-        ProposalKind::Esp,
         &ipsec.esp_proposals,
-        ipsec.allow_md5,
+        |p| EspProposal::parse(p, ipsec.allow_md5).map(|p| esp_proposal_to_wire(&p)),
     );
 
     let ike_lifetime = seconds_between(
@@ -721,14 +727,13 @@ fn certificate_settings(
     }
 }
 
-/// Checks a proposal list under `field`; returns the proposals lower-cased.
-fn proposals(
+/// Parses a proposal list under `field` with the engine's grammar (`sluice_ike::policy`).
+fn proposals<T>(
     errs: &mut Errors,
     field: &str,
-    kind: ProposalKind,
     list: &[String],
-    allow_md5: bool,
-) -> Vec<String> {
+    parse: impl Fn(&str) -> Result<T, ProposalError>,
+) -> Vec<T> {
     if list.len() > MAX_PROPOSALS {
         errs.push(
             field,
@@ -739,15 +744,26 @@ fn proposals(
         );
         return Vec::new();
     }
-    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    let mut seen: Vec<String> = Vec::with_capacity(list.len());
+    let mut out = Vec::with_capacity(list.len());
     for (i, p) in list.iter().enumerate() {
         let lower = p.to_ascii_lowercase();
-        if let Err(why) = check_proposal(kind, p, allow_md5) {
-            errs.push(format!("{field}[{i}]"), why);
-        } else if let Some(j) = out.iter().position(|q| *q == lower) {
-            errs.push(format!("{field}[{i}]"), format!("repeats {field}[{j}]"));
+        match parse(p) {
+            Err(ProposalError::Md5) => errs.push(
+                format!("{field}[{i}]"),
+                format!(
+                    "{}; set spec.l2tp.ipsec.allowMd5 to accept it",
+                    ProposalError::Md5
+                ),
+            ),
+            Err(why) => errs.push(format!("{field}[{i}]"), why.to_string()),
+            Ok(_) if seen.contains(&lower) => {
+                let j = seen.iter().position(|q| *q == lower).unwrap_or_default();
+                errs.push(format!("{field}[{i}]"), format!("repeats {field}[{j}]"));
+            }
+            Ok(parsed) => out.push(parsed),
         }
-        out.push(lower);
+        seen.push(lower);
     }
     out
 }
@@ -760,7 +776,7 @@ fn ppp_policy(
     authentication: &[AuthenticationMethod],
     encryption: Encryption,
     mppe: &MppeSpec,
-) -> Vec<u32> {
+) -> Vec<i32> {
     if authentication.is_empty() {
         errs.push(
             format!("{prefix}.authentication"),
@@ -798,7 +814,7 @@ fn ppp_policy(
     let mut key_lengths = Vec::new();
     for (i, &len) in mppe.key_lengths.iter().enumerate() {
         let field = format!("{prefix}.mppe.keyLengths[{i}]");
-        if !MPPE_KEY_LENGTHS.contains(&len) {
+        if ![40, 56, 128].contains(&len) {
             errs.push(field, format!("{len} is not one of 40, 56, 128"));
         } else if key_lengths.contains(&len) {
             errs.push(field, format!("{len} is listed twice"));
@@ -808,6 +824,14 @@ fn ppp_policy(
     }
     key_lengths.sort_unstable_by(|a, b| b.cmp(a));
     key_lengths
+        .into_iter()
+        .filter_map(|bits| match bits {
+            40 => Some(MppeKeyLength::Bits40 as i32),
+            56 => Some(MppeKeyLength::Bits56 as i32),
+            128 => Some(MppeKeyLength::Bits128 as i32),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A Go duration of whole seconds, at most one hour (0 on error, which is reported).
@@ -830,25 +854,20 @@ fn seconds_between(errs: &mut Errors, field: &str, text: &str, min: u64, max: u6
             None
         }
         Ok(d) if d.as_secs() > max => {
-            errs.push(field, format!("{text:?} is longer than {}", human(max)));
+            errs.push(
+                field,
+                format!("{text:?} is longer than {}", format_go_duration(max)),
+            );
             None
         }
         Ok(d) if d.as_secs() < min => {
-            errs.push(field, format!("{text:?} is shorter than {}", human(min)));
+            errs.push(
+                field,
+                format!("{text:?} is shorter than {}", format_go_duration(min)),
+            );
             None
         }
         Ok(d) => u32::try_from(d.as_secs()).ok(),
-    }
-}
-
-/// `3600` → `1h`, `300` → `5m`, `90` → `90s`.
-fn human(secs: u64) -> String {
-    if secs >= 3600 && secs.is_multiple_of(3600) {
-        format!("{}h", secs / 3600)
-    } else if secs >= 60 && secs.is_multiple_of(60) {
-        format!("{}m", secs / 60)
-    } else {
-        format!("{secs}s")
     }
 }
 
@@ -862,20 +881,13 @@ fn config_version(config: &GatewayConfig) -> String {
 
 struct Errors {
     list: Vec<FieldError>,
-    object: String,
+    object: ObjectRef,
 }
 
 impl Errors {
     fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.list
             .push(FieldError::new(self.object.clone(), field, message));
-    }
-}
-
-fn namespace(meta: &ObjectMeta) -> &str {
-    match meta.namespace.as_deref() {
-        None | Some("") => "default",
-        Some(ns) => ns,
     }
 }
 
@@ -947,7 +959,7 @@ fn check_static(
     if let Some(other) = statics.get(&ip) {
         errs.push(F, format!("{ip} is also assigned to {other}"));
     } else {
-        statics.insert(ip, errs.object.clone());
+        statics.insert(ip, errs.object.to_string());
     }
 }
 

@@ -19,7 +19,7 @@ fn run() -> Result<(), String> {
         }
         return Ok(());
     }
-    let top = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let top = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let files = sluice_api::crdgen::crd_files()?;
     for dir in sluice_api::crdgen::CRD_DIRS {
         for (name, yaml) in &files {

@@ -81,7 +81,7 @@ fn valid_objects_pass() {
     assert_eq!(messages(validate_cel(&user(json!({})))), "");
     // The example manifests pass as well.
     let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/standalone.yaml"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/standalone.yaml"),
     )
     .unwrap();
     let m = sluice_api::parse_manifests(&text).unwrap();
