@@ -89,10 +89,10 @@ impl Client {
 
     /// Ends a link and reports its outcome. Idempotent.
     pub fn finish(&self, link: &Arc<Link>, st: &mut LinkState, outcome: Outcome) {
-        if st.closed {
+        if st.session.is_closed() {
             return;
         }
-        st.closed = true;
+        st.session = sluice_dataplane::gateway::policy::SessionPhase::Closed;
         link.dead.store(true, Ordering::Relaxed);
         if let Some(a) = st.address.take() {
             self.dp.links.unbind_address(a, link.local_call_id);
@@ -117,7 +117,7 @@ impl Client {
     pub fn close(&self, link: &Arc<Link>, reason: &str) {
         let now = Instant::now();
         let mut st = link.lock();
-        if !st.closed {
+        if !st.session.is_closed() {
             st.ppp.close(now, reason);
             drive(self, link, &mut st, now);
         }
@@ -312,7 +312,7 @@ pub async fn run_connection(
         for link in kick.drain(..) {
             let now = Instant::now();
             let mut st = link.lock();
-            if !st.closed {
+            if !st.session.is_closed() {
                 drive(&*client, &link, &mut st, now);
             }
         }

@@ -146,7 +146,7 @@ impl Glue {
         let now = Instant::now();
         let dp = &self.h.dp;
         if let Some(old) = dp.links.remove(SESSION) {
-            old.lock().closed = true;
+            old.lock().session = crate::gateway::policy::SessionPhase::Closed;
         }
         let mut ppp = Ppp::server(ServerConfig::default(), now, [9; 32]);
         self.client = None;

@@ -115,62 +115,24 @@ pub async fn run(
                     ..
                 } => {
                     let started = fresh.remove(&tunnel).unwrap_or(now);
-                    let cfg = gw.config();
-                    // maxSessions counts authenticated sessions; those in setup are bounded
-                    // per source and in total by the admission slots.
-                    let in_use = gw.admission.authenticated();
                     let caller = match remote.ip() {
                         IpAddr::V4(a) => a,
                         IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
                     };
-                    let mut refusal = if !cfg.l2tp.enabled {
-                        Some("L2TP is disabled")
-                    } else if stopping.is_some() {
-                        Some("gateway shutting down")
-                    } else if gw.draining() {
-                        Some("gateway draining")
-                    } else if cfg.max_sessions > 0 && in_use >= cfg.max_sessions as usize {
-                        Some("gateway session limit reached")
-                    } else {
-                        None
-                    };
-                    // A place among the sessions in setup, only once nothing else refuses.
-                    let slot = match refusal {
-                        Some(_) => None,
-                        None => gw
-                            .admission
-                            .setup(caller)
-                            .map_err(|r| {
-                                gw.dp.metrics.dropped(r.as_str());
-                                refusal = Some("too many sessions in setup from this address");
-                            })
-                            .ok(),
-                    };
-                    let id = match refusal {
-                        Some(_) => None,
-                        None => gw
-                            .call_ids
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .allocate(),
-                    };
-                    let (Some(id), Some(slot)) = (id, slot) else {
-                        let why = refusal.unwrap_or("out of session IDs");
-                        let result = if gw.draining() {
-                            SetupResult::Draining
-                        } else {
-                            SetupResult::Limit
-                        };
-                        gw.dp.metrics.setup(Protocol::L2tp, result);
-                        info!(%remote, reason = why, "L2TP call refused");
-                        ep.reject_session(
-                            now,
-                            tunnel,
-                            peer_session,
-                            CdnResult::TemporaryNoFacilities,
-                            why,
-                        );
-                        continue;
+                    let (slot, id) = match gw.open_call(Protocol::L2tp, caller, stopping.is_some())
+                    {
+                        Ok(opened) => opened,
+                        Err(why) => {
+                            info!(%remote, reason = %why, "L2TP call refused");
+                            ep.reject_session(
+                                now,
+                                tunnel,
+                                peer_session,
+                                CdnResult::TemporaryNoFacilities,
+                                &why.to_string(),
+                            );
+                            continue;
+                        }
                     };
                     match ep.accept_session(now, tunnel, peer_session, id) {
                         Ok(()) => {

@@ -20,7 +20,7 @@ use crate::datapath::link::{CtlCmd, Framing, Link, setup_span};
 use crate::gateway::Gateway;
 use crate::gateway::admission::ConnSlot;
 use crate::host::{hostname, seed};
-use crate::metrics::{Layer, Protocol, SetupPhase, SetupResult};
+use crate::metrics::{Layer, Protocol, SetupPhase};
 
 /// How long a new call waits for the client to speak first.
 const PASSIVE_START: Duration = Duration::from_millis(250);
@@ -113,40 +113,15 @@ pub async fn serve(
                     peer_recv_window,
                     ..
                 } => {
-                    let cfg = gw.config();
-                    // maxSessions counts authenticated sessions; those in setup are bounded
-                    // per source and in total by the admission slots.
-                    let limit = cfg.max_sessions > 0
-                        && gw.admission.authenticated() >= cfg.max_sessions as usize;
-                    if gw.draining() {
-                        gw.dp.metrics.setup(Protocol::Pptp, SetupResult::Draining);
-                        info!(%peer, "call refused: gateway draining");
-                        pac.reject_call(now, peer_call_id, OcrpResult::Busy, None);
-                        continue;
-                    }
-                    let slot = match gw.admission.setup(peer_ip) {
-                        Ok(slot) => slot,
-                        Err(refusal) => {
-                            gw.dp.metrics.setup(Protocol::Pptp, SetupResult::Limit);
-                            gw.dp.metrics.dropped(refusal.as_str());
+                    let (slot, id) = match gw.open_call(Protocol::Pptp, peer_ip, false) {
+                        Ok(opened) => opened,
+                        Err(why) => {
+                            info!(%peer, reason = %why, "call refused");
                             pac.reject_call(now, peer_call_id, OcrpResult::Busy, None);
                             continue;
                         }
                     };
-                    let id = if limit || !cfg.pptp_enabled {
-                        None
-                    } else {
-                        gw.call_ids
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .allocate()
-                    };
-                    let Some(id) = id else {
-                        gw.dp.metrics.setup(Protocol::Pptp, SetupResult::Limit);
-                        info!(%peer, "call refused: gateway session limit");
-                        pac.reject_call(now, peer_call_id, OcrpResult::Busy, None);
-                        continue;
-                    };
+                    let cfg = gw.config();
 
                     let span = setup_span(Protocol::Pptp, peer_ip);
                     span.record("call_id", id);

@@ -291,7 +291,7 @@ pub(crate) fn handle_datagram<H: Hooks>(
         return;
     };
     let mut st = link.lock();
-    if st.closed {
+    if st.session.is_closed() {
         return;
     }
     let Framing::L2tp(f) = &mut st.framing else {

@@ -19,6 +19,7 @@ use tracing::Span;
 
 use crate::datapath::ratelimit::{RateLimit, SessionLimit};
 use crate::gateway::admission::SetupSlot;
+use crate::gateway::policy::SessionPhase;
 use crate::metrics::{Protocol, SessionLabels};
 
 /// Commands from the data path to the control connection that owns a call.
@@ -92,18 +93,11 @@ pub struct LinkState {
     pub address_from_pool: bool,
     /// Routes installed toward the client while it is up.
     pub routes: Vec<Ipv4Net>,
-    /// Whether the user was counted against its session limit.
-    pub counted: bool,
-    /// Whether this setup's outcome was already counted in the metrics.
-    pub setup_recorded: bool,
-    /// The login was refused by policy (service, limits), not by a wrong password.
-    pub policy_refused: bool,
-    /// The last authentication attempt failed (MS-CHAP lets the peer retry; a setup that
-    /// ends before a later success counts as an authentication failure).
-    pub auth_failed: bool,
+    /// Where the session is in the gateway's accounting (counted toward maxSessions,
+    /// setup outcome recorded, last login attempt, torn down).
+    pub session: SessionPhase,
     pub up_at: Option<(Instant, SystemTime)>,
     pub encoding: Encoding,
-    pub closed: bool,
     /// Reason the link went down, once it did.
     pub down_reason: Option<String>,
     /// The PPP phase last seen, and since when (setup-phase timing).
@@ -178,13 +172,9 @@ impl Link {
                 address: None,
                 address_from_pool: false,
                 routes: Vec::new(),
-                counted: false,
-                setup_recorded: false,
-                policy_refused: false,
-                auth_failed: false,
+                session: SessionPhase::default(),
                 up_at: None,
                 encoding: Encoding::None,
-                closed: false,
                 down_reason: None,
                 phase: Phase::Establish,
                 phase_since: now,

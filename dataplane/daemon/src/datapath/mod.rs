@@ -428,7 +428,7 @@ pub fn handle_datagram<H: Hooks>(h: &H, buf: &mut [u8], now: Instant) {
         return;
     }
     let mut st = link.lock();
-    if st.closed {
+    if st.session.is_closed() {
         return;
     }
     let Framing::Gre(gre_channel) = &mut st.framing else {
@@ -535,7 +535,7 @@ pub fn tun_rx_loop<H: Hooks>(h: Arc<H>) {
         };
         let now = Instant::now();
         let mut st = link.lock();
-        if st.closed {
+        if st.session.is_closed() {
             continue;
         }
         send_ip(h.dp(), &link, &mut st, ip, now, &mut scratch);
@@ -554,7 +554,7 @@ pub fn timer_loop<H: Hooks>(h: Arc<H>, tick: Duration) {
                 continue;
             }
             let mut st = link.lock();
-            if st.closed {
+            if st.session.is_closed() {
                 continue;
             }
             h.on_timer(&link, &mut st, now);

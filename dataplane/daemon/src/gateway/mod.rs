@@ -6,6 +6,7 @@ pub mod events;
 pub mod log_budget;
 pub mod login;
 pub mod login_throttle;
+pub mod policy;
 pub mod pool;
 pub mod snapshot;
 
@@ -25,9 +26,14 @@ use crate::config::{Credential, Runtime, UserEntry};
 use crate::datapath::callid::CallIds;
 use crate::datapath::link::{CtlCmd, Framing, Link, LinkState};
 use crate::datapath::{self, DataPath, Hooks, drive};
+use crate::gateway::admission::SetupSlot;
 use crate::gateway::admission::{Admission, AdmissionLimits};
 use crate::gateway::login::LoginGuard;
 use crate::gateway::login_throttle::Verdict;
+use crate::gateway::policy::{
+    CallContext, LoginRefusal, OpenRefusal, admit_authenticated, admit_call, admit_login,
+    keeps_session,
+};
 use crate::gateway::pool::Pool;
 use crate::io::netcfg::RouteCmd;
 use crate::metrics::{MethodLabels, ProtoLabels, Protocol, SessionLabels, SetupResult, UserSeries};
@@ -240,43 +246,55 @@ impl Gateway {
             .set(i64::from(pool.capacity()).saturating_sub(used).max(0));
     }
 
-    /// Whether `username` may start one more session now (checked again, and
-    /// counted, once authenticated). Refusals carry how they are counted.
-    fn admissible<'a>(
+    /// Admits a new PPTP call or L2TP session from `caller` by the rules both protocols
+    /// share ([`admit_call`]), then takes its place among the sessions in setup and a call
+    /// ID. A refusal is counted (`sluice_session_setups_total`, and the dropped reason of
+    /// an admission slot) before it is returned.
+    pub fn open_call(
         &self,
-        cfg: &'a Runtime,
-        username: &str,
         protocol: Protocol,
-    ) -> Result<&'a UserEntry, (SetupResult, String)> {
-        let user = cfg.users.get(username).ok_or((
-            SetupResult::AuthFailed,
-            "unknown or disabled user".to_owned(),
-        ))?;
-        if !user.may_use(protocol) {
-            return Err((
-                SetupResult::Limit,
-                format!("user may not use {}", protocol.as_str()),
-            ));
+        caller: Ipv4Addr,
+        stopping: bool,
+    ) -> Result<(SetupSlot, u16), OpenRefusal> {
+        let cfg = self.config();
+        let opened = admit_call(&CallContext {
+            serves: cfg.serves(protocol),
+            stopping,
+            draining: self.draining(),
+            authenticated: self.admission.authenticated(),
+            max_sessions: cfg.max_sessions,
+        })
+        .map_err(OpenRefusal::Call)
+        .and_then(|()| {
+            self.admission.setup(caller).map_err(|r| {
+                self.dp.metrics.dropped(r.as_str());
+                OpenRefusal::Setups(r)
+            })
+        })
+        .and_then(|slot| {
+            let id = lock(&self.call_ids).allocate().ok_or(OpenRefusal::NoIds)?;
+            Ok((slot, id))
+        });
+        if let Err(why) = opened {
+            self.dp.metrics.setup(protocol, why.setup_result());
         }
-        let current = lock(&self.user_sessions)
-            .get(username)
-            .copied()
-            .unwrap_or(0);
-        if user.max_sessions > 0 && current >= user.max_sessions {
-            return Err((
-                SetupResult::Limit,
-                format!("user already has {current} session(s) (maxSessions)"),
-            ));
-        }
-        Ok(user)
+        opened
     }
 
-    fn count_user(&self, user: &UserEntry) -> Result<(), String> {
+    /// The user's sessions now.
+    fn user_sessions(&self, username: &str) -> u32 {
+        lock(&self.user_sessions)
+            .get(username)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Counts an authenticated session of `user` if the gateway's and the user's
+    /// `maxSessions` allow it ([`admit_authenticated`], checked under the count's lock).
+    fn count_user(&self, cfg: &Runtime, user: &UserEntry) -> Result<(), LoginRefusal> {
         let mut map = lock(&self.user_sessions);
         let n = map.entry(user.username.clone()).or_insert(0);
-        if user.max_sessions > 0 && *n >= user.max_sessions {
-            return Err(format!("user already has {n} session(s) (maxSessions)"));
-        }
+        admit_authenticated(cfg.max_sessions, self.admission.authenticated(), user, *n)?;
         *n += 1;
         self.admission.add_authenticated();
         Ok(())
@@ -295,13 +313,16 @@ impl Gateway {
 
     /// Counts the setup's outcome (once) and closes its trace.
     fn record_setup(&self, link: &Link, st: &mut LinkState, result: SetupResult) {
-        if !st.setup_recorded {
-            st.setup_recorded = true;
-            self.dp.metrics.setup(link.protocol, result);
-            st.setup_span.record("result", result.as_str());
-            st.phase_span = Span::none();
-            st.setup_span = Span::none();
+        if st.session.record() {
+            self.emit_setup(link, st, result);
         }
+    }
+
+    fn emit_setup(&self, link: &Link, st: &mut LinkState, result: SetupResult) {
+        self.dp.metrics.setup(link.protocol, result);
+        st.setup_span.record("result", result.as_str());
+        st.phase_span = Span::none();
+        st.setup_span = Span::none();
     }
 
     /// Queues a session event for the operator (agent mode only).
@@ -329,22 +350,14 @@ impl Gateway {
 
     /// Releases everything a link holds. Idempotent.
     pub fn teardown(&self, link: &Arc<Link>, st: &mut LinkState, cause: &str, result: SetupResult) {
-        if st.closed {
+        let Some(closing) = st.session.close(result) else {
             return;
-        }
-        st.closed = true;
+        };
         st.down_reason = Some(cause.to_owned());
         st.held_auth = None;
         if st.setup_slot.take().is_some() {
             self.note_setups();
         }
-        // A peer that hangs up (or goes silent) after a failed attempt failed authentication.
-        let result = match result {
-            SetupResult::PeerClosed | SetupResult::Timeout if st.auth_failed => {
-                SetupResult::AuthFailed
-            }
-            r => r,
-        };
         link.dead.store(true, Ordering::Relaxed);
         if st.up_at.is_some() {
             self.report(
@@ -369,11 +382,10 @@ impl Gateway {
                 self.route(RouteCmd::Del(r));
             }
         }
-        if st.counted {
-            st.counted = false;
-            if let Some(u) = &st.username {
-                self.uncount_user(u);
-            }
+        if closing.counted
+            && let Some(u) = &st.username
+        {
+            self.uncount_user(u);
         }
         if let Some(labels) = st.active.take() {
             self.dp.metrics.sessions_active.get_or_create(&labels).dec();
@@ -392,7 +404,9 @@ impl Gateway {
                 "session down"
             );
         } else {
-            self.record_setup(link, st, result);
+            if !closing.recorded {
+                self.emit_setup(link, st, closing.result);
+            }
             // Failed setups are attacker-driven: through the failed-login log budget.
             let user = st.username.as_deref().unwrap_or("");
             self.login.log(user, link.peer, Instant::now(), || {
@@ -428,7 +442,7 @@ impl Gateway {
     pub fn close(self: &Arc<Self>, link: &Arc<Link>, reason: &str) {
         let now = Instant::now();
         let mut st = link.lock();
-        if st.closed {
+        if st.session.is_closed() {
             return;
         }
         st.ppp.close(now, reason);
@@ -439,7 +453,7 @@ impl Gateway {
     pub fn abort(self: &Arc<Self>, link: &Arc<Link>, reason: &str) {
         let now = Instant::now();
         let mut st = link.lock();
-        if st.closed {
+        if st.session.is_closed() {
             return;
         }
         st.ppp.close(now, reason);
@@ -481,12 +495,7 @@ impl Gateway {
         for link in self.dp.links.all() {
             let user = link.lock().username.clone();
             let Some(user) = user else { continue };
-            let keep = new.serves(link.protocol)
-                && new.users.get(&user).is_some_and(|u| {
-                    u.may_use(link.protocol)
-                        && old.users.get(&user).map(|o| o.remote_address) == Some(u.remote_address)
-                });
-            if !keep {
+            if !keeps_session(&old, &new, link.protocol, &user) {
                 info!(%user, call_id = link.local_call_id, "user removed, disabled or changed address: disconnecting");
                 self.close(&link, "user removed or disabled by configuration");
                 closed += 1;
@@ -510,18 +519,20 @@ impl Gateway {
     fn answer_auth(&self, link: &Link, st: &mut LinkState, now: Instant) {
         let username = st.username.clone().unwrap_or_default();
         let cfg = self.config();
-        let credential = match self.admissible(&cfg, &username, link.protocol) {
+        let current = self.user_sessions(&username);
+        let credential = match admit_login(cfg.users.get(&username), link.protocol, current) {
             Ok(user) => Some(user.credential.as_ppp()),
-            Err((result, why)) => {
+            Err(why) => {
                 self.login.log(&username, link.peer, now, || {
                     info!(user = %username, caller = %link.peer, reason = %why, "login refused");
                 });
+                let result = why.setup_result();
                 if result != SetupResult::AuthFailed {
                     // Refused by policy: count it as such, not as a bad password.
-                    st.policy_refused = true;
+                    st.session.login_refused();
                     self.record_setup(link, st, result);
                 }
-                st.refusal = Some(why);
+                st.refusal = Some(why.to_string());
                 None
             }
         };
@@ -574,7 +585,7 @@ impl Hooks for Gateway {
                 }
             }
             Event::Authenticated { username, method } => {
-                st.auth_failed = false;
+                st.session.login_succeeded();
                 self.login.succeeded(&username, link.peer, now);
                 let cfg = self.config();
                 st.username = Some(username.clone());
@@ -585,21 +596,13 @@ impl Hooks for Gateway {
                     st.ppp.close(now, "user removed");
                     return;
                 };
-                if cfg.max_sessions > 0
-                    && self.admission.authenticated() >= cfg.max_sessions as usize
-                {
-                    info!(user = %username, "gateway session limit reached (maxSessions)");
-                    self.record_setup(link, st, SetupResult::Limit);
-                    st.ppp.close(now, "gateway session limit reached");
-                    return;
-                }
-                if let Err(why) = self.count_user(user) {
+                if let Err(why) = self.count_user(&cfg, user) {
                     info!(user = %username, reason = %why, "session limit reached");
-                    self.record_setup(link, st, SetupResult::Limit);
-                    st.ppp.close(now, &why);
+                    self.record_setup(link, st, why.setup_result());
+                    st.ppp.close(now, &why.to_string());
                     return;
                 }
-                st.counted = true;
+                st.session.count();
                 st.source.clone_from(&user.source);
                 st.rate_limit = user
                     .rate_limit
@@ -631,7 +634,9 @@ impl Hooks for Gateway {
                 method,
                 reason,
             } => {
-                if !st.policy_refused {
+                // Recorded when the setup ends: MS-CHAP peers may retry and succeed.
+                if st.session.login_failed() {
+                    // A password guess (or an unknown user), not a policy refusal.
                     self.dp
                         .metrics
                         .auth_failures
@@ -639,11 +644,6 @@ impl Hooks for Gateway {
                             method: method_name(method),
                         })
                         .inc();
-                }
-                // Recorded when the setup ends: MS-CHAP peers may retry and succeed.
-                st.auth_failed = true;
-                if !st.policy_refused {
-                    // A password guess (or an unknown user), not a policy refusal.
                     self.login
                         .failed(&self.dp.metrics, &username, link.peer, now);
                 }
