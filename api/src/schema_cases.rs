@@ -65,7 +65,7 @@ fn walk(kind: &str, s: &Value, path: &str, out: &mut BTreeSet<Constraint>) {
 }
 
 /// Every constraint of both CRDs' `spec` schemas.
-pub fn constraints() -> Result<BTreeSet<Constraint>, String> {
+pub fn constraints() -> Result<BTreeSet<Constraint>, crdgen::CrdError> {
     let mut out = BTreeSet::new();
     for crd in crdgen::crds()? {
         let kind = crd["spec"]["names"]["kind"].as_str().unwrap_or_default();

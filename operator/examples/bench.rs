@@ -20,7 +20,9 @@ use k8s_openapi::api::core::v1::Secret;
 use prost::Message;
 use sluice_api::{VpnGateway, VpnUser};
 use sluice_dataplane::config::Runtime;
-use sluice_dataplane::mode::agent::channel::{AgentOptions, Backoff, ConfigSink, run_agent};
+use sluice_dataplane::mode::agent::channel::{
+    AgentOptions, ApplyError, Backoff, ConfigSink, run_agent,
+};
 use sluice_dataplane::mode::agent::tls::client_config;
 use sluice_operator::config::compile_gateway;
 use sluice_operator::hub::Hub;
@@ -92,7 +94,7 @@ struct Sink {
 }
 
 impl ConfigSink for Sink {
-    fn apply(&self, config: &pb::GatewayConfig) -> Result<(), String> {
+    fn apply(&self, config: &pb::GatewayConfig) -> Result<(), ApplyError> {
         // What the real agent does before swapping the config in: the typed conversion.
         let rt = Runtime::from_proto(config).map_err(|e| e.to_string())?;
         std::hint::black_box(rt);

@@ -241,7 +241,7 @@ async fn serve_manifests(
     let metrics = Metrics::new();
     let text = std::fs::read_to_string(&manifests)
         .map_err(|e| format!("reading {}: {e}", manifests.display()))?;
-    standalone::publish_manifests(&hub, &metrics, &text)?;
+    standalone::publish_manifests(&hub, &metrics, &text).map_err(|e| e.to_string())?;
     {
         let (m, h) = (metrics.clone(), hub.clone());
         tokio::spawn(async move {

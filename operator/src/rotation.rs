@@ -45,23 +45,34 @@ pub enum RotationError {
     Race(String),
 }
 
+/// Why a certificate lifetime option was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("{0:?}: expected a number and s, m, h or d")]
+    Number(String),
+    #[error("{0:?}: the unit must be s, m, h or d")]
+    Unit(String),
+    #[error("{0:?}: must be positive")]
+    NotPositive(String),
+}
+
 /// Parses a duration such as `90s`, `15m`, `12h` or `365d`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: i64 = num
         .parse()
-        .map_err(|_| format!("{s:?}: expected a number and s, m, h or d"))?;
+        .map_err(|_| DurationError::Number(s.to_owned()))?;
     let d = match unit {
         "s" => Duration::seconds(n),
         "m" => Duration::minutes(n),
         "h" => Duration::hours(n),
         "d" => Duration::days(n),
-        _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
+        _ => return Err(DurationError::Unit(s.to_owned())),
     };
     if d <= Duration::ZERO {
-        return Err(format!("{s:?}: must be positive"));
+        return Err(DurationError::NotPositive(s.to_owned()));
     }
     Ok(d)
 }

@@ -17,8 +17,12 @@ use crate::metrics::Metrics;
 /// Compiles every gateway of `text` and publishes the ones that compile. A gateway that
 /// does not compile keeps its previous configuration. Returns the keys published.
 /// Each gateway's compile counts as a `VpnGateway` reconcile in the metrics.
-pub fn publish_manifests(hub: &Hub, metrics: &Metrics, text: &str) -> Result<Vec<String>, String> {
-    let m = sluice_api::parse_manifests(text).map_err(|e| e.to_string())?;
+pub fn publish_manifests(
+    hub: &Hub,
+    metrics: &Metrics,
+    text: &str,
+) -> Result<Vec<String>, sluice_api::ConfigError> {
+    let m = sluice_api::parse_manifests(text)?;
     let mut published = Vec::new();
     for gw in &m.gateways {
         let key = format!("{}/{}", gw.namespace().unwrap_or_default(), gw.name_any());

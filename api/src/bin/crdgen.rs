@@ -20,7 +20,7 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
     let top = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let files = sluice_api::crdgen::crd_files()?;
+    let files = sluice_api::crdgen::crd_files().map_err(|e| e.to_string())?;
     for dir in sluice_api::crdgen::CRD_DIRS {
         for (name, yaml) in &files {
             write(top.join(dir).join(name), yaml)?;
@@ -28,7 +28,7 @@ fn run() -> Result<(), String> {
     }
     write(
         top.join(sluice_api::crdgen::CHART_TEMPLATE),
-        &sluice_api::crdgen::chart_template()?,
+        &sluice_api::crdgen::chart_template().map_err(|e| e.to_string())?,
     )
 }
 

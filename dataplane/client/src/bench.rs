@@ -222,7 +222,7 @@ fn gateway_address(st: &sluice_dataplane::datapath::link::LinkState) -> Ipv4Addr
 
 /// (packets, bytes) of IP the gateway received through tunnels, from its metrics.
 fn gateway_rx(endpoint: SocketAddr) -> Result<(u64, u64), String> {
-    let text = sessions::request(endpoint, None, "GET", "/metrics")?;
+    let text = sessions::request(endpoint, None, "GET", "/metrics").map_err(|e| e.to_string())?;
     let value = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))

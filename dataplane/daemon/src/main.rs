@@ -213,8 +213,7 @@ impl AgentArgs {
         };
         let tls = tls::load_dir(&self.tls_dir, &server_name).map_err(|e| e.to_string())?;
         let dir = self.tls_dir.clone();
-        let reload: TlsReload =
-            Arc::new(move || tls::load_dir(&dir, &server_name).map_err(|e| e.to_string()));
+        let reload: TlsReload = Arc::new(move || tls::load_dir(&dir, &server_name));
         Ok(agent::AgentModeOptions {
             operator: self.operator,
             tls,
@@ -271,7 +270,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 /// Runs a long-lived mode: logs, and OTLP trace export when the environment asks for it.
-fn serve<F: std::future::Future<Output = Result<(), String>>>(
+fn serve<E: std::fmt::Display, F: std::future::Future<Output = Result<(), E>>>(
     format: LogFormat,
     mode: impl FnOnce() -> Result<F, String>,
 ) -> Result<(), String> {
@@ -282,7 +281,7 @@ fn serve<F: std::future::Future<Output = Result<(), String>>>(
     };
     let result = host_checks()
         .and_then(|()| mode())
-        .and_then(|f| rt.block_on(f));
+        .and_then(|f| rt.block_on(f).map_err(|e| e.to_string()));
     drop(telemetry);
     result
 }
@@ -350,7 +349,8 @@ fn main() -> ExitCode {
                 })
         }
         Some(Command::Sessions { admin, json }) => admin.token().and_then(|token| {
-            sessions::fetch(admin.endpoint, &token).and_then(|rows| {
+            let rows = sessions::fetch(admin.endpoint, &token).map_err(|e| e.to_string());
+            rows.and_then(|rows| {
                 if json {
                     serde_json::to_string_pretty(&rows)
                         .map(|s| println!("{s}"))
@@ -367,6 +367,7 @@ fn main() -> ExitCode {
             wait,
         }) => admin.token().and_then(|token| {
             drain::run(admin.endpoint, &token, Duration::from_secs(timeout), wait)
+                .map_err(|e| e.to_string())
         }),
     };
     match result {

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sluice_dataplane::mode::agent::channel::{AgentOptions, Backoff, ConfigSink, run_agent};
+use sluice_dataplane::mode::agent::channel::{
+    AgentOptions, ApplyError, Backoff, ConfigSink, run_agent,
+};
 use sluice_dataplane::mode::agent::tls::client_config;
 use sluice_operator::config::compile_gateway;
 use sluice_operator::hub::Hub;
@@ -36,7 +38,7 @@ struct FakeSink {
 }
 
 impl ConfigSink for FakeSink {
-    fn apply(&self, config: &pb::GatewayConfig) -> Result<(), String> {
+    fn apply(&self, config: &pb::GatewayConfig) -> Result<(), ApplyError> {
         if config.max_sessions == POISON {
             return Err("rejected by the test data plane".into());
         }

@@ -168,24 +168,41 @@ impl Drop for Collector {
     }
 }
 
+/// Why [`terminate`] could not end a child cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum TerminateError {
+    #[error("pid {0} does not fit pid_t")]
+    Pid(u32),
+    #[error("SIGTERM: {0}")]
+    Signal(std::io::Error),
+    #[error("waiting: {0}")]
+    Wait(std::io::Error),
+    #[error("pid {pid} did not exit within {timeout:?} of SIGTERM (killed)")]
+    Timeout {
+        pid: libc::pid_t,
+        timeout: std::time::Duration,
+    },
+}
+
 /// Sends SIGTERM to `child` and waits up to `timeout` for it to exit; kills it and
 /// returns an error if it does not.
-pub fn terminate(child: &mut Child, timeout: std::time::Duration) -> Result<ExitStatus, String> {
-    let pid = libc::pid_t::try_from(child.id()).map_err(|e| e.to_string())?;
+pub fn terminate(
+    child: &mut Child,
+    timeout: std::time::Duration,
+) -> Result<ExitStatus, TerminateError> {
+    let pid = libc::pid_t::try_from(child.id()).map_err(|_| TerminateError::Pid(child.id()))?;
     // SAFETY: kill(2) takes no pointers; the pid is our own child's.
     if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
-        return Err(std::io::Error::last_os_error().to_string());
+        return Err(TerminateError::Signal(std::io::Error::last_os_error()));
     }
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+        if let Some(status) = child.try_wait().map_err(TerminateError::Wait)? {
             return Ok(status);
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
-            return Err(format!(
-                "pid {pid} did not exit within {timeout:?} of SIGTERM"
-            ));
+            return Err(TerminateError::Timeout { pid, timeout });
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

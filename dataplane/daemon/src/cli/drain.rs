@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::cli::CliError;
 use crate::cli::sessions::request;
 use crate::http::admin::DrainStatus;
 use crate::http::admin_token::AdminToken;
@@ -16,7 +17,7 @@ pub fn run(
     token: &AdminToken,
     timeout: Duration,
     wait: bool,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     let status = post(endpoint, token, timeout)?;
     println!(
         "draining: {} session(s) left, closed anyway in {} s",
@@ -37,8 +38,7 @@ pub fn run(
                 return Ok(());
             }
             Ok(body) => {
-                let s: DrainStatus = serde_json::from_str(&body)
-                    .map_err(|e| format!("decoding the drain status: {e}"))?;
+                let s = decode(&body)?;
                 if s.sessions != last {
                     println!("draining: {} session(s) left", s.sessions);
                     last = s.sessions;
@@ -46,22 +46,26 @@ pub fn run(
             }
         }
     }
-    Err(format!(
-        "still not drained after {} s",
-        timeout.as_secs() + 30
-    ))
+    Err(CliError::NotDrained(timeout.as_secs() + 30))
+}
+
+fn decode(body: &str) -> Result<DrainStatus, CliError> {
+    serde_json::from_str(body).map_err(|source| CliError::Decode {
+        what: "the drain status",
+        source,
+    })
 }
 
 fn post(
     endpoint: SocketAddr,
     token: &AdminToken,
     timeout: Duration,
-) -> Result<DrainStatus, String> {
+) -> Result<DrainStatus, CliError> {
     let body = request(
         endpoint,
         Some(token),
         "POST",
         &format!("/drain?timeout={}", timeout.as_secs()),
     )?;
-    serde_json::from_str(&body).map_err(|e| format!("decoding the drain status: {e}"))
+    decode(&body)
 }

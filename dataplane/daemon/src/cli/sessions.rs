@@ -4,13 +4,17 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use crate::cli::CliError;
 use crate::http::admin::SessionInfo;
 use crate::http::admin_token::AdminToken;
 
 /// Fetches `/sessions` from a running data plane's admin endpoint.
-pub fn fetch(endpoint: SocketAddr, token: &AdminToken) -> Result<Vec<SessionInfo>, String> {
+pub fn fetch(endpoint: SocketAddr, token: &AdminToken) -> Result<Vec<SessionInfo>, CliError> {
     let body = request(endpoint, Some(token), "GET", "/sessions")?;
-    serde_json::from_str(&body).map_err(|e| format!("decoding session list: {e}"))
+    serde_json::from_str(&body).map_err(|source| CliError::Decode {
+        what: "the session list",
+        source,
+    })
 }
 
 /// One HTTP/1.1 request to a running data plane's endpoint (with the admin token for the
@@ -20,9 +24,10 @@ pub fn request(
     token: Option<&AdminToken>,
     method: &str,
     path: &str,
-) -> Result<String, String> {
+) -> Result<String, CliError> {
     let mut s = TcpStream::connect_timeout(&endpoint, Duration::from_secs(3))
-        .map_err(|e| format!("connecting to {endpoint}: {e}"))?;
+        .map_err(|source| CliError::Connect { endpoint, source })?;
+    let io = |source| CliError::Io { endpoint, source };
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
     write!(
         s,
@@ -33,21 +38,19 @@ pub fn request(
             t.as_str()
         ))
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(io)?;
     let mut resp = Vec::new();
-    s.take(64 << 20)
-        .read_to_end(&mut resp)
-        .map_err(|e| e.to_string())?;
+    s.take(64 << 20).read_to_end(&mut resp).map_err(io)?;
     let text = String::from_utf8_lossy(&resp);
     let (head, body) = text
         .split_once("\r\n\r\n")
-        .ok_or("malformed HTTP response")?;
+        .ok_or(CliError::Malformed(endpoint))?;
     if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!(
-            "{endpoint}: {}: {}",
-            head.lines().next().unwrap_or_default(),
-            body.trim()
-        ));
+        return Err(CliError::Status {
+            endpoint,
+            status: head.lines().next().unwrap_or_default().to_owned(),
+            body: body.trim().to_owned(),
+        });
     }
     Ok(body.to_owned())
 }

@@ -3,3 +3,6 @@
 
 pub mod agent;
 pub mod standalone;
+mod start_error;
+
+pub use start_error::StartError;

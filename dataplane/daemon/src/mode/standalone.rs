@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use sluice_api::ManifestFile;
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::SignalKind;
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
@@ -28,6 +28,8 @@ use crate::http::{self, Endpoints, HttpState};
 use crate::io::netcfg;
 use crate::io::udpsock::UdpPort;
 use crate::metrics::{Metrics, ResultLabels};
+use crate::mode::StartError;
+use crate::mode::start_error::spawn;
 
 /// How this host runs a gateway, whatever the configuration says.
 #[derive(Debug, Clone)]
@@ -88,25 +90,27 @@ pub fn start(
     cfg: Runtime,
     metrics: Arc<Metrics>,
     events: Option<EventQueue>,
-) -> Result<Arc<Gateway>, String> {
+) -> Result<Arc<Gateway>, StartError> {
     if !cfg.pptp_enabled {
         warn!("spec.pptp.enabled is false: the gateway accepts no PPTP calls");
     }
     warn_plain_l2tp(&cfg);
-    let tun = netcfg::create_tun(&host.tun, cfg.mtu, Some(cfg.local_address))
-        .map_err(|e| e.to_string())?;
-    netcfg::route_replace(&host.tun, cfg.pool).map_err(|e| e.to_string())?;
+    let tun = netcfg::create_tun(&host.tun, cfg.mtu, Some(cfg.local_address))?;
+    netcfg::route_replace(&host.tun, cfg.pool)?;
     if host.forwarding {
-        netcfg::enable_forwarding().map_err(|e| e.to_string())?;
+        netcfg::enable_forwarding()?;
     }
-    netcfg::set_masquerade(&host.tun, cfg.pool, cfg.masquerade).map_err(|e| e.to_string())?;
-    let dp = DataPath::new(host.bind, Some(Arc::new(tun)), metrics)
-        .map_err(|e| format!("opening the raw GRE socket: {e} (needs CAP_NET_RAW)"))?;
+    netcfg::set_masquerade(&host.tun, cfg.pool, cfg.masquerade)?;
+    let dp =
+        DataPath::new(host.bind, Some(Arc::new(tun)), metrics).map_err(StartError::GreSocket)?;
     let listen = host.listen_addr(cfg.pptp_port);
     let listener = std::net::TcpListener::bind(listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .and_then(TcpListener::from_std)
-        .map_err(|e| format!("listening on {listen}: {e}"))?;
+        .map_err(|source| StartError::Listen {
+            addr: listen,
+            source,
+        })?;
 
     let routes = netcfg::spawn_route_task(host.tun.clone());
     let mut gw = Gateway::new(dp, cfg, Some(routes), crate::host::seed_u64());
@@ -144,26 +148,24 @@ fn warn_plain_l2tp(cfg: &Runtime) {
 
 /// Opens the L2TP UDP port and starts its receive thread and control task
 /// (once; later calls do nothing).
-pub fn start_l2tp(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), String> {
+pub fn start_l2tp(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), StartError> {
     if gw.dp.l2tp.get().is_some() {
         return Ok(());
     }
     let port = gw.config().l2tp.port;
-    let sock = UdpPort::open(host.bind, port, Duration::from_millis(200)).map_err(|e| {
-        format!(
-            "binding udp/{port} for L2TP on {}: {e}",
-            host.bind.unwrap_or(Ipv4Addr::UNSPECIFIED)
-        )
+    let sock = UdpPort::open(host.bind, port, Duration::from_millis(200)).map_err(|source| {
+        StartError::L2tpPort {
+            port,
+            bind: host.bind.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            source,
+        }
     })?;
     let (io, control) = L2tpIo::new(sock, host.l2tp_control_rate);
     if gw.dp.l2tp.set(io).is_err() {
         return Ok(());
     }
     let g = gw.clone();
-    std::thread::Builder::new()
-        .name("sluice-l2tp-rx".into())
-        .spawn(move || l2tp_rx_loop(g))
-        .map_err(|e| e.to_string())?;
+    spawn("sluice-l2tp-rx", move || l2tp_rx_loop(g))?;
     tokio::spawn(lns::run(
         gw.clone(),
         control,
@@ -179,7 +181,7 @@ pub fn start_l2tp(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), String> {
 /// Opens the IKE and NAT-T ports and the raw ESP socket and starts their receive threads
 /// and the IKE task, when the configuration protects L2TP with IPsec (once; the ports are
 /// fixed until restart).
-pub fn start_ipsec(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), String> {
+pub fn start_ipsec(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), StartError> {
     let cfg = gw.config();
     let Some(ipsec) = &cfg.l2tp.ipsec else {
         return Ok(());
@@ -194,13 +196,11 @@ pub fn start_ipsec(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), String> 
         cfg.l2tp.port,
         true,
     )
-    .map_err(|e| {
-        format!(
-            "opening udp/{} and udp/{} for IKE and raw ESP on {}: {e} (needs CAP_NET_RAW)",
-            ipsec.ike_port,
-            ipsec.natt_port,
-            host.bind.unwrap_or(Ipv4Addr::UNSPECIFIED)
-        )
+    .map_err(|source| StartError::IpsecSockets {
+        ike: ipsec.ike_port,
+        natt: ipsec.natt_port,
+        bind: host.bind.unwrap_or(Ipv4Addr::UNSPECIFIED),
+        source,
     })?;
     if gw.dp.ipsec.set(io).is_err() {
         return Ok(());
@@ -214,10 +214,7 @@ pub fn start_ipsec(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), String> 
         ("sluice-esp-rx", ipsec::esp_raw_rx_loop::<Gateway>),
     ] {
         let g = gw.clone();
-        std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || f(g))
-            .map_err(|e| e.to_string())?;
+        spawn(name, move || f(g))?;
     }
     tokio::spawn(ike::run(gw.clone(), rx, gw.l2tp_shutdown.subscribe()));
     info!(
@@ -229,23 +226,18 @@ pub fn start_ipsec(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), String> 
     Ok(())
 }
 
-fn spawn_threads(gw: &Arc<Gateway>) -> Result<(), String> {
+fn spawn_threads(gw: &Arc<Gateway>) -> Result<(), StartError> {
     for (name, f) in [
         ("sluice-gre-rx", gre_rx_loop::<Gateway> as fn(Arc<Gateway>)),
         ("sluice-tun-rx", tun_rx_loop::<Gateway>),
     ] {
         let g = gw.clone();
-        std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || f(g))
-            .map_err(|e| e.to_string())?;
+        spawn(name, move || f(g))?;
     }
     let g = gw.clone();
-    std::thread::Builder::new()
-        .name("sluice-timers".into())
-        .spawn(move || timer_loop(g, Duration::from_millis(20)))
-        .map_err(|e| e.to_string())?;
-    Ok(())
+    spawn("sluice-timers", move || {
+        timer_loop(g, Duration::from_millis(20))
+    })
 }
 
 /// Emits the failed-login summary of a window even when no further failure comes.
@@ -343,23 +335,23 @@ pub async fn stop(gw: &Arc<Gateway>, tun: &str) {
 }
 
 /// Runs the standalone gateway until SIGTERM/SIGINT.
-pub async fn run(opts: ServeOptions) -> Result<(), String> {
-    let loaded =
-        config::load_file(&opts.manifests, opts.gateway.as_deref()).map_err(|e| e.to_string())?;
+pub async fn run(opts: ServeOptions) -> Result<(), StartError> {
+    let loaded = config::load_file(&opts.manifests, opts.gateway.as_deref())?;
     loaded.warn_left_out();
     let metrics = Arc::new(Metrics::new());
     metrics.users_left_out.set(gauge(loaded.left_out.len()));
     let gw = start(&opts.host, loaded.runtime, metrics.clone(), None)?;
     let state = Arc::new(HttpState::new(metrics));
     state.set_gateway(gw.clone());
-    http::start(state.clone(), &opts.host.endpoints)
-        .await
-        .map_err(|e| e.to_string())?;
+    http::start(state.clone(), &opts.host.endpoints).await?;
     opts.host.log_ready(&gw);
 
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let handler = |signal, kind| {
+        tokio::signal::unix::signal(kind).map_err(|source| StartError::Signal { signal, source })
+    };
+    let mut hup = handler("SIGHUP", SignalKind::hangup())?;
+    let mut term = handler("SIGTERM", SignalKind::terminate())?;
+    let mut int = handler("SIGINT", SignalKind::interrupt())?;
     let mut file = ManifestFile::new(&opts.manifests);
     let mut tick = tokio::time::interval(opts.watch_interval);
     let drained = drained(state.clone());

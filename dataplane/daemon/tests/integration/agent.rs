@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sluice_dataplane::config::Runtime;
 use sluice_dataplane::mode::agent::channel::{
-    AgentError, AgentOptions, Backoff, ConfigSink, run_agent,
+    AgentError, AgentOptions, ApplyError, Backoff, ConfigSink, run_agent,
 };
 use sluice_dataplane::mode::agent::tls;
 use sluice_proto::v1 as pb;
@@ -69,7 +69,7 @@ impl FakeSink {
 }
 
 impl ConfigSink for FakeSink {
-    fn apply(&self, config: &pb::GatewayConfig) -> Result<(), String> {
+    fn apply(&self, config: &pb::GatewayConfig) -> Result<(), ApplyError> {
         self.applies.fetch_add(1, Ordering::SeqCst);
         Runtime::from_proto(config).map_err(|e| e.to_string())?;
         *self.version.lock().unwrap() = Some(config.version.clone());

@@ -71,7 +71,7 @@ async fn not_ready_until_a_configuration_is_applied() {
         version: "v1".into(),
         ..pb::GatewayConfig::default()
     };
-    let err = sink.apply(&bad).unwrap_err();
+    let err = sink.apply(&bad).unwrap_err().to_string();
     assert!(err.contains("ppp settings"), "{err}");
     assert_eq!(sink.applied_version(), None);
     assert!(sink.snapshot().is_empty() && sink.drain_events().is_empty());

@@ -25,11 +25,14 @@ use tracing::{debug, info, warn};
 
 pub use super::backoff::Backoff;
 
+/// Why a sink refused a configuration: each sink's own typed error; its text (which must
+/// not contain secrets) goes back to the operator as the NACK.
+pub type ApplyError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What the agent drives: the gateway, or a fake in tests.
 pub trait ConfigSink: Send + Sync {
-    /// Applies a full configuration. On error the previous one stays in force
-    /// and the message (which must not contain secrets) goes back as the NACK.
-    fn apply(&self, config: &pb::GatewayConfig) -> Result<(), String>;
+    /// Applies a full configuration. On error the previous one stays in force.
+    fn apply(&self, config: &pb::GatewayConfig) -> Result<(), ApplyError>;
     /// Version of the configuration in force, if any.
     fn applied_version(&self) -> Option<String>;
     /// Every live (network phase up) session.
@@ -47,7 +50,7 @@ pub trait ConfigSink: Send + Sync {
 }
 
 /// Builds fresh TLS settings (e.g. re-reads renewed certificate files).
-pub type TlsReload = Arc<dyn Fn() -> Result<ClientTlsConfig, String> + Send + Sync>;
+pub type TlsReload = Arc<dyn Fn() -> Result<ClientTlsConfig, super::tls::TlsError> + Send + Sync>;
 
 /// Settings of [`run_agent`].
 pub struct AgentOptions {
@@ -202,7 +205,7 @@ where
         }
         if let Some(reload) = &opts.tls_reload {
             match reload()
-                .map_err(AgentError::Tls)
+                .map_err(|e| AgentError::Tls(e.to_string()))
                 .and_then(|tls| build_endpoint(&opts.endpoint, Some(&tls)))
             {
                 Ok(fresh) => endpoint = fresh,
@@ -250,11 +253,12 @@ fn handle_config(
     config: &pb::GatewayConfig,
 ) -> pb::ConfigAck {
     let version = config.version.clone();
-    let result = if config.gateway != opts.gateway {
+    let result: Result<(), ApplyError> = if config.gateway != opts.gateway {
         Err(format!(
             "configuration is for gateway {:?}, this agent serves {:?}",
             config.gateway, opts.gateway
-        ))
+        )
+        .into())
     } else if sink.applied_version().as_deref() == Some(version.as_str()) {
         debug!(%version, "configuration already in force");
         Ok(())
@@ -272,7 +276,7 @@ fn handle_config(
             pb::ConfigAck {
                 version,
                 accepted: false,
-                error,
+                error: error.to_string(),
             }
         }
     }

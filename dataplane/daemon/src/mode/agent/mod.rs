@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use sluice_ppp::AuthProto;
 use sluice_proto::v1 as pb;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::SignalKind;
 use tonic::transport::ClientTlsConfig;
 use tracing::info;
 
@@ -22,7 +22,8 @@ use crate::gateway::method_name;
 use crate::gateway::snapshot::{self, Session};
 use crate::http::{self, HttpState};
 use crate::metrics::{MethodLabels, Metrics, Protocol, SetupLabels, SetupResult};
-use crate::mode::agent::channel::{AgentOptions, ConfigSink, TlsReload, run_agent};
+use crate::mode::StartError;
+use crate::mode::agent::channel::{AgentOptions, ApplyError, ConfigSink, TlsReload, run_agent};
 use crate::mode::standalone::{self, HostOptions};
 
 /// Options of agent mode.
@@ -59,7 +60,7 @@ impl ManagedGateway {
         }
     }
 
-    fn apply_runtime(&self, cfg: Runtime) -> Result<(), String> {
+    fn apply_runtime(&self, cfg: Runtime) -> Result<(), StartError> {
         if let Some(gw) = self.state.gateway() {
             standalone::reconfigure(gw, &self.host, cfg);
             return Ok(());
@@ -76,13 +77,13 @@ impl ManagedGateway {
 }
 
 impl ConfigSink for ManagedGateway {
-    fn apply(&self, config: &pb::GatewayConfig) -> Result<(), String> {
+    fn apply(&self, config: &pb::GatewayConfig) -> Result<(), ApplyError> {
         let _one_at_a_time = self.applying.lock().unwrap_or_else(|p| p.into_inner());
         let result = Runtime::from_proto(config)
-            .map_err(|e| e.to_string())
+            .map_err(|e| StartError::Config(e.into()))
             .and_then(|cfg| self.apply_runtime(cfg));
         standalone::count_apply(&self.metrics, result.is_ok());
-        result
+        Ok(result?)
     }
 
     fn applied_version(&self) -> Option<String> {
@@ -175,22 +176,34 @@ pub fn counters(m: &Metrics) -> pb::Counters {
     }
 }
 
+/// Why agent mode stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentModeError {
+    #[error("{0}")]
+    Start(#[from] StartError),
+    #[error("{0}")]
+    Agent(#[from] crate::mode::agent::channel::AgentError),
+}
+
 /// Runs agent mode until SIGTERM/SIGINT.
-pub async fn run(opts: AgentModeOptions) -> Result<(), String> {
+pub async fn run(opts: AgentModeOptions) -> Result<(), AgentModeError> {
     let metrics = Arc::new(Metrics::new_agent());
     let state = Arc::new(HttpState::new(metrics.clone()));
     http::start(state.clone(), &opts.host.endpoints)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(StartError::from)?;
     let sink = Arc::new(ManagedGateway::new(
         opts.host.clone(),
         state.clone(),
         metrics,
     ));
 
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let handler = |signal, kind| {
+        tokio::signal::unix::signal(kind).map_err(|source| StartError::Signal { signal, source })
+    };
+    let mut term = handler("SIGTERM", SignalKind::terminate())?;
+    let mut int = handler("SIGINT", SignalKind::interrupt())?;
+    let mut hup = handler("SIGHUP", SignalKind::hangup())?;
     let drained = standalone::drained(state.clone());
     let shutdown = async move {
         tokio::pin!(drained);
@@ -219,9 +232,7 @@ pub async fn run(opts: AgentModeOptions) -> Result<(), String> {
     );
     agent.report_interval = opts.report_interval;
     agent.tls_reload = opts.tls_reload;
-    run_agent(agent, sink, shutdown)
-        .await
-        .map_err(|e| e.to_string())?;
+    run_agent(agent, sink, shutdown).await?;
     if let Some(gw) = state.gateway() {
         standalone::stop(gw, &opts.host.tun).await;
     }

@@ -1,0 +1,61 @@
+//! Why a gateway could not start (both modes), or the standalone one could not run.
+
+use std::net::SocketAddr;
+
+/// Why [`standalone::start`](super::standalone::start) (or a later L2TP/IPsec start, or
+/// [`standalone::run`](super::standalone::run)) failed. Everything that can fail is done
+/// before any thread starts.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] crate::config::LoadError),
+    #[error("{0}")]
+    Net(#[from] crate::io::netcfg::NetError),
+    #[error("opening the raw GRE socket: {0} (needs CAP_NET_RAW)")]
+    GreSocket(std::io::Error),
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("binding udp/{port} for L2TP on {bind}: {source}")]
+    L2tpPort {
+        port: u16,
+        bind: std::net::Ipv4Addr,
+        source: std::io::Error,
+    },
+    #[error(
+        "opening udp/{ike} and udp/{natt} for IKE and raw ESP on {bind}: {source} (needs \
+         CAP_NET_RAW)"
+    )]
+    IpsecSockets {
+        ike: u16,
+        natt: u16,
+        bind: std::net::Ipv4Addr,
+        source: std::io::Error,
+    },
+    #[error("starting thread {name}: {source}")]
+    Thread {
+        name: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Http(#[from] crate::http::EndpointError),
+    #[error("installing the {signal} handler: {source}")]
+    Signal {
+        signal: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// Starts a named thread.
+pub(crate) fn spawn(
+    name: &'static str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<(), StartError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(drop)
+        .map_err(|source| StartError::Thread { name, source })
+}
