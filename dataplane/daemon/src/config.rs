@@ -526,7 +526,7 @@ impl Runtime {
                 port: if l2tp.enabled {
                     port("l2tp port", l2tp.port)?
                 } else {
-                    1701
+                    sluice_api::DEFAULT_L2TP_PORT
                 },
                 ppp: l2tp_policy,
                 secret: (!l2tp.tunnel_secret.is_empty())
