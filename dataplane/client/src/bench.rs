@@ -9,6 +9,7 @@ use sluice_ppp::{
     StatefulMode,
 };
 
+use crate::ClientError;
 use crate::cli::{self, ClientArgs};
 use sluice_dataplane::cli::sessions;
 
@@ -64,7 +65,7 @@ pub enum Which {
     },
 }
 
-pub async fn run(args: BenchArgs) -> Result<(), String> {
+pub async fn run(args: BenchArgs) -> Result<(), ClientError> {
     match args.which {
         Which::Engine { seconds } => {
             engine(seconds);
@@ -97,7 +98,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
-async fn setups(args: ClientArgs) -> Result<(), String> {
+async fn setups(args: ClientArgs) -> Result<(), ClientError> {
     let mut running = cli::start(&args)?;
     let mut report = running.open(&args).await?;
     running.shutdown().await;
@@ -118,17 +119,20 @@ async fn setups(args: ClientArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn rss_kib(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("reading /proc/{pid}/status: {e}"))?;
+fn rss_kib(pid: u32) -> Result<u64, ClientError> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|source| ClientError::Proc {
+        path: path.clone(),
+        source,
+    })?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no VmRSS".to_owned())
+        .ok_or(ClientError::NoRss(path))
 }
 
-async fn idle(args: ClientArgs, pid: u32, settle: u64) -> Result<(), String> {
+async fn idle(args: ClientArgs, pid: u32, settle: u64) -> Result<(), ClientError> {
     let before = rss_kib(pid)?;
     let mut running = cli::start(&args)?;
     let report = running.open(&args).await?;
@@ -152,23 +156,21 @@ async fn throughput(
     size: usize,
     seconds: f64,
     gateway_metrics: SocketAddr,
-) -> Result<(), String> {
+) -> Result<(), ClientError> {
     let mut a = args.clone();
     a.sessions = 1;
     a.quiet = true;
     let mut running = cli::start(&a)?;
     let report = running.open(&a).await?;
     if report.up != 1 {
-        return Err(format!(
-            "session did not come up: {:?}",
-            report.first_failure
-        ));
+        return Err(ClientError::NotUp(report.first_failure.unwrap_or_default()));
     }
     let client = running.client.clone();
-    let link = client.dp.links.all().into_iter().next().ok_or("no link")?;
+    let link = (client.dp.links.all().into_iter().next()).ok_or(ClientError::NoSession("link"))?;
     let (src, dst) = {
         let st = link.lock();
-        (st.address.ok_or("no address")?, gateway_address(&st))
+        let address = st.address.ok_or(ClientError::NoSession("address"))?;
+        (address, gateway_address(&st))
     };
     let before = gateway_rx(gateway_metrics)?;
     let packet = udp_packet(src, dst, size.clamp(28, 1400));
@@ -195,8 +197,7 @@ async fn throughput(
         }
         (sent, start.elapsed())
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = gateway_rx(gateway_metrics)?;
     let (sent, elapsed) = sent;
@@ -221,14 +222,14 @@ fn gateway_address(st: &sluice_dataplane::datapath::link::LinkState) -> Ipv4Addr
 }
 
 /// (packets, bytes) of IP the gateway received through tunnels, from its metrics.
-fn gateway_rx(endpoint: SocketAddr) -> Result<(u64, u64), String> {
-    let text = sessions::request(endpoint, None, "GET", "/metrics").map_err(|e| e.to_string())?;
-    let value = |name: &str| {
+fn gateway_rx(endpoint: SocketAddr) -> Result<(u64, u64), ClientError> {
+    let text = sessions::request(endpoint, None, "GET", "/metrics")?;
+    let value = |name: &'static str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
             .and_then(|v| v.trim().parse::<f64>().ok())
             .map(|v| v as u64)
-            .ok_or_else(|| format!("{endpoint}/metrics has no {name}"))
+            .ok_or(ClientError::NoMetric { endpoint, name })
     };
     Ok((
         value("sluice_tunnel_packets_total{direction=\"rx\"}")?,

@@ -9,11 +9,13 @@ use ipnet::Ipv4Net;
 use sluice_ppp::{AuthProto, ClientConfig, EncryptionPolicy, KeyLengths, MppePolicy, StatefulMode};
 use tokio::sync::{mpsc, watch};
 
+use crate::ClientError;
 use crate::ipsec::{self, IpsecParams};
 use crate::lac::{self, LacCmd, LacParams};
 use crate::pptp::{Client, Outcome, SessionParams, run_connection};
 use sluice_dataplane::datapath::l2tp::{ControlRate, L2tpIo, l2tp_rx_loop};
 use sluice_dataplane::datapath::{DataPath, gre_rx_loop, timer_loop, tun_rx_loop};
+use sluice_dataplane::host::spawn;
 use sluice_dataplane::io::netcfg;
 use sluice_dataplane::io::udpsock::UdpPort;
 use sluice_dataplane::metrics::Metrics;
@@ -133,7 +135,7 @@ pub struct ClientArgs {
 }
 
 impl ClientArgs {
-    pub fn server_addr(&self) -> Result<SocketAddr, String> {
+    pub fn server_addr(&self) -> Result<SocketAddr, ClientError> {
         let port = match self.protocol {
             ProtocolArg::Pptp => 1723,
             ProtocolArg::L2tp => 1701,
@@ -145,20 +147,26 @@ impl ClientArgs {
         };
         with_port
             .to_socket_addrs()
-            .map_err(|e| format!("--server {}: {e}", self.server))?
+            .map_err(|source| ClientError::Resolve {
+                server: self.server.clone(),
+                source,
+            })?
             .find(SocketAddr::is_ipv4)
-            .ok_or_else(|| format!("--server {}: no IPv4 address", self.server))
+            .ok_or_else(|| ClientError::NoIpv4Address(self.server.clone()))
     }
 
-    pub fn ppp_config(&self) -> Result<ClientConfig, String> {
+    pub fn ppp_config(&self) -> Result<ClientConfig, ClientError> {
         let password = match (&self.password, &self.password_file) {
             (Some(p), _) => p.clone().into_bytes(),
             (None, Some(f)) => std::fs::read_to_string(f)
-                .map_err(|e| format!("--password-file {}: {e}", f.display()))?
+                .map_err(|source| ClientError::PasswordFile {
+                    path: f.clone(),
+                    source,
+                })?
                 .trim_end_matches(['\r', '\n'])
                 .as_bytes()
                 .to_vec(),
-            (None, None) => return Err("--password or --password-file is required".into()),
+            (None, None) => return Err(ClientError::NoPassword),
         };
         let encryption = match self.encryption {
             Some(EncryptionArg::Deny) => EncryptionPolicy::Deny,
@@ -216,14 +224,14 @@ pub struct Report {
 /// The LAC task of an L2TP client and its request queue.
 type LacHandle = (
     mpsc::UnboundedSender<LacCmd>,
-    tokio::task::JoinHandle<Result<(), String>>,
+    tokio::task::JoinHandle<Result<(), ClientError>>,
 );
 
 /// A running client: its hooks, threads and stop switch.
 pub struct Running {
     pub client: Arc<Client>,
     pub stop: watch::Sender<bool>,
-    pub tasks: tokio::task::JoinSet<Result<(), String>>,
+    pub tasks: tokio::task::JoinSet<Result<(), ClientError>>,
     /// L2TP: the LAC task and its requests.
     lac: Option<LacHandle>,
     outcomes: tokio::sync::mpsc::UnboundedReceiver<(u16, Outcome)>,
@@ -232,15 +240,13 @@ pub struct Running {
 }
 
 /// Starts the client's data path threads.
-pub fn start(args: &ClientArgs) -> Result<Running, String> {
+pub fn start(args: &ClientArgs) -> Result<Running, ClientError> {
     let tun = match &args.tun {
-        Some(name) => Some(Arc::new(
-            netcfg::create_tun(name, 1400, None).map_err(|e| e.to_string())?,
-        )),
+        Some(name) => Some(Arc::new(netcfg::create_tun(name, 1400, None)?)),
         None => None,
     };
-    let dp = DataPath::new(args.bind, tun, Arc::new(Metrics::new()))
-        .map_err(|e| format!("opening the raw GRE socket: {e} (needs CAP_NET_RAW)"))?;
+    let dp =
+        DataPath::new(args.bind, tun, Arc::new(Metrics::new())).map_err(ClientError::GreSocket)?;
     let (client, outcomes) = Client::new(dp);
     client
         .send_any_ip
@@ -250,16 +256,10 @@ pub fn start(args: &ClientArgs) -> Result<Running, String> {
         ("tun-rx", tun_rx_loop::<Client>),
     ] {
         let c = client.clone();
-        std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || f(c))
-            .map_err(|e| e.to_string())?;
+        spawn(name, move || f(c))?;
     }
     let c = client.clone();
-    std::thread::Builder::new()
-        .name("timers".into())
-        .spawn(move || timer_loop(c, Duration::from_millis(20)))
-        .map_err(|e| e.to_string())?;
+    spawn("timers", move || timer_loop(c, Duration::from_millis(20)))?;
     let (stop, _) = watch::channel(false);
     let lac = match args.protocol {
         ProtocolArg::Pptp => None,
@@ -281,12 +281,12 @@ fn start_lac(
     client: &Arc<Client>,
     args: &ClientArgs,
     stop: &watch::Sender<bool>,
-) -> Result<LacHandle, String> {
+) -> Result<LacHandle, ClientError> {
     let SocketAddr::V4(server) = args.server_addr()? else {
-        return Err("the L2TP server must be an IPv4 address".into());
+        return Err(ClientError::NotIpv4("L2TP"));
     };
-    let sock = UdpPort::open(args.bind, 0, Duration::from_millis(200))
-        .map_err(|e| format!("opening the L2TP socket: {e}"))?;
+    let sock =
+        UdpPort::open(args.bind, 0, Duration::from_millis(200)).map_err(ClientError::L2tpSocket)?;
     let (io, control) = L2tpIo::new(
         sock,
         ControlRate {
@@ -295,13 +295,10 @@ fn start_lac(
         },
     );
     if client.dp.l2tp.set(io).is_err() {
-        return Err("the L2TP socket is already open".into());
+        return Err(ClientError::AlreadyOpen("L2TP socket"));
     }
     let c = client.clone();
-    std::thread::Builder::new()
-        .name("l2tp-rx".into())
-        .spawn(move || l2tp_rx_loop(c))
-        .map_err(|e| e.to_string())?;
+    spawn("l2tp-rx", move || l2tp_rx_loop(c))?;
     let params = LacParams {
         server,
         ppp: args.ppp_config()?,
@@ -354,7 +351,7 @@ fn start_lac(
 impl Running {
     /// Opens `args.sessions` sessions, `args.concurrency` setups at a time,
     /// and waits for every outcome (or the timeout).
-    pub async fn open(&mut self, args: &ClientArgs) -> Result<Report, String> {
+    pub async fn open(&mut self, args: &ClientArgs) -> Result<Report, ClientError> {
         let params = SessionParams {
             server: args.server_addr()?,
             ppp: args.ppp_config()?,
@@ -397,7 +394,7 @@ impl Running {
                 joined = lac_finished(&mut self.lac) => {
                     let why = match joined {
                         Ok(Ok(())) => "the L2TP client stopped".to_owned(),
-                        Ok(Err(e)) => e,
+                        Ok(Err(e)) => e.to_string(),
                         Err(e) => e.to_string(),
                     };
                     let missing = total.saturating_sub(done);
@@ -409,6 +406,7 @@ impl Running {
                 Some(joined) = self.tasks.join_next() => {
                     if let Ok(Err(e)) = joined {
                         // A connection that failed before any call: count its calls.
+                        let e = e.to_string();
                         done = done.saturating_add(per_conn.min(total.saturating_sub(done)));
                         report.failed += per_conn;
                         if !args.quiet { println!("FAILED reason={e:?}"); }
@@ -467,11 +465,16 @@ impl Running {
         }
     }
 
-    fn configure_tun(&self, tun: &str, address: Ipv4Addr, gateway: Ipv4Addr) -> Result<(), String> {
-        netcfg::set_address(tun, address).map_err(|e| e.to_string())?;
-        netcfg::route_replace(tun, Ipv4Net::from(gateway)).map_err(|e| e.to_string())?;
+    fn configure_tun(
+        &self,
+        tun: &str,
+        address: Ipv4Addr,
+        gateway: Ipv4Addr,
+    ) -> Result<(), ClientError> {
+        netcfg::set_address(tun, address)?;
+        netcfg::route_replace(tun, Ipv4Net::from(gateway))?;
         for r in &self.routes {
-            netcfg::route_replace(tun, *r).map_err(|e| e.to_string())?;
+            netcfg::route_replace(tun, *r)?;
         }
         Ok(())
     }
@@ -526,7 +529,7 @@ impl Running {
 }
 
 /// Entry point of `sluice-client`.
-pub async fn run(args: ClientArgs) -> Result<(), String> {
+pub async fn run(args: ClientArgs) -> Result<(), ClientError> {
     let mut running = start(&args)?;
     let report = running.open(&args).await?;
     println!(
@@ -541,17 +544,18 @@ pub async fn run(args: ClientArgs) -> Result<(), String> {
     running.shutdown().await;
     match report.first_failure {
         None => Ok(()),
-        Some(e) => Err(format!(
-            "{} of {} sessions failed; first failure: {e}",
-            report.failed, args.sessions
-        )),
+        Some(first) => Err(ClientError::SessionsFailed {
+            failed: report.failed,
+            total: args.sessions,
+            first,
+        }),
     }
 }
 
 /// Waits for the LAC task to end (never, for PPTP or once it was awaited).
 async fn lac_finished(
     lac: &mut Option<LacHandle>,
-) -> Result<Result<(), String>, tokio::task::JoinError> {
+) -> Result<Result<(), ClientError>, tokio::task::JoinError> {
     match lac {
         Some((_, task)) if !task.is_finished() => {
             let r = task.await;

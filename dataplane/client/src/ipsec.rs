@@ -17,9 +17,11 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
+use crate::ClientError;
 use crate::pptp::Client;
 use sluice_dataplane::datapath::ipsec::{self, IkeDatagram, IpsecIo};
 use sluice_dataplane::host::{seed, unix_now};
+use sluice_ike::policy::{EspProposal, IkeProposal, ProposalError};
 
 /// The IKE SA id the client's single IKE SA has in the ESP tables.
 const CLIENT_IKE: u64 = 1;
@@ -47,24 +49,38 @@ impl IpsecParams {
         cert: &str,
         key: &str,
         ca: &str,
-    ) -> Result<(Arc<Credentials>, Arc<TrustStore>), String> {
-        let read =
-            |flag: &str, path: &str| std::fs::read(path).map_err(|e| format!("{flag} {path}: {e}"));
+    ) -> Result<(Arc<Credentials>, Arc<TrustStore>), ClientError> {
+        let read = |flag, path: &str| {
+            std::fs::read(path).map_err(|source| ClientError::ReadFile {
+                flag,
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let cert_err = |flag| move |source| ClientError::Certificate { flag, source };
         let creds = Credentials::from_pem(&read("--ipsec-cert", cert)?, &read("--ipsec-key", key)?)
-            .map_err(|e| format!("--ipsec-cert/--ipsec-key: {e}"))?;
-        let trust = TrustStore::from_pem(&read("--ipsec-ca", ca)?)
-            .map_err(|e| format!("--ipsec-ca: {e}"))?;
+            .map_err(cert_err("--ipsec-cert/--ipsec-key"))?;
+        let trust =
+            TrustStore::from_pem(&read("--ipsec-ca", ca)?).map_err(cert_err("--ipsec-ca"))?;
         Ok((Arc::new(creds), Arc::new(trust)))
     }
 }
 
-fn parse_ike(s: &str) -> Result<IkeTransform, String> {
-    let p = sluice_ike::policy::IkeProposal::parse(s, true)
-        .map_err(|e| format!("--ike-proposal {s:?}: {e}"))?;
+fn proposal_err(flag: &'static str, s: &str) -> impl Fn(ProposalError) -> ClientError {
+    move |source| ClientError::Proposal {
+        flag,
+        proposal: s.to_owned(),
+        source,
+    }
+}
+
+/// The first transform of `--ike-proposal` (the grammar guarantees one of each class).
+fn parse_ike(s: &str) -> Result<IkeTransform, ClientError> {
+    let p = IkeProposal::parse(s, true).map_err(proposal_err("--ike-proposal", s))?;
     let (Some(&cipher), Some(&hash), Some(&group)) =
         (p.ciphers.first(), p.hashes.first(), p.groups.first())
     else {
-        return Err(format!("--ike-proposal {s:?}: incomplete"));
+        return Err(proposal_err("--ike-proposal", s)(ProposalError::Empty));
     };
     Ok(IkeTransform {
         cipher,
@@ -78,13 +94,12 @@ fn parse_ike(s: &str) -> Result<IkeTransform, String> {
     })
 }
 
-fn parse_esp(s: &str) -> Result<sluice_ike::sa::EspTransform, String> {
-    let p = sluice_ike::policy::EspProposal::parse(s, true)
-        .map_err(|e| format!("--esp-proposal {s:?}: {e}"))?;
+fn parse_esp(s: &str) -> Result<sluice_ike::sa::EspTransform, ClientError> {
+    let p = EspProposal::parse(s, true).map_err(proposal_err("--esp-proposal", s))?;
     let cipher = *p
         .ciphers
         .first()
-        .ok_or_else(|| format!("--esp-proposal {s:?}: no cipher"))?;
+        .ok_or_else(|| proposal_err("--esp-proposal", s)(ProposalError::Empty))?;
     let auth = if cipher.is_aead() {
         None
     } else {
@@ -108,15 +123,15 @@ pub fn default_ike() -> IkeTransform {
 }
 
 /// The address the kernel would send from toward `server`.
-fn source_toward(server: Ipv4Addr, bind: Option<Ipv4Addr>) -> Result<Ipv4Addr, String> {
+fn source_toward(server: Ipv4Addr, bind: Option<Ipv4Addr>) -> Result<Ipv4Addr, ClientError> {
     if let Some(b) = bind.filter(|b| !b.is_unspecified()) {
         return Ok(b);
     }
     let s = UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect((server, 500)).map(|()| s));
     match s.and_then(|s| s.local_addr()) {
         Ok(SocketAddr::V4(a)) => Ok(*a.ip()),
-        Ok(_) => Err("no IPv4 route to the server".into()),
-        Err(e) => Err(format!("no route to the server: {e}")),
+        Ok(_) => Err(ClientError::NoRoute(server)),
+        Err(source) => Err(ClientError::Route { server, source }),
     }
 }
 
@@ -145,7 +160,7 @@ pub async fn establish(
     server: SocketAddrV4,
     local_l2tp_port: u16,
     timeout: Duration,
-) -> Result<IkeTask, String> {
+) -> Result<IkeTask, ClientError> {
     let (stop_tx, mut stop) = watch::channel(false);
     let (io, mut rx) = IpsecIo::open(
         params.bind,
@@ -154,14 +169,13 @@ pub async fn establish(
         local_l2tp_port,
         false,
     )
-    .map_err(|e| {
-        format!(
-            "opening udp/{} and udp/{} for IPsec: {e}",
-            params.ike_port, params.natt_port
-        )
+    .map_err(|source| ClientError::IpsecSockets {
+        ike: params.ike_port,
+        natt: params.natt_port,
+        source,
     })?;
     if client.dp.ipsec.set(io).is_err() {
-        return Err("the IPsec ports are already open".into());
+        return Err(ClientError::AlreadyOpen("IPsec ports"));
     }
     for (name, f) in [
         ("ike-rx", ipsec::ike_rx_loop::<Client> as fn(Arc<Client>)),
@@ -169,10 +183,7 @@ pub async fn establish(
         ("esp-rx", ipsec::esp_raw_rx_loop::<Client>),
     ] {
         let c = client.clone();
-        std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || f(c))
-            .map_err(|e| e.to_string())?;
+        sluice_dataplane::host::spawn(name, move || f(c))?;
     }
     let local = source_toward(*server.ip(), params.bind)?;
     let mut ike = if params.ike.is_empty() {
@@ -209,7 +220,7 @@ pub async fn establish(
         unix_time: unix_now(),
     };
     let mut ini = Initiator::new(cfg, seed());
-    let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
+    let (ready_tx, ready_rx) = oneshot::channel::<Result<(), ClientError>>();
     let c = client.clone();
     let handle = tokio::spawn(async move {
         let mut ready = Some(ready_tx);
@@ -254,7 +265,7 @@ pub async fn establish(
                             );
                         }
                         if let Some(t) = ready.take() {
-                            let _ = t.send(r.map_err(|e| e.to_string()));
+                            let _ = t.send(r.map_err(ClientError::EspInstall));
                         }
                     }
                     InitiatorEvent::Notified(code) => {
@@ -265,7 +276,7 @@ pub async fn establish(
                         if code < 8192
                             && let Some(t) = ready.take()
                         {
-                            let _ = t.send(Err(format!("the gateway refused IKE: {name}")));
+                            let _ = t.send(Err(ClientError::IkeRefused(name)));
                         }
                     }
                     InitiatorEvent::Deleted => {
@@ -297,11 +308,11 @@ pub async fn establish(
     };
     match tokio::time::timeout(timeout, ready_rx).await {
         Ok(Ok(r)) => r.map(|()| task),
-        Ok(Err(_)) => Err("the IKE task ended".into()),
-        Err(_) => Err(format!(
-            "no IPsec SA with {} within {timeout:?}",
-            server.ip()
-        )),
+        Ok(Err(_)) => Err(ClientError::IkeTaskEnded),
+        Err(_) => Err(ClientError::IkeTimeout {
+            server: *server.ip(),
+            timeout,
+        }),
     }
 }
 
@@ -325,14 +336,24 @@ mod tests {
     #[test]
     fn proposal_flags_parse() {
         assert_eq!(
-            parse_ike("3des-sha1-modp1024").map(|t| t.group),
-            Ok(Group::Modp1024)
+            parse_ike("3des-sha1-modp1024").map(|t| t.group).ok(),
+            Some(Group::Modp1024)
         );
-        assert!(parse_ike("aes128-sha1").is_err());
-        assert_eq!(parse_esp("aes256gcm16").map(|t| t.auth), Ok(None));
+        let e = parse_ike("aes128-sha1")
+            .map(|_| ())
+            .map_err(|e| e.to_string());
         assert_eq!(
-            parse_esp("aes128-sha256").map(|t| t.auth),
-            Ok(Some(EspAuth::HmacSha256))
+            e,
+            Err(
+                "--ike-proposal \"aes128-sha1\": has no DH group (one of modp1024, modp1536, \
+                 modp2048, modp3072, modp4096, ecp256, ecp384)"
+                    .into()
+            )
+        );
+        assert_eq!(parse_esp("aes256gcm16").map(|t| t.auth).ok(), Some(None));
+        assert_eq!(
+            parse_esp("aes128-sha256").map(|t| t.auth).ok(),
+            Some(Some(EspAuth::HmacSha256))
         );
     }
 }

@@ -15,6 +15,7 @@ use sluice_ppp::{ClientConfig, Ppp};
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
+use crate::ClientError;
 use crate::pptp::{Client, Outcome};
 use sluice_dataplane::datapath::l2tp::{ControlDatagram, flush_control, session_link};
 use sluice_dataplane::datapath::link::{CtlCmd, Link};
@@ -53,16 +54,15 @@ pub async fn run(
     mut datagrams: mpsc::Receiver<ControlDatagram>,
     mut cmds: mpsc::UnboundedReceiver<LacCmd>,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), ClientError> {
     let io = client
         .dp
         .l2tp
         .get()
-        .ok_or("the client's L2TP port is not open")?;
-    let local = io
-        .sock
-        .local_addr()
-        .ok_or("the client's L2TP port has no address")?;
+        .ok_or(ClientError::NotOpen("client's L2TP port"))?;
+    let local = io.sock.local_addr().ok_or(ClientError::NotOpen(
+        "client's L2TP port (it has no address)",
+    ))?;
     let mut ep = Endpoint::new(
         EndpointConfig {
             role: Role::Lac,
@@ -175,7 +175,7 @@ pub async fn run(
                     };
                     for _ in 0..sessions {
                         let Some(id) = client.allocate_id() else {
-                            return Err("out of session IDs".into());
+                            return Err(ClientError::OutOfIds("session"));
                         };
                         match ep.open_session(now, tunnel, id) {
                             Ok(()) => {

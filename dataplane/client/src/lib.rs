@@ -6,6 +6,9 @@
 
 pub mod bench;
 pub mod cli;
+mod error;
 pub mod ipsec;
 pub mod lac;
 pub mod pptp;
+
+pub use error::ClientError;

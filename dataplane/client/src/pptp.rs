@@ -21,6 +21,8 @@ use sluice_dataplane::datapath::link::{CtlCmd, Framing, Link, LinkState};
 use sluice_dataplane::datapath::{DataPath, Hooks, drive};
 use sluice_dataplane::host::seed;
 
+use crate::ClientError;
+
 /// GRE receive window the client advertises in its Outgoing-Call-Requests.
 const RECV_WINDOW: u16 = 64;
 
@@ -207,13 +209,17 @@ pub async fn run_connection(
     client: Arc<Client>,
     params: SessionParams,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), ClientError> {
     let SocketAddr::V4(server) = params.server else {
-        return Err("the PPTP server must be an IPv4 address".into());
+        return Err(ClientError::NotIpv4("PPTP"));
     };
-    let stream = TcpStream::connect(params.server)
-        .await
-        .map_err(|e| format!("connecting to {}: {e}", params.server))?;
+    let stream =
+        TcpStream::connect(params.server)
+            .await
+            .map_err(|source| ClientError::Connect {
+                server: params.server,
+                source,
+            })?;
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<CtlCmd>();
@@ -236,10 +242,10 @@ pub async fn run_connection(
                             .unwrap_or_else(|p| p.into_inner())
                             .allocate();
                         let Some(id) = id else {
-                            break 'conn Err("out of call IDs".to_owned());
+                            break 'conn Err(ClientError::OutOfIds("call"));
                         };
                         if let Err(e) = pns.open_call(now, id, RECV_WINDOW) {
-                            break 'conn Err(format!("opening a call: {e}"));
+                            break 'conn Err(ClientError::Pptp(e));
                         }
                         pending.insert(id, ());
                     }
@@ -306,7 +312,7 @@ pub async fn run_connection(
         }
         while let Some(bytes) = pns.poll_transmit() {
             if let Err(e) = wr.write_all(&bytes).await {
-                break 'conn Err(format!("write failed: {e}"));
+                break 'conn Err(ClientError::Write(e));
             }
         }
         for link in kick.drain(..) {
@@ -328,10 +334,10 @@ pub async fn run_connection(
                 Ok(0) => break Ok("server closed the TCP connection".to_owned()),
                 Ok(n) => {
                     if let Err(e) = pns.handle_input(Instant::now(), buf.get(..n).unwrap_or_default()) {
-                        break Err(format!("bad control message from server: {e}"));
+                        break Err(ClientError::Pptp(e));
                     }
                 }
-                Err(e) => break Err(format!("read failed: {e}")),
+                Err(e) => break Err(ClientError::Read(e)),
             },
             Some(cmd) = rx.recv() => match cmd {
                 CtlCmd::CallDown { local_call_id, .. } => {

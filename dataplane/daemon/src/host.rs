@@ -15,6 +15,24 @@ use thiserror::Error;
 #[error("the operating system's random number generator failed: {0}")]
 pub struct RngError(#[from] getrandom::Error);
 
+/// The host would not start a thread.
+#[derive(Debug, Error)]
+#[error("starting thread {name}: {source}")]
+pub struct ThreadError {
+    pub name: &'static str,
+    pub source: std::io::Error,
+}
+
+/// Starts a named thread (the data path's receive and timer threads, in the gateway and
+/// the client alike).
+pub fn spawn(name: &'static str, f: impl FnOnce() + Send + 'static) -> Result<(), ThreadError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(drop)
+        .map_err(|source| ThreadError { name, source })
+}
+
 /// Reads 32 bytes from the OS generator once, so a broken generator stops start-up.
 pub fn check() -> Result<(), RngError> {
     let mut s = [0u8; 32];

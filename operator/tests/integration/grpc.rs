@@ -295,7 +295,16 @@ async fn agents_follow_the_operator_through_changes_nacks_and_restarts() {
     .await;
     let (hub2, _dirty2) = Hub::new(Duration::ZERO);
     assert_eq!(publish(&hub2, &[("bob", "b2"), ("carol", "c1")], 0), v4);
-    let listener = TcpListener::bind(addr).await.unwrap();
+    // The same port again: the old listener's socket may take a moment to go.
+    let mut listener = TcpListener::bind(addr).await;
+    for _ in 0..100 {
+        if listener.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        listener = TcpListener::bind(addr).await;
+    }
+    let listener = listener.unwrap();
     let op2 = start_operator(listener, &ca, hub2.clone(), Metrics::new()).await;
     eventually("agents reconnect and ACK v4", || acked(&hub2, &pods, &v4)).await;
     eventually("the new operator knows bob's session", || {

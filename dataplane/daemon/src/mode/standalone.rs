@@ -24,12 +24,12 @@ use crate::gateway::Gateway;
 use crate::gateway::admission::{Admission, AdmissionLimits};
 use crate::gateway::events::EventQueue;
 use crate::host::nofile;
+use crate::host::spawn;
 use crate::http::{self, Endpoints, HttpState};
 use crate::io::netcfg;
 use crate::io::udpsock::UdpPort;
 use crate::metrics::{Metrics, ResultLabels};
 use crate::mode::StartError;
-use crate::mode::start_error::spawn;
 
 /// How this host runs a gateway, whatever the configuration says.
 #[derive(Debug, Clone)]
@@ -237,7 +237,8 @@ fn spawn_threads(gw: &Arc<Gateway>) -> Result<(), StartError> {
     let g = gw.clone();
     spawn("sluice-timers", move || {
         timer_loop(g, Duration::from_millis(20))
-    })
+    })?;
+    Ok(())
 }
 
 /// Emits the failed-login summary of a window even when no further failure comes.

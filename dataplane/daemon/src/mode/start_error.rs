@@ -34,11 +34,8 @@ pub enum StartError {
         bind: std::net::Ipv4Addr,
         source: std::io::Error,
     },
-    #[error("starting thread {name}: {source}")]
-    Thread {
-        name: &'static str,
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    Thread(#[from] crate::host::ThreadError),
     #[error("{0}")]
     Http(#[from] crate::http::EndpointError),
     #[error("installing the {signal} handler: {source}")]
@@ -46,16 +43,4 @@ pub enum StartError {
         signal: &'static str,
         source: std::io::Error,
     },
-}
-
-/// Starts a named thread.
-pub(crate) fn spawn(
-    name: &'static str,
-    f: impl FnOnce() + Send + 'static,
-) -> Result<(), StartError> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(f)
-        .map(drop)
-        .map_err(|source| StartError::Thread { name, source })
 }
