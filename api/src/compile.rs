@@ -9,24 +9,25 @@ use ipnet::Ipv4Net;
 use k8s_openapi::api::core::v1::Secret;
 use prost::Message;
 use sha2::{Digest, Sha256};
-use sluice_ike::policy::{EspProposal, IkeProposal, MAX_PROPOSALS, ProposalError};
 use sluice_proto::v1::{
-    AuthMethod, EncryptionPolicy, GatewayConfig, IpsecSettings, L2tpSettings, MppeKeyLength,
-    NatDetection as WireNatDetection, NatSettings, PppSettings, PptpSettings, RateLimit, Service,
-    StatefulMppe as WireStateful, User,
+    AuthMethod, EncryptionPolicy, GatewayConfig, L2tpSettings, MppeKeyLength, NatSettings,
+    PppSettings, PptpSettings, RateLimit, Service, StatefulMppe as WireStateful, User,
 };
 
 use crate::duration::{format_go_duration, parse_go_duration};
 use crate::error::{ConfigError, FieldError, ObjectKind, ObjectRef};
 use crate::gateway::{
-    AuthenticationMethod, Encryption, IpsecSpec, MAX_MTU, MIN_MTU, MppeSpec, NatDetection,
-    StatefulMppe, VpnGateway, VpnGatewaySpec,
+    AuthenticationMethod, Encryption, MAX_MTU, MIN_MTU, MppeSpec, StatefulMppe, VpnGateway,
 };
 use crate::manifest::Manifests;
 use crate::object_ref::namespace;
 use crate::rate;
 use crate::user::{RateLimitSpec, Service as ServiceSpec, VpnUser};
-use crate::wire::{esp_proposal_to_wire, ike_proposal_to_wire, ipv4_to_wire, prefix_to_wire};
+use crate::wire::{ipv4_to_wire, prefix_to_wire};
+
+mod ipsec;
+
+use ipsec::ipsec_settings;
 
 /// Longest user name or password: PAP/CHAP carry them with a one-octet length (RFC 1334 §2.2.1).
 pub const MAX_CREDENTIAL_BYTES: usize = 255;
@@ -525,249 +526,6 @@ pub fn redacted(config: &GatewayConfig) -> GatewayConfig {
     c
 }
 
-/// Checks `spec.l2tp.ipsec` of an enabled L2TP service and builds its settings; `None` when
-/// neither a pre-shared key nor a certificate is configured (IPsec off, the other fields
-/// unused and not checked).
-fn ipsec_settings(
-    errs: &mut Errors,
-    spec: &VpnGatewaySpec,
-    ns: &str,
-    secrets: &[Secret],
-) -> Option<IpsecSettings> {
-    const P: &str = "spec.l2tp.ipsec";
-    let ipsec: &IpsecSpec = &spec.l2tp.ipsec;
-    if ipsec.pre_shared_key_secret_ref.is_none() && ipsec.certificate_secret_ref.is_none() {
-        return None;
-    }
-    let (certificate_chain, private_key, client_ca) =
-        certificate_settings(errs, ipsec, ns, secrets);
-
-    let mut pre_shared_key = Vec::new();
-    let field = format!("{P}.preSharedKeySecretRef");
-    if let Some(r) = &ipsec.pre_shared_key_secret_ref
-        && let Some(value) = secret_value(errs, &field, ns, secrets, &r.name, &r.key)
-    {
-        let what = format!("pre-shared key in Secret {:?} key {:?}", r.name, r.key);
-        if value.is_empty() {
-            errs.push(&field, format!("{what} is empty"));
-        } else if value.len() > MAX_PRE_SHARED_KEY_BYTES {
-            errs.push(
-                &field,
-                format!(
-                    "{what} is {} bytes long, at most {MAX_PRE_SHARED_KEY_BYTES} are allowed",
-                    value.len()
-                ),
-            );
-        } else if value.len() < MIN_PRE_SHARED_KEY_BYTES {
-            errs.push(
-                &field,
-                format!(
-                    "{what} is {} bytes long, at least {MIN_PRE_SHARED_KEY_BYTES} are needed: \
-                     anyone who poses as the gateway to one client can test guesses of a \
-                     pre-shared key offline, so use a long random one",
-                    value.len()
-                ),
-            );
-        }
-        pre_shared_key = value;
-    }
-
-    let ike_proposals = proposals(
-        errs,
-        &format!("{P}.ikeProposals"),
-        &ipsec.ike_proposals,
-        |p| IkeProposal::parse(p, ipsec.allow_md5).map(|p| ike_proposal_to_wire(&p)),
-    );
-    let esp_proposals = proposals(
-        errs,
-        &format!("{P}.espProposals"),
-        &ipsec.esp_proposals,
-        |p| EspProposal::parse(p, ipsec.allow_md5).map(|p| esp_proposal_to_wire(&p)),
-    );
-
-    let ike_lifetime = seconds_between(
-        errs,
-        &format!("{P}.ikeLifetime"),
-        &ipsec.ike_lifetime,
-        60,
-        24 * 3600,
-    );
-    let esp_lifetime = seconds_between(
-        errs,
-        &format!("{P}.espLifetime"),
-        &ipsec.esp_lifetime,
-        60,
-        8 * 3600,
-    );
-    let dpd_delay = seconds_between(errs, &format!("{P}.dpd.delay"), &ipsec.dpd.delay, 0, 3600);
-    let dpd_timeout = seconds_between(
-        errs,
-        &format!("{P}.dpd.timeout"),
-        &ipsec.dpd.timeout,
-        1,
-        3600,
-    );
-    if let (Some(delay), Some(timeout)) = (dpd_delay, dpd_timeout)
-        && timeout <= delay
-    {
-        errs.push(
-            format!("{P}.dpd.timeout"),
-            format!(
-                "{:?} must be longer than {P}.dpd.delay ({:?})",
-                ipsec.dpd.timeout, ipsec.dpd.delay
-            ),
-        );
-    }
-
-    // Ports: each UDP port serves one protocol.
-    let mut taken: Vec<(u16, &str)> = vec![(spec.l2tp.port, "spec.l2tp.port")];
-    if spec.pptp.enabled {
-        taken.push((spec.pptp.port, "spec.pptp.port"));
-    }
-    for (field, port) in [
-        ("spec.l2tp.ipsec.ikePort", ipsec.ike_port),
-        ("spec.l2tp.ipsec.nattPort", ipsec.natt_port),
-    ] {
-        if port == 0 {
-            errs.push(field, "must be between 1 and 65535");
-            continue;
-        }
-        if let Some((_, other)) = taken.iter().find(|(p, _)| *p == port) {
-            errs.push(field, format!("{port} is also {other}"));
-        }
-        taken.push((port, field));
-    }
-
-    Some(IpsecSettings {
-        pre_shared_key,
-        ike_proposals,
-        esp_proposals,
-        ike_lifetime_seconds: ike_lifetime.unwrap_or(0),
-        esp_lifetime_seconds: esp_lifetime.unwrap_or(0),
-        esp_lifetime_kilobytes: ipsec.esp_lifetime_kilobytes,
-        nat_detection: nat_detection(ipsec.nat_detection) as i32,
-        dpd_delay_seconds: dpd_delay.unwrap_or(0),
-        dpd_timeout_seconds: dpd_timeout.unwrap_or(0),
-        ike_port: u32::from(ipsec.ike_port),
-        natt_port: u32::from(ipsec.natt_port),
-        allow_md5: ipsec.allow_md5,
-        allow_aggressive_mode: ipsec.allow_aggressive_mode,
-        certificate_chain,
-        private_key,
-        client_ca,
-    })
-}
-
-/// Largest PEM value (certificate chain, key or CA bundle) taken from a Secret.
-const MAX_PEM_BYTES: usize = 64 * 1024;
-
-/// `certificateSecretRef` (`tls.crt`, `tls.key`) and `clientCaSecretRef`: present together,
-/// PEM of bounded size. The data plane parses and checks them (chain, key match) on load.
-fn certificate_settings(
-    errs: &mut Errors,
-    ipsec: &IpsecSpec,
-    ns: &str,
-    secrets: &[Secret],
-) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    const P: &str = "spec.l2tp.ipsec";
-    let mut pem = |field: &str, name: &str, key: &str, markers: &[&str]| -> Vec<u8> {
-        let Some(value) = secret_value(errs, field, ns, secrets, name, key) else {
-            return Vec::new();
-        };
-        let what = format!("Secret {name:?} key {key:?}");
-        if value.len() > MAX_PEM_BYTES {
-            errs.push(
-                field,
-                format!(
-                    "{what} is {} bytes long, at most {MAX_PEM_BYTES} are allowed",
-                    value.len()
-                ),
-            );
-        } else if !markers
-            .iter()
-            .any(|m| value.windows(m.len()).any(|w| w == m.as_bytes()))
-        {
-            errs.push(
-                field,
-                format!("{what} is not PEM (no {:?} block)", markers[0]),
-            );
-        }
-        value
-    };
-    match (&ipsec.certificate_secret_ref, &ipsec.client_ca_secret_ref) {
-        (None, None) => (Vec::new(), Vec::new(), Vec::new()),
-        (Some(c), Some(ca)) => {
-            let f = format!("{P}.certificateSecretRef");
-            const CERT: &[&str] = &["-----BEGIN CERTIFICATE-----"];
-            const KEY: &[&str] = &[
-                "-----BEGIN PRIVATE KEY-----",
-                "-----BEGIN RSA PRIVATE KEY-----",
-            ];
-            let chain = pem(&f, &c.name, "tls.crt", CERT);
-            let key = pem(&f, &c.name, "tls.key", KEY);
-            let f = format!("{P}.clientCaSecretRef");
-            let bundle = pem(&f, &ca.name, &ca.key, CERT);
-            (chain, key, bundle)
-        }
-        (Some(_), None) => {
-            errs.push(
-                format!("{P}.clientCaSecretRef"),
-                "is required with certificateSecretRef: the CAs that client certificates must \
-                 chain to",
-            );
-            (Vec::new(), Vec::new(), Vec::new())
-        }
-        (None, Some(_)) => {
-            errs.push(
-                format!("{P}.certificateSecretRef"),
-                "is required with clientCaSecretRef: the gateway's own certificate and key",
-            );
-            (Vec::new(), Vec::new(), Vec::new())
-        }
-    }
-}
-
-/// Parses a proposal list under `field` with the engine's grammar (`sluice_ike::policy`).
-fn proposals<T>(
-    errs: &mut Errors,
-    field: &str,
-    list: &[String],
-    parse: impl Fn(&str) -> Result<T, ProposalError>,
-) -> Vec<T> {
-    if list.len() > MAX_PROPOSALS {
-        errs.push(
-            field,
-            format!(
-                "lists {} proposals, at most {MAX_PROPOSALS} are allowed",
-                list.len()
-            ),
-        );
-        return Vec::new();
-    }
-    let mut seen: Vec<String> = Vec::with_capacity(list.len());
-    let mut out = Vec::with_capacity(list.len());
-    for (i, p) in list.iter().enumerate() {
-        let lower = p.to_ascii_lowercase();
-        match parse(p) {
-            Err(ProposalError::Md5) => errs.push(
-                format!("{field}[{i}]"),
-                format!(
-                    "{}; set spec.l2tp.ipsec.allowMd5 to accept it",
-                    ProposalError::Md5
-                ),
-            ),
-            Err(why) => errs.push(format!("{field}[{i}]"), why.to_string()),
-            Ok(_) if seen.contains(&lower) => {
-                let j = seen.iter().position(|q| *q == lower).unwrap_or_default();
-                errs.push(format!("{field}[{i}]"), format!("repeats {field}[{j}]"));
-            }
-            Ok(parsed) => out.push(parsed),
-        }
-        seen.push(lower);
-    }
-    out
-}
-
 /// Checks one protocol's PPP authentication list and MPPE settings (under `prefix`);
 /// returns the accepted key lengths, strongest first.
 fn ppp_policy(
@@ -840,7 +598,13 @@ fn seconds(errs: &mut Errors, field: &str, text: &str) -> u32 {
 }
 
 /// A Go duration of whole seconds in `min..=max` (`None` on error, which is reported).
-fn seconds_between(errs: &mut Errors, field: &str, text: &str, min: u64, max: u64) -> Option<u32> {
+pub(super) fn seconds_between(
+    errs: &mut Errors,
+    field: &str,
+    text: &str,
+    min: u64,
+    max: u64,
+) -> Option<u32> {
     match parse_go_duration(text) {
         Err(why) => {
             errs.push(
@@ -879,13 +643,13 @@ fn config_version(config: &GatewayConfig) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-struct Errors {
+pub(super) struct Errors {
     list: Vec<FieldError>,
     object: ObjectRef,
 }
 
 impl Errors {
-    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.list
             .push(FieldError::new(self.object.clone(), field, message));
     }
@@ -965,7 +729,7 @@ fn check_static(
 
 /// Reads one key of a Secret in `ns` (`stringData` wins over `data`, as on the apiserver);
 /// reports a missing Secret or key under `field`. Errors never show the value.
-fn secret_value(
+pub(super) fn secret_value(
     errs: &mut Errors,
     field: &str,
     ns: &str,
@@ -1059,14 +823,6 @@ fn stateful_mppe(s: StatefulMppe) -> WireStateful {
         StatefulMppe::Refuse => WireStateful::Refuse,
         StatefulMppe::Allow => WireStateful::Allow,
         StatefulMppe::Prefer => WireStateful::Prefer,
-    }
-}
-
-fn nat_detection(n: NatDetection) -> WireNatDetection {
-    match n {
-        NatDetection::Honest => WireNatDetection::Honest,
-        NatDetection::Parrot => WireNatDetection::Parrot,
-        NatDetection::ForceEncapsulation => WireNatDetection::ForceEncapsulation,
     }
 }
 
