@@ -37,8 +37,8 @@ fn main() {
         }
         Ok(c) => {
             println!("{:#?}", sluice_api::redacted(&c.config));
-            for e in c.left_out.values().flatten() {
-                eprintln!("left out: {e}");
+            for e in c.left_out.values() {
+                eprintln!("left out:\n{e}");
             }
         }
         Err(e) => {

@@ -4,21 +4,22 @@
 //! about it; the gateway's other users are served. A problem with the gateway itself still
 //! rejects the whole configuration.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Secret;
 
+use crate::compile::{compile_excluding, pick_gateway};
 use crate::error::{ConfigError, FieldError, ObjectKind, ObjectRef, Subject};
 use crate::manifest::Manifests;
-use crate::{GatewayConfig, VpnGateway, VpnUser, compile, compile::pick_gateway};
+use crate::{GatewayConfig, VpnGateway, VpnUser};
 
 /// A gateway compiled with the users that compile.
 #[derive(Clone, PartialEq)]
 pub struct Compiled {
     /// The configuration, without the users left out.
     pub config: GatewayConfig,
-    /// The users left out, each with every error about it.
-    pub left_out: BTreeMap<ObjectRef, Vec<FieldError>>,
+    /// The users left out, each with every error about it (one per line).
+    pub left_out: BTreeMap<ObjectRef, ConfigError>,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -39,33 +40,37 @@ pub fn compile_leaving_out_bad_users(
     users: &[VpnUser],
     secrets: &[Secret],
 ) -> Result<Compiled, ConfigError> {
-    let mut included: Vec<&VpnUser> = users.iter().collect();
+    let mut excluded: BTreeSet<ObjectRef> = BTreeSet::new();
     let mut left_out: BTreeMap<ObjectRef, Vec<FieldError>> = BTreeMap::new();
     // Each round leaves out at least one user, so this ends; in practice it takes one or two
     // (a user clashing with a bad one is reported again only if the clash remains).
     loop {
-        let owned: Vec<VpnUser> = included.iter().map(|u| (*u).clone()).collect();
-        let err = match compile(gateway, &owned, secrets) {
-            Ok(config) => return Ok(Compiled { config, left_out }),
+        let err = match compile_excluding(gateway, users, secrets, &excluded) {
+            Ok(config) => {
+                let left_out = left_out
+                    .into_iter()
+                    .map(|(user, errors)| (user, ConfigError { errors }))
+                    .collect();
+                return Ok(Compiled { config, left_out });
+            }
             Err(e) => e,
         };
         let mut gateway_errors = Vec::new();
-        let mut bad = Vec::new();
+        let before = excluded.len();
         for e in err.errors {
             match &e.object {
                 Subject::Object(r) if r.kind == ObjectKind::VpnUser => {
-                    bad.push(r.clone());
+                    excluded.insert(r.clone());
                     left_out.entry(r.clone()).or_default().push(e);
                 }
                 _ => gateway_errors.push(e),
             }
         }
-        if !gateway_errors.is_empty() || bad.is_empty() {
+        if !gateway_errors.is_empty() || excluded.len() == before {
             return Err(ConfigError {
                 errors: gateway_errors,
             });
         }
-        included.retain(|u| !bad.contains(&ObjectRef::of_user(u)));
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Pure: no I/O, no clock, deterministic output (including `version`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -60,6 +60,16 @@ pub fn compile(
     gateway: &VpnGateway,
     users: &[VpnUser],
     secrets: &[Secret],
+) -> Result<GatewayConfig, ConfigError> {
+    compile_excluding(gateway, users, secrets, &BTreeSet::new())
+}
+
+/// [`compile`] as if the users in `excluded` were not there (the bad-user policy's rounds).
+pub(crate) fn compile_excluding(
+    gateway: &VpnGateway,
+    users: &[VpnUser],
+    secrets: &[Secret],
+    excluded: &BTreeSet<ObjectRef>,
 ) -> Result<GatewayConfig, ConfigError> {
     let gw_name = gateway.metadata.name.as_deref().unwrap_or("");
     let gw_ns = namespace(&gateway.metadata);
@@ -243,6 +253,7 @@ pub fn compile(
             namespace(&u.metadata) == gw_ns
                 && u.spec.gateway_ref.name == gw_name
                 && !u.spec.disabled
+                && (excluded.is_empty() || !excluded.contains(&ObjectRef::of_user(u)))
         })
         .map(|u| {
             let username = u

@@ -97,21 +97,12 @@ fn cipher_from_wire(v: i32) -> Result<EspCipher, WireError> {
     })
 }
 
-fn ike_cipher(c: Cipher) -> EspCipher {
-    match c {
-        Cipher::AesCbc(k) => EspCipher::AesCbc(k),
-        Cipher::TripleDesCbc => EspCipher::TripleDesCbc,
-    }
-}
-
 fn ike_cipher_from_wire(v: i32) -> Result<Cipher, WireError> {
-    match cipher_from_wire(v)? {
-        EspCipher::AesCbc(k) => Ok(Cipher::AesCbc(k)),
-        EspCipher::TripleDesCbc => Ok(Cipher::TripleDesCbc),
-        EspCipher::AesGcm16(_) => Err(WireError::NotAnIkeCipher {
+    cipher_from_wire(v)?
+        .phase1()
+        .ok_or_else(|| WireError::NotAnIkeCipher {
             cipher: pb::Cipher::try_from(v).unwrap_or_default(),
-        }),
-    }
+        })
 }
 
 fn hash_to_wire(h: HashAlg) -> pb::HashAlgorithm {
@@ -135,24 +126,8 @@ fn hash_from_wire(v: i32) -> Result<HashAlg, WireError> {
     })
 }
 
-fn esp_auth_hash(a: EspAuth) -> HashAlg {
-    match a {
-        EspAuth::HmacMd5 => HashAlg::Md5,
-        EspAuth::HmacSha1 => HashAlg::Sha1,
-        EspAuth::HmacSha256 => HashAlg::Sha256,
-        EspAuth::HmacSha384 => HashAlg::Sha384,
-        EspAuth::HmacSha512 => HashAlg::Sha512,
-    }
-}
-
 fn esp_auth_from_wire(v: i32) -> Result<EspAuth, WireError> {
-    Ok(match hash_from_wire(v)? {
-        HashAlg::Md5 => EspAuth::HmacMd5,
-        HashAlg::Sha1 => EspAuth::HmacSha1,
-        HashAlg::Sha256 => EspAuth::HmacSha256,
-        HashAlg::Sha384 => EspAuth::HmacSha384,
-        HashAlg::Sha512 => EspAuth::HmacSha512,
-    })
+    hash_from_wire(v).map(EspAuth::with_hash)
 }
 
 /// The wire enum's numbers are the IANA Group Description values (`Group::id`).
@@ -177,7 +152,7 @@ pub fn ike_proposal_to_wire(p: &IkeProposal) -> pb::IkeProposal {
         ciphers: p
             .ciphers
             .iter()
-            .map(|c| cipher_to_wire(ike_cipher(*c)) as i32)
+            .map(|c| cipher_to_wire((*c).into()) as i32)
             .collect(),
         hashes: p.hashes.iter().map(|h| hash_to_wire(*h) as i32).collect(),
         groups: p.groups.iter().map(|g| group_to_wire(*g)).collect(),
@@ -204,7 +179,7 @@ pub fn esp_proposal_to_wire(p: &EspProposal) -> pb::EspProposal {
         integrity: p
             .auths
             .iter()
-            .map(|a| hash_to_wire(esp_auth_hash(*a)) as i32)
+            .map(|a| hash_to_wire(a.hash()) as i32)
             .collect(),
         pfs_groups: p.groups.iter().map(|g| group_to_wire(*g)).collect(),
     }

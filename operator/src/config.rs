@@ -49,10 +49,7 @@ pub fn compile_gateway(
         rejected_users: c
             .left_out
             .into_iter()
-            .map(|(user, errors)| {
-                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                (user.key(), lines.join("\n"))
-            })
+            .map(|(user, errors)| (user.key(), errors.to_string()))
             .collect(),
     })
 }

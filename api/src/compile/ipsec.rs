@@ -234,20 +234,18 @@ fn proposals<T>(
     let mut out = Vec::with_capacity(list.len());
     for (i, p) in list.iter().enumerate() {
         let lower = p.to_ascii_lowercase();
-        match parse(p) {
-            Err(ProposalError::Md5) => errs.push(
-                format!("{field}[{i}]"),
+        let at = format!("{field}[{i}]");
+        match (parse(p), seen.iter().position(|q| *q == lower)) {
+            (Err(ProposalError::Md5), _) => errs.push(
+                at,
                 format!(
                     "{}; set spec.l2tp.ipsec.allowMd5 to accept it",
                     ProposalError::Md5
                 ),
             ),
-            Err(why) => errs.push(format!("{field}[{i}]"), why.to_string()),
-            Ok(_) if seen.contains(&lower) => {
-                let j = seen.iter().position(|q| *q == lower).unwrap_or_default();
-                errs.push(format!("{field}[{i}]"), format!("repeats {field}[{j}]"));
-            }
-            Ok(parsed) => out.push(parsed),
+            (Err(why), _) => errs.push(at, why.to_string()),
+            (Ok(_), Some(j)) => errs.push(at, format!("repeats {field}[{j}]")),
+            (Ok(parsed), None) => out.push(parsed),
         }
         seen.push(lower);
     }

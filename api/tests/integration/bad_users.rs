@@ -38,6 +38,7 @@ fn bad_users_are_left_out_with_every_error_and_the_others_served() {
         [user("erin"), user("zoe")]
     );
     let zoe: Vec<String> = c.left_out[&user("zoe")]
+        .errors
         .iter()
         .map(ToString::to_string)
         .collect();

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
+use sluice_api::ObjectRef;
 use sluice_api::wire::{ipv4_from_wire, prefix_from_wire};
-use sluice_api::{FieldError, ObjectRef};
 use sluice_ppp::{AuthProto, EncryptionPolicy, KeyLengths, MppePolicy, StatefulMode};
 use sluice_proto::v1 as pb;
 use zeroize::Zeroize;
@@ -583,17 +583,7 @@ pub struct Loaded {
     pub runtime: Runtime,
     /// Users left out because their own fields are wrong, each with every error about it
     /// (`sluice_api`'s one policy for bad users: the others are served, as with the operator).
-    pub left_out: BTreeMap<ObjectRef, Vec<FieldError>>,
-}
-
-impl Loaded {
-    /// Logs each left-out user with its errors (never secret values: errors name fields).
-    pub fn warn_left_out(&self) {
-        for (user, errors) in &self.left_out {
-            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            tracing::warn!(%user, "user left out of the configuration:\n{}", lines.join("\n"));
-        }
-    }
+    pub left_out: BTreeMap<ObjectRef, sluice_api::ConfigError>,
 }
 
 /// Reads, parses and compiles a manifest file into a runtime config.
@@ -865,13 +855,7 @@ mod tests {
         names.sort_unstable();
         assert_eq!(names, ["alice", "bob"]);
         let left_out: Vec<String> = loaded
-            .map(|l| {
-                l.left_out
-                    .values()
-                    .flatten()
-                    .map(ToString::to_string)
-                    .collect()
-            })
+            .map(|l| l.left_out.values().map(ToString::to_string).collect())
             .unwrap_or_default();
         assert_eq!(
             left_out,

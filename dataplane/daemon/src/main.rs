@@ -298,7 +298,7 @@ fn check_left_out(loaded: &config::Loaded) -> Result<(), String> {
         "{} user(s) would be left out (the gateway serves the others):",
         loaded.left_out.len()
     )];
-    lines.extend(loaded.left_out.values().flatten().map(ToString::to_string));
+    lines.extend(loaded.left_out.values().map(ToString::to_string));
     Err(lines.join("\n"))
 }
 

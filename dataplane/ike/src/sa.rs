@@ -408,7 +408,26 @@ pub enum EspCipher {
     AesGcm16(AesKeyLen),
 }
 
+impl From<Cipher> for EspCipher {
+    /// The same CBC cipher in ESP.
+    fn from(c: Cipher) -> EspCipher {
+        match c {
+            Cipher::AesCbc(k) => EspCipher::AesCbc(k),
+            Cipher::TripleDesCbc => EspCipher::TripleDesCbc,
+        }
+    }
+}
+
 impl EspCipher {
+    /// The same cipher in Phase 1, if it has one there (IKEv1 has no AEAD ciphers).
+    pub fn phase1(self) -> Option<Cipher> {
+        match self {
+            EspCipher::AesCbc(k) => Some(Cipher::AesCbc(k)),
+            EspCipher::TripleDesCbc => Some(Cipher::TripleDesCbc),
+            EspCipher::AesGcm16(_) => None,
+        }
+    }
+
     /// Transform ID.
     pub fn id(self) -> u8 {
         match self {
@@ -470,6 +489,28 @@ pub enum EspAuth {
 }
 
 impl EspAuth {
+    /// The HMAC over `hash` (the proposal grammar names both with the hash's word).
+    pub fn with_hash(hash: HashAlg) -> EspAuth {
+        match hash {
+            HashAlg::Md5 => EspAuth::HmacMd5,
+            HashAlg::Sha1 => EspAuth::HmacSha1,
+            HashAlg::Sha256 => EspAuth::HmacSha256,
+            HashAlg::Sha384 => EspAuth::HmacSha384,
+            HashAlg::Sha512 => EspAuth::HmacSha512,
+        }
+    }
+
+    /// The hash its HMAC is built on.
+    pub fn hash(self) -> HashAlg {
+        match self {
+            EspAuth::HmacMd5 => HashAlg::Md5,
+            EspAuth::HmacSha1 => HashAlg::Sha1,
+            EspAuth::HmacSha256 => HashAlg::Sha256,
+            EspAuth::HmacSha384 => HashAlg::Sha384,
+            EspAuth::HmacSha512 => HashAlg::Sha512,
+        }
+    }
+
     /// Name as strongSwan spells it in ESP proposals.
     pub fn name(self) -> &'static str {
         match self {

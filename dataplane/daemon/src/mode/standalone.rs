@@ -30,6 +30,7 @@ use crate::io::netcfg;
 use crate::io::udpsock::UdpPort;
 use crate::metrics::{Metrics, ResultLabels};
 use crate::mode::StartError;
+use crate::mode::start_error::signal;
 
 /// How this host runs a gateway, whatever the configuration says.
 #[derive(Debug, Clone)]
@@ -338,21 +339,17 @@ pub async fn stop(gw: &Arc<Gateway>, tun: &str) {
 /// Runs the standalone gateway until SIGTERM/SIGINT.
 pub async fn run(opts: ServeOptions) -> Result<(), StartError> {
     let loaded = config::load_file(&opts.manifests, opts.gateway.as_deref())?;
-    loaded.warn_left_out();
     let metrics = Arc::new(Metrics::new());
-    metrics.users_left_out.set(gauge(loaded.left_out.len()));
+    note_left_out(&loaded, &metrics);
     let gw = start(&opts.host, loaded.runtime, metrics.clone(), None)?;
     let state = Arc::new(HttpState::new(metrics));
     state.set_gateway(gw.clone());
     http::start(state.clone(), &opts.host.endpoints).await?;
     opts.host.log_ready(&gw);
 
-    let handler = |signal, kind| {
-        tokio::signal::unix::signal(kind).map_err(|source| StartError::Signal { signal, source })
-    };
-    let mut hup = handler("SIGHUP", SignalKind::hangup())?;
-    let mut term = handler("SIGTERM", SignalKind::terminate())?;
-    let mut int = handler("SIGINT", SignalKind::interrupt())?;
+    let mut hup = signal("SIGHUP", SignalKind::hangup())?;
+    let mut term = signal("SIGTERM", SignalKind::terminate())?;
+    let mut int = signal("SIGINT", SignalKind::interrupt())?;
     let mut file = ManifestFile::new(&opts.manifests);
     let mut tick = tokio::time::interval(opts.watch_interval);
     let drained = drained(state.clone());
@@ -404,8 +401,7 @@ fn reload(gw: &Arc<Gateway>, opts: &ServeOptions, why: &str) {
     info!(reason = why, "reloading configuration");
     match config::load_file(&opts.manifests, opts.gateway.as_deref()) {
         Ok(new) => {
-            new.warn_left_out();
-            gw.dp.metrics.users_left_out.set(gauge(new.left_out.len()));
+            note_left_out(&new, &gw.dp.metrics);
             reconfigure(gw, &opts.host, new.runtime);
             count_apply(&gw.dp.metrics, true);
         }
@@ -416,8 +412,14 @@ fn reload(gw: &Arc<Gateway>, opts: &ServeOptions, why: &str) {
     }
 }
 
-fn gauge(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
+/// Logs each user the configuration left out, with every error about it (errors name
+/// fields, never secret values), and counts them in `sluice_config_users_left_out`.
+fn note_left_out(loaded: &config::Loaded, metrics: &Metrics) {
+    for (user, errors) in &loaded.left_out {
+        warn!(%user, "user left out of the configuration:\n{errors}");
+    }
+    let n = i64::try_from(loaded.left_out.len()).unwrap_or(i64::MAX);
+    metrics.users_left_out.set(n);
 }
 
 fn apply_host_changes(gw: &Gateway, tun: &str, new: &Runtime) {

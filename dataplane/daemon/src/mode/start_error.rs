@@ -2,6 +2,17 @@
 
 use std::net::SocketAddr;
 
+/// A handler for one Unix signal (both modes install theirs at start-up).
+pub(crate) fn signal(
+    name: &'static str,
+    kind: tokio::signal::unix::SignalKind,
+) -> Result<tokio::signal::unix::Signal, StartError> {
+    tokio::signal::unix::signal(kind).map_err(|source| StartError::Signal {
+        signal: name,
+        source,
+    })
+}
+
 /// Why [`standalone::start`](super::standalone::start) (or a later L2TP/IPsec start, or
 /// [`standalone::run`](super::standalone::run)) failed. Everything that can fail is done
 /// before any thread starts.

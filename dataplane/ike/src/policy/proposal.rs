@@ -245,16 +245,6 @@ fn missing(kind: ProposalKind, class: AlgorithmClass) -> ProposalError {
     ProposalError::Missing { kind, class }
 }
 
-fn esp_auth(h: HashAlg) -> EspAuth {
-    match h {
-        HashAlg::Md5 => EspAuth::HmacMd5,
-        HashAlg::Sha1 => EspAuth::HmacSha1,
-        HashAlg::Sha256 => EspAuth::HmacSha256,
-        HashAlg::Sha384 => EspAuth::HmacSha384,
-        HashAlg::Sha512 => EspAuth::HmacSha512,
-    }
-}
-
 impl IkeProposal {
     /// Parses `enc[-enc…]-hash[-hash…]-group[-group…]`.
     pub fn parse(s: &str, allow_md5: bool) -> Result<IkeProposal, ProposalError> {
@@ -297,10 +287,9 @@ impl EspProposal {
         };
         for t in tokens(K, s, allow_md5)? {
             match t {
-                Token::Cbc(Cipher::AesCbc(k)) => p.ciphers.push(EspCipher::AesCbc(k)),
-                Token::Cbc(Cipher::TripleDesCbc) => p.ciphers.push(EspCipher::TripleDesCbc),
+                Token::Cbc(c) => p.ciphers.push(c.into()),
                 Token::Gcm(k) => p.ciphers.push(EspCipher::AesGcm16(k)),
-                Token::Hash(h) => p.auths.push(esp_auth(h)),
+                Token::Hash(h) => p.auths.push(EspAuth::with_hash(h)),
                 Token::Group(g) => p.groups.push(g),
             }
         }

@@ -25,6 +25,7 @@ use crate::metrics::{MethodLabels, Metrics, Protocol, SetupLabels, SetupResult};
 use crate::mode::StartError;
 use crate::mode::agent::channel::{AgentOptions, ApplyError, ConfigSink, TlsReload, run_agent};
 use crate::mode::standalone::{self, HostOptions};
+use crate::mode::start_error::signal;
 
 /// Options of agent mode.
 pub struct AgentModeOptions {
@@ -198,12 +199,9 @@ pub async fn run(opts: AgentModeOptions) -> Result<(), AgentModeError> {
         metrics,
     ));
 
-    let handler = |signal, kind| {
-        tokio::signal::unix::signal(kind).map_err(|source| StartError::Signal { signal, source })
-    };
-    let mut term = handler("SIGTERM", SignalKind::terminate())?;
-    let mut int = handler("SIGINT", SignalKind::interrupt())?;
-    let mut hup = handler("SIGHUP", SignalKind::hangup())?;
+    let mut term = signal("SIGTERM", SignalKind::terminate())?;
+    let mut int = signal("SIGINT", SignalKind::interrupt())?;
+    let mut hup = signal("SIGHUP", SignalKind::hangup())?;
     let drained = standalone::drained(state.clone());
     let shutdown = async move {
         tokio::pin!(drained);
