@@ -19,7 +19,24 @@ t0=$(date +%s)
 # optimisation: a smoke run replays the corpus and fuzzes a few seconds, so compile time
 # matters more than executions per second (the campaign, e2e/fuzz/campaign.sh, builds
 # optimised binaries). Debug assertions and overflow checks are on either way.
-cargo fuzz build -s none --dev
+# The build's output goes to a log: on failure its errors are printed after the tail, with the
+# disk and memory left (CI shows the end of the output), and the build is tried once more on
+# one job (a linker killed for memory passes then; a compile error fails the same way again).
+build_log="$CARGO_TARGET_DIR/smoke-build.log"
+mkdir -p "$CARGO_TARGET_DIR"
+build() { cargo fuzz build -s none --dev >"$build_log" 2>&1; }
+explain() {
+  tail -n 30 "$build_log"
+  echo "fuzz: the build failed; its error lines:" >&2
+  grep -E '^error|SIGKILL|signal: |No space left|cannot allocate|Killed' "$build_log" | head -n 40 >&2 || true
+  df -h "$CARGO_TARGET_DIR" >&2 || true
+  free -m >&2 || true
+}
+if ! build; then
+  explain
+  echo "fuzz: building again on one job" >&2
+  if ! CARGO_BUILD_JOBS=1 build; then explain; exit 1; fi
+fi
 t1=$(date +%s)
 echo "fuzz: built every target in $((t1 - t0))s"
 bin="$CARGO_TARGET_DIR/$(rustc -vV | sed -n 's/^host: //p')/debug"

@@ -25,7 +25,12 @@ table() {
   local rc=$?
   lap
   printf '\nstep times:\n%s%6ds  total\n' "$TIMES" $((SECONDS - T0))
-  [ "$rc" -eq 0 ] || printf 'FAILED in: %s\n' "$STEP_NAME"
+  if [ "$rc" -ne 0 ]; then
+    printf 'FAILED in: %s\n' "$STEP_NAME"
+    # Resource exhaustion looks like any other failure from here: show what was left.
+    df -h . /tmp 2>/dev/null || true
+    free -m 2>/dev/null || true
+  fi
 }
 trap table EXIT
 
