@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         let mut out = Vec::new();
-        let _ = ch.write_header(now, 1, &mut out);
+        let _ = ch.write_header(1, &mut out);
         let _ = ch.poll_ack_only(now);
     }
 });

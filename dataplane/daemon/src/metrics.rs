@@ -308,6 +308,13 @@ pub struct Metrics {
     pub esp_sas: Gauge,
     /// ESP packets that overtook Quick Mode message 3 and were held until their SA was up.
     pub esp_held: Counter,
+    /// GRE data packets sent while the peer's advertised receive window was full (sent anyway,
+    /// as deployed PPTP stacks do: `sluice_pptp::channel`).
+    pub gre_beyond_window: Counter,
+    /// Stateful MPPE: gaps of lost packets recovered without a CCP reset.
+    pub mppe_gaps_recovered: Counter,
+    /// Stateful MPPE: CCP Reset-Requests sent (tx: our receiver lost sync) and received (rx).
+    pub mppe_reset_requests: Family<DirLabels, Counter>,
     /// IKE messages by direction.
     pub ike_messages: Family<DirLabels, Counter>,
     /// L2TP control messages (ZLB acknowledgements included) by direction.
@@ -372,6 +379,9 @@ impl Metrics {
             ike_sas: Gauge::default(),
             esp_sas: Gauge::default(),
             esp_held: Counter::default(),
+            gre_beyond_window: Counter::default(),
+            mppe_gaps_recovered: Counter::default(),
+            mppe_reset_requests: Family::default(),
             ike_messages: Family::default(),
             l2tp_control: Family::default(),
             reloads: Family::default(),
@@ -535,6 +545,21 @@ impl Metrics {
             m.esp_held.clone(),
         );
         registry.register(
+            "gre_beyond_peer_window",
+            "GRE data packets sent while the peer's advertised receive window was full (sent anyway)",
+            m.gre_beyond_window.clone(),
+        );
+        registry.register(
+            "mppe_gaps_recovered",
+            "Stateful MPPE: gaps of lost packets recovered without a CCP reset",
+            m.mppe_gaps_recovered.clone(),
+        );
+        registry.register(
+            "mppe_reset_requests",
+            "Stateful MPPE: CCP Reset-Requests sent (tx) and received (rx)",
+            m.mppe_reset_requests.clone(),
+        );
+        registry.register(
             "ipsec_ike_messages",
             "IKE messages, by direction",
             m.ike_messages.clone(),
@@ -668,6 +693,22 @@ impl Metrics {
             self.retransmissions
                 .get_or_create(&LayerLabels { layer })
                 .inc_by(n);
+        }
+    }
+
+    /// Counts the stateful MPPE repairs between two readings of a link's counters.
+    pub fn mppe_repaired(&self, before: &sluice_ppp::MppeRepairs, now: &sluice_ppp::MppeRepairs) {
+        self.mppe_gaps_recovered
+            .inc_by(now.gaps_recovered.saturating_sub(before.gaps_recovered));
+        for (direction, after, was) in [
+            (Direction::Tx, now.resets_sent, before.resets_sent),
+            (Direction::Rx, now.resets_received, before.resets_received),
+        ] {
+            if after > was {
+                self.mppe_reset_requests
+                    .get_or_create(&DirLabels { direction })
+                    .inc_by(after - was);
+            }
         }
     }
 

@@ -121,7 +121,7 @@ const ECHO_INTERVAL: Duration = Duration::from_secs(1);
 /// Protocol-Rejects allowed per second.
 const PROTO_REJ_PER_SEC: u8 = 10;
 /// Minimum interval between repeated CCP Reset-Requests while discarding.
-const RESET_REQ_INTERVAL: Duration = Duration::from_secs(1);
+const RESET_REQ_INTERVAL: Duration = Duration::from_millis(200);
 /// Bound on link establishment (LCP, authentication, CCP, IPCP): a peer that never converges,
 /// or keeps renegotiating, cannot hold a session and its address forever.
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -178,8 +178,27 @@ pub struct Ppp {
     prej_window: Instant,
     prej_count: u8,
     last_reset_req: Option<Instant>,
+    resets: MppeResets,
     mtu: u16,
     auth_failures: u8,
+}
+
+/// Stateful MPPE repair counters of one link (RFC 3078 §8.2, and gaps recovered without it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MppeRepairs {
+    /// Gaps of lost packets our receiver recovered without a reset.
+    pub gaps_recovered: u64,
+    /// CCP Reset-Requests we sent (our receiver lost sync).
+    pub resets_sent: u64,
+    /// CCP Reset-Requests the peer sent (its receiver lost sync).
+    pub resets_received: u64,
+}
+
+/// The reset counters the engine keeps itself.
+#[derive(Debug, Clone, Copy, Default)]
+struct MppeResets {
+    sent: u64,
+    received: u64,
 }
 
 fn seeded(seed: [u8; 32]) -> ChaCha20Rng {
@@ -291,6 +310,7 @@ impl Ppp {
             prej_window: now,
             prej_count: 0,
             last_reset_req: None,
+            resets: MppeResets::default(),
             mtu,
             auth_failures: 0,
         };
@@ -508,6 +528,15 @@ impl Ppp {
         self.tx.dropped
     }
 
+    /// Stateful MPPE repairs so far (all zero in stateless mode).
+    pub fn mppe_repairs(&self) -> MppeRepairs {
+        MppeRepairs {
+            gaps_recovered: self.mppe_rx.as_ref().map_or(0, MppeRx::recovered),
+            resets_sent: self.resets.sent,
+            resets_received: self.resets.received,
+        }
+    }
+
     /// LCP, IPCP and CCP requests retransmitted on their restart timers.
     pub fn retransmits(&self) -> u64 {
         self.lcp_fsm.retransmits() + self.ipcp_fsm.retransmits() + self.ccp_fsm.retransmits()
@@ -692,7 +721,10 @@ impl Ppp {
             }
             code::RESET_REQ => {
                 if let Some(tx) = &mut self.mppe_tx {
+                    // RFC 1962 §2: acknowledge, then flush; the Reset-Ack is queued ahead of
+                    // any later data packet (Linux decrypts nothing until it has it).
                     tx.reset_requested();
+                    self.resets.received += 1;
                     self.tx.control(proto::CCP, code::RESET_ACK, pkt.id, &[]);
                 }
                 Ok(())
@@ -734,6 +766,7 @@ impl Ppp {
                 };
                 if send_reset {
                     self.last_reset_req = Some(now);
+                    self.resets.sent += 1;
                     let id = self.next_aux_id();
                     self.tx.control(proto::CCP, code::RESET_REQ, id, &[]);
                 }

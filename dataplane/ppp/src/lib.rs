@@ -34,5 +34,5 @@ pub use config::{
     AuthProto, ClientConfig, Encoding, EncryptionPolicy, KeyLengths, MppePolicy, ServerConfig,
     StatefulMode,
 };
-pub use engine::{DownReason, Event, Phase, Ppp, SETUP_TIMEOUT};
+pub use engine::{DownReason, Event, MppeRepairs, Phase, Ppp, SETUP_TIMEOUT};
 pub use error::{Error, Layer, SendError};

@@ -3,14 +3,22 @@
 //! Sequence and acknowledgement numbers are 32-bit and compared with serial-number arithmetic.
 //! Receive: a packet is accepted when its sequence number is newer than the last accepted one
 //! (gaps are fine: PPP/MPPE copes with loss); equal → duplicate, older → out of window.
-//! Transmit: sequence numbers start at 0; data is refused with [`TxError::WindowFull`] while the
-//! number of unacknowledged packets reaches the peer's receive window (a window of 0 is treated
-//! as 1). Acknowledgements ride on the next data packet or, after [`ACK_DELAY`], an ack-only
-//! packet from [`GreChannel::poll_ack_only`].
+//!
+//! Transmit never waits for the peer's window. §4.4 asks a sender to stop when its unacknowledged
+//! packets reach the peer's receive window, but the stacks deployed do not: the Linux kernel's
+//! `pptp` module records the peer's acknowledgements and never limits sending, and pptp-linux
+//! and pptpd ignore the window they are given (FreeBSD's mpd5 is the one stack found to enforce
+//! it). A sender that honours the window stalls against them (their acknowledgements are sparse:
+//! the kernel sends no ack-only packets), and a packet held
+//! back or dropped at this layer is a loss that stateful MPPE cannot survive. So data always goes
+//! out; packets beyond the peer's window are counted ([`ChannelStats::tx_beyond_window`]), and a
+//! window of 0 means "unlimited". Acknowledgements ride on the next data packet, go out at once
+//! after half of our advertised window, or after [`ACK_DELAY`] as an ack-only packet from
+//! [`GreChannel::poll_ack_only`]; a peer that does enforce our window never waits on us for
+//! longer than that.
 
 use std::time::{Duration, Instant};
 
-use crate::error::TxError;
 use crate::gre::GreRepr;
 
 /// How long a pending acknowledgement waits for a data packet to ride on before an ack-only
@@ -21,11 +29,6 @@ pub const ACK_DELAY: Duration = Duration::from_millis(100);
 /// the receive window we advertise by default (64), so a peer honouring that window never stalls
 /// waiting for [`ACK_DELAY`].
 pub const DEFAULT_ACK_EVERY: u32 = 32;
-
-/// How long the send window may stay full without any acknowledgement progress before the
-/// channel assumes the acknowledgements were lost and reopens the window. Ack-only packets are
-/// unreliable, so without this a single lost ack could stall a full window forever.
-pub const WINDOW_STALL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `a` is newer than `b` in 32-bit serial-number arithmetic.
 pub fn seq_gt(a: u32, b: u32) -> bool {
@@ -61,10 +64,18 @@ pub struct ChannelStats {
     pub tx_data: u64,
     /// Ack-only packets sent.
     pub tx_ack_only: u64,
-    /// Data packets refused because the peer's window was full.
-    pub tx_window_full: u64,
-    /// Window reopened after [`WINDOW_STALL_TIMEOUT`].
-    pub window_resets: u64,
+    /// Data packets sent while the peer's advertised window was already full (sent anyway;
+    /// see the module documentation).
+    pub tx_beyond_window: u64,
+}
+
+/// The header [`GreChannel::write_header`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// The header.
+    pub repr: GreRepr,
+    /// The peer's advertised window was already full (the packet goes out all the same).
+    pub beyond_window: bool,
 }
 
 /// GRE state of one call.
@@ -75,7 +86,6 @@ pub struct GreChannel {
     next_tx_seq: u32,
     /// Highest of our sequence numbers the peer acknowledged (initially "one before the first").
     peer_acked: u32,
-    window_full_since: Option<Instant>,
     rx_last: Option<u32>,
     /// Set while an acknowledgement of `rx_last` is owed.
     ack_due: Option<Instant>,
@@ -95,7 +105,6 @@ impl GreChannel {
             peer_recv_window,
             next_tx_seq: 0,
             peer_acked: u32::MAX,
-            window_full_since: None,
             rx_last: None,
             ack_due: None,
             rx_unacked: 0,
@@ -121,9 +130,9 @@ impl GreChannel {
         &self.stats
     }
 
-    /// Effective send window (the advertised one, at least 1).
-    pub fn window(&self) -> u32 {
-        u32::from(self.peer_recv_window.max(1))
+    /// The peer's advertised receive window; `None` when it advertised 0 (no limit).
+    pub fn window(&self) -> Option<u32> {
+        (self.peer_recv_window != 0).then_some(u32::from(self.peer_recv_window))
     }
 
     /// Packets sent and not yet acknowledged.
@@ -175,37 +184,15 @@ impl GreChannel {
         // Ignore stale acks and acks for packets never sent.
         if seq_gt(ack, self.peer_acked) && !seq_gt(ack, highest_sent) {
             self.peer_acked = ack;
-            self.window_full_since = None;
         }
     }
 
-    /// Appends the header of the next data packet (sequence number, piggybacked ack) to `out`.
-    ///
-    /// The caller appends `payload_len` payload bytes after it. On `Err(WindowFull)` nothing is
-    /// written; the caller drops the packet.
-    pub fn write_header(
-        &mut self,
-        now: Instant,
-        payload_len: u16,
-        out: &mut Vec<u8>,
-    ) -> Result<GreRepr, TxError> {
-        if self.unacked() >= self.window() {
-            match self.window_full_since {
-                Some(since) if now.saturating_duration_since(since) >= WINDOW_STALL_TIMEOUT => {
-                    self.peer_acked = self.next_tx_seq.wrapping_sub(1);
-                    self.window_full_since = None;
-                    self.stats.window_resets += 1;
-                }
-                Some(_) => {
-                    self.stats.tx_window_full += 1;
-                    return Err(TxError::WindowFull);
-                }
-                None => {
-                    self.window_full_since = Some(now);
-                    self.stats.tx_window_full += 1;
-                    return Err(TxError::WindowFull);
-                }
-            }
+    /// Appends the header of the next data packet (sequence number, piggybacked ack) to `out`;
+    /// the caller appends `payload_len` payload bytes after it. Never refuses (module docs).
+    pub fn write_header(&mut self, payload_len: u16, out: &mut Vec<u8>) -> Sent {
+        let beyond_window = self.window().is_some_and(|w| self.unacked() >= w);
+        if beyond_window {
+            self.stats.tx_beyond_window += 1;
         }
         let ack = if self.ack_due.take().is_some() {
             self.rx_unacked = 0;
@@ -222,7 +209,10 @@ impl GreChannel {
         self.next_tx_seq = self.next_tx_seq.wrapping_add(1);
         self.stats.tx_data += 1;
         repr.emit_vec(out);
-        Ok(repr)
+        Sent {
+            repr,
+            beyond_window,
+        }
     }
 
     /// When [`GreChannel::poll_ack_only`] next has something to send.

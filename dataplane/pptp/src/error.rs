@@ -130,11 +130,3 @@ pub enum Ipv4Error {
     #[error("IPv4 fragment")]
     Fragment,
 }
-
-/// A GRE data packet could not be sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TxError {
-    /// Unacknowledged packets reached the peer's receive window (§4.4); drop and count.
-    #[error("peer receive window full")]
-    WindowFull,
-}

@@ -21,11 +21,11 @@ mod link;
 pub mod pac;
 pub mod pns;
 
-pub use channel::{ChannelStats, GreChannel, RxVerdict};
+pub use channel::{ChannelStats, GreChannel, RxVerdict, Sent};
 pub use control::{
     ControlMessage, ControlPacket, GeneralError, MessageType, OcrpResult, StopReason,
 };
-pub use error::{Error, GreError, Ipv4Error, ParseError, TxError};
+pub use error::{Error, GreError, Ipv4Error, ParseError};
 pub use framer::Framer;
 pub use gre::{GrePacket, GreRepr, ipv4_payload, ipv4_payload_range};
 pub use link::MAX_OUTPUT_BYTES;

@@ -253,7 +253,7 @@ fn gre_parsers_and_channel_never_panic() {
             }
         }
         let mut out = Vec::new();
-        let _ = ch.write_header(now, 4, &mut out);
+        let _ = ch.write_header(4, &mut out);
         let _ = ch.poll_ack_only(now);
         let _ = ipv4_payload(&input);
     }

@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use ipnet::Ipv4Net;
 use sluice_l2tp::DataSequencer;
-use sluice_ppp::{AuthProto, Encoding, Phase, Ppp};
+use sluice_ppp::{AuthProto, Encoding, MppeRepairs, Phase, Ppp};
 use sluice_pptp::GreChannel;
 use tokio::sync::mpsc;
 use tracing::Span;
@@ -111,6 +111,8 @@ pub struct LinkState {
     pub phase_span: Span,
     /// PPP retransmissions already counted in the metrics.
     pub retransmits_seen: u64,
+    /// Stateful MPPE repairs already counted in the metrics.
+    pub mppe_repairs_seen: MppeRepairs,
     /// The user's bandwidth limit and this session's buckets.
     pub rate_limit: Option<(RateLimit, SessionLimit)>,
     /// Gateway: the session's place among those in setup, given back once authenticated.
@@ -182,6 +184,7 @@ impl Link {
                 setup_span: Span::none(),
                 phase_span: Span::none(),
                 retransmits_seen: 0,
+                mppe_repairs_seen: MppeRepairs::default(),
                 rate_limit: None,
                 setup_slot: None,
                 held_auth: None,

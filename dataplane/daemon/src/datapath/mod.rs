@@ -100,7 +100,7 @@ pub fn drive<H: Hooks>(h: &H, link: &Arc<Link>, st: &mut LinkState, now: Instant
     for _ in 0..64 {
         let mut progressed = false;
         while let Some(frame) = st.ppp.poll_transmit() {
-            send_frame(dp, link, st, &frame, now);
+            send_frame(dp, link, st, &frame);
             progressed = true;
         }
         while let Some(ev) = st.ppp.poll_event() {
@@ -118,6 +118,11 @@ pub fn drive<H: Hooks>(h: &H, link: &Arc<Link>, st: &mut LinkState, now: Instant
         dp.metrics
             .retransmitted(Layer::Ppp, retransmits - st.retransmits_seen);
         st.retransmits_seen = retransmits;
+    }
+    let repairs = st.ppp.mppe_repairs();
+    if repairs != st.mppe_repairs_seen {
+        dp.metrics.mppe_repaired(&st.mppe_repairs_seen, &repairs);
+        st.mppe_repairs_seen = repairs;
     }
     let framing_timeout = match &mut st.framing {
         Framing::Gre(gre) => {
@@ -188,15 +193,15 @@ fn transmit(
     link: &Link,
     st: &mut LinkState,
     frame: &[u8],
-    now: Instant,
     out: &mut Vec<u8>,
 ) -> Result<(), SendFailure> {
     out.clear();
     match &mut st.framing {
         Framing::Gre(gre) => {
             let len = u16::try_from(frame.len()).map_err(|_| "oversize")?;
-            gre.write_header(now, len, out)
-                .map_err(|_| "gre_window_full")?;
+            if gre.write_header(len, out).beyond_window {
+                dp.metrics.gre_beyond_window.inc();
+            }
             out.extend_from_slice(frame);
             dp.gre
                 .send_to(out, link.peer)
@@ -217,9 +222,9 @@ fn transmit(
 }
 
 /// Sends one PPP frame over the link's carrier.
-pub fn send_frame(dp: &DataPath, link: &Link, st: &mut LinkState, frame: &[u8], now: Instant) {
+pub fn send_frame(dp: &DataPath, link: &Link, st: &mut LinkState, frame: &[u8]) {
     let mut out = Vec::with_capacity(16 + frame.len());
-    if let Err(reason) = transmit(dp, link, st, frame, now, &mut out) {
+    if let Err(reason) = transmit(dp, link, st, frame, &mut out) {
         dp.metrics.dropped(reason);
     }
 }
@@ -258,7 +263,7 @@ pub fn send_ip(
             }
         }
     }
-    encapsulate_ip(dp, link, st, ip, now, scratch)
+    encapsulate_ip(dp, link, st, ip, scratch)
 }
 
 /// Sends the packets of the session's shaper queue whose tokens are there.
@@ -271,7 +276,7 @@ pub fn release_shaped(
 ) {
     let now_ns = dp.clock.now_nanos(now);
     while let Some(ip) = st.rate_limit.as_mut().and_then(|(_, l)| l.pop_down(now_ns)) {
-        encapsulate_ip(dp, link, st, &ip, now, scratch);
+        encapsulate_ip(dp, link, st, &ip, scratch);
     }
 }
 
@@ -281,7 +286,6 @@ fn encapsulate_ip(
     link: &Link,
     st: &mut LinkState,
     ip: &[u8],
-    now: Instant,
     scratch: &mut TxScratch,
 ) -> bool {
     scratch.ppp.clear();
@@ -290,7 +294,7 @@ fn encapsulate_ip(
         return false;
     }
     let TxScratch { ppp, out } = scratch;
-    match transmit(dp, link, st, ppp, now, out) {
+    match transmit(dp, link, st, ppp, out) {
         Ok(()) => {
             count(&dp.metrics, &link.stats, Direction::Tx, ip.len());
             true
