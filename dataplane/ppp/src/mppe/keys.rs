@@ -12,6 +12,9 @@ pub(super) struct KeyState {
     start: [u8; 16],
     pub(super) session: [u8; 16],
     pub(super) rc4: Rc4,
+    /// Key-chain steps computed (tests measure the work with it).
+    #[cfg(test)]
+    pub(super) steps: u64,
 }
 
 impl Drop for KeyState {
@@ -38,11 +41,36 @@ impl KeyState {
             start,
             session,
             rc4,
+            #[cfg(test)]
+            steps: 0,
         }
     }
 
     /// Key change (RFC 3078 §7.3); leaves RC4 keyed with the new session key.
     pub(super) fn rekey(&mut self) {
+        self.advance(1);
+    }
+
+    /// `n` key changes in a row (RC4 is keyed once, with the last session key).
+    pub(super) fn advance(&mut self, n: u16) {
+        self.advance_session(n);
+        self.reinit();
+    }
+
+    /// `n` steps of the key chain without keying RC4 for use (call [`KeyState::reinit`] after).
+    pub(super) fn advance_session(&mut self, n: u16) {
+        for _ in 0..n {
+            self.next_session();
+        }
+    }
+
+    /// One step of the key chain (RFC 3078 §7.3): the next session key; RC4 is left keyed
+    /// with the interim key.
+    fn next_session(&mut self) {
+        #[cfg(test)]
+        {
+            self.steps += 1;
+        }
         let len = self.bits.key_len();
         let mut interim = get_new_key_from_sha(&self.start, &self.session, len);
         self.rc4.set_key(interim.get(..len).unwrap_or_default());
@@ -51,7 +79,7 @@ impl KeyState {
         }
         self.session = interim;
         reduce_key(&mut self.session, self.bits);
-        self.reinit();
+        interim.zeroize();
     }
 
     /// Re-initializes RC4 with the current session key (flushed packet).

@@ -7,6 +7,7 @@
 
 use sha1::{Digest as _, Sha1};
 
+mod chain;
 mod keys;
 mod rc4;
 mod recover;

@@ -1,5 +1,6 @@
 //! The MPPE receiver (RFC 3078 §8): coherency counts, key changes, resynchronisation.
 
+use super::chain::{self, Checkpoints};
 use super::keys::{KeyState, inner_protocol};
 use super::recover;
 use super::{
@@ -17,6 +18,10 @@ pub struct MppeRx {
     discard: bool,
     /// Stateful: gaps recovered without a reset.
     recovered: u64,
+    /// Stateless: key changes made so far (the position in the key chain).
+    position: u64,
+    /// Stateless: checkpoints of the chain ahead, once a packet jumped far (`chain`).
+    ahead: Option<Checkpoints>,
 }
 
 /// Counts flag packets (low octet 0xFF) among the `n` coherency counts following `from`.
@@ -42,7 +47,15 @@ impl MppeRx {
             ccount: CCOUNT_SPACE - 1,
             discard: false,
             recovered: 0,
+            position: 0,
+            ahead: None,
         }
+    }
+
+    /// Key-chain steps computed so far.
+    #[cfg(test)]
+    pub(super) fn keys_steps(&self) -> u64 {
+        self.keys.steps
     }
 
     /// Stateful: gaps of lost packets recovered without a CCP reset (`recover`).
@@ -57,7 +70,8 @@ impl MppeRx {
 
     /// Decrypts one MPPE information field (header + ciphertext) in place.
     ///
-    /// Work per packet is bounded: at most 2047 key changes (stateless) or 16 (stateful), and
+    /// Work per packet is bounded: at most 2047 key changes (stateless; after the first far
+    /// packet at most 15 more than a near one, `chain`) or 16 (stateful), and
     /// in stateful mode one bounded search for a gap of lost IPv4 packets (`recover`).
     /// When the decrypted protocol field is invalid the key state is rolled back, so forged
     /// packets cannot desynchronize the receiver.
@@ -74,7 +88,7 @@ impl MppeRx {
         }
         let flushed = b0 & FLAG_FLUSHED != 0;
         let got = (u16::from(b0 & 0x0F) << 8) | u16::from(b1);
-        let saved = (self.keys.session, self.ccount, self.discard);
+        let saved = (self.keys.session, self.ccount, self.discard, self.position);
         let saved_rc4 = if self.stateful {
             Some(self.keys.rc4.clone())
         } else {
@@ -89,10 +103,16 @@ impl MppeRx {
                     last: self.ccount,
                 });
             }
-            // RFC 3078 §8.1: N = C1 - C2 key changes.
-            for _ in 0..n {
-                self.keys.rekey();
+            // RFC 3078 §8.1: N = C1 - C2 key changes; far jumps from a checkpoint.
+            let (from, to) = (self.position, self.position + u64::from(n));
+            if u64::from(n) > chain::STRIDE {
+                self.ahead
+                    .get_or_insert_with(Checkpoints::new)
+                    .advance(&mut self.keys, from, to);
+            } else {
+                self.keys.advance(n);
             }
+            self.position = to;
             self.ccount = got;
         } else {
             let expected = (self.ccount + 1) % CCOUNT_SPACE;
@@ -143,6 +163,7 @@ impl MppeRx {
             self.keys.session = saved.0;
             self.ccount = saved.1;
             self.discard = saved.2;
+            self.position = saved.3;
             match saved_rc4 {
                 Some(r) => self.keys.rc4 = r,
                 None => self.keys.reinit(),
