@@ -16,7 +16,8 @@
 #
 # Knobs: RUNS (2), SECONDS (8), TYPES (all of: veth boringtun pptp pptp-stateful l2tp
 # ipsec-gcm ipsec-cbc ipsec-3des), SLUICE_BIN / CLIENT_BIN (use `cargo build --profile dist`
-# binaries for figures of the shipped build: target/dist/).
+# binaries for figures of the shipped build: target/dist/), TUN_OFFLOAD (true; false reads and
+# writes the TUN devices one packet at a time, as before issue 21).
 # boringtun: `cargo install boringtun-cli` and `apt-get install --no-install-recommends
 # wireguard-tools`; without them its rows print SKIPPED (and the ratios are left out).
 set -euo pipefail
@@ -30,6 +31,7 @@ trap netns_cleanup EXIT
 RUNS=${RUNS:-2}
 SECONDS_PER_RUN=${SECONDS:-8}
 TYPES=${TYPES:-veth boringtun pptp pptp-stateful l2tp ipsec-gcm ipsec-cbc ipsec-3des}
+TUN_OFFLOAD=${TUN_OFFLOAD:-true}
 BORINGTUN=${BORINGTUN:-$(command -v boringtun-cli || echo "$HOME/.cargo/bin/boringtun-cli")}
 command -v iperf3 >/dev/null || { echo "iperf3 is required" >&2; exit 2; }
 
@@ -121,11 +123,12 @@ boringtun_up() {
 # session NAME CLIENT-ARGS...: a fresh gateway and one client session with a TUN device.
 session() {
   local name=$1; shift
-  RUST_LOG=warn bg "$GW" "gw-$name" "$SLUICE_BIN" --manifests "$M" --metrics-listen 10.97.0.1:9810
+  RUST_LOG=warn bg "$GW" "gw-$name" "$SLUICE_BIN" --manifests "$M" --metrics-listen 10.97.0.1:9810 \
+    --tun-offload="$TUN_OFFLOAD"
   local gw=$BG_PID
   for _ in $(seq 100); do http "$GW" http://10.97.0.1:9810/healthz >/dev/null 2>&1 && break; sleep 0.1; done
   bg "$CL" "cl-$name" "$CLIENT_BIN" --server 10.97.0.1 --user bench --password bench-password \
-    --tun slc0 "$@"
+    --tun slc0 --tun-offload="$TUN_OFFLOAD" "$@"
   local cl=$BG_PID
   if wait_for "$WORK/cl-$name.log" "^UP " 30; then
     measure "$name" 10.200.0.1 "$gw" "$cl"
@@ -158,7 +161,7 @@ for t in $TYPES; do
   esac
 done
 
-echo "## iperf3 TCP, one session, mean of $RUNS × ${SECONDS_PER_RUN} s; $(nproc) cores, $(uname -r)"
+echo "## iperf3 TCP, one session, mean of $RUNS × ${SECONDS_PER_RUN} s; TUN offload $TUN_OFFLOAD; $(nproc) cores, $(uname -r)"
 python3 - "$WORK/results" <<'PY'
 import sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]

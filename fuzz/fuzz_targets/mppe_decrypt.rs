@@ -1,11 +1,14 @@
 #![no_main]
 //! MPPE receive path (RFC 3078; stateless and stateful, 40/56/128-bit) next to a real sender.
-//! Operations: a genuine packet (perhaps corrupted), packets lost on the way (the sender
-//! moves on), a forged packet near the receiver's coherency count, and raw bytes with any
-//! count. A receiver that reports loss gets the sender to flush (CCP Reset-Request, §8.2).
-//! Invariants: no panic; unless a forged packet happened to decrypt to a valid protocol
-//! field (MPPE has no integrity check), the receiver takes the sender's genuine packets
-//! again after losses and forgeries (it resynchronizes).
+//! Operations: a genuine packet (perhaps corrupted; an IPv4 packet with a valid header or
+//! the input's bytes), packets lost on the way (the sender moves on), a forged packet near the
+//! receiver's coherency count, and raw bytes with any count. A receiver that reports loss
+//! gets the sender to flush (CCP Reset-Request, §8.2); a stateful one may instead recover the
+//! gap from the next IPv4 header (`mppe/recover.rs`).
+//! Invariants: no panic; a genuine packet the receiver accepts decrypts to what was sent;
+//! unless a forged packet happened to decrypt to a valid protocol field (MPPE has no
+//! integrity check), the receiver takes the sender's genuine packets again after losses and
+//! forgeries (it resynchronizes).
 //!
 //! Key changes dominate the cost (a SHA-1 and three RC4 key schedules each): a raw packet with
 //! a far coherency count costs the receiver up to 2,047 of them (§8.1, rolled back when the
@@ -22,10 +25,31 @@ const MAX_RAW: u8 = 2;
 /// Packets lost per input (a stateless receiver bridges up to 2,047, §8.1).
 const MAX_LOST: u16 = 256;
 
-/// Decrypts a genuine packet; on loss the sender is asked to flush. True when accepted.
-fn receive(rx: &mut MppeRx, tx: &mut MppeTx, p: &mut [u8]) -> bool {
+/// An IPv4 packet of `len` octets (at least a header) with a valid header checksum (RFC 791).
+fn ipv4(len: usize, fill: u8) -> Vec<u8> {
+    let len = len.clamp(20, 1400);
+    let mut p = vec![fill; len];
+    p[..12].copy_from_slice(&[0x45, 0, (len >> 8) as u8, len as u8, 0, 0, 0, 0, 64, 17, 0, 0]);
+    p[12..20].copy_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+    let mut sum: u32 = p[..20]
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    p
+}
+
+/// Decrypts a genuine packet carrying `sent`; on loss the sender is asked to flush. True
+/// when accepted (and then it must decrypt to `sent`).
+fn receive(rx: &mut MppeRx, tx: &mut MppeTx, p: &mut [u8], sent: &[u8]) -> bool {
     match rx.decrypt(p) {
-        Ok(_) => true,
+        Ok(d) => {
+            assert_eq!(d.data, sent, "a genuine packet decrypted to something else");
+            true
+        }
         Err(MppeError::Lost { .. } | MppeError::Discarding) => {
             tx.reset_requested();
             false
@@ -57,13 +81,20 @@ fuzz_target!(|data: &[u8]| {
             0 => {
                 // A genuine packet (an IPv4 protocol field or the input's), maybe corrupted.
                 let protocol = if ctl & 4 != 0 { ops.u16() } else { 0x0021 };
+                let data = if ctl & 16 != 0 {
+                    ipv4(usize::from(ops.u16() % 1400), ctl)
+                } else {
+                    ops.short().to_vec()
+                };
                 let mut p = Vec::new();
-                tx.encrypt(protocol, ops.short(), &mut p);
+                tx.encrypt(protocol, &data, &mut p);
                 if ctl & 8 != 0 {
                     ops.mutate(&mut p, 2);
                     forged_accepted |= rx.decrypt(&mut p).is_ok();
+                } else if !forged_accepted {
+                    receive(&mut rx, &mut tx, &mut p, &data);
                 } else {
-                    receive(&mut rx, &mut tx, &mut p);
+                    let _ = rx.decrypt(&mut p);
                 }
             }
             1 => {
@@ -73,9 +104,9 @@ fuzz_target!(|data: &[u8]| {
                     continue;
                 }
                 lost += n;
-                for _ in 0..n {
+                for i in 0..n {
                     let mut p = Vec::new();
-                    tx.encrypt(0x0021, &[0x45], &mut p);
+                    tx.encrypt(0x0021, &ipv4(usize::from(ctl) * 5 + usize::from(i), 0), &mut p);
                 }
             }
             2 => {
@@ -102,10 +133,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let mut ok = false;
+    let probe = ipv4(20, 0);
     for _ in 0..=256 {
         let mut p = Vec::new();
-        tx.encrypt(0x0021, &[0x45, 0, 0, 20], &mut p);
-        if receive(&mut rx, &mut tx, &mut p) {
+        tx.encrypt(0x0021, &probe, &mut p);
+        if receive(&mut rx, &mut tx, &mut p, &probe) {
             ok = true;
             break;
         }

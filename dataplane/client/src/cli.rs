@@ -101,6 +101,9 @@ pub struct ClientArgs {
     /// Carry the (single) session's traffic on this TUN device.
     #[arg(long)]
     pub tun: Option<String>,
+    /// Open the TUN device with the kernel's offloads (as the gateway does by default).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub tun_offload: bool,
     /// Networks to route into the tunnel (with --tun).
     #[arg(long)]
     pub route: Vec<Ipv4Net>,
@@ -242,7 +245,12 @@ pub struct Running {
 /// Starts the client's data path threads.
 pub fn start(args: &ClientArgs) -> Result<Running, ClientError> {
     let tun = match &args.tun {
-        Some(name) => Some(Arc::new(netcfg::create_tun(name, 1400, None)?)),
+        Some(name) => Some(Arc::new(netcfg::create_tun(
+            name,
+            1400,
+            None,
+            args.tun_offload,
+        )?)),
         None => None,
     };
     let dp =

@@ -74,6 +74,10 @@ struct HostArgs {
     /// Name of the TUN device.
     #[arg(long, default_value = "sluice0")]
     tun: String,
+    /// Use the kernel's TUN offloads (TSO/GSO reads split here, GRO-coalesced writes;
+    /// docs/architecture.md). `--tun-offload=false` reads and writes one packet at a time.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    tun_offload: bool,
     /// Local IPv4 address for the control listener and GRE (default: all).
     #[arg(long)]
     bind: Option<Ipv4Addr>,
@@ -145,6 +149,7 @@ impl HostArgs {
     fn options(self, endpoints: Endpoints) -> HostOptions {
         HostOptions {
             tun: self.tun,
+            tun_offload: self.tun_offload,
             bind: self.bind,
             endpoints,
             forwarding: !self.no_forwarding,

@@ -619,11 +619,13 @@ fn udp_rx_loop<H: Hooks>(
             }
         };
         let now = Instant::now();
-        for i in 0..n {
-            if let Some((buf, remote, local)) = batch.get_mut(i) {
-                each(buf, remote, local, now);
+        super::tun_writes_together(h.dp(), || {
+            for i in 0..n {
+                if let Some((buf, remote, local)) = batch.get_mut(i) {
+                    each(buf, remote, local, now);
+                }
             }
-        }
+        });
     }
 }
 
@@ -705,18 +707,20 @@ pub fn esp_raw_rx_loop<H: Hooks>(h: Arc<H>) {
             }
         };
         let now = Instant::now();
-        for i in 0..n {
-            let Some(pkt) = batch.payload_mut(i) else {
-                continue;
-            };
-            let Some((src, dst, range)) = ipv4_addresses(pkt) else {
-                h.dp().metrics.malformed(Layer::Ip);
-                continue;
-            };
-            if let Some(esp) = pkt.get_mut(range) {
-                receive_esp(&*h, io, esp, SocketAddrV4::new(src, 0), dst, now);
+        super::tun_writes_together(h.dp(), || {
+            for i in 0..n {
+                let Some(pkt) = batch.payload_mut(i) else {
+                    continue;
+                };
+                let Some((src, dst, range)) = ipv4_addresses(pkt) else {
+                    h.dp().metrics.malformed(Layer::Ip);
+                    continue;
+                };
+                if let Some(esp) = pkt.get_mut(range) {
+                    receive_esp(&*h, io, esp, SocketAddrV4::new(src, 0), dst, now);
+                }
             }
-        }
+        });
     }
 }
 

@@ -328,11 +328,13 @@ pub fn l2tp_rx_loop<H: Hooks>(h: Arc<H>) {
             }
         };
         let now = Instant::now();
-        for i in 0..n {
-            if let Some((buf, remote, local)) = batch.get_mut(i) {
-                handle_datagram(&*h, Some(&mut limiter), buf, remote, local, port, now);
+        super::tun_writes_together(h.dp(), || {
+            for i in 0..n {
+                if let Some((buf, remote, local)) = batch.get_mut(i) {
+                    handle_datagram(&*h, Some(&mut limiter), buf, remote, local, port, now);
+                }
             }
-        }
+        });
     }
 }
 

@@ -28,6 +28,8 @@ use crate::datapath::link::{Clock, Framing, Link, LinkState, LinkStats, LinkTabl
 use crate::datapath::ratelimit::Admit;
 use crate::io::batch::RecvBatch;
 use crate::io::rawsock::{self, IPPROTO_GRE, RawSocket};
+use crate::io::send_batch::{self, SendScope};
+use crate::io::tun::{self, Tun, TunReader, WriteScope};
 use crate::metrics::{Direction, Layer, Metrics, SetupPhase};
 
 /// Shared data-path resources.
@@ -41,7 +43,7 @@ pub struct DataPath {
     /// IPsec configured).
     pub l2tp_plain: AtomicBool,
     pub links: LinkTable,
-    pub tun: Option<Arc<tun_rs::SyncDevice>>,
+    pub tun: Option<Arc<Tun>>,
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
     pub stop: AtomicBool,
@@ -50,7 +52,7 @@ pub struct DataPath {
 impl DataPath {
     pub fn new(
         bind: Option<Ipv4Addr>,
-        tun: Option<Arc<tun_rs::SyncDevice>>,
+        tun: Option<Arc<Tun>>,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<DataPath> {
         Ok(DataPath {
@@ -129,7 +131,7 @@ pub fn drive<H: Hooks>(h: &H, link: &Arc<Link>, st: &mut LinkState, now: Instant
             if let Some(ack) = gre.poll_ack_only(now) {
                 let mut out = Vec::with_capacity(16);
                 ack.emit_vec(&mut out);
-                if let Err(e) = dp.gre.send_to(&out, link.peer) {
+                if let Err(e) = send_batch::send(&dp.gre, &out, link.peer) {
                     warn!(call = link.local_call_id, error = %e, "GRE send failed");
                 }
             }
@@ -203,10 +205,7 @@ fn transmit(
                 dp.metrics.gre_beyond_window.inc();
             }
             out.extend_from_slice(frame);
-            dp.gre
-                .send_to(out, link.peer)
-                .map(drop)
-                .map_err(|_| "gre_send_error")
+            send_batch::send(&dp.gre, out, link.peer).map_err(|_| "gre_send_error")
         }
         Framing::L2tp(l2tp) => {
             sluice_l2tp::emit_data_header(
@@ -481,8 +480,8 @@ pub fn receive_frame<H: Hooks>(
     }
     count(&dp.metrics, &link.stats, Direction::Rx, ip.len());
     match &dp.tun {
-        Some(tun) => {
-            if tun.send(ip).is_err() {
+        Some(dev) => {
+            if tun::write(dev, ip).is_err() {
                 dp.metrics.dropped("tun_write_error");
             }
         }
@@ -503,23 +502,38 @@ pub fn gre_rx_loop<H: Hooks>(h: Arc<H>) {
             }
         };
         let now = Instant::now();
-        for i in 0..n {
-            if let Some(buf) = batch.payload_mut(i) {
-                handle_datagram(&*h, buf, now);
+        tun_writes_together(h.dp(), || {
+            for i in 0..n {
+                if let Some(buf) = batch.payload_mut(i) {
+                    handle_datagram(&*h, buf, now);
+                }
             }
-        }
+        });
     }
 }
 
-/// Reads the TUN device until stopped and sends each packet into its link.
+/// Runs `batch` (the handling of one receive batch) with its writes to the TUN device
+/// gathered and written together at the end (`io::tun`: GRO coalesces a TCP flow's segments).
+pub fn tun_writes_together(dp: &DataPath, batch: impl FnOnce()) {
+    let writes = WriteScope::open(dp.tun.as_deref());
+    batch();
+    if writes.finish().is_err() {
+        dp.metrics.dropped("tun_write_error");
+    }
+}
+
+/// Reads the TUN device until stopped and sends each packet into its link. One read may
+/// hold a whole TCP super-segment, split into up to `io::tun::BATCH` packets (`io::tun`);
+/// their GRE packets leave in one `sendmmsg(2)`.
 pub fn tun_rx_loop<H: Hooks>(h: Arc<H>) {
-    let Some(tun) = h.dp().tun.clone() else {
+    let Some(dev) = h.dp().tun.clone() else {
         return;
     };
-    let mut buf = vec![0u8; 65536];
+    // The configuration allows an MTU of at most 1,436 (`sluice_api`).
+    let mut reader = TunReader::new(1500);
     let mut scratch = TxScratch::default();
     while !h.dp().stop.load(Ordering::Relaxed) {
-        let n = match tun.recv(&mut buf) {
+        let n = match reader.read(&dev) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -528,22 +542,33 @@ pub fn tun_rx_loop<H: Hooks>(h: Arc<H>) {
                 continue;
             }
         };
-        let Some(ip) = buf.get(..n) else { continue };
-        if !h.tun_accepts(ip) {
-            h.dp().metrics.dropped("not_ipv4");
-            continue;
-        }
-        let Some(link) = h.route(ip) else {
-            h.dp().metrics.dropped("no_route_to_session");
-            continue;
-        };
         let now = Instant::now();
-        let mut st = link.lock();
-        if st.session.is_closed() {
-            continue;
+        let sends = SendScope::open(&h.dp().gre);
+        for ip in (0..n).filter_map(|i| reader.packet(i)) {
+            tun_packet(&*h, ip, now, &mut scratch);
         }
-        send_ip(h.dp(), &link, &mut st, ip, now, &mut scratch);
+        let failed = sends.finish();
+        for _ in 0..failed.count {
+            h.dp().metrics.dropped("gre_send_error");
+        }
     }
+}
+
+/// Sends one packet read from the TUN device into the session it is routed to.
+fn tun_packet<H: Hooks>(h: &H, ip: &[u8], now: Instant, scratch: &mut TxScratch) {
+    if !h.tun_accepts(ip) {
+        h.dp().metrics.dropped("not_ipv4");
+        return;
+    }
+    let Some(link) = h.route(ip) else {
+        h.dp().metrics.dropped("no_route_to_session");
+        return;
+    };
+    let mut st = link.lock();
+    if st.session.is_closed() {
+        return;
+    }
+    send_ip(h.dp(), &link, &mut st, ip, now, scratch);
 }
 
 /// Runs due engine timers until stopped.

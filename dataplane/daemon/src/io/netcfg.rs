@@ -10,6 +10,8 @@ use ipnet::Ipv4Net;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use super::tun::Tun;
+
 /// Errors preparing the host network.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -41,15 +43,18 @@ fn run(program: &str, args: &[&str]) -> Result<(), NetError> {
     }
 }
 
-/// Creates the TUN device, addresses it (when `local` is given) and brings it up.
+/// Creates the TUN device, with the kernel's offloads when `offload` (`io::tun`), addresses
+/// it (when `local` is given) and brings it up.
 pub fn create_tun(
     name: &str,
     mtu: u16,
     local: Option<Ipv4Addr>,
-) -> Result<tun_rs::SyncDevice, NetError> {
+    offload: bool,
+) -> Result<Tun, NetError> {
     let dev = tun_rs::DeviceBuilder::new()
         .name(name)
         .mtu(mtu)
+        .offload(offload)
         .build_sync()
         .map_err(|error| NetError::Tun {
             name: name.to_owned(),
@@ -59,7 +64,7 @@ pub fn create_tun(
         set_address(name, local)?;
     }
     run("ip", &["link", "set", "dev", name, "up"])?;
-    Ok(dev)
+    Ok(Tun::new(dev))
 }
 
 /// Gives the TUN device its (point-to-point style) /32 address.

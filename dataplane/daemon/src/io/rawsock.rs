@@ -1,9 +1,10 @@
-//! The node's one raw GRE socket (IP protocol 47): batched receive with
-//! `recvmmsg(2)`, one `sendto(2)` per packet (the kernel adds the IPv4 header).
+//! The node's one raw GRE socket (IP protocol 47): batched receive with `recvmmsg(2)`;
+//! sends one at a time or batched with `sendmmsg(2)` (`send_batch`). The kernel adds the
+//! IPv4 header.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -51,5 +52,11 @@ impl RawSocket {
     /// Local address, if bound.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.sock.local_addr().ok().and_then(|a| a.as_socket())
+    }
+}
+
+impl AsRawFd for RawSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
     }
 }

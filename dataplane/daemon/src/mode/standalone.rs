@@ -36,6 +36,8 @@ use crate::mode::start_error::signal;
 #[derive(Debug, Clone)]
 pub struct HostOptions {
     pub tun: String,
+    /// Open the TUN device with the kernel's offloads (`io::tun`).
+    pub tun_offload: bool,
     /// Local address for the control listener and the GRE socket (default: all).
     pub bind: Option<Ipv4Addr>,
     /// Where the metrics and admin endpoints listen.
@@ -96,7 +98,12 @@ pub fn start(
         warn!("spec.pptp.enabled is false: the gateway accepts no PPTP calls");
     }
     warn_plain_l2tp(&cfg);
-    let tun = netcfg::create_tun(&host.tun, cfg.mtu, Some(cfg.local_address))?;
+    let tun = netcfg::create_tun(
+        &host.tun,
+        cfg.mtu,
+        Some(cfg.local_address),
+        host.tun_offload,
+    )?;
     netcfg::route_replace(&host.tun, cfg.pool)?;
     if host.forwarding {
         netcfg::enable_forwarding()?;

@@ -33,6 +33,7 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 fn host() -> HostOptions {
     HostOptions {
         tun: "sluice-test0".into(),
+        tun_offload: true,
         bind: None,
         endpoints: sluice_dataplane::http::Endpoints {
             metrics: "127.0.0.1:0".parse().unwrap(),

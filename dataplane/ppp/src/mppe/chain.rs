@@ -76,7 +76,7 @@ impl Checkpoints {
             let next = (at - at % STRIDE + STRIDE).min(to);
             keys.advance_session(u16::try_from(next - at).unwrap_or(u16::MAX));
             at = next;
-            if at % STRIDE == 0 {
+            if at.is_multiple_of(STRIDE) {
                 let session = keys.session;
                 if let Some(s) = self.slot(at) {
                     *s = Slot {

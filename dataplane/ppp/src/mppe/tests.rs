@@ -335,7 +335,7 @@ fn test_key() -> [u8; 16] {
 /// Deterministic loss: about one packet in `n`, in bursts now and then.
 fn lost(i: u32, n: u32) -> bool {
     let h = i.wrapping_mul(0x9E37_79B9).rotate_left(13);
-    h % n == 0 || (h % 997 == 1) || (2000..2300).contains(&i)
+    h.is_multiple_of(n) || (h % 997 == 1) || (2000..2300).contains(&i)
 }
 
 /// A Reset-Request takes effect `rtt` packets after the loss that caused it.
