@@ -11,7 +11,8 @@
 #                L2TP/IPsec with ESP AES-128-GCM, AES-256-CBC/SHA-256 and 3DES/SHA-1
 #
 # Each figure is the mean of RUNS runs of SECONDS s, per direction (up: client → gateway,
-# down: -R). CPU is the user+system time of both tunnel ends over the run, in % of one core.
+# down: -R). Then ping RTT p50/p99 through the same path, idle and while an iperf3 upload
+# saturates it (bufferbloat). CPU is the user+system time of both tunnel ends over the run, in % of one core.
 # Ratios are to boringtun of the same run. Prints figures; asserts nothing. Needs root.
 #
 # Knobs: RUNS (2), SECONDS (8), TYPES (all of: veth boringtun pptp pptp-stateful l2tp
@@ -98,6 +99,30 @@ measure() {
     echo "$name $dir $((total / RUNS / 1000000)) $((cpus / RUNS / (SECONDS_PER_RUN + 1)))" >>"$WORK/results"
     log "$name $dir: $((total / RUNS / 1000000)) Mbit/s"
   done
+  latency "$name" "$target"
+}
+
+# latency NAME TARGET: ping RTT through the path, idle and while an iperf3 upload saturates
+# it (bufferbloat); appends "NAME p50-idle p99-idle p50-load p99-load" (ms) to $WORK/latency.
+latency() {
+  local name=$1 target=$2 idle load
+  idle=$(ip netns exec "$CL" ping -n -q -i 0.05 -c 40 -W 2 "$target" >/dev/null 2>&1; \
+    ip netns exec "$CL" ping -n -i 0.05 -c 60 -W 2 "$target" 2>/dev/null | rtts)
+  ip netns exec "$CL" iperf3 -c "$target" -t "$SECONDS_PER_RUN" >/dev/null 2>&1 &
+  local ip3=$!
+  sleep 1
+  load=$(ip netns exec "$CL" ping -n -i 0.05 -c $(((SECONDS_PER_RUN - 2) * 20)) -W 2 "$target" 2>/dev/null | rtts)
+  wait "$ip3" 2>/dev/null || true
+  echo "$name $idle $load" >>"$WORK/latency"
+}
+
+# rtts: ping's output on stdin -> "p50 p99" of its RTTs in ms (or "- -").
+rtts() {
+  python3 -c '
+import re, sys
+r = sorted(float(m) for m in re.findall(r"time=([0-9.]+)", sys.stdin.read()))
+pick = lambda q: f"{r[min(len(r) - 1, int(q * len(r)))]:.2f}" if r else "-"
+print(pick(0.5), pick(0.99))'
 }
 
 boringtun_up() {
@@ -140,7 +165,7 @@ session() {
   wait "$cl" "$gw" 2>/dev/null || true
 }
 
-: >"$WORK/results"
+: >"$WORK/results"; : >"$WORK/latency"
 for t in $TYPES; do
   case $t in
     veth) measure veth 10.97.0.1 ;;
@@ -171,4 +196,13 @@ for n, d, m, c in rows:
     ratio = f"{int(m) / base[d]:.2f}" if base.get(d) else "-"
     cpu = "-" if n == "veth" else c
     print(f"{n:<16}{d:<6}{m:>9}{ratio:>13}{cpu:>19}")
+PY
+echo
+echo "## ping RTT through the path (ms), idle and under an iperf3 upload"
+python3 - "$WORK/latency" <<'PY'
+import sys
+print(f"{'path':<16}{'p50 idle':>10}{'p99 idle':>10}{'p50 load':>10}{'p99 load':>10}")
+for l in open(sys.argv[1]):
+    n, *v = l.split()
+    print(f"{n:<16}" + "".join(f"{x:>10}" for x in v))
 PY

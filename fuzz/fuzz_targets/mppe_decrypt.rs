@@ -25,9 +25,10 @@ const MAX_RAW: u8 = 2;
 /// Packets lost per input (a stateless receiver bridges up to 2,047, §8.1).
 const MAX_LOST: u16 = 256;
 
-/// An IPv4 packet of `len` octets (at least a header) with a valid header checksum (RFC 791).
+/// An IPv4 packet of `len` octets (20..=276: the search for lost lengths works the same for
+/// any size, and short packets keep the fuzzer fast) with a valid header checksum (RFC 791).
 fn ipv4(len: usize, fill: u8) -> Vec<u8> {
-    let len = len.clamp(20, 1400);
+    let len = len.clamp(20, 276);
     let mut p = vec![fill; len];
     p[..12].copy_from_slice(&[0x45, 0, (len >> 8) as u8, len as u8, 0, 0, 0, 0, 64, 17, 0, 0]);
     p[12..20].copy_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
@@ -82,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
                 // A genuine packet (an IPv4 protocol field or the input's), maybe corrupted.
                 let protocol = if ctl & 4 != 0 { ops.u16() } else { 0x0021 };
                 let data = if ctl & 16 != 0 {
-                    ipv4(usize::from(ops.u16() % 1400), ctl)
+                    ipv4(usize::from(ops.u8()) + 20, ctl)
                 } else {
                     ops.short().to_vec()
                 };
@@ -106,7 +107,7 @@ fuzz_target!(|data: &[u8]| {
                 lost += n;
                 for i in 0..n {
                     let mut p = Vec::new();
-                    tx.encrypt(0x0021, &ipv4(usize::from(ctl) * 5 + usize::from(i), 0), &mut p);
+                    tx.encrypt(0x0021, &ipv4(usize::from(ctl) + usize::from(i), 0), &mut p);
                 }
             }
             2 => {
