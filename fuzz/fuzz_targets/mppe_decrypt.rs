@@ -18,7 +18,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sluice_fuzz::Ops;
-use sluice_ppp::mppe::{KeyBits, MppeError, MppeRx, MppeTx};
+use sluice_ppp::mppe::{KeyBits, MppeError, MppeRx, MppeTx, ones_complement_sum};
 
 /// Raw packets (any coherency count) per input.
 const MAX_RAW: u8 = 2;
@@ -32,14 +32,8 @@ fn ipv4(len: usize, fill: u8) -> Vec<u8> {
     let mut p = vec![fill; len];
     p[..12].copy_from_slice(&[0x45, 0, (len >> 8) as u8, len as u8, 0, 0, 0, 0, 64, 17, 0, 0]);
     p[12..20].copy_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
-    let mut sum: u32 = p[..20]
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    while sum > 0xFFFF {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
-    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let sum = ones_complement_sum(&p[..20]);
+    p[10..12].copy_from_slice(&(!sum).to_be_bytes());
     p
 }
 

@@ -15,7 +15,7 @@ mod rx;
 mod tx;
 
 pub use rc4::Rc4;
-pub use recover::{MAX_BODY, MAX_RECOVERED_GAP};
+pub use recover::{MAX_BODY, MAX_RECOVERED_GAP, ones_complement_sum};
 pub use rx::MppeRx;
 pub use tx::MppeTx;
 

@@ -120,12 +120,12 @@ fn plausible_ipv4(cipher: &[u8], ks: &[u8], body_len: usize) -> bool {
             None => return false,
         }
     }
-    checksum(header) == 0xFFFF
+    ones_complement_sum(header) == 0xFFFF
 }
 
 /// The ones'-complement sum of 16-bit words (RFC 1071); 0xFFFF over a header with a correct
-/// checksum.
-fn checksum(data: &[u8]) -> u16 {
+/// checksum, whose checksum field is the complement of the sum with the field zero.
+pub fn ones_complement_sum(data: &[u8]) -> u16 {
     let mut sum: u32 = data
         .chunks(2)
         .map(|w| match *w {

@@ -494,14 +494,8 @@ fn ipv4_packet(n: u32, len: usize) -> Vec<u8> {
     p[9] = 17;
     p[12..16].copy_from_slice(&[10, 0, 0, 1]);
     p[16..20].copy_from_slice(&[10, 0, 0, 2]);
-    let mut sum: u32 = p[..20]
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    while sum > 0xFFFF {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
-    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let sum = ones_complement_sum(&p[..20]);
+    p[10..12].copy_from_slice(&(!sum).to_be_bytes());
     p[20..24].copy_from_slice(&n.to_be_bytes());
     p
 }
