@@ -3,7 +3,7 @@
 //!
 //! - **Reads** return a TCP or UDP super-segment of up to 64 KiB as one packet; `tun-rs`
 //!   splits it into MTU-sized packets with their checksums. One system call brings in up to
-//!   [`BATCH`] packets, which then leave through one `sendmmsg(2)` (`io::batch::SendBatch`).
+//!   [`BATCH`] packets, which then leave through one `sendmmsg(2)` (`io::send_batch`).
 //! - **Writes** go out per receive batch: `tun-rs`'s GRO table coalesces the segments of a TCP
 //!   flow into one write, so the kernel's TCP stack sees large segments too.
 //!
@@ -21,7 +21,7 @@ use tun_rs::{GROTable, IDEAL_BATCH_SIZE, SyncDevice, VIRTIO_NET_HDR_LEN};
 
 /// Most packets one read returns (and one write batch holds).
 pub const BATCH: usize = IDEAL_BATCH_SIZE;
-/// Largest packet handed to or taken from the device after splitting.
+/// Largest read: a super-segment before splitting.
 const MAX_PACKET: usize = 65_535;
 
 /// The TUN device.
