@@ -40,10 +40,13 @@ proptest! {
         let (mut tx, mut rx) = pair(suite);
         let mut p = Vec::new();
         tx.encapsulate(17, &payload, &mut p).unwrap();
+        let original = p.clone();
         for (pos, x) in edits {
             let i = pos % p.len();
             p[i] ^= x;
         }
+        // Two edits of one octet can cancel out (x ^ x = 0): that packet is not corrupted.
+        prop_assume!(p != original);
         prop_assert!(rx.decapsulate(&mut p).is_err());
     }
 
