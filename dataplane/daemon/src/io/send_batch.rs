@@ -82,46 +82,30 @@ impl SendBatch {
             hdr.msg_hdr.msg_iov = iov;
             hdr.msg_hdr.msg_iovlen = 1;
         }
-        let mut sent = 0usize;
-        while sent < n {
-            let Some(rest) = self.hdrs.get_mut(sent..n) else {
+        // `sendmmsg` stops at the first datagram it cannot send: count it, skip it, go on.
+        let (mut at, mut failed, mut first) = (0usize, 0usize, None);
+        while at < n {
+            let Some(rest) = self.hdrs.get_mut(at..n) else {
                 break;
             };
             // SAFETY: every pointer in `rest` points into buffers this batch owns, sized as
             // declared, and they stay alive and unmoved for the call.
             let rc = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as u32, 0) };
+            if rc > 0 {
+                at += rc as usize;
+                continue;
+            }
             if rc < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                // The datagram at `sent` failed: count it and go on with the rest.
-                let failed = 1 + self.retry_after(fd, sent + 1, n);
-                return (failed, Some(e));
+                first.get_or_insert(e);
             }
-            sent += rc as usize;
+            failed += 1;
+            at += 1;
         }
-        (0, None)
-    }
-
-    /// Sends datagrams `from..n` after one failed; returns how many of them failed too.
-    fn retry_after(&mut self, fd: RawFd, from: usize, n: usize) -> usize {
-        let mut failed = 0;
-        let mut at = from;
-        while at < n {
-            let Some(rest) = self.hdrs.get_mut(at..n) else {
-                break;
-            };
-            // SAFETY: as in `flush`.
-            let rc = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as u32, 0) };
-            if rc <= 0 {
-                failed += 1;
-                at += 1;
-            } else {
-                at += rc as usize;
-            }
-        }
-        failed
+        (failed, first)
     }
 }
 

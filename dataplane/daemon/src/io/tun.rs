@@ -38,11 +38,6 @@ impl Tun {
         Tun { dev, offload }
     }
 
-    /// Whether the kernel's offloads are on.
-    pub fn offload(&self) -> bool {
-        self.offload
-    }
-
     /// The room a write needs in front of each packet.
     fn headroom(&self) -> usize {
         if self.offload { VIRTIO_NET_HDR_LEN } else { 0 }

@@ -98,14 +98,11 @@ impl Rc4 {
             for k in ks.iter_mut() {
                 i = i.wrapping_add(1);
                 let si = next;
-                j = j.wrapping_add(si as u8);
-                let sj = s[usize::from(j)];
+                // Loaded before the swap's stores; the swap itself when `j` hit it.
                 let after = i.wrapping_add(1);
                 let ahead = s[usize::from(after)];
-                s[usize::from(i)] = sj;
-                s[usize::from(j)] = si;
+                *k = keystream_octet(s, i, &mut j, si);
                 next = if j == after { si } else { ahead };
-                *k = s[usize::from((si as u8).wrapping_add(sj as u8))] as u8;
             }
             if let Some(word) = chunk.first_chunk_mut::<8>() {
                 *word = (u64::from_ne_bytes(*word) ^ u64::from_ne_bytes(ks)).to_ne_bytes();
@@ -114,13 +111,21 @@ impl Rc4 {
         for b in chunks.into_remainder() {
             i = i.wrapping_add(1);
             let si = s[usize::from(i)];
-            j = j.wrapping_add(si as u8);
-            let sj = s[usize::from(j)];
-            s[usize::from(i)] = sj;
-            s[usize::from(j)] = si;
-            *b ^= s[usize::from((si as u8).wrapping_add(sj as u8))] as u8;
+            *b ^= keystream_octet(s, i, &mut j, si);
         }
         self.i = i;
         self.j = j;
     }
+}
+
+/// One RC4 output step (PRGA) with `S[i]` already loaded as `si`: swaps `S[i]` and `S[j]`
+/// and returns the keystream octet.
+#[allow(clippy::indexing_slicing)]
+#[inline(always)]
+fn keystream_octet(s: &mut [u32; 256], i: u8, j: &mut u8, si: u32) -> u8 {
+    *j = j.wrapping_add(si as u8);
+    let sj = s[usize::from(*j)];
+    s[usize::from(i)] = sj;
+    s[usize::from(*j)] = si;
+    s[usize::from((si as u8).wrapping_add(sj as u8))] as u8
 }

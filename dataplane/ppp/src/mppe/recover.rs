@@ -32,16 +32,10 @@ const MIN_BODY: usize = 2;
 /// Decrypted octets needed to check a candidate: the protocol field and a full IPv4 header.
 const PROBE: usize = 2 + 60;
 
-/// Where the keystream stands for the packet after a gap.
-pub(super) struct Recovered {
-    /// The key state with RC4 positioned at the packet's first octet.
-    pub keys: KeyState,
-}
-
 /// Finds the keystream position for `body`, sent with coherency count `got`, when the packets
 /// from `expected` up to `got` (exclusive) were lost. `keys` is the receiver's state after the
-/// last packet it accepted.
-pub(super) fn recover(keys: &KeyState, expected: u16, got: u16, body: &[u8]) -> Option<Recovered> {
+/// last packet it accepted. Returns the key state with RC4 at the packet's first octet.
+pub(super) fn recover(keys: &KeyState, expected: u16, got: u16, body: &[u8]) -> Option<KeyState> {
     let missing = got.wrapping_sub(expected) % CCOUNT_SPACE;
     if missing == 0 || missing > MAX_RECOVERED_GAP || got & 0xFF == 0xFF {
         return None;
@@ -70,7 +64,7 @@ pub(super) fn recover(keys: &KeyState, expected: u16, got: u16, body: &[u8]) -> 
     })?;
     stream.fill(0);
     skip_keystream(&mut keys.rc4, skip);
-    Some(Recovered { keys })
+    Some(keys)
 }
 
 /// Advances RC4 by `n` octets.

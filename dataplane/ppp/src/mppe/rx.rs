@@ -121,9 +121,9 @@ impl MppeRx {
             } else {
                 None
             };
-            if let Some(r) = recovered {
+            if let Some(keys) = recovered {
                 // The lost packets' length was found (`recover`): no reset needed.
-                self.keys = r.keys;
+                self.keys = keys;
                 self.recovered += 1;
             } else if got != expected || self.discard {
                 if !flushed {
