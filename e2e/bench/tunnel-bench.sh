@@ -11,7 +11,9 @@
 #   - the in-memory MPPE data path next to the raw RC4 of the same crate (pptp)
 # Prints figures; asserts nothing. Needs root.
 # Knobs: SETUPS (default 5000), IDLE (default 10000), CONCURRENCY (default 128),
-# SESSIONS_PER_TUNNEL (default 100), SIZES (default "64 1400").
+# SESSIONS_PER_TUNNEL (default 100), SIZES (default "64 1400"), SETTLE (seconds the idle
+# sessions are held before RSS is read and over which the gateway's idle CPU is measured;
+# default 3, use 75 to span the 60 s PPTP and LCP keep-alive intervals).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -75,7 +77,8 @@ for proto in $PROTOCOLS; do
 
   echo "## $proto: concurrent idle sessions (fresh gateway)"
   ip netns exec "$CL" "$CLIENT_BIN" bench idle "${common[@]}" --sessions "$IDLE" --concurrency "$CONCURRENCY" \
-    --calls-per-connection "$([ "$proto" = l2tp ] && echo "$SESSIONS_PER_TUNNEL" || echo 1)" --gateway-pid "$GW_PID"
+    --calls-per-connection "$([ "$proto" = l2tp ] && echo "$SESSIONS_PER_TUNNEL" || echo 1)" --gateway-pid "$GW_PID" \
+    --settle "${SETTLE:-3}"
 
   echo "## $proto: full session setups, one tunnel (control connection) per session (client and gateway share this machine's cores)"
   ip netns exec "$CL" "$CLIENT_BIN" bench setups "${common[@]}" --sessions "$SETUPS" --concurrency "$CONCURRENCY"

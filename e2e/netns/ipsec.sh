@@ -188,6 +188,65 @@ check "ESP garbage on 4500 dropped and counted" bash -c \
   "test \$(http $GW http://$EP/metrics | grep -E '^sluice_(dropped|malformed)_packets_total\{(reason=\"esp_|layer=\"esp)' | awk '{s+=\$2} END {print int(s)}') -ge 1"
 check "sessions survive the garbage" ip netns exec "$C1" ping -c 2 -i 0.2 -W 2 192.168.77.2
 
+# 6b. NAT rebinding (RFC 3948 §2.3). NAT client 1's mapping is lost and re-made on another
+#     public port mid-session; the gateway follows it on its first authenticated ESP from
+#     there. First what must move nothing: a NAT keep-alive, forged ESP (bad ICV) and a
+#     replayed authentic packet, each from a new port of the NAT's address.
+moves() { metric "$GW" "$EP" sluice_ipsec_peer_moves_total | cut -d. -f1; }
+spis=$(glog -o 'peer=10\.98\.3\.2:[0-9]+ spi_in=0x[0-9a-f]+' | sed 's/.*spi_in=//' | sort -u | tr '\n' ' ')
+ip netns exec "$C1" ping -c 15 -i 0.2 -W 1 192.168.77.2 >/dev/null 2>&1 &
+PING=$!
+ip netns exec "$NAT" python3 - "$spis" <<'PY'
+import os, socket, struct, sys
+gw = ("10.98.3.1", 4500)
+def sender(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("10.98.3.2", port))
+    return s
+sender(43000).sendto(b"\xff", gw)                      # NAT keep-alive (RFC 3948 §2.3)
+for spi in sys.argv[1].split():                        # forged ESP: right SPI, newest seq, bad ICV
+    sender(43001).sendto(struct.pack("!II", int(spi, 16), 0x7fffffff) + os.urandom(64), gw)
+# Replay: an authentic ESP packet of the session, captured after the NAT, sent again.
+# (ETH_P_ALL: only it sees outgoing frames, here after the NAT rewrote them.)
+cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+cap.settimeout(5)
+while True:
+    frame = cap.recv(65535)
+    ip = frame[14:]
+    if frame[12:14] != b"\x08\x00":
+        continue
+    ihl = (ip[0] & 15) * 4
+    if ip[9] != 17 or ip[12:16] != socket.inet_aton("10.98.3.2"):
+        continue
+    udp = ip[ihl:]
+    if udp[2:4] == struct.pack("!H", 4500) and len(udp) > 40 and udp[8:12] != b"\0\0\0\0":
+        break
+sender(43002).sendto(bytes(udp[8:]), gw)
+PY
+wait "$PING" || true
+sleep 0.5
+check "keep-alive, forged and replayed ESP from new ports move nobody" test "$(moves)" -eq 0
+check "the forged ESP failed its ICV, the replay its window" bash -c \
+  "test \$(metric $GW $EP 'sluice_dropped_packets_total{reason=\"esp_integrity\"}' | cut -d. -f1) -ge 1 \
+   && test \$(metric $GW $EP 'sluice_dropped_packets_total{reason=\"esp_replay\"}' | cut -d. -f1) -ge 1"
+ip netns exec "$C1" ping -c 40 -i 0.2 -W 1 192.168.77.2 >"$WORK/rebind-ping.log" 2>&1 &
+PING=$!
+sleep 2
+ip netns exec "$NAT" nft insert rule ip nat post ip saddr 10.0.1.2 udp sport 4500 masquerade to :41000-41999
+ip netns exec "$NAT" conntrack -D -s 10.0.1.2 -p udp >/dev/null 2>&1 || true
+wait "$PING" || true
+received=$(grep -oE '[0-9]+ received' "$WORK/rebind-ping.log" | cut -d' ' -f1)
+check "NAT client 1 pings on across the new mapping ($received/40 replies)" test "${received:-0}" -ge 36
+check "the gateway followed it on authenticated ESP" glog -q 'IPsec client moved \(NAT rebinding, learned from ESP\).*peer=10\.98\.3\.2:41[0-9]{3}'
+check "its L2TP tunnel followed" glog -q 'L2TP peer followed to its new address.*to=10\.98\.3\.2:41'
+check "one move counted" test "$(moves)" -ge 1
+# Idle past the DPD timeout (delay 5 s + timeout 15 s): R-U-THERE must reach the new port.
+sas=$(ike_sas)
+sleep 24
+check "its IKE SA is still up past the DPD timeout" bash -c \
+  "! glog -q 'IKE SA down.*peer=10\.98\.3\.2:41' && [ \$(metric $GW $EP sluice_ipsec_ike_sas | cut -d. -f1) -eq $sas ]"
+check "and it still pings" ip netns exec "$C1" ping -c 3 -i 0.2 -W 2 192.168.77.2
+
 # 7. A client that stops deletes its SAs; the gateway removes them.
 before=$(ike_sas)
 kill -INT "$C2_PID"; wait "$C2_PID" 2>/dev/null || true

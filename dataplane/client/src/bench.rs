@@ -132,20 +132,44 @@ fn rss_kib(pid: u32) -> Result<u64, ClientError> {
         .ok_or(ClientError::NoRss(path))
 }
 
+/// User + system CPU time of process `pid`, all threads (`/proc/PID/stat` fields 14 and 15,
+/// in USER_HZ ticks: 100 per second on every Linux ABI, proc(5)).
+fn cpu_seconds(pid: u32) -> Result<f64, ClientError> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(|source| ClientError::Proc {
+        path: path.clone(),
+        source,
+    })?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let ticks: Option<Vec<u64>> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().skip(11).take(2))
+        .map(|f| f.map(|v| v.parse().ok()).collect::<Option<Vec<u64>>>())
+        .unwrap_or_default();
+    match ticks.as_deref() {
+        Some([user, system]) => Ok((user + system) as f64 / 100.0),
+        _ => Err(ClientError::NoCpuTimes(path)),
+    }
+}
+
 async fn idle(args: ClientArgs, pid: u32, settle: u64) -> Result<(), ClientError> {
     let before = rss_kib(pid)?;
     let mut running = cli::start(&args)?;
     let report = running.open(&args).await?;
+    let (cpu0, t0) = (cpu_seconds(pid)?, Instant::now());
     tokio::time::sleep(Duration::from_secs(settle)).await;
+    let cpu = (cpu_seconds(pid)? - cpu0) / t0.elapsed().as_secs_f64();
     let after = rss_kib(pid)?;
     println!(
-        "idle: {} sessions up ({} failed) in {:.1} s; gateway RSS {} KiB → {} KiB: {:.1} KiB per session",
+        "idle: {} sessions up ({} failed) in {:.1} s; gateway RSS {} KiB → {} KiB: {:.1} KiB per session; gateway CPU over {} s idle (keep-alives, timers): {:.2} % of a core",
         report.up,
         report.failed,
         report.elapsed.as_secs_f64(),
         before,
         after,
-        (after.saturating_sub(before)) as f64 / f64::from(report.up.max(1))
+        (after.saturating_sub(before)) as f64 / f64::from(report.up.max(1)),
+        settle,
+        cpu * 100.0
     );
     running.shutdown().await;
     Ok(())

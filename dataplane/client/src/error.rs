@@ -94,6 +94,8 @@ pub enum ClientError {
     Proc { path: String, source: io::Error },
     #[error("{0} has no VmRSS")]
     NoRss(String),
+    #[error("{0} has no CPU times")]
+    NoCpuTimes(String),
     #[error("the session did not come up: {0}")]
     NotUp(String),
     #[error("the session has no {0}")]

@@ -18,7 +18,7 @@ use tracing::debug;
 use crate::ClientError;
 use crate::pptp::{Client, Outcome};
 use sluice_dataplane::datapath::l2tp::{ControlDatagram, flush_control, session_link};
-use sluice_dataplane::datapath::link::{CtlCmd, Link};
+use sluice_dataplane::datapath::link::{CtlCmd, Link, set_deadline};
 use sluice_dataplane::host::seed;
 
 /// How long stopping waits for the LNS to acknowledge StopCCN.
@@ -104,9 +104,10 @@ pub async fn run(
                     // has not seen ICCN for (a lost Configure-Request costs the 3 s restart
                     // timer). The LNS speaks first on receiving ICCN; our Configure-Request
                     // follows its first frame, or the grace period.
-                    link.deadline.store(
+                    set_deadline(
+                        &client.dp.timers,
+                        &link,
                         client.dp.clock.encode(Some(now + PASSIVE_START)),
-                        std::sync::atomic::Ordering::Relaxed,
                     );
                 }
                 Event::SessionDown {

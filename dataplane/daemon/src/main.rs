@@ -84,8 +84,10 @@ struct HostArgs {
     /// Leave net.ipv4.ip_forward alone.
     #[arg(long)]
     no_forwarding: bool,
-    /// Bound on concurrent PPTP control connections.
-    #[arg(long, default_value_t = 20000)]
+    /// Bound on concurrent PPTP control connections (stock clients open one per session;
+    /// each costs a descriptor: lowered to fit RLIMIT_NOFILE). 60,000 leaves room below the
+    /// 65,535 Call IDs for L2TP sessions.
+    #[arg(long, default_value_t = 60000)]
     max_control_connections: usize,
     /// Bound on calls per PPTP control connection (stock clients use one).
     #[arg(long, default_value_t = sluice_dataplane::gateway::DEFAULT_MAX_CALLS_PER_CONNECTION)]

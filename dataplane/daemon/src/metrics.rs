@@ -308,6 +308,8 @@ pub struct Metrics {
     pub esp_sas: Gauge,
     /// ESP packets that overtook Quick Mode message 3 and were held until their SA was up.
     pub esp_held: Counter,
+    /// IPsec clients followed to a new address or port (NAT rebinding, RFC 3948 §2.3).
+    pub ipsec_peer_moves: Counter,
     /// GRE data packets sent while the peer's advertised receive window was full (sent anyway,
     /// as deployed PPTP stacks do: `sluice_pptp::channel`).
     pub gre_beyond_window: Counter,
@@ -379,6 +381,7 @@ impl Metrics {
             ike_sas: Gauge::default(),
             esp_sas: Gauge::default(),
             esp_held: Counter::default(),
+            ipsec_peer_moves: Counter::default(),
             gre_beyond_window: Counter::default(),
             mppe_gaps_recovered: Counter::default(),
             mppe_reset_requests: Family::default(),
@@ -543,6 +546,11 @@ impl Metrics {
             "ipsec_esp_held",
             "ESP packets that arrived before Quick Mode message 3 had installed their SA, held and passed on after it",
             m.esp_held.clone(),
+        );
+        registry.register(
+            "ipsec_peer_moves",
+            "IPsec clients followed to a new address or port on an authenticated packet (NAT rebinding)",
+            m.ipsec_peer_moves.clone(),
         );
         registry.register(
             "gre_beyond_peer_window",

@@ -514,6 +514,60 @@ fn dpd_keeps_a_live_client_and_reaps_a_dead_one() {
     assert_eq!(net.resp.ike_sa_count(), 0);
 }
 
+/// A client behind a NAT whose mapping is then lost and re-made on another public port;
+/// returns the net, the IKE SA and the gateway's NAT-T address.
+fn nat_client_remapped() -> (Net, sluice_ike::responder::IkeSaId, SocketAddr, SocketAddr) {
+    let c = aes_sha1_client("10.0.0.2", 21);
+    let mut net = Net::new(responder_config(), vec![c], Some(Nat::new("203.0.113.7")));
+    net.clients[0].start(net.now);
+    net.pump();
+    assert_eq!(net.clients[0].state(), InitiatorState::Established);
+    let id = ike_sas_up(&net.events)[0];
+    let (local, peer) = {
+        let c = responder_children(&net.events)[0];
+        (c.local, c.peer)
+    };
+    let nat = net.nat.as_mut().unwrap();
+    nat.map.clear();
+    nat.rev.clear();
+    nat.next = 41000;
+    // The client's next ESP packet makes the new mapping.
+    let moved_to = nat.out(sock("10.0.0.2:4500"));
+    assert_ne!(moved_to, peer);
+    (net, id, local, moved_to)
+}
+
+#[test]
+fn dpd_follows_a_client_whose_nat_mapping_moved() {
+    let dead = |net: &Net| {
+        net.events.iter().any(|e| {
+            matches!(
+                e,
+                Event::IkeSaDown {
+                    reason: DownReason::DeadPeer,
+                    ..
+                }
+            )
+        })
+    };
+    // Nothing tells the responder: its R-U-THEREs go to the old port and the SA dies.
+    let (mut net, ..) = nat_client_remapped();
+    net.advance(Duration::from_secs(200));
+    assert!(dead(&net), "DPD to the lost mapping finds the peer dead");
+    // Authenticated ESP from the new port moved it: DPD is answered there for hours.
+    let (mut net, id, local, moved_to) = nat_client_remapped();
+    net.resp.peer_moved(id, local, moved_to);
+    net.advance(Duration::from_secs(3 * 3600));
+    assert!(!dead(&net), "DPD follows the new mapping");
+    assert_eq!(net.resp.ike_sa_count(), 1);
+    assert!(
+        !net.events
+            .iter()
+            .any(|e| matches!(e, Event::PeerMoved { .. })),
+        "the caller moved the ESP SA itself: no event"
+    );
+}
+
 #[test]
 fn client_delete_removes_both_sas() {
     let mut net = establish(

@@ -895,6 +895,24 @@ impl Endpoint {
         self.tunnels.len()
     }
 
+    /// The peer known as `from` is now reached at `to` (its NAT mapping changed, learned from
+    /// authenticated IPsec traffic; RFC 3948 §2.3): every tunnel with it follows, and so do
+    /// later replies and retransmissions. Messages from `from` are refused from then on
+    /// (§8.1). Returns the Tunnel IDs that moved. The caller vouches for the move: nothing in
+    /// L2TP itself authenticates an address.
+    pub fn move_peer(&mut self, from: SocketAddr, to: SocketAddr) -> Vec<u16> {
+        let mut moved = Vec::new();
+        for t in self.tunnels.values_mut().filter(|t| t.remote == from) {
+            t.remote = to;
+            moved.push(t.local_id);
+            if self.by_peer.get(&(from, t.peer_id)) == Some(&t.local_id) {
+                self.by_peer.remove(&(from, t.peer_id));
+                self.by_peer.insert((to, t.peer_id), t.local_id);
+            }
+        }
+        moved
+    }
+
     /// Our Tunnel IDs (owned, so the caller can close tunnels while iterating).
     pub fn tunnel_ids(&self) -> Vec<u16> {
         self.tunnels.keys().copied().collect()

@@ -63,6 +63,8 @@ struct Pair {
     auto_accept: bool,
     next_local_session: u16,
     max_in_flight_seen: usize,
+    /// Where the LNS sees the LAC (a NAT in between may change it).
+    lac_at: SocketAddr,
 }
 
 impl Pair {
@@ -84,6 +86,7 @@ impl Pair {
             auto_accept: true,
             next_local_session: 100,
             max_in_flight_seen: 0,
+            lac_at: lac_addr(),
         }
     }
 
@@ -146,7 +149,7 @@ impl Pair {
             }
             while let Some(t) = self.lns.poll_transmit() {
                 assert_eq!(t.local, lns_addr());
-                assert_eq!(t.remote, lac_addr());
+                assert_eq!(t.remote, self.lac_at);
                 self.send(false, t.payload);
                 any = true;
             }
@@ -197,7 +200,7 @@ impl Pair {
                 if w.to_lns {
                     let _ = self
                         .lns
-                        .handle_input(self.now, lns_addr(), lac_addr(), &w.bytes);
+                        .handle_input(self.now, lns_addr(), self.lac_at, &w.bytes);
                 } else {
                     let _ = self
                         .lac
@@ -396,6 +399,36 @@ fn hello_keeps_idle_tunnel_alive_for_hours() {
     // longer than a minute.
     assert!(hellos >= 3 * 60, "only {hellos} HELLOs");
     assert!(hellos <= 2 * 3 * 60 + 10, "{hellos} HELLOs");
+}
+
+#[test]
+fn a_moved_peer_keeps_its_tunnel_and_the_old_address_is_refused() {
+    let mut p = Pair::default_pair();
+    p.up_with_sessions(1);
+    let old = p.lac_at;
+    let new: SocketAddr = "192.0.2.1:41000".parse().unwrap();
+    // A message from the new address before the move is refused (RFC 2661 §8.1)...
+    let hello_from = |p: &mut Pair, from: SocketAddr| {
+        let t = p.lns_tunnel();
+        let d = ControlMessage::new(MessageType::Hello).to_datagram(t, 0, 0, 0, None);
+        p.lns.handle_input(p.now, lns_addr(), from, &d)
+    };
+    assert!(hello_from(&mut p, new).is_err());
+    let moved = p.lns.move_peer(old, new);
+    assert_eq!(moved, vec![p.lns_tunnel()]);
+    assert_eq!(p.lns.tunnels().next().unwrap().remote, new);
+    // ... and from the old one after it, while the tunnel goes on at the new address: the
+    // LNS answers there (the drain asserts every LNS datagram goes to `lac_at`), HELLOs
+    // flow for ten minutes and nothing ends.
+    p.lac_at = new;
+    assert!(hello_from(&mut p, old).is_err());
+    p.run(Duration::from_secs(600));
+    assert_eq!(count(&p.lac_events, is_tunnel_down), 0);
+    assert_eq!(count(&p.lns_events, is_tunnel_down), 0);
+    assert!(
+        p.lns.move_peer(old, new).is_empty(),
+        "nothing is left at the old address"
+    );
 }
 
 #[test]

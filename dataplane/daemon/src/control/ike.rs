@@ -293,8 +293,18 @@ async fn drive(
                 }
                 Event::PeerMoved { id, peer, local } => {
                     if let (Some(local), Some(peer)) = (v4(local), v4(peer)) {
-                        io.move_peer(id.0, local, peer);
-                        debug!(%peer, "IPsec client moved");
+                        m.ipsec_peer_moves.inc();
+                        match io.move_peer(id.0, local, peer) {
+                            Ok(rename) => {
+                                info!(%peer, ike = id.0, "IPsec client moved (learned from IKE)");
+                                if rename && let Some(l2tp) = gw.dp.l2tp.get() {
+                                    l2tp.peers_moved();
+                                }
+                            }
+                            Err(e) => {
+                                warn!(%peer, error = %e, "IPsec client moved; its L2TP peer could not follow");
+                            }
+                        }
                     }
                 }
                 Event::AuthFailed { peer, reason } => {
@@ -330,6 +340,14 @@ async fn drive(
         summarise(&mut quiet, &r, io);
         if last_activity.elapsed() >= ACTIVITY_EVERY {
             last_activity = Instant::now();
+            // Clients the data path followed on their ESP: DPD and rekeys go there too.
+            for mv in io.take_esp_moves() {
+                r.peer_moved(
+                    IkeSaId(mv.ike),
+                    SocketAddr::V4(mv.local),
+                    SocketAddr::V4(mv.remote),
+                );
+            }
             for (ike, ms) in io.activity() {
                 if ms > 0 && seen.get(&ike) != Some(&ms) {
                     seen.insert(ike, ms);

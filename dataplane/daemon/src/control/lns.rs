@@ -21,7 +21,7 @@ use crate::config::Runtime;
 use crate::control::pptp::ppp_server_config;
 use crate::datapath::drive;
 use crate::datapath::l2tp::{ControlQueues, flush_control, session_link};
-use crate::datapath::link::{CtlCmd, Link, setup_span};
+use crate::datapath::link::{CtlCmd, Framing, Link, setup_span};
 use crate::gateway::Gateway;
 use crate::gateway::admission::SetupSlot;
 use crate::host::seed;
@@ -67,6 +67,7 @@ pub async fn run(
     let ControlQueues {
         control: mut datagrams,
         mut gone,
+        moved,
     } = queues;
     let mut version = gw.config().version.clone();
     let mut ep = Endpoint::new(endpoint_config(&gw.config(), limits), seed());
@@ -258,6 +259,7 @@ pub async fn run(
                     ep.close_tunnel(Instant::now(), tunnel, StopCcnResult::GeneralRequest, "IPsec SA deleted");
                 }
             }
+            () = moved.notified() => follow_moved_peers(&gw, &mut ep, &sessions),
             r = shutdown.changed(), if stopping.is_none() => {
                 if r.is_err() || *shutdown.borrow() {
                     stopping = Some(Instant::now());
@@ -276,6 +278,22 @@ pub async fn run(
     }
     gw.dp.metrics.l2tp_tunnels.set(0);
     debug!("L2TP control plane stopped");
+}
+
+/// IPsec clients moved to a new address (NAT rebinding, learned from authenticated ESP or
+/// IKE): their tunnels and sessions follow, then the old address is retired.
+fn follow_moved_peers(gw: &Gateway, ep: &mut Endpoint, sessions: &HashMap<u16, (u16, Arc<Link>)>) {
+    let Some(io) = gw.dp.ipsec.get() else { return };
+    for (from, to) in io.renames() {
+        let tunnels = ep.move_peer(SocketAddr::V4(from), SocketAddr::V4(to));
+        for (_, link) in sessions.values().filter(|(t, _)| tunnels.contains(t)) {
+            if let Framing::L2tp(f) = &mut link.lock().framing {
+                f.remote = to;
+            }
+        }
+        io.renamed(from, to);
+        info!(%from, %to, tunnels = tunnels.len(), "L2TP peer followed to its new address");
+    }
 }
 
 /// Applies a configuration change to the endpoint: the tunnel secret and HELLO interval

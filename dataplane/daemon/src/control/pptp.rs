@@ -16,7 +16,7 @@ use tokio::time::timeout;
 use tracing::{debug, info, warn};
 
 use crate::config::{PppPolicy, Runtime};
-use crate::datapath::link::{CtlCmd, Framing, Link, setup_span};
+use crate::datapath::link::{CtlCmd, Framing, Link, set_deadline, setup_span};
 use crate::gateway::Gateway;
 use crate::gateway::admission::ConnSlot;
 use crate::host::{hostname, seed};
@@ -166,10 +166,7 @@ pub async fn serve(
                     // not lost to the race between our OCRP and the client
                     // setting up its side (which would cost a 3 s restart).
                     let grace = now + PASSIVE_START;
-                    link.deadline.store(
-                        gw.dp.clock.encode(Some(grace)),
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
+                    set_deadline(&gw.dp.timers, &link, gw.dp.clock.encode(Some(grace)));
                 }
                 ControlEvent::CallCleared { local_call_id } => {
                     if let Some(link) = calls.remove(&local_call_id) {

@@ -15,6 +15,12 @@
 //! another IKE SA is dropped unless that SA reaches the same client (its Phase 1 rekey takes
 //! the key over), and L2TP that did not arrive under ESP is dropped unless the configuration
 //! allows plain L2TP. When no SA reaches a key any more its L2TP tunnels are closed.
+//!
+//! A client whose NAT mapping changes mid-session (RFC 3948 §2.3) is followed on the first
+//! *authenticated* packet from its new address: an IKE message (the engine's
+//! `Event::PeerMoved`) or ESP that passed its ICV and is the newest the SA has seen. Its
+//! outbound ESP, its IKE SA (DPD, rekeys) and its L2TP peer key move there ([`peers`]). A NAT
+//! keep-alive, a packet with a bad ICV, a replay or an older packet moves nothing.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -29,7 +35,7 @@ use sluice_esp::{
 use sluice_ike::sa::{EspAuth, EspCipher, EspTransform};
 use thiserror::Error;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::datapath::Hooks;
 use crate::io::batch::RecvBatch;
@@ -39,6 +45,10 @@ use crate::metrics::Layer;
 
 pub mod guard;
 pub mod held;
+mod peers;
+
+pub use peers::MoveRefused;
+use peers::PeerTable;
 
 /// IKE datagrams waiting for the IKE task, at most.
 pub const IKE_QUEUE: usize = 4096;
@@ -66,6 +76,13 @@ pub struct Inbound {
     sa: Mutex<InboundSa>,
     /// Milliseconds (data-path clock) of the last authentic packet; 0 = none yet.
     pub last_rx_ms: AtomicU64,
+    /// Where its IKE SA's outbound ESP goes ([`pack`]ed): ESP from elsewhere is a move.
+    peer: AtomicU64,
+}
+
+/// A client address in one word, for [`Inbound::peer`].
+fn pack(a: SocketAddrV4) -> u64 {
+    (u64::from(a.ip().to_bits()) << 16) | u64::from(a.port())
 }
 
 /// Where and how an IKE SA's outbound ESP goes.
@@ -82,11 +99,15 @@ struct Outbound {
 /// Fraction (per cent) of a kilobyte lifetime after which the SA is rekeyed.
 const SOFT_KB_PERCENT: u64 = 90;
 
+/// Most moves learned from ESP waiting for the IKE thread.
+const MAX_ESP_MOVES: usize = 4096;
+
+/// A client that moved, learned from its ESP, for the IKE thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Binding {
-    ike: u64,
-    /// The client's inner UDP port (where our L2TP goes inside ESP).
-    inner_port: u16,
+pub struct EspMove {
+    pub ike: u64,
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
 }
 
 /// The IKE and NAT-T ports, the raw ESP socket and the SA tables.
@@ -101,7 +122,9 @@ pub struct IpsecIo {
     ike_tx: mpsc::Sender<IkeDatagram>,
     inbound: RwLock<HashMap<u32, Arc<Inbound>>>,
     outbound: RwLock<HashMap<u64, Arc<Mutex<Outbound>>>>,
-    peers: RwLock<HashMap<SocketAddrV4, Binding>>,
+    peers: RwLock<PeerTable>,
+    /// Moves learned from ESP that the IKE thread has not applied yet.
+    esp_moves: Mutex<Vec<EspMove>>,
     natt_port: u16,
     /// The gateway's admission of IKE datagrams (set by the IKE thread; the client has none).
     pub guard: OnceLock<guard::IkeGuard>,
@@ -176,7 +199,8 @@ impl IpsecIo {
                 ike_tx: tx,
                 inbound: RwLock::new(HashMap::new()),
                 outbound: RwLock::new(HashMap::new()),
-                peers: RwLock::new(HashMap::new()),
+                peers: RwLock::new(PeerTable::default()),
+                esp_moves: Mutex::new(Vec::new()),
                 natt_port,
                 guard: OnceLock::new(),
                 held: Mutex::new(held::Held::default()),
@@ -214,6 +238,7 @@ impl IpsecIo {
                 udp_encap,
                 sa: Mutex::new(rx),
                 last_rx_ms: AtomicU64::new(0),
+                peer: AtomicU64::new(pack(remote)),
             }),
         );
         drop(table);
@@ -286,19 +311,15 @@ impl IpsecIo {
             out.entry(to).or_insert(o);
         }
         drop(out);
-        for b in self
-            .peers
+        self.peers
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .values_mut()
-            .filter(|b| b.ike == from)
-        {
-            b.ike = to;
-        }
+            .adopt(from, to);
     }
 
     /// Removes every SA of an IKE SA. Its peer keys move to another IKE SA that reaches the
-    /// same client (a Phase 1 rekey); returns the keys no SA reaches any more.
+    /// same client (a Phase 1 rekey); returns the L2TP names of the peers no SA reaches any
+    /// more.
     pub fn remove_ike(&self, ike: u64) -> Vec<SocketAddrV4> {
         self.inbound
             .write()
@@ -310,7 +331,7 @@ impl IpsecIo {
             .remove(&ike);
         let mut peers = self.peers.write().unwrap_or_else(|p| p.into_inner());
         let mut gone = Vec::new();
-        for (key, b) in peers.iter_mut().filter(|(_, b)| b.ike == ike) {
+        for key in peers.keys_of(ike) {
             // Rare (a key and a dying IKE SA): only then look for its successor.
             let others: Vec<u64> = self
                 .outbound
@@ -319,15 +340,13 @@ impl IpsecIo {
                 .keys()
                 .copied()
                 .collect();
-            let successor = others.into_iter().find(|o| self.ike_reaches(*o, *key));
-            match successor {
-                Some(other) => b.ike = other,
-                None => gone.push(*key),
+            match others.into_iter().find(|o| self.ike_reaches(*o, key)) {
+                Some(other) => peers.adopt_key(key, other),
+                None => gone.extend(peers.remove(&key)),
             }
         }
-        for k in &gone {
-            peers.remove(k);
-        }
+        gone.sort_unstable();
+        gone.dedup();
         gone
     }
 
@@ -353,18 +372,101 @@ impl IpsecIo {
             })
     }
 
-    /// The client of an IKE SA moved (NAT rebinding, float to the NAT-T port).
-    pub fn move_peer(&self, ike: u64, local: SocketAddrV4, remote: SocketAddrV4) {
-        if let Some(o) = self
+    /// Whether IKE SA `ike` exists and sends somewhere other than the client behind `key`.
+    fn ike_elsewhere(&self, ike: u64, key: SocketAddrV4) -> bool {
+        let out = self
             .outbound
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&ike)
-        {
-            let mut o = o.lock().unwrap_or_else(|p| p.into_inner());
+            .cloned();
+        out.is_some_and(|o| {
+            let o = o.lock().unwrap_or_else(|p| p.into_inner());
+            !self.reaches(o.remote, o.udp_encap, key)
+        })
+    }
+
+    /// The client of IKE SA `ike` is now at `remote`, reached from `local` (NAT rebinding, or
+    /// the float to the NAT-T port), as an authenticated packet showed: its outbound ESP goes
+    /// there, and its L2TP peer key follows ([`peers`]). Returns whether the L2TP side has a
+    /// peer to rename ([`IpsecIo::renames`]).
+    ///
+    /// # Errors
+    /// [`MoveRefused`] when the peer key cannot follow (the ESP SA moved all the same).
+    pub fn move_peer(
+        &self,
+        ike: u64,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+    ) -> Result<bool, MoveRefused> {
+        let Some(out) = self
+            .outbound
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ike)
+            .cloned()
+        else {
+            return Ok(false);
+        };
+        let (old, udp_encap) = {
+            let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
+            if o.remote == remote && o.local == local {
+                return Ok(false);
+            }
+            let old = o.remote;
             o.local = local;
             o.remote = remote;
+            (old, o.udp_encap)
+        };
+        for i in self
+            .inbound
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|i| i.ike.load(Ordering::Relaxed) == ike)
+        {
+            i.peer.store(pack(remote), Ordering::Relaxed);
         }
+        // Keys by outer address (the gateway's UDP-encapsulated peers) follow the client;
+        // other keys name its inner port, which a NAT does not change.
+        if !(udp_encap && self.key_by_outer_port) || old == remote {
+            return Ok(false);
+        }
+        let mut peers = self.peers.write().unwrap_or_else(|p| p.into_inner());
+        peers.follow(ike, old, remote)?;
+        Ok(!peers.renames().is_empty())
+    }
+
+    /// Peers the L2TP side still knows by an old name: (name, current key).
+    pub fn renames(&self) -> Vec<(SocketAddrV4, SocketAddrV4)> {
+        self.peers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .renames()
+    }
+
+    /// The L2TP side has renamed peer `from` to `to`: the old address is retired.
+    pub fn renamed(&self, from: SocketAddrV4, to: SocketAddrV4) {
+        self.peers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .renamed(from, to);
+    }
+
+    /// Moves learned from ESP since the last call, for the IKE thread: those still current
+    /// (a later move learned from IKE must not be undone by an older one from ESP).
+    pub fn take_esp_moves(&self) -> Vec<EspMove> {
+        let moves = std::mem::take(&mut *self.esp_moves.lock().unwrap_or_else(|p| p.into_inner()));
+        let out = self.outbound.read().unwrap_or_else(|p| p.into_inner());
+        moves
+            .into_iter()
+            .filter(|m| {
+                out.get(&m.ike).is_some_and(|o| {
+                    let o = o.lock().unwrap_or_else(|p| p.into_inner());
+                    (o.local, o.remote) == (m.local, m.remote)
+                })
+            })
+            .collect()
     }
 
     /// Current outbound SAs that reached a soft limit (sequence numbers, 3DES volume, 90 %
@@ -407,7 +509,7 @@ impl IpsecIo {
         self.peers
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&key)
+            .contains(&key)
     }
 
     /// Registers a peer key ahead of traffic (the client knows its gateway).
@@ -419,13 +521,13 @@ impl IpsecIo {
         self.peers
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, Binding { ike, inner_port });
+            .bind(key, ike, inner_port);
     }
 
     /// Sends an L2TP datagram to `key` inside ESP. `None` when `key` is not an IPsec peer
     /// (the caller sends it in clear if that is allowed).
     pub fn send_l2tp(&self, key: SocketAddrV4, l2tp: &[u8]) -> Option<Result<(), &'static str>> {
-        let b = *self
+        let b = self
             .peers
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -541,10 +643,12 @@ pub(crate) fn receive_esp<H: Hooks>(
         }
     };
     let mut sa = entry.sa.lock().unwrap_or_else(|p| p.into_inner());
+    let highest = sa.replay_window().highest();
     let opened = match sa.decapsulate(esp) {
         Ok(o) => o,
         Err(e) => return dp.metrics.dropped(decap_reason(&e)),
     };
+    let newest = opened.seq > highest;
     if opened.next_header != 17 {
         return dp.metrics.dropped("esp_not_udp");
     }
@@ -556,6 +660,13 @@ pub(crate) fn receive_esp<H: Hooks>(
     if dst_port != io.l2tp_port {
         return dp.metrics.dropped("esp_not_l2tp");
     }
+    if entry.udp_encap
+        && io.key_by_outer_port
+        && entry.peer.load(Ordering::Relaxed) != pack(outer)
+        && !follow_esp(h, io, &entry, outer, local, newest)
+    {
+        return dp.metrics.dropped("esp_stale_peer_address");
+    }
     entry
         .last_rx_ms
         .store(dp.clock.millis(now).max(1), Ordering::Relaxed);
@@ -564,41 +675,81 @@ pub(crate) fn receive_esp<H: Hooks>(
     } else {
         SocketAddrV4::new(*outer.ip(), src_port)
     };
-    let bound = io
-        .peers
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&key)
-        .copied();
+    let bound = io.peers.read().unwrap_or_else(|p| p.into_inner()).get(&key);
     let entry_ike = entry.ike.load(Ordering::Relaxed);
-    match bound {
+    let name = match bound {
         // A new IKE SA of the same client (Phase 1 rekey) takes the key over; any other
-        // IKE SA is refused (another client cannot inject into this one's tunnel).
+        // IKE SA is refused (another client cannot inject into this one's tunnel), and so
+        // is any while the key's own IKE SA is elsewhere (its client moved; the key is an
+        // L2TP name until the rename).
         Some(b) if b.ike != entry_ike => {
-            if !io.ike_reaches(entry_ike, key) {
+            if !io.ike_reaches(entry_ike, key) || io.ike_elsewhere(b.ike, key) {
                 return dp.metrics.dropped("l2tp_wrong_esp_sa");
             }
-            io.bind_peer_to(key, entry_ike, src_port);
+            io.peers
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .take_over(key, entry_ike, src_port);
+            b.l2tp
         }
-        Some(_) => {}
+        Some(b) => b.l2tp,
         None => {
             let mut peers = io.peers.write().unwrap_or_else(|p| p.into_inner());
             if peers.len() >= MAX_PEERS {
                 return dp.metrics.dropped("esp_peer_limit");
             }
-            peers.insert(
-                key,
-                Binding {
-                    ike: entry_ike,
-                    inner_port: src_port,
-                },
-            );
+            peers.bind(key, entry_ike, src_port);
+            key
         }
-    }
+    };
     drop(sa);
     if let Some(l2tp) = udp.get_mut(8..) {
-        crate::datapath::l2tp::handle_protected(h, l2tp, key, local, now);
+        crate::datapath::l2tp::handle_protected(h, l2tp, name, local, now);
     }
+}
+
+/// Authentic ESP from `outer` under an SA whose client was elsewhere: follows it there if
+/// the packet is the newest the SA has seen, and returns false otherwise (an old packet
+/// that took a detour, or one replayed from another address within the window, moves
+/// nobody and is dropped).
+fn follow_esp<H: Hooks>(
+    h: &H,
+    io: &IpsecIo,
+    entry: &Inbound,
+    outer: SocketAddrV4,
+    local: Ipv4Addr,
+    newest: bool,
+) -> bool {
+    if !newest {
+        return false;
+    }
+    let ike = entry.ike.load(Ordering::Relaxed);
+    let local = SocketAddrV4::new(local, io.natt_port);
+    let dp = h.dp();
+    dp.metrics.ipsec_peer_moves.inc();
+    let rename = io.move_peer(ike, local, outer);
+    {
+        let mut moves = io.esp_moves.lock().unwrap_or_else(|p| p.into_inner());
+        if moves.len() < MAX_ESP_MOVES {
+            moves.push(EspMove {
+                ike,
+                local,
+                remote: outer,
+            });
+        }
+    }
+    match rename {
+        Ok(rename) => {
+            info!(peer = %outer, ike, "IPsec client moved (NAT rebinding, learned from ESP)");
+            if rename && let Some(l2tp) = dp.l2tp.get() {
+                l2tp.peers_moved();
+            }
+        }
+        Err(e) => {
+            warn!(peer = %outer, ike, error = %e, "IPsec client moved; its L2TP peer could not follow")
+        }
+    }
+    true
 }
 
 /// Reads `sock` in batches until stopped, handing every datagram to `each`.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use sluice_l2tp::{DataHeader, DataSequencer, Endpoint, Event, Role, SeqVerdict};
 use sluice_ppp::Ppp;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info, warn};
 
 use crate::datapath::link::{CtlCmd, Framing, L2tpFraming, Link};
@@ -60,6 +60,7 @@ pub struct L2tpIo {
     pub sock: UdpPort,
     control: mpsc::Sender<ControlDatagram>,
     gone: mpsc::Sender<SocketAddrV4>,
+    moved: Arc<Notify>,
     rate: ControlRate,
 }
 
@@ -69,20 +70,28 @@ pub struct ControlQueues {
     pub control: mpsc::Receiver<ControlDatagram>,
     /// Peer keys no IPsec SA reaches any more (their tunnels end).
     pub gone: mpsc::Receiver<SocketAddrV4>,
+    /// IPsec peers moved: rename them ([`crate::datapath::ipsec::IpsecIo::renames`]).
+    pub moved: Arc<Notify>,
 }
 
 impl L2tpIo {
     pub fn new(sock: UdpPort, rate: ControlRate) -> (L2tpIo, ControlQueues) {
         let (tx, control) = mpsc::channel(CONTROL_QUEUE);
         let (gone_tx, gone) = mpsc::channel(GONE_QUEUE);
+        let moved = Arc::new(Notify::new());
         (
             L2tpIo {
                 sock,
                 control: tx,
                 gone: gone_tx,
+                moved: moved.clone(),
                 rate,
             },
-            ControlQueues { control, gone },
+            ControlQueues {
+                control,
+                gone,
+                moved,
+            },
         )
     }
 
@@ -90,6 +99,12 @@ impl L2tpIo {
     /// closed at once rather than left to time out. A full queue leaves them to HELLO.
     pub fn peer_gone(&self, key: SocketAddrV4) {
         let _ = self.gone.try_send(key);
+    }
+
+    /// Tells the control task that IPsec peers moved to new addresses (NAT rebinding): it
+    /// renames them in its tunnels and sessions.
+    pub fn peers_moved(&self) {
+        self.moved.notify_one();
     }
 
     /// The local port (to build control replies' source address).

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::Ipv4Net;
 use sluice_l2tp::DataSequencer;
@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tracing::Span;
 
 use crate::datapath::ratelimit::{RateLimit, SessionLimit};
+use crate::datapath::timer_wheel::Wheel;
 use crate::gateway::admission::SetupSlot;
 use crate::gateway::policy::SessionPhase;
 use crate::metrics::{Protocol, SessionLabels};
@@ -134,8 +135,12 @@ pub struct Link {
     pub created: Instant,
     pub ctl: mpsc::UnboundedSender<CtlCmd>,
     pub stats: LinkStats,
-    /// Next timer deadline in nanoseconds since `epoch` (u64::MAX: none).
+    /// Next timer deadline in nanoseconds since `epoch` (u64::MAX: none). Set it with
+    /// [`set_deadline`] or [`lower_deadline`], which file it in the timer wheel.
     pub deadline: AtomicU64,
+    /// The deadline of this link's one live entry in the timer wheel (u64::MAX: none);
+    /// entries that do not match it are stale ([`crate::datapath::timer_wheel`]).
+    pub scheduled: AtomicU64,
     /// Set once the link is torn down (lock-free check for the hot path).
     pub dead: AtomicBool,
     state: Mutex<LinkState>,
@@ -163,6 +168,7 @@ impl Link {
             ctl,
             stats: LinkStats::default(),
             deadline: AtomicU64::new(u64::MAX),
+            scheduled: AtomicU64::new(u64::MAX),
             dead: AtomicBool::new(false),
             state: Mutex::new(LinkState {
                 ppp,
@@ -322,4 +328,63 @@ impl Clock {
 /// Loads `deadline` for a lock-free "is anything due" check.
 pub fn due(link: &Link, now_nanos: u64) -> bool {
     link.deadline.load(Ordering::Relaxed) <= now_nanos
+}
+
+/// The links' timers ([`crate::datapath::timer_wheel`]) behind one lock: an entry is filed
+/// only when a link's deadline moves earlier than the one the wheel holds for it.
+#[derive(Debug)]
+pub struct Timers(Mutex<Wheel>);
+
+impl Timers {
+    /// Ticks of `tick` (the timer thread's period).
+    pub fn new(tick: Duration) -> Timers {
+        let ns = u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX);
+        Timers(Mutex::new(Wheel::new(ns)))
+    }
+
+    /// Files `at` for `link` unless the wheel already holds an earlier or equal entry.
+    pub fn schedule(&self, link: &Link, at: u64) {
+        if at != u64::MAX && at < link.scheduled.fetch_min(at, Ordering::Relaxed) {
+            self.wheel().insert(link.local_call_id, at);
+        }
+    }
+
+    /// Entries due by `now_nanos` (Call ID, deadline), stale ones included.
+    pub fn expire(&self, now_nanos: u64, due: &mut Vec<(u16, u64)>) {
+        self.wheel().expire(now_nanos, due);
+    }
+
+    /// Entries filed (for tests and gauges).
+    pub fn len(&self) -> usize {
+        self.wheel().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn wheel(&self) -> MutexGuard<'_, Wheel> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Default for Timers {
+    fn default() -> Timers {
+        Timers::new(TIMER_TICK)
+    }
+}
+
+/// The timer thread's period.
+pub const TIMER_TICK: Duration = Duration::from_millis(20);
+
+/// Sets `link`'s next deadline (nanoseconds of the data path's clock; u64::MAX: none).
+pub fn set_deadline(timers: &Timers, link: &Link, at: u64) {
+    link.deadline.store(at, Ordering::Relaxed);
+    timers.schedule(link, at);
+}
+
+/// Brings `link`'s next deadline forward to `at` if that is earlier.
+pub fn lower_deadline(timers: &Timers, link: &Link, at: u64) {
+    link.deadline.fetch_min(at, Ordering::Relaxed);
+    timers.schedule(link, at);
 }

@@ -11,6 +11,7 @@ pub mod ipsec;
 pub mod l2tp;
 pub mod link;
 pub mod ratelimit;
+pub mod timer_wheel;
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +25,10 @@ use tracing::{Span, warn};
 
 use crate::datapath::ipsec::IpsecIo;
 use crate::datapath::l2tp::{L2tpIo, send_l2tp};
-use crate::datapath::link::{Clock, Framing, Link, LinkState, LinkStats, LinkTable, due};
+use crate::datapath::link::{
+    Clock, Framing, Link, LinkState, LinkStats, LinkTable, Timers, due, lower_deadline,
+    set_deadline,
+};
 use crate::datapath::ratelimit::Admit;
 use crate::io::batch::RecvBatch;
 use crate::io::rawsock::{self, IPPROTO_GRE, RawSocket};
@@ -43,6 +47,8 @@ pub struct DataPath {
     /// IPsec configured).
     pub l2tp_plain: AtomicBool,
     pub links: LinkTable,
+    /// The links' timer deadlines, for the timer thread.
+    pub timers: Timers,
     pub tun: Option<Arc<Tun>>,
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
@@ -61,6 +67,7 @@ impl DataPath {
             ipsec: OnceLock::new(),
             l2tp_plain: AtomicBool::new(true),
             links: LinkTable::default(),
+            timers: Timers::default(),
             tun,
             metrics,
             clock: Clock {
@@ -148,8 +155,7 @@ pub fn drive<H: Hooks>(h: &H, link: &Arc<Link>, st: &mut LinkState, now: Instant
         .into_iter()
         .flatten()
         .min();
-    link.deadline
-        .store(dp.clock.encode(next), Ordering::Relaxed);
+    set_deadline(&dp.timers, link, dp.clock.encode(next));
 }
 
 /// Setup-phase timing: observes the duration of each PPP phase (RFC 1661 §3.2) the link
@@ -252,7 +258,7 @@ pub fn send_ip(
             Admit::Queued => {
                 // The timer thread sends it (the deadline is in the clock's nanoseconds).
                 if let Some(at) = limit.next_release() {
-                    link.deadline.fetch_min(at, Ordering::Relaxed);
+                    lower_deadline(&dp.timers, link, at);
                 }
                 return true;
             }
@@ -571,15 +577,34 @@ fn tun_packet<H: Hooks>(h: &H, ip: &[u8], now: Instant, scratch: &mut TxScratch)
     send_ip(h.dp(), &link, &mut st, ip, now, scratch);
 }
 
-/// Runs due engine timers until stopped.
+/// Runs due engine timers until stopped: only the links whose deadlines the timer wheel
+/// holds for the ticks that passed ([`timer_wheel`]), not every link.
 pub fn timer_loop<H: Hooks>(h: Arc<H>, tick: Duration) {
     let mut scratch = TxScratch::default();
-    while !h.dp().stop.load(Ordering::Relaxed) {
+    let mut entries = Vec::new();
+    let dp = h.dp();
+    while !dp.stop.load(Ordering::Relaxed) {
         std::thread::sleep(tick);
         let now = Instant::now();
-        let now_nanos = h.dp().clock.now_nanos(now);
-        for link in h.dp().links.all() {
+        let now_nanos = dp.clock.now_nanos(now);
+        entries.clear();
+        dp.timers.expire(now_nanos, &mut entries);
+        for &(id, at) in &entries {
+            let Some(link) = dp.links.get(id) else {
+                continue;
+            };
+            // Only the link's live entry counts; a stale one (its deadline moved) is skipped.
+            if link
+                .scheduled
+                .compare_exchange(at, u64::MAX, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
             if !due(&link, now_nanos) {
+                // Postponed since it was filed, or a tick early: file the real deadline.
+                dp.timers
+                    .schedule(&link, link.deadline.load(Ordering::Relaxed));
                 continue;
             }
             let mut st = link.lock();
@@ -591,7 +616,7 @@ pub fn timer_loop<H: Hooks>(h: Arc<H>, tick: Duration) {
             if let Framing::Gre(gre) = &mut st.framing {
                 gre.handle_timeout(now);
             }
-            release_shaped(h.dp(), &link, &mut st, now, &mut scratch);
+            release_shaped(dp, &link, &mut st, now, &mut scratch);
             drive(&*h, &link, &mut st, now);
         }
     }

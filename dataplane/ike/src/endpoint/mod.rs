@@ -162,6 +162,15 @@ impl Responder {
         }
     }
 
+    /// Authenticated ESP of IKE SA `id` arrived from a new address or port: the client's NAT
+    /// mapping changed (RFC 3948 §2.3, RFC 3947 §5). DPD, rekeys and keep-alives go there from
+    /// now on. The caller moved the ESP SA already, so no [`Event::PeerMoved`] is emitted.
+    /// The caller vouches for the packet: an unauthenticated one (a keep-alive, a bad ICV)
+    /// must never get here.
+    pub fn peer_moved(&mut self, id: IkeSaId, local: SocketAddr, remote: SocketAddr) {
+        self.move_peer(id, local, remote, false);
+    }
+
     fn discard(&mut self, why: DropReason) {
         *self.stats.drops.entry(why).or_default() += 1;
     }
