@@ -482,6 +482,17 @@ impl ControlConnection {
         }
     }
 
+    /// The peer's calls carried data (GRE from the control connection's peer) at `now`: as
+    /// good as a control message for liveness (§2.5 leaves when to send Echo-Request to the
+    /// sender), so no Echo-Request goes out while the calls are live. An idle session's PPP
+    /// keep-alives then stand for the control connection's too, which halves the keep-alive
+    /// traffic of idle sessions. An outstanding Echo-Request is answered by it as well.
+    pub fn note_peer_alive(&mut self, now: Instant) {
+        if self.state == State::Established {
+            self.keepalive.on_rx(now);
+        }
+    }
+
     /// Next instant `handle_timeout` must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {

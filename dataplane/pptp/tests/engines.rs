@@ -430,6 +430,36 @@ fn echo_timeout_closes() {
 }
 
 #[test]
+fn live_calls_stand_in_for_echo_and_their_silence_brings_it_back() {
+    let mut p = Pair::established();
+    let t0 = p.now;
+    // The PNS stops answering control messages; its calls' data says it is alive.
+    let mut now = t0;
+    let mut echoes = 0;
+    let step = |p: &mut Pair, now: Instant, echoes: &mut usize| {
+        p.pac.handle_timeout(now);
+        while let Some(bytes) = p.pac.poll_transmit() {
+            *echoes += usize::from(bytes.get(8..10) == Some(&[0, 5][..]));
+        }
+    };
+    while now - t0 < Duration::from_secs(600) {
+        now += Duration::from_secs(10);
+        p.pac.note_peer_alive(now);
+        step(&mut p, now, &mut echoes);
+    }
+    assert_eq!(echoes, 0, "no Echo-Request while the calls carry data");
+    assert!(p.pac.is_established());
+    // Data stops: Echo-Request after 60 s, the connection closed 60 s later.
+    let quiet = now;
+    while !p.pac.is_closed() {
+        now = p.pac.poll_timeout().unwrap();
+        step(&mut p, now, &mut echoes);
+    }
+    assert_eq!(echoes, 1);
+    assert_eq!(now - quiet, Duration::from_secs(120));
+}
+
+#[test]
 fn setup_timeout_closes() {
     let t0 = Instant::now();
     let mut pac = ControlConnection::new(PacConfig::default(), t0);

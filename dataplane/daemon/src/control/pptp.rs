@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sluice_ppp::{EncryptionPolicy, Ppp, ServerConfig};
@@ -91,6 +92,9 @@ pub async fn serve(
     let mut first_call = true;
     let mut pac = ControlConnection::new(pac_cfg, opened);
     let mut calls: HashMap<u16, Arc<Link>> = HashMap::new();
+    // The calls' latest PPP frame from the peer seen at the last timer (data-path clock,
+    // milliseconds): liveness for the keep-alive.
+    let mut calls_rx = 0u64;
     // Since when the connection has had no call (from the accept: SCCRQ, echoes and no
     // call hold a descriptor and a slot for nothing).
     let mut idle_since = Some(opened);
@@ -222,7 +226,16 @@ pub async fn serve(
                     }
                 }
             },
-            _ = sleep_until(deadline) => pac.handle_timeout(Instant::now()),
+            _ = sleep_until(deadline) => {
+                let now = Instant::now();
+                // PPP from the peer since the last timer says it is alive: no Echo-Request.
+                let rx = calls.values().map(|l| l.last_rx_ms.load(Ordering::Relaxed)).max().unwrap_or(0);
+                if rx > calls_rx {
+                    calls_rx = rx;
+                    pac.note_peer_alive(gw.dp.clock.epoch + Duration::from_millis(rx));
+                }
+                pac.handle_timeout(now);
+            }
         }
     };
     for link in calls.values() {

@@ -143,6 +143,9 @@ pub struct Link {
     pub scheduled: AtomicU64,
     /// Set once the link is torn down (lock-free check for the hot path).
     pub dead: AtomicBool,
+    /// Milliseconds (data-path clock) of the last frame from the peer that PPP accepted
+    /// (data or control): liveness for the PPTP control connection's keep-alive.
+    pub last_rx_ms: AtomicU64,
     state: Mutex<LinkState>,
 }
 
@@ -170,6 +173,7 @@ impl Link {
             deadline: AtomicU64::new(u64::MAX),
             scheduled: AtomicU64::new(u64::MAX),
             dead: AtomicBool::new(false),
+            last_rx_ms: AtomicU64::new(0),
             state: Mutex::new(LinkState {
                 ppp,
                 framing,

@@ -470,8 +470,14 @@ pub fn receive_frame<H: Hooks>(
 ) {
     let dp = h.dp();
     let ip = match st.ppp.handle_input(now, frame) {
-        Ok(Some(ip)) => ip,
-        Ok(None) => return,
+        Ok(ip) => {
+            link.last_rx_ms
+                .store(dp.clock.millis(now), Ordering::Relaxed);
+            match ip {
+                Some(ip) => ip,
+                None => return,
+            }
+        }
         Err(e) => return dp.metrics.malformed(Layer::from(e.layer())),
     };
     if let Some(reason) = h.accept_source(st, ip).drop_reason() {
@@ -589,6 +595,9 @@ pub fn timer_loop<H: Hooks>(h: Arc<H>, tick: Duration) {
         let now_nanos = dp.clock.now_nanos(now);
         entries.clear();
         dp.timers.expire(now_nanos, &mut entries);
+        // The GRE packets of one tick (keep-alives, acknowledgements, retransmissions) leave
+        // in one sendmmsg(2).
+        let sends = SendScope::open(&dp.gre);
         for &(id, at) in &entries {
             let Some(link) = dp.links.get(id) else {
                 continue;
@@ -618,6 +627,9 @@ pub fn timer_loop<H: Hooks>(h: Arc<H>, tick: Duration) {
             }
             release_shaped(dp, &link, &mut st, now, &mut scratch);
             drive(&*h, &link, &mut st, now);
+        }
+        for _ in 0..sends.finish().count {
+            dp.metrics.dropped("gre_send_error");
         }
     }
 }
