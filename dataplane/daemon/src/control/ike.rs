@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::datapath::ipsec::guard::{IkeGuard, Limits};
-use crate::datapath::ipsec::{IkeDatagram, IpsecIo, receive_esp};
+use crate::datapath::ipsec::{IkeDatagram, IpsecIo, PeerMove, receive_esp};
 use crate::gateway::Gateway;
 use crate::host::{seed, unix_now};
 use crate::metrics::{DirLabels, Direction, Layer, Protocol, SetupPhase};
@@ -293,15 +293,17 @@ async fn drive(
                 }
                 Event::PeerMoved { id, peer, local } => {
                     if let (Some(local), Some(peer)) = (v4(local), v4(peer)) {
-                        m.ipsec_peer_moves.inc();
                         match io.move_peer(id.0, local, peer) {
-                            Ok(rename) => {
+                            Ok(PeerMove::Unchanged) => {}
+                            Ok(PeerMove::Moved { l2tp_rename }) => {
+                                m.ipsec_peer_moves.inc();
                                 info!(%peer, ike = id.0, "IPsec client moved (learned from IKE)");
-                                if rename && let Some(l2tp) = gw.dp.l2tp.get() {
+                                if l2tp_rename && let Some(l2tp) = gw.dp.l2tp.get() {
                                     l2tp.peers_moved();
                                 }
                             }
                             Err(e) => {
+                                m.ipsec_peer_moves.inc();
                                 warn!(%peer, error = %e, "IPsec client moved; its L2TP peer could not follow");
                             }
                         }

@@ -102,6 +102,16 @@ const SOFT_KB_PERCENT: u64 = 90;
 /// Most moves learned from ESP waiting for the IKE thread.
 const MAX_ESP_MOVES: usize = 4096;
 
+/// What [`IpsecIo::move_peer`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerMove {
+    /// The IKE SA has no outbound ESP SA, or it already sends there.
+    Unchanged,
+    /// The outbound ESP SA sends to the new address; `l2tp_rename`: the L2TP side has a peer
+    /// to rename ([`IpsecIo::renames`]).
+    Moved { l2tp_rename: bool },
+}
+
 /// A client that moved, learned from its ESP, for the IKE thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EspMove {
@@ -388,8 +398,7 @@ impl IpsecIo {
 
     /// The client of IKE SA `ike` is now at `remote`, reached from `local` (NAT rebinding, or
     /// the float to the NAT-T port), as an authenticated packet showed: its outbound ESP goes
-    /// there, and its L2TP peer key follows ([`peers`]). Returns whether the L2TP side has a
-    /// peer to rename ([`IpsecIo::renames`]).
+    /// there, and its L2TP peer key follows ([`peers`]).
     ///
     /// # Errors
     /// [`MoveRefused`] when the peer key cannot follow (the ESP SA moved all the same).
@@ -398,7 +407,7 @@ impl IpsecIo {
         ike: u64,
         local: SocketAddrV4,
         remote: SocketAddrV4,
-    ) -> Result<bool, MoveRefused> {
+    ) -> Result<PeerMove, MoveRefused> {
         let Some(out) = self
             .outbound
             .read()
@@ -406,12 +415,12 @@ impl IpsecIo {
             .get(&ike)
             .cloned()
         else {
-            return Ok(false);
+            return Ok(PeerMove::Unchanged);
         };
         let (old, udp_encap) = {
             let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
             if o.remote == remote && o.local == local {
-                return Ok(false);
+                return Ok(PeerMove::Unchanged);
             }
             let old = o.remote;
             o.local = local;
@@ -430,11 +439,13 @@ impl IpsecIo {
         // Keys by outer address (the gateway's UDP-encapsulated peers) follow the client;
         // other keys name its inner port, which a NAT does not change.
         if !(udp_encap && self.key_by_outer_port) || old == remote {
-            return Ok(false);
+            return Ok(PeerMove::Moved { l2tp_rename: false });
         }
         let mut peers = self.peers.write().unwrap_or_else(|p| p.into_inner());
         peers.follow(ike, old, remote)?;
-        Ok(!peers.renames().is_empty())
+        Ok(PeerMove::Moved {
+            l2tp_rename: !peers.renames().is_empty(),
+        })
     }
 
     /// Peers the L2TP side still knows by an old name: (name, current key).
@@ -726,8 +737,13 @@ fn follow_esp<H: Hooks>(
     let ike = entry.ike.load(Ordering::Relaxed);
     let local = SocketAddrV4::new(local, io.natt_port);
     let dp = h.dp();
+    // This SA's packets from there are expected now, whatever became of the rest.
+    entry.peer.store(pack(outer), Ordering::Relaxed);
+    let moved = io.move_peer(ike, local, outer);
+    if moved == Ok(PeerMove::Unchanged) {
+        return true;
+    }
     dp.metrics.ipsec_peer_moves.inc();
-    let rename = io.move_peer(ike, local, outer);
     {
         let mut moves = io.esp_moves.lock().unwrap_or_else(|p| p.into_inner());
         if moves.len() < MAX_ESP_MOVES {
@@ -738,10 +754,12 @@ fn follow_esp<H: Hooks>(
             });
         }
     }
-    match rename {
-        Ok(rename) => {
+    match moved {
+        Ok(moved) => {
             info!(peer = %outer, ike, "IPsec client moved (NAT rebinding, learned from ESP)");
-            if rename && let Some(l2tp) = dp.l2tp.get() {
+            if moved == (PeerMove::Moved { l2tp_rename: true })
+                && let Some(l2tp) = dp.l2tp.get()
+            {
                 l2tp.peers_moved();
             }
         }
