@@ -119,12 +119,17 @@ async fn setups(args: ClientArgs) -> Result<(), ClientError> {
     Ok(())
 }
 
+/// `/proc/PID/FILE` and its path.
+fn read_proc(pid: u32, file: &str) -> Result<(String, String), ClientError> {
+    let path = format!("/proc/{pid}/{file}");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((text, path)),
+        Err(source) => Err(ClientError::Proc { path, source }),
+    }
+}
+
 fn rss_kib(pid: u32) -> Result<u64, ClientError> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).map_err(|source| ClientError::Proc {
-        path: path.clone(),
-        source,
-    })?;
+    let (status, path) = read_proc(pid, "status")?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -135,11 +140,7 @@ fn rss_kib(pid: u32) -> Result<u64, ClientError> {
 /// User + system CPU time of process `pid`, all threads (`/proc/PID/stat` fields 14 and 15,
 /// in USER_HZ ticks: 100 per second on every Linux ABI, proc(5)).
 fn cpu_seconds(pid: u32) -> Result<f64, ClientError> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).map_err(|source| ClientError::Proc {
-        path: path.clone(),
-        source,
-    })?;
+    let (stat, path) = read_proc(pid, "stat")?;
     // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
     let ticks: Option<Vec<u64>> = stat
         .rsplit_once(')')
