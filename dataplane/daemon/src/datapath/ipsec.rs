@@ -370,30 +370,22 @@ impl IpsecIo {
         }
     }
 
-    /// Whether the IKE SA `ike` currently sends to the client behind `key`.
-    fn ike_reaches(&self, ike: u64, key: SocketAddrV4) -> bool {
-        self.outbound
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&ike)
-            .is_some_and(|o| {
-                let o = o.lock().unwrap_or_else(|p| p.into_inner());
-                self.reaches(o.remote, o.udp_encap, key)
-            })
-    }
-
-    /// Whether IKE SA `ike` exists and sends somewhere other than the client behind `key`.
-    fn ike_elsewhere(&self, ike: u64, key: SocketAddrV4) -> bool {
+    /// Whether the IKE SA `ike` currently sends to the client behind `key` (`None`: it has
+    /// no outbound ESP SA).
+    fn ike_sends_to(&self, ike: u64, key: SocketAddrV4) -> Option<bool> {
         let out = self
             .outbound
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&ike)
-            .cloned();
-        out.is_some_and(|o| {
-            let o = o.lock().unwrap_or_else(|p| p.into_inner());
-            !self.reaches(o.remote, o.udp_encap, key)
-        })
+            .cloned()?;
+        let o = out.lock().unwrap_or_else(|p| p.into_inner());
+        Some(self.reaches(o.remote, o.udp_encap, key))
+    }
+
+    /// Whether the IKE SA `ike` currently sends to the client behind `key`.
+    fn ike_reaches(&self, ike: u64, key: SocketAddrV4) -> bool {
+        self.ike_sends_to(ike, key) == Some(true)
     }
 
     /// The client of IKE SA `ike` is now at `remote`, reached from `local` (NAT rebinding, or
@@ -441,11 +433,12 @@ impl IpsecIo {
         if !(udp_encap && self.key_by_outer_port) || old == remote {
             return Ok(PeerMove::Moved { l2tp_rename: false });
         }
-        let mut peers = self.peers.write().unwrap_or_else(|p| p.into_inner());
-        peers.follow(ike, old, remote)?;
-        Ok(PeerMove::Moved {
-            l2tp_rename: !peers.renames().is_empty(),
-        })
+        let l2tp_rename = self
+            .peers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .follow(ike, old, remote)?;
+        Ok(PeerMove::Moved { l2tp_rename })
     }
 
     /// Peers the L2TP side still knows by an old name: (name, current key).
@@ -694,7 +687,7 @@ pub(crate) fn receive_esp<H: Hooks>(
         // is any while the key's own IKE SA is elsewhere (its client moved; the key is an
         // L2TP name until the rename).
         Some(b) if b.ike != entry_ike => {
-            if !io.ike_reaches(entry_ike, key) || io.ike_elsewhere(b.ike, key) {
+            if !io.ike_reaches(entry_ike, key) || io.ike_sends_to(b.ike, key) == Some(false) {
                 return dp.metrics.dropped("l2tp_wrong_esp_sa");
             }
             io.peers

@@ -358,15 +358,6 @@ impl Timers {
         self.wheel().expire(now_nanos, due);
     }
 
-    /// Entries filed (for tests and gauges).
-    pub fn len(&self) -> usize {
-        self.wheel().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn wheel(&self) -> MutexGuard<'_, Wheel> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }

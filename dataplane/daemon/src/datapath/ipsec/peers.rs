@@ -105,13 +105,14 @@ impl PeerTable {
 
     /// The client of `ike`, known at `old`, is now at `new`. `new` becomes an alias of the
     /// peer's L2TP name; `old` is dropped if it was an alias itself (a name stays until the
-    /// L2TP side is renamed).
+    /// L2TP side is renamed). Returns whether the L2TP side has a rename to make (false when
+    /// the client is back at its name).
     pub fn follow(
         &mut self,
         ike: u64,
         old: SocketAddrV4,
         new: SocketAddrV4,
-    ) -> Result<(), MoveRefused> {
+    ) -> Result<bool, MoveRefused> {
         let b = self
             .map
             .get(&old)
@@ -119,7 +120,7 @@ impl PeerTable {
             .filter(|b| b.ike == ike)
             .ok_or(MoveRefused::NotBound(old))?;
         if old == new {
-            return Ok(());
+            return Ok(old != b.l2tp);
         }
         if let Some(there) = self.map.get(&new)
             && there.l2tp != b.l2tp
@@ -130,7 +131,7 @@ impl PeerTable {
             self.map.remove(&old);
         }
         self.map.insert(new, Binding { l2tp: b.l2tp, ..b });
-        Ok(())
+        Ok(new != b.l2tp)
     }
 
     /// Peers the L2TP side still knows by an old name: (name, current key).
@@ -170,7 +171,7 @@ mod tests {
         let (old, new) = (a("203.0.113.7:4500"), a("203.0.113.7:41000"));
         let mut t = PeerTable::default();
         t.bind(old, 1, 1701);
-        t.follow(1, old, new).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.follow(1, old, new), Ok(true));
         // ESP from the new port reaches the old name; L2TP to the old name still sends.
         assert_eq!(t.get(&new).map(|b| b.l2tp), Some(old));
         assert_eq!(t.get(&old).map(|b| b.ike), Some(1));
@@ -213,7 +214,7 @@ mod tests {
         let mut t = PeerTable::default();
         t.bind(k1, 1, 1701);
         t.follow(1, k1, k2).unwrap_or_else(|e| panic!("{e}"));
-        t.follow(1, k2, k1).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.follow(1, k2, k1), Ok(false));
         assert!(t.renames().is_empty());
         assert_eq!(t.len(), 1);
     }
