@@ -12,13 +12,21 @@
 #
 # Each figure is the mean of RUNS runs of SECONDS s, per direction (up: client → gateway,
 # down: -R). Then ping RTT p50/p99 through the same path, idle and while an iperf3 upload
-# saturates it (bufferbloat). CPU is the user+system time of both tunnel ends over the run, in % of one core.
+# saturates it (bufferbloat), and iperf3 UDP client → gateway as fast as the sender goes at
+# IP packets of 64 and 1400 octets (packets per second sent and delivered, delivered share).
+# CPU is the user+system time of both tunnel ends over the run, in % of one core, and the
+# gateway end's alone in CPU seconds per Gbit delivered.
 # Ratios are to boringtun of the same run. Prints figures; asserts nothing. Needs root.
 #
+# Aggregate (types boringtun-x10, pptp-x10, ipsec-gcm-x10): PARALLEL clients, each in its own
+# namespace on a bridge, one session and one iperf3 flow each, all at once; boringtun's gateway
+# end then runs one thread per core, its clients one each.
+#
 # Knobs: RUNS (2), SECONDS (8), TYPES (all of: veth boringtun pptp pptp-stateful l2tp
-# ipsec-gcm ipsec-cbc ipsec-3des), SLUICE_BIN / CLIENT_BIN (use `cargo build --profile dist`
+# ipsec-gcm ipsec-cbc ipsec-3des boringtun-x10 pptp-x10 ipsec-gcm-x10), PARALLEL (10), SLUICE_BIN / CLIENT_BIN (use `cargo build --profile dist`
 # binaries for figures of the shipped build: target/dist/), TUN_OFFLOAD (true; false reads and
-# writes the TUN devices one packet at a time, as before issue 21).
+# writes the TUN devices one packet at a time, as before issue 21), UDP_SIZES ("64 1400";
+# empty skips the UDP step).
 # boringtun: `cargo install boringtun-cli` and `apt-get install --no-install-recommends
 # wireguard-tools`; without them its rows print SKIPPED (and the ratios are left out).
 set -euo pipefail
@@ -31,8 +39,10 @@ trap netns_cleanup EXIT
 
 RUNS=${RUNS:-2}
 SECONDS_PER_RUN=${SECONDS:-8}
-TYPES=${TYPES:-veth boringtun pptp pptp-stateful l2tp ipsec-gcm ipsec-cbc ipsec-3des}
+TYPES=${TYPES:-veth boringtun pptp pptp-stateful l2tp ipsec-gcm ipsec-cbc ipsec-3des boringtun-x10 pptp-x10 ipsec-gcm-x10}
 TUN_OFFLOAD=${TUN_OFFLOAD:-true}
+UDP_SIZES=${UDP_SIZES:-64 1400}
+PARALLEL=${PARALLEL:-10}
 BORINGTUN=${BORINGTUN:-$(command -v boringtun-cli || echo "$HOME/.cargo/bin/boringtun-cli")}
 command -v iperf3 >/dev/null || { echo "iperf3 is required" >&2; exit 2; }
 
@@ -78,28 +88,55 @@ cpu() {
   echo "$t"
 }
 
-# measure NAME TARGET PID...: RUNS iperf3 runs each way to TARGET from the client namespace;
-# appends "NAME dir mbit cpu%" lines to $WORK/results.
+# measure NAME TARGET GATEWAY-PID [PID...]: RUNS iperf3 runs each way to TARGET from the
+# client namespace; appends "NAME dir mbit cpu% gw-cpu-s-per-gbit" lines to $WORK/results
+# (cpu%: both tunnel ends; the last: the gateway end's CPU seconds per Gbit delivered).
 measure() {
   local name=$1 target=$2; shift 2
-  local dir args run c0 c1 bps hz total cpus
+  local dir args run c0 c1 g0 g1 bps hz total cpus gcpu
   hz=$(getconf CLK_TCK)
   for dir in up down; do
     args=(); [ "$dir" = down ] && args=(-R)
-    total=0 cpus=0
+    total=0 cpus=0 gcpu=0
     for run in $(seq "$RUNS"); do
-      c0=$(cpu "$@")
+      c0=$(cpu "$@"); g0=$(cpu "$1")
       bps=$(ip netns exec "$CL" iperf3 -c "$target" -t "$SECONDS_PER_RUN" -O 1 -J "${args[@]}" |
         python3 -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]))' ||
         echo 0)
-      c1=$(cpu "$@")
+      c1=$(cpu "$@"); g1=$(cpu "$1")
       total=$((total + bps))
       cpus=$((cpus + (c1 - c0) * 100 / hz))
+      gcpu=$((gcpu + g1 - g0))
     done
-    echo "$name $dir $((total / RUNS / 1000000)) $((cpus / RUNS / (SECONDS_PER_RUN + 1)))" >>"$WORK/results"
+    echo "$name $dir $((total / RUNS / 1000000)) $((cpus / RUNS / (SECONDS_PER_RUN + 1)))" \
+      "$(python3 -c "b=$total*$SECONDS_PER_RUN/1e9; print(f'{$gcpu/$hz/b:.2f}' if b else '-')")" >>"$WORK/results"
     log "$name $dir: $((total / RUNS / 1000000)) Mbit/s"
   done
   latency "$name" "$target"
+  udp_rate "$name" "$target"
+}
+
+# udp_rate NAME TARGET: iperf3 UDP client → TARGET as fast as the sender can go, with IP
+# packets of 64 and 1400 octets (UDP payload 36 and 1372; 1400 is the tunnel MTU); appends
+# "NAME size sent-pps delivered-pps delivered-%" to $WORK/udp.
+udp_rate() {
+  local name=$1 target=$2 size
+  for size in $UDP_SIZES; do
+    ip netns exec "$CL" iperf3 -u -b 0 -l $((size - 28)) -c "$target" -t "$SECONDS_PER_RUN" -J 2>/dev/null |
+      python3 -c '
+import json, sys
+name, size = sys.argv[1], sys.argv[2]
+try:
+    end = json.load(sys.stdin)["end"]
+    sent = end.get("sum_sent") or end["sum"]
+    got = end.get("sum_received") or end["sum"]
+    secs = float(sent["seconds"]) or 1.0
+    total = int(sent["packets"])
+    delivered = int(got["packets"]) - int(got["lost_packets"])
+    print(name, size, round(total / secs), round(delivered / secs), f"{100 * delivered / total:.1f}" if total else "-")
+except Exception:
+    print(name, size, 0, 0, "-")' "$name" "$size" >>"$WORK/udp"
+  done
 }
 
 # latency NAME TARGET: ping RTT through the path, idle and while an iperf3 upload saturates
@@ -159,16 +196,122 @@ session() {
     measure "$name" 10.200.0.1 "$gw" "$cl"
   else
     log "$name: no session ($(tail -n 2 "$WORK/cl-$name.log" | tr '\n' ' '))"
-    echo "$name up 0 0" >>"$WORK/results"
+    echo "$name up 0 0 -" >>"$WORK/results"
   fi
   kill "$cl" "$gw" 2>/dev/null || true
   wait "$cl" "$gw" 2>/dev/null || true
 }
 
-: >"$WORK/results"; : >"$WORK/latency"
+# Aggregate: PARALLEL clients, each in a namespace of its own (its own address, like real
+# clients), on a bridge in the gateway's namespace (10.96.0.0/24); one session and one
+# iperf3 flow each (to servers on ports 5300+i), all at once.
+AGG_NS=()
+agg_net() {
+  [ ${#AGG_NS[@]} -gt 0 ] && return 0
+  local i ns a b
+  ip -n "$GW" link add bragg type bridge
+  ip -n "$GW" addr add 10.96.0.1/24 dev bragg
+  ip -n "$GW" link set bragg up
+  for i in $(seq 0 $((PARALLEL - 1))); do
+    ns=$(mkns "c$i"); AGG_NS+=("$ns")
+    a="va$i$RANDOM"; b="vb$i$RANDOM"; a=${a:0:14}; b=${b:0:14}
+    ip link add "$a" type veth peer name "$b"
+    ip link set "$a" netns "$GW"; ip link set "$b" netns "$ns"
+    ip -n "$GW" link set "$a" master bragg up
+    ip -n "$ns" addr add "10.96.0.$((10 + i))/24" dev "$b"
+    ip -n "$ns" link set "$b" up
+    bg "$GW" "iperf3-$i" iperf3 -s -p $((5300 + i))
+  done
+  sleep 0.5
+}
+
+# aggregate NAME TARGET GATEWAY-PID [PID...]: one iperf3 flow from every client namespace to
+# TARGET at once, each way; appends lines like measure's (Mbit/s summed over the flows).
+aggregate() {
+  local name=$1 target=$2; shift 2
+  local dir args i hz c0 c1 g0 g1 total pids
+  hz=$(getconf CLK_TCK)
+  for dir in up down; do
+    args=(); [ "$dir" = down ] && args=(-R)
+    c0=$(cpu "$@"); g0=$(cpu "$1")
+    pids=()
+    for i in "${!AGG_NS[@]}"; do
+      ip netns exec "${AGG_NS[$i]}" iperf3 -c "$target" -p $((5300 + i)) -t "$SECONDS_PER_RUN" -O 1 -J \
+        "${args[@]}" >"$WORK/agg-$i.json" 2>/dev/null &
+      pids+=($!)
+    done
+    wait "${pids[@]}" 2>/dev/null || true
+    c1=$(cpu "$@"); g1=$(cpu "$1")
+    total=$(python3 -c '
+import json, sys
+t = 0
+for f in sys.argv[1:]:
+    try:
+        t += int(json.load(open(f))["end"]["sum_received"]["bits_per_second"])
+    except Exception:
+        pass
+print(t)' "$WORK"/agg-*.json)
+    echo "$name $dir $((total / 1000000)) $(((c1 - c0) * 100 / hz / (SECONDS_PER_RUN + 1)))" \
+      "$(python3 -c "b=$total*$SECONDS_PER_RUN/1e9; print(f'{($g1-$g0)/$hz/b:.2f}' if b else '-')")" >>"$WORK/results"
+    log "$name $dir: $((total / 1000000)) Mbit/s over ${#AGG_NS[@]} sessions"
+  done
+}
+
+# boringtun_many: the gateway's boringtun (one thread per core) with a peer per client
+# namespace, each client's boringtun with one thread; tunnel addresses 10.102.0.0/24.
+boringtun_many() {
+  local i k ns pub gwkey
+  gwkey=$(wg genkey)
+  bg "$GW" bt-gwn "$BORINGTUN" wgsn --foreground --disable-drop-privileges --threads "$(nproc)"
+  BT_GW=$BG_PID; BT_CLS=()
+  for i in "${!AGG_NS[@]}"; do
+    ns=${AGG_NS[$i]}
+    bg "$ns" "bt-c$i" "$BORINGTUN" "wgc$i" --foreground --disable-drop-privileges --threads 1
+    BT_CLS+=("$BG_PID")
+  done
+  for _ in $(seq 50); do ip -n "$GW" link show wgsn >/dev/null 2>&1 && break; sleep 0.1; done
+  ip netns exec "$GW" wg set wgsn private-key <(echo "$gwkey") listen-port 51821
+  for i in "${!AGG_NS[@]}"; do
+    ns=${AGG_NS[$i]}; k=$(wg genkey); pub=$(echo "$k" | wg pubkey)
+    for _ in $(seq 50); do ip -n "$ns" link show "wgc$i" >/dev/null 2>&1 && break; sleep 0.1; done
+    ip netns exec "$GW" wg set wgsn peer "$pub" allowed-ips "10.102.0.$((10 + i))/32"
+    ip netns exec "$ns" wg set "wgc$i" private-key <(echo "$k") \
+      peer "$(echo "$gwkey" | wg pubkey)" allowed-ips 10.102.0.1/32 endpoint 10.96.0.1:51821
+    ip -n "$ns" addr add "10.102.0.$((10 + i))/24" dev "wgc$i"; ip -n "$ns" link set "wgc$i" mtu 1400 up
+  done
+  ip -n "$GW" addr add 10.102.0.1/24 dev wgsn; ip -n "$GW" link set wgsn mtu 1400 up
+  for i in "${!AGG_NS[@]}"; do ip netns exec "${AGG_NS[$i]}" ping -c 1 -W 2 10.102.0.1 >/dev/null || true; done
+}
+
+# sessions NAME CLIENT-ARGS...: a fresh gateway and one client session in every client
+# namespace.
+sessions() {
+  local name=$1; shift
+  local i up=0 pids=()
+  RUST_LOG=warn bg "$GW" "gw-$name" "$SLUICE_BIN" --manifests "$M" --metrics-listen 10.97.0.1:9810 \
+    --tun-offload="$TUN_OFFLOAD"
+  local gw=$BG_PID
+  for _ in $(seq 100); do http "$GW" http://10.97.0.1:9810/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+  for i in "${!AGG_NS[@]}"; do
+    bg "${AGG_NS[$i]}" "cl-$name-$i" "$CLIENT_BIN" --server 10.96.0.1 --user bench --password bench-password \
+      --tun slc0 --tun-offload="$TUN_OFFLOAD" "$@"
+    pids+=("$BG_PID")
+  done
+  for i in "${!AGG_NS[@]}"; do wait_for "$WORK/cl-$name-$i.log" "^UP " 30 && up=$((up + 1)); done
+  if [ "$up" -eq "${#AGG_NS[@]}" ]; then
+    aggregate "$name" 10.200.0.1 "$gw" "${pids[@]}"
+  else
+    log "$name: $up of ${#AGG_NS[@]} sessions up"
+    echo "$name up 0 0 -" >>"$WORK/results"
+  fi
+  kill "${pids[@]}" "$gw" 2>/dev/null || true
+  wait "${pids[@]}" "$gw" 2>/dev/null || true
+}
+
+: >"$WORK/results"; : >"$WORK/latency"; : >"$WORK/udp"
 for t in $TYPES; do
   case $t in
-    veth) measure veth 10.97.0.1 ;;
+    veth) measure veth 10.97.0.1 "$(pgrep -f -n 'iperf3 -s' || echo 0)" ;;
     boringtun)
       if [ -x "$BORINGTUN" ] && command -v wg >/dev/null; then
         boringtun_up && measure boringtun 10.101.0.1 "$BT_GW" "$BT_CL"
@@ -182,6 +325,15 @@ for t in $TYPES; do
     ipsec-gcm) session ipsec-gcm --protocol l2tp --ipsec-psk bench-pre-shared-key --esp-proposal aes128gcm16 ;;
     ipsec-cbc) session ipsec-cbc --protocol l2tp --ipsec-psk bench-pre-shared-key --esp-proposal aes256-sha256 ;;
     ipsec-3des) session ipsec-3des --protocol l2tp --ipsec-psk bench-pre-shared-key --esp-proposal 3des-sha1 ;;
+    boringtun-x*)
+      if [ -x "$BORINGTUN" ] && command -v wg >/dev/null; then
+        agg_net && boringtun_many && aggregate "boringtun-x$PARALLEL" 10.102.0.1 "$BT_GW" "${BT_CLS[@]}"
+        kill "$BT_GW" "${BT_CLS[@]}" 2>/dev/null || true
+      else
+        echo "SKIPPED: boringtun (cargo install boringtun-cli; apt-get install wireguard-tools)" >&2
+      fi ;;
+    pptp-x*) agg_net && sessions "pptp-x$PARALLEL" ;;
+    ipsec-gcm-x*) agg_net && sessions "ipsec-gcm-x$PARALLEL" --protocol l2tp --ipsec-psk bench-pre-shared-key --esp-proposal aes128gcm16 ;;
     *) echo "unknown type $t" >&2; exit 2 ;;
   esac
 done
@@ -190,12 +342,13 @@ echo "## iperf3 TCP, one session, mean of $RUNS × ${SECONDS_PER_RUN} s; TUN off
 python3 - "$WORK/results" <<'PY'
 import sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-base = {d: int(m) for n, d, m, c in rows if n == "boringtun"}
-print(f"{'path':<16}{'dir':<6}{'Mbit/s':>9}{'× boringtun':>13}{'CPU % (both ends)':>19}")
-for n, d, m, c in rows:
-    ratio = f"{int(m) / base[d]:.2f}" if base.get(d) else "-"
-    cpu = "-" if n == "veth" else c
-    print(f"{n:<16}{d:<6}{m:>9}{ratio:>13}{cpu:>19}")
+base = {(r[0].partition("-x")[2], r[1]): int(r[2]) for r in rows if r[0].partition("-x")[0] == "boringtun"}
+print(f"{'path':<16}{'dir':<6}{'Mbit/s':>9}{'× boringtun':>13}{'CPU % (both ends)':>19}{'gateway CPU s/Gbit':>20}")
+for n, d, m, c, g in rows:
+    b = base.get((n.partition("-x")[2], d))
+    ratio = f"{int(m) / b:.2f}" if b else "-"
+    cpu, gw = ("-", "-") if n == "veth" else (c, g)
+    print(f"{n:<16}{d:<6}{m:>9}{ratio:>13}{cpu:>19}{gw:>20}")
 PY
 echo
 echo "## ping RTT through the path (ms), idle and under an iperf3 upload"
@@ -205,4 +358,15 @@ print(f"{'path':<16}{'p50 idle':>10}{'p99 idle':>10}{'p50 load':>10}{'p99 load':
 for l in open(sys.argv[1]):
     n, *v = l.split()
     print(f"{n:<16}" + "".join(f"{x:>10}" for x in v))
+PY
+echo
+echo "## iperf3 UDP client → gateway, sender unlimited, mean of one ${SECONDS_PER_RUN} s run"
+python3 - "$WORK/udp" <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+base = {r[1]: int(r[3]) for r in rows if r[0] == "boringtun"}
+print(f"{'path':<16}{'IP size':>8}{'sent pps':>11}{'delivered pps':>15}{'delivered %':>13}{'× boringtun':>13}")
+for n, size, sent, got, share in rows:
+    ratio = f"{int(got) / base[size]:.2f}" if base.get(size) else "-"
+    print(f"{n:<16}{size:>8}{sent:>11}{got:>15}{share:>13}{ratio:>13}")
 PY

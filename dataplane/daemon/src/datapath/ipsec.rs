@@ -24,13 +24,15 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use sluice_esp::udp_encap::{Udp4500Payload, classify};
 use sluice_esp::{
-    AesKeyLen, Cipher, DecapError, InboundSa, Integrity, KeyError, OutboundSa, Suite, SuiteError,
+    AesKeyLen, Cipher, DecapError, EncapError, InboundSa, Integrity, KeyError, OutboundSa, Suite,
+    SuiteError,
 };
 use sluice_ike::sa::{EspAuth, EspCipher, EspTransform};
 use thiserror::Error;
@@ -40,6 +42,7 @@ use tracing::{debug, info, warn};
 use crate::datapath::Hooks;
 use crate::io::batch::RecvBatch;
 use crate::io::rawsock::{self, RawSocket};
+use crate::io::send_batch::{self, Dest, SendError};
 use crate::io::udpsock::{self, UdpPort};
 use crate::metrics::Layer;
 
@@ -546,39 +549,51 @@ impl IpsecIo {
             return Some(Err("esp_no_outbound_sa"));
         };
         // Inner UDP header (RFC 768); checksum 0 is allowed for IPv4 and avoids the
-        // NAT-OA dance of RFC 3948 §3.1.2 for the client. Built in place after room for the
-        // ESP header, then sealed around it: one buffer per packet.
+        // NAT-OA dance of RFC 3948 §3.1.2 for the client. Built in the send slot after room
+        // for the ESP header, then sealed around it in place: no buffer of its own.
         let len = u16::try_from(l2tp.len() + 8).ok()?;
         let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
-        let suite = o.sa.suite();
-        let mut pkt = vec![0u8; suite.encapsulated_len(usize::from(len))];
-        let mut inner = Vec::with_capacity(8);
-        inner.extend_from_slice(&self.l2tp_port.to_be_bytes());
-        inner.extend_from_slice(&b.inner_port.to_be_bytes());
-        inner.extend_from_slice(&len.to_be_bytes());
-        inner.extend_from_slice(&[0, 0]);
-        let at = suite.header_len();
-        if let Some(dst) = pkt.get_mut(at..at + usize::from(len)) {
-            let (udp, data) = dst.split_at_mut(8);
-            udp.copy_from_slice(&inner);
-            data.copy_from_slice(l2tp);
-        }
-        let n = match o.sa.encapsulate_in_place(17, &mut pkt, usize::from(len)) {
-            Ok(n) => n,
-            Err(e) => {
-                warn!(error = %e, "ESP encapsulation failed");
-                return Some(Err("esp_encap_error"));
-            }
-        };
-        pkt.truncate(n);
-        let sent = if o.udp_encap {
-            self.natt
-                .send_from(&pkt, Some(*o.local.ip()), o.remote)
-                .map(|_| ())
+        let (fd, dest) = if o.udp_encap {
+            (
+                self.natt.as_raw_fd(),
+                Dest {
+                    to: o.remote,
+                    from: Some(*o.local.ip()),
+                },
+            )
         } else {
-            self.raw.send_to(&pkt, *o.remote.ip()).map(|_| ())
+            (self.raw.as_raw_fd(), Dest::from(*o.remote.ip()))
         };
-        Some(sent.map_err(|_| "esp_send_error"))
+        let (l2tp_port, inner_port) = (self.l2tp_port, b.inner_port);
+        let sent = send_batch::send_built(&fd, dest, "esp_send_error", |pkt| {
+            let suite = o.sa.suite();
+            let at = suite.header_len();
+            pkt.resize(suite.encapsulated_len(usize::from(len)), 0);
+            let actual = pkt.len();
+            let body =
+                pkt.get_mut(at..at + usize::from(len))
+                    .ok_or(EncapError::BufferTooSmall {
+                        needed: at + usize::from(len),
+                        actual,
+                    })?;
+            let (udp, data) = body.split_at_mut(8);
+            udp[..2].copy_from_slice(&l2tp_port.to_be_bytes());
+            udp[2..4].copy_from_slice(&inner_port.to_be_bytes());
+            udp[4..6].copy_from_slice(&len.to_be_bytes());
+            udp[6..].fill(0);
+            data.copy_from_slice(l2tp);
+            let n = o.sa.encapsulate_in_place(17, pkt, usize::from(len))?;
+            pkt.truncate(n);
+            Ok::<(), EncapError>(())
+        });
+        Some(match sent {
+            Ok(()) => Ok(()),
+            Err(SendError::Build(e)) => {
+                warn!(error = %e, "ESP encapsulation failed");
+                Err("esp_encap_error")
+            }
+            Err(SendError::Io(_)) => Err("esp_send_error"),
+        })
     }
 
     /// Sends an IKE datagram from the port the engine named (IKE or NAT-T); false on an
@@ -592,8 +607,8 @@ impl IpsecIo {
         } else {
             &self.ike
         };
-        match sock.send_from(payload, Some(*local.ip()), remote) {
-            Ok(_) => true,
+        match sock.send_from(payload, Some(*local.ip()), remote, "ike_send_error") {
+            Ok(()) => true,
             Err(e) => {
                 debug!(%remote, error = %e, "IKE send failed");
                 false

@@ -130,8 +130,7 @@ pub fn send_l2tp(
     }
     let io = dp.l2tp.get().ok_or("l2tp_not_open")?;
     io.sock
-        .send_from(bytes, Some(local), remote)
-        .map(drop)
+        .send_from(bytes, Some(local), remote, "l2tp_send_error")
         .map_err(|_| "l2tp_send_error")
 }
 

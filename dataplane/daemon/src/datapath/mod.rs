@@ -138,7 +138,7 @@ pub fn drive<H: Hooks>(h: &H, link: &Arc<Link>, st: &mut LinkState, now: Instant
             if let Some(ack) = gre.poll_ack_only(now) {
                 let mut out = Vec::with_capacity(16);
                 ack.emit_vec(&mut out);
-                if let Err(e) = send_batch::send(&dp.gre, &out, link.peer) {
+                if let Err(e) = send_batch::send(&dp.gre, &out, link.peer, "gre_send_error") {
                     warn!(call = link.local_call_id, error = %e, "GRE send failed");
                 }
             }
@@ -211,7 +211,8 @@ fn transmit(
                 dp.metrics.gre_beyond_window.inc();
             }
             out.extend_from_slice(frame);
-            send_batch::send(&dp.gre, out, link.peer).map_err(|_| "gre_send_error")
+            send_batch::send(&dp.gre, out, link.peer, "gre_send_error")
+                .map_err(|_| "gre_send_error")
         }
         Framing::L2tp(l2tp) => {
             sluice_l2tp::emit_data_header(
@@ -536,7 +537,7 @@ pub fn tun_writes_together(dp: &DataPath, batch: impl FnOnce()) {
 
 /// Reads the TUN device until stopped and sends each packet into its link. One read may
 /// hold a whole TCP super-segment, split into up to `io::tun::BATCH` packets (`io::tun`);
-/// their GRE packets leave in one `sendmmsg(2)`.
+/// their GRE or ESP packets leave in one `sendmmsg(2)`.
 pub fn tun_rx_loop<H: Hooks>(h: Arc<H>) {
     let Some(dev) = h.dp().tun.clone() else {
         return;
@@ -555,14 +556,11 @@ pub fn tun_rx_loop<H: Hooks>(h: Arc<H>) {
             }
         };
         let now = Instant::now();
-        let sends = SendScope::open(&h.dp().gre);
+        let sends = SendScope::open();
         for ip in (0..n).filter_map(|i| reader.packet(i)) {
             tun_packet(&*h, ip, now, &mut scratch);
         }
-        let failed = sends.finish();
-        for _ in 0..failed.count {
-            h.dp().metrics.dropped("gre_send_error");
-        }
+        count_failures(h.dp(), sends.finish());
     }
 }
 
@@ -595,9 +593,9 @@ pub fn timer_loop<H: Hooks>(h: Arc<H>, tick: Duration) {
         let now_nanos = dp.clock.now_nanos(now);
         entries.clear();
         dp.timers.expire(now_nanos, &mut entries);
-        // The GRE packets of one tick (keep-alives, acknowledgements, retransmissions) leave
-        // in one sendmmsg(2).
-        let sends = SendScope::open(&dp.gre);
+        // The packets of one tick (keep-alives, acknowledgements, retransmissions) leave in
+        // one sendmmsg(2) per socket.
+        let sends = SendScope::open();
         for &(id, at) in &entries {
             let Some(link) = dp.links.get(id) else {
                 continue;
@@ -628,9 +626,14 @@ pub fn timer_loop<H: Hooks>(h: Arc<H>, tick: Duration) {
             release_shaped(dp, &link, &mut st, now, &mut scratch);
             drive(&*h, &link, &mut st, now);
         }
-        for _ in 0..sends.finish().count {
-            dp.metrics.dropped("gre_send_error");
-        }
+        count_failures(dp, sends.finish());
+    }
+}
+
+/// Counts the datagrams a send scope could not send, under their drop reasons.
+fn count_failures(dp: &DataPath, failures: send_batch::SendFailures) {
+    for (reason, n) in failures.counts {
+        dp.metrics.dropped_n(reason, n);
     }
 }
 

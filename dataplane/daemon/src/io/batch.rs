@@ -140,6 +140,37 @@ impl RecvBatch {
     }
 }
 
+/// Writes an `IP_PKTINFO` control message naming `src` as the source address of a send
+/// (ip(7): `ipi_spec_dst`) into `control`; returns the control length to declare.
+pub(crate) fn pktinfo_control(control: &mut [u64; CONTROL_WORDS], src: Ipv4Addr) -> usize {
+    const HDR: usize = size_of::<libc::cmsghdr>();
+    const INFO: usize = size_of::<libc::in_pktinfo>();
+    // cmsg(3): the header, then the data, each padded to the alignment of a `size_t`.
+    let align = |n: usize| (n + size_of::<usize>() - 1) & !(size_of::<usize>() - 1);
+    let info = libc::in_pktinfo {
+        ipi_ifindex: 0,
+        ipi_spec_dst: libc::in_addr {
+            s_addr: u32::from(src).to_be(),
+        },
+        ipi_addr: libc::in_addr { s_addr: 0 },
+    };
+    let hdr = libc::cmsghdr {
+        cmsg_len: HDR + INFO,
+        cmsg_level: libc::IPPROTO_IP,
+        cmsg_type: libc::IP_PKTINFO,
+    };
+    let space = align(HDR) + align(INFO);
+    debug_assert!(space <= CONTROL_WORDS * 8);
+    // SAFETY: the buffer is CONTROL_WORDS * 8 = 64 octets, 8-byte aligned, and holds
+    // `space` (32) octets; both structs are plain old data written unaligned-safe.
+    unsafe {
+        let base = control.as_mut_ptr().cast::<u8>();
+        std::ptr::write_unaligned(base.cast::<libc::cmsghdr>(), hdr);
+        std::ptr::write_unaligned(base.add(align(HDR)).cast::<libc::in_pktinfo>(), info);
+    }
+    space
+}
+
 /// The destination address of a received datagram, from its `IP_PKTINFO` message.
 pub(crate) fn pktinfo_dst(msg: &libc::msghdr) -> Ipv4Addr {
     if msg.msg_control.is_null() {
@@ -209,6 +240,35 @@ mod pktinfo_tests {
             v.push(0);
         }
         v
+    }
+
+    #[test]
+    fn the_send_side_control_message_is_what_the_cmsg_macros_lay_out() {
+        let src = Ipv4Addr::new(10, 99, 1, 7);
+        let mut ours = [0u64; CONTROL_WORDS];
+        let len = pktinfo_control(&mut ours, src);
+        let mut theirs = [0u64; CONTROL_WORDS];
+        // SAFETY: msghdr is plain old data; the macros only compute inside `theirs`.
+        let want = unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_control = theirs.as_mut_ptr().cast();
+            msg.msg_controllen = CONTROL_WORDS * 8;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::IPPROTO_IP;
+            (*c).cmsg_type = libc::IP_PKTINFO;
+            (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as usize;
+            let info = libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: libc::in_addr {
+                    s_addr: u32::from(src).to_be(),
+                },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            };
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast(), info);
+            libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize
+        };
+        assert_eq!(len, want);
+        assert_eq!(ours, theirs);
     }
 
     #[test]

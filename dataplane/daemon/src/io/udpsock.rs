@@ -5,14 +5,15 @@
 //! to (what NAT devices and stateful firewalls expect).
 
 use std::io;
-use std::mem::{MaybeUninit, size_of};
+use std::mem::size_of;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::batch::{CONTROL_WORDS, RecvBatch};
+use super::batch::RecvBatch;
+use super::send_batch::{self, Dest};
 
 /// Largest datagram we accept: L2TP at the maximum MRU needs 2 KiB, but IKE messages
 /// carrying certificate chains (RFC 2409 §5.1) reach several KiB as reassembled IP
@@ -61,57 +62,16 @@ impl UdpPort {
     }
 
     /// Sends `payload` to `remote`, from local address `from` when given (and not
-    /// unspecified), else from whatever the routing table picks.
+    /// unspecified), else from whatever the routing table picks. Queued while the thread has
+    /// a send scope open (`io::send_batch`); `reason` is the drop reason counted then.
     pub fn send_from(
         &self,
         payload: &[u8],
         from: Option<Ipv4Addr>,
         remote: SocketAddrV4,
-    ) -> io::Result<usize> {
-        let dst = sockaddr_in(remote);
-        let mut iov = libc::iovec {
-            iov_base: payload.as_ptr() as *mut libc::c_void,
-            iov_len: payload.len(),
-        };
-        let mut control = [0u64; CONTROL_WORDS];
-        // SAFETY: msghdr is plain old data; zeroed is a valid value.
-        let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
-        msg.msg_name = (&dst as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
-        msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        if let Some(src) = from.filter(|a| !a.is_unspecified()) {
-            // SAFETY: CMSG_SPACE is a pure size computation.
-            let space = unsafe { libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) } as usize;
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = space;
-            // SAFETY: the control buffer is CONTROL_WORDS * 8 ≥ `space` bytes, 8-byte
-            // aligned, and `msg` points at it; CMSG_FIRSTHDR returns a header inside it.
-            unsafe {
-                let cmsg = libc::CMSG_FIRSTHDR(&msg);
-                if cmsg.is_null() {
-                    return Err(io::Error::other("no room for IP_PKTINFO"));
-                }
-                (*cmsg).cmsg_level = libc::IPPROTO_IP;
-                (*cmsg).cmsg_type = libc::IP_PKTINFO;
-                (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as usize;
-                let info = libc::in_pktinfo {
-                    ipi_ifindex: 0,
-                    ipi_spec_dst: libc::in_addr {
-                        s_addr: u32::from(src).to_be(),
-                    },
-                    ipi_addr: libc::in_addr { s_addr: 0 },
-                };
-                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast(), info);
-            }
-        }
-        // SAFETY: every pointer in `msg` refers to locals that outlive the call.
-        let rc = unsafe { libc::sendmsg(self.sock.as_raw_fd(), &msg, 0) };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(rc as usize)
-        }
+        reason: &'static str,
+    ) -> io::Result<()> {
+        send_batch::send(self, payload, Dest { to: remote, from }, reason)
     }
 
     /// Receives up to `batch.capacity()` datagrams in one `recvmmsg(2)`, with their
@@ -121,15 +81,10 @@ impl UdpPort {
     }
 }
 
-fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {
-    // SAFETY: sockaddr_in is plain old data; zeroed is a valid value.
-    let mut sin: libc::sockaddr_in = unsafe { MaybeUninit::zeroed().assume_init() };
-    sin.sin_family = libc::AF_INET as libc::sa_family_t;
-    sin.sin_port = a.port().to_be();
-    sin.sin_addr = libc::in_addr {
-        s_addr: u32::from(*a.ip()).to_be(),
-    };
-    sin
+impl AsRawFd for UdpPort {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.sock.as_raw_fd()
+    }
 }
 
 #[cfg(test)]
@@ -165,7 +120,7 @@ mod tests {
             SocketAddr::V6(_) => return Err(io::Error::other("v6")),
         };
         assert_eq!(remote, peer_addr);
-        port.send_from(b"reply", Some(local), remote)?;
+        port.send_from(b"reply", Some(local), remote, "test")?;
         let mut buf = [0u8; 16];
         let (n, from) = peer.recv_from(&mut buf)?;
         assert_eq!(&buf[..n], b"reply");
