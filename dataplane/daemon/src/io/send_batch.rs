@@ -401,7 +401,8 @@ mod tests {
         let SocketAddr::V4(to) = peer.local_addr()? else {
             return Err(io::Error::other("v6"));
         };
-        let from = Some(Ipv4Addr::new(127, 0, 0, 3));
+        let source = Ipv4Addr::new(127, 0, 0, 3);
+        let from = Some(source);
         let scope = SendScope::open();
         let inner = SendScope::open();
         for n in 0..40u16 {
@@ -422,12 +423,7 @@ mod tests {
         let mut got = first;
         got.extend(drain(&peer));
         let want: Vec<_> = (0..41u16)
-            .map(|n| {
-                (
-                    n,
-                    SocketAddr::new(from.unwrap_or(Ipv4Addr::LOCALHOST).into(), bound.port()),
-                )
-            })
+            .map(|n| (n, SocketAddr::new(source.into(), bound.port())))
             .collect();
         assert_eq!(got, want);
         // Outside a scope a send leaves at once.
