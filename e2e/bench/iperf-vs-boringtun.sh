@@ -26,7 +26,7 @@
 # ipsec-gcm ipsec-cbc ipsec-3des boringtun-x10 pptp-x10 ipsec-gcm-x10), PARALLEL (10), SLUICE_BIN / CLIENT_BIN (use `cargo build --profile dist`
 # binaries for figures of the shipped build: target/dist/), TUN_OFFLOAD (true; false reads and
 # writes the TUN devices one packet at a time, as before issue 21), UDP_SIZES ("64 1400";
-# empty skips the UDP step).
+# empty skips the UDP step), GATEWAY_ARGS (more arguments for the gateway, e.g. --rx-threads 1).
 # boringtun: `cargo install boringtun-cli` and `apt-get install --no-install-recommends
 # wireguard-tools`; without them its rows print SKIPPED (and the ratios are left out).
 set -euo pipefail
@@ -43,6 +43,7 @@ TYPES=${TYPES:-veth boringtun pptp pptp-stateful l2tp ipsec-gcm ipsec-cbc ipsec-
 TUN_OFFLOAD=${TUN_OFFLOAD:-true}
 UDP_SIZES=${UDP_SIZES:-64 1400}
 PARALLEL=${PARALLEL:-10}
+GATEWAY_ARGS=${GATEWAY_ARGS:-}
 BORINGTUN=${BORINGTUN:-$(command -v boringtun-cli || echo "$HOME/.cargo/bin/boringtun-cli")}
 command -v iperf3 >/dev/null || { echo "iperf3 is required" >&2; exit 2; }
 
@@ -186,7 +187,7 @@ boringtun_up() {
 session() {
   local name=$1; shift
   RUST_LOG=warn bg "$GW" "gw-$name" "$SLUICE_BIN" --manifests "$M" --metrics-listen 10.97.0.1:9810 \
-    --tun-offload="$TUN_OFFLOAD"
+    --tun-offload="$TUN_OFFLOAD" $GATEWAY_ARGS
   local gw=$BG_PID
   for _ in $(seq 100); do http "$GW" http://10.97.0.1:9810/healthz >/dev/null 2>&1 && break; sleep 0.1; done
   bg "$CL" "cl-$name" "$CLIENT_BIN" --server 10.97.0.1 --user bench --password bench-password \
@@ -289,7 +290,7 @@ sessions() {
   local name=$1; shift
   local i up=0 pids=()
   RUST_LOG=warn bg "$GW" "gw-$name" "$SLUICE_BIN" --manifests "$M" --metrics-listen 10.97.0.1:9810 \
-    --tun-offload="$TUN_OFFLOAD"
+    --tun-offload="$TUN_OFFLOAD" $GATEWAY_ARGS
   local gw=$BG_PID
   for _ in $(seq 100); do http "$GW" http://10.97.0.1:9810/healthz >/dev/null 2>&1 && break; sleep 0.1; done
   for i in "${!AGG_NS[@]}"; do

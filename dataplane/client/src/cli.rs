@@ -253,19 +253,16 @@ pub fn start(args: &ClientArgs) -> Result<Running, ClientError> {
         )?)),
         None => None,
     };
-    let dp =
-        DataPath::new(args.bind, tun, Arc::new(Metrics::new())).map_err(ClientError::GreSocket)?;
+    let dp = DataPath::new(args.bind, tun, Arc::new(Metrics::new()), 1)
+        .map_err(ClientError::GreSocket)?;
     let (client, outcomes) = Client::new(dp);
     client
         .send_any_ip
         .store(args.test_send_any_ip, std::sync::atomic::Ordering::Relaxed);
-    for (name, f) in [
-        ("gre-rx", gre_rx_loop::<Client> as fn(Arc<Client>)),
-        ("tun-rx", tun_rx_loop::<Client>),
-    ] {
-        let c = client.clone();
-        spawn(name, move || f(c))?;
-    }
+    let c = client.clone();
+    spawn("gre-rx", move || gre_rx_loop(c, 0))?;
+    let c = client.clone();
+    spawn("tun-rx", move || tun_rx_loop(c))?;
     let c = client.clone();
     spawn("timers", move || timer_loop(c, Duration::from_millis(20)))?;
     let (stop, _) = watch::channel(false);

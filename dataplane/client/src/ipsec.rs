@@ -168,6 +168,7 @@ pub async fn establish(
         params.natt_port,
         local_l2tp_port,
         false,
+        1,
     )
     .map_err(|source| ClientError::IpsecSockets {
         ike: params.ike_port,
@@ -180,7 +181,7 @@ pub async fn establish(
     for (name, f) in [
         ("ike-rx", ipsec::ike_rx_loop::<Client> as fn(Arc<Client>)),
         ("natt-rx", ipsec::natt_rx_loop::<Client>),
-        ("esp-rx", ipsec::esp_raw_rx_loop::<Client>),
+        ("esp-rx", |c| ipsec::esp_raw_rx_loop::<Client>(c, 0)),
     ] {
         let c = client.clone();
         sluice_dataplane::host::spawn(name, move || f(c))?;

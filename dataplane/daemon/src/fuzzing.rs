@@ -103,12 +103,12 @@ impl Glue {
     /// Opens the sockets (on 127.0.0.1) and installs the link and the SAs.
     pub fn new() -> io::Result<Glue> {
         let lo = Some(Ipv4Addr::LOCALHOST);
-        let dp = DataPath::new(lo, None, Arc::new(Metrics::new()))?;
+        let dp = DataPath::new(lo, None, Arc::new(Metrics::new()), 1)?;
         let (l2tp, queues) = L2tpIo::new(
             UdpPort::open(lo, 0, Duration::from_millis(1))?,
             ControlRate::default(),
         );
-        let (ipsec, ike_rx) = IpsecIo::open(lo, 0, 0, 1701, true)?;
+        let (ipsec, ike_rx) = IpsecIo::open(lo, 0, 0, 1701, true, 1)?;
         let natt_port = ipsec.natt.local_addr().map_or(0, |a| a.port());
         let _ = dp.l2tp.set(l2tp);
         let _ = dp.ipsec.set(ipsec);

@@ -107,6 +107,10 @@ struct HostArgs {
     /// Seconds after which a PPTP control connection without a call is closed.
     #[arg(long, default_value_t = sluice_dataplane::control::pptp::NO_CALL_TIMEOUT.as_secs())]
     control_idle_timeout: u64,
+    /// Receive threads for GRE and for raw ESP, each with its share of the sessions (by Call
+    /// ID and SPI; docs/architecture.md). Default: one per core, at most 8.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
+    rx_threads: Option<u32>,
 }
 
 /// The admin endpoint (both modes).
@@ -162,6 +166,9 @@ impl HostArgs {
                 burst: self.l2tp_control_rate.saturating_mul(2),
             },
             control_idle_timeout: Duration::from_secs(self.control_idle_timeout.max(1)),
+            rx_shards: self
+                .rx_threads
+                .unwrap_or_else(sluice_dataplane::io::shard::default_count),
             admission: AdmissionLimits {
                 control_per_source: self.max_control_connections_per_source,
                 setups_per_source: self.max_setups_per_source,

@@ -43,6 +43,7 @@ use crate::datapath::Hooks;
 use crate::io::batch::RecvBatch;
 use crate::io::rawsock::{self, RawSocket};
 use crate::io::send_batch::{self, Dest, SendError};
+use crate::io::shard::ShardKey;
 use crate::io::udpsock::{self, UdpPort};
 use crate::metrics::Layer;
 
@@ -127,7 +128,10 @@ pub struct EspMove {
 pub struct IpsecIo {
     pub ike: UdpPort,
     pub natt: UdpPort,
+    /// Raw ESP: every send, and the receive of shard 0.
     pub raw: RawSocket,
+    /// The receive sockets of ESP shards 1.. (`io::shard`: by SPI, one thread each).
+    pub raw_shards: Vec<RawSocket>,
     pub l2tp_port: u16,
     /// Gateway: key UDP-encapsulated peers by their outer port (clients behind one NAT).
     /// Client: always by the inner port (the gateway's L2TP port).
@@ -192,21 +196,29 @@ fn decap_reason(e: &DecapError) -> &'static str {
 }
 
 impl IpsecIo {
-    /// Opens the IKE port, the NAT-T port and the raw ESP socket.
+    /// Opens the IKE port, the NAT-T port and the raw ESP sockets (`rx_shards` receive
+    /// shards by SPI, `io::shard`).
     pub fn open(
         bind: Option<Ipv4Addr>,
         ike_port: u16,
         natt_port: u16,
         l2tp_port: u16,
         key_by_outer_port: bool,
+        rx_shards: u32,
     ) -> std::io::Result<(IpsecIo, mpsc::Receiver<IkeDatagram>)> {
         let timeout = Duration::from_millis(200);
         let (tx, rx) = mpsc::channel(IKE_QUEUE);
+        let (raw, raw_shards) = super::sharded(
+            || RawSocket::open(IPPROTO_ESP, bind, timeout),
+            ShardKey::EspSpi,
+            rx_shards,
+        )?;
         Ok((
             IpsecIo {
                 ike: UdpPort::open(bind, ike_port, timeout)?,
                 natt: UdpPort::open(bind, natt_port, timeout)?,
-                raw: RawSocket::open(IPPROTO_ESP, bind, timeout)?,
+                raw,
+                raw_shards,
                 l2tp_port,
                 key_by_outer_port,
                 ike_tx: tx,
@@ -870,12 +882,18 @@ pub fn ike_rx_loop<H: Hooks>(h: Arc<H>) {
     });
 }
 
-/// Reads raw ESP (IP protocol 50) until stopped.
-pub fn esp_raw_rx_loop<H: Hooks>(h: Arc<H>) {
+/// Reads raw ESP (IP protocol 50) of receive shard `shard` until stopped (0: `IpsecIo::raw`).
+pub fn esp_raw_rx_loop<H: Hooks>(h: Arc<H>, shard: usize) {
     let Some(io) = h.dp().ipsec.get() else { return };
+    let Some(sock) = shard
+        .checked_sub(1)
+        .map_or(Some(&io.raw), |i| io.raw_shards.get(i))
+    else {
+        return;
+    };
     let mut batch = RecvBatch::new(32, rawsock::MAX_DATAGRAM);
     while !h.dp().stop.load(Ordering::Relaxed) {
-        let n = match io.raw.recv_batch(&mut batch) {
+        let n = match sock.recv_batch(&mut batch) {
             Ok(n) => n,
             Err(e) => {
                 warn!(error = %e, "raw ESP receive failed");

@@ -33,12 +33,16 @@ use crate::datapath::ratelimit::Admit;
 use crate::io::batch::RecvBatch;
 use crate::io::rawsock::{self, IPPROTO_GRE, RawSocket};
 use crate::io::send_batch::{self, SendScope};
+use crate::io::shard::ShardKey;
 use crate::io::tun::{self, Tun, TunReader, WriteScope};
 use crate::metrics::{Direction, Layer, Metrics, SetupPhase};
 
 /// Shared data-path resources.
 pub struct DataPath {
+    /// The raw GRE socket: every send, and the receive of shard 0.
     pub gre: RawSocket,
+    /// The receive sockets of GRE shards 1.. (`io::shard`: by Call ID, one thread each).
+    pub gre_shards: Vec<RawSocket>,
     /// The L2TP UDP port, once L2TP is served (gateway) or used (client).
     pub l2tp: OnceLock<L2tpIo>,
     /// IKE, NAT-T and raw ESP, once L2TP/IPsec is served or used.
@@ -56,13 +60,18 @@ pub struct DataPath {
 }
 
 impl DataPath {
+    /// The data path with `rx_shards` GRE receive threads' sockets (at least 1).
     pub fn new(
         bind: Option<Ipv4Addr>,
         tun: Option<Arc<Tun>>,
         metrics: Arc<Metrics>,
+        rx_shards: u32,
     ) -> std::io::Result<DataPath> {
+        let open = || RawSocket::open(IPPROTO_GRE, bind, Duration::from_millis(200));
+        let (gre, gre_shards) = sharded(open, ShardKey::GreCallId, rx_shards)?;
         Ok(DataPath {
-            gre: RawSocket::open(IPPROTO_GRE, bind, Duration::from_millis(200))?,
+            gre,
+            gre_shards,
             l2tp: OnceLock::new(),
             ipsec: OnceLock::new(),
             l2tp_plain: AtomicBool::new(true),
@@ -76,6 +85,34 @@ impl DataPath {
             stop: AtomicBool::new(false),
         })
     }
+
+    /// How many GRE receive shards there are.
+    pub fn gre_shard_count(&self) -> usize {
+        1 + self.gre_shards.len()
+    }
+}
+
+/// Opens `count` raw sockets (at least 1) that share the packets by `key` (`io::shard`): the
+/// first, and the rest.
+pub fn sharded(
+    open: impl Fn() -> std::io::Result<RawSocket>,
+    key: ShardKey,
+    count: u32,
+) -> std::io::Result<(RawSocket, Vec<RawSocket>)> {
+    let count = count.max(1);
+    let first = open()?;
+    if count == 1 {
+        return Ok((first, Vec::new()));
+    }
+    first.keep_shard(key, 0, count)?;
+    let rest = (1..count)
+        .map(|i| {
+            let s = open()?;
+            s.keep_shard(key, i, count)?;
+            Ok(s)
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    Ok((first, rest))
 }
 
 /// What distinguishes the gateway from the client.
@@ -502,11 +539,18 @@ pub fn receive_frame<H: Hooks>(
     }
 }
 
-/// Reads the raw GRE socket until stopped.
-pub fn gre_rx_loop<H: Hooks>(h: Arc<H>) {
+/// Reads the raw GRE socket of receive shard `shard` until stopped (0: `DataPath::gre`).
+pub fn gre_rx_loop<H: Hooks>(h: Arc<H>, shard: usize) {
+    let dp = h.dp();
+    let Some(sock) = shard
+        .checked_sub(1)
+        .map_or(Some(&dp.gre), |i| dp.gre_shards.get(i))
+    else {
+        return;
+    };
     let mut batch = RecvBatch::new(32, rawsock::MAX_DATAGRAM);
     while !h.dp().stop.load(Ordering::Relaxed) {
-        let n = match h.dp().gre.recv_batch(&mut batch) {
+        let n = match sock.recv_batch(&mut batch) {
             Ok(n) => n,
             Err(e) => {
                 warn!(error = %e, "GRE receive failed");

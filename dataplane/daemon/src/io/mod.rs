@@ -6,5 +6,6 @@ pub mod batch;
 pub mod netcfg;
 pub mod rawsock;
 pub mod send_batch;
+pub mod shard;
 pub mod tun;
 pub mod udpsock;

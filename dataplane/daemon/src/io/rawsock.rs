@@ -10,6 +10,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::batch::RecvBatch;
+use super::shard::{self, ShardKey};
 
 /// IP protocol number of GRE.
 pub const IPPROTO_GRE: i32 = 47;
@@ -47,6 +48,11 @@ impl RawSocket {
     /// header); a timeout returns `Ok(0)`.
     pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         batch.recv(self.sock.as_raw_fd())
+    }
+
+    /// Keeps only shard `index` of `count` of the packets this socket receives (`io::shard`).
+    pub fn keep_shard(&self, key: ShardKey, index: u32, count: u32) -> io::Result<()> {
+        self.sock.attach_filter(&shard::filter(key, index, count))
     }
 
     /// Local address, if bound.

@@ -52,6 +52,8 @@ pub struct HostOptions {
     pub admission: AdmissionLimits,
     /// PPTP control connections without a call are closed after this.
     pub control_idle_timeout: Duration,
+    /// Receive threads for GRE and raw ESP, each with its share of the sessions (`io::shard`).
+    pub rx_shards: u32,
 }
 
 impl HostOptions {
@@ -109,8 +111,8 @@ pub fn start(
         netcfg::enable_forwarding()?;
     }
     netcfg::set_masquerade(&host.tun, cfg.pool, cfg.masquerade)?;
-    let dp =
-        DataPath::new(host.bind, Some(Arc::new(tun)), metrics).map_err(StartError::GreSocket)?;
+    let dp = DataPath::new(host.bind, Some(Arc::new(tun)), metrics, host.rx_shards)
+        .map_err(StartError::GreSocket)?;
     let listen = host.listen_addr(cfg.pptp_port);
     let listener = std::net::TcpListener::bind(listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
@@ -203,6 +205,7 @@ pub fn start_ipsec(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), StartErr
         ipsec.natt_port,
         cfg.l2tp.port,
         true,
+        host.rx_shards,
     )
     .map_err(|source| StartError::IpsecSockets {
         ike: ipsec.ike_port,
@@ -219,10 +222,17 @@ pub fn start_ipsec(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), StartErr
             ipsec::ike_rx_loop::<Gateway> as fn(Arc<Gateway>),
         ),
         ("sluice-natt-rx", ipsec::natt_rx_loop::<Gateway>),
-        ("sluice-esp-rx", ipsec::esp_raw_rx_loop::<Gateway>),
     ] {
         let g = gw.clone();
         spawn(name, move || f(g))?;
+    }
+    for (shard, name) in ESP_RX
+        .iter()
+        .enumerate()
+        .take(host.rx_shards.max(1) as usize)
+    {
+        let g = gw.clone();
+        spawn(name, move || ipsec::esp_raw_rx_loop(g, shard))?;
     }
     tokio::spawn(ike::run(gw.clone(), rx, gw.l2tp_shutdown.subscribe()));
     info!(
@@ -234,14 +244,35 @@ pub fn start_ipsec(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), StartErr
     Ok(())
 }
 
+/// Names of the receive shards' threads (`io::shard`: at most 8).
+const GRE_RX: [&str; 8] = [
+    "sluice-gre-rx0",
+    "sluice-gre-rx1",
+    "sluice-gre-rx2",
+    "sluice-gre-rx3",
+    "sluice-gre-rx4",
+    "sluice-gre-rx5",
+    "sluice-gre-rx6",
+    "sluice-gre-rx7",
+];
+const ESP_RX: [&str; 8] = [
+    "sluice-esp-rx0",
+    "sluice-esp-rx1",
+    "sluice-esp-rx2",
+    "sluice-esp-rx3",
+    "sluice-esp-rx4",
+    "sluice-esp-rx5",
+    "sluice-esp-rx6",
+    "sluice-esp-rx7",
+];
+
 fn spawn_threads(gw: &Arc<Gateway>) -> Result<(), StartError> {
-    for (name, f) in [
-        ("sluice-gre-rx", gre_rx_loop::<Gateway> as fn(Arc<Gateway>)),
-        ("sluice-tun-rx", tun_rx_loop::<Gateway>),
-    ] {
+    for (shard, name) in GRE_RX.iter().enumerate().take(gw.dp.gre_shard_count()) {
         let g = gw.clone();
-        spawn(name, move || f(g))?;
+        spawn(name, move || gre_rx_loop(g, shard))?;
     }
+    let g = gw.clone();
+    spawn("sluice-tun-rx", move || tun_rx_loop(g))?;
     let g = gw.clone();
     spawn("sluice-timers", move || {
         timer_loop(g, Duration::from_millis(20))

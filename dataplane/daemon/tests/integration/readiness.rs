@@ -46,6 +46,7 @@ fn host() -> HostOptions {
         l2tp_control_rate: Default::default(),
         admission: Default::default(),
         control_idle_timeout: std::time::Duration::from_secs(30),
+        rx_shards: 2,
     }
 }
 
