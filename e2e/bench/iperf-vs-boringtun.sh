@@ -26,7 +26,9 @@
 # ipsec-gcm ipsec-cbc ipsec-3des boringtun-x10 pptp-x10 ipsec-gcm-x10), PARALLEL (10), SLUICE_BIN / CLIENT_BIN (use `cargo build --profile dist`
 # binaries for figures of the shipped build: target/dist/), TUN_OFFLOAD (true; false reads and
 # writes the TUN devices one packet at a time, as before issue 21), UDP_SIZES ("64 1400";
-# empty skips the UDP step), GATEWAY_ARGS (more arguments for the gateway, e.g. --rx-threads 1).
+# empty skips the UDP step), GATEWAY_ARGS (more arguments for the gateway, e.g. --rx-threads 1), PERF (a directory:
+# `perf record -g` of both tunnel ends during each type's first run per direction, for
+# `perf report -i DIR/NAME-DIR.data --no-children --sort comm,sym`).
 # boringtun: `cargo install boringtun-cli` and `apt-get install --no-install-recommends
 # wireguard-tools`; without them its rows print SKIPPED (and the ratios are left out).
 set -euo pipefail
@@ -44,6 +46,7 @@ TUN_OFFLOAD=${TUN_OFFLOAD:-true}
 UDP_SIZES=${UDP_SIZES:-64 1400}
 PARALLEL=${PARALLEL:-10}
 GATEWAY_ARGS=${GATEWAY_ARGS:-}
+PERF=${PERF:-}
 BORINGTUN=${BORINGTUN:-$(command -v boringtun-cli || echo "$HOME/.cargo/bin/boringtun-cli")}
 command -v iperf3 >/dev/null || { echo "iperf3 is required" >&2; exit 2; }
 
@@ -94,17 +97,24 @@ cpu() {
 # (cpu%: both tunnel ends; the last: the gateway end's CPU seconds per Gbit delivered).
 measure() {
   local name=$1 target=$2; shift 2
-  local dir args run c0 c1 g0 g1 bps hz total cpus gcpu
+  local dir args run c0 c1 g0 g1 bps hz total cpus gcpu perf_pid=
   hz=$(getconf CLK_TCK)
   for dir in up down; do
     args=(); [ "$dir" = down ] && args=(-R)
     total=0 cpus=0 gcpu=0
     for run in $(seq "$RUNS"); do
       c0=$(cpu "$@"); g0=$(cpu "$1")
+      if [ -n "$PERF" ] && [ "$run" = 1 ] && [ "$name" != veth ]; then
+        mkdir -p "$PERF"
+        perf record -q -F 499 -g -p "$(IFS=,; echo "$*")" -o "$PERF/$name-$dir.data" \
+          -- sleep "$SECONDS_PER_RUN" >/dev/null 2>&1 &
+        perf_pid=$!
+      fi
       bps=$(ip netns exec "$CL" iperf3 -c "$target" -t "$SECONDS_PER_RUN" -O 1 -J "${args[@]}" |
         python3 -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]))' ||
         echo 0)
       c1=$(cpu "$@"); g1=$(cpu "$1")
+      [ -n "$perf_pid" ] && { wait "$perf_pid" 2>/dev/null || true; perf_pid=; }
       total=$((total + bps))
       cpus=$((cpus + (c1 - c0) * 100 / hz))
       gcpu=$((gcpu + g1 - g0))

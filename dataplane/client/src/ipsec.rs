@@ -180,7 +180,7 @@ pub async fn establish(
     }
     for (name, f) in [
         ("ike-rx", ipsec::ike_rx_loop::<Client> as fn(Arc<Client>)),
-        ("natt-rx", ipsec::natt_rx_loop::<Client>),
+        ("natt-rx", |c| ipsec::natt_rx_loop::<Client>(c, 0)),
         ("esp-rx", |c| ipsec::esp_raw_rx_loop::<Client>(c, 0)),
     ] {
         let c = client.clone();

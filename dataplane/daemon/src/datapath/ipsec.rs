@@ -127,7 +127,10 @@ pub struct EspMove {
 /// The IKE and NAT-T ports, the raw ESP socket and the SA tables.
 pub struct IpsecIo {
     pub ike: UdpPort,
+    /// The NAT-T port: every send, and the receive of shard 0.
     pub natt: UdpPort,
+    /// The NAT-T port's receive shards 1.. (`UdpPort::open_shards`: by peer, one thread each).
+    pub natt_shards: Vec<UdpPort>,
     /// Raw ESP: every send, and the receive of shard 0.
     pub raw: RawSocket,
     /// The receive sockets of ESP shards 1.. (`io::shard`: by SPI, one thread each).
@@ -213,10 +216,12 @@ impl IpsecIo {
             ShardKey::EspSpi,
             rx_shards,
         )?;
+        let (natt, natt_shards) = UdpPort::open_shards(bind, natt_port, timeout, rx_shards)?;
         Ok((
             IpsecIo {
                 ike: UdpPort::open(bind, ike_port, timeout)?,
-                natt: UdpPort::open(bind, natt_port, timeout)?,
+                natt,
+                natt_shards,
                 raw,
                 raw_shards,
                 l2tp_port,
@@ -856,13 +861,20 @@ fn forward_ike<H: Hooks>(
     }
 }
 
-/// Reads the NAT-T port until stopped: ESP to the fast path, IKE to the IKE task.
-pub fn natt_rx_loop<H: Hooks>(h: Arc<H>) {
+/// Reads the NAT-T port of receive shard `shard` until stopped (0: `IpsecIo::natt`): ESP to
+/// the fast path, IKE to the IKE task.
+pub fn natt_rx_loop<H: Hooks>(h: Arc<H>, shard: usize) {
     let Some(io) = h.dp().ipsec.get() else { return };
+    let Some(sock) = shard
+        .checked_sub(1)
+        .map_or(Some(&io.natt), |i| io.natt_shards.get(i))
+    else {
+        return;
+    };
     let port = io.natt.local_addr().map_or(0, |a| a.port());
     udp_rx_loop(
         &*h,
-        &io.natt,
+        sock,
         "NAT-T",
         |buf, remote, local, now| match classify(buf) {
             Udp4500Payload::Keepalive => {}

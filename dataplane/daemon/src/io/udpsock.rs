@@ -29,8 +29,39 @@ impl UdpPort {
     /// Binds `bind` (default: every address) and `port`. `read_timeout` bounds each
     /// blocking receive so threads notice shutdown.
     pub fn open(bind: Option<Ipv4Addr>, port: u16, read_timeout: Duration) -> io::Result<Self> {
+        Self::open_with(bind, port, read_timeout, false)
+    }
+
+    /// `count` sockets (at least 1) on one port, in a `SO_REUSEPORT` group (socket(7)) when
+    /// there are several: the kernel hands each a share of the peers, by a hash of the
+    /// addresses and ports, so one peer's datagrams always reach the same socket (and
+    /// thread). Returns the first (which also sends) and the rest.
+    pub fn open_shards(
+        bind: Option<Ipv4Addr>,
+        port: u16,
+        read_timeout: Duration,
+        count: u32,
+    ) -> io::Result<(Self, Vec<Self>)> {
+        let shared = count > 1;
+        let first = Self::open_with(bind, port, read_timeout, shared)?;
+        let port = first.local_addr().map_or(port, |a| a.port());
+        let rest = (1..count.max(1))
+            .map(|_| Self::open_with(bind, port, read_timeout, true))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok((first, rest))
+    }
+
+    fn open_with(
+        bind: Option<Ipv4Addr>,
+        port: u16,
+        read_timeout: Duration,
+        reuse_port: bool,
+    ) -> io::Result<Self> {
         let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
         sock.set_reuse_address(true)?;
+        if reuse_port {
+            sock.set_reuse_port(true)?;
+        }
         let on: libc::c_int = 1;
         // SAFETY: a valid fd and a c_int option value of the right size.
         let rc = unsafe {
@@ -125,6 +156,52 @@ mod tests {
         let (n, from) = peer.recv_from(&mut buf)?;
         assert_eq!(&buf[..n], b"reply");
         assert_eq!(from, SocketAddr::V4(to));
+        Ok(())
+    }
+
+    #[test]
+    fn shards_share_the_peers_and_keep_each_peer_on_one_socket() -> io::Result<()> {
+        let (first, rest) = UdpPort::open_shards(None, 0, Duration::from_millis(100), 2)?;
+        let port = first
+            .local_addr()
+            .ok_or_else(|| io::Error::other("no address"))?
+            .port();
+        assert_eq!(rest.len(), 1);
+        let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+        let peers = (0..24)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0"))
+            .collect::<io::Result<Vec<_>>>()?;
+        for _ in 0..3 {
+            for p in &peers {
+                p.send_to(b"x", to)?;
+            }
+        }
+        // Which socket each peer's datagrams reached.
+        let mut seen: std::collections::HashMap<SocketAddrV4, Vec<usize>> = Default::default();
+        for (i, sock) in std::iter::once(&first).chain(&rest).enumerate() {
+            let mut batch = RecvBatch::new(64, 64);
+            loop {
+                let n = sock.recv_batch(&mut batch)?;
+                if n == 0 {
+                    break;
+                }
+                for j in 0..n {
+                    if let Some((_, from, _)) = batch.get_mut(j) {
+                        seen.entry(from).or_default().push(i);
+                    }
+                }
+            }
+        }
+        assert_eq!(seen.len(), peers.len());
+        for shards in seen.values() {
+            assert_eq!(shards.len(), 3);
+            assert!(shards.iter().all(|&s| s == shards[0]), "{shards:?}");
+        }
+        let on_first = seen.values().filter(|s| s[0] == 0).count();
+        assert!(
+            on_first > 0 && on_first < peers.len(),
+            "{on_first} of 24 on one socket"
+        );
         Ok(())
     }
 }

@@ -216,23 +216,14 @@ pub fn start_ipsec(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), StartErr
     if gw.dp.ipsec.set(io).is_err() {
         return Ok(());
     }
-    for (name, f) in [
-        (
-            "sluice-ike-rx",
-            ipsec::ike_rx_loop::<Gateway> as fn(Arc<Gateway>),
-        ),
-        ("sluice-natt-rx", ipsec::natt_rx_loop::<Gateway>),
-    ] {
+    let g = gw.clone();
+    spawn("sluice-ike-rx", move || ipsec::ike_rx_loop(g))?;
+    let shards = host.rx_shards.max(1) as usize;
+    for (shard, (esp, natt)) in ESP_RX.iter().zip(NATT_RX).enumerate().take(shards) {
         let g = gw.clone();
-        spawn(name, move || f(g))?;
-    }
-    for (shard, name) in ESP_RX
-        .iter()
-        .enumerate()
-        .take(host.rx_shards.max(1) as usize)
-    {
+        spawn(esp, move || ipsec::esp_raw_rx_loop(g, shard))?;
         let g = gw.clone();
-        spawn(name, move || ipsec::esp_raw_rx_loop(g, shard))?;
+        spawn(natt, move || ipsec::natt_rx_loop(g, shard))?;
     }
     tokio::spawn(ike::run(gw.clone(), rx, gw.l2tp_shutdown.subscribe()));
     info!(
@@ -264,6 +255,17 @@ const ESP_RX: [&str; 8] = [
     "sluice-esp-rx5",
     "sluice-esp-rx6",
     "sluice-esp-rx7",
+];
+
+const NATT_RX: [&str; 8] = [
+    "sluice-natt-rx0",
+    "sluice-natt-rx1",
+    "sluice-natt-rx2",
+    "sluice-natt-rx3",
+    "sluice-natt-rx4",
+    "sluice-natt-rx5",
+    "sluice-natt-rx6",
+    "sluice-natt-rx7",
 ];
 
 fn spawn_threads(gw: &Arc<Gateway>) -> Result<(), StartError> {
