@@ -28,7 +28,8 @@
 # writes the TUN devices one packet at a time, as before issue 21), UDP_SIZES ("64 1400";
 # empty skips the UDP step), GATEWAY_ARGS (more arguments for the gateway, e.g. --rx-threads 1), PERF (a directory:
 # `perf record -g` of both tunnel ends during each type's first run per direction, for
-# `perf report -i DIR/NAME-DIR.data --no-children --sort comm,sym`).
+# `perf report -i DIR/NAME-DIR.data --no-children --sort comm,sym`), TUN_TXQUEUELEN (set on
+# both Sluice TUN devices once the session is up; the kernel's default is 500).
 # boringtun: `cargo install boringtun-cli` and `apt-get install --no-install-recommends
 # wireguard-tools`; without them its rows print SKIPPED (and the ratios are left out).
 set -euo pipefail
@@ -47,6 +48,7 @@ UDP_SIZES=${UDP_SIZES:-64 1400}
 PARALLEL=${PARALLEL:-10}
 GATEWAY_ARGS=${GATEWAY_ARGS:-}
 PERF=${PERF:-}
+TUN_TXQUEUELEN=${TUN_TXQUEUELEN:-}
 BORINGTUN=${BORINGTUN:-$(command -v boringtun-cli || echo "$HOME/.cargo/bin/boringtun-cli")}
 command -v iperf3 >/dev/null || { echo "iperf3 is required" >&2; exit 2; }
 
@@ -204,6 +206,10 @@ session() {
     --tun slc0 --tun-offload="$TUN_OFFLOAD" "$@"
   local cl=$BG_PID
   if wait_for "$WORK/cl-$name.log" "^UP " 30; then
+    if [ -n "$TUN_TXQUEUELEN" ]; then
+      ip -n "$CL" link set slc0 txqueuelen "$TUN_TXQUEUELEN"
+      ip -n "$GW" link set sluice0 txqueuelen "$TUN_TXQUEUELEN"
+    fi
     measure "$name" 10.200.0.1 "$gw" "$cl"
   else
     log "$name: no session ($(tail -n 2 "$WORK/cl-$name.log" | tr '\n' ' '))"
