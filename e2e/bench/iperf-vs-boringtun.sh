@@ -12,7 +12,8 @@
 #
 # Each figure is the mean of RUNS runs of SECONDS s, per direction (up: client → gateway,
 # down: -R). Then ping RTT p50/p99 through the same path, idle and while an iperf3 upload
-# saturates it (bufferbloat), and iperf3 UDP client → gateway as fast as the sender goes at
+# saturates it (bufferbloat; with tcpdump installed, where the loaded ping waits: client side
+# or gateway side of the tunnel), and iperf3 UDP client → gateway as fast as the sender goes at
 # IP packets of 64 and 1400 octets (packets per second sent and delivered, delivered share).
 # CPU is the user+system time of both tunnel ends over the run, in % of one core, and the
 # gateway end's alone in CPU seconds per Gbit delivered.
@@ -49,6 +50,7 @@ PARALLEL=${PARALLEL:-10}
 GATEWAY_ARGS=${GATEWAY_ARGS:-}
 PERF=${PERF:-}
 TUN_TXQUEUELEN=${TUN_TXQUEUELEN:-}
+TUNS=   # the client's and the gateway's tunnel devices of the type being measured
 BORINGTUN=${BORINGTUN:-$(command -v boringtun-cli || echo "$HOME/.cargo/bin/boringtun-cli")}
 command -v iperf3 >/dev/null || { echo "iperf3 is required" >&2; exit 2; }
 
@@ -159,11 +161,56 @@ latency() {
   idle=$(ip netns exec "$CL" ping -n -q -i 0.05 -c 40 -W 2 "$target" >/dev/null 2>&1; \
     ip netns exec "$CL" ping -n -i 0.05 -c 60 -W 2 "$target" 2>/dev/null | rtts)
   ip netns exec "$CL" iperf3 -c "$target" -t "$SECONDS_PER_RUN" >/dev/null 2>&1 &
-  local ip3=$!
+  local ip3=$! dumps=()
   sleep 1
+  # Where the loaded ping waits: its request seen on the client's TUN, on the gateway's veth
+  # (the tunnel packet, small among the upload's full ones) and on the gateway's TUN.
+  if [ -n "$TUNS" ] && command -v tcpdump >/dev/null; then
+    local t ns dev filter tag
+    for t in "$CL:${TUNS%% *}:icmp:cl" "$GW:${TUNS##* }:icmp:gw" "$GW:any:src 10.97.0.2 and less 200 and not tcp:veth"; do
+      IFS=: read -r ns dev filter tag <<<"$t"
+      ip netns exec "$ns" timeout $((SECONDS_PER_RUN - 1)) tcpdump -tt -n -i "$dev" "$filter" \
+        >"$WORK/hop-$tag.txt" 2>/dev/null &
+      dumps+=($!)
+    done
+  fi
   load=$(ip netns exec "$CL" ping -n -i 0.05 -c $(((SECONDS_PER_RUN - 2) * 20)) -W 2 "$target" 2>/dev/null | rtts)
-  wait "$ip3" 2>/dev/null || true
-  echo "$name $idle $load" >>"$WORK/latency"
+  wait "$ip3" "${dumps[@]}" 2>/dev/null || true
+  echo "$name $idle $load $(hops)" >>"$WORK/latency"
+}
+
+# hops: from the captures of the loaded ping, "request-p50 client-side-p50 gateway-side-p50
+# reply-p50" in ms: the request's way from the client's TUN to the gateway's TUN, split at
+# the gateway's veth (before it: the client's TUN queue and tunnel end; after: the gateway's
+# socket queue and tunnel end), and the reply's way back (or "- - - -").
+hops() {
+  [ -n "$TUNS" ] && [ -s "$WORK/hop-cl.txt" ] || { echo "- - - -"; return; }
+  python3 - "$WORK/hop-cl.txt" "$WORK/hop-gw.txt" "$WORK/hop-veth.txt" <<'PY'
+import re, sys
+def pings(f):
+    d = {}
+    for l in open(f):
+        m = re.match(r"([\d.]+) .*ICMP echo (request|reply), id \d+, seq (\d+)", l)
+        if m:
+            d.setdefault((m.group(2), int(m.group(3))), float(m.group(1)))
+    return d
+c, g = pings(sys.argv[1]), pings(sys.argv[2])
+veth = sorted(float(l.split()[0]) for l in open(sys.argv[3]) if l[:1].isdigit())
+req, cl, gw, rep = [], [], [], []
+for (kind, seq), t1 in c.items():
+    t2, t3, t4 = g.get(("request", seq)), g.get(("reply", seq)), c.get(("reply", seq))
+    if kind != "request" or t2 is None:
+        continue
+    req.append(t2 - t1)
+    mid = next((t for t in veth if t1 <= t <= t2), None)
+    if mid is not None:
+        cl.append(mid - t1)
+        gw.append(t2 - mid)
+    if t3 is not None and t4 is not None:
+        rep.append(t4 - t3)
+p50 = lambda v: f"{sorted(v)[len(v) // 2] * 1e3:.2f}" if v else "-"
+print(p50(req), p50(cl), p50(gw), p50(rep))
+PY
 }
 
 # rtts: ping's output on stdin -> "p50 p99" of its RTTs in ms (or "- -").
@@ -206,6 +253,7 @@ session() {
     --tun slc0 --tun-offload="$TUN_OFFLOAD" "$@"
   local cl=$BG_PID
   if wait_for "$WORK/cl-$name.log" "^UP " 30; then
+    TUNS="slc0 sluice0"
     if [ -n "$TUN_TXQUEUELEN" ]; then
       ip -n "$CL" link set slc0 txqueuelen "$TUN_TXQUEUELEN"
       ip -n "$GW" link set sluice0 txqueuelen "$TUN_TXQUEUELEN"
@@ -328,9 +376,10 @@ sessions() {
 : >"$WORK/results"; : >"$WORK/latency"; : >"$WORK/udp"
 for t in $TYPES; do
   case $t in
-    veth) measure veth 10.97.0.1 "$(pgrep -f -n 'iperf3 -s' || echo 0)" ;;
+    veth) TUNS= measure veth 10.97.0.1 "$(pgrep -f -n 'iperf3 -s' || echo 0)" ;;
     boringtun)
       if [ -x "$BORINGTUN" ] && command -v wg >/dev/null; then
+        TUNS="wgc0 wgs0"
         boringtun_up && measure boringtun 10.101.0.1 "$BT_GW" "$BT_CL"
         kill "$BT_GW" "$BT_CL" 2>/dev/null || true
       else
@@ -368,13 +417,15 @@ for n, d, m, c, g in rows:
     print(f"{n:<16}{d:<6}{m:>9}{ratio:>13}{cpu:>19}{gw:>20}")
 PY
 echo
-echo "## ping RTT through the path (ms), idle and under an iperf3 upload"
+echo "## ping RTT through the path (ms), idle and under an iperf3 upload; under load, p50 of the"
+echo "## request's way TUN to TUN, split at the gateway's veth (client side, gateway side), and the reply's (tcpdump)"
 python3 - "$WORK/latency" <<'PY'
 import sys
-print(f"{'path':<16}{'p50 idle':>10}{'p99 idle':>10}{'p50 load':>10}{'p99 load':>10}")
+print(f"{'path':<16}{'p50 idle':>10}{'p99 idle':>10}{'p50 load':>10}{'p99 load':>10}"
+      f"{'request':>10}{'client':>9}{'gateway':>9}{'reply':>8}")
 for l in open(sys.argv[1]):
     n, *v = l.split()
-    print(f"{n:<16}" + "".join(f"{x:>10}" for x in v))
+    print(f"{n:<16}" + "".join(f"{x:>10}" for x in v[:5]) + "".join(f"{x:>9}" for x in v[5:7]) + "".join(f"{x:>8}" for x in v[7:]))
 PY
 echo
 echo "## iperf3 UDP client → gateway, sender unlimited, mean of one ${SECONDS_PER_RUN} s run"
