@@ -229,42 +229,49 @@ impl Lane {
 struct Pending {
     scopes: usize,
     lanes: Vec<Lane>,
+    /// Datagrams of lanes that went out before the scope ended (full, or evicted) and failed:
+    /// the scope reports them with its own.
+    failed: SendFailures,
     /// The one-datagram lane of sends outside a scope (its fd is set per send).
     single: Lane,
 }
 
-impl Pending {
-    fn lane(&mut self, fd: RawFd, failures: &mut SendFailures) -> Option<&mut Lane> {
-        let at = match self.lanes.iter().position(|l| l.fd == fd) {
-            Some(at) => at,
-            None if self.lanes.len() < LANES => {
-                self.lanes.push(Lane::new(fd));
-                self.lanes.len() - 1
-            }
-            None => {
-                // A fifth socket: the oldest lane goes out now and takes the new one.
-                let mut oldest = self.lanes.remove(0);
-                oldest.flush(failures);
-                oldest.fd = fd;
-                self.lanes.push(oldest);
-                self.lanes.len() - 1
-            }
-        };
-        self.lanes.get_mut(at)
-    }
+/// The lane of `fd` (a new one, or the oldest sent and taken over when all are in use).
+fn lane_for<'a>(
+    lanes: &'a mut Vec<Lane>,
+    failed: &mut SendFailures,
+    fd: RawFd,
+) -> Option<&'a mut Lane> {
+    let at = match lanes.iter().position(|l| l.fd == fd) {
+        Some(at) => at,
+        None if lanes.len() < LANES => {
+            lanes.push(Lane::new(fd));
+            lanes.len() - 1
+        }
+        None => {
+            // A fifth socket: the oldest lane goes out now and takes the new one.
+            let mut oldest = lanes.remove(0);
+            oldest.flush(failed);
+            oldest.fd = fd;
+            lanes.push(oldest);
+            lanes.len() - 1
+        }
+    };
+    lanes.get_mut(at)
 }
 
 thread_local! {
     static PENDING: RefCell<Pending> = RefCell::new(Pending {
         scopes: 0,
         lanes: Vec::new(),
+        failed: SendFailures::default(),
         single: Lane::new(-1),
     });
 }
 
 /// Sends one datagram, or queues it while this thread has a [`SendScope`] open (sending the
-/// socket's lane when it is full). A queued datagram that cannot be sent is counted under
-/// `reason` by the scope; an error here is that of this send or of the lane it completed.
+/// socket's lane when it is full). A queued datagram that cannot be sent is reported by the
+/// scope under `reason`; an error here is that of a send outside a scope.
 pub fn send(
     sock: &impl AsRawFd,
     payload: &[u8],
@@ -300,15 +307,15 @@ pub fn send_built<E>(
             single.fd = fd;
             return send_alone(single, dest, reason, build);
         }
-        let mut failures = SendFailures::default();
-        let Some(lane) = p.lane(fd, &mut failures) else {
+        let Pending { lanes, failed, .. } = &mut *p;
+        let Some(lane) = lane_for(lanes, failed, fd) else {
             return Ok(());
         };
         lane.push(dest, reason, build).map_err(SendError::Build)?;
         if lane.len >= FLUSH_AT {
-            lane.flush(&mut failures);
+            lane.flush(failed);
         }
-        failures.first.map_or(Ok(()), |e| Err(SendError::Io(e)))
+        Ok(())
     })
 }
 
@@ -347,20 +354,22 @@ impl SendScope {
     }
 
     fn close(&mut self) -> SendFailures {
-        let mut failures = SendFailures::default();
         if !std::mem::take(&mut self.open) {
-            return failures;
+            return SendFailures::default();
         }
         PENDING.with(|p| {
             let mut p = p.borrow_mut();
+            let p = &mut *p;
             p.scopes = p.scopes.saturating_sub(1);
-            if p.scopes == 0 {
-                for lane in &mut p.lanes {
-                    lane.flush(&mut failures);
-                }
+            if p.scopes > 0 {
+                return SendFailures::default();
             }
-        });
-        failures
+            let mut failures = std::mem::take(&mut p.failed);
+            for lane in &mut p.lanes {
+                lane.flush(&mut failures);
+            }
+            failures
+        })
     }
 }
 
@@ -429,6 +438,37 @@ mod tests {
         // Outside a scope a send leaves at once.
         port.send_from(&7u16.to_be_bytes(), None, to, "test")?;
         assert_eq!(drain(&peer).len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_scope_reports_every_datagram_the_kernel_refused_under_its_reason() -> io::Result<()> {
+        let port = UdpPort::open(None, 0, Duration::from_millis(100))?;
+        let peer = UdpSocket::bind("127.0.0.1:0")?;
+        peer.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let SocketAddr::V4(to) = peer.local_addr()? else {
+            return Err(io::Error::other("v6"));
+        };
+        // Broadcast without SO_BROADCAST: refused by the kernel (EACCES).
+        let refused = SocketAddrV4::new(Ipv4Addr::BROADCAST, 9);
+        let scope = SendScope::open();
+        for n in 0..40u16 {
+            let (dest, reason) = if n % 10 == 3 {
+                (refused, "refused")
+            } else {
+                (to, "test")
+            };
+            // Queued: no error here, even for the lane that went out at 32 with a refusal.
+            port.send_from(&n.to_be_bytes(), None, dest, reason)?;
+        }
+        let failures = scope.finish();
+        assert_eq!(failures.counts, vec![("refused", 4)]);
+        assert!(failures.first.is_some());
+        let got: Vec<u16> = drain(&peer).into_iter().map(|(n, _)| n).collect();
+        let want: Vec<u16> = (0..40).filter(|n| n % 10 != 3).collect();
+        assert_eq!(got, want);
+        // Outside a scope the refusal is the caller's.
+        assert!(port.send_from(b"x", None, refused, "refused").is_err());
         Ok(())
     }
 }
