@@ -96,6 +96,12 @@ cpu() {
   echo "$t"
 }
 
+# per_gbit TICKS BPS: CPU seconds (TICKS clock ticks) per Gbit delivered over SECONDS_PER_RUN
+# at BPS bits per second summed over the runs (or "-").
+per_gbit() {
+  python3 -c "b=$2*$SECONDS_PER_RUN/1e9; print(f'{$1/$(getconf CLK_TCK)/b:.2f}' if b else '-')"
+}
+
 # measure NAME TARGET GATEWAY-PID [PID...]: RUNS iperf3 runs each way to TARGET from the
 # client namespace; appends "NAME dir mbit cpu% gw-cpu-s-per-gbit" lines to $WORK/results
 # (cpu%: both tunnel ends; the last: the gateway end's CPU seconds per Gbit delivered).
@@ -124,7 +130,7 @@ measure() {
       gcpu=$((gcpu + g1 - g0))
     done
     echo "$name $dir $((total / RUNS / 1000000)) $((cpus / RUNS / (SECONDS_PER_RUN + 1)))" \
-      "$(python3 -c "b=$total*$SECONDS_PER_RUN/1e9; print(f'{$gcpu/$hz/b:.2f}' if b else '-')")" >>"$WORK/results"
+      "$(per_gbit "$gcpu" "$total")" >>"$WORK/results"
     log "$name $dir: $((total / RUNS / 1000000)) Mbit/s"
   done
   latency "$name" "$target"
@@ -317,7 +323,7 @@ for f in sys.argv[1:]:
         pass
 print(t)' "$WORK"/agg-*.json)
     echo "$name $dir $((total / 1000000)) $(((c1 - c0) * 100 / hz / (SECONDS_PER_RUN + 1)))" \
-      "$(python3 -c "b=$total*$SECONDS_PER_RUN/1e9; print(f'{($g1-$g0)/$hz/b:.2f}' if b else '-')")" >>"$WORK/results"
+      "$(per_gbit $((g1 - g0)) "$total")" >>"$WORK/results"
     log "$name $dir: $((total / 1000000)) Mbit/s over ${#AGG_NS[@]} sessions"
   done
 }

@@ -865,10 +865,7 @@ fn forward_ike<H: Hooks>(
 /// the fast path, IKE to the IKE task.
 pub fn natt_rx_loop<H: Hooks>(h: Arc<H>, shard: usize) {
     let Some(io) = h.dp().ipsec.get() else { return };
-    let Some(sock) = shard
-        .checked_sub(1)
-        .map_or(Some(&io.natt), |i| io.natt_shards.get(i))
-    else {
+    let Some(sock) = crate::io::shard::socket(&io.natt, &io.natt_shards, shard) else {
         return;
     };
     let port = io.natt.local_addr().map_or(0, |a| a.port());
@@ -897,10 +894,7 @@ pub fn ike_rx_loop<H: Hooks>(h: Arc<H>) {
 /// Reads raw ESP (IP protocol 50) of receive shard `shard` until stopped (0: `IpsecIo::raw`).
 pub fn esp_raw_rx_loop<H: Hooks>(h: Arc<H>, shard: usize) {
     let Some(io) = h.dp().ipsec.get() else { return };
-    let Some(sock) = shard
-        .checked_sub(1)
-        .map_or(Some(&io.raw), |i| io.raw_shards.get(i))
-    else {
+    let Some(sock) = crate::io::shard::socket(&io.raw, &io.raw_shards, shard) else {
         return;
     };
     let mut batch = RecvBatch::new(32, rawsock::MAX_DATAGRAM);

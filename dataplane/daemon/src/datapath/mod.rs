@@ -542,10 +542,7 @@ pub fn receive_frame<H: Hooks>(
 /// Reads the raw GRE socket of receive shard `shard` until stopped (0: `DataPath::gre`).
 pub fn gre_rx_loop<H: Hooks>(h: Arc<H>, shard: usize) {
     let dp = h.dp();
-    let Some(sock) = shard
-        .checked_sub(1)
-        .map_or(Some(&dp.gre), |i| dp.gre_shards.get(i))
-    else {
+    let Some(sock) = crate::io::shard::socket(&dp.gre, &dp.gre_shards, shard) else {
         return;
     };
     let mut batch = RecvBatch::new(32, rawsock::MAX_DATAGRAM);

@@ -72,6 +72,12 @@ pub fn filter(key: ShardKey, index: u32, count: u32) -> Vec<SockFilter> {
     ]
 }
 
+/// The socket of receive shard `shard`: the first one (which also sends) for 0, else one of
+/// the rest.
+pub fn socket<'a, T>(first: &'a T, rest: &'a [T], shard: usize) -> Option<&'a T> {
+    shard.checked_sub(1).map_or(Some(first), |i| rest.get(i))
+}
+
 /// How many receive shards to run by default: one per core the process may use, at most 8.
 pub fn default_count() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8) as u32)
