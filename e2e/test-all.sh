@@ -81,6 +81,9 @@ SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/drain.sh
 step "per-user rate limits, per-user and setup-phase metrics (iperf3 through sessions, netns)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/ratelimit.sh
 
+step "latency under load: the receive queues' CoDel marks or drops under a standing queue (iperf3 CUBIC through a session, netns)"
+SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/bufferbloat.sh
+
 step "Grafana dashboard against real metrics (every panel's query through Prometheus, netns)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" OPERATOR_BIN="$PWD/target/release/sluice-operator" \
   e2e/netns/dashboard.sh

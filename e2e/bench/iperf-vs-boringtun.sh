@@ -11,9 +11,9 @@
 #                L2TP/IPsec with ESP AES-128-GCM, AES-256-CBC/SHA-256 and 3DES/SHA-1
 #
 # Each figure is the mean of RUNS runs of SECONDS s, per direction (up: client → gateway,
-# down: -R). Then ping RTT p50/p99 through the same path, idle and while an iperf3 upload
-# saturates it (bufferbloat; with tcpdump installed, where the loaded ping waits: client side
-# or gateway side of the tunnel), and iperf3 UDP client → gateway as fast as the sender goes at
+# down: -R). Then ping RTT p50/p99 through the same path, idle and while an iperf3 upload,
+# then a download, saturates it (bufferbloat; under the upload, with tcpdump installed, where
+# the ping waits: client side or gateway side of the tunnel; and the sender's cwnd and RTT), and iperf3 UDP client → gateway as fast as the sender goes at
 # IP packets of 64 and 1400 octets (packets per second sent and delivered, delivered share).
 # CPU is the user+system time of both tunnel ends over the run, in % of one core, and the
 # gateway end's alone in CPU seconds per Gbit delivered.
@@ -27,10 +27,14 @@
 # ipsec-gcm ipsec-cbc ipsec-3des boringtun-x10 pptp-x10 ipsec-gcm-x10), PARALLEL (10), SLUICE_BIN / CLIENT_BIN (use `cargo build --profile dist`
 # binaries for figures of the shipped build: target/dist/), TUN_OFFLOAD (true; false reads and
 # writes the TUN devices one packet at a time, as before issue 21), UDP_SIZES ("64 1400";
-# empty skips the UDP step), GATEWAY_ARGS (more arguments for the gateway, e.g. --rx-threads 1), PERF (a directory:
+# empty skips the UDP step), GATEWAY_ARGS (more arguments for the gateway, e.g. --rx-threads 1;
+# --aqm-target-ms 0 turns its receive queues' CoDel off), CLIENT_ARGS (the same for the
+# in-repo clients), PERF (a directory:
 # `perf record -g` of both tunnel ends during each type's first run per direction, for
 # `perf report -i DIR/NAME-DIR.data --no-children --sort comm,sym`), TUN_TXQUEUELEN (set on
-# both Sluice TUN devices once the session is up; the kernel's default is 500).
+# both Sluice TUN devices once the session is up; the kernel's default is 500), CC (the
+# congestion control of the loaded pings' iperf3 flows, e.g. cubic, what Windows, macOS and
+# most Linux distributions use; default: the system's).
 # boringtun: `cargo install boringtun-cli` and `apt-get install --no-install-recommends
 # wireguard-tools`; without them its rows print SKIPPED (and the ratios are left out).
 set -euo pipefail
@@ -45,9 +49,10 @@ RUNS=${RUNS:-2}
 SECONDS_PER_RUN=${SECONDS:-8}
 TYPES=${TYPES:-veth boringtun pptp pptp-stateful l2tp ipsec-gcm ipsec-cbc ipsec-3des boringtun-x10 pptp-x10 ipsec-gcm-x10}
 TUN_OFFLOAD=${TUN_OFFLOAD:-true}
-UDP_SIZES=${UDP_SIZES:-64 1400}
+UDP_SIZES=${UDP_SIZES-64 1400}
 PARALLEL=${PARALLEL:-10}
 GATEWAY_ARGS=${GATEWAY_ARGS:-}
+CLIENT_ARGS=${CLIENT_ARGS:-}
 PERF=${PERF:-}
 TUN_TXQUEUELEN=${TUN_TXQUEUELEN:-}
 TUNS=   # the client's and the gateway's tunnel devices of the type being measured
@@ -160,13 +165,14 @@ except Exception:
   done
 }
 
-# latency NAME TARGET: ping RTT through the path, idle and while an iperf3 upload saturates
-# it (bufferbloat); appends "NAME p50-idle p99-idle p50-load p99-load" (ms) to $WORK/latency.
+# latency NAME TARGET: ping RTT through the path, idle, while an iperf3 upload saturates it
+# and while a download does (bufferbloat); appends "NAME p50-idle p99-idle p50-up p99-up
+# p50-down p99-down" (ms), the upload's hops and its sender's view to $WORK/latency.
 latency() {
-  local name=$1 target=$2 idle load
+  local name=$1 target=$2 idle up down
   idle=$(ip netns exec "$CL" ping -n -q -i 0.05 -c 40 -W 2 "$target" >/dev/null 2>&1; \
     ip netns exec "$CL" ping -n -i 0.05 -c 60 -W 2 "$target" 2>/dev/null | rtts)
-  ip netns exec "$CL" iperf3 -c "$target" -t "$SECONDS_PER_RUN" >/dev/null 2>&1 &
+  ip netns exec "$CL" iperf3 -c "$target" -t "$SECONDS_PER_RUN" ${CC:+-C "$CC"} >/dev/null 2>&1 &
   local ip3=$! dumps=()
   sleep 1
   # Where the loaded ping waits: its request seen on the client's TUN, on the gateway's veth
@@ -180,9 +186,18 @@ latency() {
       dumps+=($!)
     done
   fi
-  load=$(ip netns exec "$CL" ping -n -i 0.05 -c $(((SECONDS_PER_RUN - 2) * 20)) -W 2 "$target" 2>/dev/null | rtts)
-  wait "$ip3" "${dumps[@]}" 2>/dev/null || true
-  echo "$name $idle $load $(hops)" >>"$WORK/latency"
+  # The sender's own view halfway through: its congestion window and smoothed RTT.
+  (sleep $((SECONDS_PER_RUN / 2)); ip netns exec "$CL" ss -tin dst "$target" >"$WORK/ss.txt" 2>/dev/null) &
+  local ssp=$!
+  up=$(ip netns exec "$CL" ping -n -i 0.05 -c $(((SECONDS_PER_RUN - 2) * 20)) -W 2 "$target" 2>/dev/null | rtts)
+  wait "$ip3" "$ssp" "${dumps[@]}" 2>/dev/null || true
+  # The same under a download (the gateway's TUN ring and the client's receive queue).
+  ip netns exec "$CL" iperf3 -R -c "$target" -t "$SECONDS_PER_RUN" ${CC:+-C "$CC"} >/dev/null 2>&1 &
+  ip3=$!
+  sleep 1
+  down=$(ip netns exec "$CL" ping -n -i 0.05 -c $(((SECONDS_PER_RUN - 2) * 20)) -W 2 "$target" 2>/dev/null | rtts)
+  wait "$ip3" 2>/dev/null || true
+  echo "$name $idle $up $down $(hops) $(sender)" >>"$WORK/latency"
 }
 
 # hops: from the captures of the loaded ping, "request-p50 client-side-p50 gateway-side-p50
@@ -216,6 +231,22 @@ for (kind, seq), t1 in c.items():
         rep.append(t4 - t3)
 p50 = lambda v: f"{sorted(v)[len(v) // 2] * 1e3:.2f}" if v else "-"
 print(p50(req), p50(cl), p50(gw), p50(rep))
+PY
+}
+
+# sender: from `ss -tin` of the loaded upload ($WORK/ss.txt), "cwnd-KiB srtt-ms min-rtt-ms" of
+# its busiest connection (iperf3's data flow, not its control connection), or "- - -".
+sender() {
+  python3 - "$WORK/ss.txt" <<'PY'
+import re, sys
+best = None
+for l in open(sys.argv[1]):
+    c, m, r, mr = (re.search(p + r"([\d.]+)", l) for p in ("cwnd:", "mss:", r"\brtt:", "minrtt:"))
+    if c and m and r:
+        kib = int(c.group(1)) * int(m.group(1)) / 1024
+        if best is None or kib > best[0]:
+            best = (kib, float(r.group(1)), float(mr.group(1)) if mr else None)
+print(f"{best[0]:.0f} {best[1]:.2f} {best[2]:.2f}" if best and best[2] is not None else "- - -")
 PY
 }
 
@@ -256,7 +287,7 @@ session() {
   local gw=$BG_PID
   for _ in $(seq 100); do http "$GW" http://10.97.0.1:9810/healthz >/dev/null 2>&1 && break; sleep 0.1; done
   bg "$CL" "cl-$name" "$CLIENT_BIN" --server 10.97.0.1 --user bench --password bench-password \
-    --tun slc0 --tun-offload="$TUN_OFFLOAD" "$@"
+    --tun slc0 --tun-offload="$TUN_OFFLOAD" $CLIENT_ARGS "$@"
   local cl=$BG_PID
   if wait_for "$WORK/cl-$name.log" "^UP " 30; then
     TUNS="slc0 sluice0"
@@ -365,7 +396,7 @@ sessions() {
   for _ in $(seq 100); do http "$GW" http://10.97.0.1:9810/healthz >/dev/null 2>&1 && break; sleep 0.1; done
   for i in "${!AGG_NS[@]}"; do
     bg "${AGG_NS[$i]}" "cl-$name-$i" "$CLIENT_BIN" --server 10.96.0.1 --user bench --password bench-password \
-      --tun slc0 --tun-offload="$TUN_OFFLOAD" "$@"
+      --tun slc0 --tun-offload="$TUN_OFFLOAD" $CLIENT_ARGS "$@"
     pids+=("$BG_PID")
   done
   for i in "${!AGG_NS[@]}"; do wait_for "$WORK/cl-$name-$i.log" "^UP " 30 && up=$((up + 1)); done
@@ -423,15 +454,19 @@ for n, d, m, c, g in rows:
     print(f"{n:<16}{d:<6}{m:>9}{ratio:>13}{cpu:>19}{gw:>20}")
 PY
 echo
-echo "## ping RTT through the path (ms), idle and under an iperf3 upload; under load, p50 of the"
-echo "## request's way TUN to TUN, split at the gateway's veth (client side, gateway side), and the reply's (tcpdump)"
+echo "## ping RTT through the path (ms): idle, under an iperf3 upload and under a download${CC:+ (congestion control $CC)};"
+echo "## under the upload, p50 of the request's way TUN to TUN, split at the gateway's veth (client side,"
+echo "## gateway side), and the reply's (tcpdump); the upload's sender halfway: congestion window, smoothed RTT"
+echo "## and min RTT (ss, ms)"
 python3 - "$WORK/latency" <<'PY'
 import sys
-print(f"{'path':<16}{'p50 idle':>10}{'p99 idle':>10}{'p50 load':>10}{'p99 load':>10}"
-      f"{'request':>10}{'client':>9}{'gateway':>9}{'reply':>8}")
+cols = [("p50 idle", 9), ("p99 idle", 9), ("p50 up", 8), ("p99 up", 8), ("p50 down", 9),
+        ("p99 down", 9), ("request", 8), ("client", 7), ("gateway", 8), ("reply", 6),
+        ("cwnd KiB", 9), ("srtt", 7), ("min RTT", 8)]
+print(f"{'path':<16}" + "".join(f"{c:>{w + 1}}" for c, w in cols))
 for l in open(sys.argv[1]):
     n, *v = l.split()
-    print(f"{n:<16}" + "".join(f"{x:>10}" for x in v[:5]) + "".join(f"{x:>9}" for x in v[5:7]) + "".join(f"{x:>8}" for x in v[7:]))
+    print(f"{n:<16}" + "".join(f"{x:>{w + 1}}" for x, (_, w) in zip(v, cols)))
 PY
 echo
 echo "## iperf3 UDP client → gateway, sender unlimited, mean of one ${SECONDS_PER_RUN} s run"

@@ -11,6 +11,11 @@
 #   JOBS=2 e2e/fuzz/campaign.sh ...                            # targets run two at a time
 #   BIN_DIR=DIR e2e/fuzz/campaign.sh ...   # run binaries built earlier (e.g. a copy kept
 #                                          # while the tree changes); no build
+#
+# To free the cores for a while (a benchmark, a CI run): `touch target/fuzz/campaign/PAUSE`
+# and `pkill -INT -f <the fuzz binaries' directory>`: each fuzzer ends its chunk (recorded),
+# and no new chunk starts until the file is removed. (SIGSTOP does not do: libFuzzer's
+# -timeout alarm counts wall time, so a stopped fuzzer reports a false timeout.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-10000000}
@@ -42,13 +47,14 @@ one() {
   # ($work/TARGET.total): a campaign cut short (a machine that stops) loses at most one
   # chunk, and a later call carries on from the total and the grown corpus.
   while [ "$total" -lt "$runs" ] && [ $(( $(date +%s) - begun )) -lt "$max" ]; do
+    while [ -e "$work/PAUSE" ]; do sleep 5; done
     left=$(( max - ($(date +%s) - begun) ))
     chunk_secs=$(( left < chunk ? left : chunk ))
     start=$(date +%s)
     rc=0
     nice -n 19 "$bin/$t" "$corpus" -runs=$(( runs - total )) -max_total_time="$chunk_secs" \
       -rss_limit_mb=2048 -max_len=4096 -timeout=10 -artifact_prefix="$artifacts/" \
-      -print_final_stats=1 >"$work/$t.log" 2>&1 || rc=$?
+      -print_final_stats=1 -interrupted_exitcode=0 >"$work/$t.log" 2>&1 || rc=$?
     secs=$(( $(date +%s) - start ))
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t.log" | tail -n 1)
     total=$(( total + ${execs:-0} ))

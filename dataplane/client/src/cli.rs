@@ -13,6 +13,7 @@ use crate::ClientError;
 use crate::ipsec::{self, IpsecParams};
 use crate::lac::{self, LacCmd, LacParams};
 use crate::pptp::{Client, Outcome, SessionParams, run_connection};
+use sluice_dataplane::datapath::codel::CodelParams;
 use sluice_dataplane::datapath::l2tp::{ControlRate, L2tpIo, l2tp_rx_loop};
 use sluice_dataplane::datapath::{DataPath, gre_rx_loop, timer_loop, tun_rx_loop};
 use sluice_dataplane::host::spawn;
@@ -104,6 +105,10 @@ pub struct ClientArgs {
     /// Open the TUN device with the kernel's offloads (as the gateway does by default).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub tun_offload: bool,
+    /// Queue delay (ms) the receive queue tolerates before CoDel marks or drops inner packets
+    /// (as the gateway's `--aqm-target-ms`); 0 turns it off.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub aqm_target_ms: u64,
     /// Networks to route into the tunnel (with --tun).
     #[arg(long)]
     pub route: Vec<Ipv4Net>,
@@ -253,8 +258,12 @@ pub fn start(args: &ClientArgs) -> Result<Running, ClientError> {
         )?)),
         None => None,
     };
-    let dp = DataPath::new(args.bind, tun, Arc::new(Metrics::new()), 1)
+    let mut dp = DataPath::new(args.bind, tun, Arc::new(Metrics::new()), 1)
         .map_err(ClientError::GreSocket)?;
+    dp.aqm = (args.aqm_target_ms > 0).then(|| CodelParams {
+        target: Duration::from_millis(args.aqm_target_ms),
+        ..CodelParams::default()
+    });
     let (client, outcomes) = Client::new(dp);
     client
         .send_any_ip

@@ -366,3 +366,13 @@ pub fn pktinfo_dst(control: &[u64], len: usize) -> Ipv4Addr {
     msg.msg_controllen = len.min(std::mem::size_of_val(control));
     crate::io::batch::pktinfo_dst(&msg)
 }
+
+/// The receive time an `SCM_TIMESTAMPNS` message reports in the same kind of control buffer
+/// (`io::batch`'s parser; ns since the Unix epoch).
+pub fn timestamp(control: &[u64], len: usize) -> Option<u64> {
+    // SAFETY: msghdr is plain old data; zeroed is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::MaybeUninit::zeroed().assume_init() };
+    msg.msg_control = control.as_ptr() as *mut libc::c_void;
+    msg.msg_controllen = len.min(std::mem::size_of_val(control));
+    crate::io::batch::timestamp_of(&msg)
+}

@@ -20,6 +20,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use sluice_dataplane::cli::{drain, sessions};
 use sluice_dataplane::config;
+use sluice_dataplane::datapath::codel::CodelParams;
 use sluice_dataplane::datapath::l2tp::ControlRate;
 use sluice_dataplane::gateway::admission::AdmissionLimits;
 use sluice_dataplane::host::{self, nofile};
@@ -111,6 +112,13 @@ struct HostArgs {
     /// ID and SPI; docs/architecture.md). Default: one per core, at most 8.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
     rx_threads: Option<u32>,
+    /// Queue delay (ms) the receive queues tolerate before CoDel marks or drops inner packets
+    /// (RFC 8289; docs/architecture.md "Latency under load"). 0 turns it off.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    aqm_target_ms: u64,
+    /// CoDel's interval (ms): how long the delay must stay above target first.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    aqm_interval_ms: u64,
 }
 
 /// The admin endpoint (both modes).
@@ -169,6 +177,10 @@ impl HostArgs {
             rx_shards: self
                 .rx_threads
                 .unwrap_or_else(sluice_dataplane::io::shard::default_count),
+            aqm: (self.aqm_target_ms > 0).then(|| CodelParams {
+                target: Duration::from_millis(self.aqm_target_ms),
+                interval: Duration::from_millis(self.aqm_interval_ms),
+            }),
             admission: AdmissionLimits {
                 control_per_source: self.max_control_connections_per_source,
                 setups_per_source: self.max_setups_per_source,

@@ -310,6 +310,8 @@ pub struct Metrics {
     pub esp_held: Counter,
     /// IPsec clients followed to a new address or port (NAT rebinding, RFC 3948 §2.3).
     pub ipsec_peer_moves: Counter,
+    /// Inner packets marked CE by the receive queues' CoDel (`datapath::aqm`).
+    pub aqm_marked: Counter,
     /// GRE data packets sent while the peer's advertised receive window was full (sent anyway,
     /// as deployed PPTP stacks do: `sluice_pptp::channel`).
     pub gre_beyond_window: Counter,
@@ -382,6 +384,7 @@ impl Metrics {
             esp_sas: Gauge::default(),
             esp_held: Counter::default(),
             ipsec_peer_moves: Counter::default(),
+            aqm_marked: Counter::default(),
             gre_beyond_window: Counter::default(),
             mppe_gaps_recovered: Counter::default(),
             mppe_reset_requests: Family::default(),
@@ -551,6 +554,11 @@ impl Metrics {
             "ipsec_peer_moves",
             "IPsec clients followed to a new address or port on an authenticated packet (NAT rebinding)",
             m.ipsec_peer_moves.clone(),
+        );
+        registry.register(
+            "aqm_ce_marked",
+            "Inner packets marked Congestion Experienced because a receive queue stood above the CoDel target (the ones not ECN-capable are dropped{reason=queue_delay})",
+            m.aqm_marked.clone(),
         );
         registry.register(
             "gre_beyond_peer_window",

@@ -803,6 +803,7 @@ fn udp_rx_loop<H: Hooks>(
     mut each: impl FnMut(&mut [u8], SocketAddrV4, Ipv4Addr, Instant),
 ) {
     let mut batch = RecvBatch::new(32, udpsock::MAX_DATAGRAM);
+    super::aqm::attach(h.dp().aqm);
     while !h.dp().stop.load(Ordering::Relaxed) {
         let n = match sock.recv_batch(&mut batch) {
             Ok(n) => n,
@@ -815,6 +816,7 @@ fn udp_rx_loop<H: Hooks>(
         let now = Instant::now();
         super::tun_writes_together(h.dp(), || {
             for i in 0..n {
+                super::dequeued(h.dp(), &batch, i, now);
                 if let Some((buf, remote, local)) = batch.get_mut(i) {
                     each(buf, remote, local, now);
                 }
@@ -898,6 +900,7 @@ pub fn esp_raw_rx_loop<H: Hooks>(h: Arc<H>, shard: usize) {
         return;
     };
     let mut batch = RecvBatch::new(32, rawsock::MAX_DATAGRAM);
+    super::aqm::attach(h.dp().aqm);
     while !h.dp().stop.load(Ordering::Relaxed) {
         let n = match sock.recv_batch(&mut batch) {
             Ok(n) => n,
@@ -910,6 +913,7 @@ pub fn esp_raw_rx_loop<H: Hooks>(h: Arc<H>, shard: usize) {
         let now = Instant::now();
         super::tun_writes_together(h.dp(), || {
             for i in 0..n {
+                super::dequeued(h.dp(), &batch, i, now);
                 let Some(pkt) = batch.payload_mut(i) else {
                     continue;
                 };

@@ -332,6 +332,7 @@ pub fn l2tp_rx_loop<H: Hooks>(h: Arc<H>) {
     let port = io.port();
     let mut limiter = RateLimiter::new(io.rate);
     let mut batch = RecvBatch::new(32, udpsock::MAX_DATAGRAM);
+    super::aqm::attach(h.dp().aqm);
     while !h.dp().stop.load(Ordering::Relaxed) {
         let n = match io.sock.recv_batch(&mut batch) {
             Ok(n) => n,
@@ -344,6 +345,7 @@ pub fn l2tp_rx_loop<H: Hooks>(h: Arc<H>) {
         let now = Instant::now();
         super::tun_writes_together(h.dp(), || {
             for i in 0..n {
+                super::dequeued(h.dp(), &batch, i, now);
                 if let Some((buf, remote, local)) = batch.get_mut(i) {
                     handle_datagram(&*h, Some(&mut limiter), buf, remote, local, port, now);
                 }

@@ -6,7 +6,9 @@
 //! thread runs the engines' timeouts. Gateway and in-repo client share all of
 //! this; they differ only in their [`Hooks`].
 
+pub mod aqm;
 pub mod callid;
+pub mod codel;
 pub mod ipsec;
 pub mod l2tp;
 pub mod link;
@@ -23,6 +25,8 @@ use sluice_ppp::{Event, Phase};
 use sluice_pptp::{GrePacket, GreRepr, RxVerdict, ipv4_payload_range};
 use tracing::{Span, warn};
 
+use crate::datapath::aqm::Verdict;
+use crate::datapath::codel::CodelParams;
 use crate::datapath::ipsec::IpsecIo;
 use crate::datapath::l2tp::{L2tpIo, send_l2tp};
 use crate::datapath::link::{
@@ -57,6 +61,8 @@ pub struct DataPath {
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
     pub stop: AtomicBool,
+    /// CoDel on every receive queue (`aqm`; default on, RFC 8289's 5 ms / 100 ms), or none.
+    pub aqm: Option<CodelParams>,
 }
 
 impl DataPath {
@@ -83,6 +89,7 @@ impl DataPath {
                 epoch: Instant::now(),
             },
             stop: AtomicBool::new(false),
+            aqm: Some(CodelParams::default()),
         })
     }
 
@@ -528,6 +535,17 @@ pub fn receive_frame<H: Hooks>(
     {
         return dp.metrics.dropped("rate_limit_up");
     }
+    // A standing queue in front of this thread signals its sender (`aqm`).
+    let marked;
+    let ip = match aqm::verdict(ip) {
+        Verdict::Deliver => ip,
+        Verdict::Mark => {
+            dp.metrics.aqm_marked.inc();
+            marked = aqm::mark_ce(ip).unwrap_or_default();
+            &marked[..]
+        }
+        Verdict::Drop => return dp.metrics.dropped("queue_delay"),
+    };
     count(&dp.metrics, &link.stats, Direction::Rx, ip.len());
     match &dp.tun {
         Some(dev) => {
@@ -546,6 +564,7 @@ pub fn gre_rx_loop<H: Hooks>(h: Arc<H>, shard: usize) {
         return;
     };
     let mut batch = RecvBatch::new(32, rawsock::MAX_DATAGRAM);
+    aqm::attach(dp.aqm);
     while !h.dp().stop.load(Ordering::Relaxed) {
         let n = match sock.recv_batch(&mut batch) {
             Ok(n) => n,
@@ -558,12 +577,18 @@ pub fn gre_rx_loop<H: Hooks>(h: Arc<H>, shard: usize) {
         let now = Instant::now();
         tun_writes_together(h.dp(), || {
             for i in 0..n {
+                dequeued(h.dp(), &batch, i, now);
                 if let Some(buf) = batch.payload_mut(i) {
                     handle_datagram(&*h, buf, now);
                 }
             }
         });
     }
+}
+
+/// Notes for `aqm` how long datagram `i` of `batch`, taken from its socket at `now`, queued.
+pub fn dequeued(dp: &DataPath, batch: &RecvBatch, i: usize, now: Instant) {
+    aqm::dequeued(batch.sojourn(i), dp.clock.now_nanos(now));
 }
 
 /// Runs `batch` (the handling of one receive batch) with its writes to the TUN device

@@ -1,29 +1,63 @@
 //! One `recvmmsg(2)` batch type for every receive thread: the raw GRE and ESP sockets and
 //! the UDP ports (L2TP, IKE, NAT-T). Each slot has its buffer, the sender's address and a
 //! control buffer for `IP_PKTINFO` (ip(7): the `in_pktinfo` control message
-//! names the local address a datagram arrived on). Raw IP sockets carry the sender in the
-//! IP header and have no `IP_PKTINFO`; their slots report `0.0.0.0` as the local address.
+//! names the local address a datagram arrived on) and `SO_TIMESTAMPNS` (socket(7): when the
+//! kernel received the datagram, so the thread knows how long it queued; `datapath::aqm`).
+//! Raw IP sockets carry the sender in the IP header and have no `IP_PKTINFO`; their slots
+//! report `0.0.0.0` as the local address.
 
 use std::io;
 use std::mem::{MaybeUninit, size_of};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::RawFd;
+use std::time::{Duration, SystemTime};
 
-/// Room for one `IP_PKTINFO` control message (kept 8-byte aligned).
-pub(crate) const CONTROL_WORDS: usize = 8;
+/// Room for an `IP_PKTINFO` and an `SO_TIMESTAMPNS` control message (32 octets each on
+/// 64-bit Linux), twice over; kept 8-byte aligned.
+pub(crate) const CONTROL_WORDS: usize = 16;
 
 #[derive(Clone, Copy)]
 struct Meta {
     len: usize,
     remote: SocketAddrV4,
     local: Ipv4Addr,
+    /// When the kernel received the datagram (ns since the Unix epoch), if it said.
+    stamp: Option<u64>,
 }
 
 const EMPTY: Meta = Meta {
     len: 0,
     remote: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
     local: Ipv4Addr::UNSPECIFIED,
+    stamp: None,
 };
+
+/// Asks the kernel to timestamp every datagram `fd` receives (socket(7) `SO_TIMESTAMPNS`).
+pub(crate) fn enable_timestamps(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid fd and a c_int option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Nanoseconds since the Unix epoch on the clock `SO_TIMESTAMPNS` uses (CLOCK_REALTIME).
+fn realtime_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
 
 /// Buffers for one `recvmmsg(2)` call: `capacity` datagrams of up to `datagram` bytes.
 pub struct RecvBatch {
@@ -33,6 +67,8 @@ pub struct RecvBatch {
     names: Vec<libc::sockaddr_in>,
     control: Vec<[u64; CONTROL_WORDS]>,
     meta: Vec<Meta>,
+    /// When the last receive returned (ns since the Unix epoch).
+    dequeued: u64,
 }
 
 // SAFETY: the raw pointers inside iovec/mmsghdr only ever point into buffers the batch
@@ -64,6 +100,7 @@ impl RecvBatch {
                 .collect(),
             control: vec![[0u64; CONTROL_WORDS]; n],
             meta: vec![EMPTY; n],
+            dequeued: 0,
         }
     }
 
@@ -111,20 +148,30 @@ impl RecvBatch {
                 _ => Err(e),
             };
         }
+        self.dequeued = realtime_ns();
         let got = (rc as usize).min(n);
         for i in 0..got {
             let hdr = &self.hdrs[i];
             let name = &self.names[i];
+            let control = control_of(&hdr.msg_hdr);
             self.meta[i] = Meta {
                 len: (hdr.msg_len as usize).min(self.bufs[i].len()),
                 remote: SocketAddrV4::new(
                     Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr)),
                     u16::from_be(name.sin_port),
                 ),
-                local: pktinfo_dst(&hdr.msg_hdr),
+                local: pktinfo_in(control),
+                stamp: timestamp_in(control),
             };
         }
         Ok(got)
+    }
+
+    /// How long the `i`-th received datagram waited in the socket's queue (`None` without a
+    /// kernel timestamp; zero if the clock stepped back).
+    pub fn sojourn(&self, i: usize) -> Option<Duration> {
+        let stamp = self.meta.get(i)?.stamp?;
+        Some(Duration::from_nanos(self.dequeued.saturating_sub(stamp)))
     }
 
     /// The `i`-th received datagram (mutable: decryption happens in place).
@@ -171,58 +218,76 @@ pub(crate) fn pktinfo_control(control: &mut [u64; CONTROL_WORDS], src: Ipv4Addr)
     space
 }
 
-/// The destination address of a received datagram, from its `IP_PKTINFO` message.
-pub(crate) fn pktinfo_dst(msg: &libc::msghdr) -> Ipv4Addr {
+/// The control buffer of a received message: `msg_controllen` octets at `msg_control`.
+fn control_of(msg: &libc::msghdr) -> &[u8] {
     if msg.msg_control.is_null() {
-        return Ipv4Addr::UNSPECIFIED;
+        return &[];
     }
     // SAFETY: `msg_control` points at a control buffer of at least `msg_controllen` bytes
     // (set to the buffer's size before recvmmsg; the kernel only lowers it).
-    let control =
-        unsafe { std::slice::from_raw_parts(msg.msg_control.cast::<u8>(), msg.msg_controllen) };
-    pktinfo_in(control)
+    unsafe { std::slice::from_raw_parts(msg.msg_control.cast::<u8>(), msg.msg_controllen) }
+}
+
+/// The destination address of a received datagram, from its `IP_PKTINFO` message.
+pub(crate) fn pktinfo_dst(msg: &libc::msghdr) -> Ipv4Addr {
+    pktinfo_in(control_of(msg))
+}
+
+/// When the kernel received a datagram (ns since the Unix epoch), from its
+/// `SCM_TIMESTAMPNS` message (socket(7)).
+pub(crate) fn timestamp_of(msg: &libc::msghdr) -> Option<u64> {
+    timestamp_in(control_of(msg))
 }
 
 /// Walks a control buffer (cmsg(3) layout) with bounds checks on every header, rather than
 /// trusting `cmsg_len` as the CMSG_* macros do: a truncated header or a huge length ends
-/// the walk.
-fn pktinfo_in(control: &[u8]) -> Ipv4Addr {
+/// the walk. Yields each message's level, type and data.
+fn control_messages(control: &[u8]) -> impl Iterator<Item = (i32, i32, &[u8])> {
     const HDR: usize = std::mem::size_of::<libc::cmsghdr>();
     const ALIGN: usize = std::mem::size_of::<usize>();
-    let word = |b: &[u8], at: usize| -> Option<[u8; 4]> { b.get(at..at + 4)?.try_into().ok() };
-    let mut off = 0usize;
-    while let Some(h) = control.get(off..).and_then(|rest| rest.get(..HDR)) {
-        let Some(len) = h
-            .get(..ALIGN)
-            .and_then(|b| b.try_into().ok())
-            .map(usize::from_ne_bytes)
-        else {
-            break;
-        };
-        let (Some(level), Some(kind)) = (word(h, ALIGN), word(h, ALIGN + 4)) else {
-            break;
-        };
-        let Some(body) = (len >= HDR)
-            .then(|| control.get(off + HDR..off.checked_add(len)?))
-            .flatten()
-        else {
-            break;
-        };
-        if i32::from_ne_bytes(level) == libc::IPPROTO_IP
-            && i32::from_ne_bytes(kind) == libc::IP_PKTINFO
-        {
-            // struct in_pktinfo: ipi_ifindex, ipi_spec_dst, ipi_addr (network order).
-            return word(body, 8).map_or(Ipv4Addr::UNSPECIFIED, Ipv4Addr::from);
-        }
-        let Some(next) = len.checked_add(ALIGN - 1).map(|l| l & !(ALIGN - 1)) else {
-            break;
-        };
-        off = match off.checked_add(next) {
-            Some(o) => o,
-            None => break,
-        };
-    }
-    Ipv4Addr::UNSPECIFIED
+    let int = |b: &[u8], at: usize| -> Option<i32> {
+        b.get(at..at + 4)?.try_into().ok().map(i32::from_ne_bytes)
+    };
+    let mut off = Some(0usize);
+    std::iter::from_fn(move || {
+        let at = off?;
+        let h = control.get(at..)?.get(..HDR)?;
+        let len = usize::from_ne_bytes(h.get(..ALIGN)?.try_into().ok()?);
+        let (level, kind) = (int(h, ALIGN)?, int(h, ALIGN + 4)?);
+        let body = (len >= HDR)
+            .then(|| control.get(at + HDR..at.checked_add(len)?))
+            .flatten()?;
+        // The next header, CMSG_ALIGN(len) further on (or none, past any address).
+        off = len
+            .checked_add(ALIGN - 1)
+            .map(|l| l & !(ALIGN - 1))
+            .and_then(|step| at.checked_add(step));
+        Some((level, kind, body))
+    })
+}
+
+/// The address an `IP_PKTINFO` message in `control` names (`0.0.0.0` without one).
+fn pktinfo_in(control: &[u8]) -> Ipv4Addr {
+    control_messages(control)
+        .find(|&(level, kind, _)| level == libc::IPPROTO_IP && kind == libc::IP_PKTINFO)
+        // struct in_pktinfo: ipi_ifindex, ipi_spec_dst, ipi_addr (network order).
+        .and_then(|(_, _, body)| <[u8; 4]>::try_from(body.get(8..12)?).ok())
+        .map_or(Ipv4Addr::UNSPECIFIED, Ipv4Addr::from)
+}
+
+/// The time an `SCM_TIMESTAMPNS` message in `control` carries (struct timespec: seconds and
+/// nanoseconds, two native 64-bit words), in ns since the Unix epoch.
+fn timestamp_in(control: &[u8]) -> Option<u64> {
+    let (_, _, body) = control_messages(control)
+        .find(|&(level, kind, _)| level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS)?;
+    let word = |at: usize| -> Option<i64> {
+        body.get(at..at + 8)?
+            .try_into()
+            .ok()
+            .map(i64::from_ne_bytes)
+    };
+    let (secs, nanos) = (u64::try_from(word(0)?).ok()?, u64::try_from(word(8)?).ok()?);
+    (nanos < 1_000_000_000).then(|| secs.saturating_mul(1_000_000_000).saturating_add(nanos))
 }
 
 #[cfg(test)]
@@ -290,5 +355,76 @@ mod pktinfo_tests {
         let zero = cmsg(libc::SOL_SOCKET, 29, &[0; 8], Some(0));
         assert_eq!(pktinfo_in(&zero), Ipv4Addr::UNSPECIFIED);
         assert_eq!(pktinfo_in(&[]), Ipv4Addr::UNSPECIFIED);
+    }
+
+    fn timespec(secs: i64, nanos: i64) -> Vec<u8> {
+        [secs.to_ne_bytes(), nanos.to_ne_bytes()].concat()
+    }
+
+    #[test]
+    fn finds_the_timestamp_next_to_ip_pktinfo_and_refuses_nonsense() {
+        let info = [2, 0, 0, 0, 10, 0, 0, 1, 10, 99, 1, 1];
+        let mut buf = cmsg(libc::IPPROTO_IP, libc::IP_PKTINFO, &info, None);
+        buf.extend(cmsg(
+            libc::SOL_SOCKET,
+            libc::SCM_TIMESTAMPNS,
+            &timespec(1_700_000_000, 123),
+            None,
+        ));
+        assert!(buf.len() <= CONTROL_WORDS * 8);
+        assert_eq!(timestamp_in(&buf), Some(1_700_000_000_000_000_123));
+        assert_eq!(pktinfo_in(&buf), Ipv4Addr::new(10, 99, 1, 1));
+        for (secs, nanos) in [(-1, 0), (0, -1), (1, 1_000_000_000)] {
+            let bad = cmsg(
+                libc::SOL_SOCKET,
+                libc::SCM_TIMESTAMPNS,
+                &timespec(secs, nanos),
+                None,
+            );
+            assert_eq!(timestamp_in(&bad), None, "{secs} s {nanos} ns");
+        }
+        let short = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &[0; 12], None);
+        assert_eq!(timestamp_in(&short), None);
+        let past = cmsg(
+            libc::SOL_SOCKET,
+            libc::SCM_TIMESTAMPNS,
+            &timespec(1, 2),
+            Some(4096),
+        );
+        assert_eq!(timestamp_in(&past), None);
+        assert_eq!(timestamp_in(&buf[..buf.len() - 1]), None);
+        assert_eq!(timestamp_in(&[]), None);
+    }
+
+    #[test]
+    fn a_timestamped_socket_reports_how_long_a_datagram_queued() -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        rx.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut batch = RecvBatch::new(4, 64);
+        // Without the option: no timestamp.
+        tx.send_to(b"one", rx.local_addr()?)?;
+        assert_eq!(batch.recv(rx.as_raw_fd())?, 1);
+        assert_eq!(batch.sojourn(0), None);
+        // The kernel turns receive timestamps on a moment after the first socket asks
+        // (a deferred static key); until then it stamps at the read.
+        enable_timestamps(rx.as_raw_fd())?;
+        std::thread::sleep(Duration::from_millis(100));
+        tx.send_to(b"two", rx.local_addr()?)?;
+        std::thread::sleep(Duration::from_millis(30));
+        tx.send_to(b"three", rx.local_addr()?)?;
+        assert_eq!(batch.recv(rx.as_raw_fd())?, 2);
+        let (first, second) = (batch.sojourn(0), batch.sojourn(1));
+        assert!(
+            first.is_some_and(|d| d >= Duration::from_millis(30) && d < Duration::from_secs(2)),
+            "{first:?}"
+        );
+        assert!(
+            second.is_some_and(|d| d < Duration::from_millis(30)),
+            "{second:?}"
+        );
+        assert_eq!(batch.sojourn(2), None);
+        Ok(())
     }
 }

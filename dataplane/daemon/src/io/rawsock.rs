@@ -32,6 +32,7 @@ impl RawSocket {
             sock.bind(&SockAddr::from(SocketAddrV4::new(addr, 0)))?;
         }
         sock.set_read_timeout(Some(read_timeout))?;
+        super::batch::enable_timestamps(sock.as_raw_fd())?;
         // Room for bursts: 4 MiB each way (the kernel caps at rmem_max/wmem_max).
         let _ = sock.set_recv_buffer_size(4 << 20);
         let _ = sock.set_send_buffer_size(4 << 20);

@@ -79,6 +79,7 @@ impl UdpPort {
         let addr = SocketAddrV4::new(bind.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
         sock.bind(&SockAddr::from(addr))?;
         sock.set_read_timeout(Some(read_timeout))?;
+        super::batch::enable_timestamps(sock.as_raw_fd())?;
         let _ = sock.set_recv_buffer_size(4 << 20);
         let _ = sock.set_send_buffer_size(4 << 20);
         Ok(UdpPort { sock })

@@ -54,6 +54,8 @@ pub struct HostOptions {
     pub control_idle_timeout: Duration,
     /// Receive threads for GRE and raw ESP, each with its share of the sessions (`io::shard`).
     pub rx_shards: u32,
+    /// CoDel on the receive queues (`datapath::aqm`), or none.
+    pub aqm: Option<crate::datapath::codel::CodelParams>,
 }
 
 impl HostOptions {
@@ -111,8 +113,9 @@ pub fn start(
         netcfg::enable_forwarding()?;
     }
     netcfg::set_masquerade(&host.tun, cfg.pool, cfg.masquerade)?;
-    let dp = DataPath::new(host.bind, Some(Arc::new(tun)), metrics, host.rx_shards)
+    let mut dp = DataPath::new(host.bind, Some(Arc::new(tun)), metrics, host.rx_shards)
         .map_err(StartError::GreSocket)?;
+    dp.aqm = host.aqm;
     let listen = host.listen_addr(cfg.pptp_port);
     let listener = std::net::TcpListener::bind(listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))

@@ -47,6 +47,7 @@ fn host() -> HostOptions {
         admission: Default::default(),
         control_idle_timeout: std::time::Duration::from_secs(30),
         rx_shards: 2,
+        aqm: Some(Default::default()),
     }
 }
 

@@ -294,6 +294,7 @@ fn in_process_setup_produces_the_phase_spans_in_order() {
             admission: Default::default(),
             control_idle_timeout: Duration::from_secs(30),
             rx_shards: 1,
+            aqm: None,
         },
         watch_interval: Duration::from_secs(60),
     };
