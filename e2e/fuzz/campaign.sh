@@ -13,8 +13,8 @@
 #                                          # while the tree changes); no build
 #
 # To free the cores for a while (a benchmark, a CI run): `touch target/fuzz/campaign/PAUSE`
-# and `pkill -INT -f <the fuzz binaries' directory>`: each fuzzer ends its chunk (recorded),
-# and no new chunk starts until the file is removed. (SIGSTOP does not do: libFuzzer's
+# and `pkill -INT -f <the fuzz binaries' directory>`: each fuzzer ends its chunk (exit 72,
+# recorded), and no new chunk starts until the file is removed. (SIGSTOP does not do: libFuzzer's
 # -timeout alarm counts wall time, so a stopped fuzzer reports a false timeout.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -54,7 +54,7 @@ one() {
     rc=0
     nice -n 19 "$bin/$t" "$corpus" -runs=$(( runs - total )) -max_total_time="$chunk_secs" \
       -rss_limit_mb=2048 -max_len=4096 -timeout=10 -artifact_prefix="$artifacts/" \
-      -print_final_stats=1 -interrupted_exitcode=0 >"$work/$t.log" 2>&1 || rc=$?
+      -print_final_stats=1 >"$work/$t.log" 2>&1 || rc=$?
     secs=$(( $(date +%s) - start ))
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t.log" | tail -n 1)
     total=$(( total + ${execs:-0} ))
@@ -62,7 +62,8 @@ one() {
     crashes=$(find "$artifacts" -type f | wc -l)
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${execs:-?}" "$total" "$secs" \
       "$(( ${execs:-0} / (secs > 0 ? secs : 1) ))" "$crashes" "$rc" | tee -a "$work/summary.tsv"
-    [ "$rc" -eq 0 ] && [ -n "$execs" ] || break
+    # 72: libFuzzer's exit on SIGINT (a chunk ended early on purpose; see PAUSE above).
+    { [ "$rc" -eq 0 ] || [ "$rc" -eq 72 ]; } && [ -n "$execs" ] || break
   done
 }
 

@@ -539,11 +539,14 @@ pub fn receive_frame<H: Hooks>(
     let marked;
     let ip = match aqm::verdict(ip) {
         Verdict::Deliver => ip,
-        Verdict::Mark => {
-            dp.metrics.aqm_marked.inc();
-            marked = aqm::mark_ce(ip).unwrap_or_default();
-            &marked[..]
-        }
+        Verdict::Mark => match aqm::mark_ce(ip) {
+            Some(m) => {
+                dp.metrics.aqm_marked.inc();
+                marked = m;
+                &marked[..]
+            }
+            None => ip,
+        },
         Verdict::Drop => return dp.metrics.dropped("queue_delay"),
     };
     count(&dp.metrics, &link.stats, Direction::Rx, ip.len());
