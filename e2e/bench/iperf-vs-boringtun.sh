@@ -32,7 +32,8 @@
 # in-repo clients), PERF (a directory:
 # `perf record -g` of both tunnel ends during each type's first run per direction, for
 # `perf report -i DIR/NAME-DIR.data --no-children --sort comm,sym`), TUN_TXQUEUELEN (set on
-# both Sluice TUN devices once the session is up; the kernel's default is 500), CC (the
+# both Sluice TUN devices once the session is up; by default the gateway's has the kernel's 500, the
+# client's 32: its --tun-txqueuelen), CC (the
 # congestion control of the loaded pings' iperf3 flows, e.g. cubic, what Windows, macOS and
 # most Linux distributions use; default: the system's).
 # boringtun: `cargo install boringtun-cli` and `apt-get install --no-install-recommends

@@ -54,8 +54,10 @@ gateway() {
   bg "$GW" iperf3 iperf3 -s -B 10.211.0.1
   S_PID=$BG_PID
   : >"$WORK/erin.log"
+  # The client's TUN ring at the kernel's 500 (its own default is 32, which would hold the
+  # sender's queue on the client's side): the queue under test is the gateway's.
   bg "$CL" erin taskset -c "$CPU" "$CLIENT_BIN" --server 10.98.5.1 --user erin --password erin-secret \
-    --tun slc0
+    --tun slc0 --tun-txqueuelen 500
   C_PID=$BG_PID
   wait_for "$WORK/erin.log" "^(UP|FAILED)" 20 || true
 }

@@ -109,6 +109,12 @@ pub struct ClientArgs {
     /// (as the gateway's `--aqm-target-ms`); 0 turns it off.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub aqm_target_ms: u64,
+    /// Entries of the TUN device's transmit ring (the kernel's default is 500). The ring is
+    /// the queue in front of the client's sending side, which CoDel cannot see (no
+    /// timestamps): with offloads an entry is a super-segment of up to 64 KiB, and a short
+    /// ring keeps a CUBIC upload's queue short (docs/architecture.md "Latency under load").
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub tun_txqueuelen: u32,
     /// Networks to route into the tunnel (with --tun).
     #[arg(long)]
     pub route: Vec<Ipv4Net>,
@@ -255,6 +261,7 @@ pub fn start(args: &ClientArgs) -> Result<Running, ClientError> {
             1400,
             None,
             args.tun_offload,
+            Some(args.tun_txqueuelen),
         )?)),
         None => None,
     };

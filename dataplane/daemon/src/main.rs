@@ -79,6 +79,12 @@ struct HostArgs {
     /// docs/architecture.md). `--tun-offload=false` reads and writes one packet at a time.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     tun_offload: bool,
+    /// Entries of the TUN device's transmit ring, the queue in front of the sending side
+    /// (default: the kernel's 500). Every session's traffic toward its client shares it; a
+    /// shorter ring shortens a CUBIC download's standing queue (docs/architecture.md
+    /// "Latency under load").
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    tun_txqueuelen: Option<u32>,
     /// Local IPv4 address for the control listener and GRE (default: all).
     #[arg(long)]
     bind: Option<Ipv4Addr>,
@@ -164,6 +170,7 @@ impl HostArgs {
         HostOptions {
             tun: self.tun,
             tun_offload: self.tun_offload,
+            tun_txqueuelen: self.tun_txqueuelen,
             bind: self.bind,
             endpoints,
             forwarding: !self.no_forwarding,

@@ -43,23 +43,27 @@ fn run(program: &str, args: &[&str]) -> Result<(), NetError> {
     }
 }
 
-/// Creates the TUN device, with the kernel's offloads when `offload` (`io::tun`), addresses
-/// it (when `local` is given) and brings it up.
+/// Creates the TUN device, with the kernel's offloads when `offload` (`io::tun`) and a ring
+/// of `tx_queue_len` entries (the kernel's default, 500, when `None`), addresses it (when
+/// `local` is given) and brings it up.
 pub fn create_tun(
     name: &str,
     mtu: u16,
     local: Option<Ipv4Addr>,
     offload: bool,
+    tx_queue_len: Option<u32>,
 ) -> Result<Tun, NetError> {
-    let dev = tun_rs::DeviceBuilder::new()
+    let mut builder = tun_rs::DeviceBuilder::new()
         .name(name)
         .mtu(mtu)
-        .offload(offload)
-        .build_sync()
-        .map_err(|error| NetError::Tun {
-            name: name.to_owned(),
-            error,
-        })?;
+        .offload(offload);
+    if let Some(len) = tx_queue_len {
+        builder = builder.tx_queue_len(len);
+    }
+    let dev = builder.build_sync().map_err(|error| NetError::Tun {
+        name: name.to_owned(),
+        error,
+    })?;
     if let Some(local) = local {
         set_address(name, local)?;
     }

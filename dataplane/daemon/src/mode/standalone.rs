@@ -38,6 +38,8 @@ pub struct HostOptions {
     pub tun: String,
     /// Open the TUN device with the kernel's offloads (`io::tun`).
     pub tun_offload: bool,
+    /// The TUN device's transmit ring (`None`: the kernel's default).
+    pub tun_txqueuelen: Option<u32>,
     /// Local address for the control listener and the GRE socket (default: all).
     pub bind: Option<Ipv4Addr>,
     /// Where the metrics and admin endpoints listen.
@@ -107,6 +109,7 @@ pub fn start(
         cfg.mtu,
         Some(cfg.local_address),
         host.tun_offload,
+        host.tun_txqueuelen,
     )?;
     netcfg::route_replace(&host.tun, cfg.pool)?;
     if host.forwarding {

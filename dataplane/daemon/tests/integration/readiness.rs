@@ -34,6 +34,7 @@ fn host() -> HostOptions {
     HostOptions {
         tun: "sluice-test0".into(),
         tun_offload: true,
+        tun_txqueuelen: None,
         bind: None,
         endpoints: sluice_dataplane::http::Endpoints {
             metrics: "127.0.0.1:0".parse().unwrap(),

@@ -281,6 +281,7 @@ fn in_process_setup_produces_the_phase_spans_in_order() {
         host: HostOptions {
             tun: "sluice0".into(),
             tun_offload: true,
+            tun_txqueuelen: None,
             bind: None,
             endpoints: Endpoints {
                 metrics: SocketAddr::from((Ipv4Addr::LOCALHOST, 9810)),
