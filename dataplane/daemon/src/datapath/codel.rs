@@ -91,6 +91,8 @@ impl Codel {
     }
 
     /// §5.6 `dodequeue`: whether the delay has been above target for at least an interval.
+    /// The RFC's second test (a backlog of at most one MTU never drops) is left to the caller,
+    /// which knows each datagram's wait but not the socket's backlog.
     fn ok_to_drop(&mut self, sojourn: u64, now: u64) -> bool {
         if sojourn < self.target {
             self.first_above = None;
