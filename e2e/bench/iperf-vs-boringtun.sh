@@ -190,15 +190,20 @@ latency() {
   # The sender's own view halfway through: its congestion window and smoothed RTT.
   (sleep $((SECONDS_PER_RUN / 2)); ip netns exec "$CL" ss -tin dst "$target" >"$WORK/ss.txt" 2>/dev/null) &
   local ssp=$!
-  up=$(ip netns exec "$CL" ping -n -i 0.05 -c $(((SECONDS_PER_RUN - 2) * 20)) -W 2 "$target" 2>/dev/null | rtts)
+  up=$(loaded_ping "$target")
   wait "$ip3" "$ssp" "${dumps[@]}" 2>/dev/null || true
   # The same under a download (the gateway's TUN ring and the client's receive queue).
   ip netns exec "$CL" iperf3 -R -c "$target" -t "$SECONDS_PER_RUN" ${CC:+-C "$CC"} >/dev/null 2>&1 &
   ip3=$!
   sleep 1
-  down=$(ip netns exec "$CL" ping -n -i 0.05 -c $(((SECONDS_PER_RUN - 2) * 20)) -W 2 "$target" 2>/dev/null | rtts)
+  down=$(loaded_ping "$target")
   wait "$ip3" 2>/dev/null || true
   echo "$name $idle $up $down $(hops) $(sender)" >>"$WORK/latency"
+}
+
+# loaded_ping TARGET: "p50 p99" of a ping every 50 ms from the client for the rest of a loaded run.
+loaded_ping() {
+  ip netns exec "$CL" ping -n -i 0.05 -c $(((SECONDS_PER_RUN - 2) * 20)) -W 2 "$1" 2>/dev/null | rtts
 }
 
 # hops: from the captures of the loaded ping, "request-p50 client-side-p50 gateway-side-p50

@@ -107,7 +107,7 @@ pub struct ClientArgs {
     pub tun_offload: bool,
     /// Queue delay (ms) the receive queue tolerates before CoDel marks or drops inner packets
     /// (as the gateway's `--aqm-target-ms`); 0 turns it off.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    #[arg(long, default_value_t = CodelParams::TARGET_MS, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub aqm_target_ms: u64,
     /// Entries of the TUN device's transmit ring (the kernel's default is 500). The ring is
     /// the queue in front of the client's sending side, which CoDel cannot see (no
@@ -267,10 +267,7 @@ pub fn start(args: &ClientArgs) -> Result<Running, ClientError> {
     };
     let mut dp = DataPath::new(args.bind, tun, Arc::new(Metrics::new()), 1)
         .map_err(ClientError::GreSocket)?;
-    dp.aqm = (args.aqm_target_ms > 0).then(|| CodelParams {
-        target: Duration::from_millis(args.aqm_target_ms),
-        ..CodelParams::default()
-    });
+    dp.aqm = CodelParams::from_millis(args.aqm_target_ms, CodelParams::INTERVAL_MS);
     let (client, outcomes) = Client::new(dp);
     client
         .send_any_ip

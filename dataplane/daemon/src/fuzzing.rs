@@ -360,19 +360,20 @@ pub fn source_allowed(address: Option<Ipv4Addr>, routes: &[Ipv4Net], ip: &[u8]) 
 /// The destination address `IP_PKTINFO` reports in a received message's control buffer
 /// (`udpsock`'s parser), for a control buffer of `control.len()` octets.
 pub fn pktinfo_dst(control: &[u64], len: usize) -> Ipv4Addr {
-    // SAFETY: msghdr is plain old data; zeroed is a valid value.
-    let mut msg: libc::msghdr = unsafe { std::mem::MaybeUninit::zeroed().assume_init() };
-    msg.msg_control = control.as_ptr() as *mut libc::c_void;
-    msg.msg_controllen = len.min(std::mem::size_of_val(control));
-    crate::io::batch::pktinfo_dst(&msg)
+    crate::io::batch::pktinfo_dst(&received(control, len))
 }
 
 /// The receive time an `SCM_TIMESTAMPNS` message reports in the same kind of control buffer
 /// (`io::batch`'s parser; ns since the Unix epoch).
 pub fn timestamp(control: &[u64], len: usize) -> Option<u64> {
+    crate::io::batch::timestamp_of(&received(control, len))
+}
+
+/// A received message's header as `recvmmsg` leaves it: `len` octets of `control` filled.
+fn received(control: &[u64], len: usize) -> libc::msghdr {
     // SAFETY: msghdr is plain old data; zeroed is a valid value.
     let mut msg: libc::msghdr = unsafe { std::mem::MaybeUninit::zeroed().assume_init() };
     msg.msg_control = control.as_ptr() as *mut libc::c_void;
     msg.msg_controllen = len.min(std::mem::size_of_val(control));
-    crate::io::batch::timestamp_of(&msg)
+    msg
 }

@@ -120,10 +120,10 @@ struct HostArgs {
     rx_threads: Option<u32>,
     /// Queue delay (ms) the receive queues tolerate before CoDel marks or drops inner packets
     /// (RFC 8289; docs/architecture.md "Latency under load"). 0 turns it off.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    #[arg(long, default_value_t = CodelParams::TARGET_MS, value_parser = clap::value_parser!(u64).range(0..=1000))]
     aqm_target_ms: u64,
     /// CoDel's interval (ms): how long the delay must stay above target first.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    #[arg(long, default_value_t = CodelParams::INTERVAL_MS, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     aqm_interval_ms: u64,
 }
 
@@ -184,10 +184,7 @@ impl HostArgs {
             rx_shards: self
                 .rx_threads
                 .unwrap_or_else(sluice_dataplane::io::shard::default_count),
-            aqm: (self.aqm_target_ms > 0).then(|| CodelParams {
-                target: Duration::from_millis(self.aqm_target_ms),
-                interval: Duration::from_millis(self.aqm_interval_ms),
-            }),
+            aqm: CodelParams::from_millis(self.aqm_target_ms, self.aqm_interval_ms),
             admission: AdmissionLimits {
                 control_per_source: self.max_control_connections_per_source,
                 setups_per_source: self.max_setups_per_source,

@@ -19,11 +19,26 @@ pub struct CodelParams {
     pub interval: Duration,
 }
 
+impl CodelParams {
+    /// RFC 8289's target for Internet traffic (§4.3), in ms.
+    pub const TARGET_MS: u64 = 5;
+    /// RFC 8289's interval for the terrestrial Internet (§4.2), in ms.
+    pub const INTERVAL_MS: u64 = 100;
+
+    /// The parameters of a command line: `None` (CoDel off) for a target of 0 ms.
+    pub fn from_millis(target_ms: u64, interval_ms: u64) -> Option<Self> {
+        (target_ms > 0).then(|| CodelParams {
+            target: Duration::from_millis(target_ms),
+            interval: Duration::from_millis(interval_ms),
+        })
+    }
+}
+
 impl Default for CodelParams {
     fn default() -> Self {
         CodelParams {
-            target: Duration::from_millis(5),
-            interval: Duration::from_millis(100),
+            target: Duration::from_millis(Self::TARGET_MS),
+            interval: Duration::from_millis(Self::INTERVAL_MS),
         }
     }
 }
@@ -114,7 +129,8 @@ impl Codel {
     }
 
     /// Whether the queue is in the dropping state.
-    pub fn dropping(&self) -> bool {
+    #[cfg(test)]
+    fn dropping(&self) -> bool {
         self.dropping
     }
 }

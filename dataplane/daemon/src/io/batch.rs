@@ -34,13 +34,19 @@ const EMPTY: Meta = Meta {
 
 /// Asks the kernel to timestamp every datagram `fd` receives (socket(7) `SO_TIMESTAMPNS`).
 pub(crate) fn enable_timestamps(fd: RawFd) -> io::Result<()> {
+    switch_on(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS)
+}
+
+/// Sets the boolean socket option `level`/`name` of `fd` to 1 (the control messages this
+/// batch reads: `SO_TIMESTAMPNS`, `IP_PKTINFO`).
+pub(crate) fn switch_on(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
     let on: libc::c_int = 1;
     // SAFETY: a valid fd and a c_int option value of the right size.
     let rc = unsafe {
         libc::setsockopt(
             fd,
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
+            level,
+            name,
             (&on as *const libc::c_int).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )

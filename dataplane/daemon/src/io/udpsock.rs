@@ -5,7 +5,6 @@
 //! to (what NAT devices and stateful firewalls expect).
 
 use std::io;
-use std::mem::size_of;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -62,20 +61,7 @@ impl UdpPort {
         if reuse_port {
             sock.set_reuse_port(true)?;
         }
-        let on: libc::c_int = 1;
-        // SAFETY: a valid fd and a c_int option value of the right size.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_PKTINFO,
-                (&on as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        super::batch::switch_on(sock.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO)?;
         let addr = SocketAddrV4::new(bind.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
         sock.bind(&SockAddr::from(addr))?;
         sock.set_read_timeout(Some(read_timeout))?;
