@@ -167,7 +167,7 @@ pub async fn establish(
         params.ike_port,
         params.natt_port,
         local_l2tp_port,
-        false,
+        ipsec::Role::Client,
         1,
     )
     .map_err(|source| ClientError::IpsecSockets {

@@ -108,7 +108,7 @@ impl Glue {
             UdpPort::open(lo, 0, Duration::from_millis(1))?,
             ControlRate::default(),
         );
-        let (ipsec, ike_rx) = IpsecIo::open(lo, 0, 0, 1701, true, 1)?;
+        let (ipsec, ike_rx) = IpsecIo::open(lo, 0, 0, 1701, ipsec::Role::Gateway, 1)?;
         let natt_port = ipsec.natt.local_addr().map_or(0, |a| a.port());
         let _ = dp.l2tp.set(l2tp);
         let _ = dp.ipsec.set(ipsec);

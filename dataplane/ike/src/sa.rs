@@ -674,6 +674,9 @@ impl EspTransform {
 }
 
 /// Reads Life Type / Life Duration pairs (each duration follows its type).
+/// The Life Type / Life Duration pairs of a transform. A duration of 0 reads as none given:
+/// strongSwan proposes 0 when told not to rekey (`rekey=no`), meaning no limit of its own, and
+/// the responder's lifetime then applies (taken literally, the SA would expire at once).
 fn lifetime(attrs: &[Attribute], type_kind: u16, dur_kind: u16) -> Result<Lifetime, Unsupported> {
     let mut out = Lifetime::default();
     let mut current = None;
@@ -683,8 +686,8 @@ fn lifetime(attrs: &[Attribute], type_kind: u16, dur_kind: u16) -> Result<Lifeti
         } else if a.kind == dur_kind {
             let d = a.value.as_u64().ok_or(Unsupported("life duration"))?;
             match current.take() {
-                Some(1) => out.seconds = Some(d),
-                Some(2) => out.kilobytes = Some(d),
+                Some(1) => out.seconds = (d > 0).then_some(d),
+                Some(2) => out.kilobytes = (d > 0).then_some(d),
                 _ => return Err(Unsupported("life duration without a known life type")),
             }
         }
@@ -816,6 +819,52 @@ mod tests {
             attributes: vec![],
         };
         assert!(EspTransform::from_transform(&des).is_err());
+    }
+
+    #[test]
+    fn a_zero_life_duration_is_no_lifetime() {
+        // strongSwan with `rekey=no`: Life Type seconds, Duration 0; kilobytes, 0.
+        let zero = |kind| Attribute {
+            kind,
+            value: AttrValue::Basic(0),
+        };
+        let mut t = ike(
+            Cipher::AesCbc(AesKeyLen::Aes128),
+            HashAlg::Sha256,
+            Group::Modp2048,
+        )
+        .to_transform(1, Lifetime::default());
+        t.attributes.extend([
+            Attribute {
+                kind: 11,
+                value: AttrValue::Basic(1),
+            },
+            zero(12),
+            Attribute {
+                kind: 11,
+                value: AttrValue::Basic(2),
+            },
+            zero(12),
+        ]);
+        let parsed = IkeTransform::from_transform(&t).unwrap();
+        assert_eq!(parsed.lifetime, Lifetime::default());
+        let esp = EspTransform {
+            cipher: EspCipher::AesGcm16(AesKeyLen::Aes128),
+            auth: None,
+            mode: EncapMode::Transport,
+            mode_value: 2,
+            group: None,
+            lifetime: Lifetime::default(),
+        };
+        let mut w = esp.to_transform(1, Lifetime::default());
+        w.attributes.extend([
+            Attribute {
+                kind: 1,
+                value: AttrValue::Basic(1),
+            },
+            zero(2),
+        ]);
+        assert_eq!(EspTransform::from_transform(&w).unwrap(), esp);
     }
 
     #[test]

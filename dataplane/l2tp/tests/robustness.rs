@@ -184,7 +184,7 @@ proptest! {
                             host_name: Some("fuzz".into()),
                             framing_capabilities: Some(3),
                             assigned_tunnel_id: Some(peer_tunnel),
-                            receive_window_size: (window > 0).then_some(window - 1),
+                            receive_window_size: (window > 0).then(|| window - 1),
                             challenge: challenge.then(|| vec![1, 2, 3]),
                             ..Avps::default()
                         },

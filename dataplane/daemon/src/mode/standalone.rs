@@ -210,7 +210,7 @@ pub fn start_ipsec(gw: &Arc<Gateway>, host: &HostOptions) -> Result<(), StartErr
         ipsec.ike_port,
         ipsec.natt_port,
         cfg.l2tp.port,
-        true,
+        ipsec::Role::Gateway,
         host.rx_shards,
     )
     .map_err(|source| StartError::IpsecSockets {
