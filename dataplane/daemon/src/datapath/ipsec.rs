@@ -593,7 +593,7 @@ impl IpsecIo {
         let len = u16::try_from(l2tp.len() + 8).ok()?;
         let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
         // Rare (a rekey's first second): the replaced SA seals, sent where the current goes.
-        let superseded = o.still_superseded(Instant::now());
+        let superseded = o.still_superseded(Instant::now);
         let mut old = superseded
             .as_ref()
             .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()));

@@ -92,9 +92,13 @@ impl Outbound {
     }
 
     /// The replaced SA if it still seals the next packet; forgets it once it no longer does.
-    pub fn still_superseded(&mut self, now: Instant) -> Option<Arc<Mutex<Outbound>>> {
+    /// `now` is read only during an overlap (not once per packet).
+    pub fn still_superseded(
+        &mut self,
+        now: impl FnOnce() -> Instant,
+    ) -> Option<Arc<Mutex<Outbound>>> {
         let s = self.superseded.as_ref()?;
-        if s.new_inbound.last_rx_ms.load(Ordering::Relaxed) == 0 && now < s.until {
+        if s.new_inbound.last_rx_ms.load(Ordering::Relaxed) == 0 && now() < s.until {
             return Some(s.old.clone());
         }
         self.superseded = None;
@@ -143,10 +147,10 @@ mod tests {
         new.supersede(old, new_in.clone(), t0);
         let spi =
             |o: Option<Arc<Mutex<Outbound>>>| o.map(|o| o.lock().map_or(0, |o| o.spi - 0x1000));
-        assert_eq!(spi(new.still_superseded(t0)), Some(1));
-        assert_eq!(spi(new.still_superseded(t0 + SWITCH_AFTER / 2)), Some(1));
+        assert_eq!(spi(new.still_superseded(|| t0)), Some(1));
+        assert_eq!(spi(new.still_superseded(|| t0 + SWITCH_AFTER / 2)), Some(1));
         new_in.last_rx_ms.store(5, Ordering::Relaxed);
-        assert_eq!(spi(new.still_superseded(t0 + SWITCH_AFTER / 2)), None);
+        assert_eq!(spi(new.still_superseded(|| t0 + SWITCH_AFTER / 2)), None);
         assert!(new.superseded.is_none(), "forgotten once done");
     }
 
@@ -155,14 +159,14 @@ mod tests {
         let t0 = Instant::now();
         let mut new = outbound(2);
         new.supersede(Arc::new(Mutex::new(outbound(1))), inbound(), t0);
-        assert!(new.still_superseded(t0 + SWITCH_AFTER).is_none());
+        assert!(new.still_superseded(|| t0 + SWITCH_AFTER).is_none());
 
         let mut new = outbound(3);
         new.supersede(Arc::new(Mutex::new(outbound(2))), inbound(), t0);
         new.forget_superseded(0x1009);
-        assert!(new.still_superseded(t0).is_some());
+        assert!(new.still_superseded(|| t0).is_some());
         new.forget_superseded(0x1002);
-        assert!(new.still_superseded(t0).is_none());
+        assert!(new.still_superseded(|| t0).is_none());
     }
 
     #[test]
