@@ -12,9 +12,10 @@
 #
 # Each figure is the mean of RUNS runs of SECONDS s, per direction (up: client → gateway,
 # down: -R). Then ping RTT p50/p99 through the same path, idle and while an iperf3 upload,
-# then a download, saturates it (bufferbloat; under the upload, with tcpdump installed, where
-# the ping waits: client side or gateway side of the tunnel; and the sender's cwnd and RTT), and iperf3 UDP client → gateway as fast as the sender goes at
-# IP packets of 64 and 1400 octets (packets per second sent and delivered, delivered share).
+# then a download, saturates it (bufferbloat; with tcpdump installed, where the ping waits
+# under each: client side or gateway side of the tunnel; and the upload sender's cwnd and
+# RTT), and iperf3 UDP client → gateway as fast as the sender goes at IP packets of 64 and
+# 1400 octets (packets per second sent and delivered, delivered share).
 # CPU is the user+system time of both tunnel ends over the run, in % of one core, and the
 # gateway end's alone in CPU seconds per Gbit delivered.
 # Ratios are to boringtun of the same run. Prints figures; asserts nothing. Needs root.
@@ -168,37 +169,47 @@ except Exception:
 
 # latency NAME TARGET: ping RTT through the path, idle, while an iperf3 upload saturates it
 # and while a download does (bufferbloat); appends "NAME p50-idle p99-idle p50-up p99-up
-# p50-down p99-down" (ms), the upload's hops and its sender's view to $WORK/latency.
+# p50-down p99-down" (ms), the hops under each (see `hops`) and the upload sender's view to
+# $WORK/latency.
 latency() {
   local name=$1 target=$2 idle up down
   idle=$(ip netns exec "$CL" ping -n -q -i 0.05 -c 40 -W 2 "$target" >/dev/null 2>&1; \
     ip netns exec "$CL" ping -n -i 0.05 -c 60 -W 2 "$target" 2>/dev/null | rtts)
   ip netns exec "$CL" iperf3 -c "$target" -t "$SECONDS_PER_RUN" ${CC:+-C "$CC"} >/dev/null 2>&1 &
-  local ip3=$! dumps=()
+  local ip3=$!
   sleep 1
   # Where the loaded ping waits: its request seen on the client's TUN, on the gateway's veth
   # (the tunnel packet, small among the upload's full ones) and on the gateway's TUN.
-  if [ -n "$TUNS" ] && command -v tcpdump >/dev/null; then
-    local t ns dev filter tag
-    for t in "$CL:${TUNS%% *}:icmp:cl" "$GW:${TUNS##* }:icmp:gw" "$GW:any:src 10.97.0.2 and less 200 and not tcp:veth"; do
-      IFS=: read -r ns dev filter tag <<<"$t"
-      ip netns exec "$ns" timeout $((SECONDS_PER_RUN - 1)) tcpdump -tt -n -i "$dev" "$filter" \
-        >"$WORK/hop-$tag.txt" 2>/dev/null &
-      dumps+=($!)
-    done
-  fi
+  capture_hops up "src 10.97.0.2"
   # The sender's own view halfway through: its congestion window and smoothed RTT.
   (sleep $((SECONDS_PER_RUN / 2)); ip netns exec "$CL" ss -tin dst "$target" >"$WORK/ss.txt" 2>/dev/null) &
   local ssp=$!
   up=$(loaded_ping "$target")
-  wait "$ip3" "$ssp" "${dumps[@]}" 2>/dev/null || true
-  # The same under a download (the gateway's TUN ring and the client's receive queue).
+  wait "$ip3" "$ssp" "${DUMPS[@]}" 2>/dev/null || true
+  # The same under a download (the gateway's TUN ring and the client's receive queue): here
+  # the reply's tunnel packet is the small one on the veth, from the gateway.
   ip netns exec "$CL" iperf3 -R -c "$target" -t "$SECONDS_PER_RUN" ${CC:+-C "$CC"} >/dev/null 2>&1 &
   ip3=$!
   sleep 1
+  capture_hops down "src 10.97.0.1"
   down=$(loaded_ping "$target")
-  wait "$ip3" 2>/dev/null || true
-  echo "$name $idle $up $down $(hops) $(sender)" >>"$WORK/latency"
+  wait "$ip3" "${DUMPS[@]}" 2>/dev/null || true
+  echo "$name $idle $up $down $(hops up) $(hops down) $(sender)" >>"$WORK/latency"
+}
+
+# capture_hops DIR VETH_SRC: tcpdump the loaded ping on the client's TUN, the gateway's TUN and
+# (its tunnel packets from VETH_SRC, the small ones) the veth, into $WORK/hop-{cl,gw,veth}-DIR.txt;
+# sets DUMPS (nothing without tcpdump or for boringtun, whose TUNS is empty).
+capture_hops() {
+  local dir=$1 vsrc=$2 t ns dev filter tag
+  DUMPS=()
+  [ -n "$TUNS" ] && command -v tcpdump >/dev/null || return 0
+  for t in "$CL:${TUNS%% *}:icmp:cl" "$GW:${TUNS##* }:icmp:gw" "$GW:any:$vsrc and less 200 and not tcp:veth"; do
+    IFS=: read -r ns dev filter tag <<<"$t"
+    ip netns exec "$ns" timeout $((SECONDS_PER_RUN - 1)) tcpdump -tt -n -i "$dev" "$filter" \
+      >"$WORK/hop-$tag-$dir.txt" 2>/dev/null &
+    DUMPS+=($!)
+  done
 }
 
 # loaded_ping TARGET: "p50 p99" of a ping every 50 ms from the client for the rest of a loaded run.
@@ -206,13 +217,20 @@ loaded_ping() {
   ip netns exec "$CL" ping -n -i 0.05 -c $(((SECONDS_PER_RUN - 2) * 20)) -W 2 "$1" 2>/dev/null | rtts
 }
 
-# hops: from the captures of the loaded ping, "request-p50 client-side-p50 gateway-side-p50
-# reply-p50" in ms: the request's way from the client's TUN to the gateway's TUN, split at
-# the gateway's veth (before it: the client's TUN queue and tunnel end; after: the gateway's
-# socket queue and tunnel end), and the reply's way back (or "- - - -").
+# hops DIR: from the captures of the loaded ping under the upload (DIR up) or the download
+# (down), p50s in ms. Up: the request's way from the client's TUN to the gateway's TUN, its
+# client side and gateway side (split at the gateway's veth: before it the client's TUN queue
+# and tunnel end, after it the gateway's socket queue and tunnel end), and the reply's way
+# back. Down: the reply's way from the gateway's TUN to the client's, its gateway side (the
+# gateway's TUN ring and tunnel end) and client side (the client's socket queue and tunnel
+# end). Dashes without captures.
 hops() {
-  [ -n "$TUNS" ] && [ -s "$WORK/hop-cl.txt" ] || { echo "- - - -"; return; }
-  python3 - "$WORK/hop-cl.txt" "$WORK/hop-gw.txt" "$WORK/hop-veth.txt" <<'PY'
+  local dir=$1
+  [ -n "$TUNS" ] && [ -s "$WORK/hop-cl-$dir.txt" ] || {
+    if [ "$dir" = up ]; then echo "- - - -"; else echo "- - -"; fi
+    return
+  }
+  python3 - "$dir" "$WORK/hop-cl-$dir.txt" "$WORK/hop-gw-$dir.txt" "$WORK/hop-veth-$dir.txt" <<'PY'
 import re, sys
 def pings(f):
     d = {}
@@ -221,22 +239,26 @@ def pings(f):
         if m:
             d.setdefault((m.group(2), int(m.group(3))), float(m.group(1)))
     return d
-c, g = pings(sys.argv[1]), pings(sys.argv[2])
-veth = sorted(float(l.split()[0]) for l in open(sys.argv[3]) if l[:1].isdigit())
-req, cl, gw, rep = [], [], [], []
+direction, c, g = sys.argv[1], pings(sys.argv[2]), pings(sys.argv[3])
+veth = sorted(float(l.split()[0]) for l in open(sys.argv[4]) if l[:1].isdigit())
+whole, first, second, back = [], [], [], []
 for (kind, seq), t1 in c.items():
-    t2, t3, t4 = g.get(("request", seq)), g.get(("reply", seq)), c.get(("reply", seq))
-    if kind != "request" or t2 is None:
+    if kind != "request":
         continue
-    req.append(t2 - t1)
-    mid = next((t for t in veth if t1 <= t <= t2), None)
+    t2, t3, t4 = g.get(("request", seq)), g.get(("reply", seq)), c.get(("reply", seq))
+    # Upload: the request crosses the veth between t1 and t2; download: the reply, t3 to t4.
+    a, b = (t1, t2) if direction == "up" else (t3, t4)
+    if a is None or b is None:
+        continue
+    whole.append(b - a)
+    mid = next((t for t in veth if a <= t <= b), None)
     if mid is not None:
-        cl.append(mid - t1)
-        gw.append(t2 - mid)
-    if t3 is not None and t4 is not None:
-        rep.append(t4 - t3)
+        first.append(mid - a)
+        second.append(b - mid)
+    if direction == "up" and t3 is not None and t4 is not None:
+        back.append(t4 - t3)
 p50 = lambda v: f"{sorted(v)[len(v) // 2] * 1e3:.2f}" if v else "-"
-print(p50(req), p50(cl), p50(gw), p50(rep))
+print(*([p50(whole), p50(first), p50(second)] + ([p50(back)] if direction == "up" else [])))
 PY
 }
 
@@ -462,13 +484,14 @@ PY
 echo
 echo "## ping RTT through the path (ms): idle, under an iperf3 upload and under a download${CC:+ (congestion control $CC)};"
 echo "## under the upload, p50 of the request's way TUN to TUN, split at the gateway's veth (client side,"
-echo "## gateway side), and the reply's (tcpdump); the upload's sender halfway: congestion window, smoothed RTT"
-echo "## and min RTT (ss, ms)"
+echo "## gateway side), and the reply's; under the download, the reply's way TUN to TUN split at the veth"
+echo "## (dn gw: the gateway's TUN ring and tunnel end; dn cl: the client's side) (tcpdump); the upload's"
+echo "## sender halfway: congestion window, smoothed RTT and min RTT (ss, ms)"
 python3 - "$WORK/latency" <<'PY'
 import sys
 cols = [("p50 idle", 9), ("p99 idle", 9), ("p50 up", 8), ("p99 up", 8), ("p50 down", 9),
         ("p99 down", 9), ("request", 8), ("client", 7), ("gateway", 8), ("reply", 6),
-        ("cwnd KiB", 9), ("srtt", 7), ("min RTT", 8)]
+        ("dn reply", 9), ("dn gw", 6), ("dn cl", 6), ("cwnd KiB", 9), ("srtt", 7), ("min RTT", 8)]
 print(f"{'path':<16}" + "".join(f"{c:>{w + 1}}" for c, w in cols))
 for l in open(sys.argv[1]):
     n, *v = l.split()

@@ -109,6 +109,9 @@ pub struct ClientArgs {
     /// (as the gateway's `--aqm-target-ms`); 0 turns it off.
     #[arg(long, default_value_t = CodelParams::TARGET_MS, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub aqm_target_ms: u64,
+    /// CoDel's interval (ms), as the gateway's `--aqm-interval-ms`.
+    #[arg(long, default_value_t = CodelParams::INTERVAL_MS, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub aqm_interval_ms: u64,
     /// Entries of the TUN device's transmit ring (the kernel's default is 500). The ring is
     /// the queue in front of the client's sending side, which CoDel cannot see (no
     /// timestamps): with offloads an entry is a super-segment of up to 64 KiB, and a short
@@ -267,7 +270,7 @@ pub fn start(args: &ClientArgs) -> Result<Running, ClientError> {
     };
     let mut dp = DataPath::new(args.bind, tun, Arc::new(Metrics::new()), 1)
         .map_err(ClientError::GreSocket)?;
-    dp.aqm = CodelParams::from_millis(args.aqm_target_ms, CodelParams::INTERVAL_MS);
+    dp.aqm = CodelParams::from_millis(args.aqm_target_ms, args.aqm_interval_ms);
     let (client, outcomes) = Client::new(dp);
     client
         .send_any_ip

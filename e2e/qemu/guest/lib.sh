@@ -90,6 +90,8 @@ in_pool() { case "$1" in 10.200.0.*) [ "$1" != 10.200.0.0 ] && [ "$1" != 10.200.
 not() { ! "$@"; }
 # pptp_gone UNIT [SECONDS]: true once pppd UNIT has exited.
 pptp_gone() { [ "$(pptp_exit "$@")" != running ]; }
+# ping_lost FILE: transmitted minus received, from the summary of a ping log.
+ping_lost() { awk -F', ' '/packets transmitted/ { split($1, t, " "); split($2, r, " "); print t[1] - r[1] }' "$1"; }
 # acked UNIT TEXT: pppd acknowledged an LCP ConfReq containing TEXT (e.g. "<auth chap MS>").
 acked() { grep -F "sent [LCP ConfAck" "/tmp/pppd-$1.log" | grep -qF "$2"; }
 

@@ -34,9 +34,8 @@ grep -E "received.*QUICK_MODE|CHILD_SA sluice\{[0-9]+\} established|rekeying|DEL
 sleep 3
 kill -INT "$PING" 2>/dev/null || true; wait "$PING" 2>/dev/null || true
 tail -n 3 /tmp/ping-rekey.log
-lost() { awk -F', ' '/packets transmitted/ { split($1, t, " "); split($2, r, " "); print t[1] - r[1] }' /tmp/ping-rekey.log; }
 check "no ping went missing across the switch (100 ms apart; one may be in flight at the end)" \
-  test "$(lost)" -le 1
+  test "$(ping_lost /tmp/ping-rekey.log)" -le 1
 check "the same pppd still runs" test "$(pgrep -x pppd | head -n 1)" = "$pppd_pid"
 check "ping a host on the gateway side after the rekey" ping -c 3 -i 0.3 -W 3 "$LAN_HOST"
 mark rekeyed
