@@ -104,6 +104,14 @@ check "gateway sent HELLOs on the idle tunnel ($tx1 -> $tx2)" test "${tx2%.*}" -
 check "idle tunnel still up and passing traffic" ip netns exec "$CA" ping -c 2 -i 0.2 -W 2 192.168.77.2
 check "alice's client saw no disconnect" bash -c "! grep -q '^DOWN' $WORK/alice.log"
 
+# 2b. Data counts as liveness: while one of its sessions carries traffic, the tunnel sends no
+#     HELLO (one may go out as the traffic starts).
+tx1=$(metric "$GW" "$EP" 'sluice_l2tp_control_messages_total{direction="tx"}')
+ip netns exec "$CA" ping -q -c 35 -i 0.2 -W 2 192.168.77.2 >/dev/null 2>&1
+tx2=$(metric "$GW" "$EP" 'sluice_l2tp_control_messages_total{direction="tx"}')
+check "no HELLO while the tunnel carries data (control tx $tx1 -> $tx2 over 7 s)" \
+  test "${tx2%.*}" -le "$(( ${tx1%.*} + 1 ))"
+
 # 3. Services: bob may only use PPTP.
 check "bob (services: [pptp]) is refused over L2TP" bash -c \
   "! ip netns exec $CB $CLIENT_BIN --protocol l2tp --server 10.99.2.1 --user bob --password bob-secret --duration 0 --timeout 15 >$WORK/bob.log 2>&1"

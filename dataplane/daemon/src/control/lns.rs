@@ -33,6 +33,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Tunnels answered but not yet established, at most (each costs retransmissions of SCCRP).
 const MAX_PENDING_TUNNELS: usize = 1024;
 
+/// Shortest time between two sweeps of the sessions' data activity into the endpoint
+/// ([`note_data_activity`]): each sweep reads every session once.
+const ACTIVITY_SWEEP: Duration = Duration::from_secs(1);
+
 /// Endpoint settings for the gateway from its configuration and the host's limits.
 pub fn endpoint_config(cfg: &Runtime, limits: Limits) -> EndpointConfig {
     EndpointConfig {
@@ -83,6 +87,7 @@ pub async fn run(
     let mut up: HashSet<u16> = HashSet::new();
     let mut stopping: Option<Instant> = None;
     let mut retransmits_seen = 0;
+    let mut swept = Instant::now();
     let control = &gw.dp.metrics.l2tp_control;
     let rx = control
         .get_or_create(&DirLabels {
@@ -266,7 +271,14 @@ pub async fn run(
                     ep.shutdown(Instant::now());
                 }
             }
-            _ = sleep_until(deadline) => ep.handle_timeout(Instant::now()),
+            _ = sleep_until(deadline) => {
+                let now = Instant::now();
+                if now.saturating_duration_since(swept) >= ACTIVITY_SWEEP {
+                    swept = now;
+                    note_data_activity(&gw, &mut ep, &sessions);
+                }
+                ep.handle_timeout(now);
+            }
         }
         sync_config(&gw, &mut ep, &mut version);
     }
@@ -333,6 +345,18 @@ fn release(gw: &Gateway, id: u16) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .release(id);
+}
+
+/// Data counts as liveness (RFC 2661 §5.5; §6.5 leaves HELLO's policy to the implementation):
+/// before the endpoint's timers run, each tunnel learns when its sessions last carried a frame
+/// from the LAC, so a busy tunnel sends no HELLO.
+fn note_data_activity(gw: &Gateway, ep: &mut Endpoint, sessions: &HashMap<u16, (u16, Arc<Link>)>) {
+    for (tunnel, link) in sessions.values() {
+        let ms = link.last_rx_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if ms != 0 {
+            ep.note_data_activity(gw.dp.clock.epoch + Duration::from_millis(ms), *tunnel);
+        }
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
