@@ -85,17 +85,23 @@ pub struct Inbound {
     peer: AtomicU64,
 }
 
+/// AES-128-GCM, the suite unit tests build their SAs with.
+#[cfg(test)]
+fn test_suite() -> Suite {
+    Suite::new(
+        Cipher::AesGcm16 {
+            key_len: AesKeyLen::Aes128,
+        },
+        None,
+    )
+    .unwrap_or_else(|e| panic!("suite: {e}"))
+}
+
 #[cfg(test)]
 impl Inbound {
     /// An inbound half with no traffic yet, for unit tests.
     fn for_test() -> Inbound {
-        let suite = Suite::new(
-            Cipher::AesGcm16 {
-                key_len: AesKeyLen::Aes128,
-            },
-            None,
-        )
-        .unwrap_or_else(|e| panic!("suite: {e}"));
+        let suite = test_suite();
         Inbound {
             ike: AtomicU64::new(1),
             udp_encap: true,

@@ -116,17 +116,10 @@ impl Outbound {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_esp::{AesKeyLen, Cipher, Suite};
     use std::net::Ipv4Addr;
 
     fn outbound(spi: u32) -> Outbound {
-        let suite = Suite::new(
-            Cipher::AesGcm16 {
-                key_len: AesKeyLen::Aes128,
-            },
-            None,
-        )
-        .unwrap_or_else(|e| panic!("suite: {e}"));
+        let suite = super::super::test_suite();
         // SPIs 1..=255 are reserved (RFC 4303 §2.1).
         let sa = OutboundSa::new(0x1000 + spi, suite, &[7; 20], [1; 32])
             .unwrap_or_else(|e| panic!("outbound SA: {e}"));
