@@ -46,6 +46,7 @@ use crate::channel::ChannelConfig;
 use crate::error::Error;
 use crate::header::Packet;
 use crate::message::{CallErrors, CdnResult, ControlMessage, MessageType, StopCcnResult};
+use crate::timer_index::TimerIndex;
 use crate::tunnel::Tunnel;
 
 /// Most datagrams queued for [`Endpoint::poll_transmit`].
@@ -472,6 +473,9 @@ pub struct Endpoint {
     /// (peer address, peer's Assigned Tunnel ID) → our Tunnel ID, for SCCRQ retransmissions
     /// and StopCCNs sent before the peer learned our id.
     by_peer: BTreeMap<(SocketAddr, u16), u16>,
+    /// Each tunnel's next deadline, earliest first: the next timeout and the due tunnels are
+    /// found without visiting every tunnel.
+    timers: TimerIndex,
     events: EventQueue,
     transmits: TransmitQueue,
     serial: u32,
@@ -488,6 +492,7 @@ impl Endpoint {
             rng: ChaCha20Rng::from_seed(seed),
             tunnels: BTreeMap::new(),
             by_peer: BTreeMap::new(),
+            timers: TimerIndex::default(),
             events: EventQueue::default(),
             transmits: TransmitQueue::default(),
             serial: 1,
@@ -506,6 +511,18 @@ impl Endpoint {
     /// Replaces the HELLO interval (configuration reload); applies to all tunnels.
     pub fn set_hello_interval(&mut self, interval: Option<Duration>) {
         self.cfg.hello_interval = interval;
+        let ids: Vec<u16> = self.tunnels.keys().copied().collect();
+        for id in ids {
+            self.reschedule(id);
+        }
+    }
+
+    /// Files tunnel `id`'s next deadline in the timer index (or takes it out: no deadline, or
+    /// no such tunnel any more).
+    fn reschedule(&mut self, id: u16) {
+        let hello = self.cfg.hello_interval;
+        let at = self.tunnels.get(&id).and_then(|t| t.poll_timeout(hello));
+        self.timers.set(id, at);
     }
 
     /// The configuration.
@@ -555,6 +572,7 @@ impl Endpoint {
                 self.by_peer.remove(&key);
             }
         }
+        self.reschedule(id);
         Some(r)
     }
 
@@ -709,24 +727,25 @@ impl Endpoint {
     /// Runs timers (retransmissions, delayed acks, HELLO, setup timeouts, drain periods).
     pub fn handle_timeout(&mut self, now: Instant) {
         let hello = self.cfg.hello_interval;
-        let due: Vec<u16> = self
-            .tunnels
-            .iter()
-            .filter(|(_, t)| t.poll_timeout(hello).is_some_and(|d| d <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            self.with_tunnel(now, id, |t, ctx| t.handle_timeout(ctx));
+        // Each tunnel due now runs once; one whose deadline moved later meanwhile (data
+        // activity) is only filed again.
+        for id in self.timers.take_due(now) {
+            let due = self
+                .tunnels
+                .get(&id)
+                .and_then(|t| t.poll_timeout(hello))
+                .is_some_and(|d| d <= now);
+            if due {
+                self.with_tunnel(now, id, |t, ctx| t.handle_timeout(ctx));
+            } else {
+                self.reschedule(id);
+            }
         }
     }
 
-    /// When `handle_timeout` must next be called.
+    /// When `handle_timeout` must next be called (O(1); may be early, never late).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let hello = self.cfg.hello_interval;
-        self.tunnels
-            .values()
-            .filter_map(|t| t.poll_timeout(hello))
-            .min()
+        self.timers.first()
     }
 
     /// Next datagram to send.
@@ -873,7 +892,8 @@ impl Endpoint {
         .unwrap_or(Err(Error::UnknownTunnel(tunnel)))
     }
 
-    /// Data received on `tunnel`: counts as liveness for the HELLO timer (§5.5).
+    /// Data received on `tunnel`: counts as liveness for the HELLO timer (§5.5). Its deadline
+    /// only moves later, so the timer index keeps the earlier one until it comes due.
     pub fn note_data_activity(&mut self, now: Instant, tunnel: u16) {
         if let Some(t) = self.tunnels.get_mut(&tunnel) {
             t.note_activity(now);

@@ -27,6 +27,7 @@ pub mod header;
 pub mod hidden;
 pub mod message;
 mod session;
+mod timer_index;
 mod tunnel;
 
 pub use channel::{ChannelConfig, ControlChannel, RxVerdict};

@@ -12,7 +12,7 @@ use crate::auth::{ClientAuth, Credential, MppeKeys, ServerAuth};
 use crate::ccp::Ccp;
 use crate::config::{AuthProto, ClientConfig, Encoding, EncryptionPolicy, ServerConfig};
 use crate::error::{Error, Layer, SendError};
-use crate::frame::{self, proto};
+use crate::frame::{self, code, proto};
 use crate::fsm::{Fsm, Tx};
 use crate::ipcp::Ipcp;
 use crate::lcp::Lcp;
@@ -127,6 +127,9 @@ const ECHO_INTERVAL: Duration = Duration::from_secs(1);
 const PROTO_REJ_PER_SEC: u8 = 10;
 /// Minimum interval between repeated CCP Reset-Requests while discarding.
 const RESET_REQ_INTERVAL: Duration = Duration::from_millis(200);
+/// How long a Reset-Ack waits for the flushed data packet it goes out with
+/// ([`Ppp::encapsulate_ip`]) before it is sent on its own.
+const RESET_ACK_HOLD: Duration = Duration::from_millis(10);
 /// Bound on link establishment (LCP, authentication, CCP, IPCP): a peer that never converges,
 /// or keeps renegotiating, cannot hold a session and its address forever.
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -183,6 +186,8 @@ pub struct Ppp {
     prej_window: Instant,
     prej_count: u8,
     last_reset_req: Option<Instant>,
+    /// The Reset-Ack owed for the peer's last Reset-Request, held for the flushed packet.
+    reset_ack: Option<HeldResetAck>,
     resets: MppeResets,
     mtu: u16,
     auth_failures: u8,
@@ -197,6 +202,13 @@ pub struct MppeRepairs {
     pub resets_sent: u64,
     /// CCP Reset-Requests the peer sent (its receiver lost sync).
     pub resets_received: u64,
+}
+
+/// A CCP Reset-Ack not sent yet (RFC 1962 §2): its Identifier and when it goes out alone.
+#[derive(Debug, Clone, Copy)]
+struct HeldResetAck {
+    id: u8,
+    until: Instant,
 }
 
 /// The reset counters the engine keeps itself.
@@ -315,6 +327,7 @@ impl Ppp {
             prej_window: now,
             prej_count: 0,
             last_reset_req: None,
+            reset_ack: None,
             resets: MppeResets::default(),
             mtu,
             auth_failures: 0,
@@ -372,6 +385,11 @@ impl Ppp {
     }
 
     /// Appends one PPP frame carrying `ip` (MPPE-encrypted when CCP is Opened) to `out`.
+    ///
+    /// A CCP Reset-Ack the engine holds is queued for [`Ppp::poll_transmit`] first: the
+    /// caller sends what `poll_transmit` returns before this frame, so the Ack travels with the
+    /// flushed packet it announces, behind every packet encrypted before the reset (a Linux
+    /// receiver that saw the Ack first would ask for another reset on each of them).
     pub fn encapsulate_ip(&mut self, ip: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
         if !self.up || self.phase != Phase::Running {
             return Err(SendError::NotReady);
@@ -382,6 +400,9 @@ impl Ppp {
                 let max = limit.saturating_sub(crate::mppe::HEADER_LEN + 2);
                 if ip.len() > max {
                     return Err(SendError::TooBig { len: ip.len(), max });
+                }
+                if let Some(ack) = self.reset_ack.take() {
+                    self.tx.control(proto::CCP, code::RESET_ACK, ack.id, &[]);
                 }
                 frame::emit_header(proto::COMP, out);
                 tx.encrypt(proto::IPV4, ip, out);
@@ -427,6 +448,9 @@ impl Ppp {
             self.on_auth_result(now, r);
         }
         self.keepalive_tick(now);
+        if let Some(ack) = self.reset_ack.take_if(|a| now >= a.until) {
+            self.tx.control(proto::CCP, code::RESET_ACK, ack.id, &[]);
+        }
         if !self.up && now >= self.setup_deadline {
             self.close_link(
                 now,
@@ -454,6 +478,7 @@ impl Ppp {
             self.ccp_fsm.poll_timeout(),
             auth,
             self.keepalive_deadline(),
+            self.reset_ack.map(|a| a.until),
             (!self.up && !matches!(self.phase, Phase::Terminate)).then_some(self.setup_deadline),
         ]
         .into_iter()

@@ -350,6 +350,41 @@ fn stateful_recovers_via_reset_request() {
     assert!(p.got_at_server.iter().all(|ip| ip[0] == 0x45 && ip[1] == 0));
 }
 
+/// RFC 1962 §2 with stateful MPPE: the Reset-Ack leaves with the flushed packet it announces
+/// (so no packet encrypted before the reset can follow it), or on its own after 10 ms of no
+/// data; a repeated Reset-Request meanwhile is answered once, with its Identifier.
+#[test]
+fn reset_ack_travels_with_the_flushed_packet() {
+    const CCP_HEADER: [u8; 4] = [0xFF, 0x03, 0x80, 0xFD];
+    let reset_request = |id: u8| [&CCP_HEADER[..], &[14, id, 0, 4]].concat();
+    let reset_ack = |id: u8| [&CCP_HEADER[..], &[15, id, 0, 4]].concat();
+    let mut p = stateful_pair(14);
+    assert!(p.bring_up());
+    assert_eq!(p.exchange(3, 100), (6, 6));
+    let now = p.now;
+    let mut ip = vec![0u8; 100];
+    ip[0] = 0x45;
+
+    p.server.handle_input(now, &mut reset_request(7)).unwrap();
+    p.server.handle_input(now, &mut reset_request(8)).unwrap();
+    assert_eq!(p.server.poll_transmit(), None, "the Ack waits for data");
+    let mut data = Vec::new();
+    p.server.encapsulate_ip(&ip, &mut data).unwrap();
+    assert_eq!(p.server.poll_transmit(), Some(reset_ack(8)));
+    assert_eq!(p.server.poll_transmit(), None);
+    // RFC 3078 §3.1: the flushed bit (A, 0x80) is set in the packet after the reset.
+    assert_eq!(data[4] & 0x80, 0x80, "flushed: {data:02x?}");
+
+    // No data to carry it: the Ack leaves alone once its hold is over.
+    p.server.handle_input(now, &mut reset_request(9)).unwrap();
+    p.server.handle_timeout(now + Duration::from_millis(9));
+    assert_eq!(p.server.poll_transmit(), None);
+    assert!(p.server.poll_timeout().unwrap() <= now + Duration::from_millis(10));
+    p.server.handle_timeout(now + Duration::from_millis(10));
+    assert_eq!(p.server.poll_transmit(), Some(reset_ack(9)));
+    assert_eq!(p.server.mppe_repairs().resets_received, 3);
+}
+
 #[test]
 fn lost_control_frames_recover_via_restart_timer() {
     for seed in 20..30 {

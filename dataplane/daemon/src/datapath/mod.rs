@@ -344,6 +344,11 @@ fn encapsulate_ip(
         return false;
     }
     let TxScratch { ppp, out } = scratch;
+    // A CCP Reset-Ack the engine held for this (flushed) packet goes first, in the same lane
+    // as every packet encrypted before the reset (`Ppp::encapsulate_ip`).
+    while let Some(frame) = st.ppp.poll_transmit() {
+        send_frame(dp, link, st, &frame);
+    }
     match transmit(dp, link, st, ppp, out) {
         Ok(()) => {
             count(&dp.metrics, &link.stats, Direction::Tx, ip.len());

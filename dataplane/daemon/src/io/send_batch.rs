@@ -18,7 +18,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use super::batch::{CONTROL_WORDS, pktinfo_control};
 
 /// Datagrams a lane holds before it sends them. Another thread may send for the same SA or
-/// call in the meantime (an LCP Echo-Reply, a CCP Reset-Ack); its packet then overtakes at
+/// call in the meantime (an LCP Echo-Reply; a CCP Reset-Ack waits for the flushed packet and
+/// goes out in its lane, `datapath::encapsulate_ip`); its packet then overtakes at
 /// most 31 queued ones, inside the 32-packet anti-replay window an ESP receiver must support
 /// (RFC 4303 §3.4.3) and Linux and strongSwan use by default. The system call is still
 /// shared by 32 packets.

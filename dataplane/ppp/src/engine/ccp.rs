@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{CcpMode, DownReason, Phase, Ppp, RESET_REQ_INTERVAL};
+use super::{CcpMode, DownReason, HeldResetAck, Phase, Ppp, RESET_ACK_HOLD, RESET_REQ_INTERVAL};
 use crate::config::{Encoding, EncryptionPolicy};
 use crate::error::{Error, Layer};
 use crate::frame::{ControlPacket, code, proto};
@@ -31,11 +31,13 @@ impl Ppp {
             }
             code::RESET_REQ => {
                 if let Some(tx) = &mut self.mppe_tx {
-                    // RFC 1962 §2: acknowledge, then flush; the Reset-Ack is queued ahead of
-                    // any later data packet (Linux decrypts nothing until it has it).
+                    // RFC 1962 §2: reset, then acknowledge. The Ack is held for the flushed
+                    // packet (`encapsulate_ip`) or `RESET_ACK_HOLD`; a repeated Request while it
+                    // is held is answered once, with the latest Identifier (pppd matches it).
                     tx.reset_requested();
                     self.resets.received += 1;
-                    self.tx.control(proto::CCP, code::RESET_ACK, pkt.id, &[]);
+                    let until = self.reset_ack.map_or(now + RESET_ACK_HOLD, |a| a.until);
+                    self.reset_ack = Some(HeldResetAck { id: pkt.id, until });
                 }
                 Ok(())
             }

@@ -283,10 +283,17 @@ impl Pair {
             ip[4..8].copy_from_slice(&(i as u32).to_be_bytes());
             let mut out = Vec::new();
             self.client.encapsulate_ip(&ip, &mut out).unwrap();
+            // A held Reset-Ack goes out ahead of the frame (`Ppp::encapsulate_ip`).
+            while let Some(f) = self.client.poll_transmit() {
+                self.send(true, f);
+            }
             self.send(true, out);
             let mut out = Vec::new();
             ip[1] = 1;
             self.server.encapsulate_ip(&ip, &mut out).unwrap();
+            while let Some(f) = self.server.poll_transmit() {
+                self.send(false, f);
+            }
             self.send(false, out);
             self.flush();
         }
