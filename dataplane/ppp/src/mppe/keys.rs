@@ -12,9 +12,34 @@ pub(super) struct KeyState {
     start: [u8; 16],
     pub(super) session: [u8; 16],
     pub(super) rc4: Rc4,
+    /// Stateless mode: each key change also prepares the next one ([`Lookahead`]).
+    stateless: bool,
+    lookahead: Option<Box<Lookahead>>,
     /// Key-chain steps computed (tests measure the work with it).
     #[cfg(test)]
     pub(super) steps: u64,
+}
+
+/// The next key change prepared with this one (stateless MPPE changes the key before every
+/// packet, RFC 3078 §7.1). A change runs two RC4 key schedules: the interim key's
+/// (GetNewKeyFromSHA, §7.3) and the new session key's. The interim schedule of change n + 1
+/// depends only on session key n, so it runs together with session key n's schedule
+/// ([`Rc4::set_keys`]): a change in order costs one paired schedule instead of two.
+#[derive(Clone, Default)]
+struct Lookahead {
+    /// The session key it was made from: it serves only while the session key is that one
+    /// (a jump over lost packets or a rolled-back packet moves the key another way).
+    from: [u8; 16],
+    /// GetNewKeyFromSHA(start, `from`), and RC4 keyed with it.
+    interim: [u8; 16],
+    rc4: Rc4,
+}
+
+impl Drop for Lookahead {
+    fn drop(&mut self) {
+        self.from.zeroize();
+        self.interim.zeroize();
+    }
 }
 
 impl Drop for KeyState {
@@ -33,7 +58,9 @@ impl core::fmt::Debug for KeyState {
 }
 
 impl KeyState {
-    pub(super) fn new(start: [u8; 16], bits: KeyBits) -> Self {
+    /// The key state of one direction; `stateless` (RFC 3078 §7.1: a key change before every
+    /// packet) prepares each next key change with the current one.
+    pub(super) fn new(start: [u8; 16], bits: KeyBits, stateless: bool) -> Self {
         let session = initial_session_key(&start, bits);
         let rc4 = Rc4::new(session.get(..bits.key_len()).unwrap_or_default());
         KeyState {
@@ -41,6 +68,8 @@ impl KeyState {
             start,
             session,
             rc4,
+            stateless,
+            lookahead: None,
             #[cfg(test)]
             steps: 0,
         }
@@ -48,11 +77,47 @@ impl KeyState {
 
     /// Key change (RFC 3078 §7.3); leaves RC4 keyed with the new session key.
     pub(super) fn rekey(&mut self) {
-        self.advance(1);
+        let len = self.bits.key_len();
+        match self.lookahead.as_deref_mut() {
+            Some(la) if la.from == self.session => {
+                // The interim key and its RC4 were made with the last change.
+                #[cfg(test)]
+                {
+                    self.steps += 1;
+                }
+                let mut next = la.interim;
+                if let Some(k) = next.get_mut(..len) {
+                    la.rc4.apply(k);
+                }
+                reduce_key(&mut next, self.bits);
+                self.session = next;
+                next.zeroize();
+            }
+            _ => {
+                self.next_session();
+                if !self.stateless {
+                    self.reinit();
+                    return;
+                }
+            }
+        }
+        let la = self.lookahead.get_or_insert_with(Box::default);
+        la.from = self.session;
+        la.interim = get_new_key_from_sha(&self.start, &self.session, len);
+        Rc4::set_keys(
+            &mut self.rc4,
+            self.session.get(..len).unwrap_or_default(),
+            &mut la.rc4,
+            la.interim.get(..len).unwrap_or_default(),
+        );
     }
 
     /// `n` key changes in a row (RC4 is keyed once, with the last session key).
     pub(super) fn advance(&mut self, n: u16) {
+        if n == 1 {
+            self.rekey();
+            return;
+        }
         self.advance_session(n);
         self.reinit();
     }

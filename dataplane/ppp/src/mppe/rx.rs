@@ -42,7 +42,7 @@ impl MppeRx {
     /// New receiver from a start key.
     pub fn new(start_key: [u8; 16], bits: KeyBits, stateful: bool) -> Self {
         MppeRx {
-            keys: KeyState::new(start_key, bits),
+            keys: KeyState::new(start_key, bits, !stateful),
             stateful,
             ccount: CCOUNT_SPACE - 1,
             discard: false,

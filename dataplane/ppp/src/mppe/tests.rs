@@ -99,6 +99,36 @@ fn rc4_matches_rc4_crate_and_rfc6229() {
     }
 }
 
+/// Two key schedules run together ([`Rc4::set_keys`]) give the states two `set_key` calls
+/// give: the RFC 6229 key, MPPE's key lengths, keys of different lengths, an empty key, and
+/// states that were keyed and used before.
+#[test]
+fn paired_key_schedules_match_single_ones() {
+    let keys: Vec<Vec<u8>> = vec![
+        vec![1, 2, 3, 4, 5],
+        (0..8).map(|b: u8| b.wrapping_mul(91) ^ 0x33).collect(),
+        (0..16).map(|b: u8| b.wrapping_mul(37) ^ 0x5A).collect(),
+        vec![0xFF; 16],
+        vec![],
+        (0..32).collect(),
+    ];
+    for ka in &keys {
+        for kb in &keys {
+            let (mut a, mut b) = (Rc4::new(b"used"), Rc4::new(b"before"));
+            a.apply(&mut [0u8; 77]);
+            Rc4::set_keys(&mut a, ka, &mut b, kb);
+            let (mut want_a, mut want_b) = (Rc4::new(ka), Rc4::new(kb));
+            let mut got = [[0u8; 300]; 2];
+            let mut want = [[0u8; 300]; 2];
+            a.apply(&mut got[0]);
+            b.apply(&mut got[1]);
+            want_a.apply(&mut want[0]);
+            want_b.apply(&mut want[1]);
+            assert_eq!(got, want, "{ka:?} / {kb:?}");
+        }
+    }
+}
+
 /// The keystream is the same however the buffer is cut into calls (the unrolled loop carries
 /// its look-ahead across calls and lengths that are not multiples of 8).
 #[test]
@@ -160,6 +190,44 @@ fn stateless_roundtrip_loss_and_wrap() {
             let d = rx.decrypt(&mut out).unwrap();
             assert_eq!(d.data, &p);
         }
+    }
+}
+
+/// The stateless key state's prepared key changes (`keys::Lookahead`) give the keys and
+/// keystreams of the plain chain (one full key change at a time), through changes in order,
+/// jumps over lost packets and rolled-back keys, at every strength.
+#[test]
+fn prepared_key_changes_follow_the_plain_chain() {
+    for bits in [KeyBits::B40, KeyBits::B56, KeyBits::B128] {
+        let mut prepared = keys::KeyState::new(test_key(), bits, true);
+        let mut plain = keys::KeyState::new(test_key(), bits, false);
+        let mut saved = prepared.session;
+        for step in 0..600u32 {
+            match step % 50 {
+                17 => {
+                    prepared.advance(3);
+                    plain.advance(3);
+                }
+                29 => {
+                    // A rolled-back packet: the key goes back, then on.
+                    prepared.session = saved;
+                    plain.session = saved;
+                    prepared.reinit();
+                    plain.reinit();
+                }
+                _ => {
+                    saved = prepared.session;
+                    prepared.rekey();
+                    plain.rekey();
+                }
+            }
+            assert_eq!(prepared.session, plain.session, "{bits:?} step {step}");
+            let (mut a, mut b) = ([0u8; 24], [0u8; 24]);
+            prepared.rc4.clone().apply(&mut a);
+            plain.rc4.clone().apply(&mut b);
+            assert_eq!(a, b, "{bits:?} step {step}");
+        }
+        assert_eq!(prepared.steps, plain.steps);
     }
 }
 
@@ -283,7 +351,7 @@ struct LinuxRx {
 impl LinuxRx {
     fn new(bits: KeyBits) -> Self {
         LinuxRx {
-            keys: keys::KeyState::new(test_key(), bits),
+            keys: keys::KeyState::new(test_key(), bits, false),
             ccount: CCOUNT_SPACE - 1,
             discard: false,
         }
@@ -336,7 +404,7 @@ struct LinuxTx {
 impl LinuxTx {
     fn new(bits: KeyBits) -> Self {
         LinuxTx {
-            keys: keys::KeyState::new(test_key(), bits),
+            keys: keys::KeyState::new(test_key(), bits, false),
             ccount: CCOUNT_SPACE - 1,
             reset: false,
         }

@@ -18,7 +18,7 @@ impl MppeTx {
     /// New sender from a start key (see [`get_asymmetric_start_key`]).
     pub fn new(start_key: [u8; 16], bits: KeyBits, stateful: bool) -> Self {
         MppeTx {
-            keys: KeyState::new(start_key, bits),
+            keys: KeyState::new(start_key, bits, !stateful),
             stateful,
             ccount: CCOUNT_SPACE - 1,
             reset_pending: false,
