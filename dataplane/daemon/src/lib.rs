@@ -10,8 +10,10 @@
 //! http/       metrics listener and the authenticated admin listener
 //! cli/        the admin endpoint's commands (sessions, drain)
 //! host.rs     seeds, hostname, wall clock, descriptor limit
+//! backoff.rs  reconnect delays with jitter (agent mode, client tunnels)
 //! ```
 
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod control;

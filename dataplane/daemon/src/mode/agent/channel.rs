@@ -23,7 +23,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{ClientTlsConfig, Endpoint};
 use tracing::{debug, info, warn};
 
-pub use super::backoff::Backoff;
+pub use crate::backoff::Backoff;
 
 /// Why a sink refused a configuration: each sink's own typed error; its text (which must
 /// not contain secrets) goes back to the operator as the NACK.

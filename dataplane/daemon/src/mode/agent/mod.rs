@@ -3,7 +3,6 @@
 //! the first configuration starts the gateway, later ones are applied like a
 //! standalone reload. SIGTERM/SIGINT shut down as in standalone mode.
 
-mod backoff;
 pub mod channel;
 pub mod tls;
 

@@ -1,5 +1,5 @@
-//! Reconnect delays: exponential with jitter, so agents that lost the operator
-//! together do not all come back in the same instant.
+//! Reconnect delays: exponential with jitter, so agents that lost the operator (and client
+//! tunnels that lost their server) together do not all come back in the same instant.
 
 use std::time::Duration;
 
