@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Secret;
 
-use crate::compile::{compile_excluding, pick_gateway};
+use crate::compile::{compile_excluding, pick_gateway, with_clients};
 use crate::error::{ConfigError, FieldError, ObjectKind, ObjectRef, Subject};
 use crate::manifest::Manifests;
 use crate::{GatewayConfig, VpnGateway, VpnUser};
@@ -18,7 +18,7 @@ use crate::{GatewayConfig, VpnGateway, VpnUser};
 pub struct Compiled {
     /// The configuration, without the users left out.
     pub config: GatewayConfig,
-    /// The users left out, each with every error about it (one per line).
+    /// The users and clients left out, each with every error about it (one per line).
     pub left_out: BTreeMap<ObjectRef, ConfigError>,
 }
 
@@ -75,7 +75,10 @@ pub fn compile_leaving_out_bad_users(
 }
 
 /// Picks a gateway from parsed manifests (as [`crate::compile_from_manifests`]) and compiles
-/// it with [`compile_leaving_out_bad_users`].
+/// it with [`compile_leaving_out_bad_users`], then its clients, each left out on its own
+/// errors ([`crate::compile_clients`]).
 pub fn compile_manifests(m: &Manifests, gateway: Option<&str>) -> Result<Compiled, ConfigError> {
-    compile_leaving_out_bad_users(pick_gateway(m, gateway)?, &m.users, &m.secrets)
+    let gw = pick_gateway(m, gateway)?;
+    let compiled = compile_leaving_out_bad_users(gw, &m.users, &m.secrets)?;
+    Ok(with_clients(compiled, gw, &m.clients, &m.secrets))
 }

@@ -17,7 +17,8 @@ use sluice_proto::v1::{
 use crate::duration::{format_go_duration, parse_go_duration};
 use crate::error::{ConfigError, FieldError, ObjectKind, ObjectRef};
 use crate::gateway::{
-    AuthenticationMethod, Encryption, MAX_MTU, MIN_MTU, MppeSpec, StatefulMppe, VpnGateway,
+    AuthenticationMethod, Encryption, MAX_MTU, MIN_MTU, MppeSpec, StatefulMppe, TunnelSecretRef,
+    VpnGateway,
 };
 use crate::manifest::Manifests;
 use crate::object_ref::namespace;
@@ -25,8 +26,10 @@ use crate::rate;
 use crate::user::{RateLimitSpec, Service as ServiceSpec, VpnUser};
 use crate::wire::{ipv4_to_wire, prefix_to_wire};
 
+mod client;
 mod ipsec;
 
+pub use client::{compile_clients, with_clients};
 use ipsec::ipsec_settings;
 
 /// Longest user name or password: PAP/CHAP carry them with a one-octet length (RFC 1334 §2.2.1).
@@ -123,22 +126,8 @@ pub(crate) fn compile_excluding(
         );
         hello = seconds(&mut errs, "spec.l2tp.helloInterval", &l2tp.hello_interval);
         if let Some(r) = &l2tp.tunnel_secret_ref {
-            const F: &str = "spec.l2tp.tunnelSecretRef";
-            if let Some(value) = secret_value(&mut errs, F, gw_ns, secrets, &r.name, &r.key) {
-                let what = format!("tunnel secret in Secret {:?} key {:?}", r.name, r.key);
-                if value.is_empty() {
-                    errs.push(F, format!("{what} is empty"));
-                } else if value.len() > MAX_TUNNEL_SECRET_BYTES {
-                    errs.push(
-                        F,
-                        format!(
-                            "{what} is {} bytes long, at most {MAX_TUNNEL_SECRET_BYTES} are allowed",
-                            value.len()
-                        ),
-                    );
-                }
-                tunnel_secret = value;
-            }
+            tunnel_secret =
+                tunnel_secret_value(&mut errs, "spec.l2tp.tunnelSecretRef", gw_ns, secrets, r);
         }
         ipsec = ipsec_settings(&mut errs, spec, gw_ns, secrets);
     }
@@ -425,6 +414,8 @@ pub(crate) fn compile_excluding(
         max_sessions: spec.max_sessions,
         users: out_users,
         per_user_metrics: spec.metrics.per_user,
+        // Clients compile on their own (`compile_clients`).
+        clients: Vec::new(),
     };
     config.version = config_version(&config);
     Ok(config)
@@ -462,14 +453,25 @@ fn rate_limit(errs: &mut Errors, r: &RateLimitSpec) -> Option<RateLimit> {
     })
 }
 
-/// Picks a gateway from parsed manifests and compiles it with all users and Secrets.
+/// Picks a gateway from parsed manifests and compiles it with all its users, clients and
+/// Secrets; any error (a client's too) fails the whole.
 ///
 /// `gateway` is `name` or `namespace/name`; `None` picks the only gateway.
 pub fn compile_from_manifests(
     m: &Manifests,
     gateway: Option<&str>,
 ) -> Result<GatewayConfig, ConfigError> {
-    compile(pick_gateway(m, gateway)?, &m.users, &m.secrets)
+    let gw = pick_gateway(m, gateway)?;
+    let mut config = compile(gw, &m.users, &m.secrets)?;
+    let (clients, bad) = compile_clients(gw, &m.clients, &m.secrets);
+    if !bad.is_empty() {
+        return Err(ConfigError {
+            errors: bad.into_values().flat_map(|e| e.errors).collect(),
+        });
+    }
+    config.clients = clients;
+    config.version = config_version(&config);
+    Ok(config)
 }
 
 /// The gateway `gateway` names (`name` or `namespace/name`; `None`: the only one).
@@ -530,6 +532,14 @@ pub fn redacted(config: &GatewayConfig) -> GatewayConfig {
     if let Some(l2tp) = &mut c.l2tp {
         l2tp.tunnel_secret.clear();
         if let Some(ipsec) = &mut l2tp.ipsec {
+            ipsec.pre_shared_key.clear();
+            ipsec.private_key.clear();
+        }
+    }
+    for t in &mut c.clients {
+        t.password.clear();
+        t.tunnel_secret.clear();
+        if let Some(ipsec) = &mut t.ipsec {
             ipsec.pre_shared_key.clear();
             ipsec.private_key.clear();
         }
@@ -773,29 +783,70 @@ pub(super) fn secret_value(
     value
 }
 
+/// Reads an L2TP tunnel secret (non-empty, bounded); errors never show the value.
+pub(super) fn tunnel_secret_value(
+    errs: &mut Errors,
+    field: &str,
+    ns: &str,
+    secrets: &[Secret],
+    r: &TunnelSecretRef,
+) -> Vec<u8> {
+    let Some(value) = secret_value(errs, field, ns, secrets, &r.name, &r.key) else {
+        return Vec::new();
+    };
+    let what = format!("tunnel secret in Secret {:?} key {:?}", r.name, r.key);
+    if value.is_empty() {
+        errs.push(field, format!("{what} is empty"));
+    } else if value.len() > MAX_TUNNEL_SECRET_BYTES {
+        errs.push(
+            field,
+            format!(
+                "{what} is {} bytes long, at most {MAX_TUNNEL_SECRET_BYTES} are allowed",
+                value.len()
+            ),
+        );
+    }
+    value
+}
+
 /// Reads the user's password from its Secret; errors never show the value.
 fn password(errs: &mut Errors, user: &VpnUser, ns: &str, secrets: &[Secret]) -> Vec<u8> {
     const F: &str = "spec.passwordSecretRef";
     let r = &user.spec.password_secret_ref;
-    let Some(value) = secret_value(errs, F, ns, secrets, &r.name, &r.key) else {
+    credential(errs, F, ns, secrets, &r.name, &r.key, "password")
+}
+
+/// Reads a PPP user name or password (`what`) from a Secret: non-empty, at most
+/// [`MAX_CREDENTIAL_BYTES`], no NUL, UTF-8 (MS-CHAP hashes the Unicode password). Errors
+/// never show the value.
+pub(super) fn credential(
+    errs: &mut Errors,
+    field: &str,
+    ns: &str,
+    secrets: &[Secret],
+    name: &str,
+    key: &str,
+    what: &str,
+) -> Vec<u8> {
+    let Some(value) = secret_value(errs, field, ns, secrets, name, key) else {
         return Vec::new();
     };
-    let what = format!("password in Secret {:?} key {:?}", r.name, r.key);
+    let what = format!("{what} in Secret {name:?} key {key:?}");
     if value.is_empty() {
-        errs.push(F, format!("{what} is empty"));
+        errs.push(field, format!("{what} is empty"));
     } else if value.len() > MAX_CREDENTIAL_BYTES {
         errs.push(
-            F,
+            field,
             format!(
                 "{what} is {} bytes long, at most {MAX_CREDENTIAL_BYTES} are allowed",
                 value.len()
             ),
         );
     } else if value.contains(&0) {
-        errs.push(F, format!("{what} contains NUL"));
+        errs.push(field, format!("{what} contains NUL"));
     } else if std::str::from_utf8(&value).is_err() {
         errs.push(
-            F,
+            field,
             format!("{what} is not valid UTF-8 (MS-CHAP hashes the Unicode password)"),
         );
     }

@@ -3,14 +3,15 @@
 //! committed files differ from what the types generate.
 //!
 //! The derived schemas are tidied for the apiserver and `kubectl explain`: integer `format`s
-//! the apiserver does not know (`uint32`, …) are dropped (it warns about each on apply), and
-//! doc comments wrapped at 100 columns are unwrapped (`kubectl explain` wraps them itself).
+//! the apiserver does not know (`uint32`, …) are dropped (it warns about each on apply), an
+//! optional enum's `null` leaves its `enum` list (`nullable` says it), and doc comments
+//! wrapped at 100 columns are unwrapped (`kubectl explain` wraps them itself).
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use crate::{VpnGateway, VpnUser};
+use crate::{VpnClient, VpnGateway, VpnUser};
 
 /// Where the generated CRDs are committed, relative to the repository root.
 pub const CRD_DIRS: [&str; 1] = ["crds"];
@@ -41,6 +42,12 @@ fn tidy(schema: &mut Value) {
             if integer && unknown {
                 obj.remove("format");
             }
+            // An optional enum: `nullable` already admits null, which is no enum value.
+            if obj.get("nullable") == Some(&Value::Bool(true))
+                && let Some(Value::Array(values)) = obj.get_mut("enum")
+            {
+                values.retain(|v| !v.is_null());
+            }
             if let Some(Value::String(d)) = obj.get_mut("description") {
                 *d = unwrap_paragraphs(d);
             }
@@ -67,7 +74,7 @@ pub enum CrdError {
     TemplateDelimiter(String),
     #[error("{0}: unexpected metadata layout")]
     MetadataLayout(String),
-    #[error("expected two CRDs")]
+    #[error("expected three CRDs")]
     Count,
 }
 
@@ -79,9 +86,13 @@ fn tidied(crd: CustomResourceDefinition) -> Result<Value, CrdError> {
     Ok(v)
 }
 
-/// Both CRDs, tidied, as JSON values.
+/// The CRDs, tidied, as JSON values.
 pub fn crds() -> Result<Vec<Value>, CrdError> {
-    Ok(vec![tidied(VpnGateway::crd())?, tidied(VpnUser::crd())?])
+    Ok(vec![
+        tidied(VpnGateway::crd())?,
+        tidied(VpnUser::crd())?,
+        tidied(VpnClient::crd())?,
+    ])
 }
 
 const HEADER: &str =
@@ -91,19 +102,20 @@ const HEADER: &str =
 pub fn crd_files() -> Result<Vec<(&'static str, String)>, CrdError> {
     let yaml = |crd: &Value| serde_saphyr::to_string(crd).map(|y| format!("{HEADER}{y}"));
     let crds = crds()?;
-    let [gw, user] = crds.as_slice() else {
+    let [gw, user, client] = crds.as_slice() else {
         return Err(CrdError::Count);
     };
     Ok(vec![
         ("vpngateways.yaml", yaml(gw)?),
         ("vpnusers.yaml", yaml(user)?),
+        ("vpnclients.yaml", yaml(client)?),
     ])
 }
 
 /// The chart's `templates/crds.yaml`: the CRDs as templates, so `helm upgrade` updates them
 /// (Helm installs files under a chart's `crds/` once and never upgrades them).
 /// `crds.install` leaves them out; `crds.keep` (the default) keeps them on `helm uninstall`,
-/// since deleting a CRD deletes every `VpnGateway` and `VpnUser` in the cluster.
+/// since deleting a CRD deletes every object of its kind in the cluster.
 pub fn chart_template() -> Result<String, CrdError> {
     let mut out = String::from(HEADER);
     out.push_str("{{- if .Values.crds.install }}\n");

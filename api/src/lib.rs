@@ -1,4 +1,4 @@
-//! Manifest types (`VpnGateway`, `VpnUser`), manifest loading, and the pure
+//! Manifest types (`VpnGateway`, `VpnUser`, `VpnClient`), manifest loading, and the pure
 //! [`compile`] that turns them into the data plane's [`GatewayConfig`].
 //!
 //! `compile` is the one place where manifests become data-plane
@@ -9,6 +9,7 @@
 //! (`sluice_ike::policy`) and travel typed ([`wire`]): the data plane parses no strings.
 
 mod bad_users;
+mod client;
 mod compile;
 pub mod crdgen;
 mod duration;
@@ -23,10 +24,11 @@ mod user;
 pub mod wire;
 
 pub use bad_users::{Compiled, compile_leaving_out_bad_users, compile_manifests};
+pub use client::*;
 pub use compile::{
     MAX_CREDENTIAL_BYTES, MAX_DNS_SERVERS, MAX_KEEPALIVE_SECONDS, MAX_POOL_PREFIX,
     MAX_PRE_SHARED_KEY_BYTES, MAX_TUNNEL_SECRET_BYTES, MIN_PRE_SHARED_KEY_BYTES, compile,
-    compile_from_manifests, redacted,
+    compile_clients, compile_from_manifests, redacted, with_clients,
 };
 pub use duration::{DurationError, format_go_duration, parse_go_duration};
 pub use error::{ConfigError, FieldError, ObjectKind, ObjectRef, Subject};

@@ -1,4 +1,4 @@
-//! Loading `VpnGateway`, `VpnUser` and `Secret` objects from multi-document YAML,
+//! Loading `VpnGateway`, `VpnUser`, `VpnClient` and `Secret` objects from multi-document YAML,
 //! with kubectl-style strict validation (unknown fields are errors).
 
 use std::collections::BTreeSet;
@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_saphyr::{Budget, Options, Spanned};
 
+use crate::client::VpnClient;
 use crate::error::{ConfigError, FieldError, ObjectKind, ObjectRef};
 use crate::gateway::VpnGateway;
 use crate::user::VpnUser;
@@ -33,6 +34,8 @@ pub struct Manifests {
     pub gateways: Vec<VpnGateway>,
     /// `VpnUser` objects.
     pub users: Vec<VpnUser>,
+    /// `VpnClient` objects.
+    pub clients: Vec<VpnClient>,
     /// `Secret` objects (`data` holds the decoded bytes).
     pub secrets: Vec<Secret>,
 }
@@ -49,6 +52,7 @@ impl fmt::Debug for Manifests {
         f.debug_struct("Manifests")
             .field("gateways", &self.gateways)
             .field("users", &self.users)
+            .field("clients", &self.clients)
             .field(
                 "secrets",
                 &self
@@ -174,6 +178,14 @@ impl Loader {
                     self.out.users.push(user);
                 }
             }
+            (SLUICE_API_VERSION, "VpnClient") => {
+                if let Some(mut client) =
+                    self.object::<VpnClient>(label, ObjectKind::VpnClient, map, true)
+                {
+                    fill_namespace(&mut client.metadata);
+                    self.out.clients.push(client);
+                }
+            }
             ("v1", "Secret") => {
                 if let Some(mut secret) =
                     self.object::<Secret>(label, ObjectKind::Secret, map, false)
@@ -191,7 +203,7 @@ impl Loader {
                 "",
                 format!(
                     "has unsupported kind {kind:?} (apiVersion {api_version:?}); expected \
-                     VpnGateway or VpnUser ({SLUICE_API_VERSION}), Secret or List (v1)"
+                     VpnGateway, VpnUser or VpnClient ({SLUICE_API_VERSION}), Secret or List (v1)"
                 ),
             )),
         }

@@ -11,6 +11,8 @@ pub enum ObjectKind {
     VpnGateway,
     /// `sluice.dev` VpnUser.
     VpnUser,
+    /// `sluice.dev` VpnClient.
+    VpnClient,
     /// Core v1 Secret.
     Secret,
 }
@@ -21,6 +23,7 @@ impl ObjectKind {
         match self {
             ObjectKind::VpnGateway => "VpnGateway",
             ObjectKind::VpnUser => "VpnUser",
+            ObjectKind::VpnClient => "VpnClient",
             ObjectKind::Secret => "Secret",
         }
     }

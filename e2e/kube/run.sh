@@ -64,8 +64,8 @@ check "control plane up: $(kube_version)" kubectl get --raw /readyz
 kubectl apply --server-side -f "$top/crds/" >"$WORK/crd-apply.out" 2>&1 || true
 check "CRDs apply server-side" grep -q 'vpngateways.sluice.dev serverside-applied' "$WORK/crd-apply.out"
 check "CRD apply prints no warning" bash -c "! grep -i warning '$WORK/crd-apply.out'"
-check "both CRDs are Established" kubectl wait --for condition=established --timeout=30s \
-  crd/vpngateways.sluice.dev crd/vpnusers.sluice.dev
+check "the three CRDs are Established" kubectl wait --for condition=established --timeout=30s \
+  crd/vpngateways.sluice.dev crd/vpnusers.sluice.dev crd/vpnclients.sluice.dev
 
 # ------------------------------------------------------------ 2. schema cases
 kubectl create namespace cases >/dev/null
@@ -90,7 +90,7 @@ kubectl create namespace elsewhere >/dev/null
   >"$WORK/helm-install.out" 2>&1 || true
 check "helm install succeeds (CRDs included)" grep -q 'STATUS: deployed' "$WORK/helm-install.out"
 check "the chart's CRDs are Established" kubectl wait --for condition=established --timeout=30s \
-  crd/vpngateways.sluice.dev crd/vpnusers.sluice.dev
+  crd/vpngateways.sluice.dev crd/vpnusers.sluice.dev crd/vpnclients.sluice.dev
 check "watchNamespaces: Roles in vpn and legacy, the ClusterRole only lists and watches Nodes" bash -c \
   "kubectl get role -n vpn sluice-operator-gateways && kubectl get role -n legacy sluice-operator-gateways &&
    test \"\$(kubectl get clusterrole sluice-operator -o jsonpath='{range .rules[*]}{.resources} {.verbs}{end}')\" = '[\"nodes\"] [\"list\",\"watch\"]'"

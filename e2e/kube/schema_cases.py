@@ -17,7 +17,7 @@ import urllib.request
 server, ca, cert, key, ns = sys.argv[1:6]
 ctx = ssl.create_default_context(cafile=ca)
 ctx.load_cert_chain(cert, key)
-PLURAL = {"VpnGateway": "vpngateways", "VpnUser": "vpnusers"}
+PLURAL = {"VpnGateway": "vpngateways", "VpnUser": "vpnusers", "VpnClient": "vpnclients"}
 
 
 def call(method, path, body=None, dry=True):

@@ -69,6 +69,14 @@ pub fn wipe(config: &mut GatewayConfig) {
             i.private_key.zeroize();
         }
     }
+    for t in &mut config.clients {
+        t.password.zeroize();
+        t.tunnel_secret.zeroize();
+        if let Some(i) = t.ipsec.as_mut() {
+            i.pre_shared_key.zeroize();
+            i.private_key.zeroize();
+        }
+    }
 }
 
 /// A configuration wiped from memory when dropped (what the hub keeps).

@@ -8,7 +8,7 @@ use sluice_proto::v1::{IpsecSettings, NatDetection as WireNatDetection};
 use super::{
     Errors, MAX_PRE_SHARED_KEY_BYTES, MIN_PRE_SHARED_KEY_BYTES, seconds_between, secret_value,
 };
-use crate::gateway::{IpsecSpec, NatDetection, VpnGatewaySpec};
+use crate::gateway::{IpsecSpec, NatDetection, PreSharedKeySecretRef, VpnGatewaySpec};
 use crate::wire::{esp_proposal_to_wire, ike_proposal_to_wire};
 
 /// Checks `spec.l2tp.ipsec` of an enabled L2TP service and builds its settings; `None` when
@@ -28,46 +28,25 @@ pub(super) fn ipsec_settings(
     let (certificate_chain, private_key, client_ca) =
         certificate_settings(errs, ipsec, ns, secrets);
 
-    let mut pre_shared_key = Vec::new();
-    let field = format!("{P}.preSharedKeySecretRef");
-    if let Some(r) = &ipsec.pre_shared_key_secret_ref
-        && let Some(value) = secret_value(errs, &field, ns, secrets, &r.name, &r.key)
-    {
-        let what = format!("pre-shared key in Secret {:?} key {:?}", r.name, r.key);
-        if value.is_empty() {
-            errs.push(&field, format!("{what} is empty"));
-        } else if value.len() > MAX_PRE_SHARED_KEY_BYTES {
-            errs.push(
-                &field,
-                format!(
-                    "{what} is {} bytes long, at most {MAX_PRE_SHARED_KEY_BYTES} are allowed",
-                    value.len()
-                ),
-            );
-        } else if value.len() < MIN_PRE_SHARED_KEY_BYTES {
-            errs.push(
-                &field,
-                format!(
-                    "{what} is {} bytes long, at least {MIN_PRE_SHARED_KEY_BYTES} are needed: \
-                     anyone who poses as the gateway to one client can test guesses of a \
-                     pre-shared key offline, so use a long random one",
-                    value.len()
-                ),
-            );
-        }
-        pre_shared_key = value;
-    }
+    let pre_shared_key = ipsec
+        .pre_shared_key_secret_ref
+        .as_ref()
+        .map(|r| pre_shared_key(errs, &format!("{P}.preSharedKeySecretRef"), ns, secrets, r))
+        .unwrap_or_default();
 
+    const MD5_HINT: &str = "set spec.l2tp.ipsec.allowMd5 to accept it";
     let ike_proposals = proposals(
         errs,
         &format!("{P}.ikeProposals"),
         &ipsec.ike_proposals,
+        MD5_HINT,
         |p| IkeProposal::parse(p, ipsec.allow_md5).map(|p| ike_proposal_to_wire(&p)),
     );
     let esp_proposals = proposals(
         errs,
         &format!("{P}.espProposals"),
         &ipsec.esp_proposals,
+        MD5_HINT,
         |p| EspProposal::parse(p, ipsec.allow_md5).map(|p| esp_proposal_to_wire(&p)),
     );
 
@@ -144,8 +123,85 @@ pub(super) fn ipsec_settings(
     })
 }
 
+/// Reads a pre-shared key: 8 to 256 bytes. Errors never show the value.
+pub(super) fn pre_shared_key(
+    errs: &mut Errors,
+    field: &str,
+    ns: &str,
+    secrets: &[Secret],
+    r: &PreSharedKeySecretRef,
+) -> Vec<u8> {
+    let Some(value) = secret_value(errs, field, ns, secrets, &r.name, &r.key) else {
+        return Vec::new();
+    };
+    let what = format!("pre-shared key in Secret {:?} key {:?}", r.name, r.key);
+    if value.is_empty() {
+        errs.push(field, format!("{what} is empty"));
+    } else if value.len() > MAX_PRE_SHARED_KEY_BYTES {
+        errs.push(
+            field,
+            format!(
+                "{what} is {} bytes long, at most {MAX_PRE_SHARED_KEY_BYTES} are allowed",
+                value.len()
+            ),
+        );
+    } else if value.len() < MIN_PRE_SHARED_KEY_BYTES {
+        errs.push(
+            field,
+            format!(
+                "{what} is {} bytes long, at least {MIN_PRE_SHARED_KEY_BYTES} are needed: \
+                 anyone who poses as the other end once can test guesses of a pre-shared \
+                 key offline, so use a long random one",
+                value.len()
+            ),
+        );
+    }
+    value
+}
+
 /// Largest PEM value (certificate chain, key or CA bundle) taken from a Secret.
 const MAX_PEM_BYTES: usize = 64 * 1024;
+
+/// PEM blocks a certificate chain or CA bundle must have.
+pub(super) const CERTIFICATE_PEM: &[&str] = &["-----BEGIN CERTIFICATE-----"];
+/// PEM blocks a private key may have.
+pub(super) const KEY_PEM: &[&str] = &[
+    "-----BEGIN PRIVATE KEY-----",
+    "-----BEGIN RSA PRIVATE KEY-----",
+];
+
+/// Reads a PEM value of bounded size holding one of `markers`. The data plane parses and
+/// checks it (chain, key match) on load.
+pub(super) fn pem_value(
+    errs: &mut Errors,
+    field: &str,
+    ns: &str,
+    secrets: &[Secret],
+    name: &str,
+    key: &str,
+    markers: &[&str],
+) -> Vec<u8> {
+    let Some(value) = secret_value(errs, field, ns, secrets, name, key) else {
+        return Vec::new();
+    };
+    let what = format!("Secret {name:?} key {key:?}");
+    if value.len() > MAX_PEM_BYTES {
+        errs.push(
+            field,
+            format!(
+                "{what} is {} bytes long, at most {MAX_PEM_BYTES} are allowed",
+                value.len()
+            ),
+        );
+    } else if let Some(first) = markers.first()
+        && !markers
+            .iter()
+            .any(|m| value.windows(m.len()).any(|w| w == m.as_bytes()))
+    {
+        errs.push(field, format!("{what} is not PEM (no {first:?} block)"));
+    }
+    value
+}
 
 /// `certificateSecretRef` (`tls.crt`, `tls.key`) and `clientCaSecretRef`: present together,
 /// PEM of bounded size. The data plane parses and checks them (chain, key match) on load.
@@ -156,43 +212,14 @@ fn certificate_settings(
     secrets: &[Secret],
 ) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     const P: &str = "spec.l2tp.ipsec";
-    let mut pem = |field: &str, name: &str, key: &str, markers: &[&str]| -> Vec<u8> {
-        let Some(value) = secret_value(errs, field, ns, secrets, name, key) else {
-            return Vec::new();
-        };
-        let what = format!("Secret {name:?} key {key:?}");
-        if value.len() > MAX_PEM_BYTES {
-            errs.push(
-                field,
-                format!(
-                    "{what} is {} bytes long, at most {MAX_PEM_BYTES} are allowed",
-                    value.len()
-                ),
-            );
-        } else if !markers
-            .iter()
-            .any(|m| value.windows(m.len()).any(|w| w == m.as_bytes()))
-        {
-            errs.push(
-                field,
-                format!("{what} is not PEM (no {:?} block)", markers[0]),
-            );
-        }
-        value
-    };
     match (&ipsec.certificate_secret_ref, &ipsec.client_ca_secret_ref) {
         (None, None) => (Vec::new(), Vec::new(), Vec::new()),
         (Some(c), Some(ca)) => {
             let f = format!("{P}.certificateSecretRef");
-            const CERT: &[&str] = &["-----BEGIN CERTIFICATE-----"];
-            const KEY: &[&str] = &[
-                "-----BEGIN PRIVATE KEY-----",
-                "-----BEGIN RSA PRIVATE KEY-----",
-            ];
-            let chain = pem(&f, &c.name, "tls.crt", CERT);
-            let key = pem(&f, &c.name, "tls.key", KEY);
+            let chain = pem_value(errs, &f, ns, secrets, &c.name, "tls.crt", CERTIFICATE_PEM);
+            let key = pem_value(errs, &f, ns, secrets, &c.name, "tls.key", KEY_PEM);
             let f = format!("{P}.clientCaSecretRef");
-            let bundle = pem(&f, &ca.name, &ca.key, CERT);
+            let bundle = pem_value(errs, &f, ns, secrets, &ca.name, &ca.key, CERTIFICATE_PEM);
             (chain, key, bundle)
         }
         (Some(_), None) => {
@@ -213,11 +240,13 @@ fn certificate_settings(
     }
 }
 
-/// Parses a proposal list under `field` with the engine's grammar (`sluice_ike::policy`).
-fn proposals<T>(
+/// Parses a proposal list under `field` with the engine's grammar (`sluice_ike::policy`);
+/// `md5_hint` follows the error of a refused MD5 proposal.
+pub(super) fn proposals<T>(
     errs: &mut Errors,
     field: &str,
     list: &[String],
+    md5_hint: &str,
     parse: impl Fn(&str) -> Result<T, ProposalError>,
 ) -> Vec<T> {
     if list.len() > MAX_PROPOSALS {
@@ -236,13 +265,9 @@ fn proposals<T>(
         let lower = p.to_ascii_lowercase();
         let at = format!("{field}[{i}]");
         match (parse(p), seen.iter().position(|q| *q == lower)) {
-            (Err(ProposalError::Md5), _) => errs.push(
-                at,
-                format!(
-                    "{}; set spec.l2tp.ipsec.allowMd5 to accept it",
-                    ProposalError::Md5
-                ),
-            ),
+            (Err(ProposalError::Md5), _) => {
+                errs.push(at, format!("{}; {md5_hint}", ProposalError::Md5))
+            }
             (Err(why), _) => errs.push(at, why.to_string()),
             (Ok(_), Some(j)) => errs.push(at, format!("repeats {field}[{j}]")),
             (Ok(parsed), None) => out.push(parsed),

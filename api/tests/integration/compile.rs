@@ -492,4 +492,5 @@ fn secrets_never_appear_in_errors_or_debug() {
     );
 }
 
+mod client;
 mod l2tp;

@@ -185,7 +185,7 @@ fn walker_catches_non_structural_constructs() {
 
 #[test]
 fn subresources_names_and_columns() {
-    let [gw, user] = <[Value; 2]>::try_from(crds()).unwrap();
+    let [gw, user, client] = <[Value; 3]>::try_from(crds()).unwrap();
     let gv = &gw["spec"]["versions"][0];
     assert_eq!(gv["subresources"]["status"], serde_json::json!({}));
     assert_eq!(
@@ -265,4 +265,40 @@ fn subresources_names_and_columns() {
         cols(uv),
         ["GATEWAY", "CONNECTED", "ADDRESS", "PROTOCOL", "AGE"]
     );
+    let cv = &client["spec"]["versions"][0];
+    assert_eq!(cv["subresources"]["status"], serde_json::json!({}));
+    assert!(cv["subresources"].get("scale").is_none());
+    assert_eq!(
+        client["spec"]["names"]["shortNames"],
+        serde_json::json!(["vcl"])
+    );
+    assert_eq!(
+        cols(cv),
+        [
+            "PHASE", "SERVER", "ADDRESS", "ENCODING", "NODE", "ERROR", "AGE"
+        ]
+    );
+    let spec = &cv["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    assert_eq!(
+        spec["required"],
+        serde_json::json!([
+            "connectTo",
+            "credentialsSecretRef",
+            "gatewayRef",
+            "protocol"
+        ])
+    );
+    // An optional enum's `null` is the schema's `nullable`, not an enum value.
+    let phase = &cv["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["phase"];
+    assert_eq!(
+        phase["enum"],
+        serde_json::json!([
+            "Connecting",
+            "Connected",
+            "BackingOff",
+            "Failed",
+            "Disabled"
+        ])
+    );
+    assert_eq!(phase["nullable"], true);
 }

@@ -62,8 +62,8 @@ fn unknown_kinds_name_the_document() {
     assert_eq!(
         errors(include_str!("fixtures/unknown_kind.yaml")),
         [
-            "document 2 (line 9): has unsupported kind \"Deployment\" (apiVersion \"apps/v1\"); expected VpnGateway or VpnUser (sluice.dev/v1alpha1), Secret or List (v1)",
-            "document 3 (line 13): has unsupported kind \"VpnUser\" (apiVersion \"sluice.dev/v1beta1\"); expected VpnGateway or VpnUser (sluice.dev/v1alpha1), Secret or List (v1)",
+            "document 2 (line 9): has unsupported kind \"Deployment\" (apiVersion \"apps/v1\"); expected VpnGateway, VpnUser or VpnClient (sluice.dev/v1alpha1), Secret or List (v1)",
+            "document 3 (line 13): has unsupported kind \"VpnUser\" (apiVersion \"sluice.dev/v1beta1\"); expected VpnGateway, VpnUser or VpnClient (sluice.dev/v1alpha1), Secret or List (v1)",
         ]
     );
     assert_eq!(
@@ -77,7 +77,7 @@ fn unknown_kinds_name_the_document() {
     assert_eq!(
         errors("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: List, items: []}\n"),
         [
-            "document 1 (line 1) item 0: has unsupported kind \"List\" (apiVersion \"v1\"); expected VpnGateway or VpnUser (sluice.dev/v1alpha1), Secret or List (v1)"
+            "document 1 (line 1) item 0: has unsupported kind \"List\" (apiVersion \"v1\"); expected VpnGateway, VpnUser or VpnClient (sluice.dev/v1alpha1), Secret or List (v1)"
         ]
     );
 }

@@ -581,9 +581,13 @@ impl Runtime {
 #[derive(Debug)]
 pub struct Loaded {
     pub runtime: Runtime,
-    /// Users left out because their own fields are wrong, each with every error about it
-    /// (`sluice_api`'s one policy for bad users: the others are served, as with the operator).
+    /// Users and clients left out because their own fields are wrong, each with every error
+    /// about it (`sluice_api`'s one policy for bad objects: the others are served, as with
+    /// the operator).
     pub left_out: BTreeMap<ObjectRef, sluice_api::ConfigError>,
+    /// The `VpnClient`s that compiled, as `namespace/name: protocol to host:port`. This
+    /// version does not dial them yet (issue 22, docs/client-mode.md).
+    pub clients: Vec<String>,
 }
 
 /// Reads, parses and compiles a manifest file into a runtime config.
@@ -599,9 +603,26 @@ pub fn load_file(path: &Path, gateway: Option<&str>) -> Result<Loaded, LoadError
 pub fn load_str(text: &str, gateway: Option<&str>) -> Result<Loaded, LoadError> {
     let manifests = sluice_api::parse_manifests(text)?;
     let compiled = sluice_api::compile_manifests(&manifests, gateway)?;
+    let clients = compiled
+        .config
+        .clients
+        .iter()
+        .map(|t| {
+            let protocol = match pb::Service::try_from(t.protocol) {
+                Ok(pb::Service::L2tp) if t.ipsec.is_some() => "l2tp/ipsec",
+                Ok(pb::Service::L2tp) => "l2tp",
+                _ => "pptp",
+            };
+            format!(
+                "{}: {protocol} to {}:{}",
+                t.source, t.server_host, t.server_port
+            )
+        })
+        .collect();
     Ok(Loaded {
         runtime: Runtime::from_proto(&compiled.config)?,
         left_out: compiled.left_out,
+        clients,
     })
 }
 
@@ -760,6 +781,7 @@ mod tests {
             max_sessions: 0,
             users: vec![user],
             per_user_metrics: false,
+            clients: vec![],
         }
     }
 
@@ -861,6 +883,30 @@ mod tests {
             left_out,
             ["VpnUser/eve: spec.passwordSecretRef Secret \"eve-missing\" not found"]
         );
+    }
+
+    #[test]
+    fn compiled_clients_are_listed_and_bad_ones_left_out() {
+        let text = concat!(
+            include_str!("../../../examples/standalone.yaml"),
+            "\n---\napiVersion: sluice.dev/v1alpha1\nkind: VpnClient\nmetadata: {name: hq}\n",
+            "spec: {gatewayRef: {name: office}, protocol: pptp, connectTo: 192.0.2.1,\n",
+            "       credentialsSecretRef: {name: alice-password, usernameKey: password}}\n",
+            "---\napiVersion: sluice.dev/v1alpha1\nkind: VpnClient\nmetadata: {name: lab}\n",
+            "spec: {gatewayRef: {name: office}, protocol: l2tp, connectTo: 192.0.2.2,\n",
+            "       credentialsSecretRef: {name: alice-password}}\n",
+        );
+        let loaded = load_str(text, None).map_err(|e| e.to_string());
+        let clients = loaded.as_ref().map(|l| l.clients.clone());
+        assert_eq!(
+            clients,
+            Ok(vec!["default/hq: pptp to 192.0.2.1:1723".to_owned()])
+        );
+        let left_out: Vec<String> = loaded
+            .as_ref()
+            .map(|l| l.left_out.keys().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        assert_eq!(left_out, ["VpnClient/lab"]);
     }
 
     #[test]

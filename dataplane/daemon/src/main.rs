@@ -318,14 +318,17 @@ fn serve<E: std::fmt::Display, F: std::future::Future<Output = Result<(), E>>>(
 
 /// Start-up checks of a gateway process: secure randomness, and the descriptor limit raised
 /// as far as the host allows.
-/// `check` fails when users would be left out: they are listed with every error (the
-/// gateway itself would run with the others).
+/// `check` fails when users or clients would be left out: they are listed with every error
+/// (the gateway itself would run with the others).
 fn check_left_out(loaded: &config::Loaded) -> Result<(), String> {
+    for client in &loaded.clients {
+        println!("client:         {client} (not dialled by this version)");
+    }
     if loaded.left_out.is_empty() {
         return Ok(());
     }
     let mut lines = vec![format!(
-        "{} user(s) would be left out (the gateway serves the others):",
+        "{} object(s) would be left out (the gateway serves the others):",
         loaded.left_out.len()
     )];
     lines.extend(loaded.left_out.values().map(ToString::to_string));

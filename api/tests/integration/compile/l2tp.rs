@@ -310,7 +310,7 @@ fn psk_errors() {
         ),
         (
             set(b"1234567"),
-            "spec.l2tp.ipsec.preSharedKeySecretRef pre-shared key in Secret \"vpn-psk\" key \"psk\" is 7 bytes long, at least 8 are needed: anyone who poses as the gateway to one client can test guesses of a pre-shared key offline, so use a long random one",
+            "spec.l2tp.ipsec.preSharedKeySecretRef pre-shared key in Secret \"vpn-psk\" key \"psk\" is 7 bytes long, at least 8 are needed: anyone who poses as the other end once can test guesses of a pre-shared key offline, so use a long random one",
         ),
         (
             set(&[b'k'; 257]),

@@ -143,6 +143,7 @@ fn config(version: &str, users: Vec<pb::User>) -> pb::GatewayConfig {
         max_sessions: 0,
         users,
         per_user_metrics: false,
+        clients: vec![],
     }
 }
 
