@@ -795,18 +795,28 @@ pub(super) fn tunnel_secret_value(
         return Vec::new();
     };
     let what = format!("tunnel secret in Secret {:?} key {:?}", r.name, r.key);
+    sized(errs, field, &what, &value, MAX_TUNNEL_SECRET_BYTES);
+    value
+}
+
+/// Whether a Secret's value (`what`) holds 1 to `max` bytes; reports why not under `field`
+/// (its length, never the value).
+pub(super) fn sized(errs: &mut Errors, field: &str, what: &str, value: &[u8], max: usize) -> bool {
     if value.is_empty() {
         errs.push(field, format!("{what} is empty"));
-    } else if value.len() > MAX_TUNNEL_SECRET_BYTES {
+        false
+    } else if value.len() > max {
         errs.push(
             field,
             format!(
-                "{what} is {} bytes long, at most {MAX_TUNNEL_SECRET_BYTES} are allowed",
+                "{what} is {} bytes long, at most {max} are allowed",
                 value.len()
             ),
         );
+        false
+    } else {
+        true
     }
-    value
 }
 
 /// Reads the user's password from its Secret; errors never show the value.
@@ -832,19 +842,10 @@ pub(super) fn credential(
         return Vec::new();
     };
     let what = format!("{what} in Secret {name:?} key {key:?}");
-    if value.is_empty() {
-        errs.push(field, format!("{what} is empty"));
-    } else if value.len() > MAX_CREDENTIAL_BYTES {
-        errs.push(
-            field,
-            format!(
-                "{what} is {} bytes long, at most {MAX_CREDENTIAL_BYTES} are allowed",
-                value.len()
-            ),
-        );
-    } else if value.contains(&0) {
+    let sound = sized(errs, field, &what, &value, MAX_CREDENTIAL_BYTES);
+    if sound && value.contains(&0) {
         errs.push(field, format!("{what} contains NUL"));
-    } else if std::str::from_utf8(&value).is_err() {
+    } else if sound && std::str::from_utf8(&value).is_err() {
         errs.push(
             field,
             format!("{what} is not valid UTF-8 (MS-CHAP hashes the Unicode password)"),

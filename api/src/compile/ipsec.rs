@@ -7,6 +7,7 @@ use sluice_proto::v1::{IpsecSettings, NatDetection as WireNatDetection};
 
 use super::{
     Errors, MAX_PRE_SHARED_KEY_BYTES, MIN_PRE_SHARED_KEY_BYTES, seconds_between, secret_value,
+    sized,
 };
 use crate::gateway::{IpsecSpec, NatDetection, PreSharedKeySecretRef, VpnGatewaySpec};
 use crate::wire::{esp_proposal_to_wire, ike_proposal_to_wire};
@@ -135,17 +136,9 @@ pub(super) fn pre_shared_key(
         return Vec::new();
     };
     let what = format!("pre-shared key in Secret {:?} key {:?}", r.name, r.key);
-    if value.is_empty() {
-        errs.push(field, format!("{what} is empty"));
-    } else if value.len() > MAX_PRE_SHARED_KEY_BYTES {
-        errs.push(
-            field,
-            format!(
-                "{what} is {} bytes long, at most {MAX_PRE_SHARED_KEY_BYTES} are allowed",
-                value.len()
-            ),
-        );
-    } else if value.len() < MIN_PRE_SHARED_KEY_BYTES {
+    if sized(errs, field, &what, &value, MAX_PRE_SHARED_KEY_BYTES)
+        && value.len() < MIN_PRE_SHARED_KEY_BYTES
+    {
         errs.push(
             field,
             format!(
@@ -185,15 +178,8 @@ pub(super) fn pem_value(
         return Vec::new();
     };
     let what = format!("Secret {name:?} key {key:?}");
-    if value.len() > MAX_PEM_BYTES {
-        errs.push(
-            field,
-            format!(
-                "{what} is {} bytes long, at most {MAX_PEM_BYTES} are allowed",
-                value.len()
-            ),
-        );
-    } else if let Some(first) = markers.first()
+    if sized(errs, field, &what, &value, MAX_PEM_BYTES)
+        && let Some(first) = markers.first()
         && !markers
             .iter()
             .any(|m| value.windows(m.len()).any(|w| w == m.as_bytes()))

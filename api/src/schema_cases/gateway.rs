@@ -3,7 +3,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    Kind, Row, What, at, cidrs, duration_rows, long, many, proposals, row, secret_ref_rows,
+    Kind, Row, What, at, cidrs, duration_rows, ipsec_rows, many, ppp_policy_rows, row,
+    secret_ref_rows,
 };
 
 pub(super) fn rows(rows: &mut Vec<Row>) {
@@ -56,70 +57,7 @@ pub(super) fn rows(rows: &mut Vec<Row>) {
     );
     for proto in ["pptp", "l2tp"] {
         let path = |field: &str| format!("spec.{proto}.{field}");
-        let auth = &path("authentication");
-        add(
-            auth,
-            Keyword("minItems"),
-            at(auth, json!(["chap"])),
-            at(auth, json!([])),
-        );
-        add(
-            auth,
-            Keyword("maxItems"),
-            at(auth, json!(["pap", "chap", "mschapv1", "mschapv2"])),
-            at(auth, json!(["pap", "chap", "mschapv1", "mschapv2", "pap"])),
-        );
-        add(
-            auth,
-            Rule("must not list a method twice"),
-            at(auth, json!(["mschapv2", "mschapv1"])),
-            at(auth, json!(["mschapv2", "mschapv2"])),
-        );
-        add(
-            &path("authentication[*]"),
-            Keyword("enum"),
-            at(auth, json!(["pap"])),
-            at(auth, json!(["eap"])),
-        );
-        let enc = &path("encryption");
-        add(
-            enc,
-            Keyword("enum"),
-            at(enc, json!("prefer")),
-            at(enc, json!("maybe")),
-        );
-        let keys = &path("mppe.keyLengths");
-        add(
-            keys,
-            Keyword("minItems"),
-            at(keys, json!([40])),
-            at(keys, json!([])),
-        );
-        add(
-            keys,
-            Keyword("maxItems"),
-            at(keys, json!([40, 56, 128])),
-            at(keys, json!([40, 56, 128, 128])),
-        );
-        add(
-            keys,
-            Rule("may only contain 40, 56 and 128"),
-            at(keys, json!([56])),
-            at(keys, json!([64])),
-        );
-        add(
-            &path("mppe.keyLengths[*]"),
-            Keyword("minimum"),
-            at(keys, json!([128])),
-            at(keys, json!([-1])),
-        );
-        let stateful = &path("mppe.stateful");
-        add(
-            stateful,
-            Keyword("enum"),
-            at(stateful, json!("prefer")),
-            at(stateful, json!("always")),
-        );
+        ppp_policy_rows(&mut add, &format!("spec.{proto}"));
         let port = &path("port");
         add(
             port,
@@ -136,12 +74,6 @@ pub(super) fn rows(rows: &mut Vec<Row>) {
     }
     let ipsec = "spec.l2tp.ipsec";
     add(
-        ipsec,
-        Rule("nattPort must differ"),
-        at(ipsec, json!({"ikePort": 500, "nattPort": 4501})),
-        at(ipsec, json!({"ikePort": 4500, "nattPort": 4500})),
-    );
-    add(
         "spec.l2tp.ipsec.dpd",
         Rule("timeout must be longer"),
         at(ipsec, json!({"dpd": {"delay": "30s", "timeout": "31s"}})),
@@ -153,55 +85,13 @@ pub(super) fn rows(rows: &mut Vec<Row>) {
         at(ipsec, json!({"espLifetimeKilobytes": 1})),
         at(ipsec, json!({"espLifetimeKilobytes": -1})),
     );
-    for list in ["ikeProposals", "espProposals"] {
-        let path = &format!("{ipsec}.{list}");
-        let item = &format!("{path}[*]");
-        add(
-            path,
-            Keyword("maxItems"),
-            at(path, proposals(16)),
-            at(path, proposals(17)),
-        );
-        add(
-            path,
-            Rule("must be proposals such as"),
-            at(path, json!(["aes128-sha1"])),
-            at(path, json!(["aes128 sha1"])),
-        );
-        add(
-            item,
-            Keyword("maxLength"),
-            at(path, json!([long(200)])),
-            at(path, json!([long(201)])),
-        );
-    }
     add(
         "spec.l2tp.ipsec.natDetection",
         Keyword("enum"),
         at(ipsec, json!({"natDetection": "parrot"})),
         at(ipsec, json!({"natDetection": "lie"})),
     );
-    for port in ["ikePort", "nattPort"] {
-        let path = &format!("{ipsec}.{port}");
-        // Each valid value keeps the two ports apart.
-        let (lo, hi) = if port == "ikePort" {
-            (json!({"ikePort": 1}), json!({"ikePort": 65535}))
-        } else {
-            (json!({"nattPort": 1}), json!({"nattPort": 65535}))
-        };
-        add(
-            path,
-            Keyword("minimum"),
-            at(ipsec, lo),
-            at(ipsec, json!({ port: 0 })),
-        );
-        add(
-            path,
-            Keyword("maximum"),
-            at(ipsec, hi),
-            at(ipsec, json!({ port: 65536 })),
-        );
-    }
+    ipsec_rows(&mut add, ipsec);
     let ppp = "spec.ppp";
     add(
         ppp,

@@ -337,6 +337,155 @@ fn duration_rows(
     ));
 }
 
+/// What a row table's `add` takes: field, constraint, valid patch, invalid patch.
+type Add<'a> = dyn FnMut(&str, What, Value, Value) + 'a;
+
+/// Rows of a PPP policy under `prefix` (`spec.pptp`, `spec`): authentication methods,
+/// the MPPE policy and MPPE settings.
+fn ppp_policy_rows(add: &mut Add<'_>, prefix: &str) {
+    use What::{Keyword, Rule};
+    let auth = &format!("{prefix}.authentication");
+    add(
+        auth,
+        Keyword("minItems"),
+        at(auth, json!(["chap"])),
+        at(auth, json!([])),
+    );
+    add(
+        auth,
+        Keyword("maxItems"),
+        at(auth, json!(["pap", "chap", "mschapv1", "mschapv2"])),
+        at(auth, json!(["pap", "chap", "mschapv1", "mschapv2", "pap"])),
+    );
+    add(
+        auth,
+        Rule("must not list a method twice"),
+        at(auth, json!(["mschapv2", "mschapv1"])),
+        at(auth, json!(["mschapv2", "mschapv2"])),
+    );
+    add(
+        &format!("{prefix}.authentication[*]"),
+        Keyword("enum"),
+        at(auth, json!(["pap"])),
+        at(auth, json!(["eap"])),
+    );
+    let enc = &format!("{prefix}.encryption");
+    add(
+        enc,
+        Keyword("enum"),
+        at(enc, json!("require")),
+        at(enc, json!("maybe")),
+    );
+    let keys = &format!("{prefix}.mppe.keyLengths");
+    add(
+        keys,
+        Keyword("minItems"),
+        at(keys, json!([40])),
+        at(keys, json!([])),
+    );
+    add(
+        keys,
+        Keyword("maxItems"),
+        at(keys, json!([40, 56, 128])),
+        at(keys, json!([40, 56, 128, 128])),
+    );
+    add(
+        keys,
+        Rule("may only contain 40, 56 and 128"),
+        at(keys, json!([56])),
+        at(keys, json!([64])),
+    );
+    add(
+        &format!("{prefix}.mppe.keyLengths[*]"),
+        Keyword("minimum"),
+        at(keys, json!([128])),
+        at(keys, json!([-1])),
+    );
+    let stateful = &format!("{prefix}.mppe.stateful");
+    add(
+        stateful,
+        Keyword("enum"),
+        at(stateful, json!("prefer")),
+        at(stateful, json!("always")),
+    );
+}
+
+/// Rows of an IPsec section at `ipsec`: distinct ports, the proposal lists, the ports' range.
+fn ipsec_rows(add: &mut Add<'_>, ipsec: &str) {
+    use What::{Keyword, Rule};
+    add(
+        ipsec,
+        Rule("nattPort must differ"),
+        at(ipsec, json!({"ikePort": 500, "nattPort": 4501})),
+        at(ipsec, json!({"ikePort": 4500, "nattPort": 4500})),
+    );
+    for list in ["ikeProposals", "espProposals"] {
+        let path = &format!("{ipsec}.{list}");
+        add(
+            path,
+            Keyword("maxItems"),
+            at(path, proposals(16)),
+            at(path, proposals(17)),
+        );
+        add(
+            path,
+            Rule("must be proposals such as"),
+            at(path, json!(["aes128-sha1"])),
+            at(path, json!(["aes128 sha1"])),
+        );
+        add(
+            &format!("{path}[*]"),
+            Keyword("maxLength"),
+            at(path, json!([long(200)])),
+            at(path, json!([long(201)])),
+        );
+    }
+    for port in ["ikePort", "nattPort"] {
+        let path = &format!("{ipsec}.{port}");
+        // Each valid value keeps the two ports apart.
+        let (lo, hi) = if port == "ikePort" {
+            (json!({"ikePort": 1}), json!({"ikePort": 65535}))
+        } else {
+            (json!({"nattPort": 1}), json!({"nattPort": 65535}))
+        };
+        add(
+            path,
+            Keyword("minimum"),
+            at(ipsec, lo),
+            at(ipsec, json!({ port: 0 })),
+        );
+        add(
+            path,
+            Keyword("maximum"),
+            at(ipsec, hi),
+            at(ipsec, json!({ port: 65536 })),
+        );
+    }
+}
+
+/// Rows of `spec.routes` (a list of IPv4 CIDRs).
+fn routes_rows(add: &mut Add<'_>) {
+    use What::{Keyword, Rule};
+    add(
+        "spec.routes",
+        Keyword("maxItems"),
+        json!({"routes": cidrs(64)}),
+        json!({"routes": cidrs(65)}),
+    );
+    add(
+        "spec.routes",
+        Rule("routes must be IPv4 CIDRs"),
+        json!({"routes": ["192.168.0.0/16"]}),
+        json!({"routes": ["2001:db8::/32"]}),
+    );
+    add(
+        "spec.routes[*]",
+        Keyword("maxLength"),
+        json!({"routes": ["192.168.100.0/24"]}),
+        json!({"routes": ["192.168.100.0000/24"]}),
+    );
+}
+
 /// The field an apiserver message about `path` names: list items as index 0.
 fn field_of(path: &str) -> String {
     path.replace("[*]", "[0]")

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Kind, Row, What, at, cidrs, long, row, secret_ref_rows};
+use super::{Kind, Row, What, at, long, routes_rows, row, secret_ref_rows};
 
 pub(super) fn rows(rows: &mut Vec<Row>) {
     use What::{Keyword, Rule};
@@ -53,24 +53,7 @@ pub(super) fn rows(rows: &mut Vec<Row>) {
         json!({"remoteAddress": "10.201.0.8"}),
         json!({"remoteAddress": "10.201.0.8/32"}),
     );
-    add(
-        "spec.routes",
-        Keyword("maxItems"),
-        json!({"routes": cidrs(64)}),
-        json!({"routes": cidrs(65)}),
-    );
-    add(
-        "spec.routes",
-        Rule("routes must be IPv4 CIDRs"),
-        json!({"routes": ["192.168.0.0/16"]}),
-        json!({"routes": ["2001:db8::/32"]}),
-    );
-    add(
-        "spec.routes[*]",
-        Keyword("maxLength"),
-        json!({"routes": ["192.168.100.0/24"]}),
-        json!({"routes": ["192.168.100.0000/24"]}),
-    );
+    routes_rows(&mut add);
     add(
         "spec.services",
         Keyword("maxItems"),
