@@ -321,17 +321,27 @@ fn serve<E: std::fmt::Display, F: std::future::Future<Output = Result<(), E>>>(
 /// `check` fails when users or clients would be left out: they are listed with every error
 /// (the gateway itself would run with the others).
 fn check_left_out(loaded: &config::Loaded) -> Result<(), String> {
-    for client in &loaded.clients {
-        println!("client:         {client} (not dialled by this version)");
+    let rt = &loaded.runtime;
+    for c in &rt.clients {
+        println!(
+            "client:         {}: {} (not dialled by this version)",
+            c.source,
+            c.describe()
+        );
     }
-    if loaded.left_out.is_empty() {
+    if loaded.left_out.is_empty() && rt.clients_left_out.is_empty() {
         return Ok(());
     }
     let mut lines = vec![format!(
         "{} object(s) would be left out (the gateway serves the others):",
-        loaded.left_out.len()
+        loaded.left_out.len() + rt.clients_left_out.len()
     )];
     lines.extend(loaded.left_out.values().map(ToString::to_string));
+    lines.extend(
+        rt.clients_left_out
+            .iter()
+            .map(|c| format!("VpnClient {}: {}", c.source, c.error)),
+    );
     Err(lines.join("\n"))
 }
 

@@ -465,8 +465,11 @@ fn note_left_out(loaded: &config::Loaded, metrics: &Metrics) {
     for (object, errors) in &loaded.left_out {
         warn!(%object, "left out of the configuration:\n{errors}");
     }
-    for client in &loaded.clients {
-        warn!(%client, "VpnClient not dialled: this version has no dialler yet (issue 22)");
+    for c in &loaded.runtime.clients {
+        warn!(client = %c.source, "VpnClient not dialled: this version has no dialler yet (issue 22)");
+    }
+    for c in &loaded.runtime.clients_left_out {
+        warn!(client = %c.source, error = %c.error, "VpnClient left out of the configuration");
     }
     let users = loaded
         .left_out

@@ -5,7 +5,6 @@
 //! values here once, so the hot path never parses strings.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
@@ -15,10 +14,19 @@ use sluice_api::ObjectRef;
 use sluice_api::wire::{ipv4_from_wire, prefix_from_wire};
 use sluice_ppp::{AuthProto, EncryptionPolicy, KeyLengths, MppePolicy, StatefulMode};
 use sluice_proto::v1 as pb;
-use zeroize::Zeroize;
 
 use crate::datapath::ratelimit::RateLimit;
 use crate::metrics::Protocol;
+
+mod client;
+mod credential;
+mod ipsec;
+
+pub use client::{
+    ClientConfig, ClientConfigError, ClientIpsec, ClientLeftOut, ClientTransport, IkeAuth,
+};
+pub use credential::{Credential, CredentialError, NtHash, Secret};
+pub use ipsec::{CertificateField, IpsecCertificates, IpsecRuntime};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -68,109 +76,11 @@ pub enum CompiledError {
     L2tpWithoutIpsec,
 }
 
-/// A user's credential fields that do not make one credential.
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialError {
-    #[error("NT hash is {0} octets long, 16 expected")]
-    NtHashLength(usize),
-    #[error("neither a password nor an NT hash is set")]
-    Neither,
-    #[error("both a password and an NT hash are set")]
-    Both,
-}
-
 fn wire<T>(
     field: &'static str,
     r: Result<T, sluice_api::wire::WireError>,
 ) -> Result<T, CompiledError> {
     r.map_err(|source| CompiledError::Wire { field, source })
-}
-
-/// A password that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
-
-impl Secret {
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// An NtPasswordHash (RFC 2759 §8.3: MD4 of the UTF-16LE password) that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct NtHash([u8; 16]);
-
-impl NtHash {
-    pub fn expose(&self) -> &[u8; 16] {
-        &self.0
-    }
-}
-
-impl Drop for NtHash {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
-
-impl fmt::Debug for NtHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// What a user's login is checked against: the cleartext password, or only its
-/// NT hash (enough for MS-CHAPv1/v2 and their MPPE keys; PAP and CHAP-MD5 fail).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credential {
-    Password(Secret),
-    NtHash(NtHash),
-}
-
-impl Credential {
-    /// The form the PPP engine takes.
-    pub fn as_ppp(&self) -> sluice_ppp::Credential<'_> {
-        match self {
-            Credential::Password(p) => sluice_ppp::Credential::Password(p.expose()),
-            Credential::NtHash(h) => sluice_ppp::Credential::NtHash(h.expose()),
-        }
-    }
-
-    /// "password set" or "NT hash set", for summaries.
-    pub fn describe(&self) -> &'static str {
-        match self {
-            Credential::Password(_) => "password set",
-            Credential::NtHash(_) => "NT hash set",
-        }
-    }
-
-    /// Exactly one of `password` and `nt_hash` (16 octets) must be set.
-    fn from_proto(u: &pb::User) -> Result<Credential, CompiledError> {
-        let problem = match (u.password.is_empty(), u.nt_hash.is_empty()) {
-            (false, true) => return Ok(Credential::Password(Secret(u.password.clone()))),
-            (true, false) => match <[u8; 16]>::try_from(u.nt_hash.as_slice()) {
-                Ok(h) => return Ok(Credential::NtHash(NtHash(h))),
-                Err(_) => CredentialError::NtHashLength(u.nt_hash.len()),
-            },
-            (true, true) => CredentialError::Neither,
-            (false, false) => CredentialError::Both,
-        };
-        Err(CompiledError::Credential {
-            user: u.username.clone(),
-            problem,
-        })
-    }
 }
 
 /// One user as the data plane needs it.
@@ -267,145 +177,11 @@ pub struct L2tpRuntime {
     pub ipsec: Option<IpsecRuntime>,
 }
 
-/// IKEv1 / ESP settings of a gateway (from `spec.l2tp.ipsec`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IpsecRuntime {
-    /// Main Mode pre-shared key.
-    pub psk: Secret,
-    pub ike: Vec<sluice_ike::policy::IkeProposal>,
-    pub esp: Vec<sluice_ike::policy::EspProposal>,
-    pub ike_lifetime: Duration,
-    pub esp_lifetime: Duration,
-    pub esp_lifetime_kb: Option<u64>,
-    pub nat_detection: sluice_ike::natt::NatDetection,
-    pub dpd_delay: Option<Duration>,
-    pub dpd_timeout: Duration,
-    pub ike_port: u16,
-    pub natt_port: u16,
-    /// Answer Aggressive Mode (off by default).
-    pub allow_aggressive: bool,
-    /// RSA-signature authentication (our chain and key, the client CAs).
-    pub certificates: Option<IpsecCertificates>,
-}
-
-/// Parsed certificate material, compared across reloads by the PEM it came from.
-#[derive(Clone)]
-pub struct IpsecCertificates {
-    source: Secret,
-    pub credentials: std::sync::Arc<sluice_ike::cert::Credentials>,
-    pub client_ca: std::sync::Arc<sluice_ike::cert::TrustStore>,
-}
-
-impl PartialEq for IpsecCertificates {
-    fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
-    }
-}
-
-impl Eq for IpsecCertificates {}
-
-impl fmt::Debug for IpsecCertificates {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IpsecCertificates")
-            .field("subject", &self.credentials.subject_display())
-            .finish_non_exhaustive()
-    }
-}
-
 impl L2tpRuntime {
     /// Whether L2TP that did not arrive under ESP is accepted: `allowUnencrypted`, or no
     /// IPsec configured (which compile allows only with `allowUnencrypted`).
     pub fn plain_allowed(&self) -> bool {
         self.allow_unencrypted || self.ipsec.is_none()
-    }
-}
-
-impl IpsecRuntime {
-    fn from_proto(p: &pb::IpsecSettings) -> Result<IpsecRuntime, CompiledError> {
-        use sluice_api::wire::{esp_proposal_from_wire, ike_proposal_from_wire};
-        use sluice_ike::natt::NatDetection;
-        use sluice_ike::policy as ike;
-        let ike_proposals = if p.ike_proposals.is_empty() {
-            ike::default_ike_proposals()
-        } else {
-            let list = p.ike_proposals.iter().map(ike_proposal_from_wire);
-            wire("ike_proposals", list.collect())?
-        };
-        let esp_proposals = if p.esp_proposals.is_empty() {
-            ike::default_esp_proposals()
-        } else {
-            let list = p.esp_proposals.iter().map(esp_proposal_from_wire);
-            wire("esp_proposals", list.collect())?
-        };
-        // Proto3 zero is "not set": the engine's defaults, defined once in sluice_ike::policy.
-        let secs = |v: u32, default: Duration| {
-            if v == 0 {
-                default
-            } else {
-                Duration::from_secs(u64::from(v))
-            }
-        };
-        let port = |what, v: u32, default: u16| match v {
-            0 => Ok(default),
-            v => u16::try_from(v).map_err(|_| CompiledError::Port { what, value: v }),
-        };
-        let cert_err = |field, source| CompiledError::Certificates { field, source };
-        let certificates = if p.certificate_chain.is_empty() {
-            None
-        } else {
-            let creds =
-                sluice_ike::cert::Credentials::from_pem(&p.certificate_chain, &p.private_key)
-                    .map_err(|e| cert_err("certificateSecretRef", e))?;
-            let ca = sluice_ike::cert::TrustStore::from_pem(&p.client_ca)
-                .map_err(|e| cert_err("clientCaSecretRef", e))?;
-            Some(IpsecCertificates {
-                source: Secret([&p.certificate_chain[..], &p.private_key, &p.client_ca].concat()),
-                credentials: std::sync::Arc::new(creds),
-                client_ca: std::sync::Arc::new(ca),
-            })
-        };
-        Ok(IpsecRuntime {
-            psk: Secret(p.pre_shared_key.clone()),
-            ike: ike_proposals,
-            esp: esp_proposals,
-            ike_lifetime: secs(p.ike_lifetime_seconds, ike::DEFAULT_IKE_LIFETIME),
-            esp_lifetime: secs(p.esp_lifetime_seconds, ike::DEFAULT_ESP_LIFETIME),
-            esp_lifetime_kb: (p.esp_lifetime_kilobytes > 0).then_some(p.esp_lifetime_kilobytes),
-            nat_detection: match p.nat_detection() {
-                pb::NatDetection::Parrot => NatDetection::Parrot,
-                pb::NatDetection::ForceEncapsulation => NatDetection::ParrotForceEncapsulation,
-                pb::NatDetection::Unspecified | pb::NatDetection::Honest => NatDetection::Honest,
-            },
-            dpd_delay: (p.dpd_delay_seconds > 0)
-                .then(|| Duration::from_secs(u64::from(p.dpd_delay_seconds))),
-            dpd_timeout: secs(p.dpd_timeout_seconds, ike::DEFAULT_DPD_TIMEOUT),
-            ike_port: port("IKE port", p.ike_port, ike::DEFAULT_IKE_PORT)?,
-            natt_port: port("NAT-T port", p.natt_port, ike::DEFAULT_NATT_PORT)?,
-            allow_aggressive: p.allow_aggressive_mode,
-            certificates,
-        })
-    }
-
-    /// The IKE responder configuration (limits stay at the engine's defaults).
-    pub fn responder_config(&self, l2tp_port: u16) -> sluice_ike::policy::Config {
-        sluice_ike::policy::Config {
-            psk: (!self.psk.expose().is_empty())
-                .then(|| zeroize::Zeroizing::new(self.psk.expose().to_vec())),
-            certificate: self.certificates.as_ref().map(|c| c.credentials.clone()),
-            client_ca: self.certificates.as_ref().map(|c| c.client_ca.clone()),
-            ike: self.ike.clone(),
-            esp: self.esp.clone(),
-            ike_lifetime: self.ike_lifetime,
-            esp_lifetime: self.esp_lifetime,
-            esp_lifetime_kb: self.esp_lifetime_kb,
-            nat_detection: self.nat_detection,
-            dpd_delay: self.dpd_delay,
-            dpd_timeout: self.dpd_timeout,
-            l2tp_port,
-            natt_port: self.natt_port,
-            allow_aggressive: self.allow_aggressive,
-            ..sluice_ike::policy::Config::default()
-        }
     }
 }
 
@@ -441,6 +217,11 @@ pub struct Runtime {
     pub users: HashMap<String, UserEntry>,
     /// Export per-user series (`spec.metrics.perUser`).
     pub per_user_metrics: bool,
+    /// Tunnels to dial out (`VpnClient`s), by source. This version does not dial them yet
+    /// (issue 22, docs/client-mode.md).
+    pub clients: Vec<ClientConfig>,
+    /// Compiled clients that did not convert, each left out on its own.
+    pub clients_left_out: Vec<ClientLeftOut>,
 }
 
 fn prefixes(field: &'static str, list: &[pb::Ipv4Prefix]) -> Result<Vec<Ipv4Net>, CompiledError> {
@@ -515,6 +296,7 @@ impl Runtime {
                 .ok_or(CompiledError::Port { what, value: p })
         };
         let clamp16 = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        let (clients, clients_left_out) = client::clients_from_proto(&c.clients);
         Ok(Runtime {
             gateway: c.gateway.clone(),
             version: c.version.clone(),
@@ -559,6 +341,8 @@ impl Runtime {
             max_sessions: c.max_sessions,
             users,
             per_user_metrics: c.per_user_metrics,
+            clients,
+            clients_left_out,
         })
     }
 
@@ -585,9 +369,6 @@ pub struct Loaded {
     /// about it (`sluice_api`'s one policy for bad objects: the others are served, as with
     /// the operator).
     pub left_out: BTreeMap<ObjectRef, sluice_api::ConfigError>,
-    /// The `VpnClient`s that compiled, as `namespace/name: protocol to host:port`. This
-    /// version does not dial them yet (issue 22, docs/client-mode.md).
-    pub clients: Vec<String>,
 }
 
 /// Reads, parses and compiles a manifest file into a runtime config.
@@ -603,26 +384,9 @@ pub fn load_file(path: &Path, gateway: Option<&str>) -> Result<Loaded, LoadError
 pub fn load_str(text: &str, gateway: Option<&str>) -> Result<Loaded, LoadError> {
     let manifests = sluice_api::parse_manifests(text)?;
     let compiled = sluice_api::compile_manifests(&manifests, gateway)?;
-    let clients = compiled
-        .config
-        .clients
-        .iter()
-        .map(|t| {
-            let protocol = match pb::Service::try_from(t.protocol) {
-                Ok(pb::Service::L2tp) if t.ipsec.is_some() => "l2tp/ipsec",
-                Ok(pb::Service::L2tp) => "l2tp",
-                _ => "pptp",
-            };
-            format!(
-                "{}: {protocol} to {}:{}",
-                t.source, t.server_host, t.server_port
-            )
-        })
-        .collect();
     Ok(Loaded {
         runtime: Runtime::from_proto(&compiled.config)?,
         left_out: compiled.left_out,
-        clients,
     })
 }
 
@@ -749,209 +513,4 @@ pub fn summary(c: &Runtime) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(user: pb::User) -> pb::GatewayConfig {
-        pb::GatewayConfig {
-            gateway: "vpn/office".into(),
-            version: "v1".into(),
-            pptp: Some(pb::PptpSettings {
-                enabled: true,
-                port: 1723,
-                authentication: vec![pb::AuthMethod::MschapV2 as i32],
-                encryption: pb::EncryptionPolicy::Require as i32,
-                mppe_key_lengths: vec![pb::MppeKeyLength::Bits128 as i32],
-                mppe_stateful: pb::StatefulMppe::Refuse as i32,
-            }),
-            l2tp: None,
-            ppp: Some(pb::PppSettings {
-                mtu: 1400,
-                mru: 1400,
-                keepalive_timeout_seconds: 30,
-                local_address: Some(sluice_api::wire::ipv4_to_wire([10, 200, 0, 1].into())),
-                address_pool: Some(pb::Ipv4Prefix {
-                    address: u32::from(Ipv4Addr::new(10, 200, 0, 0)),
-                    length: 24,
-                }),
-                dns_servers: vec![],
-                static_addresses: vec![],
-            }),
-            nat: None,
-            max_sessions: 0,
-            users: vec![user],
-            per_user_metrics: false,
-            clients: vec![],
-        }
-    }
-
-    fn user(password: &[u8], nt_hash: &[u8]) -> pb::User {
-        pb::User {
-            username: "alice".into(),
-            password: password.to_vec(),
-            services: vec![pb::Service::Pptp as i32],
-            source: "vpn/alice".into(),
-            nt_hash: nt_hash.to_vec(),
-            ..pb::User::default()
-        }
-    }
-
-    fn credential(password: &[u8], nt_hash: &[u8]) -> Result<Credential, String> {
-        Runtime::from_proto(&config(user(password, nt_hash)))
-            .map_err(|e| e.to_string())
-            .and_then(|rt| {
-                rt.users
-                    .get("alice")
-                    .map(|u| u.credential.clone())
-                    .ok_or_else(|| "user missing".to_owned())
-            })
-    }
-
-    #[test]
-    fn password_only_is_a_password() {
-        assert_eq!(
-            credential(b"secret", b""),
-            Ok(Credential::Password(Secret(b"secret".to_vec())))
-        );
-    }
-
-    #[test]
-    fn nt_hash_only_is_an_nt_hash() {
-        assert_eq!(
-            credential(b"", &[7; 16]),
-            Ok(Credential::NtHash(NtHash([7; 16])))
-        );
-    }
-
-    #[test]
-    fn nt_hash_must_be_16_octets() {
-        for len in [1, 15, 17, 32] {
-            let err = credential(b"", &vec![7; len]).err().unwrap_or_default();
-            assert!(err.contains("\"alice\""), "{err}");
-            assert!(err.contains(&format!("{len} octets")), "{err}");
-        }
-    }
-
-    #[test]
-    fn neither_or_both_is_rejected() {
-        let neither = credential(b"", b"").err().unwrap_or_default();
-        assert!(neither.contains("neither"), "{neither}");
-        let both = credential(b"secret", &[7; 16]).err().unwrap_or_default();
-        assert!(both.contains("both"), "{both}");
-    }
-
-    #[test]
-    fn credentials_never_print() {
-        for c in [
-            Credential::Password(Secret(b"hunter2".to_vec())),
-            Credential::NtHash(NtHash([0xab; 16])),
-        ] {
-            let shown = format!("{c:?}");
-            assert!(
-                !shown.contains("hunter2") && !shown.contains("171"),
-                "{shown}"
-            );
-            assert!(shown.contains("<redacted>"), "{shown}");
-        }
-    }
-
-    #[test]
-    fn summary_names_the_credential_kind() {
-        let rt = Runtime::from_proto(&config(user(b"", &[1; 16])));
-        let text = rt.map(|rt| summary(&rt)).unwrap_or_default();
-        assert!(text.contains("alice (NT hash set;"), "{text}");
-    }
-
-    #[test]
-    fn standalone_serves_good_users_and_leaves_out_bad_ones() {
-        let text = concat!(
-            include_str!("../../../examples/standalone.yaml"),
-            "\n---\napiVersion: sluice.dev/v1alpha1\nkind: VpnUser\nmetadata: {name: eve}\n",
-            "spec: {gatewayRef: {name: office}, passwordSecretRef: {name: eve-missing}}\n"
-        );
-        let loaded = load_str(text, None).map_err(|e| e.to_string());
-        let loaded = loaded.as_ref();
-        let mut names: Vec<&str> = loaded
-            .map(|l| l.runtime.users.keys().map(String::as_str).collect())
-            .unwrap_or_default();
-        names.sort_unstable();
-        assert_eq!(names, ["alice", "bob"]);
-        let left_out: Vec<String> = loaded
-            .map(|l| l.left_out.values().map(ToString::to_string).collect())
-            .unwrap_or_default();
-        assert_eq!(
-            left_out,
-            ["VpnUser/eve: spec.passwordSecretRef Secret \"eve-missing\" not found"]
-        );
-    }
-
-    #[test]
-    fn compiled_clients_are_listed_and_bad_ones_left_out() {
-        let text = concat!(
-            include_str!("../../../examples/standalone.yaml"),
-            "\n---\napiVersion: sluice.dev/v1alpha1\nkind: VpnClient\nmetadata: {name: hq}\n",
-            "spec: {gatewayRef: {name: office}, protocol: pptp, connectTo: 192.0.2.1,\n",
-            "       credentialsSecretRef: {name: alice-password, usernameKey: password}}\n",
-            "---\napiVersion: sluice.dev/v1alpha1\nkind: VpnClient\nmetadata: {name: lab}\n",
-            "spec: {gatewayRef: {name: office}, protocol: l2tp, connectTo: 192.0.2.2,\n",
-            "       credentialsSecretRef: {name: alice-password}}\n",
-        );
-        let loaded = load_str(text, None).map_err(|e| e.to_string());
-        let clients = loaded.as_ref().map(|l| l.clients.clone());
-        assert_eq!(
-            clients,
-            Ok(vec!["default/hq: pptp to 192.0.2.1:1723".to_owned()])
-        );
-        let left_out: Vec<String> = loaded
-            .as_ref()
-            .map(|l| l.left_out.keys().map(ToString::to_string).collect())
-            .unwrap_or_default();
-        assert_eq!(left_out, ["VpnClient/lab"]);
-    }
-
-    #[test]
-    fn bad_ipsec_certificates_are_refused_naming_the_field() {
-        let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/../ike/tests/certs/");
-        let read = |f: &str| std::fs::read(format!("{certs}{f}")).unwrap_or_default();
-        let settings = |chain: Vec<u8>, key: Vec<u8>, ca: Vec<u8>| pb::IpsecSettings {
-            certificate_chain: chain,
-            private_key: key,
-            client_ca: ca,
-            ..pb::IpsecSettings::default()
-        };
-        let good = IpsecRuntime::from_proto(&settings(
-            read("gateway-chain.pem"),
-            read("gateway.key"),
-            read("ca.pem"),
-        ))
-        .map_err(|e| e.to_string());
-        let good = good.as_ref().map(|r| r.certificates.is_some());
-        assert_eq!(good, Ok(true));
-        let mismatch = IpsecRuntime::from_proto(&settings(
-            read("gateway-chain.pem"),
-            read("alice.key"),
-            read("ca.pem"),
-        ))
-        .map(|_| ())
-        .map_err(|e| e.to_string());
-        assert!(
-            mismatch
-                .as_ref()
-                .is_err_and(|e| e.contains("spec.l2tp.ipsec.certificateSecretRef")),
-            "{mismatch:?}"
-        );
-        let bad_ca = IpsecRuntime::from_proto(&settings(
-            read("gateway-chain.pem"),
-            read("gateway.key"),
-            read("alice.pem"),
-        ))
-        .map(|_| ())
-        .map_err(|e| e.to_string());
-        assert!(
-            bad_ca
-                .as_ref()
-                .is_err_and(|e| e.contains("spec.l2tp.ipsec.clientCaSecretRef")),
-            "{bad_ca:?}"
-        );
-    }
-}
+mod tests;
