@@ -6,13 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
-use sluice_api::wire::{esp_proposal_from_wire, ike_proposal_from_wire};
 use sluice_ike::policy::{self as ike, EspProposal, IkeProposal};
 use sluice_proto::v1 as pb;
 
-use super::{
-    CertificateField, CompiledError, IpsecCertificates, PppPolicy, Secret, prefixes, wire,
-};
+use super::ipsec::proposals_from_wire;
+use super::{CertificateField, CompiledError, IpsecCertificates, PppPolicy, Secret, prefixes};
 use crate::metrics::Protocol;
 
 /// One tunnel to dial and keep up.
@@ -204,18 +202,7 @@ impl ClientIpsec {
         } else {
             return Err(ClientConfigError::NoIpsecAuthentication);
         };
-        let ike_list = if p.ike_proposals.is_empty() {
-            ike::default_ike_proposals()
-        } else {
-            let list = p.ike_proposals.iter().map(ike_proposal_from_wire);
-            wire("ike_proposals", list.collect())?
-        };
-        let esp_list = if p.esp_proposals.is_empty() {
-            ike::default_esp_proposals()
-        } else {
-            let list = p.esp_proposals.iter().map(esp_proposal_from_wire);
-            wire("esp_proposals", list.collect())?
-        };
+        let (ike_list, esp_list) = proposals_from_wire(&p.ike_proposals, &p.esp_proposals)?;
         Ok(ClientIpsec {
             auth,
             ike: ike_list,

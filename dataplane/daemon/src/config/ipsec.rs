@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use sluice_ike::policy::{self, EspProposal, IkeProposal};
 use sluice_proto::v1 as pb;
 
 use super::{CompiledError, Secret, wire};
@@ -84,21 +85,10 @@ impl fmt::Debug for IpsecCertificates {
 
 impl IpsecRuntime {
     pub(super) fn from_proto(p: &pb::IpsecSettings) -> Result<IpsecRuntime, CompiledError> {
-        use sluice_api::wire::{esp_proposal_from_wire, ike_proposal_from_wire};
         use sluice_ike::natt::NatDetection;
         use sluice_ike::policy as ike;
-        let ike_proposals = if p.ike_proposals.is_empty() {
-            ike::default_ike_proposals()
-        } else {
-            let list = p.ike_proposals.iter().map(ike_proposal_from_wire);
-            wire("ike_proposals", list.collect())?
-        };
-        let esp_proposals = if p.esp_proposals.is_empty() {
-            ike::default_esp_proposals()
-        } else {
-            let list = p.esp_proposals.iter().map(esp_proposal_from_wire);
-            wire("esp_proposals", list.collect())?
-        };
+        let (ike_proposals, esp_proposals) =
+            proposals_from_wire(&p.ike_proposals, &p.esp_proposals)?;
         // Proto3 zero is "not set": the engine's defaults, defined once in sluice_ike::policy.
         let secs = |v: u32, default: Duration| {
             if v == 0 {
@@ -169,4 +159,30 @@ impl IpsecRuntime {
             ..sluice_ike::policy::Config::default()
         }
     }
+}
+
+/// Proposal lists off the wire; an empty list stands for the engine's defaults
+/// (`sluice_ike::policy`, defined there once).
+pub(super) fn proposals_from_wire(
+    ike: &[pb::IkeProposal],
+    esp: &[pb::EspProposal],
+) -> Result<(Vec<IkeProposal>, Vec<EspProposal>), CompiledError> {
+    use sluice_api::wire::{esp_proposal_from_wire, ike_proposal_from_wire};
+    let ike = if ike.is_empty() {
+        policy::default_ike_proposals()
+    } else {
+        wire(
+            "ike_proposals",
+            ike.iter().map(ike_proposal_from_wire).collect(),
+        )?
+    };
+    let esp = if esp.is_empty() {
+        policy::default_esp_proposals()
+    } else {
+        wire(
+            "esp_proposals",
+            esp.iter().map(esp_proposal_from_wire).collect(),
+        )?
+    };
+    Ok((ike, esp))
 }
