@@ -11,9 +11,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::gateway::{
-    AuthenticationMethod, CertificateSecretRef, ClientCaSecretRef, DEFAULT_KEEPALIVE, DEFAULT_MTU,
-    Encryption, MAX_LIST_ITEMS, MAX_MTU, MAX_NAME_LENGTH, MIN_MTU, MppeSpec, PreSharedKeySecretRef,
-    TunnelSecretRef,
+    AuthenticationMethod, CertificateSecretRef, ClientCaSecretRef, Encryption, MAX_LIST_ITEMS,
+    MAX_MTU, MAX_NAME_LENGTH, MIN_MTU, MppeSpec, PreSharedKeySecretRef, TunnelSecretRef,
 };
 use crate::user::{DEFAULT_PASSWORD_KEY, GatewayRef, Service};
 
@@ -23,10 +22,6 @@ pub const DEFAULT_USERNAME_KEY: &str = "username";
 pub const DEFAULT_RECONNECT_INITIAL: &str = "2s";
 /// Longest wait between attempts (and the wait after a refused login).
 pub const DEFAULT_RECONNECT_MAX: &str = "5m";
-/// Proposed ISAKMP SA lifetime.
-pub const DEFAULT_CLIENT_IKE_LIFETIME: &str = "8h";
-/// Proposed ESP SA lifetime.
-pub const DEFAULT_CLIENT_ESP_LIFETIME: &str = "1h";
 
 /// A tunnel dialled out to a remote VPN server.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -90,7 +85,7 @@ pub struct VpnClientSpec {
     pub credentials_secret_ref: CredentialsSecretRef,
     /// Authentication methods the client agrees to, most preferred first. No PAP unless
     /// listed: PAP sends the password in clear.
-    #[serde(default = "default_authentication")]
+    #[serde(default = "crate::gateway::default_authentication")]
     #[schemars(length(min = 1, max = 4))]
     #[x_kube(
         validation = Rule::new("self.all(m, self.exists_one(n, n == m))")
@@ -128,19 +123,19 @@ pub struct VpnClientSpec {
     pub add_default_route: bool,
     /// Rewrite the source of local traffic entering the tunnel to the tunnel address, so
     /// the server needs no route back to the cluster's networks.
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::gateway::default_true")]
     pub masquerade: bool,
     /// Maximum transmit unit (576..=1436).
-    #[serde(default = "default_mtu")]
+    #[serde(default = "crate::gateway::default_mtu")]
     #[schemars(range(min = MIN_MTU, max = MAX_MTU))]
     pub mtu: u32,
     /// Maximum receive unit (576..=1436).
-    #[serde(default = "default_mtu")]
+    #[serde(default = "crate::gateway::default_mtu")]
     #[schemars(range(min = MIN_MTU, max = MAX_MTU))]
     pub mru: u32,
     /// Silence before LCP echoes start, as a Go duration (`0s` disables; at most `1h`); the
     /// tunnel is dropped, and dialled again, when they go unanswered.
-    #[serde(default = "default_keepalive")]
+    #[serde(default = "crate::gateway::default_keepalive")]
     #[schemars(length(max = 32))]
     #[x_kube(
         validation = Rule::new(
@@ -216,7 +211,7 @@ pub struct ClientIpsecSpec {
     )]
     pub esp_proposals: Vec<String>,
     /// Proposed ISAKMP SA lifetime, as a Go duration (1m to 24h).
-    #[serde(default = "default_ike_lifetime")]
+    #[serde(default = "crate::gateway::default_ike_lifetime")]
     #[schemars(length(max = 32))]
     #[x_kube(
         validation = Rule::new(
@@ -226,7 +221,7 @@ pub struct ClientIpsecSpec {
     )]
     pub ike_lifetime: String,
     /// Proposed ESP SA lifetime, as a Go duration (1m to 8h).
-    #[serde(default = "default_esp_lifetime")]
+    #[serde(default = "crate::gateway::default_esp_lifetime")]
     #[schemars(length(max = 32))]
     #[x_kube(
         validation = Rule::new(
@@ -240,11 +235,11 @@ pub struct ClientIpsecSpec {
     #[serde(default)]
     pub aggressive_mode: bool,
     /// The server's IKE port.
-    #[serde(default = "default_ike_port")]
+    #[serde(default = "crate::gateway::default_ike_port")]
     #[schemars(range(min = 1))]
     pub ike_port: u16,
     /// The server's NAT-T port.
-    #[serde(default = "default_natt_port")]
+    #[serde(default = "crate::gateway::default_natt_port")]
     #[schemars(range(min = 1))]
     pub natt_port: u16,
 }
@@ -293,44 +288,12 @@ impl Default for ReconnectSpec {
     }
 }
 
-fn default_authentication() -> Vec<AuthenticationMethod> {
-    vec![AuthenticationMethod::Mschapv2]
-}
-
-fn default_true() -> bool {
-    true
-}
-
-fn default_mtu() -> u32 {
-    DEFAULT_MTU
-}
-
-fn default_keepalive() -> String {
-    DEFAULT_KEEPALIVE.to_owned()
-}
-
 fn default_username_key() -> String {
     DEFAULT_USERNAME_KEY.to_owned()
 }
 
 fn default_password_key() -> String {
     DEFAULT_PASSWORD_KEY.to_owned()
-}
-
-fn default_ike_lifetime() -> String {
-    DEFAULT_CLIENT_IKE_LIFETIME.to_owned()
-}
-
-fn default_esp_lifetime() -> String {
-    DEFAULT_CLIENT_ESP_LIFETIME.to_owned()
-}
-
-fn default_ike_port() -> u16 {
-    crate::gateway::DEFAULT_IKE_PORT
-}
-
-fn default_natt_port() -> u16 {
-    crate::gateway::DEFAULT_NATT_PORT
 }
 
 fn default_reconnect_initial() -> String {

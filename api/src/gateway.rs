@@ -514,11 +514,11 @@ fn default_pre_shared_key_key() -> String {
     DEFAULT_PRE_SHARED_KEY_KEY.to_owned()
 }
 
-fn default_ike_lifetime() -> String {
+pub(crate) fn default_ike_lifetime() -> String {
     crate::duration::format_go_duration(sluice_ike::policy::DEFAULT_IKE_LIFETIME.as_secs())
 }
 
-fn default_esp_lifetime() -> String {
+pub(crate) fn default_esp_lifetime() -> String {
     crate::duration::format_go_duration(sluice_ike::policy::DEFAULT_ESP_LIFETIME.as_secs())
 }
 
@@ -530,11 +530,11 @@ fn default_dpd_timeout() -> String {
     crate::duration::format_go_duration(sluice_ike::policy::DEFAULT_DPD_TIMEOUT.as_secs())
 }
 
-fn default_ike_port() -> u16 {
+pub(crate) fn default_ike_port() -> u16 {
     DEFAULT_IKE_PORT
 }
 
-fn default_natt_port() -> u16 {
+pub(crate) fn default_natt_port() -> u16 {
     DEFAULT_NATT_PORT
 }
 
@@ -566,7 +566,7 @@ fn default_tunnel_secret_key() -> String {
     DEFAULT_TUNNEL_SECRET_KEY.to_owned()
 }
 
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }
 
@@ -574,7 +574,7 @@ fn default_port() -> u16 {
     DEFAULT_PPTP_PORT
 }
 
-fn default_authentication() -> Vec<AuthenticationMethod> {
+pub(crate) fn default_authentication() -> Vec<AuthenticationMethod> {
     vec![AuthenticationMethod::Mschapv2]
 }
 
@@ -731,11 +731,11 @@ pub struct PppSpec {
     pub static_addresses: Vec<String>,
 }
 
-fn default_mtu() -> u32 {
+pub(crate) fn default_mtu() -> u32 {
     DEFAULT_MTU
 }
 
-fn default_keepalive() -> String {
+pub(crate) fn default_keepalive() -> String {
     DEFAULT_KEEPALIVE.to_owned()
 }
 
