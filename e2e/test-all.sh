@@ -75,6 +75,9 @@ SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/l2tp.sh
 step "network-namespace end-to-end tests (L2TP/IPsec, two clients behind one NAT)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/ipsec.sh
 
+step "client mode: Sluice dials Sluice, site to site (LAN routes both ways, server restart, wrong password, hitless reload, spoofing; netns)"
+SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/site-to-site.sh
+
 step "drain end-to-end (refuse new sessions, keep existing ones, exit when empty, netns)"
 SLUICE_BIN="$PWD/target/release/sluice-dataplane" e2e/netns/drain.sh
 

@@ -118,7 +118,7 @@ wait_for "$WORK/bob.log" "^(UP|FAILED)" 20 || true
 check "bob: session up with MPPE 128 stateful" grep -E '^UP .*encoding="MPPE 128 bit, stateful"' "$WORK/bob.log"
 check "bob: ping a host behind the gateway (stateful)" ip netns exec "$CB" ping -c 5 -i 0.2 -W 2 192.168.77.2
 check "sessions table lists both users with their encoding" bash -c \
-  "ip netns exec $GW $SLUICE_BIN sessions | tee /dev/stderr | grep -E '^alice +pptp +10\.200\.0\.[0-9]+ +10\.99\.1\.2 +up .*MPPE 128 bit, stateless' && ip netns exec $GW $SLUICE_BIN sessions | grep -E '^bob .*MPPE 128 bit, stateful'"
+  "ip netns exec $GW $SLUICE_BIN sessions | tee /dev/stderr | grep -E '^server +alice +pptp +10\.200\.0\.[0-9]+ +10\.99\.1\.2 +up .*MPPE 128 bit, stateless' && ip netns exec $GW $SLUICE_BIN sessions | grep -E '^server +bob .*MPPE 128 bit, stateful'"
 
 # 3. Wrong password: refused (E=691 on the wire), counted, nobody else disturbed.
 before=$(metric "$GW" "$EP" 'sluice_auth_failures_total{method="mschapv2"}')

@@ -95,7 +95,7 @@ check "PPTP: UDP offered at 2x the limit leaves within 10 % of it (shaped)" with
 check "the shaper counted the drops of its full queue" bash -c \
   "test \"\$(metric $GW $EP 'sluice_dropped_packets_total{reason=\"rate_limit_down\"}' | cut -d. -f1)\" -gt 0"
 check "the sessions table shows the limit" bash -c \
-  "ip netns exec $GW $SLUICE_BIN sessions | grep -E '^carol .* 20M/5M '"
+  "ip netns exec $GW $SLUICE_BIN sessions | grep -E '^server +carol .* 20M/5M '"
 
 # A changed limit applies to the live session.
 write_manifests "{ down: 8M, up: 5M, burst: 50k }"

@@ -12,6 +12,7 @@ use sluice_ppp::{
 use crate::ClientError;
 use crate::cli::{self, ClientArgs};
 use sluice_dataplane::cli::sessions;
+use sluice_dataplane::datapath::Hooks;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -191,7 +192,8 @@ async fn throughput(
         return Err(ClientError::NotUp(report.first_failure.unwrap_or_default()));
     }
     let client = running.client.clone();
-    let link = (client.dp.links.all().into_iter().next()).ok_or(ClientError::NoSession("link"))?;
+    let link =
+        (client.dp().links.all().into_iter().next()).ok_or(ClientError::NoSession("link"))?;
     let (src, dst) = {
         let st = link.lock();
         let address = st.address.ok_or(ClientError::NoSession("address"))?;
@@ -209,7 +211,7 @@ async fn throughput(
                 let now = Instant::now();
                 let mut st = link.lock();
                 if sluice_dataplane::datapath::send_ip(
-                    &client.dp,
+                    client.dp(),
                     &link,
                     &mut st,
                     &packet,

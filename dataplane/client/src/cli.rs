@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, watch};
 use crate::ClientError;
 use crate::ipsec::{self, IpsecParams};
 use crate::lac::{self, LacCmd, LacParams};
-use crate::pptp::{Client, Outcome, SessionParams, run_connection};
+use sluice_dataplane::client::{Client, Outcome, SessionParams, run_connection};
+use sluice_dataplane::datapath::Hooks;
 use sluice_dataplane::datapath::codel::CodelParams;
 use sluice_dataplane::datapath::l2tp::{ControlRate, L2tpIo, l2tp_rx_loop};
 use sluice_dataplane::datapath::{DataPath, gre_rx_loop, timer_loop, tun_rx_loop};
@@ -304,7 +305,7 @@ fn start_lac(
     stop: &watch::Sender<bool>,
 ) -> Result<LacHandle, ClientError> {
     let SocketAddr::V4(server) = args.server_addr()? else {
-        return Err(ClientError::NotIpv4("L2TP"));
+        return Err(sluice_dataplane::client::DialError::NotIpv4("L2TP").into());
     };
     let sock =
         UdpPort::open(args.bind, 0, Duration::from_millis(200)).map_err(ClientError::L2tpSocket)?;
@@ -315,7 +316,7 @@ fn start_lac(
             burst: 0,
         },
     );
-    if client.dp.l2tp.set(io).is_err() {
+    if client.dp().l2tp.set(io).is_err() {
         return Err(ClientError::AlreadyOpen("L2TP socket"));
     }
     let c = client.clone();
@@ -345,11 +346,11 @@ fn start_lac(
     if ipsec.is_some() {
         // Nothing from the gateway is accepted outside ESP.
         client
-            .dp
+            .dp()
             .l2tp_plain
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
-    let local_port = client.dp.l2tp.get().map_or(0, |io| io.port());
+    let local_port = client.dp().l2tp.get().map_or(0, |io| io.port());
     let (c, stop_rx, timeout) = (
         client.clone(),
         stop.subscribe(),
@@ -395,11 +396,9 @@ impl Running {
                         let _ = lac.send(LacCmd::Open { sessions: p.calls });
                     }
                     None => {
-                        self.tasks.spawn(run_connection(
-                            self.client.clone(),
-                            p,
-                            self.stop.subscribe(),
-                        ));
+                        let conn = run_connection(self.client.clone(), p, self.stop.subscribe());
+                        self.tasks
+                            .spawn(async move { conn.await.map_err(ClientError::from) });
                     }
                 }
             }
@@ -471,7 +470,7 @@ impl Running {
                     println!("TUN-ERROR {e}");
                 }
             }
-            Outcome::Failed(reason) => {
+            Outcome::Failed(reason) | Outcome::Rejected(reason) => {
                 report.failed += 1;
                 if !quiet {
                     println!("FAILED call={call} reason={reason:?}");
@@ -543,7 +542,7 @@ impl Running {
             task.abort();
         }
         self.client
-            .dp
+            .dp()
             .stop
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }

@@ -61,21 +61,8 @@ pub enum ClientError {
     Route { server: Ipv4Addr, source: io::Error },
 
     // ---- talking to the gateway
-    #[error("the {0} server must be an IPv4 address")]
-    NotIpv4(&'static str),
-    #[error("connecting to {server}: {source}")]
-    Connect {
-        server: SocketAddr,
-        source: io::Error,
-    },
-    #[error("write failed: {0}")]
-    Write(io::Error),
-    #[error("read failed: {0}")]
-    Read(io::Error),
-    #[error("bad control message from server: {0}")]
-    Pptp(#[from] sluice_pptp::Error),
-    #[error("out of {0} IDs")]
-    OutOfIds(&'static str),
+    #[error(transparent)]
+    Dial(#[from] sluice_dataplane::client::DialError),
     #[error("installing the ESP SAs: {0}")]
     EspInstall(#[from] sluice_dataplane::datapath::ipsec::InstallError),
     #[error("the gateway refused IKE: {0}")]

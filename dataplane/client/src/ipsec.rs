@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
 use crate::ClientError;
-use crate::pptp::Client;
+use sluice_dataplane::client::Client;
+use sluice_dataplane::datapath::Hooks;
 use sluice_dataplane::datapath::ipsec::{self, IkeDatagram, IpsecIo};
 use sluice_dataplane::host::{seed, unix_now};
 use sluice_ike::policy::{EspProposal, IkeProposal, ProposalError};
@@ -175,7 +176,7 @@ pub async fn establish(
         natt: params.natt_port,
         source,
     })?;
-    if client.dp.ipsec.set(io).is_err() {
+    if client.dp().ipsec.set(io).is_err() {
         return Err(ClientError::AlreadyOpen("IPsec ports"));
     }
     for (name, f) in [
@@ -225,7 +226,7 @@ pub async fn establish(
     let c = client.clone();
     let handle = tokio::spawn(async move {
         let mut ready = Some(ready_tx);
-        let Some(io) = c.dp.ipsec.get() else { return };
+        let Some(io) = c.dp().ipsec.get() else { return };
         ini.start(Instant::now());
         loop {
             flush(io, &mut ini);

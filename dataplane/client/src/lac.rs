@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
 use crate::ClientError;
-use crate::pptp::{Client, Outcome};
+use sluice_dataplane::client::{Client, Outcome};
+use sluice_dataplane::datapath::Hooks;
 use sluice_dataplane::datapath::l2tp::{ControlDatagram, flush_control, session_link};
 use sluice_dataplane::datapath::link::{CtlCmd, Link, set_deadline};
 use sluice_dataplane::host::seed;
@@ -56,7 +57,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ClientError> {
     let io = client
-        .dp
+        .dp()
         .l2tp
         .get()
         .ok_or(ClientError::NotOpen("client's L2TP port"))?;
@@ -97,7 +98,7 @@ pub async fn run(
                         continue;
                     };
                     let link = Arc::new(link);
-                    client.dp.links.insert(link.clone());
+                    client.dp().links.insert(link.clone());
                     links.insert(local_session, (tunnel, link.clone()));
                     // Passive start: our ICCN may still wait in the control window while
                     // data would go out at once, and the LNS drops data for a session it
@@ -105,9 +106,9 @@ pub async fn run(
                     // timer). The LNS speaks first on receiving ICCN; our Configure-Request
                     // follows its first frame, or the grace period.
                     set_deadline(
-                        &client.dp.timers,
+                        &client.dp().timers,
                         &link,
-                        client.dp.clock.encode(Some(now + PASSIVE_START)),
+                        client.dp().clock.encode(Some(now + PASSIVE_START)),
                     );
                 }
                 Event::SessionDown {
@@ -139,7 +140,7 @@ pub async fn run(
                 _ => {}
             }
         }
-        flush_control(&client.dp, &mut ep);
+        flush_control(client.dp(), &mut ep);
         if let Some(since) = stopping
             && links.is_empty()
             && pending.is_empty()
@@ -176,7 +177,7 @@ pub async fn run(
                     };
                     for _ in 0..sessions {
                         let Some(id) = client.allocate_id() else {
-                            return Err(ClientError::OutOfIds("session"));
+                            return Err(sluice_dataplane::client::DialError::OutOfIds("session").into());
                         };
                         match ep.open_session(now, tunnel, id) {
                             Ok(()) => {

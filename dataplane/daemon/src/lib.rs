@@ -15,6 +15,7 @@
 
 pub mod backoff;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod control;
 pub mod datapath;

@@ -23,7 +23,7 @@ use sluice_dataplane::config;
 use sluice_dataplane::datapath::codel::CodelParams;
 use sluice_dataplane::datapath::l2tp::ControlRate;
 use sluice_dataplane::gateway::admission::AdmissionLimits;
-use sluice_dataplane::host::{self, nofile};
+use sluice_dataplane::host::{self, nofile, unix_now};
 use sluice_dataplane::http::Endpoints;
 use sluice_dataplane::http::admin_token::{AdminToken, DEFAULT_TOKEN_FILE};
 use sluice_dataplane::mode::agent::channel::TlsReload;
@@ -276,6 +276,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the tunnels this data plane dials as a client (`VpnClient`s): status, uptime,
+    /// encoding, local and remote address, last error. `sessions` shows them too.
+    Clients {
+        #[command(flatten)]
+        admin: AdminClientArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Drain a running data plane: refuse new sessions, exit once none is left or at
     /// --timeout (then the rest are closed properly). The data-plane pod's preStop hook.
     Drain {
@@ -323,11 +332,13 @@ fn serve<E: std::fmt::Display, F: std::future::Future<Output = Result<(), E>>>(
 fn check_left_out(loaded: &config::Loaded) -> Result<(), String> {
     let rt = &loaded.runtime;
     for c in &rt.clients {
-        println!(
-            "client:         {}: {} (not dialled by this version)",
-            c.source,
-            c.describe()
-        );
+        let note = match c.transport {
+            config::ClientTransport::Pptp => "",
+            config::ClientTransport::L2tp { .. } => {
+                " (not dialled by this version: L2TP dialling is still to come)"
+            }
+        };
+        println!("client:         {}: {}{note}", c.source, c.describe());
     }
     if loaded.left_out.is_empty() && rt.clients_left_out.is_empty() {
         return Ok(());
@@ -400,6 +411,26 @@ fn main() -> ExitCode {
                         .map_err(|e| e.to_string())
                 } else {
                     print!("{}", sessions::render(&rows));
+                    // Older data planes have no /clients: the session table alone.
+                    match sessions::fetch_clients(admin.endpoint, &token) {
+                        Ok(clients) if !clients.is_empty() => {
+                            print!("\n{}", sessions::render_clients(&clients, unix_now()));
+                        }
+                        _ => {}
+                    }
+                    Ok(())
+                }
+            })
+        }),
+        Some(Command::Clients { admin, json }) => admin.token().and_then(|token| {
+            let rows = sessions::fetch_clients(admin.endpoint, &token).map_err(|e| e.to_string());
+            rows.and_then(|rows| {
+                if json {
+                    serde_json::to_string_pretty(&rows)
+                        .map(|s| println!("{s}"))
+                        .map_err(|e| e.to_string())
+                } else {
+                    print!("{}", sessions::render_clients(&rows, unix_now()));
                     Ok(())
                 }
             })

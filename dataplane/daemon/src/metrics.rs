@@ -16,6 +16,14 @@ pub enum Protocol {
     L2tp,
 }
 
+/// Which side of a tunnel this node is: a session it serves, or a call it dialled
+/// (`VpnClient`, issue 22).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Role {
+    Server,
+    Client,
+}
+
 /// Outcome of a session setup attempt.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum SetupResult {
@@ -156,6 +164,7 @@ macro_rules! label_values {
 
 label_values! {
     Protocol { Pptp => "pptp", L2tp => "l2tp" }
+    Role { Server => "server", Client => "client" }
     SetupResult {
         Ok => "ok",
         AuthFailed => "auth_failed",
@@ -269,6 +278,21 @@ pub struct ConfigLabels {
     pub version: String,
 }
 
+/// Labels of `sluice_client_dials_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DialLabels {
+    pub protocol: Protocol,
+    /// `connected`, or the failure's reason (`ServerUnreachable`, `AuthenticationRejected`, …).
+    pub result: &'static str,
+}
+
+/// Labels of `sluice_client_tunnels`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientPhaseLabels {
+    /// `Connecting`, `Connected`, `BackingOff` or `Failed`.
+    pub phase: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
@@ -335,6 +359,12 @@ pub struct Metrics {
     pub operator_connected: Gauge,
     /// Agent mode: session events dropped because the queue toward the operator was full.
     pub events_dropped: Counter,
+    /// Client tunnels (`VpnClient`s) by dialler phase.
+    pub client_tunnels: Family<ClientPhaseLabels, Gauge>,
+    /// Dial attempts of client tunnels by result.
+    pub client_dials: Family<DialLabels, Counter>,
+    /// Time from dialling to the client tunnel's network phase up.
+    pub client_setup_duration: Family<ProtoLabels, Histogram>,
     /// Pre-resolved hot-path counters (one atomic add per packet).
     pub rx_bytes: Counter,
     pub rx_packets: Counter,
@@ -393,6 +423,9 @@ impl Metrics {
             reloads: Family::default(),
             config: Family::default(),
             users_left_out: Gauge::default(),
+            client_tunnels: Family::default(),
+            client_dials: Family::default(),
+            client_setup_duration: Family::new_with_constructor(setup_histogram),
             pool_used: Gauge::default(),
             pool_free: Gauge::default(),
             draining: Gauge::default(),
@@ -594,6 +627,24 @@ impl Metrics {
             "config_info",
             "The configuration applied (value 1), labelled with its version",
             m.config.clone(),
+        );
+        for phase in ["Connecting", "Connected", "BackingOff", "Failed"] {
+            let _ = m.client_tunnels.get_or_create(&ClientPhaseLabels { phase });
+        }
+        registry.register(
+            "client_tunnels",
+            "Tunnels this node dials (VpnClient) by phase",
+            m.client_tunnels.clone(),
+        );
+        registry.register(
+            "client_dials",
+            "Dial attempts of client tunnels by result (connected, or the failure's reason)",
+            m.client_dials.clone(),
+        );
+        registry.register(
+            "client_setup_duration_seconds",
+            "Time from dialling to a client tunnel's network phase up",
+            m.client_setup_duration.clone(),
         );
         registry.register(
             "config_users_left_out",

@@ -5,6 +5,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use crate::cli::CliError;
+use crate::client::dialler::TunnelStatus;
 use crate::http::admin::SessionInfo;
 use crate::http::admin_token::AdminToken;
 
@@ -13,6 +14,18 @@ pub fn fetch(endpoint: SocketAddr, token: &AdminToken) -> Result<Vec<SessionInfo
     let body = request(endpoint, Some(token), "GET", "/sessions")?;
     serde_json::from_str(&body).map_err(|source| CliError::Decode {
         what: "the session list",
+        source,
+    })
+}
+
+/// Fetches `/clients` (the tunnels this node dials) from a running data plane.
+pub fn fetch_clients(
+    endpoint: SocketAddr,
+    token: &AdminToken,
+) -> Result<Vec<TunnelStatus>, CliError> {
+    let body = request(endpoint, Some(token), "GET", "/clients")?;
+    serde_json::from_str(&body).map_err(|source| CliError::Decode {
+        what: "the client tunnel list",
         source,
     })
 }
@@ -91,6 +104,7 @@ pub fn uptime(secs: u64) -> String {
 /// Renders the table.
 pub fn render(rows: &[SessionInfo]) -> String {
     let header = [
+        "ROLE",
         "USER",
         "PROTOCOL",
         "ADDRESS",
@@ -105,6 +119,7 @@ pub fn render(rows: &[SessionInfo]) -> String {
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows {
         table.push(vec![
+            r.role.clone(),
             if r.user.is_empty() {
                 "-".into()
             } else {
@@ -121,11 +136,52 @@ pub fn render(rows: &[SessionInfo]) -> String {
             r.encoding.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
+    columns(&table)
+}
+
+/// Renders the client tunnels as the seed's `monitor` does: status, uptime, encoding, local
+/// and remote address, and why the last attempt failed.
+pub fn render_clients(rows: &[TunnelStatus], now_unix: u64) -> String {
+    let header = [
+        "CLIENT", "PROTOCOL", "SERVER", "STATUS", "UPTIME", "LOCAL", "REMOTE", "ENCODING", "ERROR",
+    ];
+    let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    let dash = || "-".to_owned();
+    for r in rows {
+        let connected = r.phase == "Connected";
+        let status = match r.retry_at_unix {
+            Some(at) if !connected => {
+                format!("{} (retry in {}s)", r.phase, at.saturating_sub(now_unix))
+            }
+            _ => r.phase.clone(),
+        };
+        table.push(vec![
+            r.source.clone(),
+            r.protocol.clone(),
+            r.server.clone(),
+            status,
+            if connected {
+                uptime(now_unix.saturating_sub(r.since_unix))
+            } else {
+                dash()
+            },
+            r.local_address.map_or_else(dash, |a| a.to_string()),
+            r.remote_address.map_or_else(dash, |a| a.to_string()),
+            r.encoding.clone().unwrap_or_else(dash),
+            r.last_error.clone().unwrap_or_else(dash),
+        ]);
+    }
+    columns(&table)
+}
+
+/// Left-aligned columns, two spaces apart.
+fn columns(table: &[Vec<String>]) -> String {
+    let width = table.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..width)
         .map(|c| table.iter().map(|row| row[c].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for row in &table {
+    for row in table {
         let line: Vec<String> = row
             .iter()
             .zip(&widths)

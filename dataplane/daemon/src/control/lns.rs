@@ -25,7 +25,7 @@ use crate::datapath::link::{CtlCmd, Framing, Link, setup_span};
 use crate::gateway::Gateway;
 use crate::gateway::admission::SetupSlot;
 use crate::host::seed;
-use crate::metrics::{DirLabels, Direction, Layer, Protocol, SetupPhase, SetupResult};
+use crate::metrics::{self, DirLabels, Direction, Layer, Protocol, SetupPhase, SetupResult};
 
 /// How long shutdown waits for the LACs to acknowledge StopCCN.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -142,7 +142,7 @@ pub async fn run(
                     };
                     match ep.accept_session(now, tunnel, peer_session, id) {
                         Ok(()) => {
-                            let span = setup_span(Protocol::L2tp, caller);
+                            let span = setup_span(metrics::Role::Server, Protocol::L2tp, caller);
                             span.record("call_id", id);
                             let control = tracing::info_span!(parent: &span, "control");
                             pending.insert(id, (started, span, control, slot));

@@ -21,7 +21,7 @@ use crate::datapath::link::{CtlCmd, Framing, Link, set_deadline, setup_span};
 use crate::gateway::Gateway;
 use crate::gateway::admission::ConnSlot;
 use crate::host::{hostname, seed};
-use crate::metrics::{Layer, Protocol, SetupPhase};
+use crate::metrics::{Layer, Protocol, Role, SetupPhase};
 
 /// How long a new call waits for the client to speak first.
 const PASSIVE_START: Duration = Duration::from_millis(250);
@@ -127,7 +127,7 @@ pub async fn serve(
                     };
                     let cfg = gw.config();
 
-                    let span = setup_span(Protocol::Pptp, peer_ip);
+                    let span = setup_span(Role::Server, Protocol::Pptp, peer_ip);
                     span.record("call_id", id);
                     let control = tracing::info_span!(parent: &span, "control");
                     let ppp = Ppp::server(ppp_server_config(&cfg, &cfg.pptp), now, seed());

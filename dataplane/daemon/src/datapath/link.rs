@@ -17,11 +17,12 @@ use sluice_pptp::GreChannel;
 use tokio::sync::mpsc;
 use tracing::Span;
 
+use crate::datapath::Hooks;
 use crate::datapath::ratelimit::{RateLimit, SessionLimit};
 use crate::datapath::timer_wheel::Wheel;
 use crate::gateway::admission::SetupSlot;
 use crate::gateway::policy::SessionPhase;
-use crate::metrics::{Protocol, SessionLabels};
+use crate::metrics::{Protocol, Role, SessionLabels};
 
 /// Commands from the data path to the control connection that owns a call.
 #[derive(Debug)]
@@ -32,12 +33,14 @@ pub enum CtlCmd {
 }
 
 /// The trace of one session setup, opened when the call is requested (PPTP
-/// Outgoing-Call-Request, L2TP ICRQ): children `control`, `lcp`, `auth`, `ncp` follow in
-/// order; `user`, `call_id` and `result` (a `session_setups_total` result) are filled in
-/// as they become known.
-pub fn setup_span(protocol: Protocol, caller: Ipv4Addr) -> Span {
+/// Outgoing-Call-Request, L2TP ICRQ; for a dialled call, `role` `client`, when the server
+/// answers it): children `control`, `lcp`, `auth`, `ncp` follow in order; `user`, `call_id`
+/// and `result` (a `session_setups_total` result) are filled in as they become known.
+/// `caller` is the peer's public address.
+pub fn setup_span(role: Role, protocol: Protocol, caller: Ipv4Addr) -> Span {
     tracing::info_span!(
         "session_setup",
+        role = role.as_str(),
         protocol = protocol.as_str(),
         %caller,
         call_id = tracing::field::Empty,
@@ -146,6 +149,10 @@ pub struct Link {
     /// Milliseconds (data-path clock) of the last frame from the peer that PPP accepted
     /// (data or control): liveness for the PPTP control connection's keep-alive.
     pub last_rx_ms: AtomicU64,
+    /// A call this node dialled as a client (issue 22, `VpnClient`): its own hooks, which the
+    /// gateway's hand its PPP events, source checks and timers to. `None`: a session the
+    /// gateway serves.
+    pub owner: Option<Arc<dyn Hooks>>,
     state: Mutex<LinkState>,
 }
 
@@ -174,6 +181,7 @@ impl Link {
             scheduled: AtomicU64::new(u64::MAX),
             dead: AtomicBool::new(false),
             last_rx_ms: AtomicU64::new(0),
+            owner: None,
             state: Mutex::new(LinkState {
                 ppp,
                 framing,
@@ -200,6 +208,12 @@ impl Link {
                 held_auth: None,
             }),
         }
+    }
+
+    /// Makes this link a call dialled by `owner` (see [`Link::owner`]).
+    pub fn with_owner(mut self, owner: Arc<dyn Hooks>) -> Link {
+        self.owner = Some(owner);
+        self
     }
 
     /// Makes `span` the setup's trace (`session_setup`) and starts its `lcp` phase.
@@ -285,6 +299,23 @@ impl LinkTable {
     /// A snapshot of every link.
     pub fn all(&self) -> Vec<Arc<Link>> {
         read(&self.by_call).values().cloned().collect()
+    }
+
+    /// How many sessions this node serves (every link but the calls it dialled as a client).
+    pub fn served(&self) -> usize {
+        read(&self.by_call)
+            .values()
+            .filter(|l| l.owner.is_none())
+            .count()
+    }
+
+    /// A snapshot of the sessions this node serves (not the calls it dialled).
+    pub fn served_links(&self) -> Vec<Arc<Link>> {
+        read(&self.by_call)
+            .values()
+            .filter(|l| l.owner.is_none())
+            .cloned()
+            .collect()
     }
 
     pub fn len(&self) -> usize {

@@ -53,6 +53,8 @@ pub struct Gateway {
     pub max_calls_per_connection: u16,
     /// Agent mode: session events for the operator (`None` standalone, which then pays nothing).
     pub events: Option<EventQueue>,
+    /// The tunnels this node dials as a client (`VpnClient`s; issue 22).
+    pub diallers: crate::client::dialler::Diallers,
     /// Tells the L2TP control task to close every tunnel (StopCCN) and end.
     pub l2tp_shutdown: watch::Sender<bool>,
     /// While draining: when the remaining sessions are closed anyway.
@@ -125,6 +127,7 @@ impl Gateway {
             routes,
             max_calls_per_connection: DEFAULT_MAX_CALLS_PER_CONNECTION,
             events: None,
+            diallers: Default::default(),
             l2tp_shutdown: watch::channel(false).0,
             drain: Mutex::new(None),
             user_bytes: Mutex::new(HashMap::new()),
@@ -167,7 +170,7 @@ impl Gateway {
     /// While draining: why the gateway should stop now (no session left, or the deadline).
     pub fn drain_finished(&self, now: Instant) -> Option<&'static str> {
         let deadline = self.drain_deadline()?;
-        if self.dp.links.is_empty() {
+        if self.dp.links.served() == 0 {
             Some("drained: no session left")
         } else if now >= deadline {
             Some("drain timeout: closing the remaining sessions")
@@ -189,7 +192,7 @@ impl Gateway {
         let live: Vec<(Arc<Link>, String)> = self
             .dp
             .links
-            .all()
+            .served_links()
             .into_iter()
             .filter_map(|link| {
                 let user = {
@@ -492,7 +495,8 @@ impl Gateway {
             );
         }
         let mut closed = 0;
-        for link in self.dp.links.all() {
+        // The calls this node dialled are its diallers' (`Diallers::apply`), not users'.
+        for link in self.dp.links.served_links() {
             let user = link.lock().username.clone();
             let Some(user) = user else { continue };
             if !keeps_session(&old, &new, link.protocol, &user) {
@@ -550,6 +554,9 @@ impl Gateway {
 
 impl Hooks for Gateway {
     fn on_timer(&self, link: &Arc<Link>, st: &mut LinkState, now: Instant) {
+        if let Some(owner) = &link.owner {
+            return owner.on_timer(link, st, now);
+        }
         if st.held_auth.is_some_and(|at| now >= at) {
             st.held_auth = None;
             self.answer_auth(link, st, now);
@@ -565,6 +572,10 @@ impl Hooks for Gateway {
     }
 
     fn on_event(&self, link: &Arc<Link>, st: &mut LinkState, ev: Event, now: Instant) {
+        // A call this node dialled (VpnClient): its dialler handles it.
+        if let Some(owner) = &link.owner {
+            return owner.on_event(link, st, ev, now);
+        }
         match ev {
             Event::AuthRequest { username, method } => {
                 st.setup_span.record("user", username.as_str());

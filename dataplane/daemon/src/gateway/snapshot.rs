@@ -12,6 +12,7 @@ use sluice_ppp::{AuthProto, Encoding, Phase};
 use crate::datapath::ratelimit::RateLimit;
 use crate::gateway::Gateway;
 use crate::metrics::Protocol;
+pub use crate::metrics::Role;
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,8 @@ pub struct Traffic {
 /// One session as the gateway knows it at the moment of the snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
+    /// Served or dialled.
+    pub role: Role,
     /// The authenticated user name (`None` before authentication).
     pub user: Option<String>,
     /// The VpnUser it logged in as, `namespace/name` (empty before authentication).
@@ -79,7 +82,7 @@ impl Session {
     }
 }
 
-/// Every session of `gw`, ordered by user name, then Call ID.
+/// Every session of `gw`, served and dialled, ordered by user name, then Call ID.
 pub fn sessions(gw: &Gateway) -> Vec<Session> {
     let mut out: Vec<Session> = gw
         .dp
@@ -89,6 +92,11 @@ pub fn sessions(gw: &Gateway) -> Vec<Session> {
         .map(|l| {
             let st = l.lock();
             Session {
+                role: if l.owner.is_some() {
+                    Role::Client
+                } else {
+                    Role::Server
+                },
                 user: st.username.clone(),
                 source: st.source.clone(),
                 protocol: l.protocol,

@@ -45,6 +45,9 @@ pub fn check_loopback(addr: SocketAddr) -> Result<(), NotLoopback> {
 /// One row of the session table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionInfo {
+    /// `server` (a session this node serves) or `client` (a call it dialled, `VpnClient`).
+    #[serde(default = "server_role")]
+    pub role: String,
     pub user: String,
     /// "namespace/name" of the VpnUser (empty before authentication).
     #[serde(default)]
@@ -75,6 +78,10 @@ pub struct SessionInfo {
     pub rate_limit: Option<String>,
 }
 
+fn server_role() -> String {
+    snapshot::Role::Server.as_str().to_owned()
+}
+
 /// Every session of a gateway as table rows.
 pub fn sessions(gw: &Gateway) -> Vec<SessionInfo> {
     snapshot::sessions(gw)
@@ -90,6 +97,7 @@ impl From<&Session> for SessionInfo {
             SessionPhase::Setup(phase) => (format!("{phase:?}").to_lowercase(), 0),
         };
         SessionInfo {
+            role: s.role.as_str().to_owned(),
             user: s.user.clone().unwrap_or_default(),
             source: s.source.clone(),
             protocol: s.protocol.as_str().into(),
@@ -166,7 +174,7 @@ fn drain_timeout(query: Option<&str>) -> Result<Duration, String> {
 fn drain_status(gw: &Gateway) -> DrainStatus {
     DrainStatus {
         draining: gw.draining(),
-        sessions: gw.dp.links.len(),
+        sessions: gw.dp.links.served(),
         remaining_seconds: gw
             .drain_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()).as_secs()),
@@ -212,7 +220,7 @@ async fn drain_post(State(state): State<Arc<HttpState>>, uri: Uri) -> axum::resp
     let deadline = gw.start_drain(Instant::now(), timeout);
     if was != Some(deadline) {
         info!(
-            sessions = gw.dp.links.len(),
+            sessions = gw.dp.links.served(),
             timeout_s = timeout.as_secs(),
             "draining: refusing new sessions, exiting once none is left or at the timeout"
         );
@@ -220,10 +228,20 @@ async fn drain_post(State(state): State<Arc<HttpState>>, uri: Uri) -> axum::resp
     json_response(&drain_status(gw))
 }
 
+/// The client tunnels this node dials (`VpnClient`s), with their dialler's status.
+async fn clients_json(State(state): State<Arc<HttpState>>) -> axum::response::Response {
+    let rows = state
+        .gateway()
+        .map(|gw| gw.diallers.statuses())
+        .unwrap_or_default();
+    json_response(&rows)
+}
+
 /// The admin routes, behind the token check.
 pub fn router(state: Arc<HttpState>, token: Arc<AdminToken>) -> Router {
     Router::new()
         .route("/sessions", get(sessions_json))
+        .route("/clients", get(clients_json))
         .route("/drain", get(drain_get).post(drain_post))
         .layer(middleware::from_fn_with_state(token, authorize))
         .with_state(state)

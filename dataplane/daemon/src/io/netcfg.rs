@@ -91,6 +91,77 @@ pub fn route_delete(dev: &str, net: Ipv4Net) {
     }
 }
 
+/// Removes an address from the TUN device; a missing address is not an error.
+pub fn address_delete(dev: &str, addr: Ipv4Addr) {
+    if let Err(e) = run("ip", &["addr", "del", &format!("{addr}/32"), "dev", dev]) {
+        debug!(error = %e, "address delete");
+    }
+}
+
+/// Routes `net` into the TUN device with `src` as the source the host picks for it (a
+/// dialled tunnel's own address, so host traffic needs no NAT).
+pub fn route_replace_from(dev: &str, net: Ipv4Net, src: Ipv4Addr) -> Result<(), NetError> {
+    let (net, src) = (net.to_string(), src.to_string());
+    run("ip", &["route", "replace", &net, "dev", dev, "src", &src])
+}
+
+/// Pins the host route to `dest` as it is now (`ip route get`: gateway and device), so a
+/// default route into a tunnel does not capture the tunnel's own packets. Returns the
+/// pinned route, to delete with [`route_unpin`].
+pub fn route_pin(dest: Ipv4Addr) -> Result<Ipv4Net, NetError> {
+    let cmd = format!("ip -o route get {dest}");
+    let out = Command::new("ip")
+        .args(["-o", "route", "get", &dest.to_string()])
+        .output()
+        .map_err(|error| NetError::Spawn {
+            cmd: cmd.clone(),
+            error,
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        let mut words = text.split_whitespace();
+        words.find(|w| *w == name).and(words.next())
+    };
+    let Some(dev) = field("dev") else {
+        return Err(NetError::Failed {
+            cmd,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    };
+    let host = Ipv4Net::from(dest).to_string();
+    match field("via") {
+        Some(via) => run("ip", &["route", "replace", &host, "via", via, "dev", dev])?,
+        None => run("ip", &["route", "replace", &host, "dev", dev])?,
+    }
+    Ok(Ipv4Net::from(dest))
+}
+
+/// Removes a route [`route_pin`] installed.
+pub fn route_unpin(net: Ipv4Net) {
+    if let Err(e) = run("ip", &["route", "del", &net.to_string()]) {
+        debug!(error = %e, "route unpin");
+    }
+}
+
+/// Installs (or, with `None`, removes) the source NAT of a dialled tunnel: traffic routed into
+/// `dev` toward `nets` from any other source leaves as `local`. One nft table per tunnel
+/// (`table`), replaced as a whole.
+pub fn set_client_snat(
+    table: &str,
+    dev: &str,
+    snat: Option<(Ipv4Addr, &[Ipv4Net])>,
+) -> Result<(), NetError> {
+    let mut script = format!("add table ip {table}\ndelete table ip {table}\n");
+    if let Some((local, nets)) = snat {
+        let nets: Vec<String> = nets.iter().map(ToString::to_string).collect();
+        script.push_str(&format!(
+            "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname \"{dev}\" ip daddr {{ {} }} ip saddr != {local} snat to {local}\n  }}\n}}\n",
+            nets.join(", ")
+        ));
+    }
+    run_with_stdin("nft", &["-f", "-"], &script)
+}
+
 /// Turns on IPv4 forwarding in this network namespace.
 pub fn enable_forwarding() -> Result<(), NetError> {
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|error| NetError::Spawn {

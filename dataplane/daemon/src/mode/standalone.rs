@@ -141,6 +141,7 @@ pub fn start(
     }
     spawn_accept_loop(gw.clone(), listener, host.max_control_connections);
     spawn_log_flush(gw.clone());
+    gw.diallers.apply(&gw, &host.tun, &gw.config().clients);
     if gw.config().l2tp.enabled
         && let Err(e) = start_l2tp(&gw, host)
     {
@@ -356,7 +357,9 @@ pub fn reconfigure(gw: &Arc<Gateway>, host: &HostOptions, new: Runtime) {
     if l2tp && !gw.config().l2tp.enabled {
         warn_plain_l2tp(&new);
     }
+    let clients = new.clients.clone();
     gw.apply(new);
+    gw.diallers.apply(gw, &host.tun, &clients);
     if l2tp && let Err(e) = start_l2tp(gw, host).and_then(|()| start_ipsec(gw, host)) {
         error!(error = %e, "starting L2TP failed");
     }
@@ -365,8 +368,9 @@ pub fn reconfigure(gw: &Arc<Gateway>, host: &HostOptions, new: Runtime) {
 /// Closes every session (LCP Terminate + Call-Disconnect-Notify), stops the
 /// data-path threads and removes the masquerade rule.
 pub async fn stop(gw: &Arc<Gateway>, tun: &str) {
+    gw.diallers.stop_all().await;
     info!(
-        sessions = gw.dp.links.len(),
+        sessions = gw.dp.links.served(),
         "shutting down: closing sessions"
     );
     for link in gw.dp.links.all() {
@@ -460,13 +464,10 @@ fn reload(gw: &Arc<Gateway>, opts: &ServeOptions, why: &str) {
 
 /// Logs each user or client the configuration left out, with every error about it (errors
 /// name fields, never secret values), and counts the users in
-/// `sluice_config_users_left_out`; says which clients this version does not dial yet.
+/// `sluice_config_users_left_out`.
 fn note_left_out(loaded: &config::Loaded, metrics: &Metrics) {
     for (object, errors) in &loaded.left_out {
         warn!(%object, "left out of the configuration:\n{errors}");
-    }
-    for c in &loaded.runtime.clients {
-        warn!(client = %c.source, "VpnClient not dialled: this version has no dialler yet (issue 22)");
     }
     for c in &loaded.runtime.clients_left_out {
         warn!(client = %c.source, error = %c.error, "VpnClient left out of the configuration");

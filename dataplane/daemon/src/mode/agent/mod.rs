@@ -93,7 +93,13 @@ impl ConfigSink for ManagedGateway {
     fn snapshot(&self) -> Vec<pb::Session> {
         self.state
             .gateway()
-            .map(|gw| snapshot::sessions(gw).iter().filter_map(session).collect())
+            .map(|gw| {
+                snapshot::sessions(gw)
+                    .iter()
+                    .filter(|s| s.role == snapshot::Role::Server)
+                    .filter_map(session)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

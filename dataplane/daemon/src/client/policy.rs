@@ -16,7 +16,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-pub use sluice_dataplane::backoff::Backoff;
+pub use crate::backoff::Backoff;
 
 /// How long a tunnel must stay up before a later failure backs off from `initial` again.
 pub const STABLE_AFTER: Duration = Duration::from_secs(60);
@@ -34,14 +34,21 @@ pub enum Phase {
     Failed,
 }
 
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Phase {
+    /// The status and label value: `Connecting`, `Connected`, `BackingOff`, `Failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Phase::Connecting => "Connecting",
             Phase::Connected => "Connected",
             Phase::BackingOff => "BackingOff",
             Phase::Failed => "Failed",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
