@@ -17,8 +17,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 trap netns_cleanup EXIT
 
-HQ=$(mkns hq); BR=$(mkns branch); LA=$(mkns lan-a); LB=$(mkns lan-b)
+HQ=$(mkns hq); BR=$(mkns branch); LA=$(mkns lan-a); LB=$(mkns lan-b); RW=$(mkns road)
 link "$HQ" 10.90.0.1/24 "$BR" 10.90.0.2/24
+link "$HQ" 10.91.0.1/24 "$RW" 10.91.0.2/24
 link "$HQ" 192.168.10.1/24 "$LA" 192.168.10.2/24
 link "$BR" 192.168.20.1/24 "$LB" 192.168.20.2/24
 ip -n "$LA" route add default via 192.168.10.1
@@ -35,7 +36,7 @@ spec:
 apiVersion: v1
 kind: Secret
 metadata: { name: passwords, namespace: default }
-stringData: { branch: branch-secret }
+stringData: { branch: branch-secret, road: road-secret }
 ---
 apiVersion: sluice.dev/v1alpha1
 kind: VpnUser
@@ -44,6 +45,13 @@ spec:
   gatewayRef: { name: hq }
   passwordSecretRef: { name: passwords, key: branch }
   routes: [192.168.20.0/24]
+---
+apiVersion: sluice.dev/v1alpha1
+kind: VpnUser
+metadata: { name: road, namespace: default }
+spec:
+  gatewayRef: { name: hq }
+  passwordSecretRef: { name: passwords, key: road }
 YAML
 
 # branch_manifest PASSWORD [EXTRA_CLIENT]: the branch's file (rewritten in place to reload).
@@ -173,16 +181,24 @@ sleep 0.5
 check "the branch drops a packet HQ's side sent from an address outside the routes (5 sent)" \
   test $(( $(spoofed) - s0 )) -ge 5
 
-if command -v iperf3 >/dev/null; then
-  bg "$LA" iperf3-server iperf3 -s -1
+# iperf3 through the Sluice-to-Sluice tunnel (lan-b → lan-a), and in the same run the
+# baseline: a road warrior on the in-repo client (sluice-client, the benchmarks' load client)
+# through the same HQ gateway to the same host.
+iperf_mbit() {  # NS: the receiver's Mbit/s of a 4 s TCP run to lan-a
+  bg "$LA" "iperf3-server-$1" iperf3 -s -1 -B 192.168.10.2
   sleep 0.5
-  if ip netns exec "$LB" iperf3 -c 192.168.10.2 -t 4 -J >"$WORK/iperf.json" 2>/dev/null; then
-    mbit=$(python3 -c "import json; print(round(json.load(open('$WORK/iperf.json'))['end']['sum_received']['bits_per_second']/1e6))")
-    log "iperf3 lan-b → lan-a through the Sluice-to-Sluice tunnel: $mbit Mbit/s"
-    check "iperf3 through the tunnel moves data" test "$mbit" -gt 0
-  else
-    check "iperf3 through the tunnel" false
-  fi
+  ip netns exec "$1" iperf3 -c 192.168.10.2 -t 4 -J >"$WORK/iperf-$1.json" 2>/dev/null &&
+    python3 -c "import json; print(round(json.load(open('$WORK/iperf-$1.json'))['end']['sum_received']['bits_per_second']/1e6))"
+}
+if command -v iperf3 >/dev/null; then
+  s2s=$(iperf_mbit "$LB" || echo 0)
+  check "iperf3 through the Sluice-to-Sluice tunnel moves data" test "$s2s" -gt 0
+  bg "$RW" road "$CLIENT_BIN" --server 10.91.0.1 --user road --password road-secret --tun slc0 --route 192.168.10.0/24
+  ROAD_PID=$BG_PID
+  wait_for "$WORK/road.log" "^(UP|FAILED)" 20 || true
+  road=$(iperf_mbit "$RW" || echo 0)
+  kill "$ROAD_PID" 2>/dev/null || true; wait "$ROAD_PID" 2>/dev/null || true
+  log "FIGURE iperf3 TCP to lan-a, same run: Sluice-to-Sluice (branch data plane) $s2s Mbit/s; in-repo client $road Mbit/s; ratio $(python3 -c "print(f'{$s2s / max($road, 1):.2f}')")"
 fi
 
 # HQ restarts: the branch notices, backs off, and comes back by itself.

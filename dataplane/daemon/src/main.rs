@@ -325,6 +325,21 @@ fn serve<E: std::fmt::Display, F: std::future::Future<Output = Result<(), E>>>(
     result
 }
 
+/// Prints `rows` as pretty JSON (`--json`) or as `table` renders them.
+fn print_rows<T: serde::Serialize>(
+    rows: &[T],
+    json: bool,
+    table: impl FnOnce(&[T]) -> String,
+) -> Result<(), String> {
+    if json {
+        let text = serde_json::to_string_pretty(rows).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        print!("{}", table(rows));
+    }
+    Ok(())
+}
+
 /// Start-up checks of a gateway process: secure randomness, and the descriptor limit raised
 /// as far as the host allows.
 /// `check` fails when users or clients would be left out: they are listed with every error
@@ -403,36 +418,24 @@ fn main() -> ExitCode {
                 })
         }
         Some(Command::Sessions { admin, json }) => admin.token().and_then(|token| {
-            let rows = sessions::fetch(admin.endpoint, &token).map_err(|e| e.to_string());
-            rows.and_then(|rows| {
-                if json {
-                    serde_json::to_string_pretty(&rows)
-                        .map(|s| println!("{s}"))
-                        .map_err(|e| e.to_string())
-                } else {
-                    print!("{}", sessions::render(&rows));
-                    // Older data planes have no /clients: the session table alone.
-                    match sessions::fetch_clients(admin.endpoint, &token) {
-                        Ok(clients) if !clients.is_empty() => {
-                            print!("\n{}", sessions::render_clients(&clients, unix_now()));
-                        }
-                        _ => {}
-                    }
-                    Ok(())
+            let rows = sessions::fetch(admin.endpoint, &token).map_err(|e| e.to_string())?;
+            print_rows(&rows, json, |rows| {
+                let mut text = sessions::render(rows);
+                // Older data planes have no /clients: the session table alone.
+                if let Ok(clients) = sessions::fetch_clients(admin.endpoint, &token)
+                    && !clients.is_empty()
+                {
+                    text.push('\n');
+                    text.push_str(&sessions::render_clients(&clients, unix_now()));
                 }
+                text
             })
         }),
         Some(Command::Clients { admin, json }) => admin.token().and_then(|token| {
-            let rows = sessions::fetch_clients(admin.endpoint, &token).map_err(|e| e.to_string());
-            rows.and_then(|rows| {
-                if json {
-                    serde_json::to_string_pretty(&rows)
-                        .map(|s| println!("{s}"))
-                        .map_err(|e| e.to_string())
-                } else {
-                    print!("{}", sessions::render_clients(&rows, unix_now()));
-                    Ok(())
-                }
+            let rows =
+                sessions::fetch_clients(admin.endpoint, &token).map_err(|e| e.to_string())?;
+            print_rows(&rows, json, |rows| {
+                sessions::render_clients(rows, unix_now())
             })
         }),
         Some(Command::Drain {

@@ -245,3 +245,35 @@ ipsec_stop() {
   local i=0
   while [ $i -lt 50 ] && pgrep -x charon >/dev/null; do sleep 0.1; i=$((i + 1)); done
 }
+
+# pptpd_start LOCALIP REMOTEIP_RANGE USER PASSWORD: stock pptpd + pppd (kernel PPP and MPPE)
+# as a server: MS-CHAPv2 only, MPPE-128 required, MTU 1400; pppd's debug log in
+# /tmp/pppd-server.log, pptpd's in /tmp/pptpd.log. Returns once pptpd runs.
+pptpd_start() {
+  cat >/etc/pptpd.conf <<CONF
+option /etc/ppp/pptpd-options
+localip $1
+remoteip $2
+CONF
+  cat >/etc/ppp/pptpd-options <<'CONF'
+name pptpd
+refuse-pap
+refuse-chap
+refuse-mschap
+require-mschap-v2
+require-mppe-128
+nobsdcomp
+nodeflate
+novj
+novjccomp
+nodefaultroute
+mtu 1400
+mru 1404
+lock
+debug
+logfile /tmp/pppd-server.log
+CONF
+  echo "$3 * \"$4\" *" >/etc/ppp/chap-secrets
+  pptpd --fg >/tmp/pptpd.log 2>&1 &
+  sleep 1
+}

@@ -5,41 +5,17 @@
 # expects Sluice to dial again by itself.
 # lab-timeout: 240
 source ./lib.sh
-cat >/etc/pptpd.conf <<'CONF'
-option /etc/ppp/pptpd-options
-localip 10.201.0.1
-remoteip 10.201.0.2-20
-CONF
-cat >/etc/ppp/pptpd-options <<'CONF'
-name office
-refuse-pap
-refuse-chap
-refuse-mschap
-require-mschap-v2
-require-mppe-128
-nobsdcomp
-nodeflate
-novj
-novjccomp
-nodefaultroute
-mtu 1400
-mru 1404
-lock
-debug
-logfile /tmp/pppd-server.log
-CONF
-echo 'branch * "branch-secret" *' >/etc/ppp/chap-secrets
 ip link add office0 type dummy && ip addr add 172.30.0.1/24 dev office0 && ip link set office0 up
 sysctl -qw net.ipv4.ip_forward=1
 iperf3 -s -1 >/tmp/iperf3-server.log 2>&1 &
 iperf_pid=$!
-pptpd --fg >/tmp/pptpd.log 2>&1 &
-sleep 1
+pptpd_start 10.201.0.1 10.201.0.2-20 branch branch-secret
 mark ready
 
 ppp_up() { for _ in $(seq "$1"); do ip -4 -o addr show dev ppp0 2>/dev/null | grep -q inet && return 0; sleep 0.5; done; return 1; }
 check "Sluice dialled in: ppp0 is up" ppp_up 120
-check "pppd authenticated Sluice with MS-CHAPv2" grep -q "MS-CHAP-v2 peer authentication succeeded" /tmp/pppd-server.log
+check "pppd authenticated Sluice with MS-CHAPv2" \
+  bash -c 'grep -q "rcvd \[LCP ConfAck.*<auth chap MS-v2>" /tmp/pppd-server.log && grep -q "sent \[CHAP Success" /tmp/pppd-server.log'
 check "pppd enabled MPPE 128-bit stateless" grep -q "MPPE 128-bit stateless compression enabled" /tmp/pppd-server.log
 peer=$(ppp_peer 0)
 check "Sluice's tunnel address $peer is from pptpd's range" bash -c "case $peer in 10.201.0.*) true;; *) false;; esac"

@@ -32,7 +32,7 @@ took=$(until_connected 60) || took=timeout
 hcheck "the VpnClient is Connected" test "$took" != timeout
 [ "$took" != timeout ] && log "FIGURE apply → Connected against pptpd: $(python3 -c "print(f'{$(date +%s.%N) - $t0:.2f}')")s"
 ip netns exec "$GW_NS" "$SLUICE_BIN" clients || true
-hcheck "encoding is MPPE 128 bit, stateless" bash -c "[ \"\$(client_field encoding)\" = 'MPPE 128 bit, stateless' ]"
+hcheck "encoding is MPPE 128 bit, stateless" test "$(client_field encoding)" = "MPPE 128 bit, stateless"
 hcheck "the route to the office network is installed" bash -c "ip -n $GW_NS route show 172.30.0.0/24 | grep -q sluice0"
 hcheck "ping the office network through the tunnel" ip netns exec "$GW_NS" ping -c 3 -i 0.3 -W 3 172.30.0.1
 wait_mark guest tunnel-up 90
