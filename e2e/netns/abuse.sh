@@ -112,9 +112,19 @@ check "session rows are not on the metrics port" bash -c \
   "! http $ATK http://10.99.1.1:9810/sessions"
 check "admin on loopback without the token: 401" \
   test "$(post "$GW" "http://127.0.0.1:9811/drain?timeout=0")" = 401
+get() {  # ns url: HTTP status of a GET (000 when the connection fails)
+  ip netns exec "$1" python3 -c 'import sys, urllib.request, urllib.error
+try: print(urllib.request.urlopen(sys.argv[1], timeout=3).status)
+except urllib.error.HTTPError as e: print(e.code)
+except Exception: print("000")' "$2"
+}
+check "client tunnel status (/clients) on loopback without the token: 401" \
+  test "$(get "$GW" "http://127.0.0.1:9811/clients")" = 401
+check "... and not on the metrics port ($(get "$ATK" "http://10.99.1.1:9810/clients"))" \
+  test "$(get "$ATK" "http://10.99.1.1:9810/clients")" = 404
 check "the token file is private (0600)" test "$(stat -c %a "$SLUICE_ADMIN_TOKEN_FILE")" = 600
 check "the CLI with the token lists alice" bash -c \
-  "ip netns exec $GW $SLUICE_BIN sessions | grep -q '^alice '"
+  "ip netns exec $GW $SLUICE_BIN sessions | grep -qE '^server +alice '"
 check "after all that, the gateway still serves and is not draining" bash -c \
   "kill -0 $GW_PID && test \"\$(metric $GW $EP sluice_draining)\" = 0"
 
