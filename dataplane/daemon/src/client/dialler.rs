@@ -385,9 +385,12 @@ async fn attempt(
     policy: &mut Dialler,
     stop: &mut watch::Receiver<bool>,
 ) -> Ended {
-    let server = match resolve(&cfg.server_host, cfg.server_port).await {
-        Ok(s) => s,
-        Err(why) => return Ended::Failed(Failure::Unreachable(why)),
+    let server = tokio::select! {
+        r = resolve(&cfg.server_host, cfg.server_port) => match r {
+            Ok(s) => s,
+            Err(why) => return Ended::Failed(Failure::Unreachable(why)),
+        },
+        _ = stop.changed() => return Ended::Stopped,
     };
     let dialled = Instant::now();
     let routes = tunnel_routes(cfg);
@@ -403,7 +406,7 @@ async fn attempt(
         ppp: ppp_config(cfg),
         calls: 1,
     };
-    let mut conn = tokio::spawn(run_connection(client, params, conn_stop_rx));
+    let mut conn = tokio::spawn(run_connection(client.clone(), params, conn_stop_rx));
     let setup_deadline = tokio::time::Instant::now() + SETUP_TIMEOUT;
     let mut installed: Option<Installed> = None;
     let ended = loop {
@@ -449,7 +452,10 @@ async fn attempt(
         .await
         .is_err()
     {
+        // The server did not let go in time (or TCP still connects): cut the connection
+        // and take back what its task held.
         conn.abort();
+        client.finish_all("hung up");
     }
     match ended {
         Ended::Stopped => {

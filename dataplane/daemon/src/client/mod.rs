@@ -207,6 +207,22 @@ impl Client {
         });
     }
 
+    /// Ends every call of this client still on the data path (its control task was cut
+    /// short): their Call IDs return to the pool, their bindings go.
+    pub fn finish_all(&self, reason: &str) {
+        let me: *const Client = self;
+        for link in self.dp().links.all() {
+            let mine = link
+                .owner
+                .as_ref()
+                .is_some_and(|o| std::ptr::addr_eq(Arc::as_ptr(o), me));
+            if mine {
+                let mut st = link.lock();
+                self.finish(&link, &mut st, Outcome::Down(reason.to_owned()));
+            }
+        }
+    }
+
     /// Closes a link gracefully (LCP Terminate; Down follows).
     pub fn close(&self, link: &Arc<Link>, reason: &str) {
         let now = Instant::now();

@@ -169,6 +169,12 @@ pub async fn run_connection(
                 for link in calls.values() {
                     client.close(link, "client stopping");
                 }
+                // Calls the server has not answered yet are given up (a late answer is
+                // ignored; StopCCRQ ends them on the server).
+                for (id, ()) in pending.drain() {
+                    client.release_id(id);
+                    client.outcome(id, Outcome::Failed("client stopping".into()));
+                }
             }
             _ = sleep_until(deadline) => pns.handle_timeout(Instant::now()),
         }
