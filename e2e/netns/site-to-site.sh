@@ -154,6 +154,11 @@ check "metrics: one tunnel Connected, one dial connected" bash -c "
 check "the branch installed HQ's LAN route with its tunnel address as source" \
   bash -c "ip -n $BR route show 192.168.10.0/24 | grep -q 'dev sluice0.*src 10.201.0.'"
 check "lan-b pings lan-a through the tunnel" ip netns exec "$LB" ping -c 3 -W 2 -i 0.2 192.168.10.2
+check "the tunnel route carries the call's MTU (1400 with MPPE)" \
+  bash -c "ip -n $BR route show 192.168.10.0/24 | grep -q 'mtu 1400'"
+check "a 1400-byte DF packet from lan-b crosses the tunnel" ip netns exec "$LB" ping -c 2 -W 2 -i 0.2 -M do -s 1372 192.168.10.2
+check "a 1401-byte DF packet gets 'fragmentation needed' instead of vanishing" bash -c \
+  "ip netns exec $LB ping -c 2 -W 2 -i 0.2 -M do -s 1373 192.168.10.2 2>&1 | grep -qiE 'frag needed|message too long|mtu'"
 check "lan-a pings lan-b (HQ routes the branch's LAN: VpnUser.spec.routes)" ip netns exec "$LA" ping -c 3 -W 2 -i 0.2 192.168.20.2
 check "lan-a sees lan-b's own address (no masquerade)" bash -c "
   ip netns exec $LA timeout 5 python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((\"0.0.0.0\", 7777)); d, a = s.recvfrom(64); print(a[0]); assert a[0] == \"192.168.20.2\"' &

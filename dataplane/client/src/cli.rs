@@ -453,6 +453,7 @@ impl Running {
                 dns,
                 encoding,
                 setup,
+                ..
             } => {
                 report.up += 1;
                 report.setup_times.push(*setup);

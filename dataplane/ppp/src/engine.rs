@@ -533,6 +533,17 @@ impl Ppp {
         self.encoding
     }
 
+    /// The largest IP packet [`Ppp::encapsulate_ip`] accepts now: the peer's MRU (RFC 1661
+    /// §6.1) or our MTU, whichever is smaller, less the MPPE header and protocol field when
+    /// MPPE is on (RFC 3078 §3).
+    pub fn ip_mtu(&self) -> u16 {
+        let limit = self.lcp.peer_mru.min(self.mtu);
+        match self.mppe_tx {
+            Some(_) => limit.saturating_sub((crate::mppe::HEADER_LEN + 2) as u16),
+            None => limit,
+        }
+    }
+
     /// Peer's IPv4 address (server: assigned; client: the server's).
     pub fn peer_address(&self) -> Option<Ipv4Addr> {
         self.ipcp.remote()

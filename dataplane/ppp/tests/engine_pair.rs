@@ -729,3 +729,25 @@ fn pap_and_chap_md5_fail_with_only_the_nt_hash() {
         assert!(!p.client.is_up() && !p.server.is_up());
     }
 }
+
+#[test]
+fn ip_mtu_is_what_encapsulate_accepts() {
+    for (policy, expected) in [(Require, 1396), (Deny, 1400)] {
+        let mut p = Pair::new(
+            server_cfg(vec![MsChapV2], policy),
+            client_cfg(vec![MsChapV2], policy, "s3cret"),
+            7,
+        );
+        assert!(p.bring_up());
+        for engine in [&mut p.client, &mut p.server] {
+            let mtu = engine.ip_mtu();
+            assert_eq!(mtu, expected, "{policy:?}");
+            let mut out = Vec::new();
+            let mut ip = vec![0u8; usize::from(mtu)];
+            ip[0] = 0x45;
+            assert!(engine.encapsulate_ip(&ip, &mut out).is_ok());
+            ip.push(0);
+            assert!(engine.encapsulate_ip(&ip, &mut out).is_err());
+        }
+    }
+}

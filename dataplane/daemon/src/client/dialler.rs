@@ -79,6 +79,15 @@ fn wall(at: Instant) -> SystemTime {
     }
 }
 
+/// Text from the server (CHAP Failure messages, Call-Disconnect-Notify statistics) as it may
+/// reach logs and terminals: control characters replaced, at most 256 characters.
+fn printable(text: &str) -> String {
+    text.chars()
+        .take(256)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 fn describe(encoding: Encoding) -> String {
     encoding.to_string()
 }
@@ -103,16 +112,25 @@ impl Diallers {
     /// configuration is unchanged keeps its tunnel.
     pub fn apply(&self, gw: &Arc<Gateway>, tun: &str, clients: &[ClientConfig]) {
         let mut running = lock(&self.running);
-        running.retain(|source, r| {
-            let keep = clients
-                .iter()
-                .any(|c| c.source == *source && *c == r.config);
-            if !keep {
+        let gone: Vec<String> = running
+            .iter()
+            .filter(|(source, r)| {
+                !clients
+                    .iter()
+                    .any(|c| c.source == **source && *c == r.config)
+            })
+            .map(|(source, _)| source.clone())
+            .collect();
+        // A changed client's new task waits for the old one's hang-up, so the old one's
+        // clean-up never removes the new tunnel's routes.
+        let mut hanging_up = HashMap::new();
+        for source in gone {
+            if let Some(r) = running.remove(&source) {
                 info!(client = %source, "VpnClient removed or changed: hanging up");
                 let _ = r.stop.send(true);
+                hanging_up.insert(source, r.task);
             }
-            keep
-        });
+        }
         for c in clients {
             if running.contains_key(&c.source) {
                 continue;
@@ -128,11 +146,12 @@ impl Diallers {
                 gw.clone(),
                 Host {
                     tun: tun.to_owned(),
-                    nft_table: format!("sluice_client_{index}"),
+                    nft_table: format!("{}{index}", netcfg::CLIENT_SNAT_TABLE),
                 },
                 c.clone(),
                 status_tx,
                 stop_rx,
+                hanging_up.remove(&c.source),
             ));
             running.insert(
                 c.source.clone(),
@@ -246,7 +265,14 @@ async fn run(
     cfg: ClientConfig,
     status: watch::Sender<TunnelStatus>,
     mut stop: watch::Receiver<bool>,
+    previous: Option<JoinHandle<()>>,
 ) {
+    if let Some(previous) = previous {
+        tokio::select! {
+            _ = tokio::time::timeout(HANGUP_TIMEOUT * 2, previous) => {}
+            _ = stop.changed() => return,
+        }
+    }
     let (initial, max) = cfg.reconnect;
     let mut policy = Dialler::new(Backoff { initial, max }, Instant::now());
     let mut gauge = PhaseGauge::new(gw.dp.metrics.clone(), policy.phase());
@@ -412,12 +438,13 @@ async fn attempt(
     let ended = loop {
         tokio::select! {
             Some((call_id, outcome)) = outcomes.recv() => match outcome {
-                Outcome::Up { address, gateway, encoding, .. } => {
+                Outcome::Up { address, gateway, encoding, mtu, .. } => {
                     let now = Instant::now();
                     count_dial(&gw.dp.metrics, cfg, "connected", Some(now.saturating_duration_since(dialled)));
                     policy.connected(now);
-                    info!(client = %cfg.source, %server, local = %address, remote = %gateway, %encoding, "client tunnel up");
-                    installed = install(host, cfg, &routes, server, address, gateway).await;
+                    info!(client = %cfg.source, %server, local = %address, remote = %gateway, %encoding, mtu, "client tunnel up");
+                    let up = Up { local: address, remote: gateway, mtu };
+                    installed = install(host, cfg, &routes, server, up, gw.config().pool).await;
                     publish(status, gauge, policy, |s| {
                         s.local_address = Some(address);
                         s.remote_address = Some(gateway);
@@ -425,9 +452,9 @@ async fn attempt(
                         s.call_id = Some(call_id);
                     });
                 }
-                Outcome::Failed(why) => break Ended::Failed(Failure::Negotiation(why)),
-                Outcome::Rejected(why) => break Ended::Failed(Failure::Rejected(why)),
-                Outcome::Down(why) => break Ended::Failed(Failure::Dropped(why)),
+                Outcome::Failed(why) => break Ended::Failed(Failure::Negotiation(printable(&why))),
+                Outcome::Rejected(why) => break Ended::Failed(Failure::Rejected(printable(&why))),
+                Outcome::Down(why) => break Ended::Failed(Failure::Dropped(printable(&why))),
             },
             r = &mut conn => {
                 let why = match r {
@@ -455,6 +482,7 @@ async fn attempt(
         // The server did not let go in time (or TCP still connects): cut the connection
         // and take back what its task held.
         conn.abort();
+        let _ = conn.await;
         client.finish_all("hung up");
     }
     match ended {
@@ -484,13 +512,21 @@ async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
 
 /// Gives the host the tunnel: our address on the TUN device, the routes with it as their
 /// source, the pinned route to the server under a default route, and the source NAT.
+/// The tunnel as PPP brought it up.
+#[derive(Debug, Clone, Copy)]
+struct Up {
+    local: Ipv4Addr,
+    remote: Ipv4Addr,
+    mtu: u16,
+}
+
 async fn install(
     host: &Host,
     cfg: &ClientConfig,
     routes: &[Ipv4Net],
     server: SocketAddr,
-    local: Ipv4Addr,
-    remote: Ipv4Addr,
+    up: Up,
+    pool: Ipv4Net,
 ) -> Option<Installed> {
     let tun = host.tun.clone();
     let table = host.nft_table.clone();
@@ -511,27 +547,33 @@ async fn install(
             netcfg::route_pin(*server.ip())
                 .map_err(|e| warn!(client = %source, error = %e, "pinning the route to the server failed"))
                 .ok()
+                .flatten()
         } else {
             None
         };
-        warn_on("adding the tunnel address", netcfg::set_address(&tun, local));
-        let mut all = vec![Ipv4Net::from(remote)];
+        warn_on("adding the tunnel address", netcfg::set_address(&tun, up.local));
+        let mut all = vec![Ipv4Net::from(up.remote)];
         all.extend(routes.iter().copied());
         for net in &all {
             warn_on(
                 "installing a tunnel route",
-                netcfg::route_replace_from(&tun, *net, local),
+                netcfg::route_replace_from(&tun, *net, up.local, up.mtu),
             );
         }
         let snat = masquerade && !routes.is_empty();
         if snat {
+            let rule = netcfg::ClientSnat {
+                local: up.local,
+                nets: &routes,
+                pool,
+            };
             warn_on(
                 "installing the tunnel's source NAT",
-                netcfg::set_client_snat(&table, &tun, Some((local, &routes))),
+                netcfg::set_client_snat(&table, &tun, Some(rule)),
             );
         }
         Installed {
-            local,
+            local: up.local,
             routes: all,
             pinned,
             snat,

@@ -43,6 +43,8 @@ pub enum Outcome {
         gateway: Ipv4Addr,
         dns: Vec<Ipv4Addr>,
         encoding: Encoding,
+        /// The largest IP packet the call carries ([`sluice_ppp::Ppp::ip_mtu`]).
+        mtu: u16,
         setup: Duration,
     },
     /// The session did not come up.
@@ -233,6 +235,42 @@ impl Client {
         }
     }
 
+    /// A dialled server chooses both tunnel addresses (IPCP, RFC 1332 §3.3); the ones this
+    /// node cannot take without harm are refused: not unicast, equal, inside the gateway's
+    /// pool or its own address, or already a session's.
+    fn check_addresses(&self, local: Ipv4Addr, peer: Ipv4Addr) -> Result<(), String> {
+        let Home::Gateway { gw, .. } = &self.home else {
+            return Ok(());
+        };
+        let cfg = gw.config();
+        for (which, a) in [("our", local), ("its", peer)] {
+            let unusable = a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || a.is_broadcast()
+                || a.is_link_local();
+            let why = if unusable {
+                "is not a unicast address"
+            } else if cfg.pool.contains(&a) || a == cfg.local_address {
+                "belongs to this gateway's own address pool"
+            } else {
+                continue;
+            };
+            return Err(format!(
+                "the server assigned {which} tunnel address {a}, which {why}"
+            ));
+        }
+        if local == peer {
+            return Err(format!("the server assigned {local} to both ends"));
+        }
+        if gw.dp.links.by_address(peer).is_some() {
+            return Err(format!(
+                "the server's tunnel address {peer} is already another session's"
+            ));
+        }
+        Ok(())
+    }
+
     /// Binds a call that came up: our address (load generator: the TUN device's packets
     /// leave by their source), or the server's address and the routed networks (dialled:
     /// the gateway routes by destination).
@@ -271,6 +309,11 @@ impl Hooks for Client {
                 encoding,
             } => {
                 // In the client, "local" is our address and "peer" the server's.
+                if let Err(why) = self.check_addresses(local, peer) {
+                    st.down_reason = Some(why.clone());
+                    st.ppp.close(now, &why);
+                    return;
+                }
                 self.bind(link, st, local, peer);
                 Client::end_setup(st, SetupResult::Ok);
                 st.encoding = encoding;
@@ -282,6 +325,7 @@ impl Hooks for Client {
                         gateway: peer,
                         dns,
                         encoding,
+                        mtu: st.ppp.ip_mtu(),
                         setup: now.saturating_duration_since(link.created),
                     },
                 ));

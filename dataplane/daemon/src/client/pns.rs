@@ -68,6 +68,7 @@ pub async fn run_connection(
                             break 'conn Err(DialError::OutOfIds("call"));
                         };
                         if let Err(e) = pns.open_call(now, id, RECV_WINDOW) {
+                            client.release_id(id);
                             break 'conn Err(DialError::Pptp(e));
                         }
                         pending.insert(id, ());
@@ -101,7 +102,11 @@ pub async fn run_connection(
                     result,
                     ..
                 } => {
-                    pending.remove(&local_call_id);
+                    // Only a call still waiting has its ID (a call given up on stop
+                    // returned it already).
+                    if pending.remove(&local_call_id).is_none() {
+                        continue;
+                    }
                     client.release_id(local_call_id);
                     client.outcome(
                         local_call_id,
@@ -182,6 +187,10 @@ pub async fn run_connection(
             break Ok("stopped".to_owned());
         }
     };
+    for id in pending.into_keys() {
+        client.release_id(id);
+        client.outcome(id, Outcome::Failed("control connection closed".into()));
+    }
     for (id, link) in calls {
         let mut st = link.lock();
         client.finish(

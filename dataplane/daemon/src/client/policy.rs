@@ -9,7 +9,8 @@
 //! - A tunnel that stayed up for [`STABLE_AFTER`] starts the back-off again from `initial`: a
 //!   server restart is followed by a quick reconnect, a server that drops every session at
 //!   once is not hammered.
-//! - A refused login (wrong password, IKE authentication failed) waits the full `max` at once:
+//! - A refused login (wrong password, IKE authentication failed) waits `max` at once (jittered
+//!   within its last tenth):
 //!   retrying sooner cannot succeed and may lock the account on the server (RRAS, RADIUS
 //!   lockout). A new configuration (the Secret changed) dials at once ([`Dialler::reset`]).
 
@@ -96,6 +97,13 @@ impl fmt::Display for Failure {
     }
 }
 
+/// The wait after a refused login: `max`, less up to a tenth of it picked by `random`.
+fn refused_delay(max: Duration, random: u32) -> Duration {
+    let tenth = u64::try_from((max / 10).as_nanos()).unwrap_or(u64::MAX);
+    let less = u128::from(tenth) * u128::from(u32::MAX - random) / u128::from(u32::MAX);
+    max.saturating_sub(Duration::from_nanos(u64::try_from(less).unwrap_or(tenth)))
+}
+
 /// The dialling state of one client tunnel.
 #[derive(Debug, Clone)]
 pub struct Dialler {
@@ -152,8 +160,9 @@ impl Dialler {
             self.failures = 0;
         }
         let delay = match failure {
-            // The password will not fix itself: the longest wait at once.
-            Failure::Rejected(_) => self.backoff.delay(u32::MAX, random),
+            // The password will not fix itself: the longest wait at once, jittered only
+            // within its last tenth so the server sees at most one attempt per `max`.
+            Failure::Rejected(_) => refused_delay(self.backoff.max, random),
             _ => self.backoff.delay(self.failures, random),
         };
         self.failures = self.failures.saturating_add(1);
@@ -276,7 +285,10 @@ mod tests {
         let mut d = Dialler::new(backoff(), t0);
         let rejected = Failure::Rejected("MS-CHAPv2 E=691".into());
         assert_eq!(rejected.reason(), "AuthenticationRejected");
-        assert_eq!(d.failed(t0, rejected, NO_JITTER), t0 + 60 * S);
+        assert_eq!(d.failed(t0, rejected.clone(), NO_JITTER), t0 + 60 * S);
+        // Jitter never brings it below nine tenths of `max`.
+        assert_eq!(d.failed(t0, rejected.clone(), 0), t0 + 54 * S);
+        assert_eq!(d.failed(t0, rejected, u32::MAX / 2), t0 + 57 * S);
         assert_eq!(d.phase(), Phase::BackingOff);
         d.reset(t0 + S);
         assert_eq!((d.phase(), d.poll_timeout()), (Phase::Connecting, None));

@@ -99,16 +99,39 @@ pub fn address_delete(dev: &str, addr: Ipv4Addr) {
 }
 
 /// Routes `net` into the TUN device with `src` as the source the host picks for it (a
-/// dialled tunnel's own address, so host traffic needs no NAT).
-pub fn route_replace_from(dev: &str, net: Ipv4Net, src: Ipv4Addr) -> Result<(), NetError> {
-    let (net, src) = (net.to_string(), src.to_string());
-    run("ip", &["route", "replace", &net, "dev", dev, "src", &src])
+/// dialled tunnel's own address, so host traffic needs no NAT) and `mtu` as the path MTU
+/// (what the tunnel carries: larger packets get ICMP "fragmentation needed" at once).
+pub fn route_replace_from(
+    dev: &str,
+    net: Ipv4Net,
+    src: Ipv4Addr,
+    mtu: u16,
+) -> Result<(), NetError> {
+    let (net, src, mtu) = (net.to_string(), src.to_string(), mtu.to_string());
+    run(
+        "ip",
+        &[
+            "route", "replace", &net, "dev", dev, "src", &src, "mtu", &mtu,
+        ],
+    )
 }
 
 /// Pins the host route to `dest` as it is now (`ip route get`: gateway and device), so a
 /// default route into a tunnel does not capture the tunnel's own packets. Returns the
-/// pinned route, to delete with [`route_unpin`].
-pub fn route_pin(dest: Ipv4Addr) -> Result<Ipv4Net, NetError> {
+/// pinned route, to delete with [`route_unpin`]; `None` when a host route to `dest` exists
+/// already (someone else's, left alone).
+pub fn route_pin(dest: Ipv4Addr) -> Result<Option<Ipv4Net>, NetError> {
+    let host = Ipv4Net::from(dest).to_string();
+    let existing = Command::new("ip")
+        .args(["-o", "route", "show", "exact", &host])
+        .output()
+        .map_err(|error| NetError::Spawn {
+            cmd: format!("ip -o route show exact {host}"),
+            error,
+        })?;
+    if !existing.stdout.is_empty() {
+        return Ok(None);
+    }
     let cmd = format!("ip -o route get {dest}");
     let out = Command::new("ip")
         .args(["-o", "route", "get", &dest.to_string()])
@@ -128,12 +151,11 @@ pub fn route_pin(dest: Ipv4Addr) -> Result<Ipv4Net, NetError> {
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         });
     };
-    let host = Ipv4Net::from(dest).to_string();
     match field("via") {
-        Some(via) => run("ip", &["route", "replace", &host, "via", via, "dev", dev])?,
-        None => run("ip", &["route", "replace", &host, "dev", dev])?,
+        Some(via) => run("ip", &["route", "add", &host, "via", via, "dev", dev])?,
+        None => run("ip", &["route", "add", &host, "dev", dev])?,
     }
-    Ok(Ipv4Net::from(dest))
+    Ok(Some(Ipv4Net::from(dest)))
 }
 
 /// Removes a route [`route_pin`] installed.
@@ -143,23 +165,53 @@ pub fn route_unpin(net: Ipv4Net) {
     }
 }
 
-/// Installs (or, with `None`, removes) the source NAT of a dialled tunnel: traffic routed into
-/// `dev` toward `nets` from any other source leaves as `local`. One nft table per tunnel
-/// (`table`), replaced as a whole.
+/// Prefix of the nft tables of dialled tunnels' source NAT (`sluice_client_N`).
+pub const CLIENT_SNAT_TABLE: &str = "sluice_client_";
+
+/// What a dialled tunnel's source NAT rewrites: traffic into the TUN device toward `nets`
+/// (except the gateway's own `pool`, whose sessions share the device) from any source but
+/// `local` leaves as `local`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientSnat<'a> {
+    pub local: Ipv4Addr,
+    pub nets: &'a [Ipv4Net],
+    pub pool: Ipv4Net,
+}
+
+/// Installs (or, with `None`, removes) a dialled tunnel's source NAT. One nft table per
+/// tunnel (`table`), replaced as a whole.
 pub fn set_client_snat(
     table: &str,
     dev: &str,
-    snat: Option<(Ipv4Addr, &[Ipv4Net])>,
+    snat: Option<ClientSnat<'_>>,
 ) -> Result<(), NetError> {
     let mut script = format!("add table ip {table}\ndelete table ip {table}\n");
-    if let Some((local, nets)) = snat {
+    if let Some(ClientSnat { local, nets, pool }) = snat {
         let nets: Vec<String> = nets.iter().map(ToString::to_string).collect();
         script.push_str(&format!(
-            "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname \"{dev}\" ip daddr {{ {} }} ip saddr != {local} snat to {local}\n  }}\n}}\n",
+            "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname \"{dev}\" ip daddr {{ {} }} ip daddr != {pool} ip saddr != {local} snat to {local}\n  }}\n}}\n",
             nets.join(", ")
         ));
     }
     run_with_stdin("nft", &["-f", "-"], &script)
+}
+
+/// Deletes the source-NAT tables of dialled tunnels a previous run left (it was killed
+/// before it could hang up); called once at start.
+pub fn delete_stale_client_snat() {
+    let Ok(out) = Command::new("nft").args(["list", "tables", "ip"]).output() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stale = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("table ip "))
+        .filter(|t| t.starts_with(CLIENT_SNAT_TABLE));
+    for table in stale {
+        if let Err(e) = run("nft", &["delete", "table", "ip", table]) {
+            debug!(error = %e, "deleting a stale client SNAT table");
+        }
+    }
 }
 
 /// Turns on IPv4 forwarding in this network namespace.

@@ -141,6 +141,7 @@ pub fn start(
     }
     spawn_accept_loop(gw.clone(), listener, host.max_control_connections);
     spawn_log_flush(gw.clone());
+    netcfg::delete_stale_client_snat();
     gw.diallers.apply(&gw, &host.tun, &gw.config().clients);
     if gw.config().l2tp.enabled
         && let Err(e) = start_l2tp(&gw, host)
