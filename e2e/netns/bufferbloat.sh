@@ -95,7 +95,7 @@ check "no ECN: iperf3 delivered data" test "$(sent)" -gt 0
 check "no ECN: CoDel dropped packets (dropped{queue_delay})" test "$(dropped)" -gt 0
 check "no ECN: nothing was marked" test "$(marked)" -eq "$before"
 check "the session survived both (tunnel control traffic is never signalled)" bash -c \
-  "ip netns exec $GW $SLUICE_BIN sessions | grep -q '^erin '"
+  "ip netns exec $GW $SLUICE_BIN sessions | grep -qE '^server +erin '"
 
 # 3. CoDel off: nothing signalled, and the ping waits behind the whole queue.
 gateway --aqm-target-ms 0
