@@ -783,6 +783,36 @@ pub(super) fn secret_value(
     value
 }
 
+/// One Secret value read by [`sized_secret`].
+pub(super) struct SizedSecret {
+    pub value: Vec<u8>,
+    /// What it is and where it came from, for error messages (never the value).
+    pub what: String,
+    /// Non-empty and at most the size allowed (else the error is reported already).
+    pub sound: bool,
+}
+
+/// Reads `key` of Secret `name` as the `label` it holds (a password, a pre-shared key…;
+/// `None`: just the Secret's key) and checks that it is non-empty and at most `max` bytes.
+/// `None` when the Secret or key is missing (reported). Errors never show the value.
+pub(super) fn sized_secret(
+    errs: &mut Errors,
+    field: &str,
+    ns: &str,
+    secrets: &[Secret],
+    (name, key): (&str, &str),
+    label: Option<&str>,
+    max: usize,
+) -> Option<SizedSecret> {
+    let value = secret_value(errs, field, ns, secrets, name, key)?;
+    let what = match label {
+        Some(label) => format!("{label} in Secret {name:?} key {key:?}"),
+        None => format!("Secret {name:?} key {key:?}"),
+    };
+    let sound = sized(errs, field, &what, &value, max);
+    Some(SizedSecret { value, what, sound })
+}
+
 /// Reads an L2TP tunnel secret (non-empty, bounded); errors never show the value.
 pub(super) fn tunnel_secret_value(
     errs: &mut Errors,
@@ -791,12 +821,17 @@ pub(super) fn tunnel_secret_value(
     secrets: &[Secret],
     r: &TunnelSecretRef,
 ) -> Vec<u8> {
-    let Some(value) = secret_value(errs, field, ns, secrets, &r.name, &r.key) else {
-        return Vec::new();
-    };
-    let what = format!("tunnel secret in Secret {:?} key {:?}", r.name, r.key);
-    sized(errs, field, &what, &value, MAX_TUNNEL_SECRET_BYTES);
-    value
+    let key = (r.name.as_str(), r.key.as_str());
+    let s = sized_secret(
+        errs,
+        field,
+        ns,
+        secrets,
+        key,
+        Some("tunnel secret"),
+        MAX_TUNNEL_SECRET_BYTES,
+    );
+    s.map_or_else(Vec::new, |s| s.value)
 }
 
 /// Whether a Secret's value (`what`) holds 1 to `max` bytes; reports why not under `field`
@@ -838,11 +873,18 @@ pub(super) fn credential(
     key: &str,
     what: &str,
 ) -> Vec<u8> {
-    let Some(value) = secret_value(errs, field, ns, secrets, name, key) else {
+    let s = sized_secret(
+        errs,
+        field,
+        ns,
+        secrets,
+        (name, key),
+        Some(what),
+        MAX_CREDENTIAL_BYTES,
+    );
+    let Some(SizedSecret { value, what, sound }) = s else {
         return Vec::new();
     };
-    let what = format!("{what} in Secret {name:?} key {key:?}");
-    let sound = sized(errs, field, &what, &value, MAX_CREDENTIAL_BYTES);
     if sound && value.contains(&0) {
         errs.push(field, format!("{what} contains NUL"));
     } else if sound && std::str::from_utf8(&value).is_err() {

@@ -6,8 +6,8 @@ use sluice_ike::policy::{EspProposal, IkeProposal, MAX_PROPOSALS, ProposalError}
 use sluice_proto::v1::{IpsecSettings, NatDetection as WireNatDetection};
 
 use super::{
-    Errors, MAX_PRE_SHARED_KEY_BYTES, MIN_PRE_SHARED_KEY_BYTES, seconds_between, secret_value,
-    sized,
+    Errors, MAX_PRE_SHARED_KEY_BYTES, MIN_PRE_SHARED_KEY_BYTES, SizedSecret, seconds_between,
+    sized_secret,
 };
 use crate::gateway::{IpsecSpec, NatDetection, PreSharedKeySecretRef, VpnGatewaySpec};
 use crate::wire::{esp_proposal_to_wire, ike_proposal_to_wire};
@@ -132,13 +132,21 @@ pub(super) fn pre_shared_key(
     secrets: &[Secret],
     r: &PreSharedKeySecretRef,
 ) -> Vec<u8> {
-    let Some(value) = secret_value(errs, field, ns, secrets, &r.name, &r.key) else {
+    let key = (r.name.as_str(), r.key.as_str());
+    let label = Some("pre-shared key");
+    let s = sized_secret(
+        errs,
+        field,
+        ns,
+        secrets,
+        key,
+        label,
+        MAX_PRE_SHARED_KEY_BYTES,
+    );
+    let Some(SizedSecret { value, what, sound }) = s else {
         return Vec::new();
     };
-    let what = format!("pre-shared key in Secret {:?} key {:?}", r.name, r.key);
-    if sized(errs, field, &what, &value, MAX_PRE_SHARED_KEY_BYTES)
-        && value.len() < MIN_PRE_SHARED_KEY_BYTES
-    {
+    if sound && value.len() < MIN_PRE_SHARED_KEY_BYTES {
         errs.push(
             field,
             format!(
@@ -174,11 +182,11 @@ pub(super) fn pem_value(
     key: &str,
     markers: &[&str],
 ) -> Vec<u8> {
-    let Some(value) = secret_value(errs, field, ns, secrets, name, key) else {
+    let s = sized_secret(errs, field, ns, secrets, (name, key), None, MAX_PEM_BYTES);
+    let Some(SizedSecret { value, what, sound }) = s else {
         return Vec::new();
     };
-    let what = format!("Secret {name:?} key {key:?}");
-    if sized(errs, field, &what, &value, MAX_PEM_BYTES)
+    if sound
         && let Some(first) = markers.first()
         && !markers
             .iter()

@@ -628,7 +628,8 @@ impl Metrics {
             "The configuration applied (value 1), labelled with its version",
             m.config.clone(),
         );
-        for phase in ["Connecting", "Connected", "BackingOff", "Failed"] {
+        for phase in crate::client::policy::Phase::ALL {
+            let phase = phase.as_str();
             let _ = m.client_tunnels.get_or_create(&ClientPhaseLabels { phase });
         }
         registry.register(

@@ -9,23 +9,23 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
-use sluice_ppp::Encoding;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::policy::{Backoff, Dialler, Failure, Phase};
-use super::{Client, Outcome, SessionParams, run_connection};
+use super::{Client, Outcome, SessionParams, run_connection, without};
 use crate::config::{ClientConfig, ClientTransport};
 use crate::control::pptp::mppe_overhead;
 use crate::gateway::Gateway;
 use crate::io::netcfg;
-use crate::metrics::{ClientPhaseLabels, DialLabels, Metrics, ProtoLabels, Protocol};
+use crate::metrics::{ClientPhaseLabels, DialLabels, Metrics, ProtoLabels};
 use crate::sync::lock;
 use prometheus_client::metrics::gauge::Gauge;
 
@@ -88,16 +88,12 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
-fn describe(encoding: Encoding) -> String {
-    encoding.to_string()
-}
-
 /// The running dialler tasks of a gateway, keyed by `VpnClient` (`source`).
 #[derive(Default)]
 pub struct Diallers {
     running: Mutex<HashMap<String, Running>>,
     /// Numbers the tunnels' nft tables (`sluice_client_N`), never reused.
-    next_index: Mutex<u32>,
+    next_index: AtomicU32,
 }
 
 struct Running {
@@ -135,11 +131,10 @@ impl Diallers {
             if running.contains_key(&c.source) {
                 continue;
             }
-            let index = {
-                let mut n = lock(&self.next_index);
-                *n = n.wrapping_add(1);
-                *n
-            };
+            let index = self
+                .next_index
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_add(1);
             let (stop, stop_rx) = watch::channel(false);
             let (status_tx, status) = watch::channel(initial_status(c));
             let task = tokio::spawn(run(
@@ -193,11 +188,7 @@ impl Diallers {
 fn initial_status(c: &ClientConfig) -> TunnelStatus {
     TunnelStatus {
         source: c.source.clone(),
-        protocol: match c.transport {
-            ClientTransport::Pptp => "pptp",
-            ClientTransport::L2tp { .. } => "l2tp",
-        }
-        .to_owned(),
+        protocol: c.transport.protocol().as_str().to_owned(),
         server: format!("{}:{}", c.server_host, c.server_port),
         phase: Phase::Connecting.to_string(),
         since_unix: unix(SystemTime::now()),
@@ -385,10 +376,7 @@ fn count_dial(
     result: &'static str,
     setup: Option<Duration>,
 ) {
-    let protocol = match cfg.transport {
-        ClientTransport::Pptp => Protocol::Pptp,
-        ClientTransport::L2tp { .. } => Protocol::L2tp,
-    };
+    let protocol = cfg.transport.protocol();
     metrics
         .client_dials
         .get_or_create(&DialLabels { protocol, result })
@@ -420,9 +408,11 @@ async fn attempt(
     };
     let dialled = Instant::now();
     let routes = tunnel_routes(cfg);
+    // The gateway's pool is its sessions', even under a default route into the tunnel.
+    let pool = gw.config().pool;
     let (client, mut outcomes) = Client::dialled(
         gw.clone(),
-        routes.clone(),
+        without(&routes, pool),
         cfg.source.clone(),
         cfg.username.clone(),
     );
@@ -444,11 +434,11 @@ async fn attempt(
                     policy.connected(now);
                     info!(client = %cfg.source, %server, local = %address, remote = %gateway, %encoding, mtu, "client tunnel up");
                     let up = Up { local: address, remote: gateway, mtu };
-                    installed = install(host, cfg, &routes, server, up, gw.config().pool).await;
+                    installed = install(host, cfg, &routes, server, up, pool).await;
                     publish(status, gauge, policy, |s| {
                         s.local_address = Some(address);
                         s.remote_address = Some(gateway);
-                        s.encoding = Some(describe(encoding));
+                        s.encoding = Some(encoding.to_string());
                         s.call_id = Some(call_id);
                     });
                 }

@@ -55,6 +55,35 @@ pub enum Outcome {
     Down(String),
 }
 
+/// `nets` less every address of `hole`: a net inside it goes, a net around it is split into
+/// the halves beside it (at most one per prefix length between the two).
+pub fn without(nets: &[Ipv4Net], hole: Ipv4Net) -> Vec<Ipv4Net> {
+    let hole = hole.trunc();
+    let mut out = Vec::new();
+    for net in nets {
+        let mut net = net.trunc();
+        if hole.contains(&net) {
+            continue;
+        }
+        if !net.contains(&hole) {
+            out.push(net);
+            continue;
+        }
+        while net.prefix_len() < hole.prefix_len() {
+            let Ok(mut halves) = net.subnets(net.prefix_len() + 1) else {
+                break;
+            };
+            let (Some(a), Some(b)) = (halves.next(), halves.next()) else {
+                break;
+            };
+            let (inner, outer) = if a.contains(&hole) { (a, b) } else { (b, a) };
+            out.push(outer);
+            net = inner;
+        }
+    }
+    out
+}
+
 /// Where a client's calls live.
 enum Home {
     /// Its own data path (the load generator).
@@ -66,8 +95,9 @@ enum Home {
     Gateway {
         gw: Arc<Gateway>,
         /// The networks routed into the tunnel (`spec.routes`, and the two halves of the
-        /// address space for `addDefaultRoute`): bound to the call once it is up, and the
-        /// only sources accepted from it besides the server's tunnel address.
+        /// address space for `addDefaultRoute`), less the gateway's own pool: bound to the
+        /// call once it is up, and the only sources accepted from it besides the server's
+        /// tunnel address.
         routes: Vec<Ipv4Net>,
         /// The `VpnClient` (`namespace/name`) and the user name it logs in as, shown with
         /// its calls in the session table.
@@ -152,25 +182,24 @@ impl Client {
     /// Puts a new call on the data path: marked as dialled when it is on the gateway's. Its
     /// setup trace (`session_setup`, role `client`) starts here.
     pub fn insert(self: &Arc<Self>, link: Link) -> Arc<Link> {
-        let link = match &self.home {
-            Home::Own { .. } => Arc::new(link),
-            Home::Gateway {
-                source, username, ..
-            } => {
-                let link = Arc::new(link.with_owner(self.clone()));
-                let mut st = link.lock();
-                st.source.clone_from(source);
-                st.username = Some(username.clone());
-                drop(st);
-                link
-            }
-        };
         let span = setup_span(Role::Client, link.protocol, link.peer);
         span.record("call_id", link.local_call_id);
-        if let Home::Gateway { username, .. } = &self.home {
-            span.record("user", username.as_str());
+        let link = match &self.home {
+            Home::Own { .. } => Arc::new(link),
+            Home::Gateway { .. } => Arc::new(link.with_owner(self.clone())),
+        };
+        {
+            let mut st = link.lock();
+            if let Home::Gateway {
+                source, username, ..
+            } = &self.home
+            {
+                span.record("user", username.as_str());
+                st.source.clone_from(source);
+                st.username = Some(username.clone());
+            }
+            st.start_setup(span);
         }
-        link.set_setup_span(span);
         self.dp().links.insert(link.clone());
         link
     }
@@ -382,5 +411,41 @@ impl Hooks for Client {
         self.sink_packets.fetch_add(1, Ordering::Relaxed);
         self.sink_bytes
             .fetch_add(ip.len() as u64, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(text: &[&str]) -> Vec<Ipv4Net> {
+        text.iter().filter_map(|t| t.parse().ok()).collect()
+    }
+
+    #[test]
+    fn without_cuts_the_hole_out_and_nothing_else() {
+        let Ok(pool) = "10.202.0.0/24".parse::<Ipv4Net>() else {
+            panic!("pool")
+        };
+        let halves = without(&nets(&["0.0.0.0/1", "128.0.0.0/1"]), pool);
+        assert_eq!(halves.len(), 24, "{halves:?}");
+        let covered = |a: Ipv4Addr| halves.iter().any(|n| n.contains(&a));
+        for a in [[10, 202, 0, 0], [10, 202, 0, 1], [10, 202, 0, 255]] {
+            assert!(!covered(a.into()), "{a:?}");
+        }
+        for a in [
+            [0, 0, 0, 0],
+            [10, 201, 255, 255],
+            [10, 202, 1, 0],
+            [127, 255, 255, 255],
+            [200, 1, 2, 3],
+        ] {
+            assert!(covered(a.into()), "{a:?}");
+        }
+        // Disjoint nets stay, nets inside the hole go.
+        assert_eq!(
+            without(&nets(&["192.168.10.0/24", "10.202.0.128/25"]), pool),
+            nets(&["192.168.10.0/24"])
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! one or more calls, each a [`Link`] on the client's data path. The dialler runs one per
 //! `VpnClient`; the load generator (`sluice-client`) runs many.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,7 +52,7 @@ pub async fn run_connection(
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<CtlCmd>();
     let mut pns = Pns::new(PnsConfig::default(), Instant::now());
-    let mut pending: HashMap<u16, ()> = HashMap::new();
+    let mut pending: HashSet<u16> = HashSet::new();
     let mut calls: HashMap<u16, Arc<Link>> = HashMap::new();
     let mut kick = Vec::new();
     let mut buf = vec![0u8; 2048];
@@ -71,7 +71,7 @@ pub async fn run_connection(
                             client.release_id(id);
                             break 'conn Err(DialError::Pptp(e));
                         }
-                        pending.insert(id, ());
+                        pending.insert(id);
                     }
                 }
                 PnsEvent::CallConnected {
@@ -79,7 +79,7 @@ pub async fn run_connection(
                     peer_call_id,
                     peer_recv_window,
                 } => {
-                    if pending.remove(&local_call_id).is_none() {
+                    if !pending.remove(&local_call_id) {
                         continue;
                     }
                     let ppp = Ppp::client(params.ppp.clone(), now, seed());
@@ -104,7 +104,7 @@ pub async fn run_connection(
                 } => {
                     // Only a call still waiting has its ID (a call given up on stop
                     // returned it already).
-                    if pending.remove(&local_call_id).is_none() {
+                    if !pending.remove(&local_call_id) {
                         continue;
                     }
                     client.release_id(local_call_id);
@@ -176,7 +176,7 @@ pub async fn run_connection(
                 }
                 // Calls the server has not answered yet are given up (a late answer is
                 // ignored; StopCCRQ ends them on the server).
-                for (id, ()) in pending.drain() {
+                for id in pending.drain() {
                     client.release_id(id);
                     client.outcome(id, Outcome::Failed("client stopping".into()));
                 }
@@ -187,7 +187,7 @@ pub async fn run_connection(
             break Ok("stopped".to_owned());
         }
     };
-    for id in pending.into_keys() {
+    for id in pending {
         client.release_id(id);
         client.outcome(id, Outcome::Failed("control connection closed".into()));
     }

@@ -36,6 +36,14 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in the order a tunnel meets them.
+    pub const ALL: [Phase; 4] = [
+        Phase::Connecting,
+        Phase::Connected,
+        Phase::BackingOff,
+        Phase::Failed,
+    ];
+
     /// The status and label value: `Connecting`, `Connected`, `BackingOff`, `Failed`.
     pub fn as_str(self) -> &'static str {
         match self {

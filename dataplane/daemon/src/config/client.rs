@@ -184,6 +184,16 @@ impl ClientConfig {
     }
 }
 
+impl ClientTransport {
+    /// The tunnel protocol (the metrics' `protocol` label).
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            ClientTransport::Pptp => Protocol::Pptp,
+            ClientTransport::L2tp { .. } => Protocol::L2tp,
+        }
+    }
+}
+
 impl ClientIpsec {
     fn from_proto(p: &pb::ClientIpsec) -> Result<ClientIpsec, ClientConfigError> {
         let auth = if !p.certificate_chain.is_empty() {

@@ -125,6 +125,14 @@ pub struct LinkState {
     pub held_auth: Option<Instant>,
 }
 
+impl LinkState {
+    /// Makes `span` the setup's trace (`session_setup`) and starts its `lcp` phase.
+    pub fn start_setup(&mut self, span: Span) {
+        self.phase_span = tracing::info_span!(parent: &span, "lcp");
+        self.setup_span = span;
+    }
+}
+
 /// One PPP session (over GRE or L2TP).
 pub struct Link {
     pub protocol: Protocol,
@@ -218,9 +226,7 @@ impl Link {
 
     /// Makes `span` the setup's trace (`session_setup`) and starts its `lcp` phase.
     pub fn set_setup_span(&self, span: Span) {
-        let mut st = self.lock();
-        st.phase_span = tracing::info_span!(parent: &span, "lcp");
-        st.setup_span = span;
+        self.lock().start_setup(span);
     }
 
     /// Locks the link state; a poisoned lock (a panic elsewhere) still yields the state.

@@ -758,13 +758,8 @@ impl Hooks for Gateway {
         if let Some(link) = self.dp.links.by_address(dst) {
             return Some(link);
         }
-        // Networks behind clients (spec.routes) and into dialled tunnels: longest prefix
-        // wins. An address of the pool with no session (a user who left) is nobody's: it
-        // never goes into a dialled tunnel, whose routes may cover everything.
-        let link = self.dp.links.by_net(dst)?;
-        if link.owner.is_some() && self.config().pool.contains(&dst) {
-            return None;
-        }
-        Some(link)
+        // Networks behind clients (spec.routes) and into dialled tunnels (never covering
+        // the pool: `client::without`): longest prefix wins.
+        self.dp.links.by_net(dst)
     }
 }

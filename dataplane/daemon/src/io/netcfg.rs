@@ -24,6 +24,11 @@ pub enum NetError {
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), NetError> {
+    output(program, args).map(drop)
+}
+
+/// Runs a command; its standard output when it succeeds.
+fn output(program: &str, args: &[&str]) -> Result<String, NetError> {
     let cmd = format!("{program} {}", args.join(" "));
     debug!(%cmd, "net config");
     let out = Command::new(program)
@@ -34,7 +39,7 @@ fn run(program: &str, args: &[&str]) -> Result<(), NetError> {
             error,
         })?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(NetError::Failed {
             cmd,
@@ -122,33 +127,19 @@ pub fn route_replace_from(
 /// already (someone else's, left alone).
 pub fn route_pin(dest: Ipv4Addr) -> Result<Option<Ipv4Net>, NetError> {
     let host = Ipv4Net::from(dest).to_string();
-    let existing = Command::new("ip")
-        .args(["-o", "route", "show", "exact", &host])
-        .output()
-        .map_err(|error| NetError::Spawn {
-            cmd: format!("ip -o route show exact {host}"),
-            error,
-        })?;
-    if !existing.stdout.is_empty() {
+    if !output("ip", &["-o", "route", "show", "exact", &host])?.is_empty() {
         return Ok(None);
     }
-    let cmd = format!("ip -o route get {dest}");
-    let out = Command::new("ip")
-        .args(["-o", "route", "get", &dest.to_string()])
-        .output()
-        .map_err(|error| NetError::Spawn {
-            cmd: cmd.clone(),
-            error,
-        })?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let dest_text = dest.to_string();
+    let route = output("ip", &["-o", "route", "get", &dest_text])?;
     let field = |name: &str| {
-        let mut words = text.split_whitespace();
+        let mut words = route.split_whitespace();
         words.find(|w| *w == name).and(words.next())
     };
     let Some(dev) = field("dev") else {
         return Err(NetError::Failed {
-            cmd,
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            cmd: format!("ip -o route get {dest}"),
+            stderr: format!("no device in {route:?}"),
         });
     };
     match field("via") {
@@ -199,10 +190,9 @@ pub fn set_client_snat(
 /// Deletes the source-NAT tables of dialled tunnels a previous run left (it was killed
 /// before it could hang up); called once at start.
 pub fn delete_stale_client_snat() {
-    let Ok(out) = Command::new("nft").args(["list", "tables", "ip"]).output() else {
+    let Ok(text) = output("nft", &["list", "tables", "ip"]) else {
         return;
     };
-    let text = String::from_utf8_lossy(&out.stdout);
     let stale = text
         .lines()
         .filter_map(|l| l.strip_prefix("table ip "))
